@@ -1,0 +1,71 @@
+/*
+ * batch_writer.h - group commit: one writer thread per durable store.
+ *
+ * Callers on the event-loop thread submit items; the writer thread takes everything
+ * queued while its previous batch was being forced, hands the whole batch to the
+ * store's write_batch() (one synced transaction), and then passes the batch back to
+ * the loop thread, where done() runs for every item with the batch's status. Nothing
+ * is reported done before write_batch() returned for it, so a caller that sends or
+ * replies only from done() never acts on a record that is not yet durable.
+ *
+ * Items are intrusive (embed struct bw_item in your record); the writer never
+ * allocates per item. The loop is woken through an eventfd, so this works whether or
+ * not the application enabled libevent's threading support.
+ */
+#ifndef TPC_COMMON_BATCH_WRITER_H
+#define TPC_COMMON_BATCH_WRITER_H
+
+#include <stddef.h>
+
+struct event_base;
+
+struct bw_item {
+	struct bw_item *next;
+	int status; /* set by the writer: write_batch()'s result for the batch */
+};
+
+/**
+ * Writes items head..(n items, linked by next) as one durable unit.
+ * Runs on the writer thread. @return 0 or a negative errno-style code.
+ */
+typedef int (*bw_write_fn)(void *ctx, struct bw_item *head, size_t n);
+
+/** Runs on the loop thread once per item, in submission order, after its batch. */
+typedef void (*bw_done_fn)(void *ctx, struct bw_item *item, int status);
+
+struct bw_stats {
+	unsigned long long batches;
+	unsigned long long items;
+	unsigned long long max_batch;
+	unsigned long long write_ns_total; /* time spent inside write_batch */
+};
+
+struct batch_writer;
+
+/**
+ * @brief Create a writer and start its thread.
+ * @param max_batch largest number of items per batch; 1 turns group commit off.
+ * @return the writer, or NULL with errno set.
+ */
+struct batch_writer *batch_writer_new(struct event_base *base, bw_write_fn write_batch,
+				      bw_done_fn done, void *ctx, size_t max_batch);
+
+/** @brief Queue one item; it must stay valid until done() ran for it. */
+void batch_writer_submit(struct batch_writer *w, struct bw_item *item);
+
+/** @brief Items submitted and not yet passed to done(). Loop thread only. */
+size_t batch_writer_pending(const struct batch_writer *w);
+
+/**
+ * @brief Block the caller until every submitted item is written, then run done() for
+ *        each. For shutdown and tests; the loop thread is the caller.
+ */
+void batch_writer_flush(struct batch_writer *w);
+
+/** @brief Copy the counters (any thread). */
+void batch_writer_stats(struct batch_writer *w, struct bw_stats *out);
+
+/** @brief Flush, stop the thread, and free the writer. NULL is a no-op. */
+void batch_writer_free(struct batch_writer *w);
+
+#endif

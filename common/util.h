@@ -1,0 +1,43 @@
+/*
+ * util.h - small helpers shared by every tpc program: clocks, levelled logging to
+ * stderr, HOST:PORT parsing, and duration/size parsing for command lines.
+ */
+#ifndef TPC_COMMON_UTIL_H
+#define TPC_COMMON_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/** Monotonic clock in milliseconds / nanoseconds. */
+uint64_t tpc_now_ms(void);
+uint64_t tpc_now_ns(void);
+/** Wall clock in milliseconds since the Unix epoch. */
+uint64_t tpc_wall_ms(void);
+
+enum tpc_log_level { TPC_LOG_DEBUG, TPC_LOG_INFO, TPC_LOG_WARN, TPC_LOG_ERROR };
+
+/** A logger is a program's own: name and minimum level; no process-wide state. */
+struct tpc_logger {
+	const char *prog;
+	enum tpc_log_level min;
+};
+
+/** One line on stderr: "2026-11-27T09:00:00.123Z INFO prog: message". */
+void tpc_logf(const struct tpc_logger *lg, enum tpc_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/**
+ * @brief Parse "HOST:PORT" (HOST may be empty for all addresses, or [v6]) into @p ss.
+ * @return 0, or -EINVAL with a reason in @p err (size @p errlen).
+ */
+int tpc_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *sslen,
+		       char *err, size_t errlen);
+
+/** @brief Parse "250", "250ms", "10s", "2m", "1h" into milliseconds. @return 0 or -EINVAL. */
+int tpc_parse_duration_ms(const char *s, uint64_t *out_ms);
+
+/** @brief Parse an unsigned integer with optional K/M/G (binary) suffix. @return 0 or -EINVAL. */
+int tpc_parse_size(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,259 @@
+/*
+ * actions.c - carrying out what the state machine returns: frames to participants and
+ * clients, records to the log writer, timers, and freeing forgotten transactions.
+ *
+ * D1 is kept by construction: ACT_SEND_DECISION(COMMIT) and a COMMITTED reply only
+ * come out of coord_txn_step() for EV_LOGGED with status 0, and coord_log_done() feeds
+ * EV_LOGGED only after the batch holding the COMMIT record was committed and synced.
+ */
+#include "server_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define E(name) TPC__ERROR_CODE__ERR_##name
+
+static struct conn *peer_conn(struct coord_server *s, uint32_t peer)
+{
+	struct peer *p = coord_peer(s, peer);
+	return p ? coord_conn_get(s, p->conn) : NULL;
+}
+
+static void send_prepare(struct coord_server *s, struct coord_txn *t, uint32_t peer)
+{
+	struct conn *c = peer_conn(s, peer);
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Prepare p = TPC__PREPARE__INIT;
+
+	if (!c)
+		return; /* sent again when it says Hello (EV_PEER_UP) */
+	p.txid = t->txid;
+	p.epoch = s->epoch;
+	env.body_case = TPC__ENVELOPE__BODY_PREPARE;
+	env.prepare = &p;
+	coord_conn_send(c, &env);
+	s->stats.prepares_sent++;
+}
+
+static void send_decision(struct coord_server *s, struct coord_txn *t, uint32_t peer,
+			  int decision)
+{
+	struct conn *c = peer_conn(s, peer);
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Decision d = TPC__DECISION__INIT;
+
+	if (!c)
+		return; /* COMMIT: resent on Hello; ABORT: it asks and hears ABORTED (D5) */
+	d.txid = t->txid;
+	d.decision = decision == DECIDE_COMMIT ? TPC__DECISION_KIND__DECISION_COMMIT
+					       : TPC__DECISION_KIND__DECISION_ABORT;
+	d.epoch = s->epoch;
+	env.body_case = TPC__ENVELOPE__BODY_DECISION;
+	env.decision = &d;
+	coord_conn_send(c, &env);
+	s->stats.decisions_sent++;
+	if (t->attempts > 1)
+		s->stats.decision_resends++;
+}
+
+static void reply_outcome(struct coord_server *s, struct coord_txn *t,
+			  const struct coord_action *a)
+{
+	struct conn *c = coord_conn_get(s, a->conn);
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Outcome o = TPC__OUTCOME__INIT;
+
+	switch (a->outcome) {
+	case OUTCOME_COMMITTED: s->stats.committed++; break;
+	case OUTCOME_ABORTED: s->stats.aborted++; break;
+	default: s->stats.unknown++; break;
+	}
+	if (!c)
+		return; /* the client left; it asks with StatusQuery or its key */
+	o.txid = t->txid;
+	o.outcome = (Tpc__OutcomeKind)a->outcome;
+	o.reason = (char *)(a->reason ? a->reason : "");
+	env.request_id = a->req;
+	env.body_case = TPC__ENVELOPE__BODY_OUTCOME;
+	env.outcome = &o;
+	coord_conn_send(c, &env);
+}
+
+static void reply_join(struct coord_server *s, struct coord_txn *t, const struct coord_action *a)
+{
+	struct conn *c = coord_conn_get(s, a->conn);
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__JoinReply r = TPC__JOIN_REPLY__INIT;
+
+	if (!c)
+		return;
+	r.txid = t->txid;
+	env.request_id = a->req;
+	env.body_case = TPC__ENVELOPE__BODY_JOIN_REPLY;
+	env.join_reply = &r;
+	coord_conn_send(c, &env);
+}
+
+static void reply_error(struct coord_server *s, struct coord_txn *t, const struct coord_action *a)
+{
+	struct conn *c = coord_conn_get(s, a->conn);
+	if (c)
+		coord_conn_send_error(c, a->req, a->err, a->reason, t->txid);
+}
+
+static struct coord_rec *rec_new(enum coord_rec_type type, uint64_t txid)
+{
+	struct coord_rec *r = calloc(1, sizeof(*r));
+	if (r) {
+		r->type = type;
+		r->txid = txid;
+		r->wall_ms = tpc_wall_ms();
+	}
+	return r;
+}
+
+/* The COMMIT record: participants that voted YES (the only ones phase two needs). */
+static int log_commit(struct coord_server *s, struct coord_txn *t)
+{
+	struct coord_rec *r = rec_new(COORD_REC_COMMIT, t->txid);
+	const char **names = calloc(t->nparts ? t->nparts : 1, sizeof(*names));
+
+	if (!r || !names) {
+		free(r);
+		free(names);
+		return -ENOMEM;
+	}
+	for (uint8_t i = 0; i < t->nparts; i++)
+		if (t->parts[i].state == PART_YES)
+			names[r->nparts++] = coord_peer(s, t->parts[i].peer)->name;
+	r->parts = names;
+	if (t->key) {
+		/* The record owns a copy: the transaction could be freed at shutdown. */
+		r->key = strdup(t->key);
+		r->key_len = strlen(t->key);
+		if (!r->key) {
+			free(names);
+			free(r);
+			return -ENOMEM;
+		}
+	}
+	batch_writer_submit(s->writer, &r->item);
+	return 0;
+}
+
+static void log_complete(struct coord_server *s, struct coord_txn *t)
+{
+	struct coord_rec *r = rec_new(COORD_REC_COMPLETE, t->txid);
+	if (r)
+		batch_writer_submit(s->writer, &r->item);
+	/* Without memory the tombstone is skipped: the record is resent after a restart and
+	 * acked again as already applied, which is safe. */
+}
+
+static void rec_free(struct coord_rec *r)
+{
+	free((void *)r->parts);
+	free((void *)r->key);
+	free(r);
+}
+
+int coord_log_write(void *ctx, struct bw_item *head, size_t n)
+{
+	struct coord_log *log = ctx;
+	return log->ops->write_batch(log->self, (struct coord_rec *)head, n);
+}
+
+/* Loop thread: a record's batch is on disk (status 0) or failed. */
+void coord_log_done(void *ctx, struct bw_item *item, int status)
+{
+	struct coord_server *s = ctx;
+	struct coord_rec *r = (struct coord_rec *)item;
+
+	if (status < 0) {
+		s->stats.log_failures++;
+		tpc_logf(&s->log, TPC_LOG_ERROR, "log write failed (%d) for txid %llu", status,
+			 (unsigned long long)r->txid);
+	}
+	if (r->type == COORD_REC_COMMIT) {
+		struct coord_txn *t = u64map_get(&s->txns, r->txid);
+		struct coord_event ev = { .type = EV_LOGGED, .status = status };
+		if (t)
+			coord_step(s, t, &ev);
+	}
+	rec_free(r);
+}
+
+void coord_free_txn(struct coord_server *s, struct coord_txn *t)
+{
+	struct conn *owner = coord_conn_get(s, t->owner);
+
+	if (owner && owner->open_txns)
+		owner->open_txns--;
+	if (t->key) {
+		strmap_del_if(&s->live_keys, t->key, strlen(t->key), t->txid);
+		free(t->key);
+	}
+	u64map_del(&s->txns, t->txid);
+	coord_txn_release(t);
+	free(t);
+}
+
+/* Put the transaction's next deadline in the timer heap if it changed. */
+void coord_arm(struct coord_server *s, struct coord_txn *t)
+{
+	uint64_t at = coord_txn_next_deadline(t);
+
+	if (!at || at == t->armed_ms)
+		return;
+	if (deadline_heap_push(&s->deadlines, at, t->txid)) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "out of memory arming a timer");
+		return;
+	}
+	t->armed_ms = at;
+	coord_timer_arm(s, at);
+}
+
+static void execute(struct coord_server *s, struct coord_txn *t, const struct coord_action *a)
+{
+	switch (a->type) {
+	case ACT_SEND_PREPARE: send_prepare(s, t, a->peer); break;
+	case ACT_SEND_DECISION: send_decision(s, t, a->peer, a->decision); break;
+	case ACT_LOG_COMMIT:
+		if (log_commit(s, t)) {
+			struct coord_event ev = { .type = EV_LOGGED, .status = -ENOMEM };
+			coord_step(s, t, &ev); /* surfaces as UNKNOWN and a retry */
+		}
+		break;
+	case ACT_LOG_COMPLETE: log_complete(s, t); break;
+	case ACT_REPLY_JOIN: reply_join(s, t, a); break;
+	case ACT_REPLY_OUTCOME: reply_outcome(s, t, a); break;
+	case ACT_REPLY_ERROR: reply_error(s, t, a); break;
+	case ACT_FORGET: break; /* handled after every action ran */
+	}
+}
+
+int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coord_event *ev)
+{
+	struct coord_actions out;
+	out.n = 0;
+	int rc = coord_txn_step(t, &s->tcfg, ev, tpc_now_ms(), &out);
+
+	for (size_t i = 0; i < out.n; i++)
+		execute(s, t, &out.a[i]);
+	if (t->state == TXN_DONE) {
+		if (t->abort_reason)
+			tpc_logf(&s->log, TPC_LOG_DEBUG, "txid %llu aborted: %s",
+				 (unsigned long long)t->txid,
+				 coord_abort_reason_str(t->abort_reason));
+		coord_free_txn(s, t);
+	} else {
+		coord_arm(s, t);
+	}
+	return rc;
+}
+
+void coord_step(struct coord_server *s, struct coord_txn *t, const struct coord_event *ev)
+{
+	(void)coord_step_rc(s, t, ev);
+}

@@ -1,0 +1,280 @@
+/*
+ * conn.c - the coordinator's connections: accepting (within the connection limit),
+ * reading frames through the pure decoder, unpacking and checking each Envelope,
+ * sending replies, and closing.
+ *
+ * Untrusted input: a frame longer than max_frame, an Envelope that does not unpack,
+ * or one missing required fields gets an Error and closes that connection only, after
+ * the Error is flushed. Connection ids carry a generation, so a reply addressed to a
+ * connection that closed and whose slot was reused goes nowhere.
+ */
+#include "server_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+static void conn_free(struct conn *c);
+
+struct conn *coord_conn_get(struct coord_server *s, uint64_t id)
+{
+	uint32_t slot = (uint32_t)id;
+	if (!id || slot >= s->conns_cap || !s->conns[slot] || s->conns[slot]->id != id)
+		return NULL;
+	return s->conns[slot];
+}
+
+void coord_conn_send(struct conn *c, const Tpc__Envelope *env)
+{
+	if (c->closing)
+		return;
+	int rc = tpc_wire_send(bufferevent_get_output(c->bev), env, c->srv->cfg.max_frame);
+	if (rc)
+		tpc_logf(&c->srv->log, TPC_LOG_WARN, "%s: cannot send %s: %s", c->addr,
+			 tpc_wire_body_name(env->body_case), strerror(-rc));
+}
+
+void coord_conn_send_error(struct conn *c, uint64_t req, int code, const char *msg,
+			   uint64_t txid)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Error err = TPC__ERROR__INIT;
+
+	err.code = (Tpc__ErrorCode)code;
+	err.message = (char *)msg;
+	err.txid = txid;
+	env.request_id = req;
+	env.body_case = TPC__ENVELOPE__BODY_ERROR;
+	env.error = &err;
+	coord_conn_send(c, &env);
+}
+
+static void on_flushed(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		conn_free(arg);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+/* Send an Error, then close once it is written; reads stop now. */
+void coord_conn_fail(struct conn *c, int code, const char *msg)
+{
+	if (c->closing)
+		return;
+	tpc_logf(&c->srv->log, TPC_LOG_WARN, "%s: closing connection: %s", c->addr, msg);
+	coord_conn_send_error(c, 0, code, msg, 0);
+	c->closing = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	bufferevent_setcb(c->bev, NULL, on_flushed, on_event, c);
+	/* Never free here: callers up the stack still hold c. The write callback frees it,
+	 * deferred to the loop even when there is nothing left to write. */
+	bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static int on_frame(void *arg, const uint8_t *body, uint32_t len)
+{
+	struct conn *c = arg;
+	const char *why = NULL;
+	Tpc__Envelope *env = tpc__envelope__unpack(NULL, len, body);
+
+	if (!env) {
+		c->srv->stats.bad_frames++;
+		coord_conn_fail(c, TPC__ERROR_CODE__ERR_BAD_FRAME, "cannot decode the envelope");
+		return 1;
+	}
+	if (tpc_wire_validate(env, &why)) {
+		c->srv->stats.bad_frames++;
+		tpc__envelope__free_unpacked(env, NULL);
+		coord_conn_fail(c, TPC__ERROR_CODE__ERR_INVALID, why);
+		return 1;
+	}
+	int stop = coord_dispatch(c, env);
+	tpc__envelope__free_unpacked(env, NULL);
+	return stop || c->closing;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	int rc = tpc_wire_read(bufferevent_get_input(bev), &c->dec, on_frame, c);
+
+	if (rc == TPC_FRAME_ERR_TOO_BIG) {
+		c->srv->stats.bad_frames++;
+		coord_conn_fail(c, TPC__ERROR_CODE__ERR_BAD_FRAME,
+				"frame larger than the maximum frame size");
+	} else if (rc == TPC_FRAME_ERR_EMPTY) {
+		c->srv->stats.bad_frames++;
+		coord_conn_fail(c, TPC__ERROR_CODE__ERR_BAD_FRAME, "empty frame");
+	} else if (rc == -ENOMEM) {
+		coord_conn_fail(c, TPC__ERROR_CODE__ERR_UNAVAILABLE, "out of memory");
+	}
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (what & BEV_EVENT_ERROR)
+			tpc_logf(&c->srv->log, TPC_LOG_DEBUG, "%s: %s", c->addr,
+				 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		conn_free(c);
+	}
+}
+
+static int slot_alloc(struct coord_server *s)
+{
+	for (uint32_t i = 1; i < s->conns_cap; i++) /* slot 0 unused: id 0 means none */
+		if (!s->conns[i])
+			return (int)i;
+	uint32_t ncap = s->conns_cap ? s->conns_cap * 2 : 64;
+	struct conn **nc = realloc(s->conns, ncap * sizeof(*nc));
+	if (!nc)
+		return -1;
+	s->conns = nc;
+	uint32_t *ng = realloc(s->conn_gen, ncap * sizeof(*ng));
+	if (!ng)
+		return -1;
+	s->conn_gen = ng;
+	for (uint32_t i = s->conns_cap; i < ncap; i++) {
+		s->conns[i] = NULL;
+		s->conn_gen[i] = 0;
+	}
+	uint32_t first = s->conns_cap ? s->conns_cap : 1;
+	s->conns_cap = ncap;
+	return (int)first;
+}
+
+static void format_addr(const struct sockaddr *sa, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+	}
+	snprintf(out, len, "%s:%u", host, port);
+}
+
+static struct conn *conn_new(struct coord_server *s, evutil_socket_t fd,
+			     const struct sockaddr *sa)
+{
+	int slot = slot_alloc(s);
+	struct conn *c = slot < 0 ? NULL : calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		free(c);
+		return NULL;
+	}
+	c->srv = s;
+	c->id = (uint64_t)++s->conn_gen[slot] << 32 | (uint32_t)slot;
+	s->conns[slot] = c;
+	s->nconns++;
+	tpc_frame_decoder_init(&c->dec, s->cfg.max_frame);
+	format_addr(sa, c->addr, sizeof(c->addr));
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	return c;
+}
+
+static void conn_free(struct conn *c)
+{
+	struct coord_server *s = c->srv;
+
+	coord_on_conn_closed(s, c);
+	s->conns[(uint32_t)c->id] = NULL;
+	s->nconns--;
+	bufferevent_free(c->bev);
+	tpc_frame_decoder_free(&c->dec);
+	free(c);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct coord_server *s = arg;
+
+	if (s->stopping || s->nconns >= s->cfg.max_conns) {
+		/* Tell the peer why before closing; a blocking write of one small frame. */
+		uint8_t buf[256];
+		Tpc__Envelope env = TPC__ENVELOPE__INIT;
+		Tpc__Error err = TPC__ERROR__INIT;
+		err.code = TPC__ERROR_CODE__ERR_LIMIT;
+		err.message = s->stopping ? "coordinator is shutting down"
+					  : "connection limit reached";
+		env.body_case = TPC__ENVELOPE__BODY_ERROR;
+		env.error = &err;
+		long n = tpc_wire_pack(&env, buf, sizeof(buf));
+		if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			(void)0; /* best effort */
+		s->stats.refused_conns++;
+		tpc_logf(&s->log, TPC_LOG_WARN, "refused a connection: %s", err.message);
+		evutil_closesocket(fd);
+		return;
+	}
+	if (!conn_new(s, fd, sa)) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot set up a connection: out of memory");
+		evutil_closesocket(fd);
+	}
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct coord_server *s = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	/* EMFILE and friends: keep serving; the listener retries on the next event. */
+	tpc_logf(&s->log, TPC_LOG_WARN, "accept: %s", evutil_socket_error_to_string(err));
+}
+
+int coord_listen(struct coord_server *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char err[256];
+
+	if (tpc_parse_hostport(s->cfg.listen, &ss, &sslen, err, sizeof(err))) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "--listen %s: %s", s->cfg.listen, err);
+		return -EINVAL;
+	}
+	s->listener = evconnlistener_new_bind(
+		s->base, on_accept, s,
+		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 512,
+		(struct sockaddr *)&ss, (int)sslen);
+	if (!s->listener) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot listen on %s: %s", s->cfg.listen,
+			 strerror(errno));
+		return -errno;
+	}
+	evconnlistener_set_error_cb(s->listener, on_accept_error);
+	return 0;
+}
+
+void coord_conns_close_all(struct coord_server *s)
+{
+	for (uint32_t i = 0; i < s->conns_cap; i++)
+		if (s->conns[i])
+			conn_free(s->conns[i]);
+}

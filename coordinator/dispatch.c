@@ -1,0 +1,473 @@
+/*
+ * dispatch.c - requests into the state machine: one handler per Envelope body.
+ *
+ * Handlers check who may send what (a Hello first; Join, Vote and Ack only from a
+ * participant connection, and only for the name it said Hello with), look the
+ * transaction up, and hand an event to coord_step(). Questions about transactions
+ * that are not in memory are answered here by presumed abort (D5): COMMITTED only if
+ * the log holds a COMMIT record or its completed tombstone, ABORTED otherwise.
+ */
+#include "server_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define E(name) TPC__ERROR_CODE__ERR_##name
+
+static struct coord_txn *find_txn(struct coord_server *s, uint64_t txid)
+{
+	return u64map_get(&s->txns, txid);
+}
+
+/* 1: the log says committed; 0: presumed aborted. A read error is logged and taken as
+ * "unknown" by the caller through a negative value. */
+static int logged_commit(struct coord_server *s, uint64_t txid)
+{
+	int rc = s->store.ops->lookup_txid(s->store.self, txid);
+	if (rc < 0)
+		tpc_logf(&s->log, TPC_LOG_ERROR, "log lookup of txid %llu failed: %d",
+			 (unsigned long long)txid, rc);
+	return rc;
+}
+
+static void reply_hello(struct conn *c, uint64_t req)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__HelloReply r = TPC__HELLO_REPLY__INIT;
+
+	r.coordinator_id = c->srv->id;
+	r.epoch = c->srv->epoch;
+	r.protocol_version = TPC_PROTOCOL_VERSION;
+	env.request_id = req;
+	env.body_case = TPC__ENVELOPE__BODY_HELLO_REPLY;
+	env.hello_reply = &r;
+	coord_conn_send(c, &env);
+}
+
+/* Tell every transaction that involves @p peer that it came up (resend what it lacks). */
+static void peer_event_all(struct coord_server *s, uint32_t peer, enum coord_ev_type type)
+{
+	size_t n;
+	uint64_t *ids = u64map_keys(&s->txns, &n);
+	struct coord_event ev = { .type = type, .peer = peer };
+
+	for (size_t i = 0; ids && i < n; i++) {
+		struct coord_txn *t = find_txn(s, ids[i]);
+		if (t && coord_txn_find_part(t, peer))
+			coord_step(s, t, &ev);
+	}
+	free(ids);
+}
+
+static int on_hello_participant(struct conn *c, const Tpc__Hello *h)
+{
+	struct coord_server *s = c->srv;
+	uint32_t peer = coord_peer_intern(s, h->name);
+
+	if (!peer) {
+		coord_conn_fail(c, E(LIMIT), "cannot register the participant");
+		return 1;
+	}
+	struct peer *p = coord_peer(s, peer);
+	struct conn *old = coord_conn_get(s, p->conn);
+	if (old && old != c) {
+		tpc_logf(&s->log, TPC_LOG_WARN,
+			 "participant %s reconnected from %s; closing its older connection %s",
+			 p->name, c->addr, old->addr);
+		old->peer = 0; /* the new connection owns the name now */
+		coord_conn_fail(old, E(PROTOCOL), "replaced by a newer connection with the same name");
+	}
+	c->role = CONN_PARTICIPANT;
+	c->peer = peer;
+	p->conn = c->id;
+	p->connects++;
+	p->last_seen_wall_ms = tpc_wall_ms();
+	tpc_logf(&s->log, TPC_LOG_INFO, "participant %s connected from %s", p->name, c->addr);
+	return 0;
+}
+
+static int on_hello(struct conn *c, uint64_t req, const Tpc__Hello *h)
+{
+	if (c->role != CONN_NEW) {
+		coord_conn_fail(c, E(PROTOCOL), "hello sent twice");
+		return 1;
+	}
+	if (h->protocol_version != TPC_PROTOCOL_VERSION) {
+		coord_conn_fail(c, E(VERSION), "unsupported protocol version (this coordinator speaks 1)");
+		return 1;
+	}
+	if (h->role == TPC__ROLE__ROLE_PARTICIPANT) {
+		if (on_hello_participant(c, h))
+			return 1;
+		reply_hello(c, req);
+		peer_event_all(c->srv, c->peer, EV_PEER_UP); /* recovery: resend what it lacks */
+		return 0;
+	}
+	c->role = CONN_CLIENT;
+	reply_hello(c, req);
+	return 0;
+}
+
+static void reply_begin(struct conn *c, uint64_t req, uint64_t txid, Tpc__BeginResult result,
+			uint64_t fenced)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__BeginReply r = TPC__BEGIN_REPLY__INIT;
+
+	r.txid = txid;
+	r.result = result;
+	r.fenced_txid = fenced;
+	env.request_id = req;
+	env.body_case = TPC__ENVELOPE__BODY_BEGIN_REPLY;
+	env.begin_reply = &r;
+	coord_conn_send(c, &env);
+}
+
+/*
+ * A key whose transaction is still open: fence it if nothing was decided yet, or say
+ * where it stands. @return 1 if the Begin was answered, 0 to start a new transaction.
+ */
+static int begin_key_live(struct conn *c, uint64_t req, struct coord_txn *t, uint64_t *fenced)
+{
+	struct coord_event ev = { .type = EV_FENCE };
+
+	if (t->state == TXN_COMMITTING) {
+		reply_begin(c, req, t->txid, TPC__BEGIN_RESULT__BEGIN_ALREADY_COMMITTED, 0);
+		return 1;
+	}
+	uint64_t txid = t->txid;
+	if (coord_step_rc(c->srv, t, &ev) != 0) {
+		reply_begin(c, req, txid, TPC__BEGIN_RESULT__BEGIN_PENDING, 0);
+		return 1;
+	}
+	tpc_logf(&c->srv->log, TPC_LOG_INFO, "txid %llu fenced by a new Begin with its key",
+		 (unsigned long long)txid);
+	*fenced = txid;
+	return 0;
+}
+
+static int begin_check_key(struct conn *c, uint64_t req, const char *key, size_t len,
+			   uint64_t *fenced)
+{
+	struct coord_server *s = c->srv;
+	uint64_t txid;
+	struct coord_key_info info;
+
+	if (strmap_get(&s->live_keys, key, len, &txid)) {
+		struct coord_txn *t = find_txn(s, txid);
+		if (t)
+			return begin_key_live(c, req, t, fenced);
+	}
+	int rc = s->store.ops->lookup_key(s->store.self, key, len, &info);
+	if (rc < 0) {
+		coord_conn_send_error(c, req, E(UNAVAILABLE), "cannot read the transaction key log", 0);
+		return 1;
+	}
+	if (rc == 1 && info.committed &&
+	    info.wall_ms + s->cfg.key_retention_ms > tpc_wall_ms()) {
+		reply_begin(c, req, info.txid, TPC__BEGIN_RESULT__BEGIN_ALREADY_COMMITTED, 0);
+		return 1;
+	}
+	return 0;
+}
+
+static int begin_limits(struct conn *c, uint64_t req, const Tpc__Begin *b)
+{
+	struct coord_server *s = c->srv;
+
+	if (s->txns.n >= s->cfg.max_open_txns) {
+		coord_conn_send_error(c, req, E(LIMIT), "open transaction limit reached", 0);
+		return 1;
+	}
+	if (c->open_txns >= s->cfg.max_txns_per_conn) {
+		coord_conn_send_error(c, req, E(LIMIT),
+				      "this connection holds too many open transactions", 0);
+		return 1;
+	}
+	if (b->txn_key && strlen(b->txn_key) > s->cfg.max_key_len) {
+		coord_conn_send_error(c, req, E(INVALID), "transaction key too long", 0);
+		return 1;
+	}
+	return 0;
+}
+
+static struct coord_txn *begin_new(struct conn *c, const Tpc__Begin *b)
+{
+	struct coord_server *s = c->srv;
+	struct coord_txn *t = malloc(sizeof(*t));
+	uint64_t txid = s->epoch << COORD_TXID_SEQ_BITS | ++s->next_seq;
+	uint32_t timeout = b->timeout_ms ? b->timeout_ms : s->cfg.txn_timeout_ms;
+
+	if (!t)
+		return NULL;
+	coord_txn_init(t, txid, c->id, tpc_now_ms(), timeout);
+	if (b->txn_key && b->txn_key[0]) {
+		t->key = strdup(b->txn_key);
+		if (!t->key || strmap_put(&s->live_keys, t->key, strlen(t->key), txid)) {
+			free(t->key);
+			free(t);
+			return NULL;
+		}
+	}
+	if (u64map_put(&s->txns, txid, t)) {
+		if (t->key)
+			strmap_del_if(&s->live_keys, t->key, strlen(t->key), txid);
+		free(t->key);
+		free(t);
+		return NULL;
+	}
+	c->open_txns++;
+	s->stats.begun++;
+	coord_arm(s, t);
+	return t;
+}
+
+static int on_begin(struct conn *c, uint64_t req, const Tpc__Begin *b)
+{
+	uint64_t fenced = 0;
+	const char *key = b->txn_key;
+
+	if (c->role != CONN_CLIENT) {
+		coord_conn_send_error(c, req, E(PROTOCOL), "begin is for client connections", 0);
+		return 0;
+	}
+	if (c->srv->stopping) {
+		coord_conn_send_error(c, req, E(UNAVAILABLE), "coordinator is shutting down", 0);
+		return 0;
+	}
+	if (begin_limits(c, req, b))
+		return 0;
+	if (key && key[0] && begin_check_key(c, req, key, strlen(key), &fenced))
+		return 0;
+	struct coord_txn *t = begin_new(c, b);
+	if (!t) {
+		coord_conn_send_error(c, req, E(UNAVAILABLE), "out of memory", 0);
+		return 0;
+	}
+	reply_begin(c, req, t->txid, TPC__BEGIN_RESULT__BEGIN_STARTED, fenced);
+	return 0;
+}
+
+static int require_participant(struct conn *c, uint64_t req, uint64_t txid)
+{
+	if (c->role == CONN_PARTICIPANT && c->peer)
+		return 0;
+	coord_conn_send_error(c, req, E(PROTOCOL),
+			      "only a participant connection may send this", txid);
+	return 1;
+}
+
+static int on_join(struct conn *c, uint64_t req, const Tpc__Join *j)
+{
+	struct coord_server *s = c->srv;
+
+	if (require_participant(c, req, j->txid))
+		return 0;
+	if (strcmp(j->participant, coord_peer(s, c->peer)->name) != 0) {
+		coord_conn_send_error(c, req, E(PROTOCOL),
+				      "join names a participant other than this connection's", j->txid);
+		return 0;
+	}
+	struct coord_txn *t = find_txn(s, j->txid);
+	if (!t) {
+		coord_conn_send_error(c, req, E(NOT_FOUND),
+				      "no such open transaction (unknown, or already decided)", j->txid);
+		return 0;
+	}
+	struct coord_event ev = { .type = EV_JOIN, .peer = c->peer, .conn = c->id, .req = req };
+	coord_step(s, t, &ev);
+	return 0;
+}
+
+static void reply_outcome(struct conn *c, uint64_t req, uint64_t txid, Tpc__OutcomeKind k,
+			  const char *reason)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Outcome o = TPC__OUTCOME__INIT;
+
+	o.txid = txid;
+	o.outcome = k;
+	o.reason = (char *)reason;
+	env.request_id = req;
+	env.body_case = TPC__ENVELOPE__BODY_OUTCOME;
+	env.outcome = &o;
+	coord_conn_send(c, &env);
+}
+
+/* Commit or Abort for a transaction not in memory: the log, or presumed abort. */
+static void outcome_from_log(struct conn *c, uint64_t req, uint64_t txid)
+{
+	int rc = logged_commit(c->srv, txid);
+
+	if (rc < 0)
+		reply_outcome(c, req, txid, TPC__OUTCOME_KIND__OUTCOME_UNKNOWN,
+			      "cannot read the decision log; ask again");
+	else if (rc == 1)
+		reply_outcome(c, req, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, "");
+	else
+		reply_outcome(c, req, txid, TPC__OUTCOME_KIND__OUTCOME_ABORTED,
+			      "no such transaction: unknown or aborted (presumed abort)");
+}
+
+static int on_commit_or_abort(struct conn *c, uint64_t req, uint64_t txid,
+			      enum coord_ev_type type)
+{
+	if (c->role != CONN_CLIENT) {
+		coord_conn_send_error(c, req, E(PROTOCOL), "commit and abort are for clients", txid);
+		return 0;
+	}
+	struct coord_txn *t = find_txn(c->srv, txid);
+	if (!t) {
+		outcome_from_log(c, req, txid);
+		return 0;
+	}
+	struct coord_event ev = { .type = type, .conn = c->id, .req = req };
+	coord_step(c->srv, t, &ev);
+	return 0;
+}
+
+static void send_decision_to(struct conn *c, uint64_t txid, int commit)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Decision d = TPC__DECISION__INIT;
+
+	d.txid = txid;
+	d.decision = commit ? TPC__DECISION_KIND__DECISION_COMMIT : TPC__DECISION_KIND__DECISION_ABORT;
+	d.epoch = c->srv->epoch;
+	env.body_case = TPC__ENVELOPE__BODY_DECISION;
+	env.decision = &d;
+	coord_conn_send(c, &env);
+}
+
+static int on_vote(struct conn *c, uint64_t req, const Tpc__Vote *v)
+{
+	struct coord_server *s = c->srv;
+
+	if (require_participant(c, req, v->txid))
+		return 0;
+	struct coord_txn *t = find_txn(s, v->txid);
+	if (!t) {
+		/* Decided and forgotten, or never known: tell it what the log says. */
+		int rc = v->vote == TPC__VOTE_KIND__VOTE_NO ? 0 : logged_commit(s, v->txid);
+		if (rc >= 0 && v->vote != TPC__VOTE_KIND__VOTE_READ_ONLY)
+			send_decision_to(c, v->txid, rc == 1);
+		return 0;
+	}
+	struct coord_event ev = { .type = EV_VOTE, .peer = c->peer, .vote = (int)v->vote };
+	int rc = coord_step_rc(s, t, &ev);
+	if (rc == COORD_ERR_NOT_PARTICIPANT)
+		coord_conn_send_error(c, req, E(NOT_PARTICIPANT),
+				      "vote from a participant that did not join", v->txid);
+	else if (rc)
+		coord_conn_send_error(c, req, rc, "vote not accepted in this state", v->txid);
+	return 0;
+}
+
+static int on_ack(struct conn *c, uint64_t req, const Tpc__Ack *a)
+{
+	if (require_participant(c, req, a->txid))
+		return 0;
+	struct coord_txn *t = find_txn(c->srv, a->txid);
+	if (!t)
+		return 0; /* a repeated ack after completion */
+	struct coord_event ev = { .type = EV_ACK, .peer = c->peer };
+	int rc = coord_step_rc(c->srv, t, &ev);
+	if (rc == COORD_ERR_NOT_PARTICIPANT)
+		coord_conn_send_error(c, req, E(NOT_PARTICIPANT),
+				      "ack from a participant that did not join", a->txid);
+	return 0;
+}
+
+static Tpc__TxnStatus live_status(const struct coord_txn *t)
+{
+	switch (t->state) {
+	case TXN_COMMITTING: return TPC__TXN_STATUS__STATUS_COMMITTED;
+	case TXN_ABORTING:
+	case TXN_DONE: return TPC__TXN_STATUS__STATUS_ABORTED;
+	default: return TPC__TXN_STATUS__STATUS_PENDING;
+	}
+}
+
+static int on_status(struct conn *c, uint64_t req, const Tpc__StatusQuery *q)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__StatusReply r = TPC__STATUS_REPLY__INIT;
+	struct coord_txn *t = find_txn(c->srv, q->txid);
+
+	if (c->role == CONN_NEW) {
+		coord_conn_fail(c, E(PROTOCOL), "say hello first");
+		return 1;
+	}
+	r.txid = q->txid;
+	if (t) {
+		r.status = live_status(t);
+	} else {
+		int rc = logged_commit(c->srv, q->txid);
+		if (rc < 0) {
+			coord_conn_send_error(c, req, E(UNAVAILABLE),
+					      "cannot read the decision log; ask again", q->txid);
+			return 0;
+		}
+		r.status = rc == 1 ? TPC__TXN_STATUS__STATUS_COMMITTED
+				   : TPC__TXN_STATUS__STATUS_ABORTED;
+	}
+	env.request_id = req;
+	env.body_case = TPC__ENVELOPE__BODY_STATUS_REPLY;
+	env.status_reply = &r;
+	coord_conn_send(c, &env);
+	return 0;
+}
+
+int coord_dispatch(struct conn *c, const Tpc__Envelope *env)
+{
+	uint64_t req = env->request_id;
+
+	if (c->role == CONN_NEW && env->body_case != TPC__ENVELOPE__BODY_HELLO &&
+	    env->body_case != TPC__ENVELOPE__BODY_STATUS_QUERY) {
+		coord_conn_fail(c, E(PROTOCOL), "the first message must be hello");
+		return 1;
+	}
+	switch (env->body_case) {
+	case TPC__ENVELOPE__BODY_HELLO: return on_hello(c, req, env->hello);
+	case TPC__ENVELOPE__BODY_BEGIN: return on_begin(c, req, env->begin);
+	case TPC__ENVELOPE__BODY_JOIN: return on_join(c, req, env->join);
+	case TPC__ENVELOPE__BODY_COMMIT:
+		return on_commit_or_abort(c, req, env->commit->txid, EV_COMMIT);
+	case TPC__ENVELOPE__BODY_ABORT:
+		return on_commit_or_abort(c, req, env->abort->txid, EV_ABORT);
+	case TPC__ENVELOPE__BODY_VOTE: return on_vote(c, req, env->vote);
+	case TPC__ENVELOPE__BODY_ACK: return on_ack(c, req, env->ack);
+	case TPC__ENVELOPE__BODY_STATUS_QUERY: return on_status(c, req, env->status_query);
+	default:
+		coord_conn_fail(c, E(PROTOCOL), "message not accepted by a coordinator");
+		return 1;
+	}
+}
+
+/* A connection went away: its participant is down, its client's open work aborts. */
+void coord_on_conn_closed(struct coord_server *s, struct conn *c)
+{
+	if (c->role == CONN_PARTICIPANT && c->peer) {
+		struct peer *p = coord_peer(s, c->peer);
+		if (p->conn == c->id) {
+			p->conn = 0;
+			p->last_seen_wall_ms = tpc_wall_ms();
+			tpc_logf(&s->log, TPC_LOG_INFO, "participant %s disconnected", p->name);
+			peer_event_all(s, c->peer, EV_PEER_DOWN);
+		}
+		return;
+	}
+	if (c->role != CONN_CLIENT || s->stopping)
+		return;
+	size_t n;
+	uint64_t *ids = u64map_keys(&s->txns, &n);
+	struct coord_event ev = { .type = EV_CLIENT_GONE, .conn = c->id };
+	for (size_t i = 0; ids && i < n; i++) {
+		struct coord_txn *t = find_txn(s, ids[i]);
+		if (t && (t->owner == c->id || t->waiter == c->id))
+			coord_step(s, t, &ev);
+	}
+	free(ids);
+}

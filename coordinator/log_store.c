@@ -1,0 +1,933 @@
+/*
+ * log_store.c - the coordinator's durable log in one LMDB environment (log_store.h).
+ *
+ * Owns the environment, its three named databases, and a lock file that keeps a
+ * second process from opening the same log (two coordinators on one log would both
+ * bump the epoch and both answer for the same txids). Invariants:
+ *   - every change goes through one write transaction committed with a normal synced
+ *     mdb_txn_commit; the environment is opened with MDB_NOTLS only (rule D6: no
+ *     MDB_NOSYNC, MDB_NOMETASYNC, MDB_WRITEMAP or MDB_MAPASYNC);
+ *   - a batch is all or nothing: any failure aborts its transaction;
+ *   - a record that does not decode is reported (-EBADMSG), never guessed at; the sweep
+ *     only ever deletes records it positively decodes as old.
+ *
+ * On-disk encoding, log format 1 (meta "format" = 1). Every integer is big-endian,
+ * keys and values alike; values are packed, with no padding or alignment.
+ *
+ *   meta       "coordinator_id" -> u64
+ *              "epoch"          -> u64
+ *              "format"         -> u32 (1), written when the log is created; a log with
+ *                                  any other format is refused at open (-EPROTO)
+ *   decisions  u64 txid ->
+ *                COMMIT     u8 type = 1 | u64 wall_ms | u32 nparts |
+ *                           nparts x ( u16 len | len bytes of name, no NUL )
+ *                COMPLETED  u8 type = 2 | u64 wall_ms             (9 bytes, tombstone)
+ *   keys       client key bytes (1..511) ->
+ *                u64 txid | u64 wall_ms | u8 committed (0 or 1)    (17 bytes)
+ *
+ * Any change to these layouts bumps the format number.
+ *
+ * Errors: 0 on success; -errno for system errors (LMDB's positive errno returns are
+ * negated); LMDB's own codes (MDB_MAP_FULL, MDB_BAD_VALSIZE, ... all in
+ * -30799..-30780) are passed through unchanged, name them with mdb_strerror();
+ * -EBADMSG for a record that does not decode; -EINVAL for a malformed request;
+ * -EPROTO for an unknown log format; -EBUSY when another process holds the log.
+ */
+#include "log_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+#define LOG_FORMAT 1u
+#define DEFAULT_MAP_SIZE ((size_t)1 << 30) /* 1 GiB */
+#define LOCK_FILE "tpc.lock"
+
+#define REC_COMMIT 1u
+#define REC_COMPLETED 2u
+#define COMMIT_HDR_SIZE 13u  /* type, wall_ms, nparts */
+#define TOMB_SIZE 9u         /* type, wall_ms */
+#define KEYREC_SIZE 17u      /* txid, wall_ms, committed */
+#define MAX_SWEEP_KEY 512u   /* LMDB's default key limit is 511 */
+
+static const char META_ID[] = "coordinator_id";
+static const char META_EPOCH[] = "epoch";
+static const char META_FORMAT[] = "format";
+
+/* Where the next bounded sweep pass starts in one database (len 0: the first key). */
+struct sweep_pos {
+	size_t len;
+	unsigned char key[MAX_SWEEP_KEY];
+};
+
+struct lmdb_log {
+	MDB_env *env;
+	MDB_dbi meta;
+	MDB_dbi decisions;
+	MDB_dbi keys;
+	int lock_fd;
+	size_t max_key;
+	/* Touched only inside write_batch, whose callers are serialised by LMDB's
+	 * single-writer lock. A position is a hint: losing it costs only rescanning. */
+	struct sweep_pos sweep_decisions;
+	struct sweep_pos sweep_keys;
+};
+
+/* ------------------------------------------------------------ small helpers */
+
+static int lmdb_err(int rc)
+{
+	return rc > 0 ? -rc : rc; /* errno values come back positive, MDB_* negative */
+}
+
+static void put_be16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)(v >> 8);
+	p[1] = (unsigned char)v;
+}
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+	for (int i = 3; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+static uint16_t get_be16(const unsigned char *p)
+{
+	return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+
+static uint32_t get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static struct coord_rec *next_rec(struct coord_rec *r)
+{
+	struct bw_item *it = r->item.next;
+
+	return it ? (struct coord_rec *)((char *)it - offsetof(struct coord_rec, item)) : NULL;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int begin_read(struct lmdb_log *lg, MDB_txn **txn)
+{
+	return lmdb_err(mdb_txn_begin(lg->env, NULL, MDB_RDONLY, txn));
+}
+
+/* --------------------------------------------------------- record encoding */
+
+static size_t commit_size(const struct coord_rec *r)
+{
+	size_t n = COMMIT_HDR_SIZE;
+
+	for (uint32_t i = 0; i < r->nparts; i++)
+		n += 2 + strlen(r->parts[i]);
+	return n;
+}
+
+static void encode_commit(unsigned char *p, const struct coord_rec *r)
+{
+	p[0] = REC_COMMIT;
+	put_be64(p + 1, r->wall_ms);
+	put_be32(p + 9, r->nparts);
+	p += COMMIT_HDR_SIZE;
+	for (uint32_t i = 0; i < r->nparts; i++) {
+		size_t len = strlen(r->parts[i]);
+
+		put_be16(p, (uint16_t)len);
+		memcpy(p + 2, r->parts[i], len);
+		p += 2 + len;
+	}
+}
+
+static void encode_tombstone(unsigned char p[TOMB_SIZE], uint64_t wall_ms)
+{
+	p[0] = REC_COMPLETED;
+	put_be64(p + 1, wall_ms);
+}
+
+static int is_tombstone(const MDB_val *v)
+{
+	return v->mv_size == TOMB_SIZE && ((const unsigned char *)v->mv_data)[0] == REC_COMPLETED;
+}
+
+/*
+ * Check a COMMIT value: header, every name in bounds and free of NUL bytes, nothing
+ * after the last name. On success *strbytes is the room the names need as C strings.
+ */
+static int check_commit(const MDB_val *v, uint32_t *nparts, size_t *strbytes)
+{
+	const unsigned char *p = v->mv_data;
+	size_t size = v->mv_size, off = COMMIT_HDR_SIZE, total = 0;
+	uint32_t n;
+
+	if (size < COMMIT_HDR_SIZE || p[0] != REC_COMMIT)
+		return -EBADMSG;
+	n = get_be32(p + 9);
+	if (n > (size - COMMIT_HDR_SIZE) / 2)
+		return -EBADMSG;
+	for (uint32_t i = 0; i < n; i++) {
+		size_t len;
+
+		if (size - off < 2)
+			return -EBADMSG;
+		len = get_be16(p + off);
+		off += 2;
+		if (len > size - off || memchr(p + off, 0, len))
+			return -EBADMSG;
+		off += len;
+		total += len + 1;
+	}
+	if (off != size)
+		return -EBADMSG;
+	*nparts = n;
+	*strbytes = total;
+	return 0;
+}
+
+static int check_decision(const MDB_val *v)
+{
+	uint32_t n;
+	size_t bytes;
+
+	if (is_tombstone(v))
+		return 0;
+	return check_commit(v, &n, &bytes);
+}
+
+/* Decode a COMMIT value into @p d; d->parts is one allocation (free(d->parts)). */
+static int decode_commit(const MDB_val *v, uint64_t txid, struct coord_decision *d)
+{
+	const unsigned char *p = v->mv_data;
+	size_t off = COMMIT_HDR_SIZE, bytes;
+	uint32_t n;
+	char *s;
+	int rc = check_commit(v, &n, &bytes);
+
+	if (rc)
+		return rc;
+	d->txid = txid;
+	d->wall_ms = get_be64(p + 1);
+	d->nparts = n;
+	d->parts = malloc((size_t)n * sizeof(char *) + bytes + 1);
+	if (!d->parts)
+		return -ENOMEM;
+	s = (char *)(d->parts + n);
+	for (uint32_t i = 0; i < n; i++) {
+		size_t len = get_be16(p + off);
+
+		memcpy(s, p + off + 2, len);
+		s[len] = '\0';
+		d->parts[i] = s;
+		s += len + 1;
+		off += 2 + len;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------- write_batch */
+
+static int validate_rec(const struct lmdb_log *lg, const struct coord_rec *r)
+{
+	switch (r->type) {
+	case COORD_REC_COMMIT:
+		if (r->nparts && !r->parts)
+			return -EINVAL;
+		for (uint32_t i = 0; i < r->nparts; i++)
+			if (!r->parts[i] || strlen(r->parts[i]) > UINT16_MAX)
+				return -EINVAL;
+		if (!r->key && r->key_len)
+			return -EINVAL;
+		if (r->key && r->key_len > lg->max_key)
+			return -EINVAL;
+		if (commit_size(r) > UINT32_MAX)
+			return -EINVAL;
+		return 0;
+	case COORD_REC_COMPLETE:
+	case COORD_REC_SWEEP:
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Check the whole batch before touching LMDB, so a bad record fails early and clearly. */
+static int validate_batch(const struct lmdb_log *lg, struct coord_rec *head, size_t n)
+{
+	struct coord_rec *r = head;
+
+	for (size_t i = 0; i < n; i++, r = next_rec(r)) {
+		if (!r)
+			return -EINVAL; /* list shorter than n */
+		if (validate_rec(lg, r))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int put_key_record(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
+{
+	unsigned char buf[KEYREC_SIZE];
+	MDB_val k = { r->key_len, (void *)r->key };
+	MDB_val v = { sizeof(buf), buf };
+
+	put_be64(buf, r->txid);
+	put_be64(buf + 8, r->wall_ms);
+	buf[16] = 1;
+	return lmdb_err(mdb_put(txn, lg->keys, &k, &v, 0));
+}
+
+static int apply_commit(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
+{
+	unsigned char kbuf[8];
+	MDB_val k = { sizeof(kbuf), kbuf };
+	MDB_val v = { commit_size(r), NULL };
+	int rc;
+
+	put_be64(kbuf, r->txid);
+	rc = mdb_put(txn, lg->decisions, &k, &v, MDB_RESERVE);
+	if (rc)
+		return lmdb_err(rc);
+	encode_commit(v.mv_data, r);
+	if (r->key && r->key_len)
+		return put_key_record(lg, txn, r);
+	return 0;
+}
+
+static int apply_complete(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
+{
+	unsigned char kbuf[8], tomb[TOMB_SIZE];
+	MDB_val k = { sizeof(kbuf), kbuf };
+	MDB_val v;
+	int rc;
+
+	put_be64(kbuf, r->txid);
+	rc = mdb_get(txn, lg->decisions, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0; /* never logged, or already swept: nothing to complete */
+	if (rc)
+		return lmdb_err(rc);
+	if (is_tombstone(&v))
+		return 0; /* keep the first completion time */
+	encode_tombstone(tomb, r->wall_ms);
+	v.mv_size = sizeof(tomb);
+	v.mv_data = tomb;
+	return lmdb_err(mdb_put(txn, lg->decisions, &k, &v, 0));
+}
+
+static int old_tombstone(const MDB_val *v, uint64_t before)
+{
+	return is_tombstone(v) && get_be64((const unsigned char *)v->mv_data + 1) < before;
+}
+
+static int old_key(const MDB_val *v, uint64_t before)
+{
+	return v->mv_size == KEYREC_SIZE &&
+	       get_be64((const unsigned char *)v->mv_data + 8) < before;
+}
+
+static int sweep_seek(MDB_cursor *c, const struct sweep_pos *pos, MDB_val *k, MDB_val *v)
+{
+	int rc = MDB_NOTFOUND;
+
+	if (pos->len) {
+		k->mv_size = pos->len;
+		k->mv_data = (void *)pos->key;
+		rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = mdb_cursor_get(c, k, v, MDB_FIRST);
+	return rc;
+}
+
+static void sweep_save(struct sweep_pos *pos, const MDB_val *k)
+{
+	if (k->mv_size > sizeof(pos->key)) {
+		pos->len = 0;
+		return;
+	}
+	memcpy(pos->key, k->mv_data, k->mv_size);
+	pos->len = k->mv_size;
+}
+
+/*
+ * One bounded pass over @p dbi: delete entries @p is_old calls old, stopping after
+ * @p limit deletions or 4 * @p limit entries looked at. The pass resumes where the
+ * previous one stopped (wrapping at the end), so old entries behind a run of young
+ * ones are reached in later passes instead of never.
+ */
+static int sweep_db(MDB_txn *txn, MDB_dbi dbi, struct sweep_pos *pos, uint32_t limit,
+		    int (*is_old)(const MDB_val *v, uint64_t before), uint64_t before)
+{
+	uint64_t scanned = 0, max_scan = (uint64_t)limit * 4;
+	uint32_t deleted = 0;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	if (limit == 0)
+		return 0;
+	rc = mdb_cursor_open(txn, dbi, &c);
+	if (rc)
+		return lmdb_err(rc);
+	for (rc = sweep_seek(c, pos, &k, &v); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (scanned == max_scan || deleted == limit) {
+			sweep_save(pos, &k);
+			break;
+		}
+		scanned++;
+		if (!is_old(&v, before))
+			continue;
+		rc = mdb_cursor_del(c, 0);
+		if (rc)
+			break;
+		deleted++;
+	}
+	if (rc == MDB_NOTFOUND) {
+		pos->len = 0; /* reached the end: the next pass starts at the first key */
+		rc = 0;
+	}
+	mdb_cursor_close(c);
+	return lmdb_err(rc);
+}
+
+static int apply_sweep(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
+{
+	int rc = sweep_db(txn, lg->decisions, &lg->sweep_decisions, r->sweep_limit,
+			  old_tombstone, r->sweep_outcome_before_ms);
+
+	if (rc)
+		return rc;
+	return sweep_db(txn, lg->keys, &lg->sweep_keys, r->sweep_limit, old_key,
+			r->sweep_keys_before_ms);
+}
+
+static int apply_rec(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
+{
+	switch (r->type) {
+	case COORD_REC_COMMIT:
+		return apply_commit(lg, txn, r);
+	case COORD_REC_COMPLETE:
+		return apply_complete(lg, txn, r);
+	case COORD_REC_SWEEP:
+		return apply_sweep(lg, txn, r);
+	}
+	return -EINVAL;
+}
+
+static int lmdb_write_batch(void *self, struct coord_rec *head, size_t n)
+{
+	struct lmdb_log *lg = self;
+	struct coord_rec *r = head;
+	MDB_txn *txn;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	rc = validate_batch(lg, head, n);
+	if (rc)
+		return rc;
+	rc = mdb_txn_begin(lg->env, NULL, 0, &txn);
+	if (rc)
+		return lmdb_err(rc);
+	for (size_t i = 0; i < n; i++, r = next_rec(r)) {
+		rc = apply_rec(lg, txn, r);
+		if (rc)
+			goto out_abort;
+	}
+	/* The synced commit: when it returns 0 every record above is on disk. It frees
+	 * the transaction whether or not it succeeds. */
+	return lmdb_err(mdb_txn_commit(txn));
+
+out_abort:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ meta */
+
+static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name, MDB_val *v)
+{
+	MDB_val k = { strlen(name), (void *)name };
+
+	return mdb_get(txn, dbi, &k, v);
+}
+
+static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name, const void *val,
+		    size_t len)
+{
+	MDB_val k = { strlen(name), (void *)name };
+	MDB_val v = { len, (void *)val };
+
+	return lmdb_err(mdb_put(txn, dbi, &k, &v, 0));
+}
+
+/* A u64 meta value into *out; 0 when absent. */
+static int meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
+{
+	MDB_val v;
+	int rc = meta_get(txn, dbi, name, &v);
+
+	*out = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return lmdb_err(rc);
+	if (v.mv_size != 8)
+		return -EBADMSG;
+	*out = get_be64(v.mv_data);
+	return 0;
+}
+
+static int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val)
+{
+	unsigned char buf[8];
+
+	put_be64(buf, val);
+	return meta_put(txn, dbi, name, buf, sizeof(buf));
+}
+
+static int meta_put_format(MDB_txn *txn, MDB_dbi dbi)
+{
+	unsigned char buf[4];
+
+	put_be32(buf, LOG_FORMAT);
+	return meta_put(txn, dbi, META_FORMAT, buf, sizeof(buf));
+}
+
+static int lmdb_read_meta(void *self, uint64_t *id, uint64_t *epoch)
+{
+	struct lmdb_log *lg = self;
+	MDB_txn *txn;
+	int rc = begin_read(lg, &txn);
+
+	if (rc)
+		return rc;
+	rc = meta_get_u64(txn, lg->meta, META_ID, id);
+	if (rc == 0)
+		rc = meta_get_u64(txn, lg->meta, META_EPOCH, epoch);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int lmdb_write_meta(void *self, uint64_t id, uint64_t epoch)
+{
+	struct lmdb_log *lg = self;
+	MDB_txn *txn;
+	int rc = lmdb_err(mdb_txn_begin(lg->env, NULL, 0, &txn));
+
+	if (rc)
+		return rc;
+	rc = meta_put_u64(txn, lg->meta, META_ID, id);
+	if (rc)
+		goto out_abort;
+	rc = meta_put_u64(txn, lg->meta, META_EPOCH, epoch);
+	if (rc)
+		goto out_abort;
+	rc = meta_put_format(txn, lg->meta);
+	if (rc)
+		goto out_abort;
+	return lmdb_err(mdb_txn_commit(txn)); /* synced */
+
+out_abort:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ reads */
+
+/* One decisions entry: tombstones are skipped, COMMITs go to cb (its value returned). */
+static int load_one(const MDB_val *k, const MDB_val *v,
+		    int (*cb)(void *arg, const struct coord_decision *d), void *arg)
+{
+	struct coord_decision d;
+	int rc;
+
+	if (k->mv_size != 8)
+		return -EBADMSG;
+	if (is_tombstone(v))
+		return 0;
+	rc = decode_commit(v, get_be64(k->mv_data), &d);
+	if (rc)
+		return rc;
+	rc = cb(arg, &d);
+	free(d.parts);
+	return rc;
+}
+
+static int lmdb_load_decisions(void *self, int (*cb)(void *arg, const struct coord_decision *d),
+			       void *arg)
+{
+	struct lmdb_log *lg = self;
+	MDB_cursor *c;
+	MDB_txn *txn;
+	MDB_val k, v;
+	MDB_cursor_op op = MDB_FIRST;
+	int rc = begin_read(lg, &txn);
+
+	if (rc)
+		return rc;
+	rc = lmdb_err(mdb_cursor_open(txn, lg->decisions, &c));
+	if (rc)
+		goto out_txn;
+	for (;;) {
+		rc = mdb_cursor_get(c, &k, &v, op);
+		if (rc) {
+			rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(rc);
+			break;
+		}
+		op = MDB_NEXT;
+		rc = load_one(&k, &v, cb, arg);
+		if (rc)
+			break; /* a decode error, or the callback's own stop value */
+	}
+	mdb_cursor_close(c);
+out_txn:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int lmdb_lookup_txid(void *self, uint64_t txid)
+{
+	struct lmdb_log *lg = self;
+	unsigned char kbuf[8];
+	MDB_val k = { sizeof(kbuf), kbuf };
+	MDB_val v;
+	MDB_txn *txn;
+	int rc = begin_read(lg, &txn);
+
+	if (rc)
+		return rc;
+	put_be64(kbuf, txid);
+	rc = mdb_get(txn, lg->decisions, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	else if (rc)
+		rc = lmdb_err(rc);
+	else
+		rc = check_decision(&v) ? -EBADMSG : 1;
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int decode_key_record(const MDB_val *v, struct coord_key_info *info)
+{
+	const unsigned char *p = v->mv_data;
+
+	if (v->mv_size != KEYREC_SIZE || p[16] > 1)
+		return -EBADMSG;
+	info->txid = get_be64(p);
+	info->wall_ms = get_be64(p + 8);
+	info->committed = p[16];
+	return 1;
+}
+
+static int lmdb_lookup_key(void *self, const char *key, size_t key_len,
+			   struct coord_key_info *info)
+{
+	struct lmdb_log *lg = self;
+	MDB_val k = { key_len, (void *)key };
+	MDB_val v;
+	MDB_txn *txn;
+	int rc;
+
+	if (!key || key_len == 0 || key_len > lg->max_key || !info)
+		return -EINVAL;
+	rc = begin_read(lg, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_get(txn, lg->keys, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	else if (rc)
+		rc = lmdb_err(rc);
+	else
+		rc = decode_key_record(&v, info);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int lmdb_stats(void *self, uint64_t *decisions, uint64_t *keys, uint64_t *map_bytes)
+{
+	struct lmdb_log *lg = self;
+	MDB_stat ds, ks, es;
+	MDB_envinfo info;
+	MDB_txn *txn;
+	int rc = begin_read(lg, &txn);
+
+	if (rc)
+		return rc;
+	rc = mdb_stat(txn, lg->decisions, &ds);
+	if (rc == 0)
+		rc = mdb_stat(txn, lg->keys, &ks);
+	mdb_txn_abort(txn);
+	if (rc == 0)
+		rc = mdb_env_stat(lg->env, &es);
+	if (rc == 0)
+		rc = mdb_env_info(lg->env, &info);
+	if (rc)
+		return lmdb_err(rc);
+	if (decisions)
+		*decisions = ds.ms_entries;
+	if (keys)
+		*keys = ks.ms_entries;
+	if (map_bytes)
+		*map_bytes = ((uint64_t)info.me_last_pgno + 1) * es.ms_psize;
+	return 0;
+}
+
+static void lmdb_close(void *self)
+{
+	struct lmdb_log *lg = self;
+
+	if (!lg)
+		return;
+	mdb_env_close(lg->env);
+	close(lg->lock_fd);
+	free(lg);
+}
+
+static const struct coord_log_ops lmdb_ops = {
+	.write_batch = lmdb_write_batch,
+	.read_meta = lmdb_read_meta,
+	.write_meta = lmdb_write_meta,
+	.load_decisions = lmdb_load_decisions,
+	.lookup_txid = lmdb_lookup_txid,
+	.lookup_key = lmdb_lookup_key,
+	.stats = lmdb_stats,
+	.close = lmdb_close,
+};
+
+/* ------------------------------------------------------------------ open */
+
+/* mkdir -p with mode 0700 for the parts that are created; the result must be a dir. */
+static int make_dirs(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(dir);
+	struct stat st;
+
+	if (len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, len + 1);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	if (stat(path, &st))
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+/* Hold an exclusive flock on DIR/tpc.lock for as long as the log is open. */
+static int lock_dir(const char *dir, int *fd_out, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	int fd, rc;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, LOCK_FILE) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		set_err(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
+		return rc;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		set_err(err, errlen, "%s: the log is in use by another process (%s)", dir,
+			strerror(errno));
+		close(fd);
+		return rc;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+static int env_open(struct lmdb_log *lg, const char *dir, size_t map_size, char *err,
+		    size_t errlen)
+{
+	const char *what = "mdb_env_create";
+	int rc = mdb_env_create(&lg->env);
+
+	if (rc)
+		goto out_err;
+	what = "mdb_env_set_maxdbs";
+	rc = mdb_env_set_maxdbs(lg->env, 8);
+	if (rc)
+		goto out_close;
+	what = "mdb_env_set_mapsize";
+	rc = mdb_env_set_mapsize(lg->env, map_size ? map_size : DEFAULT_MAP_SIZE);
+	if (rc)
+		goto out_close;
+	/* MDB_NOTLS: reads run on the loop thread, writes on the writer thread. Nothing
+	 * else: commits stay fully synced (rule D6). */
+	what = "mdb_env_open";
+	rc = mdb_env_open(lg->env, dir, MDB_NOTLS, 0600);
+	if (rc)
+		goto out_close;
+	lg->max_key = (size_t)mdb_env_get_maxkeysize(lg->env);
+	return 0;
+
+out_close:
+	mdb_env_close(lg->env);
+	lg->env = NULL;
+out_err:
+	set_err(err, errlen, "%s: %s: %s", dir, what, mdb_strerror(rc));
+	return lmdb_err(rc);
+}
+
+/* Refuse a format this build does not read; stamp a new log with ours. */
+static int check_format(MDB_txn *txn, MDB_dbi meta, const char *dir, char *err,
+			size_t errlen)
+{
+	MDB_val v;
+	uint32_t fmt;
+	int rc = meta_get(txn, meta, META_FORMAT, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return meta_put_format(txn, meta);
+	if (rc) {
+		set_err(err, errlen, "%s: reading the log format: %s", dir, mdb_strerror(rc));
+		return lmdb_err(rc);
+	}
+	if (v.mv_size != 4) {
+		set_err(err, errlen, "%s: corrupt log format record (%zu bytes)", dir,
+			v.mv_size);
+		return -EBADMSG;
+	}
+	fmt = get_be32(v.mv_data);
+	if (fmt != LOG_FORMAT) {
+		set_err(err, errlen, "%s: unsupported log format %u (this build reads format %u)",
+			dir, fmt, LOG_FORMAT);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int open_db(MDB_txn *txn, const char *name, MDB_dbi *dbi, const char *dir,
+		   char *err, size_t errlen)
+{
+	int rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi);
+
+	if (rc)
+		set_err(err, errlen, "%s: opening database \"%s\": %s", dir, name,
+			mdb_strerror(rc));
+	return lmdb_err(rc);
+}
+
+/* Open (creating) the three databases and check the format, in one write txn. */
+static int open_dbs(struct lmdb_log *lg, const char *dir, char *err, size_t errlen)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(lg->env, NULL, 0, &txn);
+
+	if (rc) {
+		set_err(err, errlen, "%s: mdb_txn_begin: %s", dir, mdb_strerror(rc));
+		return lmdb_err(rc);
+	}
+	rc = open_db(txn, "meta", &lg->meta, dir, err, errlen);
+	if (rc == 0)
+		rc = open_db(txn, "decisions", &lg->decisions, dir, err, errlen);
+	if (rc == 0)
+		rc = open_db(txn, "keys", &lg->keys, dir, err, errlen);
+	if (rc == 0)
+		rc = check_format(txn, lg->meta, dir, err, errlen);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc)
+		set_err(err, errlen, "%s: mdb_txn_commit: %s", dir, mdb_strerror(rc));
+	return lmdb_err(rc);
+}
+
+int coord_log_lmdb_open(struct coord_log *log, const char *dir, size_t map_size, char *err,
+			size_t errlen)
+{
+	struct lmdb_log *lg;
+	int dead, rc;
+
+	if (!log || !dir || !*dir) {
+		set_err(err, errlen, "no log directory given");
+		return -EINVAL;
+	}
+	lg = calloc(1, sizeof(*lg));
+	if (!lg) {
+		set_err(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = make_dirs(dir);
+	if (rc) {
+		set_err(err, errlen, "%s: cannot create the log directory: %s", dir,
+			strerror(-rc));
+		goto out_free;
+	}
+	rc = lock_dir(dir, &lg->lock_fd, err, errlen);
+	if (rc)
+		goto out_free;
+	rc = env_open(lg, dir, map_size, err, errlen);
+	if (rc)
+		goto out_unlock;
+	rc = open_dbs(lg, dir, err, errlen);
+	if (rc)
+		goto out_env;
+	mdb_reader_check(lg->env, &dead); /* free slots left by crashed readers */
+	log->ops = &lmdb_ops;
+	log->self = lg;
+	return 0;
+
+out_env:
+	mdb_env_close(lg->env);
+out_unlock:
+	close(lg->lock_fd);
+out_free:
+	free(lg);
+	return rc;
+}

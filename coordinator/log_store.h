@@ -1,0 +1,96 @@
+/*
+ * log_store.h - the coordinator's durable log, kept in one LMDB environment.
+ *
+ * Databases inside the environment:
+ *   meta       "coordinator_id" -> u64, "epoch" -> u64, "format" -> u32
+ *   decisions  txid (u64 big-endian, so keys append in order) -> decision record:
+ *                COMMIT: decided wall time, participant names (those that voted YES)
+ *                COMPLETED: every participant acked; kept only so that a late
+ *                StatusQuery still hears COMMITTED, until the outcome retention ends
+ *   keys       client transaction key (bytes) -> { txid, COMMITTED, wall time }
+ *
+ * Durability: every write goes through write_batch(), one LMDB write transaction
+ * committed with a normal synced mdb_txn_commit (no MDB_NOSYNC, no MDB_NOMETASYNC:
+ * rule D6). A COMMIT record and its key record land in the same transaction (D1).
+ *
+ * The store is reached through struct coord_log_ops, so tests can put a failing or
+ * crashing store under the coordinator. coord_log_lmdb_new() returns the real one.
+ */
+#ifndef TPC_COORD_LOG_STORE_H
+#define TPC_COORD_LOG_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch_writer.h"
+
+enum coord_rec_type {
+	COORD_REC_COMMIT = 1,    /* force: the decision, its participants, its key */
+	COORD_REC_COMPLETE = 2,  /* all acked: shrink the record to a COMPLETED tombstone */
+	COORD_REC_SWEEP = 3,     /* compaction: drop tombstones and keys older than cutoffs */
+};
+
+/** One log record; embedded bw_item makes it a batch_writer item. */
+struct coord_rec {
+	struct bw_item item;     /* must be first */
+	enum coord_rec_type type;
+	uint64_t txid;
+	uint64_t wall_ms;        /* decision time (COMMIT), completion time (COMPLETE) */
+	const char *key;         /* COMMIT: client transaction key or NULL; not owned */
+	size_t key_len;
+	uint32_t nparts;         /* COMMIT: participant names; not owned */
+	const char *const *parts;
+	uint64_t sweep_outcome_before_ms; /* SWEEP: drop tombstones completed before this */
+	uint64_t sweep_keys_before_ms;    /* SWEEP: drop keys recorded before this */
+	uint32_t sweep_limit;             /* SWEEP: at most this many deletions per pass */
+	void *owner;             /* the caller's, untouched by the store */
+};
+
+/** A decision found in the log on start-up (COMMIT not yet COMPLETED). */
+struct coord_decision {
+	uint64_t txid;
+	uint64_t wall_ms;
+	uint32_t nparts;
+	char **parts;            /* owned by the store's loader: valid during the callback */
+};
+
+struct coord_key_info {
+	uint64_t txid;
+	uint64_t wall_ms;
+	int committed;           /* 1: the transaction under this key committed */
+};
+
+struct coord_log_ops {
+	/** Write records head.. (n, linked by item.next) in one synced transaction. */
+	int (*write_batch)(void *self, struct coord_rec *head, size_t n);
+	/** Read the meta: id and epoch (0/0 for a fresh log). */
+	int (*read_meta)(void *self, uint64_t *id, uint64_t *epoch);
+	/** Durably store id and epoch (synced). */
+	int (*write_meta)(void *self, uint64_t id, uint64_t epoch);
+	/** Call cb for each COMMIT record not COMPLETED, in txid order. */
+	int (*load_decisions)(void *self, int (*cb)(void *arg, const struct coord_decision *d),
+			      void *arg);
+	/** Look up a txid: 1 committed (record or tombstone), 0 no record, <0 error. */
+	int (*lookup_txid)(void *self, uint64_t txid);
+	/** Look up a key: 1 found (info filled), 0 absent, <0 error. */
+	int (*lookup_key)(void *self, const char *key, size_t key_len,
+			  struct coord_key_info *info);
+	/** Sizes for metrics: records in decisions and keys, bytes used by the map. */
+	int (*stats)(void *self, uint64_t *decisions, uint64_t *keys, uint64_t *map_bytes);
+	void (*close)(void *self);
+};
+
+struct coord_log {
+	const struct coord_log_ops *ops;
+	void *self;
+};
+
+/**
+ * @brief Open (creating if needed) the LMDB log in directory @p dir.
+ * @param map_size LMDB map size in bytes (0: default 1 GiB).
+ * @return 0, or a negative errno / LMDB code; @p err receives a message.
+ */
+int coord_log_lmdb_open(struct coord_log *log, const char *dir, size_t map_size, char *err,
+			size_t errlen);
+
+#endif

@@ -1,0 +1,329 @@
+/*
+ * server.c - coordinator start-up, recovery, timers, compaction and shutdown.
+ *
+ * Start-up order (nothing is served before the last step):
+ *   1. open the LMDB log; 2. bump the epoch durably (D7); 3. load every COMMIT
+ *   decision not yet completed into memory as COMMITTING transactions, whose
+ *   participants get the decision when they say Hello (a participant that never
+ *   returns blocks nothing: it is retried in the background); 4. listen.
+ * Shutdown: stop accepting, flush the log writer, close connections, close the log.
+ */
+#include "server_int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#define SWEEP_INTERVAL_MS 10000
+#define SWEEP_LIMIT 10000
+
+void coord_config_defaults(struct coord_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->listen = "127.0.0.1:7400";
+	cfg->data_dir = NULL;
+	cfg->max_frame = TPC_FRAME_DEFAULT_MAX;
+	cfg->txn_timeout_ms = 60000;
+	cfg->prepare_timeout_ms = 10000;
+	cfg->max_conns = 4096;
+	cfg->max_open_txns = 1000000;
+	cfg->max_txns_per_conn = 100000;
+	cfg->max_parts = 32;
+	cfg->max_key_len = 256;
+	cfg->retry_initial_ms = 500;
+	cfg->retry_max_ms = 10000;
+	cfg->outcome_retention_ms = 10 * 60 * 1000;
+	cfg->key_retention_ms = 24 * 60 * 60 * 1000;
+	cfg->group_commit_max = 4096;
+	cfg->map_size = 1ull << 30;
+	cfg->log_level = TPC_LOG_INFO;
+}
+
+struct peer *coord_peer(struct coord_server *s, uint32_t peer_id)
+{
+	return peer_id && peer_id <= s->npeers ? &s->peers[peer_id - 1] : NULL;
+}
+
+/* The id for a participant name, registering it on first sight. 0: out of memory. */
+uint32_t coord_peer_intern(struct coord_server *s, const char *name)
+{
+	for (uint32_t i = 0; i < s->npeers; i++)
+		if (strcmp(s->peers[i].name, name) == 0)
+			return i + 1;
+	if (s->npeers == s->peers_cap) {
+		uint32_t ncap = s->peers_cap ? s->peers_cap * 2 : 16;
+		struct peer *np = realloc(s->peers, ncap * sizeof(*np));
+		if (!np)
+			return 0;
+		s->peers = np;
+		s->peers_cap = ncap;
+	}
+	struct peer *p = &s->peers[s->npeers];
+	memset(p, 0, sizeof(*p));
+	p->name = strdup(name);
+	if (!p->name)
+		return 0;
+	return ++s->npeers;
+}
+
+/* ---- timers ---- */
+
+void coord_timer_arm(struct coord_server *s, uint64_t at_ms)
+{
+	if (s->timer_at_ms && s->timer_at_ms <= at_ms)
+		return;
+	uint64_t now = tpc_now_ms();
+	uint64_t delay = at_ms > now ? at_ms - now : 0;
+	struct timeval tv = { (time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000 };
+	s->timer_at_ms = at_ms;
+	evtimer_add(s->timer, &tv);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct coord_server *s = arg;
+	uint64_t now = tpc_now_ms();
+	struct deadline d;
+
+	s->timer_at_ms = 0;
+	while (deadline_heap_peek(&s->deadlines, &d) && d.at_ms <= now) {
+		deadline_heap_pop(&s->deadlines);
+		struct coord_txn *t = u64map_get(&s->txns, d.txid);
+		if (!t || t->armed_ms != d.at_ms)
+			continue; /* stale: the transaction moved on */
+		t->armed_ms = 0;
+		struct coord_event ev = { .type = EV_TICK };
+		coord_step(s, t, &ev);
+	}
+	if (deadline_heap_peek(&s->deadlines, &d))
+		coord_timer_arm(s, d.at_ms);
+}
+
+/* Compaction: drop completed tombstones and expired keys, a bounded slice at a time. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct coord_server *s = arg;
+	struct coord_rec *r = calloc(1, sizeof(*r));
+	uint64_t now = tpc_wall_ms();
+
+	if (!r)
+		return;
+	r->type = COORD_REC_SWEEP;
+	r->wall_ms = now;
+	r->sweep_outcome_before_ms = now > s->cfg.outcome_retention_ms
+					     ? now - s->cfg.outcome_retention_ms : 0;
+	r->sweep_keys_before_ms = now > s->cfg.key_retention_ms ? now - s->cfg.key_retention_ms : 0;
+	r->sweep_limit = SWEEP_LIMIT;
+	batch_writer_submit(s->writer, &r->item);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct coord_server *s = arg;
+
+	tpc_logf(&s->log, TPC_LOG_INFO, "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	s->stopping = 1;
+	if (s->listener) {
+		evconnlistener_free(s->listener);
+		s->listener = NULL;
+	}
+	event_base_loopbreak(s->base);
+}
+
+/* ---- start-up ---- */
+
+static int open_log(struct coord_server *s)
+{
+	char err[256] = "";
+	uint64_t id = 0, epoch = 0;
+	int rc = coord_log_lmdb_open(&s->store, s->cfg.data_dir, s->cfg.map_size, err, sizeof(err));
+
+	if (rc) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot open the log in %s: %s", s->cfg.data_dir,
+			 err);
+		return rc;
+	}
+	rc = s->store.ops->read_meta(s->store.self, &id, &epoch);
+	if (rc)
+		goto fail;
+	if (s->cfg.id && id && s->cfg.id != id) {
+		tpc_logf(&s->log, TPC_LOG_ERROR,
+			 "--id %llu does not match the log's coordinator id %llu",
+			 (unsigned long long)s->cfg.id, (unsigned long long)id);
+		return -EINVAL;
+	}
+	s->id = id ? id : (s->cfg.id ? s->cfg.id : 1);
+	s->epoch = epoch + 1;
+	if (s->epoch >= (1ull << (64 - COORD_TXID_SEQ_BITS))) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "epoch space exhausted");
+		return -EOVERFLOW;
+	}
+	rc = s->store.ops->write_meta(s->store.self, s->id, s->epoch); /* D7: durable first */
+	if (rc)
+		goto fail;
+	return 0;
+fail:
+	tpc_logf(&s->log, TPC_LOG_ERROR, "cannot read or write the log's meta: %d", rc);
+	return rc;
+}
+
+static int recover_one(void *arg, const struct coord_decision *d)
+{
+	struct coord_server *s = arg;
+	struct coord_txn *t = malloc(sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	coord_txn_init_recovered(t, d->txid, tpc_now_ms());
+	for (uint32_t i = 0; i < d->nparts; i++) {
+		uint32_t peer = coord_peer_intern(s, d->parts[i]);
+		if (!peer || coord_txn_add_part(t, peer, PART_YES, COORD_TXN_MAX_PARTS))
+			goto fail;
+	}
+	t->attempts = 0;
+	t->retry_delay_ms = s->cfg.retry_initial_ms;
+	t->retry_at_ms = tpc_now_ms() + s->cfg.retry_initial_ms;
+	if (u64map_put(&s->txns, t->txid, t))
+		goto fail;
+	return 0;
+fail:
+	coord_txn_release(t);
+	free(t);
+	return -ENOMEM;
+}
+
+static int recover(struct coord_server *s)
+{
+	int rc = s->store.ops->load_decisions(s->store.self, recover_one, s);
+
+	if (rc) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "recovery failed reading the decision log: %d", rc);
+		return rc;
+	}
+	size_t n;
+	uint64_t *ids = u64map_keys(&s->txns, &n);
+	for (size_t i = 0; ids && i < n; i++)
+		coord_arm(s, u64map_get(&s->txns, ids[i]));
+	free(ids);
+	tpc_logf(&s->log, TPC_LOG_INFO,
+		 "recovered %zu undelivered commit decision(s); epoch %llu, coordinator id %llu",
+		 n, (unsigned long long)s->epoch, (unsigned long long)s->id);
+	return 0;
+}
+
+static int setup_events(struct coord_server *s)
+{
+	struct timeval sweep = { SWEEP_INTERVAL_MS / 1000, 0 };
+
+	s->timer = evtimer_new(s->base, on_timer, s);
+	s->sweep = event_new(s->base, -1, EV_PERSIST, on_sweep, s);
+	s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
+	s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
+	if (!s->timer || !s->sweep || !s->sig_term || !s->sig_int)
+		return -ENOMEM;
+	event_add(s->sweep, &sweep);
+	event_add(s->sig_term, NULL);
+	event_add(s->sig_int, NULL);
+	return 0;
+}
+
+static void txn_config(struct coord_server *s)
+{
+	s->tcfg.prepare_timeout_ms = s->cfg.prepare_timeout_ms;
+	s->tcfg.retry_initial_ms = s->cfg.retry_initial_ms;
+	s->tcfg.retry_max_ms = s->cfg.retry_max_ms;
+	s->tcfg.log_retry_ms = 1000;
+	s->tcfg.max_parts = s->cfg.max_parts;
+}
+
+struct coord_server *coord_server_new(const struct coord_config *cfg)
+{
+	struct coord_server *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->cfg = *cfg;
+	s->log.prog = "tpc-coordinator";
+	s->log.min = cfg->log_level;
+	txn_config(s);
+	u64map_init(&s->txns);
+	strmap_init(&s->live_keys);
+	deadline_heap_init(&s->deadlines);
+	signal(SIGPIPE, SIG_IGN);
+	s->base = event_base_new();
+	if (!s->base || setup_events(s))
+		goto fail;
+	if (open_log(s))
+		goto fail;
+	s->writer = batch_writer_new(s->base, coord_log_write, coord_log_done, &s->store,
+				     cfg->group_commit_max);
+	if (!s->writer)
+		goto fail;
+	if (recover(s) || coord_listen(s))
+		goto fail;
+	tpc_logf(&s->log, TPC_LOG_INFO, "listening on %s (data %s, group commit %s)", cfg->listen,
+		 cfg->data_dir, cfg->group_commit_max > 1 ? "on" : "off");
+	return s;
+fail:
+	coord_server_free(s);
+	return NULL;
+}
+
+int coord_server_run(struct coord_server *s)
+{
+	event_base_dispatch(s->base);
+	return s->exit_code;
+}
+
+static void free_all_txns(struct coord_server *s)
+{
+	size_t n;
+	uint64_t *ids = u64map_keys(&s->txns, &n);
+
+	for (size_t i = 0; ids && i < n; i++) {
+		struct coord_txn *t = u64map_get(&s->txns, ids[i]);
+		free(t->key);
+		coord_txn_release(t);
+		free(t);
+	}
+	free(ids);
+	u64map_free(&s->txns);
+}
+
+void coord_server_free(struct coord_server *s)
+{
+	if (!s)
+		return;
+	s->stopping = 1;
+	if (s->listener)
+		evconnlistener_free(s->listener);
+	if (s->writer)
+		batch_writer_free(s->writer); /* flushes: every queued record reaches the disk */
+	coord_conns_close_all(s);
+	free_all_txns(s);
+	strmap_free(&s->live_keys);
+	deadline_heap_free(&s->deadlines);
+	for (uint32_t i = 0; i < s->npeers; i++)
+		free(s->peers[i].name);
+	free(s->peers);
+	free(s->conns);
+	free(s->conn_gen);
+	if (s->store.ops)
+		s->store.ops->close(s->store.self);
+	if (s->timer)
+		event_free(s->timer);
+	if (s->sweep)
+		event_free(s->sweep);
+	if (s->sig_term)
+		event_free(s->sig_term);
+	if (s->sig_int)
+		event_free(s->sig_int);
+	if (s->base)
+		event_base_free(s->base);
+	tpc_logf(&s->log, TPC_LOG_INFO, "stopped");
+	free(s);
+}

@@ -1,0 +1,52 @@
+/*
+ * server.h - the coordinator server: configuration, start-up (log open, epoch bump,
+ * recovery), the libevent loop, and shutdown.
+ */
+#ifndef TPC_COORD_SERVER_H
+#define TPC_COORD_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+struct coord_config {
+	const char *listen;          /* HOST:PORT */
+	const char *data_dir;        /* LMDB environment folder */
+	uint64_t id;                 /* coordinator id; 0: keep the log's (1 for a new log) */
+	uint32_t max_frame;          /* bytes */
+	uint32_t txn_timeout_ms;
+	uint32_t prepare_timeout_ms;
+	uint32_t max_conns;
+	uint32_t max_open_txns;      /* whole server */
+	uint32_t max_txns_per_conn;  /* open transactions one client connection may hold */
+	uint32_t max_parts;          /* participants per transaction */
+	uint32_t max_key_len;
+	uint32_t retry_initial_ms;
+	uint32_t retry_max_ms;
+	uint64_t outcome_retention_ms; /* completed COMMIT tombstones kept for StatusQuery */
+	uint64_t key_retention_ms;     /* client transaction keys kept */
+	uint32_t group_commit_max;   /* records per log batch; 1 turns group commit off */
+	uint64_t map_size;           /* LMDB map size */
+	enum tpc_log_level log_level;
+};
+
+/** @brief Fill @p cfg with the documented defaults. */
+void coord_config_defaults(struct coord_config *cfg);
+
+struct coord_server;
+
+/**
+ * @brief Open the log, bump the epoch (D7), load undelivered decisions, bind the
+ *        listener. Nothing is served before this returns.
+ * @return the server, or NULL with a message already logged.
+ */
+struct coord_server *coord_server_new(const struct coord_config *cfg);
+
+/** @brief Run until SIGTERM/SIGINT. @return 0 on a clean stop. */
+int coord_server_run(struct coord_server *s);
+
+/** @brief Stop accepting, finish log writes, close connections and the log, free. */
+void coord_server_free(struct coord_server *s);
+
+#endif

@@ -1,0 +1,542 @@
+/*
+ * txn.c - the coordinator's per-transaction state machine (see txn.h).
+ *
+ *            Join*                      all votes in, some YES        EV_LOGGED ok
+ *   Begin -> ACTIVE --Commit--> PREPARING ----------------------> LOGGING --------> COMMITTING
+ *              |                  |   ^ votes                     |  ^ EV_LOGGED      |
+ *              |                  |   |                           |  | failed: retry  | acks
+ *              | timeout, Abort,  | NO, timeout, Abort,           +--+ (client hears  v
+ *              | client gone,     | participant lost                    UNKNOWN)   DONE (record
+ *              | fenced           v                                                completed)
+ *              +-----------> ABORTING --(ABORT sent to the prepared and joined)--> DONE
+ *
+ *   Commit with no participants, or with only READ_ONLY voters, and no client key:
+ *   PREPARING/ACTIVE -> DONE directly (nothing to make durable). With a key, the
+ *   transaction goes through LOGGING so the key's outcome is durable.
+ *
+ * Rules kept here:
+ *  - D1: Decision(COMMIT) and the client's COMMITTED come only from the EV_LOGGED(ok)
+ *    transition; nothing before it can emit them.
+ *  - D4: ACT_LOG_COMPLETE (the coordinator forgetting) only once every YES voter acked.
+ *  - Presumed abort: aborting logs nothing and forgets at once.
+ *  - A vote or ack counts only from a participant of this transaction.
+ * coord_txn_set_state() asserts that every transition is one of the arrows above.
+ */
+#include "txn.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const state_names[TXN_NSTATES] = {
+	[TXN_ACTIVE] = "ACTIVE",	 [TXN_PREPARING] = "PREPARING",
+	[TXN_LOGGING] = "LOGGING",	 [TXN_COMMITTING] = "COMMITTING",
+	[TXN_ABORTING] = "ABORTING", [TXN_DONE] = "DONE",
+};
+
+/* legal[from] is a bit set of the states it may move to. */
+#define BIT(s) (1u << (s))
+static const unsigned legal[TXN_NSTATES] = {
+	[TXN_ACTIVE] = BIT(TXN_PREPARING) | BIT(TXN_LOGGING) | BIT(TXN_ABORTING) | BIT(TXN_DONE),
+	[TXN_PREPARING] = BIT(TXN_LOGGING) | BIT(TXN_ABORTING) | BIT(TXN_DONE),
+	[TXN_LOGGING] = BIT(TXN_COMMITTING),
+	[TXN_COMMITTING] = BIT(TXN_DONE),
+	[TXN_ABORTING] = BIT(TXN_DONE),
+	[TXN_DONE] = 0,
+};
+
+const char *coord_txn_state_str(enum coord_txn_state s)
+{
+	return s < TXN_NSTATES ? state_names[s] : "?";
+}
+
+const char *coord_part_state_str(enum coord_part_state s)
+{
+	switch (s) {
+	case PART_JOINED: return "joined";
+	case PART_YES: return "yes";
+	case PART_NO: return "no";
+	case PART_READ_ONLY: return "read-only";
+	case PART_ACKED: return "acked";
+	}
+	return "?";
+}
+
+const char *coord_abort_reason_str(enum coord_abort_reason r)
+{
+	switch (r) {
+	case ABORT_NONE: return "";
+	case ABORT_VOTE_NO: return "a participant voted NO";
+	case ABORT_CLIENT: return "aborted by the client";
+	case ABORT_TXN_TIMEOUT: return "transaction timeout";
+	case ABORT_PREPARE_TIMEOUT: return "prepare timeout: a participant did not vote in time";
+	case ABORT_PART_LOST: return "a participant disconnected before voting";
+	case ABORT_CLIENT_GONE: return "the client disconnected before committing";
+	case ABORT_FENCED: return "fenced by a newer Begin with the same transaction key";
+	case ABORT_OPERATOR: return "aborted by an operator";
+	}
+	return "aborted";
+}
+
+/* An illegal transition is a bug that could break atomicity: stop, even in release. */
+static void set_state(struct coord_txn *t, enum coord_txn_state to)
+{
+	if (t->state >= TXN_NSTATES || !(legal[t->state] & BIT(to)))
+		abort();
+	t->state = (uint8_t)to;
+}
+
+static struct coord_action *emit(struct coord_actions *out, enum coord_act_type type)
+{
+	assert(out->n < COORD_MAX_ACTIONS);
+	struct coord_action *a = &out->a[out->n++];
+	memset(a, 0, sizeof(*a));
+	a->type = type;
+	return a;
+}
+
+static void emit_send_prepare(struct coord_actions *out, uint32_t peer)
+{
+	emit(out, ACT_SEND_PREPARE)->peer = peer;
+}
+
+static void emit_send_decision(struct coord_actions *out, uint32_t peer, int decision)
+{
+	struct coord_action *a = emit(out, ACT_SEND_DECISION);
+	a->peer = peer;
+	a->decision = decision;
+}
+
+static void emit_outcome(struct coord_actions *out, uint64_t conn, uint64_t req, int outcome,
+			 const char *reason)
+{
+	struct coord_action *a = emit(out, ACT_REPLY_OUTCOME);
+	a->conn = conn;
+	a->req = req;
+	a->outcome = outcome;
+	a->reason = reason;
+}
+
+static int refuse(struct coord_actions *out, const struct coord_event *ev, int err,
+		  const char *reason)
+{
+	if (ev->conn) {
+		struct coord_action *a = emit(out, ACT_REPLY_ERROR);
+		a->conn = ev->conn;
+		a->req = ev->req;
+		a->err = err;
+		a->reason = reason;
+	}
+	return err;
+}
+
+/* Tell the waiting Commit/Abort requester, once. */
+static void reply_waiter(struct coord_txn *t, struct coord_actions *out, int outcome,
+			 const char *reason)
+{
+	if (!t->waiter)
+		return;
+	emit_outcome(out, t->waiter, t->waiter_req, outcome, reason);
+	t->waiter = 0;
+	t->waiter_req = 0;
+}
+
+static void forget(struct coord_txn *t, struct coord_actions *out)
+{
+	set_state(t, TXN_DONE);
+	t->retry_at_ms = 0;
+	emit(out, ACT_FORGET);
+}
+
+void coord_txn_init(struct coord_txn *t, uint64_t txid, uint64_t owner, uint64_t now_ms,
+		    uint32_t timeout_ms)
+{
+	memset(t, 0, sizeof(*t));
+	t->txid = txid;
+	t->owner = owner;
+	t->begun_ms = now_ms;
+	t->deadline_ms = now_ms + timeout_ms;
+	t->state = TXN_ACTIVE;
+}
+
+void coord_txn_init_recovered(struct coord_txn *t, uint64_t txid, uint64_t now_ms)
+{
+	memset(t, 0, sizeof(*t));
+	t->txid = txid;
+	t->begun_ms = now_ms;
+	t->decided_ms = now_ms;
+	t->state = TXN_COMMITTING;
+}
+
+int coord_txn_add_part(struct coord_txn *t, uint32_t peer, uint8_t state, uint32_t max_parts)
+{
+	if (max_parts == 0 || max_parts > COORD_TXN_MAX_PARTS)
+		max_parts = COORD_TXN_MAX_PARTS;
+	if (t->nparts >= max_parts)
+		return -ENOSPC;
+	if (t->nparts == t->cap) {
+		uint8_t ncap = t->cap ? (uint8_t)(t->cap * 2) : 2;
+		if (ncap > COORD_TXN_MAX_PARTS)
+			ncap = COORD_TXN_MAX_PARTS;
+		struct coord_txn_part *np = realloc(t->parts, ncap * sizeof(*np));
+		if (!np)
+			return -ENOMEM;
+		t->parts = np;
+		t->cap = ncap;
+	}
+	t->parts[t->nparts].peer = peer;
+	t->parts[t->nparts].state = state;
+	t->nparts++;
+	return 0;
+}
+
+void coord_txn_release(struct coord_txn *t)
+{
+	free(t->parts);
+	t->parts = NULL;
+	t->nparts = t->cap = 0;
+}
+
+struct coord_txn_part *coord_txn_find_part(struct coord_txn *t, uint32_t peer)
+{
+	for (uint8_t i = 0; i < t->nparts; i++)
+		if (t->parts[i].peer == peer)
+			return &t->parts[i];
+	return NULL;
+}
+
+static size_t count_parts(const struct coord_txn *t, enum coord_part_state s)
+{
+	size_t n = 0;
+	for (uint8_t i = 0; i < t->nparts; i++)
+		n += t->parts[i].state == s;
+	return n;
+}
+
+uint64_t coord_txn_next_deadline(const struct coord_txn *t)
+{
+	switch (t->state) {
+	case TXN_ACTIVE: return t->deadline_ms;
+	case TXN_PREPARING: return t->prepare_deadline_ms;
+	case TXN_LOGGING:
+	case TXN_COMMITTING: return t->retry_at_ms;
+	default: return 0;
+	}
+}
+
+/*
+ * Abort: tell every participant that may hold state for the transaction (joined and
+ * not yet voted, or prepared), tell the requester, forget. Nothing is logged.
+ */
+static void do_abort(struct coord_txn *t, struct coord_actions *out,
+		     enum coord_abort_reason why, uint64_t now_ms)
+{
+	set_state(t, TXN_ABORTING);
+	t->abort_reason = (uint8_t)why;
+	t->decided_ms = now_ms;
+	for (uint8_t i = 0; i < t->nparts; i++) {
+		uint8_t s = t->parts[i].state;
+		if (s == PART_JOINED || s == PART_YES)
+			emit_send_decision(out, t->parts[i].peer, DECIDE_ABORT);
+	}
+	reply_waiter(t, out, OUTCOME_ABORTED, coord_abort_reason_str(why));
+	forget(t, out);
+}
+
+/* Queue the COMMIT record; the decision takes effect only when it is durable (D1). */
+static void start_logging(struct coord_txn *t, struct coord_actions *out, uint64_t now_ms)
+{
+	set_state(t, TXN_LOGGING);
+	t->decided_ms = now_ms;
+	t->retry_at_ms = 0;
+	emit(out, ACT_LOG_COMMIT);
+}
+
+/* Every participant voted: commit if any voted YES or a key must be recorded. */
+static void all_voted(struct coord_txn *t, struct coord_actions *out, uint64_t now_ms)
+{
+	if (count_parts(t, PART_YES) == 0 && !t->key) {
+		t->decided_ms = now_ms;
+		reply_waiter(t, out, OUTCOME_COMMITTED, "read-only");
+		forget(t, out);
+		return;
+	}
+	start_logging(t, out, now_ms);
+}
+
+static void send_commit_to_unacked(struct coord_txn *t, struct coord_actions *out)
+{
+	for (uint8_t i = 0; i < t->nparts; i++)
+		if (t->parts[i].state == PART_YES)
+			emit_send_decision(out, t->parts[i].peer, DECIDE_COMMIT);
+}
+
+static void maybe_complete(struct coord_txn *t, struct coord_actions *out)
+{
+	if (count_parts(t, PART_YES) != 0)
+		return;
+	emit(out, ACT_LOG_COMPLETE);
+	forget(t, out);
+}
+
+static int on_join(struct coord_txn *t, const struct coord_txn_config *cfg,
+		   const struct coord_event *ev, struct coord_actions *out)
+{
+	if (t->state != TXN_ACTIVE)
+		return refuse(out, ev, COORD_ERR_NOT_ACTIVE,
+			      "the transaction is no longer accepting participants");
+	if (!coord_txn_find_part(t, ev->peer)) {
+		int rc = coord_txn_add_part(t, ev->peer, PART_JOINED, cfg->max_parts);
+		if (rc == -ENOSPC)
+			return refuse(out, ev, COORD_ERR_LIMIT, "too many participants");
+		if (rc)
+			return refuse(out, ev, COORD_ERR_UNAVAILABLE, "out of memory");
+	}
+	struct coord_action *a = emit(out, ACT_REPLY_JOIN);
+	a->conn = ev->conn;
+	a->req = ev->req;
+	a->peer = ev->peer;
+	return 0;
+}
+
+static int on_commit(struct coord_txn *t, const struct coord_txn_config *cfg,
+		     const struct coord_event *ev, uint64_t now_ms, struct coord_actions *out)
+{
+	switch (t->state) {
+	case TXN_ACTIVE:
+		t->waiter = ev->conn;
+		t->waiter_req = ev->req;
+		if (t->nparts == 0) {
+			all_voted(t, out, now_ms);
+			return 0;
+		}
+		set_state(t, TXN_PREPARING);
+		t->prepare_deadline_ms = now_ms + cfg->prepare_timeout_ms;
+		for (uint8_t i = 0; i < t->nparts; i++)
+			emit_send_prepare(out, t->parts[i].peer);
+		return 0;
+	case TXN_PREPARING:
+	case TXN_LOGGING:
+		if (t->waiter)
+			return refuse(out, ev, COORD_ERR_NOT_ACTIVE,
+				      "commit already in progress; ask its status");
+		t->waiter = ev->conn;
+		t->waiter_req = ev->req;
+		return 0;
+	case TXN_COMMITTING:
+		emit_outcome(out, ev->conn, ev->req, OUTCOME_COMMITTED, "");
+		return 0;
+	default:
+		return refuse(out, ev, COORD_ERR_NOT_FOUND, "no such transaction");
+	}
+}
+
+static int on_abort(struct coord_txn *t, const struct coord_event *ev, uint64_t now_ms,
+		    struct coord_actions *out)
+{
+	switch (t->state) {
+	case TXN_ACTIVE:
+	case TXN_PREPARING:
+		emit_outcome(out, ev->conn, ev->req, OUTCOME_ABORTED,
+			     coord_abort_reason_str(ABORT_CLIENT));
+		do_abort(t, out, ABORT_CLIENT, now_ms);
+		return 0;
+	case TXN_LOGGING:
+		return refuse(out, ev, COORD_ERR_NOT_ACTIVE,
+			      "the commit decision is being made durable; ask its status");
+	case TXN_COMMITTING:
+		emit_outcome(out, ev->conn, ev->req, OUTCOME_COMMITTED,
+			     "already committed; cannot abort");
+		return 0;
+	default:
+		return refuse(out, ev, COORD_ERR_NOT_FOUND, "no such transaction");
+	}
+}
+
+static int on_vote_preparing(struct coord_txn *t, struct coord_txn_part *p,
+			     const struct coord_event *ev, uint64_t now_ms,
+			     struct coord_actions *out)
+{
+	static const uint8_t as_part[] = { [VOTE_NO] = PART_NO, [VOTE_YES] = PART_YES,
+					   [VOTE_READ_ONLY] = PART_READ_ONLY };
+
+	if (p->state != PART_JOINED)
+		return p->state == as_part[ev->vote] ? 0 : COORD_ERR_PROTOCOL;
+	p->state = as_part[ev->vote];
+	if (ev->vote == VOTE_NO) {
+		t->no_voter = p->peer;
+		do_abort(t, out, ABORT_VOTE_NO, now_ms);
+		return 0;
+	}
+	if (count_parts(t, PART_JOINED) == 0)
+		all_voted(t, out, now_ms);
+	return 0;
+}
+
+static int on_vote(struct coord_txn *t, const struct coord_event *ev, uint64_t now_ms,
+		   struct coord_actions *out)
+{
+	struct coord_txn_part *p = coord_txn_find_part(t, ev->peer);
+
+	if (!p)
+		return COORD_ERR_NOT_PARTICIPANT;
+	if (ev->vote < VOTE_NO || ev->vote > VOTE_READ_ONLY)
+		return COORD_ERR_PROTOCOL;
+	switch (t->state) {
+	case TXN_ACTIVE:
+		if (ev->vote != VOTE_NO)
+			return COORD_ERR_PROTOCOL; /* YES before Prepare */
+		p->state = PART_NO;
+		t->no_voter = p->peer;
+		do_abort(t, out, ABORT_VOTE_NO, now_ms);
+		return 0;
+	case TXN_PREPARING:
+		return on_vote_preparing(t, p, ev, now_ms, out);
+	case TXN_COMMITTING:
+		/* A prepared participant asking again: give it the decision again. */
+		if (ev->vote == VOTE_YES && (p->state == PART_YES || p->state == PART_ACKED))
+			emit_send_decision(out, p->peer, DECIDE_COMMIT);
+		return 0;
+	default:
+		return 0; /* LOGGING: a repeated vote changes nothing */
+	}
+}
+
+static int on_logged(struct coord_txn *t, const struct coord_txn_config *cfg,
+		     const struct coord_event *ev, uint64_t now_ms, struct coord_actions *out)
+{
+	if (t->state != TXN_LOGGING)
+		return 0;
+	if (ev->status < 0) {
+		/* Not known to be durable, not known not to be: nobody may hear an outcome. */
+		if (t->log_failures < UINT8_MAX)
+			t->log_failures++;
+		reply_waiter(t, out, OUTCOME_UNKNOWN,
+			     "the decision log write failed; the coordinator retries it");
+		t->retry_at_ms = now_ms + cfg->log_retry_ms;
+		return 0;
+	}
+	set_state(t, TXN_COMMITTING);
+	reply_waiter(t, out, OUTCOME_COMMITTED, "");
+	send_commit_to_unacked(t, out);
+	t->attempts = 1;
+	t->retry_delay_ms = cfg->retry_initial_ms;
+	t->retry_at_ms = now_ms + t->retry_delay_ms;
+	maybe_complete(t, out);
+	return 0;
+}
+
+static int on_ack(struct coord_txn *t, const struct coord_event *ev, struct coord_actions *out)
+{
+	struct coord_txn_part *p = coord_txn_find_part(t, ev->peer);
+
+	if (!p)
+		return COORD_ERR_NOT_PARTICIPANT;
+	if (t->state != TXN_COMMITTING)
+		return t->state == TXN_DONE ? 0 : COORD_ERR_PROTOCOL;
+	if (p->state == PART_YES)
+		p->state = PART_ACKED;
+	maybe_complete(t, out);
+	return 0;
+}
+
+static void on_tick(struct coord_txn *t, const struct coord_txn_config *cfg, uint64_t now_ms,
+		    struct coord_actions *out)
+{
+	switch (t->state) {
+	case TXN_ACTIVE:
+		if (now_ms >= t->deadline_ms)
+			do_abort(t, out, ABORT_TXN_TIMEOUT, now_ms);
+		break;
+	case TXN_PREPARING:
+		if (now_ms >= t->prepare_deadline_ms)
+			do_abort(t, out, ABORT_PREPARE_TIMEOUT, now_ms);
+		break;
+	case TXN_LOGGING:
+		if (t->retry_at_ms && now_ms >= t->retry_at_ms) {
+			t->retry_at_ms = 0;
+			emit(out, ACT_LOG_COMMIT);
+		}
+		break;
+	case TXN_COMMITTING:
+		if (t->retry_at_ms && now_ms >= t->retry_at_ms) {
+			send_commit_to_unacked(t, out);
+			t->attempts++;
+			t->retry_delay_ms = t->retry_delay_ms * 2 > cfg->retry_max_ms
+						    ? cfg->retry_max_ms
+						    : t->retry_delay_ms * 2;
+			t->retry_at_ms = now_ms + t->retry_delay_ms;
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_peer_up(struct coord_txn *t, const struct coord_event *ev,
+		       struct coord_actions *out)
+{
+	struct coord_txn_part *p = coord_txn_find_part(t, ev->peer);
+
+	if (!p)
+		return;
+	if (t->state == TXN_PREPARING && p->state == PART_JOINED)
+		emit_send_prepare(out, p->peer);
+	else if (t->state == TXN_COMMITTING && p->state == PART_YES)
+		emit_send_decision(out, p->peer, DECIDE_COMMIT);
+}
+
+static void on_peer_down(struct coord_txn *t, const struct coord_event *ev, uint64_t now_ms,
+			 struct coord_actions *out)
+{
+	struct coord_txn_part *p = coord_txn_find_part(t, ev->peer);
+
+	if (p && t->state == TXN_PREPARING && p->state == PART_JOINED)
+		do_abort(t, out, ABORT_PART_LOST, now_ms);
+}
+
+static void on_client_gone(struct coord_txn *t, const struct coord_event *ev, uint64_t now_ms,
+			   struct coord_actions *out)
+{
+	if (t->waiter == ev->conn) {
+		t->waiter = 0;
+		t->waiter_req = 0;
+	}
+	if (t->state == TXN_ACTIVE && t->owner == ev->conn)
+		do_abort(t, out, ABORT_CLIENT_GONE, now_ms);
+}
+
+static int on_fence_or_operator(struct coord_txn *t, enum coord_abort_reason why,
+				uint64_t now_ms, struct coord_actions *out)
+{
+	if (t->state != TXN_ACTIVE && t->state != TXN_PREPARING)
+		return COORD_ERR_NOT_ACTIVE;
+	if (why == ABORT_FENCED && t->state != TXN_ACTIVE)
+		return COORD_ERR_NOT_ACTIVE; /* deciding: the new Begin must wait */
+	do_abort(t, out, why, now_ms);
+	return 0;
+}
+
+int coord_txn_step(struct coord_txn *t, const struct coord_txn_config *cfg,
+		   const struct coord_event *ev, uint64_t now_ms, struct coord_actions *out)
+{
+	switch (ev->type) {
+	case EV_JOIN: return on_join(t, cfg, ev, out);
+	case EV_COMMIT: return on_commit(t, cfg, ev, now_ms, out);
+	case EV_ABORT: return on_abort(t, ev, now_ms, out);
+	case EV_VOTE: return on_vote(t, ev, now_ms, out);
+	case EV_LOGGED: return on_logged(t, cfg, ev, now_ms, out);
+	case EV_ACK: return on_ack(t, ev, out);
+	case EV_TICK: on_tick(t, cfg, now_ms, out); return 0;
+	case EV_PEER_UP: on_peer_up(t, ev, out); return 0;
+	case EV_PEER_DOWN: on_peer_down(t, ev, now_ms, out); return 0;
+	case EV_CLIENT_GONE: on_client_gone(t, ev, now_ms, out); return 0;
+	case EV_FENCE: return on_fence_or_operator(t, ABORT_FENCED, now_ms, out);
+	case EV_OPERATOR:
+		if (ev->decision != DECIDE_ABORT)
+			return COORD_ERR_NOT_ACTIVE;
+		return on_fence_or_operator(t, ABORT_OPERATOR, now_ms, out);
+	}
+	return COORD_ERR_PROTOCOL;
+}

@@ -1,0 +1,170 @@
+/*
+ * wire.c - Envelope packing, frame reading over evbuffers, and field validation.
+ *
+ * Reading peeks at the evbuffer's contiguous chunks and feeds them to the pure frame
+ * decoder (frame.c), so a frame that lies within one chunk is handed to the caller in
+ * place; only frames split across chunks are copied once.
+ */
+#include "wire.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+int tpc_wire_send(struct evbuffer *out, const Tpc__Envelope *env, uint32_t max_frame)
+{
+	size_t len = protobuf_c_message_get_packed_size(&env->base);
+	struct evbuffer_iovec v;
+
+	if (len == 0 || len > max_frame)
+		return -EMSGSIZE;
+	if (evbuffer_reserve_space(out, (ev_ssize_t)(len + TPC_FRAME_HEADER_SIZE), &v, 1) < 1)
+		return -ENOMEM;
+	uint8_t *p = v.iov_base;
+	tpc_frame_put_header(p, (uint32_t)len);
+	protobuf_c_message_pack(&env->base, p + TPC_FRAME_HEADER_SIZE);
+	v.iov_len = len + TPC_FRAME_HEADER_SIZE;
+	if (evbuffer_commit_space(out, &v, 1) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+long tpc_wire_pack(const Tpc__Envelope *env, uint8_t *buf, size_t cap)
+{
+	size_t len = protobuf_c_message_get_packed_size(&env->base);
+
+	if (len == 0 || len + TPC_FRAME_HEADER_SIZE > cap || len > UINT32_MAX)
+		return -EMSGSIZE;
+	tpc_frame_put_header(buf, (uint32_t)len);
+	protobuf_c_message_pack(&env->base, buf + TPC_FRAME_HEADER_SIZE);
+	return (long)(len + TPC_FRAME_HEADER_SIZE);
+}
+
+int tpc_wire_read(struct evbuffer *in, struct tpc_frame_decoder *dec, tpc_wire_frame_cb cb,
+		  void *arg)
+{
+	for (;;) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			return 0;
+		size_t used = 0;
+		const uint8_t *frame = NULL;
+		uint32_t flen = 0;
+		int rc = tpc_frame_feed(dec, v.iov_base, v.iov_len, &used, &frame, &flen);
+		if (rc < 0)
+			return rc;
+		if (rc == TPC_FRAME_READY) {
+			/* The frame may point into the chunk: call back before draining it. */
+			int stop = cb(arg, frame, flen);
+			if (stop)
+				return stop; /* the callback may have freed the buffer */
+		}
+		evbuffer_drain(in, used);
+	}
+}
+
+static int need(int cond, const char *msg, const char **why)
+{
+	if (cond)
+		return 0;
+	*why = msg;
+	return -EINVAL;
+}
+
+#define NEED_TXID(m) need((m) != NULL && (m)->txid != 0, "txid is required", why)
+
+static int validate_hello(const Tpc__Hello *h, const char **why)
+{
+	if (!h)
+		return need(0, "hello body missing", why);
+	if (h->role != TPC__ROLE__ROLE_CLIENT && h->role != TPC__ROLE__ROLE_PARTICIPANT)
+		return need(0, "hello.role must be client or participant", why);
+	if (h->role == TPC__ROLE__ROLE_PARTICIPANT)
+		return need(h->name && h->name[0], "hello.name is required for a participant",
+			    why);
+	return 0;
+}
+
+int tpc_wire_validate(const Tpc__Envelope *env, const char **why)
+{
+	switch (env->body_case) {
+	case TPC__ENVELOPE__BODY_HELLO:
+		return validate_hello(env->hello, why);
+	case TPC__ENVELOPE__BODY_BEGIN:
+		return need(env->begin != NULL, "begin body missing", why);
+	case TPC__ENVELOPE__BODY_JOIN:
+		if (NEED_TXID(env->join))
+			return -EINVAL;
+		return need(env->join->participant && env->join->participant[0],
+			    "join.participant is required", why);
+	case TPC__ENVELOPE__BODY_COMMIT:
+		return NEED_TXID(env->commit);
+	case TPC__ENVELOPE__BODY_ABORT:
+		return NEED_TXID(env->abort);
+	case TPC__ENVELOPE__BODY_VOTE:
+		if (NEED_TXID(env->vote))
+			return -EINVAL;
+		return need(env->vote->vote <= TPC__VOTE_KIND__VOTE_READ_ONLY,
+			    "vote.vote is not a known vote", why);
+	case TPC__ENVELOPE__BODY_ACK:
+		return NEED_TXID(env->ack);
+	case TPC__ENVELOPE__BODY_STATUS_QUERY:
+		return NEED_TXID(env->status_query);
+	case TPC__ENVELOPE__BODY_PREPARE:
+		return NEED_TXID(env->prepare);
+	case TPC__ENVELOPE__BODY_DECISION:
+		if (NEED_TXID(env->decision))
+			return -EINVAL;
+		return need(env->decision->decision <= TPC__DECISION_KIND__DECISION_COMMIT,
+			    "decision.decision is not a known decision", why);
+	case TPC__ENVELOPE__BODY_STATUS_REPLY:
+		return NEED_TXID(env->status_reply);
+	case TPC__ENVELOPE__BODY_KV_PUT:
+		if (NEED_TXID(env->kv_put))
+			return -EINVAL;
+		return need(env->kv_put->key.len > 0, "kv_put.key is required", why);
+	case TPC__ENVELOPE__BODY_KV_GET:
+		return need(env->kv_get && env->kv_get->key.len > 0, "kv_get.key is required",
+			    why);
+	case TPC__ENVELOPE__BODY__NOT_SET:
+		return need(0, "envelope has no body", why);
+	default:
+		/* Replies and errors carry nothing that must be checked beyond presence. */
+		return 0;
+	}
+}
+
+const char *tpc_wire_body_name(Tpc__Envelope__BodyCase c)
+{
+	const ProtobufCFieldDescriptor *f =
+		protobuf_c_message_descriptor_get_field(&tpc__envelope__descriptor, (unsigned)c);
+	return f ? f->name : "none";
+}
+
+const char *tpc_wire_outcome_name(Tpc__OutcomeKind k)
+{
+	switch (k) {
+	case TPC__OUTCOME_KIND__OUTCOME_COMMITTED: return "COMMITTED";
+	case TPC__OUTCOME_KIND__OUTCOME_ABORTED: return "ABORTED";
+	default: return "UNKNOWN";
+	}
+}
+
+const char *tpc_wire_status_name(Tpc__TxnStatus s)
+{
+	switch (s) {
+	case TPC__TXN_STATUS__STATUS_COMMITTED: return "COMMITTED";
+	case TPC__TXN_STATUS__STATUS_ABORTED: return "ABORTED";
+	default: return "PENDING";
+	}
+}
+
+const char *tpc_wire_vote_name(Tpc__VoteKind v)
+{
+	switch (v) {
+	case TPC__VOTE_KIND__VOTE_YES: return "YES";
+	case TPC__VOTE_KIND__VOTE_READ_ONLY: return "READ_ONLY";
+	default: return "NO";
+	}
+}

@@ -1,0 +1,62 @@
+/*
+ * wire.h - Envelopes on the wire: packing into a libevent output buffer with the frame
+ * header, reading every complete frame out of an input buffer, and checking that an
+ * unpacked Envelope carries the fields its body type requires.
+ *
+ * Internal to tpc (coordinator, libtpc, tools); not a public header.
+ */
+#ifndef TPC_PROTO_WIRE_H
+#define TPC_PROTO_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+#include "tpc.pb-c.h"
+
+struct evbuffer;
+
+#define TPC_PROTOCOL_VERSION 1u
+
+/** Convenience: one Envelope with every sub-message it may point at, on the stack. */
+typedef Tpc__Envelope tpc_env;
+
+/**
+ * @brief Append one framed Envelope to @p out (one reserve, no intermediate copy).
+ * @return 0, or -ENOMEM, or -EMSGSIZE if the packed size exceeds @p max_frame.
+ */
+int tpc_wire_send(struct evbuffer *out, const Tpc__Envelope *env, uint32_t max_frame);
+
+/**
+ * @brief Pack one framed Envelope into a caller buffer (for blocking tools and tests).
+ * @return bytes written (header included), or -EMSGSIZE if @p cap is too small.
+ */
+long tpc_wire_pack(const Tpc__Envelope *env, uint8_t *buf, size_t cap);
+
+/** Called once per complete frame body; return non-zero to stop reading (e.g. conn freed). */
+typedef int (*tpc_wire_frame_cb)(void *arg, const uint8_t *body, uint32_t len);
+
+/**
+ * @brief Decode and drain every complete frame in @p in, calling @p cb for each.
+ * @return 0 when all input was consumed or more is needed; the callback's non-zero
+ *         value if it stopped; a negative TPC_FRAME_ERR_* or -ENOMEM on a framing error.
+ */
+int tpc_wire_read(struct evbuffer *in, struct tpc_frame_decoder *dec, tpc_wire_frame_cb cb,
+		  void *arg);
+
+/**
+ * @brief Check the fields an Envelope's body requires (a body is set; txids non-zero;
+ *        names non-empty where required; enum values known).
+ * @return 0 if valid; otherwise -EINVAL with *why set to a static explanation.
+ */
+int tpc_wire_validate(const Tpc__Envelope *env, const char **why);
+
+/** @brief Name of an Envelope body case, for logs and errors ("begin", "vote", ...). */
+const char *tpc_wire_body_name(Tpc__Envelope__BodyCase c);
+
+/** @brief Names for enum values, for logs and tools. */
+const char *tpc_wire_outcome_name(Tpc__OutcomeKind k);
+const char *tpc_wire_status_name(Tpc__TxnStatus s);
+const char *tpc_wire_vote_name(Tpc__VoteKind v);
+
+#endif

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tpc needs to build, test and demo, when any is missing.
+# Safe to run repeatedly: it does nothing when everything is already installed.
+set -euo pipefail
+
+PKGS=(build-essential cmake pkg-config
+      libevent-dev liblmdb-dev lmdb-utils libprotobuf-c-dev protobuf-c-compiler
+      libcmocka-dev libjansson-dev libinih-dev
+      procps psmisc)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
