@@ -9,6 +9,7 @@
 #include "server_int.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,6 +165,16 @@ int coord_log_write(void *ctx, struct bw_item *head, size_t n)
 	return log->ops->write_batch(log->self, (struct coord_rec *)head, n);
 }
 
+/* Fault point coord.decision.after_log: the COMMIT is durable, nobody has heard it. */
+static void fault_decision_after_log(struct coord_server *s, uint64_t txid)
+{
+	if (coord_fault_hit(&s->faults, COORD_FAULT_DECISION_AFTER_LOG) != COORD_FAULT_CRASH)
+		return;
+	tpc_logf(&s->log, TPC_LOG_WARN, "fault %s: crashing after txid %llu's COMMIT is durable",
+		 COORD_FAULT_DECISION_AFTER_LOG, (unsigned long long)txid);
+	raise(SIGKILL);
+}
+
 /* Loop thread: a record's batch is on disk (status 0) or failed. */
 void coord_log_done(void *ctx, struct bw_item *item, int status)
 {
@@ -178,6 +189,8 @@ void coord_log_done(void *ctx, struct bw_item *item, int status)
 	if (r->type == COORD_REC_COMMIT) {
 		struct coord_txn *t = u64map_get(&s->txns, r->txid);
 		struct coord_event ev = { .type = EV_LOGGED, .status = status };
+		if (status == 0)
+			fault_decision_after_log(s, r->txid);
 		if (t)
 			coord_step(s, t, &ev);
 	}

@@ -42,7 +42,12 @@ static const char usage_text[] =
 	"  -V, --version                show the version\n"
 	"\n"
 	"Durations take ms, s, m or h (a bare number is milliseconds); sizes take K, M, G.\n"
-	"SIGTERM or SIGINT stops it cleanly.\n";
+	"SIGTERM or SIGINT stops it cleanly.\n"
+	"\n"
+	"Environment:\n"
+	"  TPC_FAULTS=POINT=ACTION[,...]  arm fault points for failure testing, e.g.\n"
+	"                               coord.decision.after_log=crash (SIGKILL itself once\n"
+	"                               a COMMIT is durable, before anyone is told)\n";
 
 enum {
 	OPT_ID = 256, OPT_MAX_FRAME, OPT_TXN_TIMEOUT, OPT_PREPARE_TIMEOUT, OPT_MAX_CONNS,

@@ -240,6 +240,21 @@ static void txn_config(struct coord_server *s)
 	s->tcfg.max_parts = s->cfg.max_parts;
 }
 
+/* Fault points (faults.h): TPC_FAULTS is read once, here; a bad value stops the start. */
+static int setup_faults(struct coord_server *s)
+{
+	char err[160];
+	const char *spec = getenv("TPC_FAULTS");
+
+	if (coord_faults_parse(&s->faults, spec, err, sizeof(err))) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "TPC_FAULTS: %s", err);
+		return -EINVAL;
+	}
+	if (s->faults.n)
+		tpc_logf(&s->log, TPC_LOG_WARN, "fault injection armed: TPC_FAULTS=%s", spec);
+	return 0;
+}
+
 struct coord_server *coord_server_new(const struct coord_config *cfg)
 {
 	struct coord_server *s = calloc(1, sizeof(*s));
@@ -250,6 +265,8 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 	s->log.prog = "tpc-coordinator";
 	s->log.min = cfg->log_level;
 	txn_config(s);
+	if (setup_faults(s))
+		goto fail_early;
 	u64map_init(&s->txns);
 	strmap_init(&s->live_keys);
 	deadline_heap_init(&s->deadlines);
@@ -270,6 +287,9 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 	return s;
 fail:
 	coord_server_free(s);
+	return NULL;
+fail_early:
+	free(s);
 	return NULL;
 }
 

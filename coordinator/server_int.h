@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "batch_writer.h"
+#include "faults.h"
 #include "frame.h"
 #include "log_store.h"
 #include "maps.h"
@@ -81,6 +82,7 @@ struct coord_server {
 	uint32_t conns_cap, nconns;
 
 	struct coord_stats stats;
+	struct coord_faults faults; /* armed fault points (TPC_FAULTS), parsed at start */
 	int stopping;
 	int exit_code;
 };

@@ -167,6 +167,7 @@ void coord_txn_init_recovered(struct coord_txn *t, uint64_t txid, uint64_t now_m
 	t->begun_ms = now_ms;
 	t->decided_ms = now_ms;
 	t->state = TXN_COMMITTING;
+	t->retry_at_ms = now_ms; /* deliver at the first tick; on_tick starts the backoff */
 }
 
 int coord_txn_add_part(struct coord_txn *t, uint32_t peer, uint8_t state, uint32_t max_parts)
@@ -393,13 +394,18 @@ static int on_vote(struct coord_txn *t, const struct coord_event *ev, uint64_t n
 		return 0;
 	case TXN_PREPARING:
 		return on_vote_preparing(t, p, ev, now_ms, out);
+	case TXN_LOGGING:
 	case TXN_COMMITTING:
+		/* Every vote is in: a repeat changes nothing, a different vote is refused. */
+		if (ev->vote == VOTE_YES ? p->state != PART_YES && p->state != PART_ACKED
+					 : p->state != PART_READ_ONLY)
+			return COORD_ERR_PROTOCOL;
 		/* A prepared participant asking again: give it the decision again. */
-		if (ev->vote == VOTE_YES && (p->state == PART_YES || p->state == PART_ACKED))
+		if (t->state == TXN_COMMITTING && ev->vote == VOTE_YES)
 			emit_send_decision(out, p->peer, DECIDE_COMMIT);
 		return 0;
 	default:
-		return 0; /* LOGGING: a repeated vote changes nothing */
+		return 0; /* aborted: a late vote changes nothing */
 	}
 }
 
@@ -461,11 +467,13 @@ static void on_tick(struct coord_txn *t, const struct coord_txn_config *cfg, uin
 		break;
 	case TXN_COMMITTING:
 		if (t->retry_at_ms && now_ms >= t->retry_at_ms) {
+			/* 0: a recovered transaction's first delivery starts the backoff */
+			uint64_t next = t->retry_delay_ms ? 2 * (uint64_t)t->retry_delay_ms
+							  : cfg->retry_initial_ms;
 			send_commit_to_unacked(t, out);
 			t->attempts++;
-			t->retry_delay_ms = t->retry_delay_ms * 2 > cfg->retry_max_ms
-						    ? cfg->retry_max_ms
-						    : t->retry_delay_ms * 2;
+			t->retry_delay_ms = next > cfg->retry_max_ms ? cfg->retry_max_ms
+								     : (uint32_t)next;
 			t->retry_at_ms = now_ms + t->retry_delay_ms;
 		}
 		break;

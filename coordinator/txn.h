@@ -162,7 +162,7 @@ void coord_txn_init(struct coord_txn *t, uint64_t txid, uint64_t owner, uint64_t
 /**
  * @brief Initialise a transaction recovered from the log: COMMITTING, every listed
  *        participant YES (not acked). The caller adds the participants with
- *        coord_txn_add_part() and then calls coord_txn_recovered().
+ *        coord_txn_add_part().
  */
 void coord_txn_init_recovered(struct coord_txn *t, uint64_t txid, uint64_t now_ms);
 

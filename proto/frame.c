@@ -99,8 +99,10 @@ int tpc_frame_feed(struct tpc_frame_decoder *d, const uint8_t *in, size_t in_len
 			return TPC_FRAME_READY;
 		}
 	}
-	if (ensure_buf(d))
+	if (ensure_buf(d)) {
+		*consumed = pos; /* the header is in d->hdr: don't have it fed again */
 		return -ENOMEM;
+	}
 	size_t want = d->body_len - d->body_have;
 	size_t take = in_len - pos < want ? in_len - pos : want;
 	if (take)

@@ -49,6 +49,7 @@ struct tpc_proc {
 	char **lines; /* backlog: complete lines not matched yet, oldest first */
 	size_t nlines, lines_cap;
 	char *last;   /* the line the last wait returned */
+	char log_path[PATH_MAX]; /* where the child's stderr goes */
 };
 
 struct tpc_procs {
@@ -222,7 +223,8 @@ static void child_exec(char *const argv[], pid_t parent, int in_rd, int out_wr, 
 	if (dup2(in_rd, 0) < 0 || dup2(out_wr, 1) < 0 || dup2(err_fd, 2) < 0)
 		goto out_report;
 	syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-	signal(SIGPIPE, SIG_DFL);
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL); /* ignored signals would survive exec */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	execv(argv[0], argv);
@@ -271,6 +273,7 @@ tpc_proc *tpc_proc_spawn(tpc_procs *set, char *const argv[], const char *stderr_
 	if (err_fd < 0)
 		goto out_errno;
 	pid_t parent = getpid();
+	snprintf(p->log_path, sizeof(p->log_path), "%s", stderr_path);
 	p->pid = fork();
 	if (p->pid < 0)
 		goto out_errno;
@@ -474,11 +477,31 @@ static const char *backlog_take(tpc_proc *p, const char *prefix)
 	return NULL;
 }
 
+/* The last bytes of the child's stderr log, for failure reports. */
+static void dump_log_tail(const tpc_proc *p, long max)
+{
+	char buf[2048];
+	FILE *f = fopen(p->log_path, "r");
+
+	if (!f)
+		return;
+	if (fseek(f, 0, SEEK_END) == 0 && ftell(f) > max)
+		fseek(f, -max, SEEK_END);
+	else
+		fseek(f, 0, SEEK_SET);
+	fprintf(stderr, "[%s] tail of %s:\n", p->name, p->log_path);
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, n, stderr);
+	fclose(f);
+}
+
 void tpc_proc_dump(tpc_proc *p)
 {
 	fprintf(stderr, "[%s] %zu unmatched stdout line(s):\n", p->name, p->nlines);
 	for (size_t i = 0; i < p->nlines; i++)
 		fprintf(stderr, "[%s]   %s\n", p->name, p->lines[i]);
+	dump_log_tail(p, 2048);
 }
 
 const char *tpc_proc_take_line(tpc_proc *p, const char *prefix)

@@ -79,14 +79,15 @@ void tpc_proc_close_stdin(tpc_proc *p);
  *        in order, in the process's backlog; later waits search the backlog first.
  * @return the whole matched line without its newline, owned by @p p and valid until the
  *         next wait on @p p; NULL on timeout or when stdout reached EOF (errno ETIMEDOUT or
- *         EPIPE). On failure the backlog and the prefix are printed to stderr.
+ *         EPIPE). On failure the prefix, the backlog and the tail of the child's
+ *         stderr log are printed to stderr.
  */
 const char *tpc_proc_wait_line(tpc_proc *p, const char *prefix, int timeout_ms);
 
 /** @brief Like tpc_proc_wait_line, but return NULL at once if no such line is buffered. */
 const char *tpc_proc_take_line(tpc_proc *p, const char *prefix);
 
-/** @brief Print the unmatched stdout lines kept in the backlog to stderr (diagnostics). */
+/** @brief Print the backlog and the tail of the child's stderr log to stderr (diagnostics). */
 void tpc_proc_dump(tpc_proc *p);
 
 /**

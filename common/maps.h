@@ -1,11 +1,11 @@
 /*
- * maps.h - the coordinator's in-memory indexes: u64 -> pointer (open transactions by
+ * maps.h - in-memory indexes: u64 -> pointer (open transactions by
  * txid) and string -> u64 (live client transaction keys -> txid), both open addressing
  * with linear probing and backward-shift deletion (no tombstones), and a min-heap of
  * (deadline, txid) for timers, where stale entries are skipped by the caller.
  */
-#ifndef TPC_COORD_MAPS_H
-#define TPC_COORD_MAPS_H
+#ifndef TPC_COMMON_MAPS_H
+#define TPC_COMMON_MAPS_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,0 +1,121 @@
+/*
+ * tpc/client.h - the initiator's API: begin, commit, abort and ask about transactions.
+ *
+ * One tpc_client holds one connection to the coordinator and pipelines any number of
+ * requests over it. Two ways to use it:
+ *  - asynchronous: attach it to your libevent loop (tpc/libevent.h) and pass callbacks;
+ *    callbacks run on that loop's thread;
+ *  - blocking: call the functions without _async from one thread; the client runs a
+ *    private loop until the reply arrives. A client is one or the other: blocking calls
+ *    on an attached client return TPC_ESTATE.
+ *
+ * If the connection drops while a Commit is in flight, its callback gets
+ * TPC_OUTCOME_UNKNOWN: the transaction may have committed. Resolve it with
+ * tpc_client_status(), or by calling begin again with the same transaction key
+ * (which reports an earlier commit instead of starting new work). The client
+ * reconnects by itself on the next request.
+ */
+#ifndef TPC_CLIENT_H
+#define TPC_CLIENT_H
+
+#include "tpc/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tpc_client tpc_client;
+
+typedef struct tpc_client_config {
+	const char *coordinator;      /**< "HOST:PORT" of the coordinator (required) */
+	const char *name;             /**< a label for the coordinator's logs (optional) */
+	uint32_t connect_timeout_ms;  /**< default 5000 */
+	uint32_t request_timeout_ms;  /**< a reply not received in time fails with -ETIMEDOUT
+					   (a Commit: TPC_OUTCOME_UNKNOWN); default 30000 */
+	uint32_t max_frame;           /**< default 1 MiB */
+} tpc_client_config;
+
+/** What a Begin did. */
+typedef enum tpc_begin_result {
+	TPC_BEGIN_STARTED = 0,           /**< a new transaction started */
+	TPC_BEGIN_ALREADY_COMMITTED = 1, /**< the key's last transaction committed: txid names it */
+	TPC_BEGIN_PENDING = 2,           /**< the key's last transaction is deciding: ask again */
+} tpc_begin_result;
+
+/** @brief Fill @p cfg with defaults (coordinator still has to be set). */
+TPC_API void tpc_client_config_init(tpc_client_config *cfg);
+
+/**
+ * @brief Create a client. No connection is made until the first request.
+ * @param cfg copied; the caller keeps ownership of its strings only for this call
+ * @param[out] err on failure, a negative code (-EINVAL for a bad address)
+ * @return the client, or NULL
+ */
+TPC_API tpc_client *tpc_client_new(const tpc_client_config *cfg, int *err);
+
+/**
+ * @brief Close the connection and free the client. Pending async callbacks run with
+ *        TPC_ECLOSED (a pending Commit with TPC_OUTCOME_UNKNOWN) before it returns.
+ *        NULL is a no-op.
+ */
+TPC_API void tpc_client_free(tpc_client *c);
+
+/** @brief The last error message of this client (never NULL; "" when none). */
+TPC_API const char *tpc_client_errmsg(const tpc_client *c);
+
+/* ---- asynchronous ---- */
+
+/** @param err 0, or why it failed (then txid is 0). */
+typedef void (*tpc_begin_cb)(void *arg, int err, tpc_txid txid, tpc_begin_result result);
+/** @param err 0 when @p outcome is the coordinator's answer; else outcome is UNKNOWN. */
+typedef void (*tpc_outcome_cb)(void *arg, int err, tpc_txid txid, tpc_outcome outcome,
+			       const char *reason);
+typedef void (*tpc_status_cb)(void *arg, int err, tpc_txid txid, tpc_status status);
+
+/**
+ * @brief Start a transaction.
+ * @param key client transaction key or NULL: at most one transaction per key commits
+ *        (an open one under the same key is aborted: fenced)
+ * @param timeout_ms transaction timeout; 0 for the coordinator's default
+ * @return 0 if queued (cb will run exactly once), or a negative code (cb will not run)
+ */
+TPC_API int tpc_client_begin_async(tpc_client *c, const char *key, uint32_t timeout_ms,
+				   tpc_begin_cb cb, void *arg);
+/** @brief Ask the coordinator to commit; cb gets the outcome (see the header's note). */
+TPC_API int tpc_client_commit_async(tpc_client *c, tpc_txid txid, tpc_outcome_cb cb, void *arg);
+/** @brief Ask the coordinator to abort; cb gets the outcome (COMMITTED if it was too late). */
+TPC_API int tpc_client_abort_async(tpc_client *c, tpc_txid txid, const char *reason,
+				   tpc_outcome_cb cb, void *arg);
+/** @brief Ask what became of a transaction. */
+TPC_API int tpc_client_status_async(tpc_client *c, tpc_txid txid, tpc_status_cb cb, void *arg);
+
+/** @brief Requests sent and not yet answered. */
+TPC_API size_t tpc_client_inflight(const tpc_client *c);
+
+/* ---- blocking ---- */
+
+/**
+ * @brief Blocking begin.
+ * @param[out] txid the new transaction, or the key's committed/pending one
+ * @param[out] result what happened (may be NULL)
+ * @return 0, or a negative code (TPC_ESTATE if the client is attached to a loop)
+ */
+TPC_API int tpc_client_begin(tpc_client *c, const char *key, uint32_t timeout_ms, tpc_txid *txid,
+			     tpc_begin_result *result);
+/**
+ * @brief Blocking commit. Returns 0 with *outcome set when the coordinator answered;
+ *        on a lost connection returns TPC_ECLOSED with *outcome = TPC_OUTCOME_UNKNOWN.
+ * @param reason buffer for the coordinator's reason (may be NULL)
+ */
+TPC_API int tpc_client_commit(tpc_client *c, tpc_txid txid, tpc_outcome *outcome, char *reason,
+			      size_t reason_len);
+/** @brief Blocking abort. */
+TPC_API int tpc_client_abort(tpc_client *c, tpc_txid txid, const char *why, tpc_outcome *outcome);
+/** @brief Blocking status. */
+TPC_API int tpc_client_status(tpc_client *c, tpc_txid txid, tpc_status *status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * tpc/common.h - what every libtpc header shares: the error space, outcomes, txids.
+ *
+ * Error space: 0 is success; failures are negative. -errno values (-ENOMEM, -EINVAL,
+ * -ETIMEDOUT, ...) keep their meaning; tpc's own conditions use the TPC_E* band below
+ * -1000. tpc_strerror() names any of them.
+ */
+#ifndef TPC_COMMON_H
+#define TPC_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && !defined(TPC_STATIC_BUILD)
+#define TPC_API __attribute__((visibility("default")))
+#else
+#define TPC_API
+#endif
+
+/** A transaction id, allocated by the coordinator; never 0. */
+typedef uint64_t tpc_txid;
+
+enum {
+	TPC_EPROTO = -1001,      /**< the peer broke the protocol or sent an undecodable frame */
+	TPC_ENOTFOUND = -1002,   /**< no such open transaction at the coordinator */
+	TPC_ENOTACTIVE = -1003,  /**< the transaction no longer accepts this request */
+	TPC_ELIMIT = -1004,      /**< a configured limit was reached */
+	TPC_ENOTPART = -1005,    /**< a vote or ack from a participant that did not join */
+	TPC_EUNAVAIL = -1006,    /**< the coordinator cannot serve this now */
+	TPC_EVERSION = -1007,    /**< protocol versions do not match */
+	TPC_EINVALMSG = -1008,   /**< a required field was missing */
+	TPC_ECLOSED = -1009,     /**< the connection closed before the reply arrived */
+	TPC_EREFUSED = -1010,    /**< a sink refused the transaction at prepare (vote NO) */
+	TPC_ESTALE = -1011,      /**< a message from an older coordinator epoch (rule D7) */
+	TPC_ECORRUPT = -1012,    /**< a stored record could not be decoded */
+	TPC_ESTATE = -1013,      /**< the call is not allowed in the handle's current state */
+};
+
+/** Outcome of a transaction as its client learns it. */
+typedef enum tpc_outcome {
+	TPC_OUTCOME_UNKNOWN = 0,   /**< not known: connection lost mid-commit; ask with status */
+	TPC_OUTCOME_COMMITTED = 1,
+	TPC_OUTCOME_ABORTED = 2,
+} tpc_outcome;
+
+/** Status a coordinator reports for a transaction. */
+typedef enum tpc_status {
+	TPC_STATUS_PENDING = 0,    /**< still open or deciding */
+	TPC_STATUS_COMMITTED = 1,
+	TPC_STATUS_ABORTED = 2,    /**< aborted, or unknown to the coordinator (presumed abort) */
+} tpc_status;
+
+/**
+ * @brief Name an error code.
+ * @param code 0, a negative errno value, or a TPC_E* code
+ * @return a static string; never NULL
+ */
+TPC_API const char *tpc_strerror(int code);
+
+/** @brief Name an outcome ("COMMITTED", "ABORTED", "UNKNOWN"). */
+TPC_API const char *tpc_outcome_str(tpc_outcome o);
+
+/** @brief Name a status ("PENDING", "COMMITTED", "ABORTED"). */
+TPC_API const char *tpc_status_str(tpc_status s);
+
+/** @brief The library version, "MAJOR.MINOR.PATCH". */
+TPC_API const char *tpc_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

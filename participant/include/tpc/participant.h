@@ -1,0 +1,145 @@
+/*
+ * tpc/participant.h - take part in tpc transactions from inside a service.
+ *
+ * A participant wraps a sink (tpc/sink.h). The service stages writes for a txid that
+ * its caller got from the initiator; the participant joins that transaction at the
+ * coordinator on the first write, answers Prepare by making a PREPARED record durable
+ * in its own LMDB (in state_dir) and voting, and on COMMIT hands the writes to the
+ * sink, acknowledging only once the sink made them durable. After a crash it finds
+ * its prepared transactions and asks the coordinator how each ended.
+ *
+ * Durability promises:
+ *  - D2: a YES vote is sent only after the PREPARED record, holding every staged
+ *    write, is on disk. A prepared transaction is never decided by the participant:
+ *    it waits for the coordinator (asking with StatusQuery, with backoff).
+ *  - D3: the decision is acked only after the sink's commit() returned (durable), and
+ *    a COMMIT delivered twice is applied once (the sink is idempotent per txid).
+ *  - D7: a Prepare or Decision from an older coordinator epoch than the highest seen
+ *    is rejected; the highest epoch is kept durably.
+ *
+ * Two ways to run: attach to the service's libevent loop (tpc/libevent.h; then call
+ * everything from that loop's thread), or tpc_participant_start() to run on a
+ * background thread of its own (then tpc_participant_stage_wait() may be called from
+ * any thread).
+ */
+#ifndef TPC_PARTICIPANT_H
+#define TPC_PARTICIPANT_H
+
+#include "tpc/common.h"
+#include "tpc/sink.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tpc_participant tpc_participant;
+
+typedef struct tpc_participant_config {
+	const char *coordinator;      /**< "HOST:PORT" (required) */
+	const char *name;             /**< participant name, unique per coordinator (required) */
+	const char *state_dir;        /**< folder for the PREPARED log (LMDB), created if missing */
+	uint32_t txn_timeout_ms;      /**< staged writes with no Prepare expire (default 60000) */
+	uint32_t max_open_txns;       /**< transactions with staged writes (default 100000) */
+	uint64_t max_staged_bytes;    /**< bytes staged across transactions (default 256 MiB) */
+	uint32_t group_commit_max;    /**< records per forced write; 1 = off (default 4096) */
+	uint32_t max_frame;           /**< default 1 MiB */
+	uint64_t map_size;            /**< LMDB map size for state_dir (default 1 GiB) */
+} tpc_participant_config;
+
+/** @brief Fill @p cfg with the defaults above (coordinator, name, state_dir unset). */
+TPC_API void tpc_participant_config_init(tpc_participant_config *cfg);
+
+/**
+ * @brief Create a participant. Opens state_dir and loads prepared transactions; makes
+ *        no connection until attached or started.
+ * @param cfg copied (strings too)
+ * @param sink the participant takes ownership and frees it in tpc_participant_free()
+ * @param[out] err on failure, a negative code
+ * @return the participant, or NULL (the sink is then freed too)
+ */
+TPC_API tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink *sink,
+					     int *err);
+
+/**
+ * @brief Run the participant on a background thread with its own loop.
+ * @return 0, or TPC_ESTATE if already attached or started
+ */
+TPC_API int tpc_participant_start(tpc_participant *p);
+
+/**
+ * @brief Stop (joining the background thread if started), detach, close the state log,
+ *        free the sink. Prepared transactions stay on disk and are resolved at the next
+ *        start. NULL is a no-op.
+ */
+TPC_API void tpc_participant_free(tpc_participant *p);
+
+/**
+ * Completion of a staged write.
+ * @param err 0 once the write is staged and the participant is a member of the
+ *        transaction at the coordinator; else TPC_ENOTFOUND / TPC_ENOTACTIVE (the
+ *        transaction is unknown or already deciding), TPC_ELIMIT, TPC_ECLOSED, ...
+ */
+typedef void (*tpc_stage_cb)(void *arg, int err, tpc_txid txid);
+
+/**
+ * @brief Stage one write for @p txid. The first write of a txid joins the transaction;
+ *        @p cb runs once the join is acknowledged (later writes complete at once), so
+ *        the initiator's Commit cannot miss this participant. Loop thread only.
+ * @param key,value copied by the participant
+ * @return 0 if accepted (cb runs exactly once), or a negative code (cb does not run)
+ */
+TPC_API int tpc_participant_stage(tpc_participant *p, tpc_txid txid, const void *key,
+				  size_t key_len, const void *value, size_t value_len,
+				  tpc_stage_cb cb, void *arg);
+
+/**
+ * @brief Blocking stage, for participants run with tpc_participant_start(); any thread.
+ * @return 0, or the code the callback form would have passed
+ */
+TPC_API int tpc_participant_stage_wait(tpc_participant *p, tpc_txid txid, const void *key,
+				       size_t key_len, const void *value, size_t value_len);
+
+/** A prepared transaction awaiting its decision. */
+typedef struct tpc_prepared_info {
+	tpc_txid txid;
+	uint64_t age_ms;      /**< since the PREPARED record was written */
+	uint64_t nrecords;    /**< staged writes it holds */
+	uint64_t bytes;       /**< key and value bytes it holds */
+	uint32_t queries;     /**< StatusQuery attempts since the last restart */
+} tpc_prepared_info;
+
+/**
+ * @brief List prepared transactions (what an in-doubt transaction is blocking).
+ * @param[out] out a malloc'd array the caller frees; NULL when *n is 0
+ * @return 0 or a negative code. Loop thread, or any thread when started.
+ */
+TPC_API int tpc_participant_list_prepared(tpc_participant *p, tpc_prepared_info **out,
+					  size_t *n);
+
+/**
+ * @brief List the prepared transactions recorded in a state folder, read-only, while
+ *        the participant is running or not.
+ */
+TPC_API int tpc_participant_list_prepared_dir(const char *state_dir, tpc_prepared_info **out,
+					      size_t *n);
+
+/** Counters, for tests and metrics. */
+typedef struct tpc_participant_stats {
+	uint64_t joined, prepared, voted_no, committed, aborted, duplicate_commits;
+	uint64_t stale_epoch_rejected, expired, recovered, status_queries, reconnects;
+	uint64_t log_batches, log_records;
+	uint64_t highest_epoch;
+	int connected;
+} tpc_participant_stats;
+
+/** @brief Copy the counters. Loop thread, or any thread when started. */
+TPC_API void tpc_participant_get_stats(tpc_participant *p, tpc_participant_stats *out);
+
+/** @brief The last error message (never NULL; "" when none). */
+TPC_API const char *tpc_participant_errmsg(const tpc_participant *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

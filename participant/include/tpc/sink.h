@@ -1,0 +1,101 @@
+/*
+ * tpc/sink.h - where a participant's data finally lands.
+ *
+ * A participant stages key/value writes per transaction; at Prepare it asks its sink
+ * whether it could apply them (the sink may refuse: the participant votes NO); once
+ * the coordinator decides COMMIT it hands them to the sink's commit().
+ *
+ * What a sink must guarantee for exactly-once to hold:
+ *  1. commit() is durable when it returns 0: after a crash, the writes are there.
+ *  2. commit() is idempotent per txid: committing a txid that was already applied
+ *     changes nothing and returns 0. The usual way is to record the txid in the same
+ *     atomic, durable step as the data (the LMDB sink does this in one LMDB
+ *     transaction; the file sink keeps the txid on every line it appends).
+ *  3. commit() is atomic per txid: after a crash, a transaction's writes are either
+ *     all applied, or none are (and the txid is not recorded as applied).
+ *  4. prepare() returning 0 is a promise that commit() of those writes will succeed
+ *     later; a sink that cannot promise must refuse at prepare, not fail at commit.
+ *     (A commit() failure makes the participant retry it; the transaction stays
+ *     prepared until it succeeds, so a sink that breaks this promise blocks progress,
+ *     never atomicity.)
+ * The participant does the rest: it makes its PREPARED record durable before voting
+ * YES (D2), calls commit() again after a crash until it succeeds, and acks the
+ * decision only after commit() returned 0 (D3).
+ *
+ * Threads: prepare() and abort() run on the participant's event-loop thread; commit()
+ * and applied() run on its log-writer thread. The participant never calls two sink
+ * functions at the same time.
+ */
+#ifndef TPC_SINK_H
+#define TPC_SINK_H
+
+#include "tpc/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** One staged write. A zero-length value is a valid value, not a delete. */
+typedef struct tpc_write {
+	const void *key;
+	size_t key_len;
+	const void *value;
+	size_t value_len;
+} tpc_write;
+
+/** A transaction's writes as a sink sees them; valid only during the call. */
+typedef struct tpc_sink_txn {
+	tpc_txid txid;
+	const tpc_write *writes;
+	size_t nwrites;
+} tpc_sink_txn;
+
+typedef struct tpc_sink_ops {
+	/**
+	 * @brief Check that the writes could be applied. Required.
+	 * @param reason on refusal, a short message for the coordinator (NUL-terminated)
+	 * @return 0 to vote YES; TPC_EREFUSED (or any negative code) to vote NO
+	 */
+	int (*prepare)(void *self, const tpc_sink_txn *txn, char *reason, size_t reason_len);
+	/**
+	 * @brief Apply @p n transactions durably, each idempotent per txid. Required.
+	 *        Several transactions arrive in one call when group commit batches them;
+	 *        a sink may apply them in one durable step.
+	 * @return 0 when every one is durable; a negative code if none may be taken as
+	 *         applied (the participant retries the whole call later)
+	 */
+	int (*commit)(void *self, const tpc_sink_txn *txns, size_t n);
+	/** @brief Forget anything prepare() reserved for @p txid. Optional (NULL). */
+	void (*abort)(void *self, tpc_txid txid);
+	/** @brief 1 if @p txid was applied, 0 if not, negative on error. Optional (NULL). */
+	int (*applied)(void *self, tpc_txid txid);
+	/** @brief Release the sink's resources. Optional (NULL). */
+	void (*destroy)(void *self);
+} tpc_sink_ops;
+
+typedef struct tpc_sink tpc_sink;
+
+/**
+ * @brief Wrap your own sink implementation.
+ * @param ops the functions; the caller keeps ownership and must keep them alive
+ * @param self passed to every function; destroy(self) runs in tpc_sink_free()
+ * @return a sink handle, or NULL when out of memory
+ */
+TPC_API tpc_sink *tpc_sink_new(const tpc_sink_ops *ops, void *self);
+
+/** @brief Destroy the sink (calls ops->destroy). NULL is a no-op. */
+TPC_API void tpc_sink_free(tpc_sink *sink);
+
+/* Calls through the handle, used by the participant and by tests. */
+TPC_API int tpc_sink_prepare(tpc_sink *sink, const tpc_sink_txn *txn, char *reason,
+			     size_t reason_len);
+TPC_API int tpc_sink_commit(tpc_sink *sink, const tpc_sink_txn *txns, size_t n);
+TPC_API void tpc_sink_abort(tpc_sink *sink, tpc_txid txid);
+/** @return 1 applied, 0 not applied, -ENOTSUP if the sink cannot tell, or an error. */
+TPC_API int tpc_sink_applied(tpc_sink *sink, tpc_txid txid);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

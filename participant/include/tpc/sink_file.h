@@ -1,0 +1,32 @@
+/*
+ * tpc/sink_file.h - the append-only file sink: one line per write, carrying its txid.
+ *
+ * Line format (text, one per write, '\n'-terminated):
+ *   <txid> <TAB> <index>/<count> <TAB> <hex key> <TAB> <hex value>
+ * A transaction's lines are appended with one write() and one fdatasync(); on open the
+ * sink scans the file, rebuilds the set of applied txids, and truncates a torn tail: a
+ * last line with no newline, or a last transaction with fewer lines than its count.
+ * Committing a txid already in the file is a no-op.
+ */
+#ifndef TPC_SINK_FILE_H
+#define TPC_SINK_FILE_H
+
+#include "tpc/sink.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * @brief Open (creating if needed) an append-only file sink, repairing a torn tail.
+ * @param[out] err on failure, a negative code
+ * @param[out] repaired_bytes if not NULL, how many bytes of torn tail were cut
+ * @return the sink, or NULL
+ */
+TPC_API tpc_sink *tpc_sink_file_open(const char *path, int *err, uint64_t *repaired_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * common.c - names for libtpc's shared vocabulary (tpc/common.h): error codes,
+ * outcomes, statuses, and the library version.
+ *
+ * Owns no state. Every function returns a pointer to a string literal (or to glibc's
+ * or LMDB's static tables), so all of them are thread-safe: strerror() is never
+ * called, because its buffer may be shared and overwritten by other threads.
+ *
+ * Error space (tpc/common.h): 0 success; -errno for system errors; LMDB's own codes
+ * (MDB_KEYEXIST .. MDB_LAST_ERRCODE, already negative) as the LMDB sink passes them
+ * through; the TPC_E* band below -1000 for tpc's own conditions.
+ */
+#include "tpc/common.h"
+
+#include <string.h>
+
+#include <lmdb.h>
+
+#ifndef TPC_VERSION
+#error "TPC_VERSION must be defined by the build (CMake: PROJECT_VERSION)"
+#endif
+
+/* tpc's own band; NULL for a code that is not one of them. */
+static const char *tpc_code_str(int code)
+{
+	switch (code) {
+	case TPC_EPROTO: return "protocol error: the peer sent an undecodable or unexpected frame";
+	case TPC_ENOTFOUND: return "no such open transaction at the coordinator";
+	case TPC_ENOTACTIVE: return "the transaction no longer accepts this request";
+	case TPC_ELIMIT: return "a configured limit was reached";
+	case TPC_ENOTPART: return "the participant did not join this transaction";
+	case TPC_EUNAVAIL: return "the coordinator cannot serve this now";
+	case TPC_EVERSION: return "protocol versions do not match";
+	case TPC_EINVALMSG: return "a required message field was missing";
+	case TPC_ECLOSED: return "the connection closed before the reply arrived";
+	case TPC_EREFUSED: return "the sink refused the transaction at prepare (vote NO)";
+	case TPC_ESTALE: return "message from an older coordinator epoch";
+	case TPC_ECORRUPT: return "a stored record could not be decoded";
+	case TPC_ESTATE: return "the call is not allowed in the handle's current state";
+	}
+	return NULL;
+}
+
+const char *tpc_strerror(int code)
+{
+	const char *s;
+
+	if (code == 0)
+		return "success";
+	if (code > 0)
+		return "invalid error code (positive)";
+	s = tpc_code_str(code);
+	if (s)
+		return s;
+	/* mdb_strerror() returns static strings for its own range only. */
+	if (code >= MDB_KEYEXIST && code <= MDB_LAST_ERRCODE)
+		return mdb_strerror(code);
+	if (code > -1000) {
+		s = strerrordesc_np(-code); /* glibc >= 2.32: static, thread-safe */
+		if (s)
+			return s;
+	}
+	return "unknown error";
+}
+
+const char *tpc_outcome_str(tpc_outcome o)
+{
+	switch (o) {
+	case TPC_OUTCOME_UNKNOWN: return "UNKNOWN";
+	case TPC_OUTCOME_COMMITTED: return "COMMITTED";
+	case TPC_OUTCOME_ABORTED: return "ABORTED";
+	}
+	return "INVALID";
+}
+
+const char *tpc_status_str(tpc_status s)
+{
+	switch (s) {
+	case TPC_STATUS_PENDING: return "PENDING";
+	case TPC_STATUS_COMMITTED: return "COMMITTED";
+	case TPC_STATUS_ABORTED: return "ABORTED";
+	}
+	return "INVALID";
+}
+
+const char *tpc_version(void)
+{
+	return TPC_VERSION;
+}

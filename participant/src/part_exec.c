@@ -1,0 +1,365 @@
+/*
+ * part_exec.c - carrying out what the participant's state machine returns: frames to
+ * the coordinator, PREPARED records and sink applies to the log writer, stage
+ * callbacks, timers; and the log writer's batch function itself.
+ *
+ * D2: PACT_SEND_VOTE(YES) comes only from PEV_LOGGED ok, which part_writer_done()
+ * feeds only after part_log_write() committed (synced) the batch holding the record.
+ * D3: PACT_SEND_ACK comes only from PEV_APPLIED ok, fed only after the sink's commit()
+ * returned 0 for that txid.
+ */
+#include "part_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "sink_int.h"
+
+struct ptxn *part_txn_new(struct tpc_participant *p, uint64_t txid)
+{
+	struct ptxn *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	part_txn_init(&t->m, txid, tpc_now_ms(), &p->tcfg);
+	if (u64map_put(&p->txns, txid, t)) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void complete_stages(struct ptxn *t, int err)
+{
+	struct stage_waiter *w = t->waiters;
+
+	t->waiters = NULL;
+	while (w) {
+		struct stage_waiter *next = w->next;
+		w->cb(w->arg, err, t->m.txid);
+		free(w);
+		w = next;
+	}
+}
+
+void part_txn_free(struct tpc_participant *p, struct ptxn *t)
+{
+	complete_stages(t, TPC_ECLOSED);
+	u64map_del(&p->txns, t->m.txid);
+	p->staged_bytes -= t->blob.len > 4 ? t->blob.len - 4 - 8ull * t->blob.count : 0;
+	part_blob_free(&t->blob);
+	free(t);
+}
+
+static struct part_rec *rec_new(enum prec_type type, uint64_t txid)
+{
+	struct part_rec *r = calloc(1, sizeof(*r));
+	if (r) {
+		r->type = type;
+		r->txid = txid;
+		r->wall_ms = tpc_wall_ms();
+	}
+	return r;
+}
+
+/* Queue the PREPARED record with its own copy of the writes. */
+static int log_prepared(struct tpc_participant *p, struct ptxn *t)
+{
+	size_t len;
+	const uint8_t *bytes = part_blob_bytes(&t->blob, &len);
+	struct part_rec *r = rec_new(PREC_PREPARED, t->m.txid);
+
+	if (!r || !bytes || !(r->blob = malloc(len))) {
+		free(r);
+		return -ENOMEM;
+	}
+	memcpy(r->blob, bytes, len);
+	r->blob_len = len;
+	r->epoch = p->highest_epoch;
+	t->logged = 1;
+	t->m.prepared_wall_ms = r->wall_ms;
+	batch_writer_submit(p->writer, &r->item);
+	return 0;
+}
+
+/* Queue the sink apply; the writes stay in the transaction, which lives until done. */
+static int log_apply(struct tpc_participant *p, struct ptxn *t)
+{
+	size_t len;
+	const uint8_t *bytes = part_blob_bytes(&t->blob, &len);
+	struct part_rec *r = rec_new(PREC_APPLY, t->m.txid);
+
+	if (!r || !bytes) {
+		free(r);
+		return -ENOMEM;
+	}
+	r->blob = (uint8_t *)bytes;
+	r->blob_len = len;
+	batch_writer_submit(p->writer, &r->item);
+	return 0;
+}
+
+static void discard(struct tpc_participant *p, struct ptxn *t)
+{
+	tpc_sink_abort(p->sink, t->m.txid);
+	if (!t->logged)
+		return;
+	struct part_rec *r = rec_new(PREC_DROP, t->m.txid);
+	if (r)
+		batch_writer_submit(p->writer, &r->item);
+	/* Without memory the record stays; after a restart it is resolved by asking. */
+}
+
+static void execute(struct tpc_participant *p, struct ptxn *t, const struct part_action *a)
+{
+	struct part_event fail = { .type = PEV_LOGGED, .status = -ENOMEM };
+
+	switch (a->type) {
+	case PACT_SEND_JOIN: part_send_join(p, t->m.txid); break;
+	case PACT_SEND_VOTE:
+		part_send_vote(p, t->m.txid, a->vote, a->reason);
+		if (!a->vote)
+			p->stats.voted_no++;
+		break;
+	case PACT_SEND_ACK:
+		part_send_ack(p, t->m.txid);
+		p->stats.committed++;
+		break;
+	case PACT_SEND_STATUS_QUERY:
+		part_send_status_query(p, t->m.txid);
+		p->stats.status_queries++;
+		break;
+	case PACT_LOG_PREPARED:
+		if (log_prepared(p, t))
+			part_step(p, t, &fail); /* votes NO */
+		break;
+	case PACT_APPLY:
+		if (log_apply(p, t)) {
+			fail.type = PEV_APPLIED;
+			part_step(p, t, &fail); /* retried later */
+		}
+		break;
+	case PACT_DISCARD:
+		discard(p, t);
+		p->stats.aborted++;
+		break;
+	case PACT_COMPLETE_STAGES: complete_stages(t, a->err); break;
+	case PACT_REJECT_STALE:
+		p->stats.stale_epoch_rejected++;
+		tpc_logf(&p->log, TPC_LOG_WARN,
+			 "txid %llu: ignored a message from an older coordinator epoch",
+			 (unsigned long long)t->m.txid);
+		break;
+	}
+}
+
+static void arm(struct tpc_participant *p, struct ptxn *t)
+{
+	uint64_t at = part_txn_next_deadline(&t->m);
+
+	if (!at || at == t->m.armed_ms)
+		return;
+	if (deadline_heap_push(&p->deadlines, at, t->m.txid))
+		return;
+	t->m.armed_ms = at;
+	part_timer_arm(p, at);
+}
+
+/* Step one transaction; free it when done. @return the machine's result. */
+int part_step(struct tpc_participant *p, struct ptxn *t, const struct part_event *ev)
+{
+	struct part_actions out = { 0 };
+	int rc = part_txn_step(&t->m, &p->tcfg, ev, tpc_now_ms(), &p->highest_epoch, &out);
+
+	p->stats.highest_epoch = p->highest_epoch;
+	for (size_t i = 0; i < out.n; i++)
+		execute(p, t, &out.a[i]);
+	if (t->m.state == PS_DONE)
+		part_txn_free(p, t);
+	else
+		arm(p, t);
+	return rc;
+}
+
+void part_step_all(struct tpc_participant *p, const struct part_event *ev)
+{
+	size_t n;
+	uint64_t *ids = u64map_keys(&p->txns, &n);
+
+	for (size_t i = 0; ids && i < n; i++) {
+		struct ptxn *t = u64map_get(&p->txns, ids[i]);
+		if (t)
+			part_step(p, t, ev);
+	}
+	free(ids);
+}
+
+/* The sink's prepare() on the staged writes: 0 vote YES, negative vote NO. */
+int part_sink_prepare(struct tpc_participant *p, struct ptxn *t)
+{
+	size_t len, n;
+	tpc_write *w;
+	char reason[128] = "";
+	const uint8_t *bytes = part_blob_bytes(&t->blob, &len);
+
+	if (!bytes || part_blob_decode(bytes, len, &w, &n))
+		return -ENOMEM;
+	tpc_sink_txn st = { .txid = t->m.txid, .writes = w, .nwrites = n };
+	int rc = tpc_sink_prepare(p->sink, &st, reason, sizeof(reason));
+	free(w);
+	if (rc && reason[0])
+		tpc_logf(&p->log, TPC_LOG_INFO, "txid %llu refused by the sink: %s",
+			 (unsigned long long)t->m.txid, reason);
+	return rc < 0 ? rc : 0;
+}
+
+/* ---- timers ---- */
+
+void part_timer_arm(struct tpc_participant *p, uint64_t at_ms)
+{
+	if (p->timer_at_ms && p->timer_at_ms <= at_ms)
+		return;
+	uint64_t now = tpc_now_ms();
+	uint64_t delay = at_ms > now ? at_ms - now : 0;
+	struct timeval tv = { (time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000 };
+	p->timer_at_ms = at_ms;
+	evtimer_add(p->timer, &tv);
+}
+
+void part_on_timer(int fd, short what, void *arg)
+{
+	struct tpc_participant *p = arg;
+	uint64_t now = tpc_now_ms();
+	struct deadline d;
+
+	p->timer_at_ms = 0;
+	while (deadline_heap_peek(&p->deadlines, &d) && d.at_ms <= now) {
+		deadline_heap_pop(&p->deadlines);
+		struct ptxn *t = u64map_get(&p->txns, d.txid);
+		if (!t || t->m.armed_ms != d.at_ms)
+			continue;
+		t->m.armed_ms = 0;
+		struct part_event ev = { .type = PEV_TICK };
+		if (t->m.state == PS_PREPARED && !p->connected)
+			ev.type = PEV_TICK; /* queries wait for the connection; the tick re-arms */
+		int was_active = t->m.state <= PS_ACTIVE;
+		part_step(p, t, &ev);
+		if (was_active && !u64map_get(&p->txns, d.txid))
+			p->stats.expired++;
+	}
+	if (deadline_heap_peek(&p->deadlines, &d))
+		part_timer_arm(p, d.at_ms);
+}
+
+/* ---- the log writer (writer thread) ---- */
+
+struct batch {
+	struct part_log_put *puts;
+	uint64_t *dels;
+	tpc_sink_txn *applies;
+	tpc_write **apply_writes;
+	size_t nputs, ndels, napplies;
+	uint64_t epoch;
+};
+
+static int batch_alloc(struct batch *b, size_t n)
+{
+	memset(b, 0, sizeof(*b));
+	b->puts = calloc(n, sizeof(*b->puts));
+	b->dels = calloc(n, sizeof(*b->dels));
+	b->applies = calloc(n, sizeof(*b->applies));
+	b->apply_writes = calloc(n, sizeof(*b->apply_writes));
+	return b->puts && b->dels && b->applies && b->apply_writes ? 0 : -ENOMEM;
+}
+
+static void batch_free(struct batch *b)
+{
+	for (size_t i = 0; i < b->napplies; i++)
+		free(b->apply_writes[i]);
+	free(b->puts);
+	free(b->dels);
+	free(b->applies);
+	free(b->apply_writes);
+}
+
+/* Apply every COMMIT of the batch through the sink in one call. */
+static int sink_apply(struct tpc_participant *p, struct bw_item *head, size_t n,
+		      struct batch *b)
+{
+	struct bw_item *it = head;
+
+	for (size_t i = 0; i < n; i++, it = it->next) {
+		struct part_rec *r = (struct part_rec *)it;
+		if (r->type != PREC_APPLY)
+			continue;
+		tpc_sink_txn *st = &b->applies[b->napplies];
+		int rc = part_blob_decode(r->blob, r->blob_len, &b->apply_writes[b->napplies],
+					  &st->nwrites);
+		if (rc)
+			return rc;
+		st->txid = r->txid;
+		st->writes = b->apply_writes[b->napplies++];
+	}
+	return b->napplies ? tpc_sink_commit(p->sink, b->applies, b->napplies) : 0;
+}
+
+int part_writer_write(void *ctx, struct bw_item *head, size_t n)
+{
+	struct tpc_participant *p = ctx;
+	struct batch b;
+	int rc = batch_alloc(&b, n);
+	int applied = rc ? rc : sink_apply(p, head, n, &b);
+	struct bw_item *it = head;
+
+	/* The sink first: a committed txid's PREPARED record may go in the same batch. */
+	for (size_t i = 0; !rc && i < n; i++, it = it->next) {
+		struct part_rec *r = (struct part_rec *)it;
+		if (r->type == PREC_PREPARED) {
+			b.puts[b.nputs++] = (struct part_log_put){ r->txid, r->wall_ms, r->epoch,
+								   r->blob, r->blob_len };
+			if (r->epoch > b.epoch)
+				b.epoch = r->epoch;
+		} else if (r->type == PREC_DROP || applied == 0) {
+			b.dels[b.ndels++] = r->txid;
+		}
+	}
+	int logged = rc ? rc : part_log_write(p->plog, b.puts, b.nputs, b.dels, b.ndels, b.epoch);
+	it = head;
+	for (size_t i = 0; i < n; i++, it = it->next) {
+		struct part_rec *r = (struct part_rec *)it;
+		/* An apply is durable once the sink said so (D3), whether or not the record
+		 * drop made it: a record left behind is resolved again, idempotently. */
+		r->result = r->type == PREC_APPLY ? applied : logged;
+	}
+	batch_free(&b);
+	return 0;
+}
+
+/* Loop thread: a record's batch is done. */
+void part_writer_done(void *ctx, struct bw_item *item, int status)
+{
+	struct tpc_participant *p = ctx;
+	struct part_rec *r = (struct part_rec *)item;
+	int result = status < 0 ? status : r->result;
+	struct ptxn *t = u64map_get(&p->txns, r->txid);
+
+	p->stats.log_records++;
+	if (result < 0)
+		tpc_logf(&p->log, TPC_LOG_ERROR, "txid %llu: %s failed: %s",
+			 (unsigned long long)r->txid,
+			 r->type == PREC_APPLY ? "sink apply" : "state log write",
+			 tpc_strerror(result));
+	if (t && r->type != PREC_DROP) {
+		struct part_event ev = { .type = r->type == PREC_APPLY ? PEV_APPLIED : PEV_LOGGED,
+					 .status = result };
+		if (r->type == PREC_PREPARED && result == 0)
+			p->stats.prepared++;
+		part_step(p, t, &ev);
+	}
+	if (r->type == PREC_PREPARED)
+		free(r->blob);
+	free(r);
+}

@@ -1,0 +1,128 @@
+/*
+ * part_int.h - the participant stub's internal state, shared by participant.c (API,
+ * lifecycle, background-thread mode), part_net.c (the coordinator connection and its
+ * messages) and part_exec.c (carrying out state machine actions, the log writer).
+ *
+ * Everything here belongs to the event-loop thread, except what the log writer's
+ * thread reads from struct part_rec items handed to it.
+ */
+#ifndef TPC_PART_INT_H
+#define TPC_PART_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "batch_writer.h"
+#include "frame.h"
+#include "maps.h"
+#include "part_log.h"
+#include "part_txn.h"
+#include "tpc/participant.h"
+#include "util.h"
+#include "wire.h"
+
+struct event_base;
+struct event;
+struct bufferevent;
+
+/* A stage call waiting for its Join to be acknowledged. */
+struct stage_waiter {
+	struct stage_waiter *next;
+	tpc_stage_cb cb;
+	void *arg;
+};
+
+/* One transaction: the pure machine plus what it holds. */
+struct ptxn {
+	struct part_txn m;
+	struct part_blob blob;        /* staged writes, encoded */
+	struct stage_waiter *waiters; /* completed on JoinReply */
+	int logged;                   /* a PREPARED record exists or is queued */
+};
+
+enum prec_type { PREC_PREPARED, PREC_APPLY, PREC_DROP };
+
+/* A log writer item. */
+struct part_rec {
+	struct bw_item item;          /* must be first */
+	enum prec_type type;
+	uint64_t txid;
+	uint64_t epoch;
+	uint64_t wall_ms;
+	uint8_t *blob;                /* PREPARED: owned copy; APPLY: the txn's (alive) */
+	size_t blob_len;
+	int result;                   /* set on the writer thread */
+};
+
+/* A call from another thread, run on the loop thread (background-thread mode). */
+struct loop_call {
+	struct loop_call *next;
+	void (*fn)(struct tpc_participant *p, void *arg);
+	void *arg;
+	int done;
+};
+
+struct tpc_participant {
+	tpc_participant_config cfg;
+	char *coordinator, *name, *state_dir; /* owned copies behind cfg's strings */
+	struct part_txn_config tcfg;
+	struct tpc_logger log;
+	tpc_sink *sink;
+	struct part_log *plog;
+
+	struct event_base *base;
+	int own_base;                 /* started: the base and thread are ours */
+	pthread_t thread;
+	int thread_running;
+
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	struct bufferevent *bev;
+	struct tpc_frame_decoder dec;
+	int connected;                /* HelloReply received on the current connection */
+	uint32_t reconnect_ms;
+	struct event *reconnect_ev, *timer;
+	uint64_t timer_at_ms;
+
+	struct batch_writer *writer;
+	struct u64map txns;           /* txid -> struct ptxn * */
+	struct deadline_heap deadlines;
+	uint64_t highest_epoch;
+	uint64_t staged_bytes;
+
+	/* background-thread mode: calls from other threads */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct loop_call *calls;
+	int wake_fd;
+	struct event *wake_ev;
+	int stopping;
+
+	tpc_participant_stats stats;
+	char errmsg[256];
+};
+
+void part_set_err(struct tpc_participant *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* part_net.c */
+int part_net_start(struct tpc_participant *p);
+void part_net_stop(struct tpc_participant *p);
+void part_send_join(struct tpc_participant *p, uint64_t txid);
+void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const char *reason);
+void part_send_ack(struct tpc_participant *p, uint64_t txid);
+void part_send_status_query(struct tpc_participant *p, uint64_t txid);
+
+/* part_exec.c */
+int part_step(struct tpc_participant *p, struct ptxn *t, const struct part_event *ev);
+void part_step_all(struct tpc_participant *p, const struct part_event *ev);
+struct ptxn *part_txn_new(struct tpc_participant *p, uint64_t txid);
+void part_txn_free(struct tpc_participant *p, struct ptxn *t);
+int part_sink_prepare(struct tpc_participant *p, struct ptxn *t);
+int part_writer_write(void *ctx, struct bw_item *head, size_t n);
+void part_writer_done(void *ctx, struct bw_item *item, int status);
+void part_timer_arm(struct tpc_participant *p, uint64_t at_ms);
+void part_on_timer(int fd, short what, void *arg);
+
+#endif

@@ -1,0 +1,392 @@
+/*
+ * part_log.c - the participant's PREPARED log in LMDB, and the writes blob (part_log.h).
+ *
+ * Every write is one LMDB write transaction with a normal synced commit (rule D6):
+ * when part_log_write() returns 0 the PREPARED records it put are on disk, which is
+ * what lets the participant vote YES (D2).
+ */
+#include "part_log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+#include "bytes.h"
+#include "util.h"
+
+#define REC_HDR 16 /* wall_ms, epoch */
+
+struct part_log {
+	MDB_env *env;
+	MDB_dbi prepared, meta;
+};
+
+static int lmdb_err(int rc)
+{
+	return rc > 0 ? -rc : rc;
+}
+
+/* ---- writes blob ---- */
+
+static int blob_reserve(struct part_blob *b, size_t more)
+{
+	if (!b->data) {
+		b->cap = 256 > more + 4 ? 256 : more + 4;
+		b->data = malloc(b->cap);
+		if (!b->data)
+			return -ENOMEM;
+		b->len = 4; /* the count, filled in by part_blob_bytes() */
+	}
+	if (b->len + more <= b->cap)
+		return 0;
+	size_t ncap = b->cap * 2 > b->len + more ? b->cap * 2 : b->len + more;
+	uint8_t *nd = realloc(b->data, ncap);
+	if (!nd)
+		return -ENOMEM;
+	b->data = nd;
+	b->cap = ncap;
+	return 0;
+}
+
+int part_blob_add(struct part_blob *b, const void *key, size_t klen, const void *val,
+		  size_t vlen)
+{
+	if (klen > UINT32_MAX || vlen > UINT32_MAX || b->count == UINT32_MAX)
+		return -E2BIG;
+	if (blob_reserve(b, 8 + klen + vlen))
+		return -ENOMEM;
+	uint8_t *p = b->data + b->len;
+	tpc_put_be32(p, (uint32_t)klen);
+	if (klen)
+		memcpy(p + 4, key, klen);
+	tpc_put_be32(p + 4 + klen, (uint32_t)vlen);
+	if (vlen)
+		memcpy(p + 8 + klen, val, vlen);
+	b->len += 8 + klen + vlen;
+	b->count++;
+	return 0;
+}
+
+const uint8_t *part_blob_bytes(struct part_blob *b, size_t *len)
+{
+	if (blob_reserve(b, 0)) {
+		*len = 0;
+		return NULL;
+	}
+	tpc_put_be32(b->data, b->count);
+	*len = b->len;
+	return b->data;
+}
+
+void part_blob_free(struct part_blob *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+int part_blob_decode(const uint8_t *data, size_t len, tpc_write **writes, size_t *n)
+{
+	*writes = NULL;
+	*n = 0;
+	if (len < 4)
+		return TPC_ECORRUPT;
+	uint32_t count = tpc_get_be32(data);
+	if (count > (len - 4) / 8)
+		return TPC_ECORRUPT;
+	tpc_write *w = calloc(count ? count : 1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	size_t pos = 4;
+	for (uint32_t i = 0; i < count; i++) {
+		if (len - pos < 4)
+			goto corrupt;
+		size_t kl = tpc_get_be32(data + pos);
+		if (len - pos - 4 < kl + 4)
+			goto corrupt;
+		w[i].key = data + pos + 4;
+		w[i].key_len = kl;
+		size_t vl = tpc_get_be32(data + pos + 4 + kl);
+		if (len - pos - 8 - kl < vl)
+			goto corrupt;
+		w[i].value = data + pos + 8 + kl;
+		w[i].value_len = vl;
+		pos += 8 + kl + vl;
+	}
+	if (pos != len)
+		goto corrupt;
+	*writes = w;
+	*n = count;
+	return 0;
+corrupt:
+	free(w);
+	return TPC_ECORRUPT;
+}
+
+/* ---- LMDB ---- */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int open_env(MDB_env **env, const char *dir, uint64_t map_size, unsigned flags)
+{
+	int rc = mdb_env_create(env);
+	if (rc)
+		return lmdb_err(rc);
+	mdb_env_set_maxdbs(*env, 4);
+	if (map_size)
+		mdb_env_set_mapsize(*env, map_size);
+	rc = mdb_env_open(*env, dir, MDB_NOTLS | flags, 0600);
+	if (rc) {
+		mdb_env_close(*env);
+		*env = NULL;
+		return lmdb_err(rc);
+	}
+	return 0;
+}
+
+int part_log_open(struct part_log **out, const char *dir, uint64_t map_size, char *err,
+		  size_t errlen)
+{
+	struct part_log *l = calloc(1, sizeof(*l));
+	MDB_txn *txn = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!l)
+		return -ENOMEM;
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		rc = -errno;
+		set_err(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		goto out_free;
+	}
+	rc = open_env(&l->env, dir, map_size ? map_size : (1ull << 30), 0);
+	if (rc) {
+		set_err(err, errlen, "cannot open the state log in %s: %s", dir, mdb_strerror(-rc));
+		goto out_free;
+	}
+	rc = lmdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
+	if (!rc)
+		rc = lmdb_err(mdb_dbi_open(txn, "prepared", MDB_CREATE, &l->prepared));
+	if (!rc)
+		rc = lmdb_err(mdb_dbi_open(txn, "meta", MDB_CREATE, &l->meta));
+	if (!rc)
+		rc = lmdb_err(mdb_txn_commit(txn));
+	else
+		mdb_txn_abort(txn);
+	if (rc) {
+		set_err(err, errlen, "cannot set up the state log: %s", mdb_strerror(-rc));
+		mdb_env_close(l->env);
+		goto out_free;
+	}
+	*out = l;
+	return 0;
+out_free:
+	free(l);
+	return rc;
+}
+
+void part_log_close(struct part_log *l)
+{
+	if (!l)
+		return;
+	mdb_env_close(l->env);
+	free(l);
+}
+
+static int get_epoch(MDB_txn *txn, MDB_dbi meta, uint64_t *epoch)
+{
+	MDB_val k = { 13, (void *)"highest_epoch" }, v;
+	int rc = mdb_get(txn, meta, &k, &v);
+
+	*epoch = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return lmdb_err(rc);
+	if (v.mv_size != 8)
+		return TPC_ECORRUPT;
+	*epoch = tpc_get_be64(v.mv_data);
+	return 0;
+}
+
+static int put_epoch(MDB_txn *txn, MDB_dbi meta, uint64_t epoch)
+{
+	uint64_t cur;
+	int rc = get_epoch(txn, meta, &cur);
+	if (rc || epoch <= cur)
+		return rc;
+	unsigned char buf[8];
+	tpc_put_be64(buf, epoch);
+	MDB_val k = { 13, (void *)"highest_epoch" }, v = { 8, buf };
+	return lmdb_err(mdb_put(txn, meta, &k, &v, 0));
+}
+
+static int put_prepared(MDB_txn *txn, MDB_dbi dbi, const struct part_log_put *p)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb }, v = { REC_HDR + p->blob_len, NULL };
+
+	tpc_put_be64(kb, p->txid);
+	int rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
+	if (rc)
+		return lmdb_err(rc);
+	unsigned char *d = v.mv_data;
+	tpc_put_be64(d, p->wall_ms);
+	tpc_put_be64(d + 8, p->epoch);
+	memcpy(d + REC_HDR, p->blob, p->blob_len);
+	return 0;
+}
+
+static int del_prepared(MDB_txn *txn, MDB_dbi dbi, uint64_t txid)
+{
+	unsigned char kb[8];
+	MDB_val k = { 8, kb };
+
+	tpc_put_be64(kb, txid);
+	int rc = mdb_del(txn, dbi, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc);
+}
+
+int part_log_write(struct part_log *l, const struct part_log_put *puts, size_t nputs,
+		   const uint64_t *dels, size_t ndels, uint64_t highest_epoch)
+{
+	MDB_txn *txn;
+	int rc = lmdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
+
+	if (rc)
+		return rc;
+	for (size_t i = 0; !rc && i < nputs; i++)
+		rc = put_prepared(txn, l->prepared, &puts[i]);
+	for (size_t i = 0; !rc && i < ndels; i++)
+		rc = del_prepared(txn, l->prepared, dels[i]);
+	if (!rc)
+		rc = put_epoch(txn, l->meta, highest_epoch);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return lmdb_err(mdb_txn_commit(txn)); /* synced: rule D6 */
+}
+
+int part_log_read_epoch(struct part_log *l, uint64_t *epoch)
+{
+	MDB_txn *txn;
+	int rc = lmdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn));
+	if (rc)
+		return rc;
+	rc = get_epoch(txn, l->meta, epoch);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int walk(MDB_txn *txn, MDB_dbi dbi, part_log_load_fn fn, void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = lmdb_err(mdb_cursor_open(txn, dbi, &cur));
+
+	if (rc)
+		return rc;
+	for (int op = MDB_FIRST; (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
+		if (k.mv_size != 8 || v.mv_size < REC_HDR + 4) {
+			rc = TPC_ECORRUPT;
+			break;
+		}
+		const unsigned char *d = v.mv_data;
+		rc = fn(arg, tpc_get_be64(k.mv_data), tpc_get_be64(d), tpc_get_be64(d + 8),
+			d + REC_HDR, v.mv_size - REC_HDR);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc);
+}
+
+int part_log_load(struct part_log *l, part_log_load_fn fn, void *arg)
+{
+	MDB_txn *txn;
+	int rc = lmdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn));
+	if (rc)
+		return rc;
+	rc = walk(txn, l->prepared, fn, arg);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+struct list_ctx {
+	tpc_prepared_info *v;
+	size_t n, cap;
+	uint64_t now_wall;
+};
+
+static int list_one(void *arg, uint64_t txid, uint64_t wall_ms, uint64_t epoch,
+		    const uint8_t *blob, size_t blob_len)
+{
+	struct list_ctx *lc = arg;
+	tpc_write *w;
+	size_t n;
+	int rc = part_blob_decode(blob, blob_len, &w, &n);
+
+	if (rc)
+		return rc;
+	if (lc->n == lc->cap) {
+		size_t ncap = lc->cap ? lc->cap * 2 : 16;
+		tpc_prepared_info *nv = realloc(lc->v, ncap * sizeof(*nv));
+		if (!nv) {
+			free(w);
+			return -ENOMEM;
+		}
+		lc->v = nv;
+		lc->cap = ncap;
+	}
+	tpc_prepared_info *info = &lc->v[lc->n++];
+	memset(info, 0, sizeof(*info));
+	info->txid = txid;
+	info->age_ms = lc->now_wall > wall_ms ? lc->now_wall - wall_ms : 0;
+	info->nrecords = n;
+	for (size_t i = 0; i < n; i++)
+		info->bytes += w[i].key_len + w[i].value_len;
+	free(w);
+	return 0;
+}
+
+int part_log_list_dir(const char *dir, tpc_prepared_info **out, size_t *n)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	struct list_ctx lc = { .now_wall = tpc_wall_ms() };
+	int rc = open_env(&env, dir, 0, MDB_RDONLY);
+
+	*out = NULL;
+	*n = 0;
+	if (rc)
+		return rc;
+	rc = lmdb_err(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
+	if (!rc) {
+		rc = lmdb_err(mdb_dbi_open(txn, "prepared", 0, &dbi));
+		if (!rc)
+			rc = walk(txn, dbi, list_one, &lc);
+		mdb_txn_abort(txn);
+	}
+	mdb_env_close(env);
+	if (rc) {
+		free(lc.v);
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	}
+	*out = lc.v;
+	*n = lc.n;
+	return 0;
+}

@@ -1,0 +1,76 @@
+/*
+ * part_log.h - the participant stub's own durable state, in one LMDB environment in
+ * its state folder, and the encoding of staged writes.
+ *
+ *   prepared  txid (u64 big-endian) -> { wall_ms u64, epoch u64, writes blob }
+ *   meta      "highest_epoch" -> u64 (rule D7 survives restarts)
+ *
+ * A writes blob is: u32 count, then per write: u32 key length, key, u32 value
+ * length, value (integers big-endian). Staged writes live in memory in this form, so
+ * the PREPARED record is written without re-encoding.
+ */
+#ifndef TPC_PART_LOG_H
+#define TPC_PART_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tpc/participant.h"
+#include "tpc/sink.h"
+
+/* A growing writes blob. */
+struct part_blob {
+	uint8_t *data;
+	size_t len, cap;
+	uint32_t count;
+};
+
+/** @brief Append one write. @return 0 or -ENOMEM. */
+int part_blob_add(struct part_blob *b, const void *key, size_t klen, const void *val,
+		  size_t vlen);
+/** @brief The blob's bytes with the count in front (valid until the next add). */
+const uint8_t *part_blob_bytes(struct part_blob *b, size_t *len);
+void part_blob_free(struct part_blob *b);
+
+/**
+ * @brief Decode a blob into a malloc'd array of writes pointing into @p data.
+ * @return 0, -ENOMEM, or TPC_ECORRUPT for a malformed blob
+ */
+int part_blob_decode(const uint8_t *data, size_t len, tpc_write **writes, size_t *n);
+
+struct part_log;
+
+/** One record to put: the PREPARED record of @p txid. */
+struct part_log_put {
+	uint64_t txid;
+	uint64_t wall_ms;
+	uint64_t epoch;
+	const uint8_t *blob;
+	size_t blob_len;
+};
+
+int part_log_open(struct part_log **out, const char *dir, uint64_t map_size, char *err,
+		  size_t errlen);
+void part_log_close(struct part_log *l);
+
+/**
+ * @brief One synced LMDB transaction: put @p puts, delete @p dels (missing is fine),
+ *        store @p highest_epoch if it is above the stored one.
+ * @return 0 or a negative code (nothing written)
+ */
+int part_log_write(struct part_log *l, const struct part_log_put *puts, size_t nputs,
+		   const uint64_t *dels, size_t ndels, uint64_t highest_epoch);
+
+/** @brief The stored highest epoch (0 for a new log). */
+int part_log_read_epoch(struct part_log *l, uint64_t *epoch);
+
+typedef int (*part_log_load_fn)(void *arg, uint64_t txid, uint64_t wall_ms, uint64_t epoch,
+				const uint8_t *blob, size_t blob_len);
+
+/** @brief Call @p fn for every PREPARED record in txid order. */
+int part_log_load(struct part_log *l, part_log_load_fn fn, void *arg);
+
+/** @brief List the PREPARED records of the state folder @p dir, read-only. */
+int part_log_list_dir(const char *dir, tpc_prepared_info **out, size_t *n);
+
+#endif

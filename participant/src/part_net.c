@@ -1,0 +1,315 @@
+/*
+ * part_net.c - the participant's connection to the coordinator: connect, Hello,
+ * reconnect with backoff, and the coordinator's messages into the state machine.
+ *
+ * Request ids: Join and StatusQuery use the txid as request id, so replies (and
+ * errors) find their transaction without a table of outstanding requests.
+ */
+#include "part_int.h"
+
+#include <errno.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#define RECONNECT_MIN_MS 50
+#define RECONNECT_MAX_MS 2000
+
+static void schedule_reconnect(struct tpc_participant *p);
+
+static void send_env(struct tpc_participant *p, const Tpc__Envelope *env)
+{
+	if (!p->bev || !p->connected)
+		return; /* the state machine resends what matters after reconnecting */
+	int rc = tpc_wire_send(bufferevent_get_output(p->bev), env, p->cfg.max_frame);
+	if (rc)
+		part_set_err(p, "cannot send %s: %s", tpc_wire_body_name(env->body_case),
+			     tpc_strerror(rc));
+}
+
+void part_send_join(struct tpc_participant *p, uint64_t txid)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Join j = TPC__JOIN__INIT;
+
+	j.txid = txid;
+	j.participant = p->name;
+	env.request_id = txid;
+	env.body_case = TPC__ENVELOPE__BODY_JOIN;
+	env.join = &j;
+	send_env(p, &env);
+}
+
+void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const char *reason)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Vote v = TPC__VOTE__INIT;
+
+	v.txid = txid;
+	v.vote = yes ? TPC__VOTE_KIND__VOTE_YES : TPC__VOTE_KIND__VOTE_NO;
+	v.reason = (char *)(reason ? reason : "");
+	env.body_case = TPC__ENVELOPE__BODY_VOTE;
+	env.vote = &v;
+	send_env(p, &env);
+}
+
+void part_send_ack(struct tpc_participant *p, uint64_t txid)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Ack a = TPC__ACK__INIT;
+
+	a.txid = txid;
+	env.body_case = TPC__ENVELOPE__BODY_ACK;
+	env.ack = &a;
+	send_env(p, &env);
+}
+
+void part_send_status_query(struct tpc_participant *p, uint64_t txid)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__StatusQuery q = TPC__STATUS_QUERY__INIT;
+
+	q.txid = txid;
+	env.request_id = txid;
+	env.body_case = TPC__ENVELOPE__BODY_STATUS_QUERY;
+	env.status_query = &q;
+	send_env(p, &env);
+}
+
+static void send_hello(struct tpc_participant *p)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Hello h = TPC__HELLO__INIT;
+
+	h.role = TPC__ROLE__ROLE_PARTICIPANT;
+	h.name = p->name;
+	h.protocol_version = TPC_PROTOCOL_VERSION;
+	env.body_case = TPC__ENVELOPE__BODY_HELLO;
+	env.hello = &h;
+	tpc_wire_send(bufferevent_get_output(p->bev), &env, p->cfg.max_frame);
+}
+
+static int map_error(Tpc__ErrorCode code)
+{
+	switch (code) {
+	case TPC__ERROR_CODE__ERR_NOT_FOUND: return TPC_ENOTFOUND;
+	case TPC__ERROR_CODE__ERR_NOT_ACTIVE: return TPC_ENOTACTIVE;
+	case TPC__ERROR_CODE__ERR_LIMIT: return TPC_ELIMIT;
+	case TPC__ERROR_CODE__ERR_NOT_PARTICIPANT: return TPC_ENOTPART;
+	case TPC__ERROR_CODE__ERR_UNAVAILABLE: return TPC_EUNAVAIL;
+	case TPC__ERROR_CODE__ERR_VERSION: return TPC_EVERSION;
+	case TPC__ERROR_CODE__ERR_INVALID: return TPC_EINVALMSG;
+	default: return TPC_EPROTO;
+	}
+}
+
+static void step_txid(struct tpc_participant *p, uint64_t txid, const struct part_event *ev)
+{
+	struct ptxn *t = u64map_get(&p->txns, txid);
+	if (t)
+		part_step(p, t, ev);
+}
+
+static void on_hello_reply(struct tpc_participant *p, const Tpc__HelloReply *r)
+{
+	struct part_event up = { .type = PEV_CONN_UP };
+
+	p->connected = 1;
+	p->stats.connected = 1;
+	p->reconnect_ms = 0;
+	if (r->epoch > p->highest_epoch)
+		p->highest_epoch = r->epoch;
+	tpc_logf(&p->log, TPC_LOG_INFO, "connected to the coordinator (epoch %llu)",
+		 (unsigned long long)r->epoch);
+	part_step_all(p, &up); /* recovered and prepared transactions ask now */
+}
+
+static void on_prepare(struct tpc_participant *p, const Tpc__Prepare *m)
+{
+	struct ptxn *t = u64map_get(&p->txns, m->txid);
+	struct part_event ev = { .type = PEV_PREPARE, .epoch = m->epoch };
+
+	if (!t) {
+		/* Lost (a restart before PREPARED was durable), expired, or never staged. */
+		if (m->epoch >= p->highest_epoch)
+			part_send_vote(p, m->txid, 0, "unknown transaction at this participant");
+		return;
+	}
+	if (t->m.state == PS_ACTIVE && m->epoch >= p->highest_epoch)
+		ev.sink_ok = part_sink_prepare(p, t);
+	part_step(p, t, &ev);
+}
+
+static void on_decision(struct tpc_participant *p, const Tpc__Decision *m)
+{
+	struct ptxn *t = u64map_get(&p->txns, m->txid);
+	int commit = m->decision == TPC__DECISION_KIND__DECISION_COMMIT;
+	struct part_event ev = { .type = PEV_DECISION, .epoch = m->epoch, .commit = commit };
+
+	if (t) {
+		part_step(p, t, &ev);
+		return;
+	}
+	if (m->epoch < p->highest_epoch) {
+		p->stats.stale_epoch_rejected++;
+		return;
+	}
+	if (commit) {
+		/* No PREPARED record: the coordinator cannot have decided COMMIT without our
+		 * YES, so this commit was applied and its record dropped. Ack it again. */
+		p->stats.duplicate_commits++;
+		part_send_ack(p, m->txid);
+	}
+}
+
+static void on_status_reply(struct tpc_participant *p, const Tpc__StatusReply *m)
+{
+	struct part_event ev = { .type = PEV_STATUS };
+
+	switch (m->status) {
+	case TPC__TXN_STATUS__STATUS_COMMITTED: ev.status = 1; break;
+	case TPC__TXN_STATUS__STATUS_ABORTED: ev.status = 2; break;
+	default: ev.status = 0; break;
+	}
+	step_txid(p, m->txid, &ev);
+}
+
+static void on_error(struct tpc_participant *p, uint64_t req, const Tpc__Error *e)
+{
+	part_set_err(p, "coordinator: %s", e->message ? e->message : "error");
+	tpc_logf(&p->log, TPC_LOG_WARN, "coordinator error for txid %llu: %s",
+		 (unsigned long long)e->txid, e->message ? e->message : "");
+	uint64_t txid = req ? req : e->txid;
+	struct ptxn *t = txid ? u64map_get(&p->txns, txid) : NULL;
+	if (t && t->m.state == PS_JOINING) {
+		struct part_event ev = { .type = PEV_JOIN_FAILED, .err = map_error(e->code) };
+		part_step(p, t, &ev);
+	}
+}
+
+static int on_frame(void *arg, const uint8_t *body, uint32_t len)
+{
+	struct tpc_participant *p = arg;
+	const char *why;
+	Tpc__Envelope *env = tpc__envelope__unpack(NULL, len, body);
+
+	if (!env || tpc_wire_validate(env, &why)) {
+		part_set_err(p, "undecodable message from the coordinator");
+		if (env)
+			tpc__envelope__free_unpacked(env, NULL);
+		return -1;
+	}
+	struct part_event ok = { .type = PEV_JOIN_OK };
+	switch (env->body_case) {
+	case TPC__ENVELOPE__BODY_HELLO_REPLY: on_hello_reply(p, env->hello_reply); break;
+	case TPC__ENVELOPE__BODY_JOIN_REPLY: step_txid(p, env->join_reply->txid, &ok); break;
+	case TPC__ENVELOPE__BODY_PREPARE: on_prepare(p, env->prepare); break;
+	case TPC__ENVELOPE__BODY_DECISION: on_decision(p, env->decision); break;
+	case TPC__ENVELOPE__BODY_STATUS_REPLY: on_status_reply(p, env->status_reply); break;
+	case TPC__ENVELOPE__BODY_ERROR: on_error(p, env->request_id, env->error); break;
+	default: break;
+	}
+	tpc__envelope__free_unpacked(env, NULL);
+	return 0;
+}
+
+static void drop_connection(struct tpc_participant *p)
+{
+	struct part_event down = { .type = PEV_CONN_DOWN };
+	int was = p->connected;
+
+	if (p->bev) {
+		bufferevent_free(p->bev);
+		p->bev = NULL;
+	}
+	tpc_frame_decoder_free(&p->dec);
+	p->connected = 0;
+	p->stats.connected = 0;
+	if (was)
+		tpc_logf(&p->log, TPC_LOG_WARN, "lost the coordinator connection");
+	part_step_all(p, &down);
+	if (!p->stopping)
+		schedule_reconnect(p);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct tpc_participant *p = arg;
+	if (tpc_wire_read(bufferevent_get_input(bev), &p->dec, on_frame, p) != 0)
+		drop_connection(p);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct tpc_participant *p = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		int one = 1;
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		send_hello(p);
+		return;
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		drop_connection(p);
+}
+
+static void do_connect(struct tpc_participant *p)
+{
+	p->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!p->bev) {
+		schedule_reconnect(p);
+		return;
+	}
+	tpc_frame_decoder_init(&p->dec, p->cfg.max_frame);
+	bufferevent_setcb(p->bev, on_read, NULL, on_event, p);
+	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(p->bev, (struct sockaddr *)&p->addr, (int)p->addrlen) < 0)
+		drop_connection(p);
+}
+
+static void on_reconnect(evutil_socket_t fd, short what, void *arg)
+{
+	struct tpc_participant *p = arg;
+	if (!p->stopping && !p->bev) {
+		p->stats.reconnects++;
+		do_connect(p);
+	}
+}
+
+static void schedule_reconnect(struct tpc_participant *p)
+{
+	p->reconnect_ms = p->reconnect_ms ? p->reconnect_ms * 2 : RECONNECT_MIN_MS;
+	if (p->reconnect_ms > RECONNECT_MAX_MS)
+		p->reconnect_ms = RECONNECT_MAX_MS;
+	struct timeval tv = { p->reconnect_ms / 1000, (p->reconnect_ms % 1000) * 1000 };
+	evtimer_add(p->reconnect_ev, &tv);
+}
+
+int part_net_start(struct tpc_participant *p)
+{
+	p->reconnect_ev = evtimer_new(p->base, on_reconnect, p);
+	p->timer = evtimer_new(p->base, part_on_timer, p);
+	if (!p->reconnect_ev || !p->timer)
+		return -ENOMEM;
+	do_connect(p);
+	return 0;
+}
+
+void part_net_stop(struct tpc_participant *p)
+{
+	if (p->bev) {
+		bufferevent_free(p->bev);
+		p->bev = NULL;
+	}
+	tpc_frame_decoder_free(&p->dec);
+	p->connected = 0;
+	if (p->reconnect_ev)
+		event_free(p->reconnect_ev);
+	if (p->timer)
+		event_free(p->timer);
+	p->reconnect_ev = p->timer = NULL;
+}

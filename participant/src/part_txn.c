@@ -1,0 +1,330 @@
+/*
+ * part_txn.c - the participant stub's per-transaction state machine (see part_txn.h).
+ *
+ *   stage    JoinReply         Prepare, sink yes     logged ok         COMMIT
+ *   -----> JOINING ---> ACTIVE ------------------> LOGGING -------> PREPARED -------> APPLYING
+ *            |            |  \ Prepare, sink no      | logged failed   |  ^ StatusQuery  | applied ok
+ *            | join error |   \-> vote NO, DONE      v                 |  | with backoff | (ack)
+ *            | conn down  | expiry, ABORT       vote NO, DONE   ABORT  |  | (PENDING:    v
+ *            v            v                                            v  |  vote again)  DONE
+ *          DONE         DONE (discard)                               DONE (discard + drop record)
+ *
+ * Rules kept here:
+ *  - D2: the YES vote leaves only on PEV_LOGGED ok; a PREPARED transaction never
+ *    decides alone: it only moves on a COMMIT/ABORT decision or status answer.
+ *  - D3: the Ack leaves only on PEV_APPLIED ok.
+ *  - D7: a Prepare or Decision with an epoch below the highest seen is rejected.
+ *  - A COMMIT for a transaction the participant does not know is acked by the caller
+ *    without applying (it can only mean: already applied), which is outside this
+ *    machine; an unknown transaction's Prepare gets NO, also outside.
+ */
+#include "part_txn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tpc/common.h"
+
+#define BIT(s) (1u << (s))
+static const unsigned legal[PS_NSTATES] = {
+	[PS_JOINING] = BIT(PS_ACTIVE) | BIT(PS_DONE),
+	[PS_ACTIVE] = BIT(PS_LOGGING) | BIT(PS_DONE),
+	[PS_LOGGING] = BIT(PS_PREPARED) | BIT(PS_DONE),
+	[PS_PREPARED] = BIT(PS_APPLYING) | BIT(PS_DONE),
+	[PS_APPLYING] = BIT(PS_DONE),
+	[PS_DONE] = 0,
+};
+
+const char *part_state_str(enum part_state s)
+{
+	static const char *const names[PS_NSTATES] = {
+		"JOINING", "ACTIVE", "LOGGING", "PREPARED", "APPLYING", "DONE",
+	};
+	return s < PS_NSTATES ? names[s] : "?";
+}
+
+/* An illegal transition is a bug that could break atomicity: stop, even in release. */
+static void set_state(struct part_txn *t, enum part_state to)
+{
+	if (t->state >= PS_NSTATES || !(legal[t->state] & BIT(to)))
+		abort();
+	t->state = (uint8_t)to;
+}
+
+static struct part_action *emit(struct part_actions *out, enum part_act_type type)
+{
+	if (out->n >= PART_MAX_ACTIONS)
+		abort();
+	struct part_action *a = &out->a[out->n++];
+	memset(a, 0, sizeof(*a));
+	a->type = type;
+	return a;
+}
+
+static void emit_vote(struct part_actions *out, int yes, const char *reason)
+{
+	struct part_action *a = emit(out, PACT_SEND_VOTE);
+	a->vote = yes;
+	a->reason = reason;
+}
+
+static void emit_complete(struct part_actions *out, int err)
+{
+	emit(out, PACT_COMPLETE_STAGES)->err = err;
+}
+
+void part_txn_init(struct part_txn *t, uint64_t txid, uint64_t now_ms,
+		   const struct part_txn_config *cfg)
+{
+	memset(t, 0, sizeof(*t));
+	t->txid = txid;
+	t->created_ms = now_ms;
+	t->expires_ms = now_ms + cfg->txn_timeout_ms;
+	t->state = PS_JOINING;
+}
+
+void part_txn_init_recovered(struct part_txn *t, uint64_t txid, uint64_t now_ms,
+			     uint64_t prepared_wall_ms)
+{
+	memset(t, 0, sizeof(*t));
+	t->txid = txid;
+	t->created_ms = now_ms;
+	t->prepared_wall_ms = prepared_wall_ms;
+	t->state = PS_PREPARED;
+	t->recovered = 1;
+	t->query_at_ms = now_ms; /* ask as soon as connected */
+}
+
+uint64_t part_txn_next_deadline(const struct part_txn *t)
+{
+	switch (t->state) {
+	case PS_JOINING:
+	case PS_ACTIVE: return t->expires_ms;
+	case PS_PREPARED: return t->query_at_ms;
+	case PS_APPLYING: return t->apply_failed ? t->query_at_ms : 0;
+	default: return 0;
+	}
+}
+
+/* Returns 1 if the message is from an older coordinator incarnation (and rejects it). */
+static int stale(uint64_t epoch, uint64_t *highest, struct part_actions *out)
+{
+	if (epoch < *highest) {
+		emit(out, PACT_REJECT_STALE);
+		return 1;
+	}
+	*highest = epoch;
+	return 0;
+}
+
+static void discard(struct part_txn *t, struct part_actions *out)
+{
+	emit(out, PACT_DISCARD);
+	set_state(t, PS_DONE);
+}
+
+static void schedule_query(struct part_txn *t, const struct part_txn_config *cfg,
+			   uint64_t now_ms)
+{
+	if (!t->query_delay_ms)
+		t->query_delay_ms = cfg->query_initial_ms;
+	else if (t->query_delay_ms < cfg->query_max_ms)
+		t->query_delay_ms = t->query_delay_ms * 2 > cfg->query_max_ms
+					    ? cfg->query_max_ms : t->query_delay_ms * 2;
+	t->query_at_ms = now_ms + t->query_delay_ms;
+}
+
+static void start_apply(struct part_txn *t, struct part_actions *out)
+{
+	set_state(t, PS_APPLYING);
+	t->apply_failed = 0;
+	emit(out, PACT_APPLY);
+}
+
+static int on_stage(struct part_txn *t)
+{
+	return t->state == PS_JOINING || t->state == PS_ACTIVE ? 0 : TPC_ENOTACTIVE;
+}
+
+static int on_join_reply(struct part_txn *t, const struct part_event *ev,
+			 struct part_actions *out)
+{
+	if (t->state != PS_JOINING)
+		return 0;
+	if (ev->type == PEV_JOIN_OK) {
+		set_state(t, PS_ACTIVE);
+		emit_complete(out, 0);
+		return 0;
+	}
+	emit_complete(out, ev->err ? ev->err : TPC_ENOTACTIVE);
+	discard(t, out);
+	return 0;
+}
+
+static int on_prepare(struct part_txn *t, const struct part_event *ev, uint64_t *highest,
+		      struct part_actions *out)
+{
+	if (stale(ev->epoch, highest, out))
+		return 0;
+	switch (t->state) {
+	case PS_JOINING: /* Prepare before our JoinReply: cannot be ours to vote on yet */
+		emit_complete(out, TPC_ENOTACTIVE);
+		emit_vote(out, 0, "prepare arrived before the join was acknowledged");
+		discard(t, out);
+		return 0;
+	case PS_ACTIVE:
+		if (ev->sink_ok < 0) {
+			emit_vote(out, 0, "the sink refused the transaction");
+			discard(t, out);
+			return 0;
+		}
+		set_state(t, PS_LOGGING);
+		emit(out, PACT_LOG_PREPARED);
+		return 0;
+	case PS_PREPARED:
+		emit_vote(out, 1, NULL); /* a repeated Prepare: our YES is durable */
+		return 0;
+	default:
+		return 0; /* LOGGING: the vote follows the log; APPLYING: decided already */
+	}
+}
+
+static int on_logged(struct part_txn *t, const struct part_txn_config *cfg,
+		     const struct part_event *ev, uint64_t now_ms, struct part_actions *out)
+{
+	if (t->state != PS_LOGGING)
+		return 0;
+	if (ev->status < 0) {
+		/* Not known to be durable: we must not vote YES. NO is always safe. */
+		emit_vote(out, 0, "the participant could not make its PREPARED record durable");
+		discard(t, out);
+		return 0;
+	}
+	set_state(t, PS_PREPARED);
+	emit_vote(out, 1, NULL);
+	schedule_query(t, cfg, now_ms);
+	return 0;
+}
+
+static int on_decision(struct part_txn *t, const struct part_event *ev, uint64_t *highest,
+		       struct part_actions *out)
+{
+	if (stale(ev->epoch, highest, out))
+		return 0;
+	if (!ev->commit) {
+		if (t->state == PS_APPLYING)
+			return 0; /* cannot happen for one decision; never undo a commit */
+		if (t->state == PS_JOINING)
+			emit_complete(out, TPC_ENOTACTIVE);
+		discard(t, out);
+		return 0;
+	}
+	if (t->state == PS_PREPARED)
+		start_apply(t, out);
+	/* COMMIT while ACTIVE/LOGGING cannot come from a coordinator keeping D1/D2: this
+	 * participant has not voted YES in any incarnation. Ignore it. */
+	return 0;
+}
+
+static int on_applied(struct part_txn *t, const struct part_txn_config *cfg,
+		      const struct part_event *ev, uint64_t now_ms, struct part_actions *out)
+{
+	if (t->state != PS_APPLYING)
+		return 0;
+	if (ev->status < 0) {
+		/* Still prepared; the record stays, the sink apply is retried (never acked). */
+		t->apply_failed = 1;
+		t->query_at_ms = now_ms + cfg->apply_retry_ms;
+		return 0;
+	}
+	emit(out, PACT_SEND_ACK);
+	set_state(t, PS_DONE);
+	return 0;
+}
+
+static int on_status(struct part_txn *t, const struct part_txn_config *cfg,
+		     const struct part_event *ev, uint64_t now_ms, struct part_actions *out)
+{
+	if (t->state != PS_PREPARED)
+		return 0;
+	switch (ev->status) {
+	case 1: start_apply(t, out); break;          /* COMMITTED */
+	case 2: discard(t, out); break;              /* ABORTED */
+	default:                                     /* PENDING: it still waits for votes */
+		emit_vote(out, 1, NULL);
+		schedule_query(t, cfg, now_ms);
+		break;
+	}
+	return 0;
+}
+
+static int on_tick(struct part_txn *t, const struct part_txn_config *cfg, uint64_t now_ms,
+		   struct part_actions *out)
+{
+	switch (t->state) {
+	case PS_JOINING:
+	case PS_ACTIVE:
+		if (now_ms >= t->expires_ms) {
+			if (t->state == PS_JOINING)
+				emit_complete(out, -ETIMEDOUT);
+			discard(t, out);
+		}
+		break;
+	case PS_PREPARED:
+		if (t->query_at_ms && now_ms >= t->query_at_ms) {
+			t->queries++;
+			emit(out, PACT_SEND_STATUS_QUERY);
+			schedule_query(t, cfg, now_ms);
+		}
+		break;
+	case PS_APPLYING:
+		if (t->apply_failed && now_ms >= t->query_at_ms) {
+			t->apply_failed = 0;
+			emit(out, PACT_APPLY);
+		}
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int on_conn(struct part_txn *t, const struct part_event *ev, uint64_t now_ms,
+		   struct part_actions *out)
+{
+	if (ev->type == PEV_CONN_DOWN) {
+		/* A Join whose reply is lost: fail it. If the coordinator took it, its
+		 * Prepare finds nothing here and gets NO. */
+		if (t->state == PS_JOINING) {
+			emit_complete(out, TPC_ECLOSED);
+			discard(t, out);
+		}
+		return 0;
+	}
+	if (t->state == PS_PREPARED) { /* ask now: the decision may have been lost */
+		t->queries++;
+		emit(out, PACT_SEND_STATUS_QUERY);
+	}
+	return 0;
+}
+
+int part_txn_step(struct part_txn *t, const struct part_txn_config *cfg,
+		  const struct part_event *ev, uint64_t now_ms, uint64_t *highest_epoch,
+		  struct part_actions *out)
+{
+	switch (ev->type) {
+	case PEV_STAGE: return on_stage(t);
+	case PEV_JOIN_OK:
+	case PEV_JOIN_FAILED: return on_join_reply(t, ev, out);
+	case PEV_PREPARE: return on_prepare(t, ev, highest_epoch, out);
+	case PEV_LOGGED: return on_logged(t, cfg, ev, now_ms, out);
+	case PEV_DECISION: return on_decision(t, ev, highest_epoch, out);
+	case PEV_APPLIED: return on_applied(t, cfg, ev, now_ms, out);
+	case PEV_STATUS: return on_status(t, cfg, ev, now_ms, out);
+	case PEV_TICK: return on_tick(t, cfg, now_ms, out);
+	case PEV_CONN_UP:
+	case PEV_CONN_DOWN: return on_conn(t, ev, now_ms, out);
+	}
+	return TPC_EPROTO;
+}

@@ -1,0 +1,118 @@
+/*
+ * part_txn.h - the participant stub's per-transaction state machine, pure.
+ *
+ * part_txn_step() takes one event (a staged write, a coordinator message, a log or
+ * sink completion, time) and returns actions (send Join/Vote/Ack/StatusQuery, queue
+ * the PREPARED record, queue the sink apply, discard, complete stage callbacks). The
+ * caller owns the staged writes and the sockets; the machine only decides.
+ */
+#ifndef TPC_PART_TXN_H
+#define TPC_PART_TXN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum part_state {
+	PS_JOINING = 0, /* first write staged; Join sent, reply awaited */
+	PS_ACTIVE,      /* joined; staging writes; no Prepare yet */
+	PS_LOGGING,     /* sink said yes; PREPARED record queued, not yet durable */
+	PS_PREPARED,    /* PREPARED durable, YES sent; waiting for the decision (D2) */
+	PS_APPLYING,    /* COMMIT received; sink apply queued */
+	PS_DONE,        /* finished: the caller frees it */
+	PS_NSTATES
+};
+
+enum part_ev_type {
+	PEV_STAGE,        /* another write staged (the first one creates the txn) */
+	PEV_JOIN_OK,
+	PEV_JOIN_FAILED,  /* err: why */
+	PEV_PREPARE,      /* epoch; sink_ok: the sink's prepare() answer (0 yes, <0 no) */
+	PEV_LOGGED,       /* PREPARED record batch finished: status */
+	PEV_DECISION,     /* commit (1/0), epoch */
+	PEV_APPLIED,      /* sink apply finished: status */
+	PEV_STATUS,       /* StatusQuery answer: status (0 pending, 1 committed, 2 aborted) */
+	PEV_TICK,
+	PEV_CONN_UP,      /* (re)connected and Hello answered */
+	PEV_CONN_DOWN,
+};
+
+struct part_event {
+	enum part_ev_type type;
+	uint64_t epoch;
+	int commit;
+	int status;
+	int sink_ok;
+	int err;
+};
+
+enum part_act_type {
+	PACT_SEND_JOIN,
+	PACT_SEND_VOTE,       /* vote: 1 YES, 0 NO */
+	PACT_SEND_ACK,
+	PACT_SEND_STATUS_QUERY,
+	PACT_LOG_PREPARED,    /* queue the PREPARED record (D2: vote only after PEV_LOGGED ok) */
+	PACT_APPLY,           /* queue sink commit + record drop (D3: ack after PEV_APPLIED ok) */
+	PACT_DISCARD,         /* sink abort; drop the PREPARED record if there is one */
+	PACT_COMPLETE_STAGES, /* run pending stage callbacks with err */
+	PACT_REJECT_STALE,    /* a message from an older epoch was ignored (D7) */
+};
+
+struct part_action {
+	enum part_act_type type;
+	int vote;
+	int err;
+	const char *reason;
+};
+
+#define PART_MAX_ACTIONS 8
+
+struct part_actions {
+	size_t n;
+	struct part_action a[PART_MAX_ACTIONS];
+};
+
+struct part_txn_config {
+	uint32_t txn_timeout_ms;      /* staged writes with no Prepare expire */
+	uint32_t query_initial_ms;    /* first StatusQuery after this long prepared */
+	uint32_t query_max_ms;        /* cap of the doubling backoff */
+	uint32_t apply_retry_ms;      /* sink commit failed: retry after */
+};
+
+struct part_txn {
+	uint64_t txid;
+	uint64_t created_ms;
+	uint64_t expires_ms;     /* ACTIVE/JOINING: staged writes expire */
+	uint64_t query_at_ms;    /* PREPARED: next StatusQuery; APPLYING after failure: retry */
+	uint64_t prepared_wall_ms;
+	uint64_t armed_ms;       /* the caller's: deadline in its timer heap */
+	uint32_t query_delay_ms;
+	uint32_t queries;
+	uint8_t state;
+	uint8_t recovered;       /* loaded from the log at start */
+	uint8_t apply_failed;
+};
+
+/** @brief Start a transaction at the first staged write (PS_JOINING). */
+void part_txn_init(struct part_txn *t, uint64_t txid, uint64_t now_ms,
+		   const struct part_txn_config *cfg);
+
+/** @brief A transaction recovered from the PREPARED log (PS_PREPARED, ask at once). */
+void part_txn_init_recovered(struct part_txn *t, uint64_t txid, uint64_t now_ms,
+			     uint64_t prepared_wall_ms);
+
+/**
+ * @brief Apply one event. @p highest_epoch is the highest coordinator epoch seen; the
+ *        machine raises it on newer Prepare/Decision and rejects older ones (D7).
+ * @return 0, or a negative TPC_E* code when the event is refused (stage on a
+ *         transaction that no longer takes writes: TPC_ENOTACTIVE)
+ */
+int part_txn_step(struct part_txn *t, const struct part_txn_config *cfg,
+		  const struct part_event *ev, uint64_t now_ms, uint64_t *highest_epoch,
+		  struct part_actions *out);
+
+/** @brief Earliest time the transaction needs PEV_TICK; 0 for none. */
+uint64_t part_txn_next_deadline(const struct part_txn *t);
+
+const char *part_state_str(enum part_state s);
+
+#endif

@@ -1,0 +1,534 @@
+/*
+ * participant.c - libtpc's participant API (tpc/participant.h, tpc/libevent.h):
+ * creating a participant and recovering its prepared transactions, attaching it to a
+ * loop or running it on a thread of its own, staging writes, and shutting down.
+ *
+ * Background-thread mode: other threads never touch the participant's state; they
+ * queue a struct loop_call, poke an eventfd, and wait on a condition variable while the
+ * loop thread runs the call.
+ */
+#include "part_int.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+
+#include <event2/event.h>
+
+#include "tpc/libevent.h"
+
+void tpc_participant_config_init(tpc_participant_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->txn_timeout_ms = 60000;
+	cfg->max_open_txns = 100000;
+	cfg->max_staged_bytes = 256ull << 20;
+	cfg->group_commit_max = 4096;
+	cfg->max_frame = TPC_FRAME_DEFAULT_MAX;
+	cfg->map_size = 1ull << 30;
+}
+
+void part_set_err(struct tpc_participant *p, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->errmsg, sizeof(p->errmsg), fmt, ap);
+	va_end(ap);
+}
+
+const char *tpc_participant_errmsg(const tpc_participant *p)
+{
+	return p ? p->errmsg : "no participant";
+}
+
+static int copy_config(struct tpc_participant *p, const tpc_participant_config *cfg)
+{
+	if (!cfg->coordinator || !cfg->name || !cfg->name[0] || !cfg->state_dir)
+		return -EINVAL;
+	p->cfg = *cfg;
+	p->coordinator = strdup(cfg->coordinator);
+	p->name = strdup(cfg->name);
+	p->state_dir = strdup(cfg->state_dir);
+	if (!p->coordinator || !p->name || !p->state_dir)
+		return -ENOMEM;
+	p->cfg.coordinator = p->coordinator;
+	p->cfg.name = p->name;
+	p->cfg.state_dir = p->state_dir;
+	if (!p->cfg.max_frame)
+		p->cfg.max_frame = TPC_FRAME_DEFAULT_MAX;
+	if (!p->cfg.group_commit_max)
+		p->cfg.group_commit_max = 1;
+	p->tcfg.txn_timeout_ms = cfg->txn_timeout_ms ? cfg->txn_timeout_ms : 60000;
+	p->tcfg.query_initial_ms = 2000;
+	p->tcfg.query_max_ms = 30000;
+	p->tcfg.apply_retry_ms = 1000;
+	return 0;
+}
+
+/* Recovery: every PREPARED record becomes a PREPARED transaction that asks. */
+static int recover_one(void *arg, uint64_t txid, uint64_t wall_ms, uint64_t epoch,
+		       const uint8_t *blob, size_t blob_len)
+{
+	struct tpc_participant *p = arg;
+	struct ptxn *t = calloc(1, sizeof(*t));
+	tpc_write *w;
+	size_t n;
+	int rc = part_blob_decode(blob, blob_len, &w, &n);
+
+	if (!t || rc) {
+		free(t);
+		return rc ? rc : -ENOMEM;
+	}
+	part_txn_init_recovered(&t->m, txid, tpc_now_ms(), wall_ms);
+	t->logged = 1;
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = part_blob_add(&t->blob, w[i].key, w[i].key_len, w[i].value, w[i].value_len);
+	free(w);
+	if (rc || u64map_put(&p->txns, txid, t)) {
+		part_blob_free(&t->blob);
+		free(t);
+		return -ENOMEM;
+	}
+	p->stats.recovered++;
+	return 0;
+}
+
+static int open_state(struct tpc_participant *p)
+{
+	char err[256];
+	int rc = part_log_open(&p->plog, p->state_dir, p->cfg.map_size, err, sizeof(err));
+
+	if (rc) {
+		part_set_err(p, "%s", err);
+		return rc;
+	}
+	rc = part_log_read_epoch(p->plog, &p->highest_epoch);
+	if (!rc)
+		rc = part_log_load(p->plog, recover_one, p);
+	if (rc)
+		part_set_err(p, "cannot load prepared transactions from %s: %s", p->state_dir,
+			     tpc_strerror(rc));
+	return rc;
+}
+
+tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink *sink,
+				     int *err)
+{
+	struct tpc_participant *p = calloc(1, sizeof(*p));
+	char why[128];
+	int rc = -ENOMEM;
+
+	if (!p || !sink)
+		goto fail;
+	p->sink = sink;
+	p->wake_fd = -1;
+	p->log.prog = "libtpc";
+	p->log.min = TPC_LOG_WARN;
+	u64map_init(&p->txns);
+	deadline_heap_init(&p->deadlines);
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	rc = copy_config(p, cfg);
+	if (rc)
+		goto fail;
+	if (tpc_parse_hostport(cfg->coordinator, &p->addr, &p->addrlen, why, sizeof(why))) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	rc = open_state(p);
+	if (rc)
+		goto fail;
+	return p;
+fail:
+	if (err)
+		*err = rc;
+	if (p)
+		tpc_participant_free(p);
+	else
+		tpc_sink_free(sink);
+	return NULL;
+}
+
+/* Put every recovered transaction's first deadline in the heap. */
+static void arm_all(struct tpc_participant *p)
+{
+	size_t n;
+	uint64_t *ids = u64map_keys(&p->txns, &n);
+
+	for (size_t i = 0; ids && i < n; i++) {
+		struct ptxn *t = u64map_get(&p->txns, ids[i]);
+		uint64_t at = part_txn_next_deadline(&t->m);
+		if (at && !deadline_heap_push(&p->deadlines, at, t->m.txid)) {
+			t->m.armed_ms = at;
+			part_timer_arm(p, at);
+		}
+	}
+	free(ids);
+}
+
+int tpc_participant_attach(tpc_participant *p, struct event_base *base)
+{
+	if (p->base)
+		return TPC_ESTATE;
+	p->base = base;
+	p->writer = batch_writer_new(base, part_writer_write, part_writer_done, p,
+				     p->cfg.group_commit_max);
+	if (!p->writer) {
+		p->base = NULL;
+		return -errno;
+	}
+	int rc = part_net_start(p);
+	if (rc)
+		return rc;
+	arm_all(p);
+	return 0;
+}
+
+/* ---- background-thread mode ---- */
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct tpc_participant *p = arg;
+	uint64_t v;
+
+	if (read(p->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&p->mu);
+	struct loop_call *calls = p->calls;
+	p->calls = NULL;
+	pthread_mutex_unlock(&p->mu);
+	for (struct loop_call *c = calls, *next; c; c = next) {
+		next = c->next;
+		c->fn(p, c->arg); /* the call marks itself done and signals */
+	}
+	if (p->stopping)
+		event_base_loopbreak(p->base);
+}
+
+static void *loop_main(void *arg)
+{
+	struct tpc_participant *p = arg;
+	event_base_loop(p->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+int tpc_participant_start(tpc_participant *p)
+{
+	if (p->base)
+		return TPC_ESTATE;
+	struct event_base *base = event_base_new();
+	p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!base || p->wake_fd < 0)
+		goto fail;
+	p->wake_ev = event_new(base, p->wake_fd, EV_READ | EV_PERSIST, on_wake, p);
+	if (!p->wake_ev || event_add(p->wake_ev, NULL))
+		goto fail;
+	int rc = tpc_participant_attach(p, base);
+	if (rc)
+		return rc;
+	p->own_base = 1;
+	if (pthread_create(&p->thread, NULL, loop_main, p))
+		return -errno;
+	p->thread_running = 1;
+	return 0;
+fail:
+	if (base && !p->base)
+		event_base_free(base);
+	return -ENOMEM;
+}
+
+/* Run fn on the loop thread and wait for it (background-thread mode only). */
+static void call_on_loop(struct tpc_participant *p, struct loop_call *c)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&p->mu);
+	c->next = p->calls;
+	p->calls = c;
+	pthread_mutex_unlock(&p->mu);
+	if (write(p->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&p->mu);
+	while (!c->done)
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void call_done(struct tpc_participant *p, struct loop_call *c)
+{
+	pthread_mutex_lock(&p->mu);
+	c->done = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- staging ---- */
+
+static int stage_limits(struct tpc_participant *p, struct ptxn *t, size_t bytes)
+{
+	if (!t && p->txns.n >= p->cfg.max_open_txns) {
+		part_set_err(p, "too many open transactions (max %u)", p->cfg.max_open_txns);
+		return TPC_ELIMIT;
+	}
+	if (p->staged_bytes + bytes > p->cfg.max_staged_bytes) {
+		part_set_err(p, "staged bytes limit reached");
+		return TPC_ELIMIT;
+	}
+	return 0;
+}
+
+int tpc_participant_stage(tpc_participant *p, tpc_txid txid, const void *key, size_t key_len,
+			  const void *value, size_t value_len, tpc_stage_cb cb, void *arg)
+{
+	struct ptxn *t;
+	int rc;
+
+	if (!txid || !key || !key_len || !cb)
+		return -EINVAL;
+	if (!p->base)
+		return TPC_ESTATE;
+	t = u64map_get(&p->txns, txid);
+	rc = stage_limits(p, t, key_len + value_len);
+	if (rc)
+		return rc;
+	if (!t) {
+		if (!p->connected) {
+			part_set_err(p, "not connected to the coordinator");
+			return TPC_ECLOSED;
+		}
+		t = part_txn_new(p, txid);
+		if (!t)
+			return -ENOMEM;
+		p->stats.joined++;
+		part_send_join(p, txid);
+	} else {
+		struct part_event ev = { .type = PEV_STAGE };
+		rc = part_txn_step(&t->m, &p->tcfg, &ev, tpc_now_ms(), &p->highest_epoch,
+				   &(struct part_actions){ 0 });
+		if (rc)
+			return rc;
+	}
+	rc = part_blob_add(&t->blob, key, key_len, value, value_len);
+	if (rc)
+		goto undo;
+	p->staged_bytes += key_len + value_len;
+	if (t->m.state == PS_ACTIVE) {
+		cb(arg, 0, txid);
+		return 0;
+	}
+	struct stage_waiter *w = malloc(sizeof(*w));
+	if (!w) {
+		rc = -ENOMEM;
+		goto undo;
+	}
+	*w = (struct stage_waiter){ t->waiters, cb, arg };
+	t->waiters = w;
+	if (t->m.armed_ms == 0)
+		part_step(p, t, &(struct part_event){ .type = PEV_STAGE }); /* arms expiry */
+	return 0;
+undo:
+	if (t->blob.count == 0) /* the transaction has nothing: drop it */
+		part_txn_free(p, t);
+	return rc;
+}
+
+struct stage_call {
+	struct loop_call call;
+	struct tpc_participant *p;
+	tpc_txid txid;
+	const void *key, *value;
+	size_t key_len, value_len;
+	int result;
+	int finished; /* the stage callback ran */
+	int returned; /* tpc_participant_stage() returned */
+};
+
+static void stage_call_cb(void *arg, int err, tpc_txid txid)
+{
+	struct stage_call *sc = arg;
+
+	sc->result = err;
+	sc->finished = 1;
+	if (sc->returned)
+		call_done(sc->p, &sc->call);
+}
+
+static void stage_call_run(struct tpc_participant *p, void *arg)
+{
+	struct stage_call *sc = arg;
+	int rc = tpc_participant_stage(p, sc->txid, sc->key, sc->key_len, sc->value,
+				       sc->value_len, stage_call_cb, sc);
+
+	sc->returned = 1;
+	if (rc)
+		sc->result = rc;
+	if (rc || sc->finished)
+		call_done(p, &sc->call);
+}
+
+int tpc_participant_stage_wait(tpc_participant *p, tpc_txid txid, const void *key,
+			       size_t key_len, const void *value, size_t value_len)
+{
+	struct stage_call sc = { .p = p, .txid = txid, .key = key, .key_len = key_len,
+				 .value = value, .value_len = value_len };
+
+	if (!p->own_base)
+		return TPC_ESTATE;
+	sc.call.fn = stage_call_run;
+	sc.call.arg = &sc;
+	call_on_loop(p, &sc.call);
+	return sc.result;
+}
+
+/* ---- inspection ---- */
+
+struct list_call {
+	struct loop_call call;
+	tpc_prepared_info *v;
+	size_t n;
+	int rc;
+};
+
+static void list_run(struct tpc_participant *p, void *arg)
+{
+	struct list_call *lc = arg;
+	size_t n, k = 0;
+	uint64_t *ids = u64map_keys(&p->txns, &n);
+	uint64_t now = tpc_wall_ms();
+
+	lc->v = calloc(n ? n : 1, sizeof(*lc->v));
+	if (!ids || !lc->v) {
+		lc->rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct ptxn *t = u64map_get(&p->txns, ids[i]);
+		if (t->m.state != PS_PREPARED && t->m.state != PS_APPLYING)
+			continue;
+		tpc_prepared_info *info = &lc->v[k++];
+		info->txid = t->m.txid;
+		info->age_ms = now > t->m.prepared_wall_ms ? now - t->m.prepared_wall_ms : 0;
+		info->nrecords = t->blob.count;
+		info->bytes = t->blob.len > 4 ? t->blob.len - 4 - 8ull * t->blob.count : 0;
+		info->queries = t->m.queries;
+	}
+	lc->n = k;
+out:
+	free(ids);
+	if (lc->rc) {
+		free(lc->v);
+		lc->v = NULL;
+	}
+	if (p->own_base)
+		call_done(p, &lc->call);
+}
+
+int tpc_participant_list_prepared(tpc_participant *p, tpc_prepared_info **out, size_t *n)
+{
+	struct list_call lc = { .call = { .fn = list_run } };
+
+	lc.call.arg = &lc;
+	if (p->own_base && p->thread_running)
+		call_on_loop(p, &lc.call);
+	else
+		list_run(p, &lc);
+	*out = lc.v;
+	*n = lc.n;
+	if (!lc.n) {
+		free(lc.v);
+		*out = NULL;
+	}
+	return lc.rc;
+}
+
+int tpc_participant_list_prepared_dir(const char *state_dir, tpc_prepared_info **out, size_t *n)
+{
+	return part_log_list_dir(state_dir, out, n);
+}
+
+struct stats_call {
+	struct loop_call call;
+	tpc_participant_stats *out;
+};
+
+static void stats_run(struct tpc_participant *p, void *arg)
+{
+	struct stats_call *sc = arg;
+	struct bw_stats bs = { 0 };
+
+	if (p->writer)
+		batch_writer_stats(p->writer, &bs);
+	*sc->out = p->stats;
+	sc->out->log_batches = bs.batches;
+	sc->out->highest_epoch = p->highest_epoch;
+	if (p->own_base)
+		call_done(p, &sc->call);
+}
+
+void tpc_participant_get_stats(tpc_participant *p, tpc_participant_stats *out)
+{
+	struct stats_call sc = { .call = { .fn = stats_run }, .out = out };
+
+	sc.call.arg = &sc;
+	if (p->own_base && p->thread_running)
+		call_on_loop(p, &sc.call);
+	else
+		stats_run(p, &sc);
+}
+
+/* ---- shutdown ---- */
+
+static void stop_run(struct tpc_participant *p, void *arg)
+{
+	p->stopping = 1;
+	call_done(p, arg);
+}
+
+static void free_txns(struct tpc_participant *p)
+{
+	size_t n;
+	uint64_t *ids = u64map_keys(&p->txns, &n);
+
+	for (size_t i = 0; ids && i < n; i++)
+		part_txn_free(p, u64map_get(&p->txns, ids[i]));
+	free(ids);
+	u64map_free(&p->txns);
+}
+
+void tpc_participant_free(tpc_participant *p)
+{
+	if (!p)
+		return;
+	if (p->thread_running) {
+		struct loop_call stop = { .fn = stop_run };
+		stop.arg = &stop;
+		call_on_loop(p, &stop); /* on_wake breaks the loop after running it */
+		pthread_join(p->thread, NULL);
+		p->thread_running = 0;
+	}
+	p->stopping = 1;
+	if (p->writer)
+		batch_writer_free(p->writer); /* every queued record reaches the disk first */
+	p->writer = NULL;
+	part_net_stop(p);
+	free_txns(p);
+	deadline_heap_free(&p->deadlines);
+	if (p->wake_ev)
+		event_free(p->wake_ev);
+	if (p->own_base)
+		event_base_free(p->base);
+	if (p->wake_fd >= 0)
+		close(p->wake_fd);
+	part_log_close(p->plog);
+	tpc_sink_free(p->sink);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p->coordinator);
+	free(p->name);
+	free(p->state_dir);
+	free(p);
+}

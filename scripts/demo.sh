@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# make demo: a coordinator and two tpc-kv services in a temporary folder, a few
+# thousand transactions that write to both (some aborted on purpose, some refused by
+# a NO vote), a kill -9 of one service in the middle and its restart, then a check that
+# both services hold exactly the committed writes, each once.
+set -euo pipefail
+
+BUILD=${1:-build}
+BIN="$(cd "$BUILD" && pwd)"
+TXNS=${TPC_DEMO_TXNS:-3000}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tpc-demo.XXXXXX")
+PIDS=()
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ "${KEEP:-0}" = 1 ]; then echo "demo folder kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() { # port, deadline seconds
+    local deadline=$((SECONDS + ${2:-10}))
+    until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || { echo "demo: port $1 never opened" >&2; exit 1; }
+        sleep 0.05
+    done
+}
+
+CP=$(free_port); AP=$(free_port); BP=$(free_port)
+COORD="$BIN/coordinator/tpc-coordinator"
+KV="$BIN/tools/tpc-kv"
+DEMO="$BIN/tools/tpc-demo"
+
+start_kv() { # name port
+    "$KV" --name "$1" --listen "127.0.0.1:$2" --coordinator "127.0.0.1:$CP" \
+          --data "$WORK/$1" --refuse-key refuse-me >>"$WORK/$1.log" 2>&1 &
+    echo $!
+}
+
+echo "tpc demo: coordinator and two tpc-kv services (A, B) in $WORK"
+"$COORD" --listen "127.0.0.1:$CP" --data "$WORK/coordinator" >"$WORK/coordinator.log" 2>&1 &
+PIDS+=($!)
+wait_port "$CP"
+A_PID=$(start_kv A "$AP"); PIDS+=("$A_PID")
+B_PID=$(start_kv B "$BP"); PIDS+=("$B_PID")
+wait_port "$AP"; wait_port "$BP"
+
+echo "  running $TXNS transactions, 16 at a time, each writing one key to A and to B;"
+echo "  every 10th aborted by the client, every 7th refused by B (a NO vote)"
+: >"$WORK/progress"
+"$DEMO" run --coordinator "127.0.0.1:$CP" --kv "A=127.0.0.1:$AP" --kv "B=127.0.0.1:$BP" \
+    --txns "$TXNS" --concurrency 16 --abort-every 10 --refuse-every 7 \
+    --outcomes "$WORK/outcomes" --progress "$WORK/progress" >"$WORK/run.out" 2>&1 &
+RUN_PID=$!; PIDS+=("$RUN_PID")
+
+# Halfway through, kill -9 service B and start it again on the same data.
+half=$((TXNS / 2)); deadline=$((SECONDS + 60))
+until [ "$(tail -n1 "$WORK/progress" 2>/dev/null || echo 0)" -ge "$half" ] 2>/dev/null; do
+    kill -0 "$RUN_PID" 2>/dev/null || break
+    [ $SECONDS -lt $deadline ] || { echo "demo: no progress" >&2; exit 1; }
+    sleep 0.05
+done
+kill -9 "$B_PID"
+echo "  kill -9 of B after $(tail -n1 "$WORK/progress") transactions; restarting it"
+B_PID=$(start_kv B "$BP"); PIDS+=("$B_PID")
+wait_port "$BP"
+
+wait "$RUN_PID" || { cat "$WORK/run.out"; echo "demo: the driver failed" >&2; KEEP=1; exit 1; }
+cat "$WORK/run.out"
+
+# Decisions reach the services after the client hears them: wait until neither holds a
+# prepared transaction (every commit applied), then stop them and read their stores.
+deadline=$((SECONDS + 60))
+while :; do
+    n=0
+    for s in A B; do n=$((n + $("$KV" --prepared --data "$WORK/$s" | tail -n +2 | wc -l))); done
+    [ "$n" -eq 0 ] && break
+    [ $SECONDS -lt $deadline ] || { echo "demo: $n transactions still prepared" >&2; KEEP=1; exit 1; }
+    sleep 0.1
+done
+kill -TERM "$A_PID" "$B_PID"; wait "$A_PID" "$B_PID" 2>/dev/null || true
+"$DEMO" verify --outcomes "$WORK/outcomes" --data "A=$WORK/A" --data "B=$WORK/B" || { KEEP=1; exit 1; }
+echo "  (inspect a store yourself: $KV --dump --data DIR)"

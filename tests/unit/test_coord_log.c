@@ -1,0 +1,669 @@
+/*
+ * test_coord_log.c - the coordinator's LMDB log (coordinator/log_store.c): what
+ * survives a reopen, COMMIT/COMPLETE/SWEEP semantics, load order, corrupt records,
+ * unknown formats, and all-or-nothing batches.
+ *
+ * Each test gets a fresh mkdtemp folder under /tmp, removed afterwards. Raw LMDB access
+ * (to plant corrupt records) happens only while the store is closed.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <lmdb.h>
+
+#include "log_store.h"
+
+struct fix {
+	char dir[64];
+	struct coord_log log;
+	int open;
+};
+
+/* ------------------------------------------------------------------ helpers */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int setup(void **state)
+{
+	struct fix *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/tpc-test-coord-log-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fix *f = *state;
+
+	if (f->open)
+		f->log.ops->close(f->log.self);
+	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static void open_log(struct fix *f)
+{
+	char err[256] = "";
+	int rc = coord_log_lmdb_open(&f->log, f->dir, 0, err, sizeof(err));
+
+	if (rc)
+		fail_msg("open %s: %d %s", f->dir, rc, err);
+	f->open = 1;
+}
+
+static void close_log(struct fix *f)
+{
+	f->log.ops->close(f->log.self);
+	f->open = 0;
+}
+
+static void reopen(struct fix *f)
+{
+	close_log(f);
+	open_log(f);
+}
+
+static struct coord_rec commit_rec(uint64_t txid, uint64_t wall, const char *key,
+				   const char *const *parts, uint32_t nparts)
+{
+	struct coord_rec r = { .type = COORD_REC_COMMIT, .txid = txid, .wall_ms = wall,
+			       .key = key, .key_len = key ? strlen(key) : 0,
+			       .nparts = nparts, .parts = parts };
+	return r;
+}
+
+static struct coord_rec complete_rec(uint64_t txid, uint64_t wall)
+{
+	struct coord_rec r = { .type = COORD_REC_COMPLETE, .txid = txid, .wall_ms = wall };
+	return r;
+}
+
+static struct coord_rec sweep_rec(uint64_t outcome_before, uint64_t keys_before,
+				  uint32_t limit)
+{
+	struct coord_rec r = { .type = COORD_REC_SWEEP,
+			       .sweep_outcome_before_ms = outcome_before,
+			       .sweep_keys_before_ms = keys_before, .sweep_limit = limit };
+	return r;
+}
+
+/* Link recs[0..n) through item.next and write them as one batch. */
+static int write_recs(struct fix *f, struct coord_rec *recs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		recs[i].item.next = i + 1 < n ? &recs[i + 1].item : NULL;
+	return f->log.ops->write_batch(f->log.self, recs, n);
+}
+
+static void write_one(struct fix *f, struct coord_rec r)
+{
+	assert_int_equal(write_recs(f, &r, 1), 0);
+}
+
+static const char *const AB[] = { "alpha", "beta" };
+
+/* Decisions seen by load_decisions, copied out. */
+struct seen {
+	size_t n;
+	uint64_t txid[2048];
+	uint64_t wall[2048];
+	uint32_t nparts[2048];
+	char *parts[2048][4];
+	int stop_after; /* return 7 after this many (0: never) */
+};
+
+static int collect(void *arg, const struct coord_decision *d)
+{
+	struct seen *s = arg;
+
+	assert_true(s->n < 2048);
+	s->txid[s->n] = d->txid;
+	s->wall[s->n] = d->wall_ms;
+	s->nparts[s->n] = d->nparts;
+	for (uint32_t i = 0; i < d->nparts && i < 4; i++)
+		s->parts[s->n][i] = strdup(d->parts[i]);
+	s->n++;
+	return s->stop_after && s->n == (size_t)s->stop_after ? 7 : 0;
+}
+
+static void seen_free(struct seen *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		for (uint32_t j = 0; j < s->nparts[i] && j < 4; j++)
+			free(s->parts[i][j]);
+	free(s);
+}
+
+static struct seen *load(struct fix *f, int *rc)
+{
+	struct seen *s = calloc(1, sizeof(*s));
+
+	assert_non_null(s);
+	*rc = f->log.ops->load_decisions(f->log.self, collect, s);
+	return s;
+}
+
+static void assert_loaded_txids(struct fix *f, const uint64_t *want, size_t n)
+{
+	int rc;
+	struct seen *s = load(f, &rc);
+
+	assert_int_equal(rc, 0);
+	assert_int_equal(s->n, n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(s->txid[i], want[i]);
+	seen_free(s);
+}
+
+static uint64_t count(struct fix *f, int which)
+{
+	uint64_t d = 0, k = 0, bytes = 0;
+
+	assert_int_equal(f->log.ops->stats(f->log.self, &d, &k, &bytes), 0);
+	assert_true(bytes > 0);
+	return which ? k : d;
+}
+
+/* Put one raw key/value into a named database; the store must be closed. */
+static void raw_put(struct fix *f, const char *db, const void *key, size_t klen,
+		    const void *val, size_t vlen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_set_mapsize(env, (size_t)1 << 30), 0);
+	assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static void be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+/* -------------------------------------------------------------------- tests */
+
+static void test_log_reopen_keeps_meta_and_decisions(void **state)
+{
+	struct fix *f = *state;
+	uint64_t id = 99, epoch = 99;
+
+	open_log(f);
+	assert_int_equal(f->log.ops->read_meta(f->log.self, &id, &epoch), 0);
+	assert_int_equal(id, 0);
+	assert_int_equal(epoch, 0);
+	assert_int_equal(f->log.ops->write_meta(f->log.self, 0x1122334455667788ull, 7), 0);
+	write_one(f, commit_rec(5, 1234, NULL, AB, 2));
+	reopen(f);
+
+	assert_int_equal(f->log.ops->read_meta(f->log.self, &id, &epoch), 0);
+	assert_int_equal(id, 0x1122334455667788ull);
+	assert_int_equal(epoch, 7);
+	int rc;
+	struct seen *s = load(f, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(s->n, 1);
+	assert_int_equal(s->txid[0], 5);
+	assert_int_equal(s->wall[0], 1234);
+	assert_int_equal(s->nparts[0], 2);
+	assert_string_equal(s->parts[0][0], "alpha");
+	assert_string_equal(s->parts[0][1], "beta");
+	seen_free(s);
+
+	/* A new epoch overwrites the old one. */
+	assert_int_equal(f->log.ops->write_meta(f->log.self, 0x1122334455667788ull, 8), 0);
+	reopen(f);
+	assert_int_equal(f->log.ops->read_meta(f->log.self, &id, &epoch), 0);
+	assert_int_equal(epoch, 8);
+}
+
+static void test_log_commit_with_key_creates_key_record(void **state)
+{
+	struct fix *f = *state;
+	struct coord_key_info info = { 0 };
+
+	open_log(f);
+	write_one(f, commit_rec(10, 5000, "order-17", AB, 2));
+	write_one(f, commit_rec(11, 6000, NULL, AB, 1));
+
+	assert_int_equal(f->log.ops->lookup_key(f->log.self, "order-17", 8, &info), 1);
+	assert_int_equal(info.txid, 10);
+	assert_int_equal(info.wall_ms, 5000);
+	assert_int_equal(info.committed, 1);
+	assert_int_equal(f->log.ops->lookup_key(f->log.self, "order-18", 8, &info), 0);
+	assert_int_equal(f->log.ops->lookup_key(f->log.self, "order-1", 7, &info), 0);
+	assert_int_equal(f->log.ops->lookup_key(f->log.self, NULL, 0, &info), -EINVAL);
+	assert_int_equal(count(f, 1), 1);
+	assert_int_equal(count(f, 0), 2);
+
+	reopen(f);
+	assert_int_equal(f->log.ops->lookup_key(f->log.self, "order-17", 8, &info), 1);
+	assert_int_equal(info.txid, 10);
+}
+
+static void test_log_complete_turns_decision_into_tombstone(void **state)
+{
+	static const uint64_t live[] = { 2 };
+	struct fix *f = *state;
+
+	open_log(f);
+	write_one(f, commit_rec(1, 100, NULL, AB, 2));
+	write_one(f, commit_rec(2, 100, NULL, AB, 2));
+	write_one(f, complete_rec(1, 200));
+	write_one(f, complete_rec(99, 200)); /* no record: skipped, not created */
+
+	assert_loaded_txids(f, live, 1);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 1), 1);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 2), 1);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 3), 0);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 99), 0);
+	reopen(f);
+	assert_loaded_txids(f, live, 1);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 1), 1);
+}
+
+static void test_log_sweep_removes_old_tombstones_and_keys_but_not_live_commits(void **state)
+{
+	static const uint64_t live[] = { 5, 6 };
+	static const char *const keys[] = { "k1", "k2", "k3", "k4", "k5", "k6" };
+	struct fix *f = *state;
+	struct coord_key_info info;
+
+	open_log(f);
+	for (uint64_t t = 1; t <= 6; t++)
+		write_one(f, commit_rec(t, t <= 3 || t == 5 ? 1000 : 5000, keys[t - 1], AB, 2));
+	for (uint64_t t = 1; t <= 3; t++)
+		write_one(f, complete_rec(t, 1500));
+	write_one(f, complete_rec(4, 5500));
+	write_one(f, sweep_rec(2000, 2000, 100));
+
+	for (uint64_t t = 1; t <= 3; t++)
+		assert_int_equal(f->log.ops->lookup_txid(f->log.self, t), 0);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 4), 1); /* young tombstone */
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 5), 1); /* old but live */
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 6), 1);
+	assert_loaded_txids(f, live, 2);
+	assert_int_equal(count(f, 0), 3);
+
+	for (int i = 0; i < 6; i++) {
+		int want = (i + 1 <= 3 || i + 1 == 5) ? 0 : 1;
+		assert_int_equal(f->log.ops->lookup_key(f->log.self, keys[i], 2, &info), want);
+	}
+	assert_int_equal(count(f, 1), 2);
+}
+
+static void test_log_sweep_stops_at_its_limit_and_resumes(void **state)
+{
+	struct fix *f = *state;
+	struct coord_rec recs[40];
+
+	open_log(f);
+	/* 20 live COMMITs first, then 10 old tombstones. */
+	for (uint64_t t = 1; t <= 30; t++)
+		recs[t - 1] = commit_rec(t, 10, NULL, AB, 1);
+	assert_int_equal(write_recs(f, recs, 30), 0);
+	for (uint64_t t = 21; t <= 30; t++)
+		recs[t - 21] = complete_rec(t, 10);
+	assert_int_equal(write_recs(f, recs, 10), 0);
+	assert_int_equal(count(f, 0), 30);
+
+	write_one(f, sweep_rec(100, 100, 0)); /* limit 0: nothing */
+	assert_int_equal(count(f, 0), 30);
+
+	/* limit 2: at most 2 deletions and 8 entries looked at per pass. */
+	uint64_t before = count(f, 0);
+	int passes = 0;
+	while (before > 20) {
+		write_one(f, sweep_rec(100, 100, 2));
+		uint64_t after = count(f, 0);
+		assert_true(before - after <= 2);
+		before = after;
+		assert_true(++passes < 50);
+	}
+	assert_true(passes >= 5);
+	assert_int_equal(count(f, 0), 20);
+	for (uint64_t t = 1; t <= 20; t++)
+		assert_int_equal(f->log.ops->lookup_txid(f->log.self, t), 1);
+}
+
+static void test_log_sweep_deletes_exactly_the_old_entries_across_pages(void **state)
+{
+	enum { N = 3000 };
+	struct fix *f = *state;
+	struct coord_rec *recs = calloc(2 * N, sizeof(*recs));
+	char (*keys)[16] = calloc(N, sizeof(*keys));
+	struct coord_key_info info;
+	size_t n = 0;
+
+	assert_non_null(recs);
+	assert_non_null(keys);
+	/* Every even txid completed long ago, every odd one live; keys alternate in age. */
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%05d", i);
+		recs[n++] = commit_rec((uint64_t)i, i % 2 ? 5000 : 10, keys[i], AB, 2);
+	}
+	for (int i = 0; i < N; i += 2)
+		recs[n++] = complete_rec((uint64_t)i, 20);
+	open_log(f);
+	assert_int_equal(write_recs(f, recs, n), 0);
+	write_one(f, sweep_rec(100, 100, 100000));
+
+	assert_int_equal(count(f, 0), N / 2);
+	assert_int_equal(count(f, 1), N / 2);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(f->log.ops->lookup_txid(f->log.self, (uint64_t)i), i % 2);
+		assert_int_equal(f->log.ops->lookup_key(f->log.self, keys[i], 6, &info), i % 2);
+	}
+	free(keys);
+	free(recs);
+}
+
+static void test_log_decisions_load_in_txid_order(void **state)
+{
+	static const uint64_t order[] = { 1, 255, 256, 65536, 1ull << 40, UINT64_MAX - 1 };
+	static const int write_order[] = { 3, 0, 5, 2, 4, 1 };
+	struct fix *f = *state;
+
+	open_log(f);
+	for (int i = 0; i < 6; i++)
+		write_one(f, commit_rec(order[write_order[i]], 1, NULL, AB, 2));
+	assert_loaded_txids(f, order, 6);
+	reopen(f);
+	assert_loaded_txids(f, order, 6);
+}
+
+static void test_log_participants_are_byte_identical_after_reopen(void **state)
+{
+	struct fix *f = *state;
+	char *longname = malloc(4001);
+	const char *parts[4];
+	int rc;
+
+	assert_non_null(longname);
+	for (int i = 0; i < 4000; i++)
+		longname[i] = (char)('a' + i % 26);
+	longname[4000] = '\0';
+	parts[0] = "payments-db";
+	parts[1] = "";
+	parts[2] = "caf\xc3\xa9 ledger \x01\xff";
+	parts[3] = longname;
+
+	open_log(f);
+	write_one(f, commit_rec(42, 77, "k", parts, 4));
+	reopen(f);
+	struct seen *s = load(f, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(s->n, 1);
+	assert_int_equal(s->nparts[0], 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(strlen(s->parts[0][i]), strlen(parts[i]));
+		assert_memory_equal(s->parts[0][i], parts[i], strlen(parts[i]));
+	}
+	seen_free(s);
+	free(longname);
+}
+
+static void test_log_load_stops_when_the_callback_says_so(void **state)
+{
+	struct fix *f = *state;
+	struct seen *s = calloc(1, sizeof(*s));
+
+	assert_non_null(s);
+	open_log(f);
+	for (uint64_t t = 1; t <= 5; t++)
+		write_one(f, commit_rec(t, 1, NULL, AB, 1));
+	s->stop_after = 2;
+	assert_int_equal(f->log.ops->load_decisions(f->log.self, collect, s), 7);
+	assert_int_equal(s->n, 2);
+	seen_free(s);
+}
+
+static void test_log_corrupt_decision_makes_load_fail(void **state)
+{
+	static const unsigned char bad[][13] = {
+		{ 7, 0, 0, 0, 0, 0, 0, 0, 1 },                 /* unknown type */
+		{ 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0 },            /* COMMIT header cut short */
+		{ 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 0, 0, 0 },   /* nparts, but no names */
+	};
+	static const size_t bad_len[] = { 9, 11, 13 };
+	struct fix *f = *state;
+	unsigned char key[8];
+
+	be64(key, 2);
+	open_log(f);
+	write_one(f, commit_rec(1, 1, NULL, AB, 2));
+	close_log(f);
+	for (size_t i = 0; i < sizeof(bad_len) / sizeof(bad_len[0]); i++) {
+		int rc;
+
+		raw_put(f, "decisions", key, 8, bad[i], bad_len[i]);
+		open_log(f);
+		struct seen *s = load(f, &rc);
+		assert_int_equal(rc, -EBADMSG);
+		seen_free(s);
+		assert_int_equal(f->log.ops->lookup_txid(f->log.self, 2), -EBADMSG);
+		assert_int_equal(f->log.ops->lookup_txid(f->log.self, 1), 1);
+		close_log(f);
+	}
+}
+
+static void test_log_commit_with_inconsistent_names_is_corrupt(void **state)
+{
+	/* type 1, wall 1, nparts 1, one name: length says 5, bytes hold 3 / hold a NUL /
+	 * leave a trailing byte. */
+	static const unsigned char bad[][21] = {
+		{ 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 5, 'a', 'b', 'c' },
+		{ 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 3, 'a', 0, 'c' },
+		{ 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 3, 'a', 'b', 'c', 'x' },
+	};
+	static const size_t bad_len[] = { 18, 18, 19 };
+	struct fix *f = *state;
+	unsigned char key[8], shortkey[3] = { 0, 0, 9 };
+
+	be64(key, 3);
+	open_log(f);
+	close_log(f);
+	for (size_t i = 0; i < 3; i++) {
+		int rc;
+
+		raw_put(f, "decisions", key, 8, bad[i], bad_len[i]);
+		open_log(f);
+		struct seen *s = load(f, &rc);
+		assert_int_equal(rc, -EBADMSG);
+		assert_int_equal(s->n, 0);
+		seen_free(s);
+		close_log(f);
+	}
+	/* A key that is not a u64 txid. */
+	raw_put(f, "decisions", key, 8, "\x02\0\0\0\0\0\0\0\x01", 9);
+	raw_put(f, "decisions", shortkey, 3, "\x02\0\0\0\0\0\0\0\x01", 9);
+	open_log(f);
+	int rc;
+	struct seen *s = load(f, &rc);
+	assert_int_equal(rc, -EBADMSG);
+	seen_free(s);
+}
+
+static void test_log_open_refuses_an_unknown_format(void **state)
+{
+	static const unsigned char fmt2[4] = { 0, 0, 0, 2 };
+	struct fix *f = *state;
+	char err[256] = "";
+
+	open_log(f);
+	close_log(f);
+	raw_put(f, "meta", "format", 6, fmt2, sizeof(fmt2));
+	assert_int_equal(coord_log_lmdb_open(&f->log, f->dir, 0, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "unsupported log format 2"));
+
+	raw_put(f, "meta", "format", 6, "\x01", 1);
+	err[0] = '\0';
+	assert_int_equal(coord_log_lmdb_open(&f->log, f->dir, 0, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "format"));
+}
+
+static void test_log_many_records_in_one_batch_are_visible_after_reopen(void **state)
+{
+	enum { N = 1500 };
+	struct fix *f = *state;
+	struct coord_rec *recs = calloc(N + 100, sizeof(*recs));
+	char (*keys)[16] = calloc(N, sizeof(*keys));
+	struct coord_key_info info;
+	int rc;
+
+	assert_non_null(recs);
+	assert_non_null(keys);
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "key-%05d", i);
+		recs[i] = commit_rec((uint64_t)i + 1, 1000 + (uint64_t)i, keys[i], AB, 2);
+	}
+	for (int i = 0; i < 100; i++) /* complete the first 100 in the same txn */
+		recs[N + i] = complete_rec((uint64_t)i + 1, 9999);
+	open_log(f);
+	assert_int_equal(write_recs(f, recs, N + 100), 0);
+	reopen(f);
+
+	struct seen *s = load(f, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(s->n, N - 100);
+	for (size_t i = 0; i < s->n; i++) {
+		assert_int_equal(s->txid[i], i + 101);
+		assert_int_equal(s->wall[i], 1000 + i + 100);
+	}
+	seen_free(s);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(f->log.ops->lookup_key(f->log.self, keys[i], 9, &info), 1);
+		assert_int_equal(info.txid, (uint64_t)i + 1);
+	}
+	assert_int_equal(count(f, 0), N);
+	assert_int_equal(count(f, 1), N);
+	free(keys);
+	free(recs);
+}
+
+static void test_log_batch_is_all_or_nothing(void **state)
+{
+	struct fix *f = *state;
+	char longkey[600];
+	struct coord_rec recs[3];
+	const char *nullpart[] = { "a", NULL };
+
+	memset(longkey, 'x', sizeof(longkey) - 1);
+	longkey[sizeof(longkey) - 1] = '\0';
+	open_log(f);
+	recs[0] = commit_rec(1, 1, "fine", AB, 2);
+	recs[1] = commit_rec(2, 1, longkey, AB, 2); /* longer than LMDB's key limit */
+	assert_int_equal(write_recs(f, recs, 2), -EINVAL);
+	recs[1] = commit_rec(2, 1, NULL, nullpart, 2);
+	assert_int_equal(write_recs(f, recs, 2), -EINVAL);
+	recs[1] = commit_rec(2, 1, NULL, AB, 2);
+	recs[1].type = (enum coord_rec_type)9;
+	assert_int_equal(write_recs(f, recs, 2), -EINVAL);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 1), 0);
+	assert_int_equal(count(f, 0), 0);
+	assert_int_equal(count(f, 1), 0);
+	assert_int_equal(write_recs(f, recs, 0), 0);
+}
+
+static void test_log_map_full_fails_the_batch_and_later_batches_succeed(void **state)
+{
+	enum { N = 2000 };
+	struct fix *f = *state;
+	struct coord_rec *recs = calloc(N, sizeof(*recs));
+	char err[256] = "";
+	static char name[2000];
+	const char *parts[] = { name };
+
+	assert_non_null(recs);
+	memset(name, 'p', sizeof(name) - 1);
+	assert_int_equal(coord_log_lmdb_open(&f->log, f->dir, 1 << 20, err, sizeof(err)), 0);
+	f->open = 1;
+	for (int i = 0; i < N; i++) /* ~4 MB of records into a 1 MiB map */
+		recs[i] = commit_rec((uint64_t)i + 1, 1, NULL, parts, 1);
+	assert_int_equal(write_recs(f, recs, N), MDB_MAP_FULL);
+	assert_int_equal(count(f, 0), 0);
+	assert_int_equal(write_recs(f, recs, 10), 0);
+	assert_int_equal(count(f, 0), 10);
+	free(recs);
+}
+
+static void test_log_open_refuses_a_log_already_open(void **state)
+{
+	struct fix *f = *state;
+	struct coord_log second;
+	char err[256] = "";
+
+	open_log(f);
+	assert_int_equal(coord_log_lmdb_open(&second, f->dir, 0, err, sizeof(err)), -EBUSY);
+	assert_non_null(strstr(err, "in use"));
+}
+
+static void test_log_open_creates_missing_directories_private(void **state)
+{
+	struct fix *f = *state;
+	char base[64];
+	struct stat st;
+
+	strcpy(base, f->dir);
+	assert_true(snprintf(f->dir, sizeof(f->dir), "%s/a/b", base) < (int)sizeof(f->dir));
+	open_log(f);
+	assert_int_equal(stat(f->dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	close_log(f);
+	strcpy(f->dir, base); /* teardown removes the whole tree */
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_log_reopen_keeps_meta_and_decisions),
+		T(test_log_commit_with_key_creates_key_record),
+		T(test_log_complete_turns_decision_into_tombstone),
+		T(test_log_sweep_removes_old_tombstones_and_keys_but_not_live_commits),
+		T(test_log_sweep_stops_at_its_limit_and_resumes),
+		T(test_log_sweep_deletes_exactly_the_old_entries_across_pages),
+		T(test_log_decisions_load_in_txid_order),
+		T(test_log_participants_are_byte_identical_after_reopen),
+		T(test_log_load_stops_when_the_callback_says_so),
+		T(test_log_corrupt_decision_makes_load_fail),
+		T(test_log_commit_with_inconsistent_names_is_corrupt),
+		T(test_log_open_refuses_an_unknown_format),
+		T(test_log_many_records_in_one_batch_are_visible_after_reopen),
+		T(test_log_batch_is_all_or_nothing),
+		T(test_log_map_full_fails_the_batch_and_later_batches_succeed),
+		T(test_log_open_refuses_a_log_already_open),
+		T(test_log_open_creates_missing_directories_private),
+	};
+#undef T
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,561 @@
+/*
+ * test_sink_lmdb.c - the LMDB sink (participant/src/sink_lmdb.c) through its public
+ * API, plus the tpc_sink handle (sink.c) and the error names (common.c).
+ *
+ * Each test gets a fresh mkdtemp folder (removed in teardown); the sink lives in a
+ * "sink" subfolder that tpc_sink_lmdb_open creates. The read-only helpers (dump,
+ * applied_count) are only called while no handle is open in this process, or from a
+ * test where the open handle lives in a forked child: LMDB forbids opening one
+ * environment twice in the same process. Nothing sleeps: the child and the test
+ * hand over through pipes.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include <lmdb.h>
+
+#include "tpc/sink_lmdb.h"
+
+#define MAX_DUMP 64
+
+struct fixture {
+	char root[64];
+	char dir[128];
+};
+
+struct dumped {
+	size_t n;
+	char key[MAX_DUMP][32];
+	char value[MAX_DUMP][32];
+	tpc_txid txid[MAX_DUMP];
+	int stop_after; /* 0: never stop */
+};
+
+/* ------------------------------------------------------------------ helpers */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	strcpy(f->root, "/tmp/tpc-sink-lmdb-XXXXXX");
+	assert_non_null(mkdtemp(f->root));
+	snprintf(f->dir, sizeof(f->dir), "%s/sink", f->root);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static tpc_sink *open_sink(const struct fixture *f)
+{
+	int err = 1;
+	tpc_sink *s = tpc_sink_lmdb_open(f->dir, 0, &err);
+
+	assert_non_null(s);
+	assert_int_equal(err, 0);
+	return s;
+}
+
+static tpc_write wr(const char *key, const char *value)
+{
+	tpc_write w = { key, strlen(key), value, strlen(value) };
+
+	return w;
+}
+
+static void commit_one(tpc_sink *s, tpc_txid txid, const tpc_write *w, size_t n)
+{
+	tpc_sink_txn t = { txid, w, n };
+
+	assert_int_equal(tpc_sink_commit(s, &t, 1), 0);
+}
+
+/* Assert that @p key holds @p value, written by @p txid. */
+static void expect_stored(tpc_sink *s, const char *key, const char *value, tpc_txid txid)
+{
+	void *v = NULL;
+	size_t len = 0;
+	tpc_txid got = 0;
+
+	assert_int_equal(tpc_sink_lmdb_get(s, key, strlen(key), &v, &len, &got), 1);
+	assert_int_equal(len, strlen(value));
+	assert_memory_equal(v, value, len);
+	assert_int_equal(got, txid);
+	free(v);
+}
+
+static void expect_absent(tpc_sink *s, const char *key)
+{
+	void *v = (void *)1;
+	size_t len = 1;
+
+	assert_int_equal(tpc_sink_lmdb_get(s, key, strlen(key), &v, &len, NULL), 0);
+	assert_null(v);
+	assert_int_equal(len, 0);
+}
+
+static uint64_t applied_count(const struct fixture *f)
+{
+	uint64_t n = 12345;
+
+	assert_int_equal(tpc_sink_lmdb_applied_count(f->dir, &n), 0);
+	return n;
+}
+
+static int collect(void *arg, const void *key, size_t key_len, const void *value,
+		   size_t value_len, tpc_txid txid)
+{
+	struct dumped *d = arg;
+
+	assert_true(d->n < MAX_DUMP);
+	assert_true(key_len < sizeof(d->key[0]) && value_len < sizeof(d->value[0]));
+	memcpy(d->key[d->n], key, key_len);
+	d->key[d->n][key_len] = '\0';
+	memcpy(d->value[d->n], value, value_len);
+	d->value[d->n][value_len] = '\0';
+	d->txid[d->n] = txid;
+	d->n++;
+	return d->stop_after && d->n == (size_t)d->stop_after ? 77 : 0;
+}
+
+/* ------------------------------------------------------------------- commit */
+
+static void test_lmdb_commit_then_get_returns_value_and_txid(void **state)
+{
+	struct fixture *f = *state;
+	tpc_sink *s = open_sink(f);
+	tpc_write w[] = { wr("alpha", "1"), wr("beta", ""), wr("gamma", "three") };
+	void *v;
+	size_t len;
+
+	assert_int_equal(tpc_sink_applied(s, 42), 0);
+	commit_one(s, 42, w, 3);
+	expect_stored(s, "alpha", "1", 42);
+	expect_stored(s, "beta", "", 42); /* a zero-length value is a value */
+	expect_stored(s, "gamma", "three", 42);
+	expect_absent(s, "delta");
+	assert_int_equal(tpc_sink_applied(s, 42), 1);
+	assert_int_equal(tpc_sink_lmdb_get(s, "", 0, &v, &len, NULL), -EINVAL);
+	tpc_sink_free(s);
+	assert_int_equal(applied_count(f), 1);
+}
+
+static void test_lmdb_same_txid_twice_applies_once(void **state)
+{
+	struct fixture *f = *state;
+	tpc_sink *s = open_sink(f);
+	tpc_write first[] = { wr("k", "v1") };
+	tpc_write second[] = { wr("k", "CHANGED"), wr("extra", "x") };
+
+	commit_one(s, 7, first, 1);
+	commit_one(s, 7, first, 1);
+	commit_one(s, 7, second, 2); /* different values, same txid: still a no-op */
+	expect_stored(s, "k", "v1", 7);
+	expect_absent(s, "extra");
+	tpc_sink_free(s);
+	assert_int_equal(applied_count(f), 1);
+}
+
+static void test_lmdb_several_txns_in_one_commit_call(void **state)
+{
+	struct fixture *f = *state;
+	tpc_sink *s = open_sink(f);
+	tpc_write a[] = { wr("a", "1") }, b[] = { wr("b", "2"), wr("a", "overwritten") };
+	tpc_sink_txn t[] = { { 10, a, 1 }, { 11, b, 2 }, { 12, NULL, 0 } };
+
+	assert_int_equal(tpc_sink_commit(s, t, 3), 0);
+	expect_stored(s, "a", "overwritten", 11); /* later txns of a batch win */
+	expect_stored(s, "b", "2", 11);
+	assert_int_equal(tpc_sink_applied(s, 10), 1);
+	assert_int_equal(tpc_sink_applied(s, 11), 1);
+	assert_int_equal(tpc_sink_applied(s, 12), 1); /* no writes, still remembered */
+	tpc_sink_free(s);
+	assert_int_equal(applied_count(f), 3);
+}
+
+static void test_lmdb_batch_with_applied_txid_applies_only_new_ones(void **state)
+{
+	struct fixture *f = *state;
+	tpc_sink *s = open_sink(f);
+	tpc_write old[] = { wr("a", "old") };
+	tpc_write again[] = { wr("a", "again"), wr("b", "again") };
+	tpc_write fresh[] = { wr("c", "fresh") };
+	tpc_sink_txn t[] = { { 1, again, 2 }, { 2, fresh, 1 } };
+
+	commit_one(s, 1, old, 1);
+	assert_int_equal(tpc_sink_commit(s, t, 2), 0);
+	expect_stored(s, "a", "old", 1);
+	expect_absent(s, "b");
+	expect_stored(s, "c", "fresh", 2);
+	tpc_sink_free(s);
+	assert_int_equal(applied_count(f), 2);
+}
+
+static void test_lmdb_txid_repeated_within_one_call_applies_first(void **state)
+{
+	struct fixture *f = *state;
+	tpc_sink *s = open_sink(f);
+	tpc_write one[] = { wr("d", "first") }, two[] = { wr("d", "second") };
+	tpc_sink_txn t[] = { { 3, one, 1 }, { 3, two, 1 } };
+
+	assert_int_equal(tpc_sink_commit(s, t, 2), 0);
+	expect_stored(s, "d", "first", 3);
+	tpc_sink_free(s);
+	assert_int_equal(applied_count(f), 1);
+}
+
+static void test_lmdb_failed_commit_applies_nothing(void **state)
+{
+	struct fixture *f = *state;
+	tpc_sink *s = open_sink(f);
+	char big[600];
+	tpc_write ok[] = { wr("fine", "1") };
+	tpc_write bad[] = { { big, sizeof(big), "x", 1 } };
+	tpc_sink_txn t[] = { { 5, ok, 1 }, { 6, bad, 1 } };
+
+	memset(big, 'k', sizeof(big));
+	assert_true(tpc_sink_commit(s, t, 2) < 0);
+	expect_absent(s, "fine");
+	assert_int_equal(tpc_sink_applied(s, 5), 0);
+	assert_int_equal(tpc_sink_applied(s, 6), 0);
+	tpc_sink_free(s);
+	assert_int_equal(applied_count(f), 0);
+}
+
+static void test_lmdb_map_full_fails_whole_commit_with_named_code(void **state)
+{
+	struct fixture *f = *state;
+	int err;
+	tpc_sink *s = tpc_sink_lmdb_open(f->dir, 256 * 1024, &err);
+	size_t big_len = 1024 * 1024;
+	char *big = calloc(1, big_len);
+	tpc_write w[] = { { "big", 3, big, big_len } };
+	tpc_sink_txn t = { 9, w, 1 };
+	int rc;
+
+	assert_non_null(s);
+	assert_non_null(big);
+	rc = tpc_sink_commit(s, &t, 1);
+	assert_int_equal(rc, MDB_MAP_FULL);
+	assert_non_null(strstr(tpc_strerror(rc), "MDB_MAP_FULL"));
+	assert_int_equal(tpc_sink_applied(s, 9), 0);
+	free(big);
+	tpc_sink_free(s);
+}
+
+/* ------------------------------------------------------------------ prepare */
+
+static int refuse_bad(void *arg, const tpc_write *w)
+{
+	int *calls = arg;
+
+	(*calls)++;
+	return w->key_len >= 3 && memcmp(w->key, "bad", 3) == 0;
+}
+
+static void test_lmdb_refuse_callback_votes_no_with_reason(void **state)
+{
+	struct fixture *f = *state;
+	tpc_sink *s = open_sink(f);
+	int calls = 0;
+	char reason[128];
+	tpc_write good[] = { wr("good", "1") };
+	tpc_write bad[] = { wr("good", "1"), { "bad\n\x01key", 8, "v", 1 } };
+	tpc_sink_txn tg = { 1, good, 1 }, tb = { 2, bad, 2 };
+
+	tpc_sink_lmdb_set_refuse(s, refuse_bad, &calls);
+	assert_int_equal(tpc_sink_prepare(s, &tg, reason, sizeof(reason)), 0);
+	assert_int_equal(tpc_sink_prepare(s, &tb, reason, sizeof(reason)), TPC_EREFUSED);
+	assert_true(calls >= 2);
+	assert_non_null(strstr(reason, "bad\\x0a\\x01key")); /* names the key, printable */
+	for (const char *p = reason; *p; p++)
+		assert_true(*p >= 0x20 && *p < 0x7f);
+	assert_non_null(strstr(tpc_strerror(TPC_EREFUSED), "refused"));
+
+	tpc_sink_lmdb_set_refuse(s, NULL, NULL);
+	assert_int_equal(tpc_sink_prepare(s, &tb, reason, sizeof(reason)), 0);
+	tpc_sink_free(s);
+}
+
+static void test_lmdb_prepare_refuses_oversized_or_empty_key(void **state)
+{
+	struct fixture *f = *state;
+	tpc_sink *s = open_sink(f);
+	char key[512], reason[128];
+	tpc_write w = { key, sizeof(key), "v", 1 };
+	tpc_sink_txn t = { 1, &w, 1 };
+
+	memset(key, 'k', sizeof(key));
+	assert_int_equal(tpc_sink_prepare(s, &t, reason, sizeof(reason)), TPC_EREFUSED);
+	assert_non_null(strstr(reason, "512"));
+	w.key_len = 511;
+	assert_int_equal(tpc_sink_prepare(s, &t, reason, sizeof(reason)), 0);
+	assert_int_equal(tpc_sink_commit(s, &t, 1), 0); /* a prepared 511-byte key commits */
+	w.key_len = 0;
+	assert_int_equal(tpc_sink_prepare(s, &t, reason, sizeof(reason)), TPC_EREFUSED);
+	w.key_len = 1;
+	w.value_len = (16u << 20) + 1;
+	assert_int_equal(tpc_sink_prepare(s, &t, reason, sizeof(reason)), TPC_EREFUSED);
+	/* the reason buffer may be absent */
+	assert_int_equal(tpc_sink_prepare(s, &t, NULL, 0), TPC_EREFUSED);
+	tpc_sink_free(s);
+}
+
+/* ----------------------------------------------------------- reopen, dump */
+
+static void test_lmdb_reopen_keeps_data_and_applied_set(void **state)
+{
+	struct fixture *f = *state;
+	tpc_sink *s = open_sink(f);
+	tpc_write w[] = { wr("x", "1"), wr("y", "2") };
+	struct stat st;
+
+	commit_one(s, 100, w, 2);
+	tpc_sink_free(s);
+	assert_int_equal(stat(f->dir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+
+	s = open_sink(f);
+	expect_stored(s, "x", "1", 100);
+	expect_stored(s, "y", "2", 100);
+	assert_int_equal(tpc_sink_applied(s, 100), 1);
+	commit_one(s, 100, (tpc_write[]){ wr("x", "later") }, 1);
+	expect_stored(s, "x", "1", 100);
+	tpc_sink_free(s);
+}
+
+static void test_lmdb_dump_walks_keys_in_order_with_txids(void **state)
+{
+	struct fixture *f = *state;
+	tpc_sink *s = open_sink(f);
+	struct dumped d = { 0 };
+
+	commit_one(s, 2, (tpc_write[]){ wr("m", "2"), wr("b", "2") }, 2);
+	commit_one(s, 3, (tpc_write[]){ wr("z", "3"), wr("a", "3"), wr("m", "3m") }, 3);
+	tpc_sink_free(s);
+
+	assert_int_equal(tpc_sink_lmdb_dump(f->dir, collect, &d), 0);
+	assert_int_equal(d.n, 4);
+	assert_string_equal(d.key[0], "a");
+	assert_string_equal(d.key[1], "b");
+	assert_string_equal(d.key[2], "m");
+	assert_string_equal(d.key[3], "z");
+	assert_int_equal(d.txid[0], 3);
+	assert_int_equal(d.txid[1], 2);
+	assert_int_equal(d.txid[2], 3);
+	assert_string_equal(d.value[2], "3m");
+
+	memset(&d, 0, sizeof(d));
+	d.stop_after = 2;
+	assert_int_equal(tpc_sink_lmdb_dump(f->dir, collect, &d), 77);
+	assert_int_equal(d.n, 2);
+}
+
+/* Child: open the sink, commit txid 1, report "ready", commit txid 2 once told,
+ * report again, wait for "bye". Exits 0 on success. Uses no cmocka asserts. */
+static void child_holds_sink(const char *dir, int to_parent, int from_parent)
+{
+	int err;
+	char c;
+	tpc_sink *s = tpc_sink_lmdb_open(dir, 0, &err);
+	tpc_write w1 = { "k1", 2, "v1", 2 }, w2 = { "k2", 2, "v2", 2 };
+	tpc_sink_txn t1 = { 1, &w1, 1 }, t2 = { 2, &w2, 1 };
+
+	if (!s || tpc_sink_commit(s, &t1, 1) != 0 || write(to_parent, "r", 1) != 1)
+		_exit(1);
+	if (read(from_parent, &c, 1) != 1 || tpc_sink_commit(s, &t2, 1) != 0 ||
+	    write(to_parent, "r", 1) != 1)
+		_exit(2);
+	if (read(from_parent, &c, 1) != 1)
+		_exit(3);
+	tpc_sink_free(s);
+	_exit(0);
+}
+
+static void test_lmdb_dump_works_while_another_process_has_it_open(void **state)
+{
+	struct fixture *f = *state;
+	int up[2], down[2], status;
+	struct dumped d = { 0 };
+	uint64_t n = 0;
+	char c;
+	pid_t pid;
+
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(down), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		child_holds_sink(f->dir, up[1], down[0]);
+
+	assert_int_equal(read(up[0], &c, 1), 1);
+	assert_int_equal(tpc_sink_lmdb_dump(f->dir, collect, &d), 0);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.key[0], "k1");
+	assert_int_equal(tpc_sink_lmdb_applied_count(f->dir, &n), 0);
+	assert_int_equal(n, 1);
+
+	assert_int_equal(write(down[1], "c", 1), 1); /* the writer goes on meanwhile */
+	assert_int_equal(read(up[0], &c, 1), 1);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(tpc_sink_lmdb_dump(f->dir, collect, &d), 0);
+	assert_int_equal(d.n, 2);
+	assert_string_equal(d.key[1], "k2");
+	assert_int_equal(d.txid[1], 2);
+
+	assert_int_equal(write(down[1], "q", 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	close(up[0]);
+	close(up[1]);
+	close(down[0]);
+	close(down[1]);
+}
+
+static void test_lmdb_applied_count_counts_distinct_txids(void **state)
+{
+	struct fixture *f = *state;
+	tpc_sink *s = open_sink(f);
+
+	for (tpc_txid id = 1; id <= 25; id++)
+		commit_one(s, id, (tpc_write[]){ wr("same-key", "v") }, 1);
+	commit_one(s, 5, (tpc_write[]){ wr("other", "v") }, 1);
+	tpc_sink_free(s);
+	assert_int_equal(applied_count(f), 25);
+}
+
+static void test_lmdb_dump_of_missing_dir_is_enoent(void **state)
+{
+	struct fixture *f = *state;
+	struct dumped d = { 0 };
+	uint64_t n = 9;
+	char lock[160];
+
+	assert_int_equal(tpc_sink_lmdb_dump(f->dir, collect, &d), -ENOENT);
+	assert_int_equal(tpc_sink_lmdb_applied_count(f->dir, &n), -ENOENT);
+	/* an existing but empty folder is not a sink either, and stays empty */
+	assert_int_equal(mkdir(f->dir, 0700), 0);
+	assert_int_equal(tpc_sink_lmdb_dump(f->dir, collect, &d), -ENOENT);
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", f->dir);
+	assert_int_equal(access(lock, F_OK), -1);
+	assert_int_equal(d.n, 0);
+	assert_non_null(strstr(tpc_strerror(-ENOENT), "No such file"));
+}
+
+/* ------------------------------------------------------- the sink handle */
+
+static int noop_prepare(void *self, const tpc_sink_txn *txn, char *reason, size_t len)
+{
+	return 0;
+}
+
+static int noop_commit(void *self, const tpc_sink_txn *txns, size_t n)
+{
+	return 0;
+}
+
+static void count_destroy(void *self)
+{
+	(*(int *)self)++;
+}
+
+static void test_sink_handle_without_applied_says_enotsup(void **state)
+{
+	static const tpc_sink_ops ops = { .prepare = noop_prepare, .commit = noop_commit,
+					  .destroy = count_destroy };
+	static const tpc_sink_ops no_commit = { .prepare = noop_prepare };
+	int destroyed = 0;
+	tpc_sink *s = tpc_sink_new(&ops, &destroyed);
+
+	(void)state;
+	assert_non_null(s);
+	assert_int_equal(tpc_sink_applied(s, 1), -ENOTSUP);
+	tpc_sink_abort(s, 1); /* optional: a no-op */
+	tpc_sink_free(s);
+	assert_int_equal(destroyed, 1);
+	tpc_sink_free(NULL);
+	assert_null(tpc_sink_new(&no_commit, NULL));
+	assert_null(tpc_sink_new(NULL, NULL));
+	/* an LMDB helper given another kind of sink refuses it */
+	s = tpc_sink_new(&ops, &destroyed);
+	assert_non_null(s);
+	{
+		void *v;
+		size_t len;
+
+		assert_int_equal(tpc_sink_lmdb_get(s, "k", 1, &v, &len, NULL), -EINVAL);
+	}
+	tpc_sink_free(s);
+}
+
+static void test_error_and_state_names(void **state)
+{
+	(void)state;
+	assert_string_equal(tpc_strerror(0), "success");
+	assert_non_null(strstr(tpc_strerror(-EINVAL), "Invalid argument"));
+	assert_non_null(strstr(tpc_strerror(TPC_ESTALE), "epoch"));
+	assert_non_null(tpc_strerror(-999999));
+	assert_non_null(tpc_strerror(12));
+	assert_string_equal(tpc_outcome_str(TPC_OUTCOME_COMMITTED), "COMMITTED");
+	assert_string_equal(tpc_outcome_str(TPC_OUTCOME_UNKNOWN), "UNKNOWN");
+	assert_string_equal(tpc_status_str(TPC_STATUS_PENDING), "PENDING");
+	assert_string_equal(tpc_status_str(TPC_STATUS_ABORTED), "ABORTED");
+	assert_int_equal(strchr(tpc_version(), '.') != NULL, 1);
+	for (int c = TPC_ESTATE; c <= TPC_EPROTO; c++)
+		assert_string_not_equal(tpc_strerror(c), "unknown error");
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_lmdb_commit_then_get_returns_value_and_txid),
+		T(test_lmdb_same_txid_twice_applies_once),
+		T(test_lmdb_several_txns_in_one_commit_call),
+		T(test_lmdb_batch_with_applied_txid_applies_only_new_ones),
+		T(test_lmdb_txid_repeated_within_one_call_applies_first),
+		T(test_lmdb_failed_commit_applies_nothing),
+		T(test_lmdb_map_full_fails_whole_commit_with_named_code),
+		T(test_lmdb_refuse_callback_votes_no_with_reason),
+		T(test_lmdb_prepare_refuses_oversized_or_empty_key),
+		T(test_lmdb_reopen_keeps_data_and_applied_set),
+		T(test_lmdb_dump_walks_keys_in_order_with_txids),
+		T(test_lmdb_dump_works_while_another_process_has_it_open),
+		T(test_lmdb_applied_count_counts_distinct_txids),
+		T(test_lmdb_dump_of_missing_dir_is_enoent),
+		cmocka_unit_test(test_sink_handle_without_applied_says_enotsup),
+		cmocka_unit_test(test_error_and_state_names),
+	};
+#undef T
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

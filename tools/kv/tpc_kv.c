@@ -1,0 +1,534 @@
+/*
+ * tpc_kv.c - tpc-kv, an example service that embeds a tpc participant.
+ *
+ * It serves Put(txid, key, value) and Get(key) over tpc's framing. A Put stages the
+ * write in the embedded participant (libtpc), which joins the transaction at the
+ * coordinator; the reply goes out only once the join is acknowledged, so the
+ * initiator's Commit cannot miss this service. Committed writes land in an LMDB sink
+ * (DATA/sink); the participant's PREPARED log lives in DATA/state.
+ *
+ *   tpc-kv --name NAME --listen HOST:PORT --coordinator HOST:PORT --data DIR
+ *   tpc-kv --dump --data DIR        every applied key: key<TAB>value<TAB>txid
+ *   tpc-kv --prepared --data DIR    prepared (in-doubt) transactions
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/stat.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "tpc/libevent.h"
+#include "tpc/participant.h"
+#include "tpc/sink_lmdb.h"
+#include "util.h"
+#include "wire.h"
+
+#define MAX_REFUSE 16
+
+struct kv_opts {
+	const char *name, *listen, *coordinator, *data;
+	const char *refuse[MAX_REFUSE]; /* test-only: keys whose transactions vote NO */
+	int nrefuse;
+	uint32_t group_commit;
+	uint32_t txn_timeout_ms;
+	int dump, prepared;
+};
+
+struct kv_server;
+
+struct kv_conn {
+	uint64_t id;
+	struct kv_server *srv;
+	struct bufferevent *bev;
+	struct tpc_frame_decoder dec;
+};
+
+struct kv_server {
+	struct kv_opts opts;
+	struct tpc_logger log;
+	struct event_base *base;
+	struct evconnlistener *listener;
+	struct event *sig_term, *sig_int;
+	tpc_participant *part;
+	tpc_sink *sink;              /* owned by part; used here for Get */
+	struct kv_conn **conns;
+	uint32_t nconns, conns_cap;
+	uint64_t next_conn_id;
+};
+
+/* A Put waiting for its stage callback; finds its connection by id (it may be gone). */
+struct put_req {
+	struct kv_server *srv;
+	uint64_t conn_id;
+	uint64_t request_id;
+};
+
+static struct kv_conn *conn_by_id(struct kv_server *s, uint64_t id)
+{
+	for (uint32_t i = 0; i < s->nconns; i++)
+		if (s->conns[i]->id == id)
+			return s->conns[i];
+	return NULL;
+}
+
+static void send_env(struct kv_conn *c, Tpc__Envelope *env)
+{
+	tpc_wire_send(bufferevent_get_output(c->bev), env, TPC_FRAME_DEFAULT_MAX);
+}
+
+static void send_error(struct kv_conn *c, uint64_t req, Tpc__ErrorCode code, const char *msg,
+		       uint64_t txid)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Error e = TPC__ERROR__INIT;
+
+	e.code = code;
+	e.message = (char *)msg;
+	e.txid = txid;
+	env.request_id = req;
+	env.body_case = TPC__ENVELOPE__BODY_ERROR;
+	env.error = &e;
+	send_env(c, &env);
+}
+
+static Tpc__ErrorCode wire_code(int err)
+{
+	switch (err) {
+	case TPC_ENOTFOUND: return TPC__ERROR_CODE__ERR_NOT_FOUND;
+	case TPC_ENOTACTIVE: return TPC__ERROR_CODE__ERR_NOT_ACTIVE;
+	case TPC_ELIMIT: return TPC__ERROR_CODE__ERR_LIMIT;
+	case -EINVAL: return TPC__ERROR_CODE__ERR_INVALID;
+	default: return TPC__ERROR_CODE__ERR_UNAVAILABLE;
+	}
+}
+
+static void on_staged(void *arg, int err, tpc_txid txid)
+{
+	struct put_req *pr = arg;
+	struct kv_conn *c = conn_by_id(pr->srv, pr->conn_id);
+
+	if (c && err) {
+		send_error(c, pr->request_id, wire_code(err), tpc_strerror(err), txid);
+	} else if (c) {
+		Tpc__Envelope env = TPC__ENVELOPE__INIT;
+		Tpc__KvPutReply r = TPC__KV_PUT_REPLY__INIT;
+		r.txid = txid;
+		env.request_id = pr->request_id;
+		env.body_case = TPC__ENVELOPE__BODY_KV_PUT_REPLY;
+		env.kv_put_reply = &r;
+		send_env(c, &env);
+	}
+	free(pr);
+}
+
+static void on_put(struct kv_conn *c, uint64_t req, const Tpc__KvPut *m)
+{
+	struct put_req *pr = malloc(sizeof(*pr));
+
+	if (!pr) {
+		send_error(c, req, TPC__ERROR_CODE__ERR_UNAVAILABLE, "out of memory", m->txid);
+		return;
+	}
+	*pr = (struct put_req){ c->srv, c->id, req };
+	int rc = tpc_participant_stage(c->srv->part, m->txid, m->key.data, m->key.len,
+				       m->value.data, m->value.len, on_staged, pr);
+	if (rc) {
+		send_error(c, req, wire_code(rc), tpc_strerror(rc), m->txid);
+		free(pr);
+	}
+}
+
+static void on_get(struct kv_conn *c, uint64_t req, const Tpc__KvGet *m)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__KvGetReply r = TPC__KV_GET_REPLY__INIT;
+	void *val = NULL;
+	size_t len = 0;
+	tpc_txid txid = 0;
+	int rc = tpc_sink_lmdb_get(c->srv->sink, m->key.data, m->key.len, &val, &len, &txid);
+
+	if (rc < 0) {
+		send_error(c, req, TPC__ERROR_CODE__ERR_UNAVAILABLE, tpc_strerror(rc), 0);
+		return;
+	}
+	r.found = rc == 1;
+	r.value.data = val;
+	r.value.len = len;
+	r.txid = txid;
+	env.request_id = req;
+	env.body_case = TPC__ENVELOPE__BODY_KV_GET_REPLY;
+	env.kv_get_reply = &r;
+	send_env(c, &env);
+	free(val);
+}
+
+static void conn_free(struct kv_conn *c)
+{
+	struct kv_server *s = c->srv;
+
+	for (uint32_t i = 0; i < s->nconns; i++)
+		if (s->conns[i] == c) {
+			s->conns[i] = s->conns[--s->nconns];
+			break;
+		}
+	bufferevent_free(c->bev);
+	tpc_frame_decoder_free(&c->dec);
+	free(c);
+}
+
+static int on_frame(void *arg, const uint8_t *body, uint32_t len)
+{
+	struct kv_conn *c = arg;
+	const char *why = "cannot decode the envelope";
+	Tpc__Envelope *env = tpc__envelope__unpack(NULL, len, body);
+
+	if (!env || tpc_wire_validate(env, &why)) {
+		send_error(c, 0, TPC__ERROR_CODE__ERR_BAD_FRAME, why, 0);
+		if (env)
+			tpc__envelope__free_unpacked(env, NULL);
+		return 1;
+	}
+	if (env->body_case == TPC__ENVELOPE__BODY_KV_PUT)
+		on_put(c, env->request_id, env->kv_put);
+	else if (env->body_case == TPC__ENVELOPE__BODY_KV_GET)
+		on_get(c, env->request_id, env->kv_get);
+	else
+		send_error(c, env->request_id, TPC__ERROR_CODE__ERR_PROTOCOL,
+			   "tpc-kv serves kv_put and kv_get only", 0);
+	tpc__envelope__free_unpacked(env, NULL);
+	return 0;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct kv_conn *c = arg;
+	int rc = tpc_wire_read(bufferevent_get_input(bev), &c->dec, on_frame, c);
+
+	if (rc < 0) {
+		send_error(c, 0, TPC__ERROR_CODE__ERR_BAD_FRAME, "bad frame", 0);
+		/* Close once the error is written. */
+		bufferevent_disable(bev, EV_READ);
+	} else if (rc > 0) {
+		bufferevent_disable(bev, EV_READ);
+	}
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		conn_free(arg);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct kv_server *s = arg;
+	struct kv_conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (!c || (s->nconns == s->conns_cap && !(s->conns = realloc(s->conns,
+			(s->conns_cap = s->conns_cap ? s->conns_cap * 2 : 16) * sizeof(*s->conns))))) {
+		free(c);
+		evutil_closesocket(fd);
+		return;
+	}
+	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		free(c);
+		evutil_closesocket(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->srv = s;
+	c->id = ++s->next_conn_id;
+	tpc_frame_decoder_init(&c->dec, TPC_FRAME_DEFAULT_MAX);
+	s->conns[s->nconns++] = c;
+	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct kv_server *s = arg;
+	tpc_logf(&s->log, TPC_LOG_INFO, "stopping");
+	event_base_loopbreak(s->base);
+}
+
+/* Test-only NO votes: refuse a transaction that writes one of the listed keys. */
+static int refuse_key(void *arg, const tpc_write *w)
+{
+	const struct kv_opts *o = arg;
+	for (int i = 0; i < o->nrefuse; i++)
+		if (strlen(o->refuse[i]) == w->key_len && !memcmp(o->refuse[i], w->key, w->key_len))
+			return 1;
+	return 0;
+}
+
+static int open_participant(struct kv_server *s)
+{
+	char sink_dir[4096], state_dir[4096];
+	int err = 0;
+	tpc_participant_config cfg;
+
+	snprintf(sink_dir, sizeof(sink_dir), "%s/sink", s->opts.data);
+	snprintf(state_dir, sizeof(state_dir), "%s/state", s->opts.data);
+	s->sink = tpc_sink_lmdb_open(sink_dir, 0, &err);
+	if (!s->sink) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot open the sink in %s: %s", sink_dir,
+			 tpc_strerror(err));
+		return err;
+	}
+	if (s->opts.nrefuse)
+		tpc_sink_lmdb_set_refuse(s->sink, refuse_key, &s->opts);
+	tpc_participant_config_init(&cfg);
+	cfg.coordinator = s->opts.coordinator;
+	cfg.name = s->opts.name;
+	cfg.state_dir = state_dir;
+	if (s->opts.group_commit)
+		cfg.group_commit_max = s->opts.group_commit;
+	if (s->opts.txn_timeout_ms)
+		cfg.txn_timeout_ms = s->opts.txn_timeout_ms;
+	s->part = tpc_participant_new(&cfg, s->sink, &err);
+	if (!s->part) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot start the participant: %s",
+			 tpc_strerror(err));
+		return err;
+	}
+	return tpc_participant_attach(s->part, s->base);
+}
+
+static int mkdir_p_data(const char *dir)
+{
+	if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+		return 0;
+	fprintf(stderr, "tpc-kv: cannot create %s: %s\n", dir, strerror(errno));
+	return -errno;
+}
+
+static int serve(struct kv_server *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char err[256];
+
+	if (tpc_parse_hostport(s->opts.listen, &ss, &sslen, err, sizeof(err))) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "--listen %s: %s", s->opts.listen, err);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	s->base = event_base_new();
+	if (!s->base || mkdir_p_data(s->opts.data) || open_participant(s))
+		return 1;
+	s->listener = evconnlistener_new_bind(s->base, on_accept, s,
+					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
+					      (struct sockaddr *)&ss, (int)sslen);
+	if (!s->listener) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot listen on %s: %s", s->opts.listen,
+			 strerror(errno));
+		return 1;
+	}
+	s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
+	s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
+	event_add(s->sig_term, NULL);
+	event_add(s->sig_int, NULL);
+	tpc_logf(&s->log, TPC_LOG_INFO, "%s serving on %s, coordinator %s", s->opts.name,
+		 s->opts.listen, s->opts.coordinator);
+	event_base_dispatch(s->base);
+	return 0;
+}
+
+static void server_free(struct kv_server *s)
+{
+	while (s->nconns)
+		conn_free(s->conns[0]);
+	free(s->conns);
+	if (s->listener)
+		evconnlistener_free(s->listener);
+	tpc_participant_free(s->part); /* also frees the sink; pending puts get ECLOSED */
+	if (s->sig_term)
+		event_free(s->sig_term);
+	if (s->sig_int)
+		event_free(s->sig_int);
+	if (s->base)
+		event_base_free(s->base);
+}
+
+/* ---- read-only commands ---- */
+
+static void print_escaped(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\t' || p[i] == '\n' || p[i] == '\\' || p[i] < 0x20 || p[i] >= 0x7f)
+			printf("\\x%02x", p[i]);
+		else
+			putchar(p[i]);
+	}
+}
+
+static int dump_one(void *arg, const void *key, size_t key_len, const void *value,
+		    size_t value_len, tpc_txid txid)
+{
+	print_escaped(key, key_len);
+	putchar('\t');
+	print_escaped(value, value_len);
+	printf("\t%llu\n", (unsigned long long)txid);
+	return 0;
+}
+
+static int cmd_dump(const char *data)
+{
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/sink", data);
+	int rc = tpc_sink_lmdb_dump(dir, dump_one, NULL);
+	if (rc < 0) {
+		fprintf(stderr, "tpc-kv: cannot read %s: %s\n", dir, tpc_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_prepared(const char *data)
+{
+	char dir[4096];
+	tpc_prepared_info *v;
+	size_t n;
+
+	snprintf(dir, sizeof(dir), "%s/state", data);
+	int rc = tpc_participant_list_prepared_dir(dir, &v, &n);
+	if (rc < 0) {
+		fprintf(stderr, "tpc-kv: cannot read %s: %s\n", dir, tpc_strerror(rc));
+		return 1;
+	}
+	printf("%-22s %12s %10s %12s\n", "TXID", "AGE_MS", "RECORDS", "BYTES");
+	for (size_t i = 0; i < n; i++)
+		printf("%-22llu %12llu %10llu %12llu\n", (unsigned long long)v[i].txid,
+		       (unsigned long long)v[i].age_ms, (unsigned long long)v[i].nrecords,
+		       (unsigned long long)v[i].bytes);
+	free(v);
+	return 0;
+}
+
+/* ---- command line ---- */
+
+static const char usage_text[] =
+	"Usage: tpc-kv --name NAME --listen HOST:PORT --coordinator HOST:PORT --data DIR\n"
+	"       tpc-kv --dump --data DIR\n"
+	"       tpc-kv --prepared --data DIR\n"
+	"\n"
+	"An example key-value service that takes part in tpc transactions. Put(txid, key,\n"
+	"value) stages a write in transaction txid; once the coordinator commits it, the\n"
+	"write is applied exactly once to an LMDB store in DIR/sink.\n"
+	"\n"
+	"  -n, --name NAME            participant name, unique per coordinator\n"
+	"  -l, --listen HOST:PORT     where to serve Put and Get\n"
+	"  -c, --coordinator HOST:PORT  the tpc coordinator\n"
+	"  -d, --data DIR             data folder (DIR/sink, DIR/state), created if missing\n"
+	"      --dump                 print every applied key as key<TAB>value<TAB>txid\n"
+	"                             (read-only; works while the service is down)\n"
+	"      --prepared             list prepared (in-doubt) transactions, read-only\n"
+	"      --group-commit N       records per forced write; 1 turns group commit off\n"
+	"      --txn-timeout DURATION staged writes without Prepare expire (default 60s)\n"
+	"      --refuse-key KEY       TEST ONLY: vote NO on transactions writing KEY\n"
+	"                             (repeatable, up to 16)\n"
+	"  -h, --help, -V, --version\n"
+	"\n"
+	"Bytes that are not printable, tab, newline and backslash print as \\xHH in --dump.\n";
+
+enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT };
+
+static const struct option long_opts[] = {
+	{ "name", required_argument, NULL, 'n' },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "coordinator", required_argument, NULL, 'c' },
+	{ "data", required_argument, NULL, 'd' },
+	{ "dump", no_argument, NULL, OPT_DUMP },
+	{ "prepared", no_argument, NULL, OPT_PREPARED },
+	{ "refuse-key", required_argument, NULL, OPT_REFUSE },
+	{ "group-commit", required_argument, NULL, OPT_GROUP },
+	{ "txn-timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int usage_error(const char *msg)
+{
+	fprintf(stderr, "tpc-kv: %s\nTry 'tpc-kv --help'.\n", msg);
+	return 2;
+}
+
+static int parse_opt(struct kv_opts *o, int c, const char *v)
+{
+	uint64_t n;
+
+	switch (c) {
+	case 'n': o->name = v; return 0;
+	case 'l': o->listen = v; return 0;
+	case 'c': o->coordinator = v; return 0;
+	case 'd': o->data = v; return 0;
+	case OPT_DUMP: o->dump = 1; return 0;
+	case OPT_PREPARED: o->prepared = 1; return 0;
+	case OPT_REFUSE:
+		if (o->nrefuse == MAX_REFUSE)
+			return usage_error("too many --refuse-key options");
+		o->refuse[o->nrefuse++] = v;
+		return 0;
+	case OPT_GROUP:
+		if (tpc_parse_size(v, &n) || n < 1 || n > 1u << 20)
+			return usage_error("--group-commit expects a number from 1 to 1048576");
+		o->group_commit = (uint32_t)n;
+		return 0;
+	case OPT_TIMEOUT:
+		if (tpc_parse_duration_ms(v, &n) || n < 1 || n > UINT32_MAX)
+			return usage_error("--txn-timeout expects a duration such as 30s");
+		o->txn_timeout_ms = (uint32_t)n;
+		return 0;
+	default: return 2;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct kv_server s = { 0 };
+	int c;
+
+	while ((c = getopt_long(argc, argv, "n:l:c:d:hV", long_opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage_text, stdout);
+			return 0;
+		}
+		if (c == 'V') {
+			printf("tpc-kv %s\n", tpc_version());
+			return 0;
+		}
+		if (c == '?')
+			return usage_error("unknown option");
+		if (parse_opt(&s.opts, c, optarg))
+			return 2;
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument");
+	if (!s.opts.data)
+		return usage_error("--data DIR is required");
+	if (s.opts.dump)
+		return cmd_dump(s.opts.data);
+	if (s.opts.prepared)
+		return cmd_prepared(s.opts.data);
+	if (!s.opts.name || !s.opts.listen || !s.opts.coordinator)
+		return usage_error("--name, --listen and --coordinator are required");
+	s.log.prog = "tpc-kv";
+	s.log.min = TPC_LOG_INFO;
+	int rc = serve(&s);
+	server_free(&s);
+	return rc;
+}

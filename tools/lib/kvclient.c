@@ -1,0 +1,233 @@
+/*
+ * kvclient.c - asynchronous tpc-kv client (see kvclient.h).
+ *
+ * Pending requests sit in a FIFO list with their deadline; replies are matched by
+ * request id (tpc-kv answers each connection in order, but matching by id keeps the
+ * client right even if that ever changes).
+ */
+#include "kvclient.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "tpc/common.h"
+#include "util.h"
+#include "wire.h"
+
+struct kv_req {
+	struct kv_req *next;
+	uint64_t id, txid, deadline_ms;
+	kvc_put_cb cb;
+	void *arg;
+};
+
+struct kvc {
+	struct event_base *base;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	struct bufferevent *bev;
+	struct tpc_frame_decoder dec;
+	struct event *timer;
+	struct kv_req *head, *tail;
+	size_t inflight;
+	uint64_t next_id;
+	uint32_t timeout_ms;
+};
+
+static void fail_all(struct kvc *c, int err)
+{
+	struct kv_req *r = c->head;
+
+	c->head = c->tail = NULL;
+	c->inflight = 0;
+	while (r) {
+		struct kv_req *next = r->next;
+		r->cb(r->arg, err, r->txid);
+		free(r);
+		r = next;
+	}
+}
+
+static void drop(struct kvc *c)
+{
+	if (c->bev) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	tpc_frame_decoder_free(&c->dec);
+	fail_all(c, TPC_ECLOSED);
+}
+
+static struct kv_req *take(struct kvc *c, uint64_t id)
+{
+	for (struct kv_req **pp = &c->head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+		struct kv_req *r = *pp;
+		if (r->id != id)
+			continue;
+		*pp = r->next;
+		if (c->tail == r)
+			c->tail = prev;
+		c->inflight--;
+		return r;
+	}
+	return NULL;
+}
+
+static int error_code(const Tpc__Error *e)
+{
+	switch (e->code) {
+	case TPC__ERROR_CODE__ERR_NOT_FOUND: return TPC_ENOTFOUND;
+	case TPC__ERROR_CODE__ERR_NOT_ACTIVE: return TPC_ENOTACTIVE;
+	case TPC__ERROR_CODE__ERR_LIMIT: return TPC_ELIMIT;
+	default: return TPC_EUNAVAIL;
+	}
+}
+
+static int on_frame(void *arg, const uint8_t *body, uint32_t len)
+{
+	struct kvc *c = arg;
+	Tpc__Envelope *env = tpc__envelope__unpack(NULL, len, body);
+
+	if (!env)
+		return -1;
+	struct kv_req *r = take(c, env->request_id);
+	if (r) {
+		int err = 0;
+		if (env->body_case == TPC__ENVELOPE__BODY_ERROR)
+			err = error_code(env->error);
+		else if (env->body_case != TPC__ENVELOPE__BODY_KV_PUT_REPLY)
+			err = TPC_EPROTO;
+		r->cb(r->arg, err, r->txid);
+		free(r);
+	}
+	tpc__envelope__free_unpacked(env, NULL);
+	return 0;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct kvc *c = arg;
+	if (tpc_wire_read(bufferevent_get_input(bev), &c->dec, on_frame, c) != 0)
+		drop(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		drop(arg);
+	else if (what & BEV_EVENT_CONNECTED) {
+		int one = 1;
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct kvc *c = arg;
+	uint64_t now = tpc_now_ms();
+
+	/* A request past its deadline: the connection is presumed stuck; drop it. */
+	if (c->head && c->head->deadline_ms <= now) {
+		drop(c);
+		return;
+	}
+	struct timeval tv = { 0, 100000 };
+	evtimer_add(c->timer, &tv);
+}
+
+static int ensure_connected(struct kvc *c)
+{
+	if (c->bev)
+		return 0;
+	c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev)
+		return -ENOMEM;
+	tpc_frame_decoder_init(&c->dec, TPC_FRAME_DEFAULT_MAX);
+	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&c->addr, (int)c->addrlen) < 0) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		return TPC_ECLOSED;
+	}
+	return 0;
+}
+
+struct kvc *kvc_new(struct event_base *base, const char *hostport, uint32_t timeout_ms)
+{
+	struct kvc *c = calloc(1, sizeof(*c));
+	char err[128];
+
+	if (!c)
+		return NULL;
+	if (tpc_parse_hostport(hostport, &c->addr, &c->addrlen, err, sizeof(err))) {
+		free(c);
+		return NULL;
+	}
+	c->base = base;
+	c->timeout_ms = timeout_ms ? timeout_ms : 10000;
+	c->timer = evtimer_new(base, on_timer, c);
+	struct timeval tv = { 0, 100000 };
+	if (!c->timer || evtimer_add(c->timer, &tv)) {
+		kvc_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+int kvc_put(struct kvc *c, uint64_t txid, const void *key, size_t klen, const void *val,
+	    size_t vlen, kvc_put_cb cb, void *arg)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__KvPut put = TPC__KV_PUT__INIT;
+	struct kv_req *r = calloc(1, sizeof(*r));
+	int rc = r ? ensure_connected(c) : -ENOMEM;
+
+	if (rc) {
+		free(r);
+		return rc;
+	}
+	put.txid = txid;
+	put.key.data = (uint8_t *)key;
+	put.key.len = klen;
+	put.value.data = (uint8_t *)val;
+	put.value.len = vlen;
+	env.request_id = ++c->next_id;
+	env.body_case = TPC__ENVELOPE__BODY_KV_PUT;
+	env.kv_put = &put;
+	rc = tpc_wire_send(bufferevent_get_output(c->bev), &env, TPC_FRAME_DEFAULT_MAX);
+	if (rc) {
+		free(r);
+		return rc;
+	}
+	*r = (struct kv_req){ NULL, env.request_id, txid, tpc_now_ms() + c->timeout_ms, cb, arg };
+	if (c->tail)
+		c->tail->next = r;
+	else
+		c->head = r;
+	c->tail = r;
+	c->inflight++;
+	return 0;
+}
+
+size_t kvc_inflight(const struct kvc *c)
+{
+	return c->inflight;
+}
+
+void kvc_free(struct kvc *c)
+{
+	if (!c)
+		return;
+	drop(c);
+	if (c->timer)
+		event_free(c->timer);
+	free(c);
+}

@@ -1,0 +1,32 @@
+/*
+ * kvclient.h - an asynchronous client for tpc-kv's Put and Get, on a libevent loop.
+ * Used by the demo, the benchmark and the torture runner. Requests pipeline over one
+ * connection; when it drops, every pending request completes with TPC_ECLOSED and the
+ * next request reconnects.
+ */
+#ifndef TPC_TOOLS_KVCLIENT_H
+#define TPC_TOOLS_KVCLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct kvc;
+
+/** @param err 0 once the write is staged and joined; else a negative tpc code. */
+typedef void (*kvc_put_cb)(void *arg, int err, uint64_t txid);
+
+/** @brief A client for the tpc-kv at @p hostport. @return NULL on a bad address. */
+struct kvc *kvc_new(struct event_base *base, const char *hostport, uint32_t timeout_ms);
+
+/** @brief Stage key=value in @p txid. @return 0 (cb runs once) or a negative code. */
+int kvc_put(struct kvc *c, uint64_t txid, const void *key, size_t klen, const void *val,
+	    size_t vlen, kvc_put_cb cb, void *arg);
+
+/** @brief Requests sent and not yet answered. */
+size_t kvc_inflight(const struct kvc *c);
+
+/** @brief Fail pending requests with TPC_ECLOSED and free. */
+void kvc_free(struct kvc *c);
+
+#endif
