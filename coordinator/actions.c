@@ -159,10 +159,12 @@ static void rec_free(struct coord_rec *r)
 	free(r);
 }
 
+/* Writer thread. ctx is the server (the same ctx coord_log_done() gets); only the store,
+ * fixed before the writer starts and closed after it stops, is read here. */
 int coord_log_write(void *ctx, struct bw_item *head, size_t n)
 {
-	struct coord_log *log = ctx;
-	return log->ops->write_batch(log->self, (struct coord_rec *)head, n);
+	const struct coord_server *s = ctx;
+	return s->store.ops->write_batch(s->store.self, (struct coord_rec *)head, n);
 }
 
 /* Fault point coord.decision.after_log: the COMMIT is durable, nobody has heard it. */

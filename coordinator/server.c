@@ -276,7 +276,7 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 		goto fail;
 	if (open_log(s))
 		goto fail;
-	s->writer = batch_writer_new(s->base, coord_log_write, coord_log_done, &s->store,
+	s->writer = batch_writer_new(s->base, coord_log_write, coord_log_done, s,
 				     cfg->group_commit_max);
 	if (!s->writer)
 		goto fail;

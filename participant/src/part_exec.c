@@ -113,10 +113,14 @@ static void discard(struct tpc_participant *p, struct ptxn *t)
 	/* Without memory the record stays; after a restart it is resolved by asking. */
 }
 
-static void execute(struct tpc_participant *p, struct ptxn *t, const struct part_action *a)
+/*
+ * Carry out one action. An action that cannot even be queued (no memory, an armed
+ * fault) sets *followup to the failure event instead of recursing: the caller steps it
+ * once every action of this step ran, so the transaction is never freed under us.
+ */
+static void execute(struct tpc_participant *p, struct ptxn *t, const struct part_action *a,
+		    struct part_event *followup)
 {
-	struct part_event fail = { .type = PEV_LOGGED, .status = -ENOMEM };
-
 	switch (a->type) {
 	case PACT_SEND_JOIN: part_send_join(p, t->m.txid); break;
 	case PACT_SEND_VOTE:
@@ -133,14 +137,12 @@ static void execute(struct tpc_participant *p, struct ptxn *t, const struct part
 		p->stats.status_queries++;
 		break;
 	case PACT_LOG_PREPARED:
-		if (log_prepared(p, t))
-			part_step(p, t, &fail); /* votes NO */
+		if (tpc_fault(&p->faults, TPC_FP_PART_PREPARE_BEFORE_LOG) || log_prepared(p, t))
+			*followup = (struct part_event){ .type = PEV_LOGGED, .status = -EIO }; /* NO */
 		break;
 	case PACT_APPLY:
-		if (log_apply(p, t)) {
-			fail.type = PEV_APPLIED;
-			part_step(p, t, &fail); /* retried later */
-		}
+		if (log_apply(p, t)) /* retried later */
+			*followup = (struct part_event){ .type = PEV_APPLIED, .status = -ENOMEM };
 		break;
 	case PACT_DISCARD:
 		discard(p, t);
@@ -172,13 +174,18 @@ static void arm(struct tpc_participant *p, struct ptxn *t)
 int part_step(struct tpc_participant *p, struct ptxn *t, const struct part_event *ev)
 {
 	struct part_actions out = { 0 };
+	struct part_event followup = { .type = PEV_TICK };
 	int rc = part_txn_step(&t->m, &p->tcfg, ev, tpc_now_ms(), &p->highest_epoch, &out);
 
 	p->stats.highest_epoch = p->highest_epoch;
 	for (size_t i = 0; i < out.n; i++)
-		execute(p, t, &out.a[i]);
-	if (t->m.state == PS_DONE)
+		execute(p, t, &out.a[i], &followup);
+	if (t->m.state == PS_DONE) {
 		part_txn_free(p, t);
+		return rc;
+	}
+	if (followup.type != PEV_TICK)
+		part_step(p, t, &followup);
 	else
 		arm(p, t);
 	return rc;
@@ -243,8 +250,6 @@ void part_on_timer(int fd, short what, void *arg)
 			continue;
 		t->m.armed_ms = 0;
 		struct part_event ev = { .type = PEV_TICK };
-		if (t->m.state == PS_PREPARED && !p->connected)
-			ev.type = PEV_TICK; /* queries wait for the connection; the tick re-arms */
 		int was_active = t->m.state <= PS_ACTIVE;
 		part_step(p, t, &ev);
 		if (was_active && !u64map_get(&p->txns, d.txid))
@@ -303,7 +308,16 @@ static int sink_apply(struct tpc_participant *p, struct bw_item *head, size_t n,
 		st->txid = r->txid;
 		st->writes = b->apply_writes[b->napplies++];
 	}
-	return b->napplies ? tpc_sink_commit(p->sink, b->applies, b->napplies) : 0;
+	if (!b->napplies)
+		return 0;
+	int rc = tpc_fault(&p->faults, TPC_FP_PART_COMMIT_BEFORE_APPLY);
+	if (!rc)
+		rc = tpc_sink_commit(p->sink, b->applies, b->napplies);
+	/* Between the sink's apply and dropping the PREPARED record: after a crash here
+	 * the decision comes again and the sink must see the txid as applied. */
+	if (!rc)
+		tpc_fault(&p->faults, TPC_FP_PART_COMMIT_AFTER_APPLY);
+	return rc;
 }
 
 int part_writer_write(void *ctx, struct bw_item *head, size_t n)
@@ -326,7 +340,9 @@ int part_writer_write(void *ctx, struct bw_item *head, size_t n)
 			b.dels[b.ndels++] = r->txid;
 		}
 	}
-	int logged = rc ? rc : part_log_write(p->plog, b.puts, b.nputs, b.dels, b.ndels, b.epoch);
+	int logged = rc ? rc : tpc_fault(&p->faults, TPC_FP_LOG_SYNC);
+	if (!logged)
+		logged = part_log_write(p->plog, b.puts, b.nputs, b.dels, b.ndels, b.epoch);
 	it = head;
 	for (size_t i = 0; i < n; i++, it = it->next) {
 		struct part_rec *r = (struct part_rec *)it;
@@ -355,8 +371,10 @@ void part_writer_done(void *ctx, struct bw_item *item, int status)
 	if (t && r->type != PREC_DROP) {
 		struct part_event ev = { .type = r->type == PREC_APPLY ? PEV_APPLIED : PEV_LOGGED,
 					 .status = result };
-		if (r->type == PREC_PREPARED && result == 0)
+		if (r->type == PREC_PREPARED && result == 0) {
 			p->stats.prepared++;
+			tpc_fault(&p->faults, TPC_FP_PART_PREPARE_AFTER_LOG);
+		}
 		part_step(p, t, &ev);
 	}
 	if (r->type == PREC_PREPARED)

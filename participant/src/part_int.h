@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "batch_writer.h"
+#include "faults.h"
 #include "frame.h"
 #include "maps.h"
 #include "part_log.h"
@@ -99,6 +100,7 @@ struct tpc_participant {
 	struct event *wake_ev;
 	int stopping;
 
+	struct tpc_faults faults;      /* armed from TPC_FAULTS at creation */
 	tpc_participant_stats stats;
 	char errmsg[256];
 };

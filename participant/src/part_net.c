@@ -55,6 +55,11 @@ void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const cha
 	env.body_case = TPC__ENVELOPE__BODY_VOTE;
 	env.vote = &v;
 	send_env(p, &env);
+	if (yes && p->faults.armed && p->bev) {
+		/* Put the vote on the wire before the fault point can crash the process. */
+		evbuffer_write(bufferevent_get_output(p->bev), bufferevent_getfd(p->bev));
+		tpc_fault(&p->faults, TPC_FP_PART_VOTE_AFTER_SEND);
+	}
 }
 
 void part_send_ack(struct tpc_participant *p, uint64_t txid)

@@ -215,6 +215,8 @@ static int on_decision(struct part_txn *t, const struct part_event *ev, uint64_t
 	if (!ev->commit) {
 		if (t->state == PS_APPLYING)
 			return 0; /* cannot happen for one decision; never undo a commit */
+		if (t->state == PS_DONE)
+			return 0; /* finished already (a repeated ABORT): DONE -> DONE is illegal */
 		if (t->state == PS_JOINING)
 			emit_complete(out, TPC_ENOTACTIVE);
 		discard(t, out);
@@ -253,7 +255,13 @@ static int on_status(struct part_txn *t, const struct part_txn_config *cfg,
 	case 2: discard(t, out); break;              /* ABORTED */
 	default:                                     /* PENDING: it still waits for votes */
 		emit_vote(out, 1, NULL);
-		schedule_query(t, cfg, now_ms);
+		/* The tick that sent the query doubled the delay already; doubling again here
+		 * would grow the backoff fourfold per round. Only a first answer (the query
+		 * came from CONN_UP, nothing scheduled yet) starts the backoff. */
+		if (t->query_delay_ms)
+			t->query_at_ms = now_ms + t->query_delay_ms;
+		else
+			schedule_query(t, cfg, now_ms);
 		break;
 	}
 	return 0;
@@ -295,12 +303,16 @@ static int on_conn(struct part_txn *t, const struct part_event *ev, uint64_t now
 {
 	if (ev->type == PEV_CONN_DOWN) {
 		/* A Join whose reply is lost: fail it. If the coordinator took it, its
-		 * Prepare finds nothing here and gets NO. */
-		if (t->state == PS_JOINING) {
+		 * Prepare finds nothing here and gets NO. A Join not sent yet waits. */
+		if (t->state == PS_JOINING && t->join_sent) {
 			emit_complete(out, TPC_ECLOSED);
 			discard(t, out);
 		}
 		return 0;
+	}
+	if (t->state == PS_JOINING && !t->join_sent) { /* staged while disconnected */
+		t->join_sent = 1;
+		emit(out, PACT_SEND_JOIN);
 	}
 	if (t->state == PS_PREPARED) { /* ask now: the decision may have been lost */
 		t->queries++;

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 enum part_state {
-	PS_JOINING = 0, /* first write staged; Join sent, reply awaited */
+	PS_JOINING = 0, /* first write staged; Join sent (or due on connect), reply awaited */
 	PS_ACTIVE,      /* joined; staging writes; no Prepare yet */
 	PS_LOGGING,     /* sink said yes; PREPARED record queued, not yet durable */
 	PS_PREPARED,    /* PREPARED durable, YES sent; waiting for the decision (D2) */
@@ -90,6 +90,7 @@ struct part_txn {
 	uint8_t state;
 	uint8_t recovered;       /* loaded from the log at start */
 	uint8_t apply_failed;
+	uint8_t join_sent;       /* JOINING: the Join went out on the current connection */
 };
 
 /** @brief Start a transaction at the first staged write (PS_JOINING). */

@@ -132,6 +132,7 @@ tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink
 	deadline_heap_init(&p->deadlines);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
+	tpc_faults_init(&p->faults, "libtpc");
 	rc = copy_config(p, cfg);
 	if (rc)
 		goto fail;
@@ -139,7 +140,9 @@ tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink
 		rc = -EINVAL;
 		goto fail;
 	}
-	rc = open_state(p);
+	rc = tpc_faults_arm_from_env(&p->faults, p->errmsg, sizeof(p->errmsg));
+	if (!rc)
+		rc = open_state(p);
 	if (rc)
 		goto fail;
 	return p;
@@ -296,15 +299,14 @@ int tpc_participant_stage(tpc_participant *p, tpc_txid txid, const void *key, si
 	if (rc)
 		return rc;
 	if (!t) {
-		if (!p->connected) {
-			part_set_err(p, "not connected to the coordinator");
-			return TPC_ECLOSED;
-		}
 		t = part_txn_new(p, txid);
 		if (!t)
 			return -ENOMEM;
 		p->stats.joined++;
-		part_send_join(p, txid);
+		if (p->connected) { /* otherwise the Join goes out when the connection is up */
+			t->m.join_sent = 1;
+			part_send_join(p, txid);
+		}
 	} else {
 		struct part_event ev = { .type = PEV_STAGE };
 		rc = part_txn_step(&t->m, &p->tcfg, &ev, tpc_now_ms(), &p->highest_epoch,
@@ -527,6 +529,7 @@ void tpc_participant_free(tpc_participant *p)
 	tpc_sink_free(p->sink);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
+	tpc_faults_destroy(&p->faults);
 	free(p->coordinator);
 	free(p->name);
 	free(p->state_dir);

@@ -84,7 +84,10 @@ typedef void (*tpc_stage_cb)(void *arg, int err, tpc_txid txid);
 /**
  * @brief Stage one write for @p txid. The first write of a txid joins the transaction;
  *        @p cb runs once the join is acknowledged (later writes complete at once), so
- *        the initiator's Commit cannot miss this participant. Loop thread only.
+ *        the initiator's Commit cannot miss this participant. While the participant
+ *        is not connected, the Join goes out once it is (the staged writes expire
+ *        after txn_timeout_ms if that never happens). @p cb may run before this
+ *        function returns. Loop thread only.
  * @param key,value copied by the participant
  * @return 0 if accepted (cb runs exactly once), or a negative code (cb does not run)
  */
