@@ -71,6 +71,8 @@ wait_port "$BP"
 
 wait "$RUN_PID" || { cat "$WORK/run.out"; echo "demo: the driver failed" >&2; KEEP=1; exit 1; }
 cat "$WORK/run.out"
+rec=$(grep -o 'recovered [0-9]* prepared' "$WORK/B.log" | grep -o '[0-9]*' || echo 0)
+echo "  B, restarted, found ${rec} prepared transaction(s) in its log and resolved them"
 
 # Decisions reach the services after the client hears them: wait until neither holds a
 # prepared transaction (every commit applied), then stop them and read their stores.

@@ -10,8 +10,14 @@
  *   request life:  submit --(frame queued on the connection)--> pending
  *                  pending --reply with its request_id---------> done (cb runs)
  *                  pending --request_timeout_ms passed---------> done (-ETIMEDOUT)
- *                  pending --its connection dropped------------> done (TPC_ECLOSED, ...)
+ *                  pending --its connection dropped------------> done (TPC_ECLOSED, or the
+ *                                                                 code of an Error the
+ *                                                                 coordinator sent first)
+ *                  pending --its connect failed / timed out----> done (-ECONNREFUSED, ...,
+ *                                                                 -ETIMEDOUT)
  *                  pending --tpc_client_free-------------------> done (TPC_ECLOSED)
+ *   A Commit or Abort that fails gets TPC_OUTCOME_UNKNOWN; reasons and messages live on
+ *   the handle (tpc_client_errmsg) and, for outcome callbacks, in the reason argument.
  *
  * Invariants:
  *  - every queued request's callback runs exactly once, and a request whose submit call
@@ -106,6 +112,7 @@ struct tpc_client {
 	int conn_err;                /* an Error the coordinator sent before closing */
 
 	uint64_t next_id;
+	uint64_t hello_id;           /* request_id of the current connection's Hello */
 	struct u64map reqs;          /* request_id -> struct creq * */
 	struct creq *head, *tail;
 	size_t inflight;
@@ -330,7 +337,7 @@ static void send_hello(struct tpc_client *c)
 	h.role = TPC__ROLE__ROLE_CLIENT;
 	h.name = c->name ? c->name : "";
 	h.protocol_version = TPC_PROTOCOL_VERSION;
-	env.request_id = ++c->next_id;
+	env.request_id = c->hello_id = ++c->next_id;
 	env.body_case = TPC__ENVELOPE__BODY_HELLO;
 	env.hello = &h;
 	send_env(c, &env); /* a few bytes into an empty buffer: fails only without memory */
@@ -385,14 +392,17 @@ static void on_status_reply(struct tpc_client *c, struct creq *r, const Tpc__Sta
 	finish(c, r, 0, &rep);
 }
 
-static void on_error(struct tpc_client *c, struct creq *r, const Tpc__Error *m)
+static void on_error(struct tpc_client *c, uint64_t request_id, struct creq *r,
+		     const Tpc__Error *m)
 {
 	const char *msg = m->message && m->message[0] ? m->message : "error without a message";
 	int err = map_error(m->code);
 
+	if (!r && request_id && request_id != c->hello_id)
+		return; /* the answer to a request that timed out */
 	set_err(c, 0, "%s", msg);
 	if (!r) {
-		/* Not an answer to a request: the coordinator is closing this connection. */
+		/* About the connection itself: the coordinator is closing it. */
 		c->conn_err = err;
 		return;
 	}
@@ -414,7 +424,7 @@ static void dispatch(struct tpc_client *c, const Tpc__Envelope *env)
 	Tpc__Envelope__BodyCase body = env->body_case;
 
 	if (body == TPC__ENVELOPE__BODY_ERROR) {
-		on_error(c, r, env->error);
+		on_error(c, env->request_id, r, env->error);
 		return;
 	}
 	if (!r)

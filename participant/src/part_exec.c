@@ -49,7 +49,7 @@ void part_txn_free(struct tpc_participant *p, struct ptxn *t)
 {
 	complete_stages(t, TPC_ECLOSED);
 	u64map_del(&p->txns, t->m.txid);
-	p->staged_bytes -= t->blob.len > 4 ? t->blob.len - 4 - 8ull * t->blob.count : 0;
+	p->staged_bytes -= part_blob_payload(&t->blob);
 	part_blob_free(&t->blob);
 	free(t);
 }
@@ -151,7 +151,7 @@ static void execute(struct tpc_participant *p, struct ptxn *t, const struct part
 	case PACT_COMPLETE_STAGES: complete_stages(t, a->err); break;
 	case PACT_REJECT_STALE:
 		p->stats.stale_epoch_rejected++;
-		tpc_logf(&p->log, TPC_LOG_WARN,
+		part_logf(p, TPC_LOG_WARN,
 			 "txid %llu: ignored a message from an older coordinator epoch",
 			 (unsigned long long)t->m.txid);
 		break;
@@ -218,7 +218,7 @@ int part_sink_prepare(struct tpc_participant *p, struct ptxn *t)
 	int rc = tpc_sink_prepare(p->sink, &st, reason, sizeof(reason));
 	free(w);
 	if (rc && reason[0])
-		tpc_logf(&p->log, TPC_LOG_INFO, "txid %llu refused by the sink: %s",
+		part_logf(p, TPC_LOG_INFO, "txid %llu refused by the sink: %s",
 			 (unsigned long long)t->m.txid, reason);
 	return rc < 0 ? rc : 0;
 }
@@ -364,7 +364,7 @@ void part_writer_done(void *ctx, struct bw_item *item, int status)
 
 	p->stats.log_records++;
 	if (result < 0)
-		tpc_logf(&p->log, TPC_LOG_ERROR, "txid %llu: %s failed: %s",
+		part_logf(p, TPC_LOG_ERROR, "txid %llu: %s failed: %s",
 			 (unsigned long long)r->txid,
 			 r->type == PREC_APPLY ? "sink apply" : "state log write",
 			 tpc_strerror(result));

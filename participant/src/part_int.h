@@ -68,7 +68,6 @@ struct tpc_participant {
 	tpc_participant_config cfg;
 	char *coordinator, *name, *state_dir; /* owned copies behind cfg's strings */
 	struct part_txn_config tcfg;
-	struct tpc_logger log;
 	tpc_sink *sink;
 	struct part_log *plog;
 
@@ -107,6 +106,9 @@ struct tpc_participant {
 
 void part_set_err(struct tpc_participant *p, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/** Log through the application's callback, if it set one. */
+void part_logf(struct tpc_participant *p, enum tpc_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* part_net.c */
 int part_net_start(struct tpc_participant *p);

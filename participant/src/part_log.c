@@ -83,6 +83,11 @@ const uint8_t *part_blob_bytes(struct part_blob *b, size_t *len)
 	return b->data;
 }
 
+uint64_t part_blob_payload(const struct part_blob *b)
+{
+	return b->len > 4 ? b->len - 4 - 8ull * b->count : 0;
+}
+
 void part_blob_free(struct part_blob *b)
 {
 	free(b->data);

@@ -31,6 +31,8 @@ int part_blob_add(struct part_blob *b, const void *key, size_t klen, const void 
 /** @brief The blob's bytes with the count in front (valid until the next add). */
 const uint8_t *part_blob_bytes(struct part_blob *b, size_t *len);
 void part_blob_free(struct part_blob *b);
+/** @brief Key and value bytes the blob holds (what counts against max_staged_bytes). */
+uint64_t part_blob_payload(const struct part_blob *b);
 
 /**
  * @brief Decode a blob into a malloc'd array of writes pointing into @p data.

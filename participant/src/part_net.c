@@ -128,7 +128,7 @@ static void on_hello_reply(struct tpc_participant *p, const Tpc__HelloReply *r)
 	p->reconnect_ms = 0;
 	if (r->epoch > p->highest_epoch)
 		p->highest_epoch = r->epoch;
-	tpc_logf(&p->log, TPC_LOG_INFO, "connected to the coordinator (epoch %llu)",
+	part_logf(p, TPC_LOG_INFO, "connected to the coordinator (epoch %llu)",
 		 (unsigned long long)r->epoch);
 	part_step_all(p, &up); /* recovered and prepared transactions ask now */
 }
@@ -186,7 +186,7 @@ static void on_status_reply(struct tpc_participant *p, const Tpc__StatusReply *m
 static void on_error(struct tpc_participant *p, uint64_t req, const Tpc__Error *e)
 {
 	part_set_err(p, "coordinator: %s", e->message ? e->message : "error");
-	tpc_logf(&p->log, TPC_LOG_WARN, "coordinator error for txid %llu: %s",
+	part_logf(p, TPC_LOG_WARN, "coordinator error for txid %llu: %s",
 		 (unsigned long long)e->txid, e->message ? e->message : "");
 	uint64_t txid = req ? req : e->txid;
 	struct ptxn *t = txid ? u64map_get(&p->txns, txid) : NULL;
@@ -235,7 +235,7 @@ static void drop_connection(struct tpc_participant *p)
 	p->connected = 0;
 	p->stats.connected = 0;
 	if (was)
-		tpc_logf(&p->log, TPC_LOG_WARN, "lost the coordinator connection");
+		part_logf(p, TPC_LOG_WARN, "lost the coordinator connection");
 	part_step_all(p, &down);
 	if (!p->stopping)
 		schedule_reconnect(p);

@@ -40,6 +40,19 @@ void part_set_err(struct tpc_participant *p, const char *fmt, ...)
 	va_end(ap);
 }
 
+void part_logf(struct tpc_participant *p, enum tpc_log_level lvl, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!p->cfg.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	p->cfg.log(p->cfg.log_arg, (int)lvl, msg);
+}
+
 const char *tpc_participant_errmsg(const tpc_participant *p)
 {
 	return p ? p->errmsg : "no participant";
@@ -93,6 +106,7 @@ static int recover_one(void *arg, uint64_t txid, uint64_t wall_ms, uint64_t epoc
 		free(t);
 		return -ENOMEM;
 	}
+	p->staged_bytes += part_blob_payload(&t->blob); /* part_txn_free() takes it back */
 	p->stats.recovered++;
 	return 0;
 }
@@ -109,6 +123,9 @@ static int open_state(struct tpc_participant *p)
 	rc = part_log_read_epoch(p->plog, &p->highest_epoch);
 	if (!rc)
 		rc = part_log_load(p->plog, recover_one, p);
+	if (!rc && p->stats.recovered)
+		part_logf(p, TPC_LOG_INFO, "recovered %llu prepared transaction(s); asking the "
+			  "coordinator how each ended", (unsigned long long)p->stats.recovered);
 	if (rc)
 		part_set_err(p, "cannot load prepared transactions from %s: %s", p->state_dir,
 			     tpc_strerror(rc));
@@ -126,8 +143,6 @@ tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink
 		goto fail;
 	p->sink = sink;
 	p->wake_fd = -1;
-	p->log.prog = "libtpc";
-	p->log.min = TPC_LOG_WARN;
 	u64map_init(&p->txns);
 	deadline_heap_init(&p->deadlines);
 	pthread_mutex_init(&p->mu, NULL);
@@ -415,7 +430,7 @@ static void list_run(struct tpc_participant *p, void *arg)
 		info->txid = t->m.txid;
 		info->age_ms = now > t->m.prepared_wall_ms ? now - t->m.prepared_wall_ms : 0;
 		info->nrecords = t->blob.count;
-		info->bytes = t->blob.len > 4 ? t->blob.len - 4 - 8ull * t->blob.count : 0;
+		info->bytes = part_blob_payload(&t->blob);
 		info->queries = t->m.queries;
 	}
 	lc->n = k;

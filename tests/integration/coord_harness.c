@@ -328,6 +328,37 @@ void client_commit_expect(tpc_wc *wc, uint64_t txid, Tpc__OutcomeKind want, char
 		snprintf(reason, reason_len, "%s", o.reason);
 }
 
+void client_send_commit(tpc_wc *wc, uint64_t txid)
+{
+	Tpc__Envelope req = TPC__ENVELOPE__INIT;
+	Tpc__Commit cm = TPC__COMMIT__INIT;
+
+	cm.txid = txid;
+	req.body_case = TPC__ENVELOPE__BODY_COMMIT;
+	req.commit = &cm;
+	req.request_id = tpc_wc_next_request_id(wc);
+	assert_int_equal(tpc_wc_send(wc, &req), 0);
+}
+
+void client_expect_outcome(tpc_wc *wc, uint64_t txid, Tpc__OutcomeKind want, char *reason,
+			   size_t reason_len)
+{
+	Tpc__Envelope *e = tpc_wc_recv_body(wc, TPC__ENVELOPE__BODY_OUTCOME, WAIT_MS);
+
+	if (!e)
+		fail_msg("no Outcome for %llu: %s", (unsigned long long)txid, tpc_wc_errmsg(wc));
+	const Tpc__Outcome *o = e->outcome;
+	Tpc__OutcomeKind got = o ? o->outcome : TPC__OUTCOME_KIND__OUTCOME_UNKNOWN;
+	uint64_t got_txid = o ? o->txid : 0;
+	if (reason)
+		snprintf(reason, reason_len, "%s", o && o->reason ? o->reason : "");
+	tpc__envelope__free_unpacked(e, NULL);
+	assert_int_equal(got_txid, txid);
+	if (got != want)
+		fail_msg("outcome of %llu: %s, expected %s", (unsigned long long)txid,
+			 outcome_name(got), outcome_name(want));
+}
+
 void client_status_expect(tpc_wc *wc, uint64_t txid, Tpc__TxnStatus want)
 {
 	Tpc__TxnStatus st;

@@ -82,13 +82,16 @@ uint64_t part_start(struct cluster *c, int i, ...) __attribute__((sentinel));
 uint64_t part_wait_ready(struct cluster *c, int i);
 
 /** Send a stdin command line to participant @p i (printf-style). */
-void part_cmd(struct cluster *c, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void part_cmd(struct cluster *c, int i, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /** Wait for participant @p i to print exactly the line (printf-style). */
-void part_expect(struct cluster *c, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void part_expect(struct cluster *c, int i, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /** Assert participant @p i has printed no line starting with the prefix (so far). */
-void part_expect_none(struct cluster *c, int i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void part_expect_none(struct cluster *c, int i, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /** "join TXID" on participant @p i, then wait for "joined TXID". */
 void part_join(struct cluster *c, int i, uint64_t txid);
@@ -111,6 +114,13 @@ uint64_t client_begin(tpc_wc *wc, const char *key);
 /** Commit and expect outcome @p want; @p reason (may be NULL) receives the reason. */
 void client_commit_expect(tpc_wc *wc, uint64_t txid, Tpc__OutcomeKind want, char *reason,
 			  size_t reason_len);
+
+/** Send a Commit without waiting for its Outcome. */
+void client_send_commit(tpc_wc *wc, uint64_t txid);
+
+/** Wait for the Outcome of a Commit sent with client_send_commit(); @p reason as above. */
+void client_expect_outcome(tpc_wc *wc, uint64_t txid, Tpc__OutcomeKind want, char *reason,
+			   size_t reason_len);
 
 /** StatusQuery and expect @p want. */
 void client_status_expect(tpc_wc *wc, uint64_t txid, Tpc__TxnStatus want);

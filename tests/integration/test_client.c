@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,6 +31,8 @@
 #include "tpc/client.h"
 #include "tpc/libevent.h"
 #include "util.h"
+#include "wire.h"
+#include "wireclient.h"
 
 #define WAIT_MS 10000
 #define NPIPE 200
@@ -778,6 +781,134 @@ static void test_free_from_inside_a_callback(void **state)
 	assert_int_equal(f.calls, 3);
 }
 
+/* ---- against a scripted fake coordinator ---------------------------------------- */
+
+struct script {
+	int lfd;
+	char failure[160]; /* empty if the fake saw what it expected */
+};
+
+/* Receive one Envelope of body @p want; its request_id into *id. */
+static int script_expect(struct script *s, tpc_wc *wc, Tpc__Envelope__BodyCase want,
+			 uint64_t *id)
+{
+	Tpc__Envelope *e = tpc_wc_recv(wc, WAIT_MS);
+
+	if (!e || e->body_case != want) {
+		snprintf(s->failure, sizeof(s->failure), "expected %s, got %s",
+			 tpc_wire_body_name(want), e ? tpc_wire_body_name(e->body_case) : "nothing");
+		if (e)
+			tpc__envelope__free_unpacked(e, NULL);
+		return -1;
+	}
+	if (want == TPC__ENVELOPE__BODY_HELLO &&
+	    (e->hello->role != TPC__ROLE__ROLE_CLIENT || strcmp(e->hello->name, "test-client") ||
+	     e->hello->protocol_version != 1))
+		snprintf(s->failure, sizeof(s->failure), "bad hello");
+	*id = e->request_id;
+	tpc__envelope__free_unpacked(e, NULL);
+	return 0;
+}
+
+static void script_send(tpc_wc *wc, uint64_t id, Tpc__Envelope *env)
+{
+	env->request_id = id;
+	tpc_wc_send(wc, env);
+}
+
+static void script_serve(struct script *s, tpc_wc *wc)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__HelloReply hr = TPC__HELLO_REPLY__INIT;
+	Tpc__BeginReply br = TPC__BEGIN_REPLY__INIT;
+	Tpc__StatusReply sr = TPC__STATUS_REPLY__INIT;
+	Tpc__Outcome oc = TPC__OUTCOME__INIT;
+	Tpc__Error er = TPC__ERROR__INIT;
+	uint64_t id;
+
+	if (script_expect(s, wc, TPC__ENVELOPE__BODY_HELLO, &id))
+		return;
+	env.body_case = TPC__ENVELOPE__BODY_HELLO_REPLY;
+	env.hello_reply = &hr;
+	script_send(wc, id, &env);
+	/* Begin: replies to nobody's request are ignored; a status reply is the wrong body. */
+	if (script_expect(s, wc, TPC__ENVELOPE__BODY_BEGIN, &id))
+		return;
+	br.txid = 5;
+	env.body_case = TPC__ENVELOPE__BODY_BEGIN_REPLY;
+	env.begin_reply = &br;
+	script_send(wc, id + 1000, &env);
+	er.code = TPC__ERROR_CODE__ERR_NOT_FOUND;
+	er.message = "for nobody";
+	env.body_case = TPC__ENVELOPE__BODY_ERROR;
+	env.error = &er;
+	script_send(wc, id + 1000, &env);
+	sr.txid = 5;
+	env.body_case = TPC__ENVELOPE__BODY_STATUS_REPLY;
+	env.status_reply = &sr;
+	script_send(wc, id, &env);
+	/* Commit: the coordinator itself does not know. */
+	if (script_expect(s, wc, TPC__ENVELOPE__BODY_COMMIT, &id))
+		return;
+	oc.txid = 77;
+	oc.outcome = TPC__OUTCOME_KIND__OUTCOME_UNKNOWN;
+	oc.reason = "log write failed";
+	env.body_case = TPC__ENVELOPE__BODY_OUTCOME;
+	env.outcome = &oc;
+	script_send(wc, id, &env);
+	/* Status: an Error about the connection, then the connection closes. */
+	if (script_expect(s, wc, TPC__ENVELOPE__BODY_STATUS_QUERY, &id))
+		return;
+	er.code = TPC__ERROR_CODE__ERR_LIMIT;
+	er.message = "go away";
+	env.body_case = TPC__ENVELOPE__BODY_ERROR;
+	env.error = &er;
+	script_send(wc, 0, &env);
+}
+
+static void *script_main(void *arg)
+{
+	struct script *s = arg;
+	struct pollfd p = { .fd = s->lfd, .events = POLLIN };
+	int fd = poll(&p, 1, WAIT_MS) == 1 ? accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
+
+	if (fd < 0) {
+		snprintf(s->failure, sizeof(s->failure), "no connection");
+		return NULL;
+	}
+	tpc_wc *wc = tpc_wc_from_fd(fd);
+	if (wc)
+		script_serve(s, wc);
+	tpc_wc_free(wc); /* closes: the client sees EOF */
+	return NULL;
+}
+
+static void test_fake_coordinator_odd_replies(void **state)
+{
+	struct fixture *fx = *state;
+	struct script s = { .lfd = -1 };
+	pthread_t th;
+	tpc_txid txid = 1;
+	tpc_outcome o = TPC_OUTCOME_COMMITTED;
+	tpc_status st = TPC_STATUS_COMMITTED;
+	char reason[64];
+
+	use_silent_listener(fx);
+	s.lfd = fx->lfd;
+	assert_int_equal(pthread_create(&th, NULL, script_main, &s), 0);
+	tpc_client *c = fx->client = new_client(fx, 0);
+	assert_int_equal(tpc_client_begin(c, NULL, 0, &txid, NULL), TPC_EPROTO);
+	assert_int_equal(txid, 0);
+	assert_non_null(strstr(tpc_client_errmsg(c), "status_reply"));
+	assert_int_equal(tpc_client_commit(c, 77, &o, reason, sizeof(reason)), 0);
+	assert_int_equal(o, TPC_OUTCOME_UNKNOWN);
+	assert_string_equal(reason, "log write failed");
+	assert_int_equal(tpc_client_status(c, 77, &st), TPC_ELIMIT);
+	assert_string_equal(tpc_client_errmsg(c), "go away");
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_string_equal(s.failure, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -805,6 +936,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_free_completes_pending_requests_with_eclosed,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_from_inside_a_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fake_coordinator_odd_replies, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

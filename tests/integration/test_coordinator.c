@@ -20,36 +20,6 @@
 
 #define TXID_SEQ_BITS 40 /* coordinator/server_int.h: epoch above, sequence below */
 
-/* Send a Commit without waiting for its Outcome. */
-static void send_commit(tpc_wc *wc, uint64_t txid)
-{
-	Tpc__Envelope req = TPC__ENVELOPE__INIT;
-	Tpc__Commit cm = TPC__COMMIT__INIT;
-
-	cm.txid = txid;
-	req.body_case = TPC__ENVELOPE__BODY_COMMIT;
-	req.commit = &cm;
-	req.request_id = tpc_wc_next_request_id(wc);
-	assert_int_equal(tpc_wc_send(wc, &req), 0);
-}
-
-/* Wait for the Outcome of a Commit sent with send_commit(). */
-static void expect_outcome(tpc_wc *wc, uint64_t txid, Tpc__OutcomeKind want, char *reason,
-			   size_t reason_len)
-{
-	Tpc__Envelope *e = tpc_wc_recv_body(wc, TPC__ENVELOPE__BODY_OUTCOME, WAIT_MS);
-
-	if (!e)
-		fail_msg("no Outcome for %llu: %s", (unsigned long long)txid, tpc_wc_errmsg(wc));
-	Tpc__OutcomeKind got = e->outcome ? e->outcome->outcome : TPC__OUTCOME_KIND__OUTCOME_UNKNOWN;
-	uint64_t got_txid = e->outcome ? e->outcome->txid : 0;
-	if (reason)
-		snprintf(reason, reason_len, "%s", e->outcome && e->outcome->reason ? e->outcome->reason : "");
-	tpc__envelope__free_unpacked(e, NULL);
-	assert_int_equal(got_txid, txid);
-	assert_int_equal(got, want);
-}
-
 /* Begin, let participants 0..n-1 join, commit, and check every participant applied
  * and acked exactly once. */
 static uint64_t commit_with(struct cluster *c, tpc_wc *wc, int n, const char *key)
@@ -209,10 +179,10 @@ static void test_participant_lost_before_voting_aborts(void **state)
 	part_join(c, 1, txid);
 	part_cmd(c, 1, "vote %llu silent", (unsigned long long)txid);
 	part_expect(c, 1, "vote-set %llu silent", (unsigned long long)txid);
-	send_commit(wc, txid);
+	client_send_commit(wc, txid);
 	part_expect(c, 1, "silent %llu", (unsigned long long)txid);
 	assert_int_equal(tpc_proc_kill9(c->parts[1].proc), 0);
-	expect_outcome(wc, txid, TPC__OUTCOME_KIND__OUTCOME_ABORTED, reason, sizeof(reason));
+	client_expect_outcome(wc, txid, TPC__OUTCOME_KIND__OUTCOME_ABORTED, reason, sizeof(reason));
 	if (!strstr(reason, "disconnected"))
 		fail_msg("abort reason \"%s\" does not name the lost participant", reason);
 	part_expect(c, 0, "discarded %llu", (unsigned long long)txid);
@@ -301,7 +271,7 @@ static void test_same_key_while_deciding_answers_pending_or_committed(void **sta
 	part_join(c, 0, t1);
 	part_cmd(c, 0, "vote %llu silent", (unsigned long long)t1);
 	part_expect(c, 0, "vote-set %llu silent", (unsigned long long)t1);
-	send_commit(wc, t1);
+	client_send_commit(wc, t1);
 	part_expect(c, 0, "silent %llu", (unsigned long long)t1);
 	assert_int_equal(tpc_wc_begin(other, "acct-9", 0, &b), 0);
 	assert_int_equal(b.result, TPC__BEGIN_RESULT__BEGIN_PENDING);
@@ -309,7 +279,7 @@ static void test_same_key_while_deciding_answers_pending_or_committed(void **sta
 	assert_int_equal(b.fenced_txid, 0);
 	assert_int_equal(tpc_wc_abort(other, t1, NULL, &o), 0);
 	assert_int_equal(o.outcome, TPC__OUTCOME_KIND__OUTCOME_ABORTED);
-	expect_outcome(wc, t1, TPC__OUTCOME_KIND__OUTCOME_ABORTED, NULL, 0);
+	client_expect_outcome(wc, t1, TPC__OUTCOME_KIND__OUTCOME_ABORTED, NULL, 0);
 	/* COMMITTING (p1 died before its Ack): the key answers ALREADY_COMMITTED. */
 	uint64_t t2 = client_begin(wc, "acct-9");
 	part_join(c, 1, t2);
@@ -370,7 +340,8 @@ static void test_status_query_follows_presumed_abort(void **state)
 	tpc_wc *wc = client_open(c, &epoch);
 	assert_true(epoch >= 1);
 	/* Unknown txid of the current epoch: no decision, not live -> ABORTED. */
-	client_status_expect(wc, epoch << TXID_SEQ_BITS | 0xfffffff, TPC__TXN_STATUS__STATUS_ABORTED);
+	uint64_t unknown = epoch << TXID_SEQ_BITS | 0xfffffff;
+	client_status_expect(wc, unknown, TPC__TXN_STATUS__STATUS_ABORTED);
 	/* An open (ACTIVE) transaction -> PENDING. */
 	uint64_t open = client_begin(wc, NULL);
 	part_join(c, 0, open);
@@ -378,7 +349,7 @@ static void test_status_query_follows_presumed_abort(void **state)
 	/* Still deciding (PREPARING, a participant silent) -> PENDING. */
 	part_cmd(c, 0, "vote %llu silent", (unsigned long long)open);
 	part_expect(c, 0, "vote-set %llu silent", (unsigned long long)open);
-	send_commit(wc, open); /* its Outcome comes later */
+	client_send_commit(wc, open); /* its Outcome comes later */
 	part_expect(c, 0, "silent %llu", (unsigned long long)open);
 	client_status_expect(wc, open, TPC__TXN_STATUS__STATUS_PENDING);
 	tpc_wc *other = client_open(c, NULL);
@@ -386,7 +357,7 @@ static void test_status_query_follows_presumed_abort(void **state)
 	assert_int_equal(o.outcome, TPC__OUTCOME_KIND__OUTCOME_ABORTED);
 	client_status_expect(wc, open, TPC__TXN_STATUS__STATUS_ABORTED);
 	/* the pending Commit hears the abort too */
-	expect_outcome(wc, open, TPC__OUTCOME_KIND__OUTCOME_ABORTED, NULL, 0);
+	client_expect_outcome(wc, open, TPC__OUTCOME_KIND__OUTCOME_ABORTED, NULL, 0);
 
 	/* Committed and acked by everyone -> COMMITTED, from the tombstone once forgotten. */
 	uint64_t done = commit_with(c, wc, 2, NULL);

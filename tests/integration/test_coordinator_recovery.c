@@ -8,12 +8,14 @@
  * it raises SIGKILL right after the record's batch is synced.
  */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -30,19 +32,6 @@ static void expect_coord_killed(struct cluster *c)
 		tpc_proc_dump(c->coord);
 		fail_msg("the coordinator ended with wait status 0x%x, not SIGKILL", st);
 	}
-}
-
-/* Send a Commit without waiting for its Outcome. */
-static void send_commit(tpc_wc *wc, uint64_t txid)
-{
-	Tpc__Envelope req = TPC__ENVELOPE__INIT;
-	Tpc__Commit cm = TPC__COMMIT__INIT;
-
-	cm.txid = txid;
-	req.body_case = TPC__ENVELOPE__BODY_COMMIT;
-	req.commit = &cm;
-	req.request_id = tpc_wc_next_request_id(wc);
-	assert_int_equal(tpc_wc_send(wc, &req), 0);
 }
 
 /*
@@ -134,7 +123,7 @@ static void test_crash_before_decision_aborts_on_restart(void **state)
 	part_join(c, 1, txid);
 	part_cmd(c, 1, "vote %llu silent", (unsigned long long)txid);
 	part_expect(c, 1, "vote-set %llu silent", (unsigned long long)txid);
-	send_commit(wc, txid);
+	client_send_commit(wc, txid);
 	part_expect(c, 0, "voted %llu YES", (unsigned long long)txid);
 	part_expect(c, 1, "silent %llu", (unsigned long long)txid);
 	client_status_expect(wc, txid, TPC__TXN_STATUS__STATUS_PENDING);
@@ -284,6 +273,32 @@ static void test_participant_crash_before_vote_aborts(void **state)
 	assert_int_equal(part_state_count(c, 1, 'A', txid), 1);
 }
 
+/* A mistyped TPC_FAULTS must not leave a run without its fault: the start fails. */
+static void test_unknown_fault_point_refuses_to_start(void **state)
+{
+	struct cluster *c = *state;
+	char log[PATH_MAX + 32];
+	char *argv[] = { TPC_COORDINATOR_BIN, "--listen", c->hostport, "--data", c->data, NULL };
+	int st = -1;
+
+	snprintf(log, sizeof(log), "%s/bad-faults.log", c->dir);
+	assert_int_equal(setenv("TPC_FAULTS", "coord.decision.after_lgo=crash", 1), 0);
+	tpc_proc *p = tpc_proc_spawn(c->procs, argv, log);
+	unsetenv("TPC_FAULTS");
+	assert_non_null(p);
+	assert_int_equal(tpc_proc_wait_exit(p, WAIT_MS, &st), 0);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 1);
+	FILE *f = fopen(log, "r");
+	char line[512];
+	int found = 0;
+	assert_non_null(f);
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, "unknown fault point") != NULL;
+	fclose(f);
+	assert_true(found);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -298,6 +313,8 @@ int main(void)
 			test_participant_crash_after_vote_gets_decision_on_reconnect, cluster_setup,
 			cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_participant_crash_before_vote_aborts,
+						cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_fault_point_refuses_to_start,
 						cluster_setup, cluster_teardown),
 	};
 

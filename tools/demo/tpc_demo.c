@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -71,6 +72,11 @@ struct demo {
 
 static void next_txn(struct slot *s);
 
+static void on_backoff(evutil_socket_t fd, short what, void *arg)
+{
+	next_txn(arg);
+}
+
 static void finish(struct slot *s, int outcome)
 {
 	struct demo *d = s->d;
@@ -81,6 +87,11 @@ static void finish(struct slot *s, int outcome)
 	if (d->progress && d->done % 100 == 0) {
 		fprintf(d->progress, "%" PRIu64 "\n", d->done);
 		fflush(d->progress);
+	}
+	if (s->put_failed) { /* a service is down: give it a moment before the next try */
+		struct timeval tv = { 0, 50000 };
+		event_base_once(d->base, -1, EV_TIMEOUT, on_backoff, s, &tv);
+		return;
 	}
 	next_txn(s);
 }
@@ -119,6 +130,8 @@ static void on_put(void *arg, int err, uint64_t txid)
 	if (err) {
 		s->put_failed = 1;
 		s->d->put_failures++;
+		if (getenv("TPC_DEMO_DEBUG"))
+			fprintf(stderr, "put txid %llu: %s\n", (unsigned long long)txid, tpc_strerror(err));
 	}
 	if (--s->pending_puts == 0)
 		decide(s);
@@ -189,9 +202,13 @@ static int resolve_unknown(struct demo *d)
 		}
 		tpc_status st = TPC_STATUS_PENDING;
 		uint64_t deadline = tpc_now_ms() + 30000;
-		while (st == TPC_STATUS_PENDING && tpc_now_ms() < deadline)
-			if (tpc_client_status(d->client, r->txid, &st))
-				st = TPC_STATUS_PENDING;
+		while (st == TPC_STATUS_PENDING && tpc_now_ms() < deadline) {
+			if (tpc_client_status(d->client, r->txid, &st) == 0 &&
+			    st != TPC_STATUS_PENDING)
+				break;
+			st = TPC_STATUS_PENDING;
+			nanosleep(&(struct timespec){ 0, 50000000 }, NULL); /* ask again shortly */
+		}
 		if (st == TPC_STATUS_PENDING)
 			return -ETIMEDOUT;
 		r->outcome = st == TPC_STATUS_COMMITTED ? OUT_COMMITTED : OUT_ABORTED;

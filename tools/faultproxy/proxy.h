@@ -46,14 +46,14 @@ struct fp_stats {
 
 /* A frame waiting in a direction: header and body, ready to write. */
 struct fp_frame {
-	STAILQ_ENTRY(fp_frame) link;
+	TAILQ_ENTRY(fp_frame) link;
 	uint64_t due_ms; /* monotonic release time */
 	int dup;
 	uint32_t size;   /* header + body */
 	uint8_t bytes[];
 };
 
-STAILQ_HEAD(fp_frame_queue, fp_frame);
+TAILQ_HEAD(fp_frame_queue, fp_frame);
 
 struct fp_pair;
 
@@ -93,8 +93,8 @@ struct fp_config {
 	const char *listen;
 	const char *upstream;
 	const char *control;         /* NULL: no control listener */
-	struct sockaddr_storage upstream_addr;
-	socklen_t upstream_len;
+	struct sockaddr_storage listen_addr, upstream_addr, control_addr;
+	socklen_t listen_len, upstream_len, control_len;
 	uint64_t seed;
 	uint32_t max_frame;
 	struct fp_faults faults;     /* the initial settings */

@@ -273,6 +273,12 @@ static int refuse_key(void *arg, const tpc_write *w)
 	return 0;
 }
 
+static void on_part_log(void *arg, int level, const char *msg)
+{
+	struct kv_server *s = arg;
+	tpc_logf(&s->log, (enum tpc_log_level)level, "participant: %s", msg);
+}
+
 static int open_participant(struct kv_server *s)
 {
 	char sink_dir[4096], state_dir[4096];
@@ -293,6 +299,8 @@ static int open_participant(struct kv_server *s)
 	cfg.coordinator = s->opts.coordinator;
 	cfg.name = s->opts.name;
 	cfg.state_dir = state_dir;
+	cfg.log = on_part_log;
+	cfg.log_arg = s;
 	if (s->opts.group_commit)
 		cfg.group_commit_max = s->opts.group_commit;
 	if (s->opts.txn_timeout_ms)

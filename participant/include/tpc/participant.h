@@ -34,6 +34,13 @@ extern "C" {
 
 typedef struct tpc_participant tpc_participant;
 
+/** Log levels passed to a tpc_log_fn. */
+enum { TPC_LOG_LEVEL_DEBUG = 0, TPC_LOG_LEVEL_INFO = 1, TPC_LOG_LEVEL_WARN = 2,
+       TPC_LOG_LEVEL_ERROR = 3 };
+
+/** Receives the participant's log lines (one event each, no newline). */
+typedef void (*tpc_log_fn)(void *arg, int level, const char *msg);
+
 typedef struct tpc_participant_config {
 	const char *coordinator;      /**< "HOST:PORT" (required) */
 	const char *name;             /**< participant name, unique per coordinator (required) */
@@ -44,6 +51,8 @@ typedef struct tpc_participant_config {
 	uint32_t group_commit_max;    /**< records per forced write; 1 = off (default 4096) */
 	uint32_t max_frame;           /**< default 1 MiB */
 	uint64_t map_size;            /**< LMDB map size for state_dir (default 1 GiB) */
+	tpc_log_fn log;               /**< where log lines go; NULL: nowhere (the default) */
+	void *log_arg;                /**< passed to @p log */
 } tpc_participant_config;
 
 /** @brief Fill @p cfg with the defaults above (coordinator, name, state_dir unset). */
