@@ -54,6 +54,10 @@ static void send_decision(struct coord_server *s, struct coord_txn *t, uint32_t 
 	env.decision = &d;
 	coord_conn_send(c, &env);
 	s->stats.decisions_sent++;
+	if (t->owner == 0 && s->faults.armed) { /* a decision recovered from the log */
+		coord_conn_flush(c);
+		tpc_fault(&s->faults, TPC_FP_COORD_RECOVERY_RESEND);
+	}
 	if (t->attempts > 1)
 		s->stats.decision_resends++;
 }
@@ -147,6 +151,8 @@ static void log_complete(struct coord_server *s, struct coord_txn *t)
 {
 	struct coord_rec *r = rec_new(COORD_REC_COMPLETE, t->txid);
 	if (r)
+		r->forget = s->cfg.outcome_retention_ms == 0;
+	if (r)
 		batch_writer_submit(s->writer, &r->item);
 	/* Without memory the tombstone is skipped: the record is resent after a restart and
 	 * acked again as already applied, which is safe. */
@@ -163,18 +169,9 @@ static void rec_free(struct coord_rec *r)
  * fixed before the writer starts and closed after it stops, is read here. */
 int coord_log_write(void *ctx, struct bw_item *head, size_t n)
 {
-	const struct coord_server *s = ctx;
-	return s->store.ops->write_batch(s->store.self, (struct coord_rec *)head, n);
-}
-
-/* Fault point coord.decision.after_log: the COMMIT is durable, nobody has heard it. */
-static void fault_decision_after_log(struct coord_server *s, uint64_t txid)
-{
-	if (coord_fault_hit(&s->faults, COORD_FAULT_DECISION_AFTER_LOG) != COORD_FAULT_CRASH)
-		return;
-	tpc_logf(&s->log, TPC_LOG_WARN, "fault %s: crashing after txid %llu's COMMIT is durable",
-		 COORD_FAULT_DECISION_AFTER_LOG, (unsigned long long)txid);
-	raise(SIGKILL);
+	struct coord_server *s = ctx;
+	int rc = tpc_fault(&s->faults, TPC_FP_LOG_SYNC); /* slow or failing fsync */
+	return rc ? rc : s->store.ops->write_batch(s->store.self, (struct coord_rec *)head, n);
 }
 
 /* Loop thread: a record's batch is on disk (status 0) or failed. */
@@ -191,8 +188,8 @@ void coord_log_done(void *ctx, struct bw_item *item, int status)
 	if (r->type == COORD_REC_COMMIT) {
 		struct coord_txn *t = u64map_get(&s->txns, r->txid);
 		struct coord_event ev = { .type = EV_LOGGED, .status = status };
-		if (status == 0)
-			fault_decision_after_log(s, r->txid);
+		if (status == 0) /* durable; nobody has heard it yet */
+			tpc_fault(&s->faults, TPC_FP_COORD_DECISION_AFTER_LOG);
 		if (t)
 			coord_step(s, t, &ev);
 	}
@@ -235,17 +232,53 @@ static void execute(struct coord_server *s, struct coord_txn *t, const struct co
 	case ACT_SEND_PREPARE: send_prepare(s, t, a->peer); break;
 	case ACT_SEND_DECISION: send_decision(s, t, a->peer, a->decision); break;
 	case ACT_LOG_COMMIT:
-		if (log_commit(s, t)) {
+		if (tpc_fault(&s->faults, TPC_FP_COORD_DECISION_BEFORE_LOG) || log_commit(s, t)) {
 			struct coord_event ev = { .type = EV_LOGGED, .status = -ENOMEM };
 			coord_step(s, t, &ev); /* surfaces as UNKNOWN and a retry */
 		}
 		break;
-	case ACT_LOG_COMPLETE: log_complete(s, t); break;
+	case ACT_LOG_COMPLETE:
+		if (!tpc_fault(&s->faults, TPC_FP_COORD_END_BEFORE_LOG))
+			log_complete(s, t); /* on failure the record stays: resent after a restart */
+		break;
 	case ACT_REPLY_JOIN: reply_join(s, t, a); break;
 	case ACT_REPLY_OUTCOME: reply_outcome(s, t, a); break;
 	case ACT_REPLY_ERROR: reply_error(s, t, a); break;
 	case ACT_FORGET: break; /* handled after every action ran */
 	}
+}
+
+static int is_commit_send(const struct coord_action *a)
+{
+	return a->type == ACT_SEND_DECISION && a->decision == DECIDE_COMMIT;
+}
+
+/*
+ * coord.prepare.partial_send and coord.commit.partial_send fire after the first of
+ * several Prepares (or COMMIT decisions) of one step is on the wire, before the rest.
+ */
+static void partial_send_faults(struct coord_server *s, struct coord_txn *t,
+				const struct coord_actions *out, size_t i)
+{
+	const struct coord_action *a = &out->a[i];
+	int first = 1, more = 0;
+
+	if (a->type != ACT_SEND_PREPARE && !is_commit_send(a))
+		return;
+	for (size_t j = 0; j < out->n; j++) {
+		int same = out->a[j].type == a->type && (a->type == ACT_SEND_PREPARE ||
+							  is_commit_send(&out->a[j]));
+		if (same && j < i)
+			first = 0;
+		if (same && j > i)
+			more = 1;
+	}
+	if (!first || !more)
+		return;
+	struct peer *p = coord_peer(s, a->peer);
+	coord_conn_flush(p ? coord_conn_get(s, p->conn) : NULL);
+	tpc_fault(&s->faults, a->type == ACT_SEND_PREPARE ? TPC_FP_COORD_PREPARE_PARTIAL_SEND
+							  : TPC_FP_COORD_COMMIT_PARTIAL_SEND);
 }
 
 int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coord_event *ev)
@@ -254,8 +287,11 @@ int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coor
 	out.n = 0;
 	int rc = coord_txn_step(t, &s->tcfg, ev, tpc_now_ms(), &out);
 
-	for (size_t i = 0; i < out.n; i++)
+	for (size_t i = 0; i < out.n; i++) {
 		execute(s, t, &out.a[i]);
+		if (s->faults.armed)
+			partial_send_faults(s, t, &out, i);
+	}
 	if (t->state == TXN_DONE) {
 		if (t->abort_reason)
 			tpc_logf(&s->log, TPC_LOG_DEBUG, "txid %llu aborted: %s",

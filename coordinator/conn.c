@@ -43,6 +43,12 @@ void coord_conn_send(struct conn *c, const Tpc__Envelope *env)
 			 tpc_wire_body_name(env->body_case), strerror(-rc));
 }
 
+void coord_conn_flush(struct conn *c)
+{
+	if (c && !c->closing)
+		evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
+}
+
 void coord_conn_send_error(struct conn *c, uint64_t req, int code, const char *msg,
 			   uint64_t txid)
 {
@@ -58,13 +64,30 @@ void coord_conn_send_error(struct conn *c, uint64_t req, int code, const char *m
 	coord_conn_send(c, &env);
 }
 
-static void on_flushed(struct bufferevent *bev, void *arg)
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+static void on_discard(struct bufferevent *bev, void *arg)
 {
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		conn_free(arg);
+	evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg);
+/*
+ * The Error is written: half-close and read (and discard) until the peer closes, so
+ * the close does not turn into a reset that could destroy the Error before the peer
+ * reads it. The read timeout bounds how long a silent peer holds the slot.
+ */
+static void on_flushed(struct bufferevent *bev, void *arg)
+{
+	struct timeval linger = { 2, 0 };
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return;
+	shutdown(bufferevent_getfd(bev), SHUT_WR);
+	bufferevent_setcb(bev, on_discard, NULL, on_event, arg);
+	bufferevent_set_timeouts(bev, &linger, NULL);
+	bufferevent_enable(bev, EV_READ);
+}
+
 
 /* Send an Error, then close once it is written; reads stop now. */
 void coord_conn_fail(struct conn *c, int code, const char *msg)
@@ -125,7 +148,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
 		if (what & BEV_EVENT_ERROR)
 			tpc_logf(&c->srv->log, TPC_LOG_DEBUG, "%s: %s", c->addr,
 				 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));

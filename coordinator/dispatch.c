@@ -237,9 +237,11 @@ static int on_begin(struct conn *c, uint64_t req, const Tpc__Begin *b)
 		coord_conn_send_error(c, req, E(UNAVAILABLE), "coordinator is shutting down", 0);
 		return 0;
 	}
-	if (begin_limits(c, req, b))
+	/* A key first: a retried Begin whose work committed is answered even at a limit. */
+	if (key && key[0] && strlen(key) <= c->srv->cfg.max_key_len &&
+	    begin_check_key(c, req, key, strlen(key), &fenced))
 		return 0;
-	if (key && key[0] && begin_check_key(c, req, key, strlen(key), &fenced))
+	if (begin_limits(c, req, b))
 		return 0;
 	struct coord_txn *t = begin_new(c, b);
 	if (!t) {
@@ -350,7 +352,7 @@ static int on_vote(struct conn *c, uint64_t req, const Tpc__Vote *v)
 	struct coord_txn *t = find_txn(s, v->txid);
 	if (!t) {
 		/* Decided and forgotten, or never known: tell it what the log says. */
-		int rc = v->vote == TPC__VOTE_KIND__VOTE_NO ? 0 : logged_commit(s, v->txid);
+		int rc = logged_commit(s, v->txid);
 		if (rc >= 0 && v->vote != TPC__VOTE_KIND__VOTE_READ_ONLY)
 			send_decision_to(c, v->txid, rc == 1);
 		return 0;

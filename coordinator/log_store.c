@@ -345,6 +345,8 @@ static int apply_complete(struct lmdb_log *lg, MDB_txn *txn, const struct coord_
 		return 0; /* never logged, or already swept: nothing to complete */
 	if (rc)
 		return lmdb_err(rc);
+	if (r->forget) /* no outcome retention: forget the decision outright */
+		return lmdb_err(mdb_del(txn, lg->decisions, &k, NULL));
 	if (is_tombstone(&v))
 		return 0; /* keep the first completion time */
 	encode_tombstone(tomb, r->wall_ms);

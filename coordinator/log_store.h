@@ -36,6 +36,7 @@ struct coord_rec {
 	enum coord_rec_type type;
 	uint64_t txid;
 	uint64_t wall_ms;        /* decision time (COMMIT), completion time (COMPLETE) */
+	int forget;              /* COMPLETE: delete the record instead of keeping a tombstone */
 	const char *key;         /* COMMIT: client transaction key or NULL; not owned */
 	size_t key_len;
 	uint32_t nparts;         /* COMMIT: participant names; not owned */

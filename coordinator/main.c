@@ -32,7 +32,7 @@ static const char usage_text[] =
 	"      --max-participants N     participants per transaction (default 32, max 64)\n"
 	"      --retry-max DURATION     cap of the decision resend backoff (default 10s)\n"
 	"      --outcome-retention DURATION  how long a completed commit still answers\n"
-	"                               status queries (default 10m)\n"
+	"                               status queries (default 10m; 0: forget at once)\n"
 	"      --key-retention DURATION how long client transaction keys are kept (default 24h)\n"
 	"      --group-commit N         records per log batch; 1 turns group commit off\n"
 	"                               (default 4096)\n"
@@ -47,7 +47,10 @@ static const char usage_text[] =
 	"Environment:\n"
 	"  TPC_FAULTS=POINT=ACTION[,...]  arm fault points for failure testing, e.g.\n"
 	"                               coord.decision.after_log=crash (SIGKILL itself once\n"
-	"                               a COMMIT is durable, before anyone is told)\n";
+	"                               a COMMIT is durable, before anyone is told); actions\n"
+	"                               crash, crash@N, crash%P, delay:MS, fail, fail@N, fail%P;\n"
+	"                               see docs/failure-injection.md\n"
+	"  TPC_FAULT_SEED=N             seed for probabilistic faults\n";
 
 enum {
 	OPT_ID = 256, OPT_MAX_FRAME, OPT_TXN_TIMEOUT, OPT_PREPARE_TIMEOUT, OPT_MAX_CONNS,

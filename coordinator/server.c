@@ -244,14 +244,15 @@ static void txn_config(struct coord_server *s)
 static int setup_faults(struct coord_server *s)
 {
 	char err[160];
-	const char *spec = getenv("TPC_FAULTS");
 
-	if (coord_faults_parse(&s->faults, spec, err, sizeof(err))) {
+	tpc_faults_init(&s->faults, "tpc-coordinator");
+	if (tpc_faults_arm_from_env(&s->faults, err, sizeof(err))) {
 		tpc_logf(&s->log, TPC_LOG_ERROR, "TPC_FAULTS: %s", err);
 		return -EINVAL;
 	}
-	if (s->faults.n)
-		tpc_logf(&s->log, TPC_LOG_WARN, "fault injection armed: TPC_FAULTS=%s", spec);
+	if (s->faults.armed)
+		tpc_logf(&s->log, TPC_LOG_WARN, "fault injection armed: TPC_FAULTS=%s",
+			 getenv("TPC_FAULTS"));
 	return 0;
 }
 
@@ -344,6 +345,7 @@ void coord_server_free(struct coord_server *s)
 		event_free(s->sig_int);
 	if (s->base)
 		event_base_free(s->base);
+	tpc_faults_destroy(&s->faults);
 	tpc_logf(&s->log, TPC_LOG_INFO, "stopped");
 	free(s);
 }

@@ -82,7 +82,7 @@ struct coord_server {
 	uint32_t conns_cap, nconns;
 
 	struct coord_stats stats;
-	struct coord_faults faults; /* armed fault points (TPC_FAULTS), parsed at start */
+	struct tpc_faults faults;   /* armed fault points (TPC_FAULTS), parsed at start */
 	int stopping;
 	int exit_code;
 };
@@ -91,6 +91,8 @@ struct coord_server {
 int coord_listen(struct coord_server *s);
 struct conn *coord_conn_get(struct coord_server *s, uint64_t id);
 void coord_conn_send(struct conn *c, const Tpc__Envelope *env);
+/** Write what is queued for @p c now (before a fault point may crash). NULL: no-op. */
+void coord_conn_flush(struct conn *c);
 void coord_conn_send_error(struct conn *c, uint64_t req, int code, const char *msg,
 			   uint64_t txid);
 void coord_conn_fail(struct conn *c, int code, const char *msg);

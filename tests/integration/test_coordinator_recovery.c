@@ -60,7 +60,7 @@ static void test_crash_after_decision_is_logged_commits_on_restart(void **state)
 		fail_msg("commit: expected the connection to drop, got %s (%s)",
 			 tpc_wc_strerror(rc), tpc_wc_errmsg(wc));
 	expect_coord_killed(c);
-	coord_log_has(c, "fault coord.decision.after_log: crashing");
+	coord_log_has(c, "fault coord.decision.after_log fired: crash");
 	for (int i = 0; i < 2; i++) {
 		part_expect(c, i, "voted %llu YES", (unsigned long long)txid);
 		part_expect(c, i, "disconnected");
