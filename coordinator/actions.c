@@ -7,6 +7,7 @@
  * EV_LOGGED only after the batch holding the COMMIT record was committed and synced.
  */
 #include "server_int.h"
+#include "broken.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -226,12 +227,27 @@ void coord_arm(struct coord_server *s, struct coord_txn *t)
 	coord_timer_arm(s, at);
 }
 
+/* BROKEN (test binaries only, broken.h): COMMIT leaves before the decision is forced. */
+static void broken_commit_before_log(struct coord_server *s, struct coord_txn *t)
+{
+	for (uint8_t i = 0; i < t->nparts; i++) {
+		if (t->parts[i].state != PART_YES)
+			continue;
+		send_decision(s, t, t->parts[i].peer, DECIDE_COMMIT);
+		struct peer *p = coord_peer(s, t->parts[i].peer);
+		coord_conn_flush(p ? coord_conn_get(s, p->conn) : NULL);
+		return;
+	}
+}
+
 static void execute(struct coord_server *s, struct coord_txn *t, const struct coord_action *a)
 {
 	switch (a->type) {
 	case ACT_SEND_PREPARE: send_prepare(s, t, a->peer); break;
 	case ACT_SEND_DECISION: send_decision(s, t, a->peer, a->decision); break;
 	case ACT_LOG_COMMIT:
+		if (tpc_broken("coord.commit_before_log"))
+			broken_commit_before_log(s, t);
 		if (tpc_fault(&s->faults, TPC_FP_COORD_DECISION_BEFORE_LOG) || log_commit(s, t)) {
 			struct coord_event ev = { .type = EV_LOGGED, .status = -ENOMEM };
 			coord_step(s, t, &ev); /* surfaces as UNKNOWN and a retry */

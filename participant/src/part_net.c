@@ -6,6 +6,7 @@
  * errors) find their transaction without a table of outstanding requests.
  */
 #include "part_int.h"
+#include "broken.h"
 
 #include <errno.h>
 #include <string.h>
@@ -156,6 +157,8 @@ static void on_decision(struct tpc_participant *p, const Tpc__Decision *m)
 	struct part_event ev = { .type = PEV_DECISION, .epoch = m->epoch, .commit = commit };
 
 	if (t) {
+		if (commit && tpc_broken("part.ack_before_apply") && t->m.state == PS_PREPARED)
+			part_send_ack(p, m->txid); /* BROKEN (test binaries only): ack first */
 		part_step(p, t, &ev);
 		return;
 	}

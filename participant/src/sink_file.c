@@ -28,6 +28,7 @@
  * Limits (checked at prepare, vote NO; and again at commit, -EINVAL): key 1..64 KiB,
  * value up to 16 MiB.
  */
+#include "broken.h"
 #include "tpc/sink_file.h"
 
 #include <errno.h>
@@ -583,8 +584,8 @@ static int encode_batch(struct file_sink *s, const tpc_sink_txn *txns, size_t n,
 
 	*len = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (set_has(&s->applied, txns[i].txid))
-			continue;
+		if (set_has(&s->applied, txns[i].txid) && !tpc_broken("sink.no_dedup"))
+			continue; /* applied already: a no-op (the BROKEN test variant re-applies) */
 		rc = set_add(batch, txns[i].txid);
 		if (rc <= 0) {
 			if (rc < 0)
@@ -681,3 +682,55 @@ static const tpc_sink_ops file_ops = {
 	.applied = file_applied,
 	.destroy = file_destroy,
 };
+
+/* ------------------------------------------------------------------ dump */
+
+static int dump_line(const unsigned char *p, const struct line *l, tpc_sink_file_dump_fn fn,
+		     void *arg)
+{
+	size_t klen = l->key_hex / 2, vlen = l->value_hex / 2;
+	unsigned char *kv = malloc(klen + vlen + 1);
+	const unsigned char *kh = p, *vh;
+	int rc;
+
+	if (!kv)
+		return -ENOMEM;
+	/* The key starts after the second tab; the value after the third. */
+	for (int tabs = 0; tabs < 2; kh++)
+		tabs += *kh == '\t';
+	vh = kh + l->key_hex + 1;
+	for (size_t i = 0; i < klen; i++)
+		kv[i] = (unsigned char)(hex_val(kh[2 * i]) << 4 | hex_val(kh[2 * i + 1]));
+	for (size_t i = 0; i < vlen; i++)
+		kv[klen + i] = (unsigned char)(hex_val(vh[2 * i]) << 4 | hex_val(vh[2 * i + 1]));
+	rc = fn(arg, l->txid, l->index, l->count, kv, klen, kv + klen, vlen);
+	free(kv);
+	return rc;
+}
+
+int tpc_sink_file_dump(const char *path, tpc_sink_file_dump_fn fn, void *arg)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = 0;
+
+	if (!f)
+		return -errno;
+	while (rc == 0 && (n = getline(&buf, &cap, f)) > 0) {
+		struct line l;
+		if (buf[n - 1] != '\n')
+			break; /* a torn last line is not data */
+		if (parse_line((const unsigned char *)buf, (size_t)n - 1, &l) != 0) {
+			rc = -EBADMSG;
+			break;
+		}
+		if (l.count == 0)
+			continue; /* marker of a transaction without writes */
+		rc = dump_line((const unsigned char *)buf, &l, fn, arg);
+	}
+	free(buf);
+	fclose(f);
+	return rc;
+}

@@ -249,6 +249,7 @@ struct fixture {
 	int clients[MAX_CLIENTS];
 	int nclients;
 	int nlogs; /* stderr logs of short-lived runs, numbered */
+	int upstream_port; /* where the proxy connects: the echo server unless a test says */
 	char reply[1024];
 };
 
@@ -263,6 +264,7 @@ static int setup(void **state)
 	assert_int_equal(tpc_tmpdir_make(fx->dir, sizeof(fx->dir)), 0);
 	snprintf(fx->log, sizeof(fx->log), "%s/proxy.log", fx->dir);
 	echo_start(&fx->echo);
+	fx->upstream_port = fx->echo.port;
 	*state = fx;
 	return 0;
 }
@@ -333,7 +335,7 @@ static int client(struct fixture *fx)
 }
 
 /*
- * Start the proxy in front of the echo server; extra arguments end with NULL. Learns
+ * Start the proxy in front of fx->upstream_port; extra arguments end with NULL. Learns
  * both ports from the "listening" line and opens the control connection.
  */
 static void proxy_start(struct fixture *fx, ...)
@@ -344,7 +346,7 @@ static void proxy_start(struct fixture *fx, ...)
 	int n = 9;
 	va_list ap;
 
-	snprintf(up, sizeof(up), "127.0.0.1:%d", fx->echo.port);
+	snprintf(up, sizeof(up), "127.0.0.1:%d", fx->upstream_port);
 	va_start(ap, fx);
 	while (n < 31 && (argv[n] = va_arg(ap, char *)))
 		n++;
@@ -467,17 +469,20 @@ static void expect_nothing(int fd)
 	assert_int_equal(rc, 0);
 }
 
-/* The connection must close within WAIT_MS (FIN or RST), with no frame before. */
-static void expect_closed(int fd)
+/* The connection must close within WAIT_MS, with no frame before: by an RST when
+ * @p rst, otherwise by a FIN or an RST. */
+static void expect_closed(int fd, int rst)
 {
 	uint32_t seq = 0;
 	size_t len = 0;
 	int rc = recv_frame(fd, WAIT_MS, &seq, &len);
 
+	if (rc == 1)
+		fail_msg("frame %u arrived, expected the connection to close", seq);
 	if (rc == -2)
 		assert_int_equal(errno, ECONNRESET);
 	else
-		assert_int_equal(rc, -1);
+		assert_int_equal(rc, rst ? -2 : -1);
 }
 
 /* ---- control ---------------------------------------------------------------------- */
@@ -774,7 +779,7 @@ static void test_reset_closes_every_connection_and_new_ones_work(void **state)
 	send_frame(c1, 1, 10);
 	expect_frame(c1, 1);
 	assert_string_equal(ctl(fx, "reset"), "ok reset 1");
-	expect_closed(c1);
+	expect_closed(c1, 1);
 	wait_stat(fx, STAT(conns), 0, 1, &s);
 	assert_int_equal(s.resets, 1);
 
@@ -783,7 +788,7 @@ static void test_reset_closes_every_connection_and_new_ones_work(void **state)
 	expect_frame(c2, 2);
 	/* SIGUSR1 does the same, for scripts. */
 	assert_int_equal(kill(tpc_proc_pid(fx->proxy), SIGUSR1), 0);
-	expect_closed(c2);
+	expect_closed(c2, 1);
 	wait_stat(fx, STAT(resets), 2, 1, NULL);
 
 	int c3 = client(fx);
@@ -801,7 +806,7 @@ static void test_oversized_frame_closes_the_pair(void **state)
 	send_frame(c1, 1, 1024); /* exactly the limit: fine */
 	expect_frame(c1, 1);
 	send_frame(c1, 2, 1025);
-	expect_closed(c1);
+	expect_closed(c1, 0);
 	wait_stat(fx, STAT(conns), 0, 1, NULL);
 	assert_int_equal(echo_seen(&fx->echo, seen, 4), 1);
 	assert_int_equal(seen[0], 1);
@@ -809,6 +814,19 @@ static void test_oversized_frame_closes_the_pair(void **state)
 	int c2 = client(fx); /* the proxy still serves everyone else */
 	send_frame(c2, 3, 100);
 	expect_frame(c2, 3);
+}
+
+static void test_unreachable_upstream_closes_the_client(void **state)
+{
+	struct fixture *fx = *state;
+
+	fx->upstream_port = tpc_free_port(); /* nothing listens there */
+	assert_true(fx->upstream_port > 0);
+	proxy_start(fx, NULL);
+	int fd = client(fx);
+	send_frame(fd, 1, 10);
+	expect_closed(fd, 0);
+	wait_stat(fx, STAT(conns), 0, 1, NULL);
 }
 
 /* ---- tests: determinism ----------------------------------------------------------- */
@@ -895,7 +913,7 @@ static void test_quit_stops_the_proxy(void **state)
 	assert_int_equal(tpc_proc_wait_exit(fx->proxy, WAIT_MS, &status), 0);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	expect_closed(fd);
+	expect_closed(fd, 0);
 }
 
 /* Run the proxy with bad flags: exit status 2 and @p needle in its stderr. */
@@ -1021,6 +1039,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_partition_black_holes_frames_and_heal_restores_flow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_closes_every_connection_and_new_ones_work, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_frame_closes_the_pair, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unreachable_upstream_closes_the_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_same_seed_gives_the_same_drop_pattern, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_commands_get_errors_and_good_ones_apply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quit_stops_the_proxy, setup, teardown),

@@ -210,8 +210,8 @@ static int set_add(tpc_procs *set, tpc_proc *p)
 /* ---- spawning ----------------------------------------------------------------- */
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
-static void child_exec(char *const argv[], pid_t parent, int in_rd, int out_wr, int err_fd,
-		       int report_fd)
+static void child_exec(char *const argv[], char *const envp[], pid_t parent, int in_rd,
+		       int out_wr, int err_fd, int report_fd)
 {
 	sigset_t none;
 	int e;
@@ -227,7 +227,7 @@ static void child_exec(char *const argv[], pid_t parent, int in_rd, int out_wr, 
 		signal(sig, SIG_DFL); /* ignored signals would survive exec */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	execv(argv[0], argv);
+	execve(argv[0], argv, envp);
 out_report:
 	e = errno;
 	if (write(report_fd, &e, sizeof(e)) < 0)
@@ -259,13 +259,51 @@ static tpc_proc *proc_alloc(const char *path)
 	return p;
 }
 
+extern char **environ;
+
+/* The caller's environment with @p extra ("NAME=VALUE") replacing or adding entries;
+ * built before fork() because the child may only make async-signal-safe calls.
+ * The strings are shared with environ and extra; free only the array. */
+static char **env_merge(const char *const extra[])
+{
+	size_t n = 0, k = 0, m = 0;
+
+	while (environ[n])
+		n++;
+	while (extra && extra[m])
+		m++;
+	char **v = calloc(n + m + 1, sizeof(*v));
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		int replaced = 0;
+		for (size_t j = 0; j < m && !replaced; j++) {
+			const char *eq = strchr(extra[j], '=');
+			size_t len = eq ? (size_t)(eq - extra[j]) : strlen(extra[j]);
+			replaced = strncmp(environ[i], extra[j], len) == 0 && environ[i][len] == '=';
+		}
+		if (!replaced)
+			v[k++] = environ[i];
+	}
+	for (size_t j = 0; j < m; j++)
+		v[k++] = (char *)extra[j];
+	return v;
+}
+
 tpc_proc *tpc_proc_spawn(tpc_procs *set, char *const argv[], const char *stderr_path)
+{
+	return tpc_proc_spawn_env(set, argv, stderr_path, NULL);
+}
+
+tpc_proc *tpc_proc_spawn_env(tpc_procs *set, char *const argv[], const char *stderr_path,
+			     const char *const env[])
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, rep[2] = { -1, -1 }, err_fd = -1;
 	int rc = -ENOMEM;
 	tpc_proc *p = proc_alloc(argv[0]);
+	char **envp = env_merge(env);
 
-	if (!p)
+	if (!p || !envp)
 		goto out_fail;
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0)
 		goto out_errno;
@@ -278,7 +316,7 @@ tpc_proc *tpc_proc_spawn(tpc_procs *set, char *const argv[], const char *stderr_
 	if (p->pid < 0)
 		goto out_errno;
 	if (p->pid == 0)
-		child_exec(argv, parent, in[0], out[1], err_fd, rep[1]);
+		child_exec(argv, envp, parent, in[0], out[1], err_fd, rep[1]);
 	setpgid(p->pid, p->pid); /* also done by the child; whichever runs first wins */
 	close_fd(&rep[1]);
 	rc = exec_result(rep[0]);
@@ -316,9 +354,84 @@ out_close:
 	close_fd(&rep[0]);
 	close_fd(&rep[1]);
 	close_fd(&err_fd);
+	free(envp);
 	if (!p)
 		errno = -rc;
 	return p;
+}
+
+/* ---- one-shot commands -------------------------------------------------------- */
+
+/* Read the child's stdout to EOF or the deadline; bytes past cap - 1 are dropped. */
+static int capture_out(int fd, char *out, size_t cap, uint64_t deadline)
+{
+	size_t len = 0;
+	int rc = 0;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		char buf[4096];
+		int n = poll(&pfd, 1, ms_left(deadline));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			return -ETIMEDOUT;
+		ssize_t got = read(fd, buf, sizeof(buf));
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (got <= 0)
+			break;
+		size_t take = (size_t)got < cap - 1 - len ? (size_t)got : cap - 1 - len;
+		memcpy(out + len, buf, take);
+		len += take;
+		if (take < (size_t)got)
+			rc = -EMSGSIZE;
+	}
+	out[len] = '\0';
+	return rc;
+}
+
+int tpc_run_capture(char *const argv[], char *out, size_t cap, int timeout_ms, int *status)
+{
+	int pipefd[2], rep[2] = { -1, -1 }, nul = -1, st = 0, rc;
+	uint64_t deadline = deadline_in(timeout_ms);
+	pid_t pid;
+
+	if (!cap)
+		return -EINVAL;
+	out[0] = '\0';
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(rep, O_CLOEXEC) < 0 || (nul = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	pid_t parent = getpid();
+	pid = fork();
+	if (pid < 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	if (pid == 0)
+		child_exec(argv, environ, parent, nul, pipefd[1], 2, rep[1]);
+	close_fd(&pipefd[1]);
+	close_fd(&rep[1]);
+	rc = exec_result(rep[0]);
+	if (rc == 0)
+		rc = capture_out(pipefd[0], out, cap, deadline);
+	if (rc == -ETIMEDOUT)
+		kill(-pid, SIGKILL);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (status)
+		*status = st;
+out_close:
+	close_fd(&pipefd[0]);
+	close_fd(&pipefd[1]);
+	close_fd(&rep[0]);
+	close_fd(&rep[1]);
+	close_fd(&nul);
+	return rc;
 }
 
 pid_t tpc_proc_pid(const tpc_proc *p) { return p->pid; }

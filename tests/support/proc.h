@@ -56,6 +56,25 @@ void tpc_procs_free(tpc_procs *set);
  */
 tpc_proc *tpc_proc_spawn(tpc_procs *set, char *const argv[], const char *stderr_path);
 
+/**
+ * @brief Like tpc_proc_spawn, with extra environment entries for this child only.
+ * @param env NULL-terminated "NAME=VALUE" strings; each replaces the caller's NAME (if
+ *            set) in the child's environment, the rest of which is the caller's. NULL:
+ *            the same as tpc_proc_spawn. The caller's own environment is not changed.
+ */
+tpc_proc *tpc_proc_spawn_env(tpc_procs *set, char *const argv[], const char *stderr_path,
+			     const char *const env[]);
+
+/**
+ * @brief Run argv[0] (no PATH search) to completion and capture its stdout; its stderr
+ *        is the caller's. For short read-only commands (e.g. `tpc-kv --dump`).
+ * @param out receives stdout, NUL-terminated (truncated to @p cap - 1 bytes)
+ * @param[out] status the wait status; may be NULL
+ * @return 0; -EMSGSIZE if the output did not fit (the command still ran to the end);
+ *         -ETIMEDOUT (the child was killed); or -errno (including the exec error).
+ */
+int tpc_run_capture(char *const argv[], char *out, size_t cap, int timeout_ms, int *status);
+
 /** @brief The child's pid. */
 pid_t tpc_proc_pid(const tpc_proc *p);
 

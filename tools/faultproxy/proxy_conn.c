@@ -29,6 +29,7 @@
 #define FP_HIGH_WATER (4u << 20) /* pause a source once this much waits for its sink */
 #define FP_LOW_WATER (1u << 20)  /* and resume it once the sink is down to this */
 #define FP_DRAIN_MS 5000         /* a pair with one side gone closes after this at most */
+#define FP_MAX_READ (64 * 1024)  /* bytes one read() may take: many frames per call */
 
 static const char *const side_name[2] = { "client", "upstream" };
 
@@ -295,11 +296,15 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	int rc = tpc_wire_read(bufferevent_get_input(bev), &d->dec, on_frame, d);
 
 	if (rc < 0) {
-		const char *why = rc == TPC_FRAME_ERR_TOO_BIG ? "a frame larger than --max-frame"
-				  : rc == TPC_FRAME_ERR_EMPTY ? "an empty frame"
-							       : "a frame it could not buffer";
-		tpc_logf(&p->px->lg, TPC_LOG_WARN, "pair %llu: the %s sent %s; closing the pair",
-			 (unsigned long long)p->id, side_name[d->from], why);
+		if (rc == TPC_FRAME_ERR_TOO_BIG)
+			tpc_logf(&p->px->lg, TPC_LOG_WARN,
+				 "pair %llu: the %s announced a %u-byte frame (--max-frame %u); "
+				 "closing the pair", (unsigned long long)p->id, side_name[d->from],
+				 (unsigned)d->dec.body_len, (unsigned)d->dec.max_frame);
+		else
+			tpc_logf(&p->px->lg, TPC_LOG_WARN, "pair %llu: the %s sent %s; closing the pair",
+				 (unsigned long long)p->id, side_name[d->from],
+				 rc == TPC_FRAME_ERR_EMPTY ? "an empty frame" : "a frame it could not buffer");
 		pair_free(p, 0);
 		return;
 	}
@@ -391,6 +396,7 @@ static void close_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void bev_setup(struct fp_pair *p, int side)
 {
 	bufferevent_setcb(p->bev[side], read_cb, write_cb, event_cb, &p->dir[side]);
+	bufferevent_set_max_single_read(p->bev[side], FP_MAX_READ);
 	bufferevent_setwatermark(p->bev[side], EV_WRITE, FP_LOW_WATER, 0);
 	bufferevent_enable(p->bev[side], EV_READ | EV_WRITE);
 }

@@ -28,6 +28,7 @@
 
 #include "tpc/libevent.h"
 #include "tpc/participant.h"
+#include "tpc/sink_file.h"
 #include "tpc/sink_lmdb.h"
 #include "util.h"
 #include "wire.h"
@@ -38,6 +39,7 @@ struct kv_opts {
 	const char *name, *listen, *coordinator, *data;
 	const char *refuse[MAX_REFUSE]; /* test-only: keys whose transactions vote NO */
 	int nrefuse;
+	int file_sink;                  /* --sink file: the append-only file sink */
 	uint32_t group_commit;
 	uint32_t txn_timeout_ms;
 	int dump, prepared;
@@ -154,6 +156,11 @@ static void on_get(struct kv_conn *c, uint64_t req, const Tpc__KvGet *m)
 	void *val = NULL;
 	size_t len = 0;
 	tpc_txid txid = 0;
+	if (c->srv->opts.file_sink) {
+		send_error(c, req, TPC__ERROR_CODE__ERR_UNAVAILABLE,
+			   "get is served with the lmdb sink only", 0);
+		return;
+	}
 	int rc = tpc_sink_lmdb_get(c->srv->sink, m->key.data, m->key.len, &val, &len, &txid);
 
 	if (rc < 0) {
@@ -263,14 +270,65 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(s->base);
 }
 
-/* Test-only NO votes: refuse a transaction that writes one of the listed keys. */
-static int refuse_key(void *arg, const tpc_write *w)
+/*
+ * Test-only NO votes: a sink wrapped around the real one that refuses, at prepare, any
+ * transaction writing one of the --refuse-key keys, and passes everything else through.
+ */
+struct refusing_sink {
+	const struct kv_opts *opts;
+	tpc_sink *inner;
+};
+
+static int refusing_prepare(void *self, const tpc_sink_txn *txn, char *reason, size_t len)
 {
-	const struct kv_opts *o = arg;
-	for (int i = 0; i < o->nrefuse; i++)
-		if (strlen(o->refuse[i]) == w->key_len && !memcmp(o->refuse[i], w->key, w->key_len))
-			return 1;
-	return 0;
+	struct refusing_sink *rs = self;
+	for (size_t w = 0; w < txn->nwrites; w++)
+		for (int i = 0; i < rs->opts->nrefuse; i++) {
+			const char *k = rs->opts->refuse[i];
+			if (strlen(k) == txn->writes[w].key_len &&
+			    !memcmp(k, txn->writes[w].key, txn->writes[w].key_len)) {
+				snprintf(reason, len, "key %s is refused (--refuse-key)", k);
+				return TPC_EREFUSED;
+			}
+		}
+	return tpc_sink_prepare(rs->inner, txn, reason, len);
+}
+
+static int refusing_commit(void *self, const tpc_sink_txn *txns, size_t n)
+{
+	return tpc_sink_commit(((struct refusing_sink *)self)->inner, txns, n);
+}
+
+static int refusing_applied(void *self, tpc_txid txid)
+{
+	return tpc_sink_applied(((struct refusing_sink *)self)->inner, txid);
+}
+
+static void refusing_destroy(void *self)
+{
+	tpc_sink_free(((struct refusing_sink *)self)->inner);
+	free(self);
+}
+
+static const tpc_sink_ops refusing_ops = {
+	.prepare = refusing_prepare,
+	.commit = refusing_commit,
+	.applied = refusing_applied,
+	.destroy = refusing_destroy,
+};
+
+static tpc_sink *wrap_refusing(const struct kv_opts *opts, tpc_sink *inner)
+{
+	struct refusing_sink *rs = malloc(sizeof(*rs));
+	tpc_sink *s = rs ? tpc_sink_new(&refusing_ops, rs) : NULL;
+
+	if (!s) {
+		free(rs);
+		tpc_sink_free(inner);
+		return NULL;
+	}
+	*rs = (struct refusing_sink){ opts, inner };
+	return s;
 }
 
 static void on_part_log(void *arg, int level, const char *msg)
@@ -285,16 +343,26 @@ static int open_participant(struct kv_server *s)
 	int err = 0;
 	tpc_participant_config cfg;
 
-	snprintf(sink_dir, sizeof(sink_dir), "%s/sink", s->opts.data);
+	snprintf(sink_dir, sizeof(sink_dir), "%s/%s", s->opts.data,
+		 s->opts.file_sink ? "sink.log" : "sink");
 	snprintf(state_dir, sizeof(state_dir), "%s/state", s->opts.data);
-	s->sink = tpc_sink_lmdb_open(sink_dir, 0, &err);
+	if (s->opts.file_sink) {
+		uint64_t repaired = 0;
+		s->sink = tpc_sink_file_open(sink_dir, &err, &repaired);
+		if (s->sink && repaired)
+			tpc_logf(&s->log, TPC_LOG_WARN, "repaired a torn tail of %llu bytes in %s",
+				 (unsigned long long)repaired, sink_dir);
+	} else {
+		s->sink = tpc_sink_lmdb_open(sink_dir, 0, &err);
+	}
 	if (!s->sink) {
 		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot open the sink in %s: %s", sink_dir,
 			 tpc_strerror(err));
 		return err;
 	}
-	if (s->opts.nrefuse)
-		tpc_sink_lmdb_set_refuse(s->sink, refuse_key, &s->opts);
+	tpc_sink *part_sink = s->sink; /* s->sink stays the real store, for Get */
+	if (s->opts.nrefuse && !(part_sink = wrap_refusing(&s->opts, s->sink)))
+		return -ENOMEM;
 	tpc_participant_config_init(&cfg);
 	cfg.coordinator = s->opts.coordinator;
 	cfg.name = s->opts.name;
@@ -305,7 +373,7 @@ static int open_participant(struct kv_server *s)
 		cfg.group_commit_max = s->opts.group_commit;
 	if (s->opts.txn_timeout_ms)
 		cfg.txn_timeout_ms = s->opts.txn_timeout_ms;
-	s->part = tpc_participant_new(&cfg, s->sink, &err);
+	s->part = tpc_participant_new(&cfg, part_sink, &err);
 	if (!s->part) {
 		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot start the participant: %s",
 			 tpc_strerror(err));
@@ -393,9 +461,24 @@ static int dump_one(void *arg, const void *key, size_t key_len, const void *valu
 	return 0;
 }
 
+static int dump_file_line(void *arg, tpc_txid txid, uint64_t index, uint64_t count,
+			  const void *key, size_t key_len, const void *value, size_t value_len)
+{
+	return dump_one(arg, key, key_len, value, value_len, txid);
+}
+
 static int cmd_dump(const char *data)
 {
 	char dir[4096];
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s/sink.log", data);
+	if (stat(dir, &st) == 0) { /* the file sink: every applied line, in order */
+		int rc = tpc_sink_file_dump(dir, dump_file_line, NULL);
+		if (rc < 0)
+			fprintf(stderr, "tpc-kv: cannot read %s: %s\n", dir, tpc_strerror(rc));
+		return rc < 0;
+	}
 	snprintf(dir, sizeof(dir), "%s/sink", data);
 	int rc = tpc_sink_lmdb_dump(dir, dump_one, NULL);
 	if (rc < 0) {
@@ -446,13 +529,17 @@ static const char usage_text[] =
 	"      --prepared             list prepared (in-doubt) transactions, read-only\n"
 	"      --group-commit N       records per forced write; 1 turns group commit off\n"
 	"      --txn-timeout DURATION staged writes without Prepare expire (default 60s)\n"
+	"      --sink lmdb|file       where committed writes land: an LMDB store in\n"
+	"                             DIR/sink (default) or an append-only file DIR/sink.log\n"
 	"      --refuse-key KEY       TEST ONLY: vote NO on transactions writing KEY\n"
 	"                             (repeatable, up to 16)\n"
 	"  -h, --help, -V, --version\n"
 	"\n"
-	"Bytes that are not printable, tab, newline and backslash print as \\xHH in --dump.\n";
+	"Bytes that are not printable, tab, newline and backslash print as \\xHH in --dump.\n"
+	"With the file sink, --dump prints every applied line in file order (a write\n"
+	"applied twice would show twice).\n";
 
-enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT };
+enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT, OPT_SINK };
 
 static const struct option long_opts[] = {
 	{ "name", required_argument, NULL, 'n' },
@@ -462,6 +549,7 @@ static const struct option long_opts[] = {
 	{ "dump", no_argument, NULL, OPT_DUMP },
 	{ "prepared", no_argument, NULL, OPT_PREPARED },
 	{ "refuse-key", required_argument, NULL, OPT_REFUSE },
+	{ "sink", required_argument, NULL, OPT_SINK },
 	{ "group-commit", required_argument, NULL, OPT_GROUP },
 	{ "txn-timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "help", no_argument, NULL, 'h' },
@@ -485,6 +573,11 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 	case 'c': o->coordinator = v; return 0;
 	case 'd': o->data = v; return 0;
 	case OPT_DUMP: o->dump = 1; return 0;
+	case OPT_SINK:
+		if (strcmp(v, "lmdb") && strcmp(v, "file"))
+			return usage_error("--sink expects lmdb or file");
+		o->file_sink = strcmp(v, "file") == 0;
+		return 0;
 	case OPT_PREPARED: o->prepared = 1; return 0;
 	case OPT_REFUSE:
 		if (o->nrefuse == MAX_REFUSE)

@@ -25,6 +25,19 @@ extern "C" {
  */
 TPC_API tpc_sink *tpc_sink_file_open(const char *path, int *err, uint64_t *repaired_bytes);
 
+/** Callback for tpc_sink_file_dump(); return non-zero to stop. */
+typedef int (*tpc_sink_file_dump_fn)(void *arg, tpc_txid txid, uint64_t index, uint64_t count,
+				     const void *key, size_t key_len, const void *value,
+				     size_t value_len);
+
+/**
+ * @brief Read every complete write line of the file sink at @p path, in file order,
+ *        read-only (a torn last line is skipped, not repaired). A txid applied twice
+ *        (which a correct sink never does) shows up as its lines twice.
+ * @return 0, the callback's non-zero value, -EBADMSG for a malformed line, or -errno
+ */
+TPC_API int tpc_sink_file_dump(const char *path, tpc_sink_file_dump_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif
