@@ -32,9 +32,9 @@ build: $(DEPS_STAMP)
 $(ASAN_BUILD)/CMakeCache.txt: $(DEPS_STAMP)
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTPC_SANITIZE=ON -DTPC_WERROR=ON $(CMAKE_FLAGS) >/dev/null
 
-test: $(ASAN_BUILD)/CMakeCache.txt
+test: $(ASAN_BUILD)/CMakeCache.txt build
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
-	@bash scripts/run-tests.sh $(ASAN_BUILD)
+	@bash scripts/run-tests.sh $(ASAN_BUILD) $(BUILD)
 
 unit: $(ASAN_BUILD)/CMakeCache.txt
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)

@@ -12,6 +12,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -411,4 +412,29 @@ int tpc_parse_size(const char *s, uint64_t *out)
 	if (!s || parse_u64_prefix(s, &v, &end) || size_unit(end, &mul))
 		return -EINVAL;
 	return mul_checked(v, mul, out);
+}
+
+/* mkdir -p with mode 0700 for the parts that are created; the result must be a dir. */
+int tpc_mkdirs(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(dir);
+	struct stat st;
+
+	if (len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, len + 1);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	if (stat(path, &st))
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }

@@ -37,6 +37,9 @@ int tpc_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *ss
 /** @brief Parse "250", "250ms", "10s", "2m", "1h" into milliseconds. @return 0 or -EINVAL. */
 int tpc_parse_duration_ms(const char *s, uint64_t *out_ms);
 
+/** @brief mkdir -p: create @p dir and missing parents (mode 0700). @return 0 or -errno. */
+int tpc_mkdirs(const char *dir);
+
 /** @brief Parse an unsigned integer with optional K/M/G (binary) suffix. @return 0 or -EINVAL. */
 int tpc_parse_size(const char *s, uint64_t *out);
 

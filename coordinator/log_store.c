@@ -34,6 +34,7 @@
  * -EPROTO for an unknown log format; -EBUSY when another process holds the log.
  */
 #include "log_store.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -741,31 +742,6 @@ static const struct coord_log_ops lmdb_ops = {
 
 /* ------------------------------------------------------------------ open */
 
-/* mkdir -p with mode 0700 for the parts that are created; the result must be a dir. */
-static int make_dirs(const char *dir)
-{
-	char path[PATH_MAX];
-	size_t len = strlen(dir);
-	struct stat st;
-
-	if (len >= sizeof(path))
-		return -ENAMETOOLONG;
-	memcpy(path, dir, len + 1);
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(path, 0700) && errno != EEXIST)
-		return -errno;
-	if (stat(path, &st))
-		return -errno;
-	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
 /* Hold an exclusive flock on DIR/tpc.lock for as long as the log is open. */
 static int lock_dir(const char *dir, int *fd_out, char *err, size_t errlen)
 {
@@ -905,7 +881,7 @@ int coord_log_lmdb_open(struct coord_log *log, const char *dir, size_t map_size,
 		set_err(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	rc = make_dirs(dir);
+	rc = tpc_mkdirs(dir);
 	if (rc) {
 		set_err(err, errlen, "%s: cannot create the log directory: %s", dir,
 			strerror(-rc));

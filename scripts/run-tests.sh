@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test in a build folder: unit tests (cmocka, in parallel), then the
-# multi-process integration tests. Exits non-zero on any failure.
+# Runs every test: the unit and multi-process integration tests of the sanitizer build
+# (ctest), then the install check (a release build installed into a temporary prefix,
+# and examples/embed built against it). Exits non-zero on any failure.
 set -euo pipefail
-BUILD=${1:-build-asan}
-cd "$BUILD"
+ASAN_BUILD=${1:-build-asan}
+RELEASE_BUILD=${2:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-ctest --output-on-failure --timeout 600 -j2
+(cd "$ASAN_BUILD" && ctest --output-on-failure --timeout 600 -j2)
+
+bash "$ROOT/tests/install/check-install.sh" "$(cd "$RELEASE_BUILD" && pwd)"

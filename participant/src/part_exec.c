@@ -252,8 +252,12 @@ void part_on_timer(int fd, short what, void *arg)
 		struct part_event ev = { .type = PEV_TICK };
 		int was_active = t->m.state <= PS_ACTIVE;
 		part_step(p, t, &ev);
-		if (was_active && !u64map_get(&p->txns, d.txid))
+		if (was_active && !u64map_get(&p->txns, d.txid)) {
 			p->stats.expired++;
+			part_logf(p, TPC_LOG_INFO, "txid %llu: staged writes expired (no Prepare "
+				  "within %u ms)", (unsigned long long)d.txid,
+				  p->tcfg.txn_timeout_ms);
+		}
 	}
 	if (deadline_heap_peek(&p->deadlines, &d))
 		part_timer_arm(p, d.at_ms);

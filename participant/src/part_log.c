@@ -171,9 +171,9 @@ int part_log_open(struct part_log **out, const char *dir, uint64_t map_size, cha
 	*out = NULL;
 	if (!l)
 		return -ENOMEM;
-	if (mkdir(dir, 0700) && errno != EEXIST) {
-		rc = -errno;
-		set_err(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+	rc = tpc_mkdirs(dir);
+	if (rc) {
+		set_err(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
 		goto out_free;
 	}
 	rc = open_env(&l->env, dir, map_size ? map_size : (1ull << 30), 0);

@@ -171,7 +171,7 @@ static int ensure_dir(const char *dir, int *created)
 	struct stat st;
 
 	*created = 0;
-	if (mkdir(dir, 0700) == 0) {
+	if (mkdir(dir, 0700) == 0 || (errno == ENOENT && tpc_mkdirs(dir) == 0)) {
 		*created = 1;
 		return 0;
 	}

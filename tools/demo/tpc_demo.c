@@ -400,8 +400,8 @@ static int verify_store(const struct named *st, const struct result *res, uint64
 
 static int cmd_verify(const struct demo *d, const char *outcomes)
 {
-	struct result *res;
-	uint64_t n, committed = 0;
+	struct result *res = NULL;
+	uint64_t n = 0, committed = 0;
 	int bad = 0;
 
 	if (read_outcomes(outcomes, &res, &n)) {

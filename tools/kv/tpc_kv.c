@@ -384,10 +384,10 @@ static int open_participant(struct kv_server *s)
 
 static int mkdir_p_data(const char *dir)
 {
-	if (mkdir(dir, 0700) == 0 || errno == EEXIST)
-		return 0;
-	fprintf(stderr, "tpc-kv: cannot create %s: %s\n", dir, strerror(errno));
-	return -errno;
+	int rc = tpc_mkdirs(dir);
+	if (rc)
+		fprintf(stderr, "tpc-kv: cannot create %s: %s\n", dir, strerror(-rc));
+	return rc;
 }
 
 static int serve(struct kv_server *s)

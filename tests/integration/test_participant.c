@@ -1,0 +1,696 @@
+/*
+ * test_participant.c - libtpc's participant end to end, embedded in the example service:
+ * one real tpc-coordinator and two tpc-kv services, A and B, on 127.0.0.1 with ports
+ * chosen free at run time and data in a fresh temporary folder. The test is the client:
+ * Begin at the coordinator, KvPut to A and B with the txid (tpc-kv answers only once
+ * its Join is acknowledged), then Commit or Abort. What the services applied is read
+ * back with `tpc-kv --dump` and `tpc-kv --prepared`, as an operator would.
+ *
+ * Covered: a commit lands once everywhere; a client Abort and a NO vote land nowhere;
+ * kill -9 of B at three places of the crash table (PREPARED durable but no vote, YES
+ * sent, applied but not acked) ends with both sides holding the same data, applied
+ * once; a coordinator restart between transactions (D7: new epoch, the services
+ * reconnect by themselves); staged writes that never see a Prepare expire and the late
+ * Prepare is answered NO.
+ *
+ * Nothing sleeps for a fixed time: every wait polls a condition against a deadline
+ * (WAIT_MS). Faults are armed in one child only, through its environment. The cluster
+ * (coord_harness.c) kills every process and removes the folder in teardown.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "coord_harness.h"
+#include "tpc/sink_lmdb.h"
+
+#define POLL_MS 20     /* between two looks at a condition; never a wait in itself */
+#define OUT_CAP 65536  /* --dump / --prepared output */
+
+enum { A, B, NKV };
+
+struct kv {
+	tpc_proc *proc;
+	tpc_wc *wc;         /* the test's connection to the service; NULL until used */
+	char name[8];
+	int port;
+	char hostport[64];
+	char data[PATH_MAX + 32];
+	char log[PATH_MAX + 32]; /* stderr of every incarnation, appended */
+};
+
+struct fx {
+	struct cluster *c;
+	struct kv kv[NKV];
+};
+
+/* ---- fixture -------------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+	void *inner = NULL;
+	struct fx *f;
+
+	cluster_setup(&inner);
+	f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	f->c = inner;
+	for (int i = 0; i < NKV; i++) {
+		struct kv *k = &f->kv[i];
+		snprintf(k->name, sizeof(k->name), "%c", 'A' + i);
+		k->port = tpc_free_port();
+		assert_true(k->port > 0);
+		snprintf(k->hostport, sizeof(k->hostport), "127.0.0.1:%d", k->port);
+		snprintf(k->data, sizeof(k->data), "%s/%s", f->c->dir, k->name);
+		snprintf(k->log, sizeof(k->log), "%s/%s.log", f->c->dir, k->name);
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	void *inner = f->c;
+
+	for (int i = 0; i < NKV; i++)
+		tpc_wc_free(f->kv[i].wc);
+	free(f);
+	return cluster_teardown(&inner);
+}
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+static void pause_poll(void)
+{
+	poll(NULL, 0, POLL_MS);
+}
+
+static int file_has(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "r");
+	char line[2048];
+	int found = 0;
+
+	if (!fp)
+		return 0;
+	while (!found && fgets(line, sizeof(line), fp))
+		found = strstr(line, text) != NULL;
+	fclose(fp);
+	return found;
+}
+
+/* Wait until the file holds @p text (a log line written with one write()). */
+static void wait_file_has(const char *path, const char *text)
+{
+	uint64_t deadline = now_ms() + WAIT_MS;
+
+	while (!file_has(path, text)) {
+		if (now_ms() >= deadline)
+			fail_msg("%s never got \"%s\"", path, text);
+		pause_poll();
+	}
+}
+
+/* ---- the services --------------------------------------------------------------- */
+
+/*
+ * Start service @p i on its port and data folder with the extra options (NULL-
+ * terminated), with TPC_FAULTS=@p faults in its environment only when not NULL, and
+ * wait until it serves. The same port and folder are used again on a restart.
+ */
+static void kv_start(struct fx *f, int i, const char *faults, ...)
+{
+	struct kv *k = &f->kv[i];
+	char *argv[24] = { TPC_KV_BIN, "--name", k->name, "--listen", k->hostport,
+			   "--coordinator", f->c->hostport, "--data", k->data };
+	int n = 9;
+	char env_faults[160];
+	const char *env[2] = { NULL, NULL };
+	va_list ap;
+
+	va_start(ap, faults);
+	while (n < 23 && (argv[n] = va_arg(ap, char *)) != NULL)
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	if (faults) {
+		snprintf(env_faults, sizeof(env_faults), "TPC_FAULTS=%s", faults);
+		env[0] = env_faults;
+	}
+	k->proc = tpc_proc_spawn_env(f->c->procs, argv, k->log, env);
+	assert_non_null(k->proc);
+	if (tpc_wait_port("127.0.0.1", k->port, WAIT_MS) != 0) {
+		tpc_proc_dump(k->proc);
+		fail_msg("tpc-kv %s did not listen on %s within %d ms", k->name, k->hostport,
+			 WAIT_MS);
+	}
+}
+
+static void kv_close_conn(struct fx *f, int i)
+{
+	tpc_wc_free(f->kv[i].wc);
+	f->kv[i].wc = NULL;
+}
+
+/* Service @p i killed itself at an armed fault point: expect death by SIGKILL. */
+static void kv_expect_crash(struct fx *f, int i, const char *point)
+{
+	struct kv *k = &f->kv[i];
+	char fired[128];
+	int st = 0;
+
+	if (tpc_proc_wait_exit(k->proc, WAIT_MS, &st) != 0) {
+		tpc_proc_dump(k->proc);
+		fail_msg("tpc-kv %s did not crash at %s", k->name, point);
+	}
+	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+		fail_msg("tpc-kv %s ended with wait status 0x%x, not SIGKILL", k->name, st);
+	snprintf(fired, sizeof(fired), "fault %s fired: crash", point);
+	assert_true(file_has(k->log, fired));
+	kv_close_conn(f, i);
+}
+
+/* KvPut(txid, key, value) to service @p i; returns once the service answered. */
+static int kv_put_rc(struct fx *f, int i, uint64_t txid, const char *key, const char *value)
+{
+	struct kv *k = &f->kv[i];
+	Tpc__Envelope req = TPC__ENVELOPE__INIT, *rep = NULL;
+	Tpc__KvPut put = TPC__KV_PUT__INIT;
+	char err[160];
+
+	if (!k->wc) {
+		if (tpc_wc_connect(k->hostport, WAIT_MS, &k->wc, err, sizeof(err)) != 0)
+			fail_msg("connect to tpc-kv %s: %s", k->name, err);
+		tpc_wc_set_timeout(k->wc, WAIT_MS);
+	}
+	put.txid = txid;
+	put.key.data = (uint8_t *)key;
+	put.key.len = strlen(key);
+	put.value.data = (uint8_t *)value;
+	put.value.len = strlen(value);
+	req.body_case = TPC__ENVELOPE__BODY_KV_PUT;
+	req.kv_put = &put;
+	int rc = tpc_wc_call(k->wc, &req, &rep);
+	if (rc == 0) {
+		int ok = rep->body_case == TPC__ENVELOPE__BODY_KV_PUT_REPLY && rep->kv_put_reply &&
+			 rep->kv_put_reply->txid == txid;
+		tpc__envelope__free_unpacked(rep, NULL);
+		if (!ok)
+			fail_msg("put %s to %s: not a KvPutReply for txid %llu", key, k->name,
+				 (unsigned long long)txid);
+	}
+	return rc;
+}
+
+static void kv_put(struct fx *f, int i, uint64_t txid, const char *key, const char *value)
+{
+	int rc = kv_put_rc(f, i, txid, key, value);
+
+	if (rc != 0)
+		fail_msg("put %s to %s in txid %llu: %s (%s)", key, f->kv[i].name,
+			 (unsigned long long)txid, tpc_wc_strerror(rc), tpc_wc_errmsg(f->kv[i].wc));
+}
+
+/* Run `tpc-kv CMD --data DIR` (read-only; works while the service runs or is down). */
+static void kv_cmd(struct fx *f, int i, const char *cmd, char *out, size_t cap)
+{
+	char *argv[] = { TPC_KV_BIN, (char *)cmd, "--data", f->kv[i].data, NULL };
+	int st = -1;
+	int rc = tpc_run_capture(argv, out, cap, WAIT_MS, &st);
+
+	if (rc != 0)
+		fail_msg("tpc-kv %s --data %s: %s", cmd, f->kv[i].data, strerror(-rc));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("tpc-kv %s --data %s: wait status 0x%x", cmd, f->kv[i].data, st);
+}
+
+struct dump {
+	int lines;  /* applied keys */
+	int key;    /* lines for the key */
+	int exact;  /* lines reading exactly key<TAB>value<TAB>txid */
+};
+
+static struct dump kv_dump(struct fx *f, int i, const char *key, const char *value,
+			   uint64_t txid)
+{
+	static char out[OUT_CAP];
+	char want[256], key_tab[128];
+	struct dump d = { 0 };
+
+	kv_cmd(f, i, "--dump", out, sizeof(out));
+	snprintf(want, sizeof(want), "%s\t%s\t%llu", key, value, (unsigned long long)txid);
+	snprintf(key_tab, sizeof(key_tab), "%s\t", key);
+	for (char *save = NULL, *line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		d.lines++;
+		d.key += strncmp(line, key_tab, strlen(key_tab)) == 0;
+		d.exact += strcmp(line, want) == 0;
+	}
+	return d;
+}
+
+/* Wait until service @p i has applied key=value in txid; then it must be there once. */
+static void wait_applied(struct fx *f, int i, const char *key, const char *value,
+			 uint64_t txid)
+{
+	uint64_t deadline = now_ms() + WAIT_MS;
+	struct dump d;
+
+	while ((d = kv_dump(f, i, key, value, txid)).exact == 0) {
+		if (now_ms() >= deadline)
+			fail_msg("tpc-kv %s never applied %s=%s in txid %llu (%d line(s) for the "
+				 "key)", f->kv[i].name, key, value, (unsigned long long)txid, d.key);
+		pause_poll();
+	}
+	assert_int_equal(d.exact, 1);
+	assert_int_equal(d.key, 1);
+}
+
+static void expect_key_absent(struct fx *f, int i, const char *key)
+{
+	struct dump d = kv_dump(f, i, key, "", 0);
+
+	if (d.key != 0)
+		fail_msg("tpc-kv %s holds %s, which no commit wrote", f->kv[i].name, key);
+}
+
+/* Prepared transactions of service @p i; *has set if txid is among them. */
+static int kv_prepared(struct fx *f, int i, uint64_t txid, int *has)
+{
+	static char out[OUT_CAP];
+	char want[32];
+	int n = -1;
+
+	kv_cmd(f, i, "--prepared", out, sizeof(out));
+	snprintf(want, sizeof(want), "%llu ", (unsigned long long)txid);
+	if (has)
+		*has = 0;
+	for (char *save = NULL, *line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (n++ < 0) {
+			assert_true(strncmp(line, "TXID", 4) == 0); /* the header */
+			continue;
+		}
+		if (has && strncmp(line, want, strlen(want)) == 0)
+			*has = 1;
+	}
+	assert_true(n >= 0);
+	return n;
+}
+
+static void wait_prepared_empty(struct fx *f, int i)
+{
+	uint64_t deadline = now_ms() + WAIT_MS;
+	int n;
+
+	while ((n = kv_prepared(f, i, 0, NULL)) != 0) {
+		if (now_ms() >= deadline)
+			fail_msg("tpc-kv %s still has %d prepared transaction(s)", f->kv[i].name, n);
+		pause_poll();
+	}
+}
+
+static uint64_t kv_applied_count(struct fx *f, int i)
+{
+	char dir[PATH_MAX + 64];
+	uint64_t n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/sink", f->kv[i].data);
+	int rc = tpc_sink_lmdb_applied_count(dir, &n);
+	if (rc != 0)
+		fail_msg("applied count of %s: %d", dir, rc);
+	return n;
+}
+
+/* ---- tests ---------------------------------------------------------------------- */
+
+static void start_cluster(struct fx *f)
+{
+	coord_start(f->c, NULL, NULL);
+	kv_start(f, A, NULL, NULL);
+	kv_start(f, B, NULL, NULL);
+}
+
+static void test_commit_applies_the_writes_on_both_services(void **state)
+{
+	struct fx *f = *state;
+
+	start_cluster(f);
+	tpc_wc *wc = client_open(f->c, NULL);
+	uint64_t txid = client_begin(wc, NULL);
+	kv_put(f, A, txid, "order-1", "debit");
+	kv_put(f, B, txid, "order-1", "credit");
+	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
+	/* The decision reaches the services after the client heard it: poll. */
+	wait_applied(f, A, "order-1", "debit", txid);
+	wait_applied(f, B, "order-1", "credit", txid);
+	for (int i = 0; i < NKV; i++) {
+		wait_prepared_empty(f, i);
+		assert_int_equal(kv_dump(f, i, "order-1", "", 0).lines, 1);
+		assert_int_equal(kv_applied_count(f, i), 1);
+	}
+	client_status_expect(wc, txid, TPC__TXN_STATUS__STATUS_COMMITTED);
+}
+
+/* After a transaction that must leave nothing, commit a marker through both services:
+ * once the marker is applied everywhere, nothing of the first is pending anywhere. */
+static void commit_marker(struct fx *f, tpc_wc *wc, const char *key)
+{
+	uint64_t txid = client_begin(wc, NULL);
+
+	kv_put(f, A, txid, key, "m");
+	kv_put(f, B, txid, key, "m");
+	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
+	wait_applied(f, A, key, "m", txid);
+	wait_applied(f, B, key, "m", txid);
+}
+
+static void test_client_abort_applies_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct tpc_wc_outcome o;
+
+	start_cluster(f);
+	tpc_wc *wc = client_open(f->c, NULL);
+	uint64_t txid = client_begin(wc, NULL);
+	kv_put(f, A, txid, "cancelled", "a");
+	kv_put(f, B, txid, "cancelled", "b");
+	assert_int_equal(tpc_wc_abort(wc, txid, "changed my mind", &o), 0);
+	assert_int_equal(o.txid, txid);
+	assert_int_equal(o.outcome, TPC__OUTCOME_KIND__OUTCOME_ABORTED);
+	client_status_expect(wc, txid, TPC__TXN_STATUS__STATUS_ABORTED);
+	/* A late put in it may be taken (A has not heard the ABORT yet) or refused (its
+	 * Join fails); either way it never lands. A late Commit hears ABORTED. */
+	(void)kv_put_rc(f, A, txid, "late", "x");
+	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_ABORTED, NULL, 0);
+	commit_marker(f, wc, "marker");
+	for (int i = 0; i < NKV; i++) {
+		expect_key_absent(f, i, "cancelled");
+		expect_key_absent(f, i, "late");
+		assert_int_equal(kv_dump(f, i, "marker", "", 0).lines, 1);
+		wait_prepared_empty(f, i);
+	}
+}
+
+static void test_no_vote_aborts_on_every_service(void **state)
+{
+	struct fx *f = *state;
+	char reason[256];
+
+	coord_start(f->c, NULL, NULL);
+	kv_start(f, A, NULL, NULL);
+	kv_start(f, B, NULL, "--refuse-key", "bad", NULL);
+	tpc_wc *wc = client_open(f->c, NULL);
+	uint64_t txid = client_begin(wc, NULL);
+	kv_put(f, A, txid, "good", "1");
+	kv_put(f, B, txid, "bad", "2");
+	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_ABORTED, reason, sizeof(reason));
+	if (!strstr(reason, "NO"))
+		fail_msg("abort reason \"%s\" does not name the NO vote", reason);
+	/* A voted YES and made PREPARED durable; the ABORT makes it drop the record. */
+	wait_prepared_empty(f, A);
+	wait_prepared_empty(f, B);
+	commit_marker(f, wc, "marker");
+	for (int i = 0; i < NKV; i++) {
+		expect_key_absent(f, i, "good");
+		expect_key_absent(f, i, "bad");
+		assert_int_equal(kv_applied_count(f, i), 1); /* the marker only */
+	}
+}
+
+/*
+ * Crash table: a participant dies after PREPARED is durable, before it voted. The
+ * coordinator aborts (lost before voting); B finds the record on restart, asks, hears
+ * ABORTED and discards it. A, which voted YES, drops its record on the ABORT.
+ */
+static void test_kill_after_prepared_log_before_vote_aborts(void **state)
+{
+	struct fx *f = *state;
+	char reason[256];
+	int has = 0;
+
+	coord_start(f->c, NULL, NULL);
+	kv_start(f, A, NULL, NULL);
+	kv_start(f, B, "part.prepare.after_log=crash", NULL);
+	tpc_wc *wc = client_open(f->c, NULL);
+	uint64_t txid = client_begin(wc, NULL);
+	kv_put(f, A, txid, "crash-a", "1");
+	kv_put(f, B, txid, "crash-a", "2");
+	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_ABORTED, reason, sizeof(reason));
+	if (!strstr(reason, "disconnected"))
+		fail_msg("abort reason \"%s\" does not name the lost participant", reason);
+	kv_expect_crash(f, B, "part.prepare.after_log");
+	/* D2: the record B forced before dying is there, holding the write. */
+	assert_int_equal(kv_prepared(f, B, txid, &has), 1);
+	assert_true(has);
+	wait_prepared_empty(f, A);
+
+	kv_start(f, B, NULL, NULL);
+	wait_prepared_empty(f, B);
+	assert_true(file_has(f->kv[B].log, "recovered 1 prepared transaction(s)"));
+	for (int i = 0; i < NKV; i++) {
+		struct dump d = kv_dump(f, i, "crash-a", "", 0);
+		assert_int_equal(d.lines, 0);
+		assert_int_equal(kv_applied_count(f, i), 0);
+	}
+	client_status_expect(wc, txid, TPC__TXN_STATUS__STATUS_ABORTED);
+}
+
+/*
+ * Crash table: a participant dies right after its YES left. Both YES votes are in, so
+ * the client hears COMMITTED; B restarts, finds its record, gets the decision (on
+ * Hello, or by asking) and applies.
+ */
+static void test_kill_after_yes_vote_applies_after_restart(void **state)
+{
+	struct fx *f = *state;
+	int has = 0;
+
+	coord_start(f->c, NULL, NULL);
+	kv_start(f, A, NULL, NULL);
+	kv_start(f, B, "part.vote.after_send=crash", NULL);
+	tpc_wc *wc = client_open(f->c, NULL);
+	uint64_t txid = client_begin(wc, NULL);
+	kv_put(f, A, txid, "crash-b", "1");
+	kv_put(f, B, txid, "crash-b", "2");
+	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
+	kv_expect_crash(f, B, "part.vote.after_send");
+	wait_applied(f, A, "crash-b", "1", txid);
+	/* B is down, prepared, and has applied nothing. */
+	assert_int_equal(kv_prepared(f, B, txid, &has), 1);
+	assert_true(has);
+	assert_int_equal(kv_dump(f, B, "crash-b", "", 0).lines, 0);
+
+	kv_start(f, B, NULL, NULL);
+	wait_applied(f, B, "crash-b", "2", txid);
+	wait_prepared_empty(f, B);
+	wait_prepared_empty(f, A);
+	for (int i = 0; i < NKV; i++) {
+		assert_int_equal(kv_dump(f, i, "crash-b", "", 0).lines, 1);
+		assert_int_equal(kv_applied_count(f, i), 1);
+	}
+	client_status_expect(wc, txid, TPC__TXN_STATUS__STATUS_COMMITTED);
+}
+
+/*
+ * The current coordinator incarnation's log says "recovered N undelivered commit
+ * decision(s)": return N.
+ */
+static int coord_recovered(struct cluster *c)
+{
+	FILE *fp = fopen(c->coord_log, "r");
+	char line[1024];
+	int n = -1;
+
+	assert_non_null(fp);
+	while (n < 0 && fgets(line, sizeof(line), fp)) {
+		const char *s = strstr(line, "recovered ");
+		if (s && strstr(s, "undelivered commit decision"))
+			n = atoi(s + strlen("recovered "));
+	}
+	fclose(fp);
+	if (n < 0)
+		fail_msg("%s has no recovery line", c->coord_log);
+	return n;
+}
+
+/*
+ * Crash table: a participant dies after its sink applied, before the Ack (and before
+ * the PREPARED record went). On restart the decision comes again; the sink sees the
+ * txid applied and changes nothing; the record goes; the Ack reaches the coordinator.
+ */
+static void test_kill_after_apply_before_ack_applies_once(void **state)
+{
+	struct fx *f = *state;
+	struct dump d;
+	int has = 0;
+
+	coord_start(f->c, NULL, NULL);
+	kv_start(f, A, NULL, NULL);
+	kv_start(f, B, "part.commit.after_apply=crash", NULL);
+	tpc_wc *wc = client_open(f->c, NULL);
+	uint64_t txid = client_begin(wc, NULL);
+	kv_put(f, A, txid, "crash-c", "1");
+	kv_put(f, B, txid, "crash-c", "2");
+	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
+	kv_expect_crash(f, B, "part.commit.after_apply");
+	/* B died between the sink's apply and dropping its record: both are there. */
+	d = kv_dump(f, B, "crash-c", "2", txid);
+	assert_int_equal(d.exact, 1);
+	assert_int_equal(kv_prepared(f, B, txid, &has), 1);
+	assert_true(has);
+	assert_int_equal(kv_applied_count(f, B), 1);
+
+	kv_start(f, B, NULL, NULL);
+	wait_prepared_empty(f, B);
+	wait_applied(f, A, "crash-c", "1", txid);
+	wait_prepared_empty(f, A);
+	for (int i = 0; i < NKV; i++) {
+		d = kv_dump(f, i, "crash-c", "", 0);
+		assert_int_equal(d.lines, 1);
+		assert_int_equal(d.key, 1);
+		assert_int_equal(kv_applied_count(f, i), 1);
+	}
+	assert_int_equal(kv_dump(f, B, "crash-c", "2", txid).exact, 1);
+	client_status_expect(wc, txid, TPC__TXN_STATUS__STATUS_COMMITTED);
+
+	/*
+	 * The coordinator got B's Ack: restarted, it has no undelivered decision. B's Ack
+	 * left before its record drop was seen above, but may still be in flight when the
+	 * coordinator stops; a restart that still finds the decision resends it, B acks it
+	 * as already applied, and the next restart must find nothing.
+	 */
+	client_close(f->c, wc);
+	uint64_t deadline = now_ms() + WAIT_MS, epoch = 0;
+	for (;;) {
+		char seen[96];
+		coord_term_clean(f->c);
+		coord_restart(f->c);
+		wc = client_open(f->c, &epoch);
+		if (coord_recovered(f->c) == 0)
+			break;
+		if (now_ms() >= deadline)
+			fail_msg("the coordinator still holds the decision for txid %llu",
+				 (unsigned long long)txid);
+		snprintf(seen, sizeof(seen), "connected to the coordinator (epoch %llu)",
+			 (unsigned long long)epoch);
+		wait_file_has(f->kv[B].log, seen); /* B gets the decision again, acks it */
+		client_close(f->c, wc);
+	}
+	client_status_expect(wc, txid, TPC__TXN_STATUS__STATUS_COMMITTED);
+	for (int i = 0; i < NKV; i++)
+		assert_int_equal(kv_applied_count(f, i), 1);
+}
+
+/*
+ * D7: the coordinator restarts (SIGTERM, same data and port) between two committed
+ * transactions. The services reconnect by themselves, see the new epoch, and the
+ * second transaction commits too.
+ */
+static void test_coordinator_restart_services_reconnect(void **state)
+{
+	struct fx *f = *state;
+	uint64_t epoch1 = 0, epoch2 = 0;
+	char seen[96];
+
+	start_cluster(f);
+	tpc_wc *wc = client_open(f->c, &epoch1);
+	uint64_t t1 = client_begin(wc, NULL);
+	kv_put(f, A, t1, "first", "1");
+	kv_put(f, B, t1, "first", "1");
+	client_commit_expect(wc, t1, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
+	wait_applied(f, A, "first", "1", t1);
+	wait_applied(f, B, "first", "1", t1);
+
+	client_close(f->c, wc);
+	coord_term_clean(f->c);
+	coord_restart(f->c);
+	wc = client_open(f->c, &epoch2);
+	assert_true(epoch2 > epoch1);
+	uint64_t t2 = client_begin(wc, NULL);
+	assert_true(t2 != t1);
+	/* A put waits (within its deadline) for its service's reconnect and Join. */
+	kv_put(f, A, t2, "second", "2");
+	kv_put(f, B, t2, "second", "2");
+	client_commit_expect(wc, t2, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
+	snprintf(seen, sizeof(seen), "connected to the coordinator (epoch %llu)",
+		 (unsigned long long)epoch2);
+	for (int i = 0; i < NKV; i++) {
+		wait_applied(f, i, "second", "2", t2);
+		assert_int_equal(kv_dump(f, i, "first", "1", t1).exact, 1);
+		assert_int_equal(kv_applied_count(f, i), 2);
+		assert_true(file_has(f->kv[i].log, seen));
+		wait_prepared_empty(f, i);
+	}
+}
+
+/*
+ * Staged writes that never get a Prepare expire at the service; the coordinator still
+ * holds the transaction open. A late Commit sends Prepare, A answers NO (it knows
+ * nothing of the txid any more), and the transaction aborts everywhere.
+ */
+static void test_staged_writes_expire_and_a_late_prepare_is_refused(void **state)
+{
+	struct fx *f = *state;
+	char expired[96], reason[256];
+
+	coord_start(f->c, NULL, NULL);
+	kv_start(f, A, NULL, "--txn-timeout", "300ms", NULL);
+	kv_start(f, B, NULL, NULL);
+	tpc_wc *wc = client_open(f->c, NULL);
+	uint64_t txid = client_begin(wc, NULL);
+	kv_put(f, A, txid, "stale", "1");
+	kv_put(f, B, txid, "stale", "2");
+	snprintf(expired, sizeof(expired), "txid %llu: staged writes expired",
+		 (unsigned long long)txid);
+	wait_file_has(f->kv[A].log, expired);
+	/* The coordinator never heard of the expiry: to it the transaction is open. */
+	client_status_expect(wc, txid, TPC__TXN_STATUS__STATUS_PENDING);
+	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_ABORTED, reason, sizeof(reason));
+	if (!strstr(reason, "NO"))
+		fail_msg("abort reason \"%s\" does not name the NO vote", reason);
+	/* B voted YES (default timeout) and drops its PREPARED record on the ABORT. */
+	wait_prepared_empty(f, B);
+	wait_prepared_empty(f, A);
+	for (int i = 0; i < NKV; i++) {
+		expect_key_absent(f, i, "stale");
+		assert_int_equal(kv_applied_count(f, i), 0);
+	}
+	client_status_expect(wc, txid, TPC__TXN_STATUS__STATUS_ABORTED);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_commit_applies_the_writes_on_both_services,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_abort_applies_nothing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_no_vote_aborts_on_every_service, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_kill_after_prepared_log_before_vote_aborts,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kill_after_yes_vote_applies_after_restart,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kill_after_apply_before_ack_applies_once,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coordinator_restart_services_reconnect,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_staged_writes_expire_and_a_late_prepare_is_refused, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
