@@ -26,7 +26,7 @@ $(DEPS_STAMP): scripts/install-deps.sh
 deps: $(DEPS_STAMP)
 
 build: $(DEPS_STAMP)
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTPC_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 $(ASAN_BUILD)/CMakeCache.txt: $(DEPS_STAMP)
