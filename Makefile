@@ -27,21 +27,21 @@ deps: $(DEPS_STAMP)
 
 build: $(DEPS_STAMP)
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTPC_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(BUILD) -j$(JOBS)
+	@cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
 
 $(ASAN_BUILD)/CMakeCache.txt: $(DEPS_STAMP)
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTPC_SANITIZE=ON -DTPC_WERROR=ON $(CMAKE_FLAGS) >/dev/null
 
 test: $(ASAN_BUILD)/CMakeCache.txt build
-	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@cmake --build $(ASAN_BUILD) -j$(JOBS) -- --no-print-directory
 	@bash scripts/run-tests.sh $(ASAN_BUILD) $(BUILD)
 
 unit: $(ASAN_BUILD)/CMakeCache.txt
-	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@cmake --build $(ASAN_BUILD) -j$(JOBS) -- --no-print-directory
 	@cd $(ASAN_BUILD) && ctest --output-on-failure -L unit
 
 integration: $(ASAN_BUILD)/CMakeCache.txt
-	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@cmake --build $(ASAN_BUILD) -j$(JOBS) -- --no-print-directory
 	@cd $(ASAN_BUILD) && ctest --output-on-failure -L integration
 
 demo: build
