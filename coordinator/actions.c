@@ -22,14 +22,26 @@ static struct conn *peer_conn(struct coord_server *s, uint32_t peer)
 	return p ? coord_conn_get(s, p->conn) : NULL;
 }
 
+/* The admin API's last_error: what could not be done, for whom (enum coord_txn_err). */
+static void set_txn_error(struct coord_txn *t, uint8_t kind, uint32_t peer, int status)
+{
+	t->err_kind = kind;
+	t->err_peer = peer;
+	t->err_status = status;
+}
+
 static void send_prepare(struct coord_server *s, struct coord_txn *t, uint32_t peer)
 {
 	struct conn *c = peer_conn(s, peer);
 	Tpc__Envelope env = TPC__ENVELOPE__INIT;
 	Tpc__Prepare p = TPC__PREPARE__INIT;
 
-	if (!c)
+	if (!c) {
+		set_txn_error(t, TXN_ERR_PREPARE_NOT_SENT, peer, 0);
 		return; /* sent again when it says Hello (EV_PEER_UP) */
+	}
+	if (t->err_kind && t->err_peer == peer) /* it reached that participant after all */
+		set_txn_error(t, TXN_ERR_NONE, 0, 0);
 	p.txid = t->txid;
 	p.epoch = s->epoch;
 	env.body_case = TPC__ENVELOPE__BODY_PREPARE;
@@ -45,8 +57,12 @@ static void send_decision(struct coord_server *s, struct coord_txn *t, uint32_t 
 	Tpc__Envelope env = TPC__ENVELOPE__INIT;
 	Tpc__Decision d = TPC__DECISION__INIT;
 
-	if (!c)
+	if (!c) {
+		set_txn_error(t, TXN_ERR_DECISION_NOT_SENT, peer, 0);
 		return; /* COMMIT: resent on Hello; ABORT: it asks and hears ABORTED (D5) */
+	}
+	if (t->err_kind && t->err_peer == peer)
+		set_txn_error(t, TXN_ERR_NONE, 0, 0);
 	d.txid = t->txid;
 	d.decision = decision == DECIDE_COMMIT ? TPC__DECISION_KIND__DECISION_COMMIT
 					       : TPC__DECISION_KIND__DECISION_ABORT;
@@ -134,6 +150,7 @@ static int log_commit(struct coord_server *s, struct coord_txn *t)
 		if (t->parts[i].state == PART_YES)
 			names[r->nparts++] = coord_peer(s, t->parts[i].peer)->name;
 	r->parts = names;
+	r->queued_ns = tpc_now_ns(); /* decision force time (metrics) */
 	if (t->key) {
 		/* The record owns a copy: the transaction could be freed at shutdown. */
 		r->key = strdup(t->key);
@@ -144,19 +161,56 @@ static int log_commit(struct coord_server *s, struct coord_txn *t)
 			return -ENOMEM;
 		}
 	}
+	coord_flush_lazy(s); /* waiting COMPLETEs share this forced batch */
 	batch_writer_submit(s->writer, &r->item);
 	return 0;
 }
 
+#define LAZY_FLUSH_MS 50
+#define LAZY_MAX 4096
+
+/* Hand every waiting unforced record to the writer, ahead of what comes next. */
+void coord_flush_lazy(struct coord_server *s)
+{
+	for (size_t i = 0; i < s->nlazy; i++)
+		batch_writer_submit(s->writer, &s->lazy[i]->item);
+	s->nlazy = 0;
+}
+
+void coord_on_lazy_timer(evutil_socket_t fd, short what, void *arg)
+{
+	coord_flush_lazy(arg);
+}
+
+/*
+ * All acked: mark the record completed. Unforced (D4 needs no force here: if it is
+ * lost, the decision is resent after a restart and acked again as already applied), so
+ * it waits to share the next COMMIT's batch instead of costing a sync of its own.
+ */
 static void log_complete(struct coord_server *s, struct coord_txn *t)
 {
 	struct coord_rec *r = rec_new(COORD_REC_COMPLETE, t->txid);
-	if (r)
-		r->forget = s->cfg.outcome_retention_ms == 0;
-	if (r)
-		batch_writer_submit(s->writer, &r->item);
-	/* Without memory the tombstone is skipped: the record is resent after a restart and
-	 * acked again as already applied, which is safe. */
+
+	if (!r)
+		return; /* the record stays; resent and acked again after a restart: safe */
+	r->forget = s->cfg.outcome_retention_ms == 0;
+	if (s->nlazy == s->lazy_cap) {
+		size_t ncap = s->lazy_cap ? s->lazy_cap * 2 : 64;
+		struct coord_rec **nl = realloc(s->lazy, ncap * sizeof(*nl));
+		if (!nl) {
+			batch_writer_submit(s->writer, &r->item);
+			return;
+		}
+		s->lazy = nl;
+		s->lazy_cap = ncap;
+	}
+	s->lazy[s->nlazy++] = r;
+	if (s->nlazy >= LAZY_MAX) {
+		coord_flush_lazy(s);
+	} else if (s->nlazy == 1) {
+		struct timeval tv = { 0, LAZY_FLUSH_MS * 1000 };
+		evtimer_add(s->lazy_ev, &tv);
+	}
 }
 
 static void rec_free(struct coord_rec *r)
@@ -171,8 +225,15 @@ static void rec_free(struct coord_rec *r)
 int coord_log_write(void *ctx, struct bw_item *head, size_t n)
 {
 	struct coord_server *s = ctx;
+	struct coord_rec *first = (struct coord_rec *)head;
+	uint64_t t0 = tpc_now_ns();
 	int rc = tpc_fault(&s->faults, TPC_FP_LOG_SYNC); /* slow or failing fsync */
-	return rc ? rc : s->store.ops->write_batch(s->store.self, (struct coord_rec *)head, n);
+
+	rc = rc ? rc : s->store.ops->write_batch(s->store.self, first, n);
+	/* Timing for the metrics, read by the loop thread in done() (metrics.c). */
+	first->batch_n = (uint32_t)n;
+	first->batch_ns = tpc_now_ns() - t0;
+	return rc;
 }
 
 /* Loop thread: a record's batch is on disk (status 0) or failed. */
@@ -186,13 +247,21 @@ void coord_log_done(void *ctx, struct bw_item *item, int status)
 		tpc_logf(&s->log, TPC_LOG_ERROR, "log write failed (%d) for txid %llu", status,
 			 (unsigned long long)r->txid);
 	}
+	coord_metrics_on_record(s, r, status);
+	if (r->type == COORD_REC_AUDIT || r->type == COORD_REC_DROP) {
+		coord_heuristic_logged(s, r, status); /* heuristic.c owns these records */
+		return;
+	}
 	if (r->type == COORD_REC_COMMIT) {
 		struct coord_txn *t = u64map_get(&s->txns, r->txid);
 		struct coord_event ev = { .type = EV_LOGGED, .status = status };
 		if (status == 0) /* durable; nobody has heard it yet */
 			tpc_fault(&s->faults, TPC_FP_COORD_DECISION_AFTER_LOG);
+		if (t && status < 0)
+			set_txn_error(t, TXN_ERR_LOG_FAILED, 0, status);
 		if (t)
 			coord_step(s, t, &ev);
+		coord_heuristic_commit_logged(s, r->txid, status); /* an operator's commit */
 	}
 	rec_free(r);
 }
@@ -300,6 +369,7 @@ static void partial_send_faults(struct coord_server *s, struct coord_txn *t,
 int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coord_event *ev)
 {
 	struct coord_actions out;
+	uint8_t before = t->state;
 	out.n = 0;
 	int rc = coord_txn_step(t, &s->tcfg, ev, tpc_now_ms(), &out);
 
@@ -308,6 +378,7 @@ int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coor
 		if (s->faults.armed)
 			partial_send_faults(s, t, &out, i);
 	}
+	coord_metrics_on_step(s, t, before);
 	if (t->state == TXN_DONE) {
 		if (t->abort_reason)
 			tpc_logf(&s->log, TPC_LOG_DEBUG, "txid %llu aborted: %s",

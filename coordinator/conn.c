@@ -46,7 +46,7 @@ void coord_conn_send(struct conn *c, const Tpc__Envelope *env)
 void coord_conn_flush(struct conn *c)
 {
 	if (c && !c->closing)
-		evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
+		tpc_wire_flush_now(c->bev);
 }
 
 void coord_conn_send_error(struct conn *c, uint64_t req, int code, const char *msg,

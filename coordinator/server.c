@@ -18,7 +18,9 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#define SWEEP_INTERVAL_MS 10000
+#include "config.h"
+#include "notify.h"
+
 #define SWEEP_LIMIT 10000
 
 void coord_config_defaults(struct coord_config *cfg)
@@ -41,6 +43,9 @@ void coord_config_defaults(struct coord_config *cfg)
 	cfg->group_commit_max = 4096;
 	cfg->map_size = 1ull << 30;
 	cfg->log_level = TPC_LOG_INFO;
+	cfg->admin = "127.0.0.1:7401";
+	cfg->stuck_after_ms = 30000;
+	cfg->sweep_interval_ms = 10000;
 }
 
 struct peer *coord_peer(struct coord_server *s, uint32_t peer_id)
@@ -118,6 +123,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 					     ? now - s->cfg.outcome_retention_ms : 0;
 	r->sweep_keys_before_ms = now > s->cfg.key_retention_ms ? now - s->cfg.key_retention_ms : 0;
 	r->sweep_limit = SWEEP_LIMIT;
+	coord_flush_lazy(s);
 	batch_writer_submit(s->writer, &r->item);
 }
 
@@ -126,6 +132,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	struct coord_server *s = arg;
 
 	tpc_logf(&s->log, TPC_LOG_INFO, "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	coord_notify("STOPPING=1");
 	s->stopping = 1;
 	if (s->listener) {
 		evconnlistener_free(s->listener);
@@ -179,6 +186,9 @@ static int recover_one(void *arg, const struct coord_decision *d)
 	if (!t)
 		return -ENOMEM;
 	coord_txn_init_recovered(t, d->txid, tpc_now_ms());
+	uint64_t wall = tpc_wall_ms(); /* age the decision by its logged time (stuck watch) */
+	if (d->wall_ms && d->wall_ms < wall && wall - d->wall_ms < t->decided_ms)
+		t->decided_ms -= wall - d->wall_ms;
 	for (uint32_t i = 0; i < d->nparts; i++) {
 		uint32_t peer = coord_peer_intern(s, d->parts[i]);
 		if (!peer || coord_txn_add_part(t, peer, PART_YES, COORD_TXN_MAX_PARTS))
@@ -215,19 +225,73 @@ static int recover(struct coord_server *s)
 	return 0;
 }
 
+static struct timeval ms_tv(uint32_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	return tv;
+}
+
+static void txn_config(struct coord_server *s);
+
+/* ---- SIGHUP: reload the config file and options (config.h) ---- */
+
+/* Make the options a reload changed take effect: logger, state machine, sweep pace. */
+static void apply_reloaded(struct coord_server *s)
+{
+	struct timeval sweep = ms_tv(s->cfg.sweep_interval_ms);
+
+	s->log.min = s->cfg.log_level;
+	txn_config(s);
+	event_add(s->sweep, &sweep); /* re-adding a pending event restarts its interval */
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct coord_server *s = arg;
+	struct coord_cmdline *cl = s->cfg.cmdline;
+	struct coord_config fresh;
+	char err[512], changed[1024], restart[1024];
+
+	if (!cl) {
+		tpc_logf(&s->log, TPC_LOG_WARN, "SIGHUP: no configuration to reload");
+		return;
+	}
+	coord_notify("RELOADING=1");
+	coord_config_defaults(&fresh);
+	if (coord_config_build(cl, &fresh, err, sizeof(err)) ||
+	    coord_config_check(&fresh, err, sizeof(err))) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "SIGHUP: %s; keeping the running configuration",
+			 err);
+		goto out;
+	}
+	fresh.cmdline = cl;
+	coord_config_reload(&s->cfg, &fresh, changed, sizeof(changed), restart, sizeof(restart));
+	apply_reloaded(s);
+	tpc_logf(&s->log, TPC_LOG_INFO, "SIGHUP: reloaded %s: %s%s%s",
+		 cl->config_path ? cl->config_path : "the command line",
+		 *changed ? changed : "nothing changed", *restart ? "; needs a restart: " : "",
+		 restart);
+out:
+	coord_notify("READY=1");
+}
+
 static int setup_events(struct coord_server *s)
 {
-	struct timeval sweep = { SWEEP_INTERVAL_MS / 1000, 0 };
+	struct timeval sweep = ms_tv(s->cfg.sweep_interval_ms);
 
 	s->timer = evtimer_new(s->base, on_timer, s);
 	s->sweep = event_new(s->base, -1, EV_PERSIST, on_sweep, s);
 	s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
-	if (!s->timer || !s->sweep || !s->sig_term || !s->sig_int)
+	s->sig_hup = evsignal_new(s->base, SIGHUP, on_hup, s);
+	s->lazy_ev = evtimer_new(s->base, coord_on_lazy_timer, s);
+	if (!s->timer || !s->sweep || !s->sig_term || !s->sig_int || !s->sig_hup || !s->lazy_ev)
 		return -ENOMEM;
 	event_add(s->sweep, &sweep);
 	event_add(s->sig_term, NULL);
 	event_add(s->sig_int, NULL);
+	event_add(s->sig_hup, NULL);
 	return 0;
 }
 
@@ -265,6 +329,9 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 	s->cfg = *cfg;
 	s->log.prog = "tpc-coordinator";
 	s->log.min = cfg->log_level;
+	s->started_ms = tpc_now_ms();
+	s->started_wall_ms = tpc_wall_ms();
+	coord_metrics_init(&s->metrics);
 	txn_config(s);
 	if (setup_faults(s))
 		goto fail_early;
@@ -281,8 +348,9 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 				     cfg->group_commit_max);
 	if (!s->writer)
 		goto fail;
-	if (recover(s) || coord_listen(s))
+	if (coord_admin_start(s) || recover(s) || coord_listen(s))
 		goto fail;
+	s->ready = 1; /* /readyz */
 	tpc_logf(&s->log, TPC_LOG_INFO, "listening on %s (data %s, group commit %s)", cfg->listen,
 		 cfg->data_dir, cfg->group_commit_max > 1 ? "on" : "off");
 	return s;
@@ -296,6 +364,7 @@ fail_early:
 
 int coord_server_run(struct coord_server *s)
 {
+	coord_notify("READY=1"); /* recovered and listening (coord_server_new) */
 	event_base_dispatch(s->base);
 	return s->exit_code;
 }
@@ -322,9 +391,18 @@ void coord_server_free(struct coord_server *s)
 	s->stopping = 1;
 	if (s->listener)
 		evconnlistener_free(s->listener);
-	if (s->writer)
+	if (s->writer) {
+		coord_flush_lazy(s);
 		batch_writer_free(s->writer); /* flushes: every queued record reaches the disk */
+		s->writer = NULL;
+	}
+	for (size_t i = 0; i < s->nlazy; i++) /* completed while flushing: harmless to drop */
+		free(s->lazy[i]);
+	free(s->lazy);
+	if (s->lazy_ev)
+		event_free(s->lazy_ev);
 	coord_conns_close_all(s);
+	coord_admin_free(s); /* after the writer: operator calls it finished get answered */
 	free_all_txns(s);
 	strmap_free(&s->live_keys);
 	deadline_heap_free(&s->deadlines);
@@ -343,6 +421,8 @@ void coord_server_free(struct coord_server *s)
 		event_free(s->sig_term);
 	if (s->sig_int)
 		event_free(s->sig_int);
+	if (s->sig_hup)
+		event_free(s->sig_hup);
 	if (s->base)
 		event_base_free(s->base);
 	tpc_faults_destroy(&s->faults);

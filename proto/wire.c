@@ -10,7 +10,11 @@
 #include <errno.h>
 #include <string.h>
 
+#include <poll.h>
+#include <time.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 
 int tpc_wire_send(struct evbuffer *out, const Tpc__Envelope *env, uint32_t max_frame)
 {
@@ -28,6 +32,29 @@ int tpc_wire_send(struct evbuffer *out, const Tpc__Envelope *env, uint32_t max_f
 	if (evbuffer_commit_space(out, &v, 1) < 0)
 		return -ENOMEM;
 	return 0;
+}
+
+void tpc_wire_flush_now(struct bufferevent *bev)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	struct timespec start, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	evbuffer_unfreeze(out, 1);
+	while (evbuffer_get_length(out) > 0) {
+		int n = evbuffer_write(out, fd);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+			poll(&pfd, 1, 100);
+		} else if (n <= 0) {
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec >= 1)
+			break;
+	}
+	evbuffer_freeze(out, 1);
 }
 
 long tpc_wire_pack(const Tpc__Envelope *env, uint8_t *buf, size_t cap)

@@ -27,6 +27,16 @@ typedef Tpc__Envelope tpc_env;
  */
 int tpc_wire_send(struct evbuffer *out, const Tpc__Envelope *env, uint32_t max_frame);
 
+struct bufferevent;
+
+/**
+ * @brief Write what is queued on a socket bufferevent now, blocking up to 1 s. Used
+ *        before a fault point may crash the process, so "after send" means on the wire.
+ *        (A socket bufferevent keeps the start of its output buffer frozen; this
+ *        unfreezes it around the write, as libevent's own write callback does.)
+ */
+void tpc_wire_flush_now(struct bufferevent *bev);
+
 /**
  * @brief Pack one framed Envelope into a caller buffer (for blocking tools and tests).
  * @return bytes written (header included), or -EMSGSIZE if @p cap is too small.

@@ -81,6 +81,7 @@ static int log_prepared(struct tpc_participant *p, struct ptxn *t)
 	r->epoch = p->highest_epoch;
 	t->logged = 1;
 	t->m.prepared_wall_ms = r->wall_ms;
+	part_flush_lazy(p); /* waiting drops share this forced batch */
 	batch_writer_submit(p->writer, &r->item);
 	return 0;
 }
@@ -98,19 +99,15 @@ static int log_apply(struct tpc_participant *p, struct ptxn *t)
 	}
 	r->blob = (uint8_t *)bytes;
 	r->blob_len = len;
-	batch_writer_submit(p->writer, &r->item);
+	batch_writer_submit(p->sink_writer, &r->item);
 	return 0;
 }
 
 static void discard(struct tpc_participant *p, struct ptxn *t)
 {
 	tpc_sink_abort(p->sink, t->m.txid);
-	if (!t->logged)
-		return;
-	struct part_rec *r = rec_new(PREC_DROP, t->m.txid);
-	if (r)
-		batch_writer_submit(p->writer, &r->item);
-	/* Without memory the record stays; after a restart it is resolved by asking. */
+	if (t->logged)
+		queue_drop(p, t->m.txid);
 }
 
 /*
@@ -263,99 +260,125 @@ void part_on_timer(int fd, short what, void *arg)
 		part_timer_arm(p, d.at_ms);
 }
 
-/* ---- the log writer (writer thread) ---- */
+/* ---- the writers (their own threads) ----
+ *
+ * Two group-commit writers, one per durable store, so a commit's sink apply never
+ * waits behind another transaction's PREPARED force, nor the other way round:
+ *   p->writer       the state log: PREPARED records (forced before the YES vote, D2)
+ *                   and record drops;
+ *   p->sink_writer  the sink: applies (durable before the ack, D3).
+ * Drops are unforced: a drop that is lost only means the transaction is resolved
+ * again after a restart, which the sink's idempotency makes harmless. So drops wait on
+ * the loop thread (p->lazy) and ride with the next PREPARED batch, or go on their own
+ * LAZY_FLUSH_MS after the first one started waiting.
+ */
 
-struct batch {
-	struct part_log_put *puts;
-	uint64_t *dels;
-	tpc_sink_txn *applies;
-	tpc_write **apply_writes;
-	size_t nputs, ndels, napplies;
-	uint64_t epoch;
-};
+#define LAZY_FLUSH_MS 50
+#define LAZY_MAX 4096
 
-static int batch_alloc(struct batch *b, size_t n)
+static struct part_rec *rec_at(struct bw_item *it)
 {
-	memset(b, 0, sizeof(*b));
-	b->puts = calloc(n, sizeof(*b->puts));
-	b->dels = calloc(n, sizeof(*b->dels));
-	b->applies = calloc(n, sizeof(*b->applies));
-	b->apply_writes = calloc(n, sizeof(*b->apply_writes));
-	return b->puts && b->dels && b->applies && b->apply_writes ? 0 : -ENOMEM;
+	return (struct part_rec *)it;
 }
 
-static void batch_free(struct batch *b)
+/* State log writer: one synced LMDB transaction with every put and drop of the batch. */
+int part_log_writer_write(void *ctx, struct bw_item *head, size_t n)
 {
-	for (size_t i = 0; i < b->napplies; i++)
-		free(b->apply_writes[i]);
-	free(b->puts);
-	free(b->dels);
-	free(b->applies);
-	free(b->apply_writes);
-}
+	struct tpc_participant *p = ctx;
+	struct part_log_put *puts = calloc(n, sizeof(*puts));
+	uint64_t *dels = calloc(n, sizeof(*dels));
+	size_t nputs = 0, ndels = 0;
+	uint64_t epoch = 0;
+	int rc = puts && dels ? 0 : -ENOMEM;
 
-/* Apply every COMMIT of the batch through the sink in one call. */
-static int sink_apply(struct tpc_participant *p, struct bw_item *head, size_t n,
-		      struct batch *b)
-{
-	struct bw_item *it = head;
-
-	for (size_t i = 0; i < n; i++, it = it->next) {
-		struct part_rec *r = (struct part_rec *)it;
-		if (r->type != PREC_APPLY)
-			continue;
-		tpc_sink_txn *st = &b->applies[b->napplies];
-		int rc = part_blob_decode(r->blob, r->blob_len, &b->apply_writes[b->napplies],
-					  &st->nwrites);
-		if (rc)
-			return rc;
-		st->txid = r->txid;
-		st->writes = b->apply_writes[b->napplies++];
+	for (struct bw_item *it = head; !rc && it; it = it->next) {
+		struct part_rec *r = rec_at(it);
+		if (r->type == PREC_PREPARED) {
+			puts[nputs++] = (struct part_log_put){ r->txid, r->wall_ms, r->epoch,
+							       r->blob, r->blob_len };
+			epoch = r->epoch > epoch ? r->epoch : epoch;
+		} else {
+			dels[ndels++] = r->txid;
+		}
+		if (--n == 0)
+			break;
 	}
-	if (!b->napplies)
-		return 0;
-	int rc = tpc_fault(&p->faults, TPC_FP_PART_COMMIT_BEFORE_APPLY);
 	if (!rc)
-		rc = tpc_sink_commit(p->sink, b->applies, b->napplies);
+		rc = tpc_fault(&p->faults, TPC_FP_LOG_SYNC); /* slow or failing fsync */
+	if (!rc)
+		rc = part_log_write(p->plog, puts, nputs, dels, ndels, epoch);
+	free(puts);
+	free(dels);
+	return rc;
+}
+
+/* Sink writer: every apply of the batch through the sink in one call. */
+int part_sink_writer_write(void *ctx, struct bw_item *head, size_t n)
+{
+	struct tpc_participant *p = ctx;
+	tpc_sink_txn *st = calloc(n, sizeof(*st));
+	tpc_write **w = calloc(n, sizeof(*w));
+	size_t k = 0;
+	int rc = st && w ? 0 : -ENOMEM;
+
+	for (struct bw_item *it = head; !rc && k < n; it = it->next, k++) {
+		struct part_rec *r = rec_at(it);
+		rc = part_blob_decode(r->blob, r->blob_len, &w[k], &st[k].nwrites);
+		st[k].txid = r->txid;
+		st[k].writes = w[k];
+	}
+	if (!rc)
+		rc = tpc_fault(&p->faults, TPC_FP_PART_COMMIT_BEFORE_APPLY);
+	if (!rc)
+		rc = tpc_sink_commit(p->sink, st, n);
 	/* Between the sink's apply and dropping the PREPARED record: after a crash here
 	 * the decision comes again and the sink must see the txid as applied. */
 	if (!rc)
 		tpc_fault(&p->faults, TPC_FP_PART_COMMIT_AFTER_APPLY);
+	for (size_t i = 0; w && i < n; i++)
+		free(w[i]);
+	free(st);
+	free(w);
 	return rc;
 }
 
-int part_writer_write(void *ctx, struct bw_item *head, size_t n)
+/* Hand every waiting drop to the state log writer, ahead of what comes next. */
+void part_flush_lazy(struct tpc_participant *p)
 {
-	struct tpc_participant *p = ctx;
-	struct batch b;
-	int rc = batch_alloc(&b, n);
-	int applied = rc ? rc : sink_apply(p, head, n, &b);
-	struct bw_item *it = head;
+	for (size_t i = 0; i < p->nlazy; i++)
+		batch_writer_submit(p->writer, &p->lazy[i]->item);
+	p->nlazy = 0;
+}
 
-	/* The sink first: a committed txid's PREPARED record may go in the same batch. */
-	for (size_t i = 0; !rc && i < n; i++, it = it->next) {
-		struct part_rec *r = (struct part_rec *)it;
-		if (r->type == PREC_PREPARED) {
-			b.puts[b.nputs++] = (struct part_log_put){ r->txid, r->wall_ms, r->epoch,
-								   r->blob, r->blob_len };
-			if (r->epoch > b.epoch)
-				b.epoch = r->epoch;
-		} else if (r->type == PREC_DROP || applied == 0) {
-			b.dels[b.ndels++] = r->txid;
+void part_on_lazy_timer(evutil_socket_t fd, short what, void *arg)
+{
+	part_flush_lazy(arg);
+}
+
+/* Queue a record drop: unforced, it waits for the next forced batch (see above). */
+static void queue_drop(struct tpc_participant *p, uint64_t txid)
+{
+	struct part_rec *r = rec_new(PREC_DROP, txid);
+
+	if (!r)
+		return; /* the record stays and is resolved again after a restart: safe */
+	if (p->nlazy == p->lazy_cap) {
+		size_t ncap = p->lazy_cap ? p->lazy_cap * 2 : 64;
+		struct part_rec **nl = realloc(p->lazy, ncap * sizeof(*nl));
+		if (!nl) {
+			batch_writer_submit(p->writer, &r->item);
+			return;
 		}
+		p->lazy = nl;
+		p->lazy_cap = ncap;
 	}
-	int logged = rc ? rc : tpc_fault(&p->faults, TPC_FP_LOG_SYNC);
-	if (!logged)
-		logged = part_log_write(p->plog, b.puts, b.nputs, b.dels, b.ndels, b.epoch);
-	it = head;
-	for (size_t i = 0; i < n; i++, it = it->next) {
-		struct part_rec *r = (struct part_rec *)it;
-		/* An apply is durable once the sink said so (D3), whether or not the record
-		 * drop made it: a record left behind is resolved again, idempotently. */
-		r->result = r->type == PREC_APPLY ? applied : logged;
+	p->lazy[p->nlazy++] = r;
+	if (p->nlazy >= LAZY_MAX) {
+		part_flush_lazy(p);
+	} else if (p->nlazy == 1) {
+		struct timeval tv = { 0, LAZY_FLUSH_MS * 1000 };
+		evtimer_add(p->lazy_ev, &tv);
 	}
-	batch_free(&b);
-	return 0;
 }
 
 /* Loop thread: a record's batch is done. */
@@ -363,7 +386,7 @@ void part_writer_done(void *ctx, struct bw_item *item, int status)
 {
 	struct tpc_participant *p = ctx;
 	struct part_rec *r = (struct part_rec *)item;
-	int result = status < 0 ? status : r->result;
+	int result = status;
 	struct ptxn *t = u64map_get(&p->txns, r->txid);
 
 	p->stats.log_records++;
@@ -378,6 +401,8 @@ void part_writer_done(void *ctx, struct bw_item *item, int status)
 		if (r->type == PREC_PREPARED && result == 0) {
 			p->stats.prepared++;
 			tpc_fault(&p->faults, TPC_FP_PART_PREPARE_AFTER_LOG);
+		} else if (r->type == PREC_APPLY && result == 0) {
+			queue_drop(p, r->txid); /* applied durably: the record may go, lazily */
 		}
 		part_step(p, t, &ev);
 	}

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <event2/util.h>
+
 #include "batch_writer.h"
 #include "faults.h"
 #include "frame.h"
@@ -53,7 +55,6 @@ struct part_rec {
 	uint64_t wall_ms;
 	uint8_t *blob;                /* PREPARED: owned copy; APPLY: the txn's (alive) */
 	size_t blob_len;
-	int result;                   /* set on the writer thread */
 };
 
 /* A call from another thread, run on the loop thread (background-thread mode). */
@@ -85,7 +86,11 @@ struct tpc_participant {
 	struct event *reconnect_ev, *timer;
 	uint64_t timer_at_ms;
 
-	struct batch_writer *writer;
+	struct batch_writer *writer;      /* the state log: PREPARED records, drops */
+	struct batch_writer *sink_writer; /* the sink: applies */
+	struct part_rec **lazy;           /* drops waiting for the next forced batch */
+	size_t nlazy, lazy_cap;
+	struct event *lazy_ev;
 	struct u64map txns;           /* txid -> struct ptxn * */
 	struct deadline_heap deadlines;
 	uint64_t highest_epoch;
@@ -124,7 +129,10 @@ void part_step_all(struct tpc_participant *p, const struct part_event *ev);
 struct ptxn *part_txn_new(struct tpc_participant *p, uint64_t txid);
 void part_txn_free(struct tpc_participant *p, struct ptxn *t);
 int part_sink_prepare(struct tpc_participant *p, struct ptxn *t);
-int part_writer_write(void *ctx, struct bw_item *head, size_t n);
+int part_log_writer_write(void *ctx, struct bw_item *head, size_t n);
+int part_sink_writer_write(void *ctx, struct bw_item *head, size_t n);
+void part_flush_lazy(struct tpc_participant *p);
+void part_on_lazy_timer(evutil_socket_t fd, short what, void *arg);
 void part_writer_done(void *ctx, struct bw_item *item, int status);
 void part_timer_arm(struct tpc_participant *p, uint64_t at_ms);
 void part_on_timer(int fd, short what, void *arg);

@@ -46,32 +46,6 @@ void part_send_join(struct tpc_participant *p, uint64_t txid)
 	send_env(p, &env);
 }
 
-/*
- * Write everything queued for the coordinator into the socket now (blocking up to 1 s),
- * for a fault point that may crash the process next. A socket bufferevent freezes the
- * start of its output buffer, so a plain evbuffer_write() on it writes nothing: thaw it
- * around the write, as libevent's own write callback does. What is written is drained,
- * so a fault that does not fire leaves nothing to be sent twice.
- */
-static void flush_output(struct tpc_participant *p)
-{
-	struct evbuffer *out = bufferevent_get_output(p->bev);
-	evutil_socket_t fd = bufferevent_getfd(p->bev);
-	uint64_t deadline = tpc_now_ms() + 1000;
-
-	evbuffer_unfreeze(out, 1);
-	while (evbuffer_get_length(out) > 0 && tpc_now_ms() < deadline) {
-		int n = evbuffer_write(out, fd);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-			poll(&pfd, 1, 100);
-		} else if (n <= 0) {
-			break;
-		}
-	}
-	evbuffer_freeze(out, 1);
-}
-
 void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const char *reason)
 {
 	Tpc__Envelope env = TPC__ENVELOPE__INIT;
@@ -85,7 +59,7 @@ void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const cha
 	send_env(p, &env);
 	if (yes && p->faults.armed && p->bev && p->connected) {
 		/* Put the vote on the wire before the fault point can crash the process. */
-		flush_output(p);
+		tpc_wire_flush_now(p->bev);
 		tpc_fault(&p->faults, TPC_FP_PART_VOTE_AFTER_SEND);
 	}
 }

@@ -193,12 +193,13 @@ int tpc_participant_attach(tpc_participant *p, struct event_base *base)
 	if (p->base)
 		return TPC_ESTATE;
 	p->base = base;
-	p->writer = batch_writer_new(base, part_writer_write, part_writer_done, p,
+	p->writer = batch_writer_new(base, part_log_writer_write, part_writer_done, p,
 				     p->cfg.group_commit_max);
-	if (!p->writer) {
-		p->base = NULL;
-		return -errno;
-	}
+	p->sink_writer = batch_writer_new(base, part_sink_writer_write, part_writer_done, p,
+					  p->cfg.group_commit_max);
+	p->lazy_ev = evtimer_new(base, part_on_lazy_timer, p);
+	if (!p->writer || !p->sink_writer || !p->lazy_ev)
+		return -ENOMEM;
 	int rc = part_net_start(p);
 	if (rc)
 		return rc;
@@ -479,6 +480,11 @@ static void stats_run(struct tpc_participant *p, void *arg)
 
 	if (p->writer)
 		batch_writer_stats(p->writer, &bs);
+	if (p->sink_writer) {
+		struct bw_stats ss;
+		batch_writer_stats(p->sink_writer, &ss);
+		bs.batches += ss.batches;
+	}
 	*sc->out = p->stats;
 	sc->out->log_batches = bs.batches;
 	sc->out->highest_epoch = p->highest_epoch;
@@ -528,9 +534,21 @@ void tpc_participant_free(tpc_participant *p)
 		p->thread_running = 0;
 	}
 	p->stopping = 1;
-	if (p->writer)
-		batch_writer_free(p->writer); /* every queued record reaches the disk first */
+	/* Every queued record reaches the disk first: applies (which queue drops), then
+	 * the waiting drops, then the state log. */
+	if (p->sink_writer)
+		batch_writer_free(p->sink_writer);
+	p->sink_writer = NULL;
+	if (p->writer) {
+		part_flush_lazy(p);
+		batch_writer_free(p->writer);
+	}
 	p->writer = NULL;
+	for (size_t i = 0; i < p->nlazy; i++)
+		free(p->lazy[i]);
+	free(p->lazy);
+	if (p->lazy_ev)
+		event_free(p->lazy_ev);
 	part_net_stop(p);
 	free_txns(p);
 	deadline_heap_free(&p->deadlines);
