@@ -282,7 +282,7 @@ static int resolve(const char *host, const char *port, int bracketed,
 	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
 	if (rc != 0) {
 		set_err(err, errlen, "cannot resolve \"%s\": %s", host[0] ? host : "*",
-			rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+			rc == EAI_SYSTEM ? strerrordesc_np(errno) : gai_strerror(rc));
 		return -EINVAL;
 	}
 	ai = pick_addr(res);

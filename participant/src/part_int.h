@@ -83,7 +83,7 @@ struct tpc_participant {
 	struct tpc_frame_decoder dec;
 	int connected;                /* HelloReply received on the current connection */
 	uint32_t reconnect_ms;
-	struct event *reconnect_ev, *timer;
+	struct event *reconnect_ev, *timer, *hello_ev;
 	uint64_t timer_at_ms;
 
 	struct batch_writer *writer;      /* the state log: PREPARED records, drops */

@@ -20,6 +20,7 @@
 
 #define RECONNECT_MIN_MS 50
 #define RECONNECT_MAX_MS 2000
+#define HELLO_TIMEOUT_MS 5000 /* a Hello or its reply lost: give up on the connection */
 
 static void schedule_reconnect(struct tpc_participant *p);
 
@@ -128,6 +129,7 @@ static void on_hello_reply(struct tpc_participant *p, const Tpc__HelloReply *r)
 	p->connected = 1;
 	p->stats.connected = 1;
 	p->reconnect_ms = 0;
+	evtimer_del(p->hello_ev);
 	if (r->epoch > p->highest_epoch)
 		p->highest_epoch = r->epoch;
 	part_logf(p, TPC_LOG_INFO, "connected to the coordinator (epoch %llu)",
@@ -236,6 +238,7 @@ static void drop_connection(struct tpc_participant *p)
 		p->bev = NULL;
 	}
 	tpc_frame_decoder_free(&p->dec);
+	evtimer_del(p->hello_ev);
 	p->connected = 0;
 	p->stats.connected = 0;
 	if (was)
@@ -260,6 +263,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		int one = 1;
 		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		send_hello(p);
+		struct timeval tv = { HELLO_TIMEOUT_MS / 1000, 0 };
+		evtimer_add(p->hello_ev, &tv);
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
@@ -289,6 +294,14 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct tpc_participant *p = arg;
+	part_logf(p, TPC_LOG_WARN, "no answer to Hello within %d ms; reconnecting",
+		  HELLO_TIMEOUT_MS);
+	drop_connection(p);
+}
+
 static void schedule_reconnect(struct tpc_participant *p)
 {
 	p->reconnect_ms = p->reconnect_ms ? p->reconnect_ms * 2 : RECONNECT_MIN_MS;
@@ -302,7 +315,8 @@ int part_net_start(struct tpc_participant *p)
 {
 	p->reconnect_ev = evtimer_new(p->base, on_reconnect, p);
 	p->timer = evtimer_new(p->base, part_on_timer, p);
-	if (!p->reconnect_ev || !p->timer)
+	p->hello_ev = evtimer_new(p->base, on_hello_timeout, p);
+	if (!p->reconnect_ev || !p->timer || !p->hello_ev)
 		return -ENOMEM;
 	do_connect(p);
 	return 0;
@@ -320,5 +334,7 @@ void part_net_stop(struct tpc_participant *p)
 		event_free(p->reconnect_ev);
 	if (p->timer)
 		event_free(p->timer);
-	p->reconnect_ev = p->timer = NULL;
+	if (p->hello_ev)
+		event_free(p->hello_ev);
+	p->reconnect_ev = p->timer = p->hello_ev = NULL;
 }

@@ -215,24 +215,35 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	return 0;
 }
 
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		conn_free(arg);
+}
+
+static void on_flushed(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		conn_free(arg);
+}
+
+/* After a bad frame: stop reading, and close once the Error is written. */
+static void close_after_flush(struct kv_conn *c)
+{
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setcb(c->bev, NULL, on_flushed, on_event, c);
+	bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct kv_conn *c = arg;
 	int rc = tpc_wire_read(bufferevent_get_input(bev), &c->dec, on_frame, c);
 
-	if (rc < 0) {
+	if (rc < 0)
 		send_error(c, 0, TPC__ERROR_CODE__ERR_BAD_FRAME, "bad frame", 0);
-		/* Close once the error is written. */
-		bufferevent_disable(bev, EV_READ);
-	} else if (rc > 0) {
-		bufferevent_disable(bev, EV_READ);
-	}
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		conn_free(arg);
+	if (rc != 0)
+		close_after_flush(c);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
