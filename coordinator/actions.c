@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #define E(name) TPC__ERROR_CODE__ERR_##name
 
 static struct conn *peer_conn(struct coord_server *s, uint32_t peer)

@@ -18,6 +18,8 @@
 
 #include "sink_int.h"
 
+static void queue_drop(struct tpc_participant *p, uint64_t txid);
+
 struct ptxn *part_txn_new(struct tpc_participant *p, uint64_t txid)
 {
 	struct ptxn *t = calloc(1, sizeof(*t));
