@@ -217,6 +217,23 @@ void batch_writer_submit(struct batch_writer *w, struct bw_item *item)
 	pthread_mutex_unlock(&w->mu);
 }
 
+void batch_writer_submit_chain(struct batch_writer *w, struct bw_item *head)
+{
+	struct bw_item *tail = head;
+
+	head->status = 0;
+	w->pending++;
+	while (tail->next) {
+		tail = tail->next;
+		tail->status = 0;
+		w->pending++;
+	}
+	pthread_mutex_lock(&w->mu);
+	list_append(&w->queue, head, tail);
+	pthread_cond_signal(&w->work_cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
 size_t batch_writer_pending(const struct batch_writer *w)
 {
 	return w->pending;

@@ -53,6 +53,12 @@ struct batch_writer *batch_writer_new(struct event_base *base, bw_write_fn write
 /** @brief Queue one item; it must stay valid until done() ran for it. */
 void batch_writer_submit(struct batch_writer *w, struct bw_item *item);
 
+/**
+ * @brief Queue items already linked through next (NULL-terminated) at once, so the
+ *        writer never wakes between them: they share a batch unless it is full.
+ */
+void batch_writer_submit_chain(struct batch_writer *w, struct bw_item *head);
+
 /** @brief Items submitted and not yet passed to done(). Loop thread only. */
 size_t batch_writer_pending(const struct batch_writer *w);
 

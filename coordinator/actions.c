@@ -163,20 +163,36 @@ static int log_commit(struct coord_server *s, struct coord_txn *t)
 			return -ENOMEM;
 		}
 	}
-	coord_flush_lazy(s); /* waiting COMPLETEs share this forced batch */
-	batch_writer_submit(s->writer, &r->item);
+	coord_submit_with_lazy(s, r); /* waiting COMPLETEs share this forced batch */
 	return 0;
 }
 
 #define LAZY_FLUSH_MS 50
 #define LAZY_MAX 4096
 
-/* Hand every waiting unforced record to the writer, ahead of what comes next. */
+/*
+ * Hand every waiting unforced record to the writer, followed by @p then (a forced
+ * record, or NULL), as one chain: the writer never wakes between them, so the lazy
+ * records share the forced record's sync instead of costing one of their own first.
+ */
+void coord_submit_with_lazy(struct coord_server *s, struct coord_rec *then)
+{
+	struct bw_item *head = then ? &then->item : NULL;
+
+	if (then)
+		then->item.next = NULL;
+	for (size_t i = s->nlazy; i-- > 0;) {
+		s->lazy[i]->item.next = head;
+		head = &s->lazy[i]->item;
+	}
+	s->nlazy = 0;
+	if (head)
+		batch_writer_submit_chain(s->writer, head);
+}
+
 void coord_flush_lazy(struct coord_server *s)
 {
-	for (size_t i = 0; i < s->nlazy; i++)
-		batch_writer_submit(s->writer, &s->lazy[i]->item);
-	s->nlazy = 0;
+	coord_submit_with_lazy(s, NULL);
 }
 
 void coord_on_lazy_timer(evutil_socket_t fd, short what, void *arg)
@@ -381,6 +397,11 @@ int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coor
 			partial_send_faults(s, t, &out, i);
 	}
 	coord_metrics_on_step(s, t, before);
+	if (ev->type == EV_PEER_DOWN && t->state == TXN_COMMITTING) {
+		struct coord_txn_part *p = coord_txn_find_part(t, ev->peer);
+		if (p && p->state == PART_YES) /* the COMMIT it was sent may be lost */
+			set_txn_error(t, TXN_ERR_PEER_LOST, ev->peer, 0);
+	}
 	if (t->state == TXN_DONE) {
 		if (t->abort_reason)
 			tpc_logf(&s->log, TPC_LOG_DEBUG, "txid %llu aborted: %s",

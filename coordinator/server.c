@@ -1,5 +1,7 @@
 /*
- * server.c - coordinator start-up, recovery, timers, compaction and shutdown.
+ * server.c - coordinator start-up, recovery, timers, compaction, SIGHUP reloads
+ * (config.h: only run-time options change; systemd hears RELOADING/READY, notify.h)
+ * and shutdown.
  *
  * Start-up order (nothing is served before the last step):
  *   1. open the LMDB log; 2. bump the epoch durably (D7); 3. load every COMMIT
@@ -123,8 +125,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 					     ? now - s->cfg.outcome_retention_ms : 0;
 	r->sweep_keys_before_ms = now > s->cfg.key_retention_ms ? now - s->cfg.key_retention_ms : 0;
 	r->sweep_limit = SWEEP_LIMIT;
-	coord_flush_lazy(s);
-	batch_writer_submit(s->writer, &r->item);
+	coord_submit_with_lazy(s, r);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -244,6 +245,7 @@ static void apply_reloaded(struct coord_server *s)
 	s->log.min = s->cfg.log_level;
 	txn_config(s);
 	event_add(s->sweep, &sweep); /* re-adding a pending event restarts its interval */
+	coord_admin_reload(s);       /* admin-token-file, stuck-after (admin.c) */
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -267,11 +269,12 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	}
 	fresh.cmdline = cl;
 	coord_config_reload(&s->cfg, &fresh, changed, sizeof(changed), restart, sizeof(restart));
-	apply_reloaded(s);
+	/* Said at the old log level, so raising it to warn still shows this line. */
 	tpc_logf(&s->log, TPC_LOG_INFO, "SIGHUP: reloaded %s: %s%s%s",
 		 cl->config_path ? cl->config_path : "the command line",
 		 *changed ? changed : "nothing changed", *restart ? "; needs a restart: " : "",
 		 restart);
+	apply_reloaded(s);
 out:
 	coord_notify("READY=1");
 }

@@ -11,11 +11,14 @@
 
 #include <stdint.h>
 
+#include <event2/util.h>
+
 #include "batch_writer.h"
 #include "faults.h"
 #include "frame.h"
 #include "log_store.h"
 #include "maps.h"
+#include "metrics.h"
 #include "server.h"
 #include "txn.h"
 #include "util.h"
@@ -47,9 +50,21 @@ struct conn {
 struct peer {
 	char *name;
 	uint64_t conn;              /* live connection id, 0 when disconnected */
-	uint64_t last_seen_wall_ms;
+	uint64_t last_seen_wall_ms; /* last frame from it (or its disconnect) */
 	uint64_t connects;
+	char addr[64];              /* address of its latest connection */
 };
+
+/* What a transaction's last_error says (coord_txn.err_kind); admin.c words it. */
+enum coord_txn_err {
+	TXN_ERR_NONE = 0,
+	TXN_ERR_PREPARE_NOT_SENT,   /* err_peer not connected when its Prepare was due */
+	TXN_ERR_DECISION_NOT_SENT,  /* err_peer not connected when its decision was due */
+	TXN_ERR_LOG_FAILED,         /* the COMMIT record write failed: err_status */
+	TXN_ERR_PEER_LOST,          /* err_peer disconnected before acknowledging the COMMIT */
+};
+
+struct coord_admin;
 
 struct coord_stats {
 	uint64_t begun, committed, aborted, unknown;
@@ -65,6 +80,7 @@ struct coord_server {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	struct event *sig_term, *sig_int, *timer, *sweep;
+	struct event *sig_hup;      /* reloads the config (server.c, config.h) */
 	struct coord_log store;
 	struct batch_writer *writer;
 
@@ -81,10 +97,22 @@ struct coord_server {
 	uint32_t *conn_gen;
 	uint32_t conns_cap, nconns;
 
+	/* Unforced records (COMPLETE) wait here and ride with the next forced batch, or go
+	 * on their own when lazy_ev fires (LAZY_FLUSH_MS after the first one waited). */
+	struct coord_rec **lazy;
+	size_t nlazy, lazy_cap;
+	struct event *lazy_ev;
+
 	struct coord_stats stats;
 	struct tpc_faults faults;   /* armed fault points (TPC_FAULTS), parsed at start */
 	int stopping;
 	int exit_code;
+
+	/* Operations: admin API (admin.c), metrics (metrics.c), heuristics (heuristic.c). */
+	struct coord_metrics metrics;
+	struct coord_admin *admin;  /* HTTP server (NULL when off), stuck watch, pending ops */
+	int ready;                  /* recovery done and the RPC listener up (/readyz) */
+	uint64_t started_ms, started_wall_ms;
 };
 
 /* conn.c */
@@ -109,6 +137,21 @@ void coord_log_done(void *ctx, struct bw_item *item, int status);
 int coord_log_write(void *ctx, struct bw_item *head, size_t n);
 void coord_free_txn(struct coord_server *s, struct coord_txn *t);
 void coord_arm(struct coord_server *s, struct coord_txn *t);
+void coord_flush_lazy(struct coord_server *s);
+void coord_submit_with_lazy(struct coord_server *s, struct coord_rec *then);
+void coord_on_lazy_timer(evutil_socket_t fd, short what, void *arg);
+
+/* admin.c: start before recovery (binds the admin address), free after the log
+ * writer (pending operator calls get their answer); heuristic.c: operator decisions */
+int coord_admin_start(struct coord_server *s);
+void coord_admin_free(struct coord_server *s);
+/** SIGHUP: re-read --admin-token-file (a bad file keeps the old token), re-pace the
+ *  stuck watch for a changed --stuck-after. */
+void coord_admin_reload(struct coord_server *s);
+/** A record of heuristic.c's (AUDIT, DROP) is done; it owns and frees it. */
+void coord_heuristic_logged(struct coord_server *s, struct coord_rec *r, int status);
+/** A COMMIT record of @p t is done (after the step): answers an operator waiting on it. */
+void coord_heuristic_commit_logged(struct coord_server *s, uint64_t txid, int status);
 
 /* server.c */
 struct peer *coord_peer(struct coord_server *s, uint32_t peer_id);

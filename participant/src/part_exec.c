@@ -19,6 +19,7 @@
 #include "sink_int.h"
 
 static void queue_drop(struct tpc_participant *p, uint64_t txid);
+static void submit_with_lazy(struct tpc_participant *p, struct part_rec *then);
 
 struct ptxn *part_txn_new(struct tpc_participant *p, uint64_t txid)
 {
@@ -83,8 +84,7 @@ static int log_prepared(struct tpc_participant *p, struct ptxn *t)
 	r->epoch = p->highest_epoch;
 	t->logged = 1;
 	t->m.prepared_wall_ms = r->wall_ms;
-	part_flush_lazy(p); /* waiting drops share this forced batch */
-	batch_writer_submit(p->writer, &r->item);
+	submit_with_lazy(p, r); /* waiting drops share this forced batch */
 	return 0;
 }
 
@@ -344,12 +344,26 @@ int part_sink_writer_write(void *ctx, struct bw_item *head, size_t n)
 	return rc;
 }
 
-/* Hand every waiting drop to the state log writer, ahead of what comes next. */
+/* Hand every waiting drop to the state log writer followed by @p then (or NULL), as
+ * one chain, so they share one sync (see coord_submit_with_lazy()). */
+static void submit_with_lazy(struct tpc_participant *p, struct part_rec *then)
+{
+	struct bw_item *head = then ? &then->item : NULL;
+
+	if (then)
+		then->item.next = NULL;
+	for (size_t i = p->nlazy; i-- > 0;) {
+		p->lazy[i]->item.next = head;
+		head = &p->lazy[i]->item;
+	}
+	p->nlazy = 0;
+	if (head)
+		batch_writer_submit_chain(p->writer, head);
+}
+
 void part_flush_lazy(struct tpc_participant *p)
 {
-	for (size_t i = 0; i < p->nlazy; i++)
-		batch_writer_submit(p->writer, &p->lazy[i]->item);
-	p->nlazy = 0;
+	submit_with_lazy(p, NULL);
 }
 
 void part_on_lazy_timer(evutil_socket_t fd, short what, void *arg)
