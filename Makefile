@@ -3,6 +3,7 @@
 #   make          install missing Debian packages, configure and build (build/)
 #   make test     build with AddressSanitizer + UBSan (build-asan/) and run every test
 #   make demo     build and run the end-to-end demo
+#   make bench    build and run the benchmark matrix; writes BENCHMARKS.md
 #   make install  install binaries, libraries, headers, pkg-config and CMake files
 #   make clean    remove the build folders
 
@@ -52,3 +53,21 @@ install: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+# make bench: the benchmark matrix (scripts/bench.sh) on the optimised build in $(BUILD)
+# (the RelWithDebInfo build of `make build`: -O2 -DNDEBUG, symbols kept for profiles),
+# after installing gnuplot and python3 if missing. Writes bench/results/STAMP/ (raw,
+# not committed), bench/bench.png, bench/summary.json and BENCHMARKS.md.
+.PHONY: bench
+bench: build
+	@bash scripts/install-deps.sh --bench
+	@bash scripts/bench.sh $(BUILD)
+
+# make lesson: the lesson of docs/exactly-once.md run for real (scripts/lesson.sh) on the
+# optimised build in $(BUILD): the financial close (2PC), the page-view counter in three
+# modes and the transactional outbox, each crashed on purpose with seeded kill -9 and
+# fault points and checked against the source. Prints one table, and writes it, the
+# replay checks and a plot (gnuplot, installed if missing) into docs/exactly-once.md.
+.PHONY: lesson
+lesson: build
+	@bash scripts/lesson.sh $(BUILD)

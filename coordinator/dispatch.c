@@ -84,6 +84,7 @@ static int on_hello_participant(struct conn *c, const Tpc__Hello *h)
 	p->conn = c->id;
 	p->connects++;
 	p->last_seen_wall_ms = tpc_wall_ms();
+	snprintf(p->addr, sizeof(p->addr), "%s", c->addr); /* for the admin API */
 	tpc_logf(&s->log, TPC_LOG_INFO, "participant %s connected from %s", p->name, c->addr);
 	return 0;
 }
@@ -426,6 +427,8 @@ int coord_dispatch(struct conn *c, const Tpc__Envelope *env)
 {
 	uint64_t req = env->request_id;
 
+	if (c->role == CONN_PARTICIPANT && c->peer) /* last seen, for the admin API */
+		coord_peer(c->srv, c->peer)->last_seen_wall_ms = tpc_wall_ms();
 	if (c->role == CONN_NEW && env->body_case != TPC__ENVELOPE__BODY_HELLO &&
 	    env->body_case != TPC__ENVELOPE__BODY_STATUS_QUERY) {
 		coord_conn_fail(c, E(PROTOCOL), "the first message must be hello");

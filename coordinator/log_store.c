@@ -1,7 +1,7 @@
 /*
  * log_store.c - the coordinator's durable log in one LMDB environment (log_store.h).
  *
- * Owns the environment, its three named databases, and a lock file that keeps a
+ * Owns the environment, its four named databases, and a lock file that keeps a
  * second process from opening the same log (two coordinators on one log would both
  * bump the epoch and both answer for the same txids). Invariants:
  *   - every change goes through one write transaction committed with a normal synced
@@ -24,6 +24,9 @@
  *                COMPLETED  u8 type = 2 | u64 wall_ms             (9 bytes, tombstone)
  *   keys       client key bytes (1..511) ->
  *                u64 txid | u64 wall_ms | u8 committed (0 or 1)    (17 bytes)
+ *   audit      u64 id -> the entry's JSON text (admin API operator actions), written
+ *              with MDB_NOOVERWRITE, never swept. Added within format 1: a build that
+ *              does not know it leaves it alone, and this build creates it when missing.
  *
  * Any change to these layouts bumps the format number.
  *
@@ -76,6 +79,7 @@ struct lmdb_log {
 	MDB_dbi meta;
 	MDB_dbi decisions;
 	MDB_dbi keys;
+	MDB_dbi audit;
 	int lock_fd;
 	size_t max_key;
 	/* Touched only inside write_batch, whose callers are serialised by LMDB's
@@ -286,6 +290,12 @@ static int validate_rec(const struct lmdb_log *lg, const struct coord_rec *r)
 	case COORD_REC_COMPLETE:
 	case COORD_REC_SWEEP:
 		return 0;
+	case COORD_REC_AUDIT:
+		return r->audit_id && r->text && r->text_len ? 0 : -EINVAL;
+	case COORD_REC_DROP:
+		if (!r->key && r->key_len)
+			return -EINVAL;
+		return r->key && r->key_len > lg->max_key ? -EINVAL : 0;
 	}
 	return -EINVAL;
 }
@@ -354,6 +364,41 @@ static int apply_complete(struct lmdb_log *lg, MDB_txn *txn, const struct coord_
 	v.mv_size = sizeof(tomb);
 	v.mv_data = tomb;
 	return lmdb_err(mdb_put(txn, lg->decisions, &k, &v, 0));
+}
+
+static int apply_audit(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
+{
+	unsigned char kbuf[8];
+	MDB_val k = { sizeof(kbuf), kbuf };
+	MDB_val v = { r->text_len, (void *)r->text };
+
+	put_be64(kbuf, r->audit_id);
+	return lmdb_err(mdb_put(txn, lg->audit, &k, &v, MDB_NOOVERWRITE));
+}
+
+/* An operator overrode a COMMIT: the decision goes, and its key when it names this txid. */
+static int apply_drop(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
+{
+	unsigned char kbuf[8];
+	MDB_val k = { sizeof(kbuf), kbuf };
+	MDB_val kk = { r->key_len, (void *)r->key };
+	MDB_val v;
+	int rc;
+
+	put_be64(kbuf, r->txid);
+	rc = mdb_del(txn, lg->decisions, &k, NULL);
+	if (rc && rc != MDB_NOTFOUND)
+		return lmdb_err(rc);
+	if (!r->key || !r->key_len)
+		return 0;
+	rc = mdb_get(txn, lg->keys, &kk, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return lmdb_err(rc);
+	if (v.mv_size != KEYREC_SIZE || get_be64(v.mv_data) != r->txid)
+		return 0; /* a newer transaction owns the key now */
+	return lmdb_err(mdb_del(txn, lg->keys, &kk, NULL));
 }
 
 static int old_tombstone(const MDB_val *v, uint64_t before)
@@ -453,6 +498,10 @@ static int apply_rec(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *
 		return apply_complete(lg, txn, r);
 	case COORD_REC_SWEEP:
 		return apply_sweep(lg, txn, r);
+	case COORD_REC_AUDIT:
+		return apply_audit(lg, txn, r);
+	case COORD_REC_DROP:
+		return apply_drop(lg, txn, r);
 	}
 	return -EINVAL;
 }
@@ -718,6 +767,57 @@ static int lmdb_stats(void *self, uint64_t *decisions, uint64_t *keys, uint64_t 
 	return 0;
 }
 
+/* Position @p c at the newest entry below @p before (0: the newest of all). */
+static int audit_seek(MDB_cursor *c, uint64_t before, MDB_val *k, MDB_val *v)
+{
+	unsigned char kbuf[8];
+	int rc;
+
+	if (before == 0)
+		return mdb_cursor_get(c, k, v, MDB_LAST);
+	put_be64(kbuf, before);
+	k->mv_size = sizeof(kbuf);
+	k->mv_data = kbuf;
+	rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE); /* first id >= before */
+	if (rc == MDB_NOTFOUND)
+		return mdb_cursor_get(c, k, v, MDB_LAST);
+	if (rc)
+		return rc;
+	return mdb_cursor_get(c, k, v, MDB_PREV);
+}
+
+static int lmdb_audit_list(void *self, uint64_t before, uint32_t limit, coord_audit_cb cb,
+			   void *arg)
+{
+	struct lmdb_log *lg = self;
+	MDB_cursor *c;
+	MDB_txn *txn;
+	MDB_val k, v;
+	uint32_t n = 0;
+	int rc = begin_read(lg, &txn);
+
+	if (rc)
+		return rc;
+	rc = lmdb_err(mdb_cursor_open(txn, lg->audit, &c));
+	if (rc)
+		goto out_txn;
+	for (rc = audit_seek(c, before, &k, &v); rc == 0 && n < limit;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_PREV), n++) {
+		int stop = k.mv_size == 8 ? cb(arg, get_be64(k.mv_data), v.mv_data, v.mv_size)
+					  : -EBADMSG;
+		if (stop) {
+			rc = stop; /* the callback's own value, passed through as it is */
+			goto out_cursor;
+		}
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(rc);
+out_cursor:
+	mdb_cursor_close(c);
+out_txn:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
 static void lmdb_close(void *self)
 {
 	struct lmdb_log *lg = self;
@@ -737,6 +837,7 @@ static const struct coord_log_ops lmdb_ops = {
 	.lookup_txid = lmdb_lookup_txid,
 	.lookup_key = lmdb_lookup_key,
 	.stats = lmdb_stats,
+	.audit_list = lmdb_audit_list,
 	.close = lmdb_close,
 };
 
@@ -839,7 +940,7 @@ static int open_db(MDB_txn *txn, const char *name, MDB_dbi *dbi, const char *dir
 	return lmdb_err(rc);
 }
 
-/* Open (creating) the three databases and check the format, in one write txn. */
+/* Open (creating) the four databases and check the format, in one write txn. */
 static int open_dbs(struct lmdb_log *lg, const char *dir, char *err, size_t errlen)
 {
 	MDB_txn *txn;
@@ -854,6 +955,8 @@ static int open_dbs(struct lmdb_log *lg, const char *dir, char *err, size_t errl
 		rc = open_db(txn, "decisions", &lg->decisions, dir, err, errlen);
 	if (rc == 0)
 		rc = open_db(txn, "keys", &lg->keys, dir, err, errlen);
+	if (rc == 0)
+		rc = open_db(txn, "audit", &lg->audit, dir, err, errlen);
 	if (rc == 0)
 		rc = check_format(txn, lg->meta, dir, err, errlen);
 	if (rc) {

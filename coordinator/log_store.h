@@ -8,6 +8,8 @@
  *                COMPLETED: every participant acked; kept only so that a late
  *                StatusQuery still hears COMMITTED, until the outcome retention ends
  *   keys       client transaction key (bytes) -> { txid, COMMITTED, wall time }
+ *   audit      audit id (u64 big-endian, 1, 2, ...) -> one operator action as JSON text
+ *              (admin API heuristic decisions); never swept
  *
  * Durability: every write goes through write_batch(), one LMDB write transaction
  * committed with a normal synced mdb_txn_commit (no MDB_NOSYNC, no MDB_NOMETASYNC:
@@ -28,6 +30,9 @@ enum coord_rec_type {
 	COORD_REC_COMMIT = 1,    /* force: the decision, its participants, its key */
 	COORD_REC_COMPLETE = 2,  /* all acked: shrink the record to a COMPLETED tombstone */
 	COORD_REC_SWEEP = 3,     /* compaction: drop tombstones and keys older than cutoffs */
+	COORD_REC_AUDIT = 4,     /* an operator action (audit_id, text): forced like the rest */
+	COORD_REC_DROP = 5,      /* an overridden COMMIT: delete the decision record (and the
+				  * key record, when key is set and still names this txid) */
 };
 
 /** One log record; embedded bw_item makes it a batch_writer item. */
@@ -44,8 +49,20 @@ struct coord_rec {
 	uint64_t sweep_outcome_before_ms; /* SWEEP: drop tombstones completed before this */
 	uint64_t sweep_keys_before_ms;    /* SWEEP: drop keys recorded before this */
 	uint32_t sweep_limit;             /* SWEEP: at most this many deletions per pass */
+	uint64_t audit_id;       /* AUDIT: key in the audit database (non-zero, unused) */
+	const char *text;        /* AUDIT: the entry (JSON); not owned */
+	size_t text_len;
 	void *owner;             /* the caller's, untouched by the store */
+	/* The caller's timing, untouched by the store: when the record was queued, and on
+	 * the first record of each batch the batch's size and write time (set by the
+	 * coordinator's write function on the writer thread, read after done()). */
+	uint64_t queued_ns;
+	uint64_t batch_ns;
+	uint32_t batch_n;
 };
+
+/** Called by audit_list() for each entry; a non-zero return stops the walk (and is returned). */
+typedef int (*coord_audit_cb)(void *arg, uint64_t id, const char *text, size_t len);
 
 /** A decision found in the log on start-up (COMMIT not yet COMPLETED). */
 struct coord_decision {
@@ -78,6 +95,10 @@ struct coord_log_ops {
 			  struct coord_key_info *info);
 	/** Sizes for metrics: records in decisions and keys, bytes used by the map. */
 	int (*stats)(void *self, uint64_t *decisions, uint64_t *keys, uint64_t *map_bytes);
+	/** Audit entries newest first, those with id < @p before (0: from the newest), at
+	 *  most @p limit; the text passed to cb is valid during the call only. */
+	int (*audit_list)(void *self, uint64_t before, uint32_t limit, coord_audit_cb cb,
+			  void *arg);
 	void (*close)(void *self);
 };
 

@@ -1,12 +1,13 @@
 /*
- * main.c - tpc-coordinator's command line: options into struct coord_config, then run.
+ * main.c - tpc-coordinator's command line: the config file and options into struct
+ * coord_config (config.c holds the one option table both share; add options there),
+ * --check-config, then run. SIGHUP re-reads the same sources (server.c).
  */
-#include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "server.h"
 
 #ifndef TPC_VERSION
@@ -38,11 +39,26 @@ static const char usage_text[] =
 	"                               (default 4096)\n"
 	"      --map-size BYTES         LMDB map size (default 1G)\n"
 	"      --log-level LEVEL        debug, info, warn or error (default info)\n"
+	"      --admin HOST:PORT|off    admin HTTP API and /metrics (default 127.0.0.1:7401;\n"
+	"                               see docs/admin-api.md)\n"
+	"      --admin-token-file FILE  bearer token (the file's first line) required by\n"
+	"                               mutating admin calls\n"
+	"      --stuck-after DURATION   flag a COMMIT not delivered within this (default 30s)\n"
+	"      --allow-fault-injection  let the admin API arm fault points at run time\n"
+	"      --sweep-interval DURATION  how often log compaction runs (default 10s)\n"
+	"      --config FILE            read options from an INI file first (keys are the\n"
+	"                               long option names: txn-timeout = 5s); the command\n"
+	"                               line overrides it; SIGHUP re-reads it\n"
+	"      --check-config           check the options and the file, print the resulting\n"
+	"                               configuration, and exit (0 valid, 2 not)\n"
 	"  -h, --help                   show this help\n"
 	"  -V, --version                show the version\n"
 	"\n"
 	"Durations take ms, s, m or h (a bare number is milliseconds); sizes take K, M, G.\n"
-	"SIGTERM or SIGINT stops it cleanly.\n"
+	"SIGTERM or SIGINT stops it cleanly. SIGHUP reloads the config file and applies\n"
+	"what can change at run time (log-level, txn-timeout, prepare-timeout, retry-max,\n"
+	"outcome-retention, key-retention, sweep-interval, stuck-after, admin-token-file,\n"
+	"the max-conns/max-open-txns/max-txns-per-conn limits); the rest needs a restart.\n"
 	"\n"
 	"Environment:\n"
 	"  TPC_FAULTS=POINT=ACTION[,...]  arm fault points for failure testing, e.g.\n"
@@ -52,158 +68,61 @@ static const char usage_text[] =
 	"                               see docs/failure-injection.md\n"
 	"  TPC_FAULT_SEED=N             seed for probabilistic faults\n";
 
-enum {
-	OPT_ID = 256, OPT_MAX_FRAME, OPT_TXN_TIMEOUT, OPT_PREPARE_TIMEOUT, OPT_MAX_CONNS,
-	OPT_MAX_OPEN, OPT_MAX_PER_CONN, OPT_MAX_PARTS, OPT_RETRY_MAX, OPT_OUTCOME_RET,
-	OPT_KEY_RET, OPT_GROUP, OPT_MAP_SIZE, OPT_LOG_LEVEL,
-};
-
-static const struct option long_opts[] = {
-	{ "listen", required_argument, NULL, 'l' },
-	{ "data", required_argument, NULL, 'd' },
-	{ "id", required_argument, NULL, OPT_ID },
-	{ "max-frame", required_argument, NULL, OPT_MAX_FRAME },
-	{ "txn-timeout", required_argument, NULL, OPT_TXN_TIMEOUT },
-	{ "prepare-timeout", required_argument, NULL, OPT_PREPARE_TIMEOUT },
-	{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
-	{ "max-open-txns", required_argument, NULL, OPT_MAX_OPEN },
-	{ "max-txns-per-conn", required_argument, NULL, OPT_MAX_PER_CONN },
-	{ "max-participants", required_argument, NULL, OPT_MAX_PARTS },
-	{ "retry-max", required_argument, NULL, OPT_RETRY_MAX },
-	{ "outcome-retention", required_argument, NULL, OPT_OUTCOME_RET },
-	{ "key-retention", required_argument, NULL, OPT_KEY_RET },
-	{ "group-commit", required_argument, NULL, OPT_GROUP },
-	{ "map-size", required_argument, NULL, OPT_MAP_SIZE },
-	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
-};
-
-static int bad(const char *opt, const char *val, const char *why)
+/* --check-config: say so, show what the server would run with, touch nothing. */
+static int check_only(const struct coord_cmdline *cl, const struct coord_config *cfg)
 {
-	fprintf(stderr, "tpc-coordinator: --%s %s: %s\n", opt, val, why);
-	return 2;
-}
-
-static int num_opt(const char *opt, const char *val, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-	if (tpc_parse_size(val, out) || *out < lo || *out > hi) {
-		char why[96];
-		snprintf(why, sizeof(why), "expected a number from %llu to %llu",
-			 (unsigned long long)lo, (unsigned long long)hi);
-		return bad(opt, val, why);
-	}
+	printf("# tpc-coordinator: the configuration is valid (%s%s)\n",
+	       cl->config_path ? cl->config_path : "no config file",
+	       cl->nset ? ", then the command line" : "");
+	coord_config_dump(cfg, stdout);
 	return 0;
 }
 
-static int dur_opt(const char *opt, const char *val, uint64_t lo, uint64_t hi, uint64_t *out)
+static int configure(struct coord_cmdline *cl, struct coord_config *cfg)
 {
-	if (tpc_parse_duration_ms(val, out) || *out < lo || *out > hi)
-		return bad(opt, val, "expected a duration such as 500ms, 10s, 2m or 1h, in range");
+	char err[512];
+
+	coord_config_defaults(cfg);
+	if (coord_config_build(cl, cfg, err, sizeof(err)) ||
+	    coord_config_check(cfg, err, sizeof(err))) {
+		fprintf(stderr, "tpc-coordinator: %s\n", err);
+		return 2;
+	}
+	cfg->cmdline = cl;
 	return 0;
 }
 
-static int level_opt(const char *val, enum tpc_log_level *out)
+static int run(struct coord_config *cfg)
 {
-	static const char *const names[] = { "debug", "info", "warn", "error" };
-	for (int i = 0; i < 4; i++)
-		if (strcmp(val, names[i]) == 0) {
-			*out = (enum tpc_log_level)i;
-			return 0;
-		}
-	return bad("log-level", val, "expected debug, info, warn or error");
-}
+	struct coord_server *s = coord_server_new(cfg);
+	int rc;
 
-static int apply_opt(struct coord_config *cfg, int c, const char *v)
-{
-	uint64_t n = 0;
-	int rc = 0;
-
-	switch (c) {
-	case 'l': cfg->listen = v; return 0;
-	case 'd': cfg->data_dir = v; return 0;
-	case OPT_ID: rc = num_opt("id", v, 1, UINT32_MAX, &n); cfg->id = n; break;
-	case OPT_MAX_FRAME:
-		rc = num_opt("max-frame", v, 64, 64u << 20, &n);
-		cfg->max_frame = (uint32_t)n;
-		break;
-	case OPT_TXN_TIMEOUT:
-		rc = dur_opt("txn-timeout", v, 1, UINT32_MAX, &n);
-		cfg->txn_timeout_ms = (uint32_t)n;
-		break;
-	case OPT_PREPARE_TIMEOUT:
-		rc = dur_opt("prepare-timeout", v, 1, UINT32_MAX, &n);
-		cfg->prepare_timeout_ms = (uint32_t)n;
-		break;
-	case OPT_MAX_CONNS:
-		rc = num_opt("max-conns", v, 1, 1u << 20, &n);
-		cfg->max_conns = (uint32_t)n;
-		break;
-	case OPT_MAX_OPEN:
-		rc = num_opt("max-open-txns", v, 1, UINT32_MAX, &n);
-		cfg->max_open_txns = (uint32_t)n;
-		break;
-	case OPT_MAX_PER_CONN:
-		rc = num_opt("max-txns-per-conn", v, 1, UINT32_MAX, &n);
-		cfg->max_txns_per_conn = (uint32_t)n;
-		break;
-	case OPT_MAX_PARTS:
-		rc = num_opt("max-participants", v, 1, 64, &n);
-		cfg->max_parts = (uint32_t)n;
-		break;
-	case OPT_RETRY_MAX:
-		rc = dur_opt("retry-max", v, 1, 3600000, &n);
-		cfg->retry_max_ms = (uint32_t)n;
-		break;
-	case OPT_OUTCOME_RET: rc = dur_opt("outcome-retention", v, 0, UINT64_MAX / 2, &cfg->outcome_retention_ms); break;
-	case OPT_KEY_RET: rc = dur_opt("key-retention", v, 0, UINT64_MAX / 2, &cfg->key_retention_ms); break;
-	case OPT_GROUP:
-		rc = num_opt("group-commit", v, 1, 1u << 20, &n);
-		cfg->group_commit_max = (uint32_t)n;
-		break;
-	case OPT_MAP_SIZE: rc = num_opt("map-size", v, 1u << 20, 1ull << 40, &cfg->map_size); break;
-	case OPT_LOG_LEVEL: rc = level_opt(v, &cfg->log_level); break;
-	default: return 2;
-	}
+	if (!s)
+		return 1;
+	rc = coord_server_run(s);
+	coord_server_free(s);
 	return rc;
 }
 
 int main(int argc, char **argv)
 {
+	struct coord_cmdline cl;
 	struct coord_config cfg;
-	int c;
+	char err[256];
+	int rc = 0;
 
-	coord_config_defaults(&cfg);
-	while ((c = getopt_long(argc, argv, "l:d:hV", long_opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage_text, stdout);
-			return 0;
-		}
-		if (c == 'V') {
-			printf("tpc-coordinator %s (protocol 1)\n", TPC_VERSION);
-			return 0;
-		}
-		if (c == '?') {
-			fputs("Try 'tpc-coordinator --help'.\n", stderr);
-			return 2;
-		}
-		if (apply_opt(&cfg, c, optarg))
-			return 2;
+	if (coord_cmdline_parse(&cl, argc, argv, err, sizeof(err))) {
+		fprintf(stderr, "tpc-coordinator: %s\nTry 'tpc-coordinator --help'.\n", err);
+		rc = 2;
+	} else if (cl.help) {
+		fputs(usage_text, stdout);
+	} else if (cl.version) {
+		printf("tpc-coordinator %s (protocol 1)\n", TPC_VERSION);
+	} else {
+		rc = configure(&cl, &cfg);
+		if (rc == 0)
+			rc = cl.check_only ? check_only(&cl, &cfg) : run(&cfg);
 	}
-	if (optind < argc) {
-		fprintf(stderr, "tpc-coordinator: unexpected argument '%s'\n", argv[optind]);
-		return 2;
-	}
-	if (!cfg.data_dir) {
-		fputs("tpc-coordinator: --data DIR is required\nTry 'tpc-coordinator --help'.\n",
-		      stderr);
-		return 2;
-	}
-	struct coord_server *s = coord_server_new(&cfg);
-	if (!s)
-		return 1;
-	int rc = coord_server_run(s);
-	coord_server_free(s);
+	coord_cmdline_free(&cl);
 	return rc;
 }

@@ -10,6 +10,8 @@
 
 #include "util.h"
 
+struct coord_cmdline;
+
 struct coord_config {
 	const char *listen;          /* HOST:PORT */
 	const char *data_dir;        /* LMDB environment folder */
@@ -29,6 +31,16 @@ struct coord_config {
 	uint32_t group_commit_max;   /* records per log batch; 1 turns group commit off */
 	uint64_t map_size;           /* LMDB map size */
 	enum tpc_log_level log_level;
+	/* Admin API (docs/admin-api.md) */
+	const char *admin;           /* HOST:PORT, or "off"; default 127.0.0.1:7401 */
+	int admin_explicit;          /* given by the operator: failing to bind stops the start
+					(the default address only logs a warning and goes on) */
+	const char *admin_token_file; /* bearer token for mutating calls, or NULL */
+	uint64_t stuck_after_ms;     /* COMMITTING longer than this is "stuck" (default 30s) */
+	int allow_fault_injection;   /* POST/GET /v1/faults */
+	/* Running it (config.h): compaction pace, and where SIGHUP re-reads the config. */
+	uint32_t sweep_interval_ms;  /* log compaction pass every this long (default 10s) */
+	struct coord_cmdline *cmdline; /* --config file and options; NULL: SIGHUP only logs */
 };
 
 /** @brief Fill @p cfg with the documented defaults. */

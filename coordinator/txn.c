@@ -10,6 +10,13 @@
  *              | fenced           v                                                completed)
  *              +-----------> ABORTING --(ABORT sent to the prepared and joined)--> DONE
  *
+ *   Operator (EV_OPERATOR, heuristic, docs/admin-api.md): abort = the abort arrow from
+ *   ACTIVE/PREPARING; commit from PREPARING once every vote is in (or forced, and from
+ *   ACTIVE only forced) = the "all votes in" arrow, participants that have not voted
+ *   being sent ABORT and left out (state NO); a forced abort of COMMITTING goes straight
+ *   to DONE, sending ABORT to every participant that has not acked (the server deleted
+ *   the COMMIT record first, so nothing here logs).
+ *
  *   Commit with no participants, or with only READ_ONLY voters, and no client key:
  *   PREPARING/ACTIVE -> DONE directly (nothing to make durable). With a key, the
  *   transaction goes through LOGGING so the key's outcome is durable.
@@ -41,7 +48,7 @@ static const unsigned legal[TXN_NSTATES] = {
 	[TXN_ACTIVE] = BIT(TXN_PREPARING) | BIT(TXN_LOGGING) | BIT(TXN_ABORTING) | BIT(TXN_DONE),
 	[TXN_PREPARING] = BIT(TXN_LOGGING) | BIT(TXN_ABORTING) | BIT(TXN_DONE),
 	[TXN_LOGGING] = BIT(TXN_COMMITTING),
-	[TXN_COMMITTING] = BIT(TXN_DONE),
+	[TXN_COMMITTING] = BIT(TXN_DONE), /* all acked; or an operator's forced abort */
 	[TXN_ABORTING] = BIT(TXN_DONE),
 	[TXN_DONE] = 0,
 };
@@ -475,6 +482,7 @@ static void on_tick(struct coord_txn *t, const struct coord_txn_config *cfg, uin
 			t->retry_delay_ms = next > cfg->retry_max_ms ? cfg->retry_max_ms
 								     : (uint32_t)next;
 			t->retry_at_ms = now_ms + t->retry_delay_ms;
+			maybe_complete(t, out); /* a recovered record naming nobody */
 		}
 		break;
 	default:
@@ -526,6 +534,59 @@ static int on_fence_or_operator(struct coord_txn *t, enum coord_abort_reason why
 	return 0;
 }
 
+/* ---- heuristic decisions (EV_OPERATOR) ---- */
+
+/* A forced commit leaves out participants that have not voted: they get ABORT. */
+static void exclude_unvoted(struct coord_txn *t, struct coord_actions *out)
+{
+	for (uint8_t i = 0; i < t->nparts; i++) {
+		if (t->parts[i].state != PART_JOINED)
+			continue;
+		t->parts[i].state = PART_NO;
+		emit_send_decision(out, t->parts[i].peer, DECIDE_ABORT);
+	}
+}
+
+static int on_operator_commit(struct coord_txn *t, const struct coord_event *ev,
+			      uint64_t now_ms, struct coord_actions *out)
+{
+	switch (t->state) {
+	case TXN_ACTIVE:
+	case TXN_PREPARING:
+		if (!ev->force && (t->state == TXN_ACTIVE || count_parts(t, PART_JOINED)))
+			return COORD_ERR_NOT_ACTIVE;
+		exclude_unvoted(t, out);
+		all_voted(t, out, now_ms); /* the normal COMMIT logging path (D1) */
+		return 0;
+	case TXN_COMMITTING:
+		return 0; /* already committed */
+	default:
+		return COORD_ERR_NOT_ACTIVE;
+	}
+}
+
+static int on_operator_abort(struct coord_txn *t, const struct coord_event *ev,
+			     uint64_t now_ms, struct coord_actions *out)
+{
+	switch (t->state) {
+	case TXN_ACTIVE:
+	case TXN_PREPARING:
+		do_abort(t, out, ABORT_OPERATOR, now_ms);
+		return 0;
+	case TXN_COMMITTING:
+		if (!ev->force)
+			return COORD_ERR_NOT_ACTIVE;
+		for (uint8_t i = 0; i < t->nparts; i++)
+			if (t->parts[i].state == PART_YES)
+				emit_send_decision(out, t->parts[i].peer, DECIDE_ABORT);
+		t->abort_reason = ABORT_OPERATOR;
+		forget(t, out);
+		return 0;
+	default:
+		return COORD_ERR_NOT_ACTIVE;
+	}
+}
+
 int coord_txn_step(struct coord_txn *t, const struct coord_txn_config *cfg,
 		   const struct coord_event *ev, uint64_t now_ms, struct coord_actions *out)
 {
@@ -542,9 +603,8 @@ int coord_txn_step(struct coord_txn *t, const struct coord_txn_config *cfg,
 	case EV_CLIENT_GONE: on_client_gone(t, ev, now_ms, out); return 0;
 	case EV_FENCE: return on_fence_or_operator(t, ABORT_FENCED, now_ms, out);
 	case EV_OPERATOR:
-		if (ev->decision != DECIDE_ABORT)
-			return COORD_ERR_NOT_ACTIVE;
-		return on_fence_or_operator(t, ABORT_OPERATOR, now_ms, out);
+		return ev->decision == DECIDE_COMMIT ? on_operator_commit(t, ev, now_ms, out)
+						     : on_operator_abort(t, ev, now_ms, out);
 	}
 	return COORD_ERR_PROTOCOL;
 }

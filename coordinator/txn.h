@@ -95,6 +95,14 @@ struct coord_txn {
 	uint8_t cap;
 	uint32_t no_voter;         /* the peer that voted NO (when abort_reason is VOTE_NO) */
 	struct coord_txn_part *parts;
+	/* Observability, written and read by the server only (actions.c, metrics.c, the
+	 * admin API); the machine never looks at them. Zero from init. */
+	uint64_t prepare_ns;       /* Prepare sent (entered PREPARING), monotonic ns */
+	uint64_t committing_ns;    /* the COMMIT record became durable, monotonic ns */
+	int32_t err_status;        /* last error: a failed log write's status, or 0 */
+	uint32_t err_peer;         /* last error: the participant it concerns, or 0 */
+	uint8_t err_kind;          /* last error: enum coord_txn_err (server_int.h), 0: none */
+	uint8_t stuck_warned;      /* the "stuck" WARN line was logged */
 };
 
 enum coord_ev_type {
@@ -109,7 +117,7 @@ enum coord_ev_type {
 	EV_PEER_DOWN,    /* peer's connection closed */
 	EV_CLIENT_GONE,  /* the owner's connection closed */
 	EV_FENCE,        /* a newer Begin under the same key fences this one */
-	EV_OPERATOR,     /* an operator decided: decision (heuristic; see the admin API) */
+	EV_OPERATOR,     /* an operator decided: decision, force (heuristic; docs/admin-api.md) */
 };
 
 struct coord_event {
@@ -120,6 +128,7 @@ struct coord_event {
 	int vote;        /* EV_VOTE: enum coord_vote */
 	int status;      /* EV_LOGGED: 0 or negative error */
 	int decision;    /* EV_OPERATOR: enum coord_decision_kind */
+	int force;       /* EV_OPERATOR: override what the operator would otherwise be refused */
 };
 
 enum coord_act_type {

@@ -898,6 +898,16 @@ static void test_bad_commands_get_errors_and_good_ones_apply(void **state)
 	assert_non_null(strstr(r, "drop=12.5 "));
 	assert_non_null(strstr(r, "jitter=2000ms"));
 	ctl_ok(fx, "stats");
+	/* A line past the limit gets an error and closes that control connection only. */
+	char line[2048];
+	memset(line, 'x', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\0';
+	expect_error(fx, line, "longer than");
+	uint8_t c;
+	assert_int_equal(read_exact(fx->ctl_fd, &c, 1, tpc_now_ms() + WAIT_MS), -1);
+	close(fx->ctl_fd);
+	fx->ctl_fd = tcp_connect(fx->ctl_port);
+	ctl_ok(fx, "stats");
 }
 
 static void test_quit_stops_the_proxy(void **state)

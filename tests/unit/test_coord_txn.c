@@ -835,6 +835,105 @@ static void test_operator_commit_is_refused(void **state)
 	coord_txn_release(&t);
 }
 
+/* ---- heuristic decisions (admin API): forced commit, forced abort of COMMITTING ------------ */
+
+static struct coord_event ev_operator_forced(int decision)
+{
+	return (struct coord_event){ .type = EV_OPERATOR, .decision = decision, .force = 1 };
+}
+
+static void test_forced_operator_commit_leaves_out_the_unvoted_and_logs(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_preparing(&t, 2);
+	step_at(&t, ev_vote(peer_id(0), VOTE_YES), T0 + 20, &out);
+	assert_int_equal(step_at(&t, ev_operator_forced(DECIDE_COMMIT), T0 + 21, &out), 0);
+	assert_int_equal(t.state, TXN_LOGGING);
+	assert_int_equal(count_type(&out, ACT_LOG_COMMIT), 1);
+	assert_int_equal(count_decisions_to(&out, peer_id(1), DECIDE_ABORT), 1);
+	assert_int_equal(count_decisions(&out, DECIDE_COMMIT), 0);
+	assert_int_equal(part_state(&t, peer_id(1)), PART_NO);
+	/* D1 as ever: the COMMIT goes out only once the record is durable, to p0 only. */
+	assert_int_equal(step_at(&t, ev_logged(0), T0 + 30, &out), 0);
+	assert_int_equal(t.state, TXN_COMMITTING);
+	assert_int_equal(count_decisions_to(&out, peer_id(0), DECIDE_COMMIT), 1);
+	assert_int_equal(count_decisions(&out, DECIDE_COMMIT), 1);
+	assert_outcome(&out, OWNER, 7, OUTCOME_COMMITTED);
+	coord_txn_release(&t);
+}
+
+static void test_operator_commit_in_active_needs_force(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_active(&t, 2);
+	assert_int_equal(step_at(&t, ev_operator(DECIDE_COMMIT), T0 + 5, &out),
+			 COORD_ERR_NOT_ACTIVE);
+	assert_int_equal(out.n, 0);
+	assert_int_equal(t.state, TXN_ACTIVE);
+	/* Forced: nobody voted, so nobody commits; both are told ABORT; nothing to log. */
+	assert_int_equal(step_at(&t, ev_operator_forced(DECIDE_COMMIT), T0 + 6, &out), 0);
+	assert_int_equal(t.state, TXN_DONE);
+	assert_int_equal(count_decisions(&out, DECIDE_ABORT), 2);
+	assert_int_equal(count_type(&out, ACT_LOG_COMMIT), 0);
+	assert_int_equal(count_type(&out, ACT_FORGET), 1);
+	coord_txn_release(&t);
+}
+
+static void test_operator_commit_in_committing_is_a_no_op(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_committing(&t, 2);
+	assert_int_equal(step_at(&t, ev_operator(DECIDE_COMMIT), T_LOGGED + 1, &out), 0);
+	assert_int_equal(out.n, 0);
+	assert_int_equal(t.state, TXN_COMMITTING);
+	coord_txn_release(&t);
+}
+
+/* The server dropped the COMMIT record before this step (heuristic.c), so the machine only
+ * tells the unacknowledged and forgets; check_rules() would rightly call this a D1 breach,
+ * so the step is taken directly. */
+static void test_forced_operator_abort_of_committing_tells_the_unacked_and_forgets(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out = { 0 };
+	struct coord_event ev = ev_operator_forced(DECIDE_ABORT);
+
+	make_committing(&t, 2);
+	step_at(&t, ev_ack(peer_id(0)), T_LOGGED + 1, &out);
+	out.n = 0;
+	assert_int_equal(coord_txn_step(&t, &CFG, &ev, T_LOGGED + 2, &out), 0);
+	assert_int_equal(t.state, TXN_DONE);
+	assert_int_equal(t.abort_reason, ABORT_OPERATOR);
+	assert_int_equal(count_decisions_to(&out, peer_id(1), DECIDE_ABORT), 1);
+	assert_int_equal(count_decisions(&out, DECIDE_ABORT), 1);
+	assert_int_equal(count_type(&out, ACT_LOG_COMPLETE), 0);
+	assert_int_equal(count_type(&out, ACT_FORGET), 1);
+	coord_txn_release(&t);
+}
+
+static void test_recovered_txn_naming_nobody_completes_on_its_first_tick(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	coord_txn_init_recovered(&t, 42, T0);
+	assert_int_equal(step_at(&t, ev_simple(EV_TICK, 0), T0, &out), 0);
+	assert_int_equal(t.state, TXN_DONE);
+	assert_int_equal(count_type(&out, ACT_LOG_COMPLETE), 1);
+	coord_txn_release(&t);
+}
+
 /* ---- read-only voters and empty transactions ------------------------------------------- */
 
 static void test_read_only_voters_are_left_out_of_phase_two(void **state)
@@ -2053,6 +2152,11 @@ int main(void)
 		cmocka_unit_test(test_operator_abort_in_active_and_preparing),
 		cmocka_unit_test(test_operator_cannot_abort_once_the_decision_is_being_logged),
 		cmocka_unit_test(test_operator_commit_is_refused),
+		cmocka_unit_test(test_forced_operator_commit_leaves_out_the_unvoted_and_logs),
+		cmocka_unit_test(test_operator_commit_in_active_needs_force),
+		cmocka_unit_test(test_operator_commit_in_committing_is_a_no_op),
+		cmocka_unit_test(test_forced_operator_abort_of_committing_tells_the_unacked_and_forgets),
+		cmocka_unit_test(test_recovered_txn_naming_nobody_completes_on_its_first_tick),
 
 		cmocka_unit_test(test_read_only_voters_are_left_out_of_phase_two),
 		cmocka_unit_test(test_all_read_only_without_key_commits_with_nothing_logged),

@@ -44,12 +44,12 @@ struct fp_stats {
 	uint64_t resets;     /* pairs closed abruptly by `reset` or SIGUSR1 */
 };
 
-/* A frame waiting in a direction: header and body, ready to write. */
+/* A frame waiting in a direction (its body; the header is written on release). */
 struct fp_frame {
 	TAILQ_ENTRY(fp_frame) link;
 	uint64_t due_ms; /* monotonic release time */
-	int dup;
-	uint32_t size;   /* header + body */
+	int dup;         /* write it twice */
+	uint32_t size;   /* body length */
 	uint8_t bytes[];
 };
 

@@ -152,7 +152,8 @@ static void dir_arm(struct fp_dir *d)
 	}
 	now = tpc_now_ms();
 	uint64_t wait = next > now ? next - now : 0;
-	struct timeval tv = { .tv_sec = (time_t)(wait / 1000), .tv_usec = (suseconds_t)(wait % 1000) * 1000 };
+	struct timeval tv = { .tv_sec = (time_t)(wait / 1000),
+			      .tv_usec = (suseconds_t)(wait % 1000) * 1000 };
 	evtimer_add(d->timer, &tv);
 }
 
@@ -528,8 +529,10 @@ void fp_partition(struct fp_proxy *px)
 
 	px->partitioned = 1;
 	LIST_FOREACH(p, &px->pairs, link) {
-		dir_discard(&p->dir[0]);
-		dir_discard(&p->dir[1]);
+		for (int i = 0; i < 2; i++) {
+			dir_discard(&p->dir[i]);
+			dir_unthrottle(&p->dir[i]); /* keep reading: into the black hole */
+		}
 	}
 }
 

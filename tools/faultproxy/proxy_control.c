@@ -150,13 +150,17 @@ static void ctl_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct fp_ctl *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len = 0;
 	char *line;
 
-	while (!c->closing && (line = evbuffer_readln(in, NULL, EVBUFFER_EOL_LF))) {
-		ctl_line(c, line);
+	while (!c->closing && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
+		if (len <= CTL_LINE_MAX)
+			ctl_line(c, line);
 		free(line);
+		if (len > CTL_LINE_MAX)
+			break;
 	}
-	if (!c->closing && evbuffer_get_length(in) > CTL_LINE_MAX) {
+	if (!c->closing && (len > CTL_LINE_MAX || evbuffer_get_length(in) > CTL_LINE_MAX)) {
 		reply(c, "error line longer than %d bytes; closing", CTL_LINE_MAX);
 		c->closing = 1;
 	}

@@ -1,0 +1,1005 @@
+/*
+ * admin.c - the coordinator's admin HTTP API (docs/admin-api.md): evhttp on the server's
+ * own event_base, routing, bearer-token authentication, the read-only JSON views
+ * (status, transactions, participants, faults), /metrics, /livez, /readyz, and the
+ * periodic stuck scan. Operator decisions, retry and the audit log are in heuristic.c.
+ *
+ * Owns struct coord_admin (admin_int.h). Invariants:
+ *   - everything runs on the loop thread, between the RPC callbacks, so every view is a
+ *     consistent snapshot of the server;
+ *   - a mutating call (POST) is served only after authentication: with a token file the
+ *     bearer token must match (compared in constant time); without one, only when the
+ *     admin address is a loopback address;
+ *   - every error is a 4xx/5xx with a JSON {"error": ...} body; nothing a request
+ *     carries is trusted (txids, durations and limits are parsed strictly).
+ */
+#include "admin_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+
+#define MAX_BODY 65536
+#define MAX_HEADERS 16384
+#define HTTP_TIMEOUT_S 30
+#define MAX_TOKEN 4096
+#define DEFAULT_LIST_LIMIT 1000
+#define DEFAULT_AUDIT_LIMIT 100
+#define MAX_LIMIT 1000000
+
+/* ------------------------------------------------------------------ replies */
+
+void admin_reply_json(struct evhttp_request *req, int code, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct evbuffer *buf = evbuffer_new();
+
+	json_decref(body);
+	if (!text || !buf) {
+		evhttp_send_error(req, 500, "out of memory");
+		goto out_free;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "application/json");
+	evbuffer_add(buf, text, strlen(text));
+	evbuffer_add(buf, "\n", 1);
+	evhttp_send_reply(req, code, NULL, buf);
+out_free:
+	if (buf)
+		evbuffer_free(buf);
+	free(text);
+}
+
+void admin_reply_error(struct evhttp_request *req, int code, json_t *extra, const char *fmt,
+		       ...)
+{
+	char msg[512];
+	va_list ap;
+	json_t *body = extra ? extra : json_object();
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (body)
+		json_object_set_new(body, "error", json_string(msg));
+	admin_reply_json(req, code, body);
+}
+
+static void reply_text(struct evhttp_request *req, int code, const char *type, const char *text)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	if (!buf) {
+		evhttp_send_error(req, 500, "out of memory");
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
+	evbuffer_add(buf, text, strlen(text));
+	evhttp_send_reply(req, code, NULL, buf);
+	evbuffer_free(buf);
+}
+
+json_t *admin_txid_json(uint64_t txid)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, txid);
+	return json_string(buf);
+}
+
+void admin_format_time(uint64_t wall_ms, char *buf, size_t len)
+{
+	time_t secs = (time_t)(wall_ms / 1000);
+	struct tm tm;
+	char day[32];
+
+	gmtime_r(&secs, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03uZ", day, (unsigned)(wall_ms % 1000));
+}
+
+static json_t *time_json(uint64_t wall_ms)
+{
+	char buf[40];
+
+	if (!wall_ms)
+		return json_null();
+	admin_format_time(wall_ms, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+void admin_peer_addr(struct evhttp_request *req, char *buf, size_t len)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	char *host = NULL;
+	ev_uint16_t port = 0;
+
+	if (evcon)
+		evhttp_connection_get_peer(evcon, &host, &port);
+	snprintf(buf, len, "%s:%u", host ? host : "?", (unsigned)port);
+}
+
+const char *admin_logged_status(struct coord_server *s, uint64_t txid)
+{
+	int rc = s->store.ops->lookup_txid(s->store.self, txid);
+
+	if (rc < 0)
+		return NULL;
+	return rc == 1 ? "COMMITTED" : "ABORTED";
+}
+
+/* ------------------------------------------------------------------ parsing */
+
+/* A txid: decimal digits only, non-zero, fits in 64 bits. */
+static int parse_txid(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (len == 0 || len > 20)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		unsigned d = (unsigned)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	if (v == 0)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_limit(const char *s, uint32_t *out)
+{
+	uint64_t v;
+
+	if (parse_txid(s, strlen(s), &v) || v > MAX_LIMIT) /* a positive decimal */
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* Parse the query; 400 (replied) for a parameter not in @p allowed (NULL-terminated). */
+static int parse_query(struct evhttp_request *req, struct evkeyvalq *q,
+		       const char *const *allowed)
+{
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct evkeyval *kv;
+
+	TAILQ_INIT(q);
+	if (query && evhttp_parse_query_str(query, q) < 0) {
+		admin_reply_error(req, 400, NULL, "malformed query string");
+		return -EINVAL;
+	}
+	TAILQ_FOREACH(kv, q, next) {
+		int ok = 0;
+		for (const char *const *a = allowed; *a && !ok; a++)
+			ok = strcmp(kv->key, *a) == 0;
+		if (!ok) {
+			admin_reply_error(req, 400, NULL, "unknown query parameter '%s'", kv->key);
+			evhttp_clear_headers(q);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* The request body as JSON: NULL with *bad = 0 when empty; a 400 (replied) when bad. */
+static json_t *read_body(struct evhttp_request *req, int *bad)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	json_error_t err;
+	json_t *body;
+
+	*bad = 0;
+	if (len == 0)
+		return NULL;
+	body = json_loadb((const char *)evbuffer_pullup(in, (ev_ssize_t)len), len, 0, &err);
+	if (!body || !json_is_object(body)) {
+		admin_reply_error(req, 400, NULL, "the body must be a JSON object%s%s",
+				  body ? "" : ": ", body ? "" : err.text);
+		json_decref(body);
+		*bad = 1;
+		return NULL;
+	}
+	return body;
+}
+
+/* ------------------------------------------------------------ authentication */
+
+/* Constant time in the token's length: no early exit on the first differing byte. */
+static int token_matches(const struct coord_admin *a, const char *given, size_t len)
+{
+	volatile unsigned char diff = len != a->token_len;
+
+	for (size_t i = 0; i < a->token_len; i++)
+		diff |= (unsigned char)a->token[i] ^ (unsigned char)(i < len ? given[i] : 0);
+	return diff == 0;
+}
+
+/* 0: may mutate; otherwise the refusal was replied. */
+static int check_auth(struct coord_admin *a, struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+
+	if (!a->token) {
+		if (a->loopback)
+			return 0;
+		admin_reply_error(req, 403, NULL, "mutating calls need --admin-token-file when the "
+				  "admin address is not a loopback address");
+		return -EACCES;
+	}
+	if (h && strncasecmp(h, "Bearer ", 7) == 0 && token_matches(a, h + 7, strlen(h + 7)))
+		return 0;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+			  "Bearer realm=\"tpc-coordinator\"");
+	admin_reply_error(req, 401, NULL, h ? "wrong bearer token"
+					    : "this call needs an Authorization: Bearer token");
+	return -EACCES;
+}
+
+/* ------------------------------------------------------------ transactions */
+
+static const char *txn_error_text(struct coord_server *s, const struct coord_txn *t, char *buf,
+				  size_t len)
+{
+	struct peer *p = coord_peer(s, t->err_peer);
+	const char *name = p ? p->name : "?";
+
+	switch (t->err_kind) {
+	case TXN_ERR_PREPARE_NOT_SENT:
+		snprintf(buf, len, "participant %s not connected (Prepare not sent)", name);
+		return buf;
+	case TXN_ERR_DECISION_NOT_SENT:
+		snprintf(buf, len, "participant %s not connected (decision not sent)", name);
+		return buf;
+	case TXN_ERR_PEER_LOST:
+		snprintf(buf, len, "participant %s not connected (disconnected before "
+			 "acknowledging)", name);
+		return buf;
+	case TXN_ERR_LOG_FAILED:
+		snprintf(buf, len, "the COMMIT record write failed (%s); the coordinator retries it",
+			 t->err_status > -4096 ? strerror(-t->err_status) : "log error");
+		return buf;
+	default:
+		return NULL;
+	}
+}
+
+static json_t *parts_json(struct coord_server *s, const struct coord_txn *t)
+{
+	json_t *arr = json_array();
+
+	for (uint8_t i = 0; arr && i < t->nparts; i++) {
+		struct peer *p = coord_peer(s, t->parts[i].peer);
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:b}", "name", p ? p->name : "?",
+						     "state",
+						     coord_part_state_str(t->parts[i].state),
+						     "connected",
+						     p && coord_conn_get(s, p->conn) != NULL));
+	}
+	return arr;
+}
+
+static json_t *ms_or_null(int have, uint64_t now, uint64_t then)
+{
+	if (!have)
+		return json_null();
+	return json_integer(now > then ? (json_int_t)(now - then) : 0);
+}
+
+static json_t *txn_json(struct coord_server *s, const struct coord_txn *t, uint64_t now)
+{
+	char err[192];
+	const char *e = txn_error_text(s, t, err, sizeof(err));
+	int retrying = (t->state == TXN_LOGGING || t->state == TXN_COMMITTING) && t->retry_at_ms;
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "txid", admin_txid_json(t->txid));
+	json_object_set_new(o, "state", json_string(coord_txn_state_str(t->state)));
+	json_object_set_new(o, "age_ms", ms_or_null(1, now, t->begun_ms));
+	json_object_set_new(o, "decided_ms", ms_or_null(t->decided_ms != 0, now, t->decided_ms));
+	json_object_set_new(o, "key", t->key ? json_string(t->key) : json_null());
+	json_object_set_new(o, "attempts", json_integer(t->attempts));
+	json_object_set_new(o, "next_retry_ms", !retrying ? json_null()
+				: json_integer(t->retry_at_ms > now ? (json_int_t)(t->retry_at_ms - now) : 0));
+	json_object_set_new(o, "stuck", json_boolean(coord_txn_stuck(s, t, now)));
+	json_object_set_new(o, "last_error", e ? json_string(e) : json_null());
+	json_object_set_new(o, "participants", parts_json(s, t));
+	return o;
+}
+
+static int state_filter(const char *v)
+{
+	if (!v)
+		return -1;
+	if (strcasecmp(v, "stuck") == 0)
+		return TXN_NSTATES; /* stands for "stuck" */
+	for (int st = TXN_ACTIVE; st <= TXN_COMMITTING; st++)
+		if (strcasecmp(v, coord_txn_state_str((enum coord_txn_state)st)) == 0)
+			return st;
+	return -2;
+}
+
+struct txn_filter {
+	int state;             /* -1: any; TXN_NSTATES: stuck */
+	uint64_t older_than_ms;
+	uint32_t limit;
+};
+
+static int txn_matches(struct coord_server *s, const struct coord_txn *t,
+		       const struct txn_filter *f, uint64_t now)
+{
+	if (t->state > TXN_COMMITTING)
+		return 0;
+	if (f->state == TXN_NSTATES && !coord_txn_stuck(s, t, now))
+		return 0;
+	if (f->state >= 0 && f->state < TXN_NSTATES && t->state != f->state)
+		return 0;
+	return f->older_than_ms == 0 || now - t->begun_ms > f->older_than_ms;
+}
+
+static int cmp_oldest(const void *x, const void *y)
+{
+	const struct coord_txn *a = *(const struct coord_txn *const *)x;
+	const struct coord_txn *b = *(const struct coord_txn *const *)y;
+
+	if (a->begun_ms != b->begun_ms)
+		return a->begun_ms < b->begun_ms ? -1 : 1;
+	return a->txid < b->txid ? -1 : a->txid > b->txid;
+}
+
+static int parse_txn_filter(struct evhttp_request *req, struct evkeyvalq *q,
+			    struct txn_filter *f)
+{
+	const char *st = evhttp_find_header(q, "state");
+	const char *older = evhttp_find_header(q, "older-than");
+	const char *limit = evhttp_find_header(q, "limit");
+
+	f->state = state_filter(st);
+	f->older_than_ms = 0;
+	f->limit = DEFAULT_LIST_LIMIT;
+	if (f->state == -2) {
+		admin_reply_error(req, 400, NULL, "unknown state '%s' (ACTIVE, PREPARING, LOGGING, "
+				  "COMMITTING or stuck)", st);
+		return -EINVAL;
+	}
+	if (older && tpc_parse_duration_ms(older, &f->older_than_ms)) {
+		admin_reply_error(req, 400, NULL, "bad older-than '%s' (a duration: 500ms, 30s, 5m)",
+				  older);
+		return -EINVAL;
+	}
+	if (limit && parse_limit(limit, &f->limit)) {
+		admin_reply_error(req, 400, NULL, "bad limit '%s' (1 to %d)", limit, MAX_LIMIT);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void get_transactions(struct coord_admin *a, struct evhttp_request *req)
+{
+	static const char *const allowed[] = { "state", "older-than", "limit", NULL };
+	struct coord_server *s = a->srv;
+	struct evkeyvalq q;
+	struct txn_filter f;
+	uint64_t now = tpc_now_ms();
+	size_t n = 0;
+
+	if (parse_query(req, &q, allowed))
+		return;
+	int bad = parse_txn_filter(req, &q, &f);
+	evhttp_clear_headers(&q);
+	if (bad)
+		return;
+	const struct coord_txn **v = calloc(s->txns.n ? s->txns.n : 1, sizeof(*v));
+	json_t *arr = json_array();
+	if (!v || !arr) {
+		free(v);
+		json_decref(arr);
+		admin_reply_error(req, 500, NULL, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < s->txns.cap; i++) {
+		const struct coord_txn *t = s->txns.slots[i].key ? s->txns.slots[i].val : NULL;
+		if (t && txn_matches(s, t, &f, now))
+			v[n++] = t;
+	}
+	qsort(v, n, sizeof(*v), cmp_oldest);
+	for (size_t i = 0; i < n && i < f.limit; i++)
+		json_array_append_new(arr, txn_json(s, v[i], now));
+	free(v);
+	admin_reply_json(req, 200, json_pack("{s:o, s:I}", "transactions", arr, "total",
+					     (json_int_t)n));
+}
+
+static void get_transaction(struct coord_admin *a, struct evhttp_request *req, uint64_t txid)
+{
+	struct coord_server *s = a->srv;
+	const struct coord_txn *t = u64map_get(&s->txns, txid);
+	const char *st;
+
+	if (t) {
+		admin_reply_json(req, 200, txn_json(s, t, tpc_now_ms()));
+		return;
+	}
+	st = admin_logged_status(s, txid);
+	if (!st) {
+		admin_reply_error(req, 503, NULL, "cannot read the decision log; ask again");
+		return;
+	}
+	admin_reply_error(req, 404, json_pack("{s:o, s:s}", "txid", admin_txid_json(txid), "status",
+					      st),
+			  "no open transaction %" PRIu64 " (%s)", txid,
+			  st[0] == 'C' ? "it committed and every participant acknowledged it"
+				       : "unknown or aborted: presumed abort");
+}
+
+/* ------------------------------------------------------------ status, participants */
+
+static json_t *log_json(struct coord_server *s, const struct coord_metrics_view *v)
+{
+	uint64_t decisions = 0, keys = 0, bytes = 0;
+	struct bw_stats bw;
+
+	s->store.ops->stats(s->store.self, &decisions, &keys, &bytes);
+	batch_writer_stats(s->writer, &bw);
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "decisions", (json_int_t)decisions,
+			 "keys", (json_int_t)keys, "map_bytes", (json_int_t)bytes, "batches",
+			 (json_int_t)bw.batches, "records", (json_int_t)bw.items, "log_failures",
+			 (json_int_t)v->log_failures);
+}
+
+static void get_status(struct coord_admin *a, struct evhttp_request *req)
+{
+	struct coord_server *s = a->srv;
+	struct coord_metrics_view v;
+	uint64_t now = tpc_now_ms();
+
+	coord_metrics_snapshot(s, now, &v);
+	json_t *by_state = json_pack("{s:I, s:I, s:I, s:I}",
+				     "ACTIVE", (json_int_t)v.open[COORD_OPEN_ACTIVE],
+				     "PREPARING", (json_int_t)v.open[COORD_OPEN_PREPARING],
+				     "LOGGING", (json_int_t)v.open[COORD_OPEN_LOGGING],
+				     "COMMITTING", (json_int_t)v.open[COORD_OPEN_COMMITTING]);
+	json_t *o = json_pack("{s:I, s:I, s:o, s:I, s:b, s:s, s:I, s:o, s:I, s:I, s:I, s:I}",
+			      "coordinator_id", (json_int_t)s->id, "epoch", (json_int_t)s->epoch,
+			      "started_at", time_json(s->started_wall_ms),
+			      "uptime_ms", (json_int_t)(now - s->started_ms), "ready", s->ready,
+			      "listen", s->cfg.listen, "open_transactions", (json_int_t)v.open_total,
+			      "by_state", by_state, "in_doubt", (json_int_t)v.in_doubt,
+			      "oldest_in_doubt_ms", (json_int_t)v.in_doubt_oldest_ms,
+			      "stuck", (json_int_t)v.stuck,
+			      "stuck_after_ms", (json_int_t)s->cfg.stuck_after_ms);
+	if (o) {
+		json_object_set_new(o, "participants",
+				    json_pack("{s:I, s:I}", "known", (json_int_t)v.peers_known,
+					      "connected", (json_int_t)v.peers_connected));
+		json_object_set_new(o, "connections", json_integer(s->nconns));
+		json_object_set_new(o, "committed", json_integer((json_int_t)v.committed));
+		json_object_set_new(o, "aborted", json_integer((json_int_t)v.aborted));
+		json_object_set_new(o, "unknown", json_integer((json_int_t)v.unknown));
+		json_object_set_new(o, "log", log_json(s, &v));
+	}
+	admin_reply_json(req, o ? 200 : 500, o);
+}
+
+/* Per peer: COMMITTING transactions it has not acked. */
+static uint64_t *outstanding_per_peer(struct coord_server *s)
+{
+	uint64_t *n = calloc(s->npeers ? s->npeers : 1, sizeof(*n));
+
+	for (size_t i = 0; n && i < s->txns.cap; i++) {
+		const struct coord_txn *t = s->txns.slots[i].key ? s->txns.slots[i].val : NULL;
+		if (!t || t->state != TXN_COMMITTING)
+			continue;
+		for (uint8_t j = 0; j < t->nparts; j++)
+			if (t->parts[j].state == PART_YES && t->parts[j].peer <= s->npeers)
+				n[t->parts[j].peer - 1]++;
+	}
+	return n;
+}
+
+static void get_participants(struct coord_admin *a, struct evhttp_request *req)
+{
+	struct coord_server *s = a->srv;
+	uint64_t wall = tpc_wall_ms();
+	uint64_t *outstanding = outstanding_per_peer(s);
+	json_t *arr = json_array();
+
+	if (!outstanding || !arr) {
+		free(outstanding);
+		json_decref(arr);
+		admin_reply_error(req, 500, NULL, "out of memory");
+		return;
+	}
+	for (uint32_t i = 0; i < s->npeers; i++) {
+		const struct peer *p = &s->peers[i];
+		json_array_append_new(arr, json_pack(
+			"{s:s, s:b, s:o, s:o, s:o, s:I, s:I}", "name", p->name, "connected",
+			coord_conn_get(s, p->conn) != NULL, "address",
+			p->addr[0] ? json_string(p->addr) : json_null(), "last_seen_at",
+			time_json(p->last_seen_wall_ms), "last_seen_ms",
+			ms_or_null(p->last_seen_wall_ms != 0, wall, p->last_seen_wall_ms), "connects",
+			(json_int_t)p->connects, "decisions_outstanding",
+			(json_int_t)outstanding[i]));
+	}
+	free(outstanding);
+	admin_reply_json(req, 200, json_pack("{s:o}", "participants", arr));
+}
+
+/* ------------------------------------------------------------ metrics, faults */
+
+static void get_metrics(struct coord_admin *a, struct evhttp_request *req)
+{
+	struct coord_metrics_view v;
+	struct evbuffer *buf = evbuffer_new();
+
+	coord_metrics_snapshot(a->srv, tpc_now_ms(), &v);
+	if (!buf || coord_metrics_render(&v, buf)) {
+		if (buf)
+			evbuffer_free(buf);
+		evhttp_send_error(req, 500, "out of memory");
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; version=0.0.4; charset=utf-8");
+	evhttp_send_reply(req, 200, NULL, buf);
+	evbuffer_free(buf);
+}
+
+/* "crash@3", "fail%20", "delay:50", or NULL when the point is not armed. */
+static const char *fault_action(const struct tpc_fault *pt, char *buf, size_t len)
+{
+	const char *verb = pt->action == TPC_FA_CRASH ? "crash" : "fail";
+
+	if (pt->action == TPC_FA_NONE)
+		return NULL;
+	if (pt->action == TPC_FA_DELAY)
+		snprintf(buf, len, "delay:%u", pt->delay_ms);
+	else if (pt->nth)
+		snprintf(buf, len, "%s@%u", verb, pt->nth);
+	else if (pt->prob_pct && pt->prob_pct < 100)
+		snprintf(buf, len, "%s%%%u", verb, pt->prob_pct);
+	else
+		snprintf(buf, len, "%s", verb);
+	return buf;
+}
+
+static json_t *faults_json(struct tpc_faults *f)
+{
+	json_t *arr = json_array();
+	char act[48];
+
+	pthread_mutex_lock(&f->mu);
+	for (int i = 0; arr && i < TPC_FP_COUNT; i++) {
+		const char *a = fault_action(&f->pt[i], act, sizeof(act));
+		json_array_append_new(arr, json_pack("{s:s, s:o, s:I, s:I}", "point",
+						     tpc_fault_name((enum tpc_fault_point)i),
+						     "action", a ? json_string(a) : json_null(),
+						     "hits", (json_int_t)f->pt[i].hits, "fired",
+						     (json_int_t)f->pt[i].fired));
+	}
+	int armed = f->armed;
+	pthread_mutex_unlock(&f->mu);
+	return json_pack("{s:b, s:o}", "armed", armed, "faults", arr);
+}
+
+static void post_faults(struct coord_admin *a, struct evhttp_request *req)
+{
+	struct coord_server *s = a->srv;
+	char err[192] = "", peer[80];
+	int bad;
+	json_t *body = read_body(req, &bad);
+	json_t *spec = body ? json_object_get(body, "spec") : NULL;
+
+	if (bad)
+		return;
+	if (!json_is_string(spec)) {
+		json_decref(body);
+		admin_reply_error(req, 400, NULL, "the body needs \"spec\": a string (\"\" disarms)");
+		return;
+	}
+	const char *v = json_string_value(spec);
+	if (!v[0])
+		tpc_faults_clear(&s->faults);
+	else if (tpc_faults_arm(&s->faults, v, err, sizeof(err))) {
+		admin_reply_error(req, 400, NULL, "%s", err[0] ? err : "bad fault spec");
+		json_decref(body);
+		return;
+	}
+	admin_peer_addr(req, peer, sizeof(peer));
+	tpc_logf(&s->log, TPC_LOG_WARN, "fault injection %s at run time by %s%s%s",
+		 v[0] ? "armed" : "disarmed", peer, v[0] ? ": " : "", v);
+	json_decref(body);
+	admin_reply_json(req, 200, faults_json(&s->faults));
+}
+
+/* ------------------------------------------------------------ routing */
+
+enum route_kind { R_NONE, R_LIVEZ, R_READYZ, R_METRICS, R_STATUS, R_TXNS, R_TXN, R_RETRY,
+		  R_COMMIT, R_ABORT, R_PARTICIPANTS, R_AUDIT, R_FAULTS };
+
+struct route {
+	enum route_kind kind;
+	uint64_t txid;
+	int bad_txid;
+};
+
+static const struct {
+	const char *path;
+	enum route_kind kind;
+} fixed_routes[] = {
+	{ "/livez", R_LIVEZ },		 { "/readyz", R_READYZ },
+	{ "/metrics", R_METRICS },	 { "/v1/status", R_STATUS },
+	{ "/v1/transactions", R_TXNS },	 { "/v1/participants", R_PARTICIPANTS },
+	{ "/v1/audit", R_AUDIT },	 { "/v1/faults", R_FAULTS },
+};
+
+/* "/v1/transactions/{txid}[/retry|/commit|/abort]" */
+static void route_txn(const char *rest, struct route *r)
+{
+	const char *slash = strchr(rest, '/');
+	size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+
+	r->kind = R_TXN;
+	if (slash && strcmp(slash, "/retry") == 0)
+		r->kind = R_RETRY;
+	else if (slash && strcmp(slash, "/commit") == 0)
+		r->kind = R_COMMIT;
+	else if (slash && strcmp(slash, "/abort") == 0)
+		r->kind = R_ABORT;
+	else if (slash) {
+		r->kind = R_NONE;
+		return;
+	}
+	r->bad_txid = parse_txid(rest, len, &r->txid) != 0;
+}
+
+static struct route route_of(const char *path)
+{
+	static const char txn_prefix[] = "/v1/transactions/";
+	struct route r = { R_NONE, 0, 0 };
+
+	for (size_t i = 0; i < sizeof(fixed_routes) / sizeof(fixed_routes[0]); i++)
+		if (strcmp(path, fixed_routes[i].path) == 0)
+			r.kind = fixed_routes[i].kind;
+	if (r.kind == R_NONE && strncmp(path, txn_prefix, sizeof(txn_prefix) - 1) == 0)
+		route_txn(path + sizeof(txn_prefix) - 1, &r);
+	return r;
+}
+
+static int route_method_ok(const struct route *r, enum evhttp_cmd_type cmd)
+{
+	switch (r->kind) {
+	case R_RETRY:
+	case R_COMMIT:
+	case R_ABORT: return cmd == EVHTTP_REQ_POST;
+	case R_FAULTS: return cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_POST;
+	default: return cmd == EVHTTP_REQ_GET;
+	}
+}
+
+static void get_audit(struct coord_admin *a, struct evhttp_request *req)
+{
+	static const char *const allowed[] = { "limit", NULL };
+	struct evkeyvalq q;
+	uint32_t limit = DEFAULT_AUDIT_LIMIT;
+	const char *l;
+	int bad;
+
+	if (parse_query(req, &q, allowed))
+		return;
+	l = evhttp_find_header(&q, "limit");
+	bad = l && parse_limit(l, &limit);
+	if (bad)
+		admin_reply_error(req, 400, NULL, "bad limit '%s' (1 to %d)", l, MAX_LIMIT);
+	evhttp_clear_headers(&q);
+	if (!bad)
+		heuristic_audit_list(a, req, limit);
+}
+
+static void serve_get(struct coord_admin *a, struct evhttp_request *req, const struct route *r)
+{
+	/* Whatever a view calls stuck has been logged first: nothing stuck in silence. */
+	coord_stuck_scan(a->srv, tpc_now_ms());
+	switch (r->kind) {
+	case R_LIVEZ: reply_text(req, 200, "text/plain", "ok\n"); return;
+	case R_READYZ:
+		reply_text(req, a->srv->ready ? 200 : 503, "text/plain",
+			   a->srv->ready ? "ready\n" : "recovering\n");
+		return;
+	case R_METRICS: get_metrics(a, req); return;
+	case R_STATUS: get_status(a, req); return;
+	case R_TXNS: get_transactions(a, req); return;
+	case R_TXN: get_transaction(a, req, r->txid); return;
+	case R_PARTICIPANTS: get_participants(a, req); return;
+	case R_FAULTS: admin_reply_json(req, 200, faults_json(&a->srv->faults)); return;
+	case R_AUDIT: get_audit(a, req); return;
+	default: admin_reply_error(req, 404, NULL, "no such route"); return;
+	}
+}
+
+static void serve_post(struct coord_admin *a, struct evhttp_request *req, const struct route *r)
+{
+	int bad = 0;
+	json_t *body;
+
+	if (check_auth(a, req))
+		return;
+	if (!a->srv->ready || a->srv->stopping) {
+		admin_reply_error(req, 503, NULL, "%s", a->srv->stopping ? "shutting down"
+									 : "recovering");
+		return;
+	}
+	switch (r->kind) {
+	case R_FAULTS: post_faults(a, req); return;
+	case R_RETRY: heuristic_retry(a, req, r->txid); return;
+	case R_COMMIT:
+	case R_ABORT:
+		body = read_body(req, &bad);
+		if (!bad)
+			heuristic_decide(a, req, r->txid,
+					 r->kind == R_COMMIT ? DECIDE_COMMIT : DECIDE_ABORT, body);
+		return;
+	default: admin_reply_error(req, 404, NULL, "no such route"); return;
+	}
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct coord_admin *a = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct route r = route_of(path ? path : "");
+
+	if (r.kind == R_NONE || (r.kind == R_FAULTS && !a->srv->cfg.allow_fault_injection)) {
+		admin_reply_error(req, 404, NULL, "no such route: %s%s", path ? path : "",
+				  r.kind == R_FAULTS ? " (start with --allow-fault-injection)" : "");
+		return;
+	}
+	if (!route_method_ok(&r, cmd)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+				  r.kind == R_FAULTS ? "GET, POST" : route_method_ok(&r, EVHTTP_REQ_GET)
+								     ? "GET" : "POST");
+		admin_reply_error(req, 405, NULL, "method not allowed on %s", path);
+		return;
+	}
+	if (r.bad_txid) {
+		admin_reply_error(req, 400, NULL, "bad txid: expected a decimal number from 1 to "
+				  "18446744073709551615");
+		return;
+	}
+	if (cmd == EVHTTP_REQ_POST)
+		serve_post(a, req, &r);
+	else
+		serve_get(a, req, &r);
+}
+
+/* ------------------------------------------------------------ start and stop */
+
+static void on_stuck_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct coord_admin *a = arg;
+
+	coord_stuck_scan(a->srv, tpc_now_ms());
+}
+
+/* Scan a few times per threshold, at most once a second, at least every 25 ms. */
+static int arm_stuck_watch(struct coord_admin *a)
+{
+	uint64_t every = a->srv->cfg.stuck_after_ms / 4;
+	struct timeval tv;
+
+	every = every < 25 ? 25 : every > 1000 ? 1000 : every;
+	tv.tv_sec = (time_t)(every / 1000);
+	tv.tv_usec = (suseconds_t)(every % 1000) * 1000;
+	if (!a->stuck_ev)
+		a->stuck_ev = event_new(a->srv->base, -1, EV_PERSIST, on_stuck_timer, a);
+	if (!a->stuck_ev || event_add(a->stuck_ev, &tv))
+		return -ENOMEM;
+	return 0;
+}
+
+static void trim(char *s)
+{
+	size_t n = strlen(s);
+	size_t i = 0;
+
+	while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+	while (s[i] == ' ' || s[i] == '\t')
+		i++;
+	memmove(s, s + i, n - i + 1);
+}
+
+/* The token file's first line, trimmed, into *token (owned) and *len. */
+static int read_token(struct coord_admin *a, const char *path, char **token, size_t *len)
+{
+	struct tpc_logger *lg = &a->srv->log;
+	char *line = calloc(1, MAX_TOKEN + 2);
+	FILE *f = fopen(path, "re");
+	struct stat st;
+	int rc = -EINVAL;
+
+	if (!line || !f) {
+		tpc_logf(lg, TPC_LOG_ERROR, "--admin-token-file %s: %s", path,
+			 f ? "out of memory" : strerror(errno));
+		goto out;
+	}
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+		tpc_logf(lg, TPC_LOG_WARN, "--admin-token-file %s is readable by others (chmod 600)",
+			 path);
+	if (!fgets(line, MAX_TOKEN + 2, f) || (trim(line), !line[0])) {
+		tpc_logf(lg, TPC_LOG_ERROR, "--admin-token-file %s: the first line holds no token",
+			 path);
+		goto out;
+	}
+	*len = strlen(line);
+	*token = line;
+	line = NULL;
+	rc = 0;
+out:
+	if (f)
+		fclose(f);
+	free(line);
+	return rc;
+}
+
+static int is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+	}
+	return 0;
+}
+
+static void setup_http(struct coord_admin *a)
+{
+	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_max_body_size(a->http, MAX_BODY);
+	evhttp_set_max_headers_size(a->http, MAX_HEADERS);
+	evhttp_set_timeout(a->http, HTTP_TIMEOUT_S);
+	evhttp_set_gencb(a->http, on_request, a);
+}
+
+/* Bind; a busy default address (not given by the operator) only disables the API. */
+static int bind_http(struct coord_admin *a)
+{
+	struct coord_server *s = a->srv;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	struct evconnlistener *l;
+	char err[160];
+
+	if (tpc_parse_hostport(s->cfg.admin, &ss, &sslen, err, sizeof(err))) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "--admin %s: %s (or 'off')", s->cfg.admin, err);
+		return -EINVAL;
+	}
+	a->loopback = is_loopback(&ss);
+	a->http = evhttp_new(s->base);
+	if (!a->http)
+		return -ENOMEM;
+	setup_http(a);
+	l = evconnlistener_new_bind(s->base, NULL, NULL,
+				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+				    128, (struct sockaddr *)&ss, (int)sslen);
+	if (!l || !evhttp_bind_listener(a->http, l)) {
+		int e = errno;
+		if (l)
+			evconnlistener_free(l);
+		evhttp_free(a->http);
+		a->http = NULL;
+		tpc_logf(&s->log, s->cfg.admin_explicit ? TPC_LOG_ERROR : TPC_LOG_WARN,
+			 "cannot serve the admin API on %s: %s%s", s->cfg.admin, strerror(e),
+			 s->cfg.admin_explicit ? "" : "; going on without it (--admin to choose)");
+		return s->cfg.admin_explicit ? -e : 0;
+	}
+	tpc_logf(&s->log, TPC_LOG_INFO, "admin API on http://%s%s", s->cfg.admin,
+		 a->token ? " (token required for changes)" : "");
+	if (!a->token && !a->loopback)
+		tpc_logf(&s->log, TPC_LOG_WARN, "the admin address is not loopback and no "
+			 "--admin-token-file was given: mutating admin calls are refused");
+	return 0;
+}
+
+int coord_admin_start(struct coord_server *s)
+{
+	struct coord_admin *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	s->admin = a;
+	a->srv = s;
+	if (arm_stuck_watch(a))
+		return -ENOMEM;
+	if (heuristic_load(a)) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot read the audit log");
+		return -EIO;
+	}
+	if (strcmp(s->cfg.admin, "off") == 0) {
+		tpc_logf(&s->log, TPC_LOG_INFO, "admin API off");
+		return 0;
+	}
+	if (s->cfg.admin_token_file &&
+	    read_token(a, s->cfg.admin_token_file, &a->token, &a->token_len))
+		return -EINVAL;
+	return bind_http(a);
+}
+
+static void drop_token(struct coord_admin *a)
+{
+	if (a->token) {
+		explicit_bzero(a->token, a->token_len);
+		free(a->token);
+	}
+	a->token = NULL;
+	a->token_len = 0;
+}
+
+void coord_admin_reload(struct coord_server *s)
+{
+	struct coord_admin *a = s->admin;
+	char *token = NULL;
+	size_t len = 0;
+
+	if (!a)
+		return;
+	if (arm_stuck_watch(a)) /* --stuck-after may have changed */
+		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot re-arm the stuck watch");
+	if (!a->http)
+		return;
+	if (s->cfg.admin_token_file && read_token(a, s->cfg.admin_token_file, &token, &len)) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "keeping the admin token in use");
+		return;
+	}
+	drop_token(a);
+	a->token = token;
+	a->token_len = len;
+	if (!a->token && !a->loopback)
+		tpc_logf(&s->log, TPC_LOG_WARN, "no --admin-token-file any more and the admin "
+			 "address is not loopback: mutating admin calls are refused");
+}
+
+void coord_admin_free(struct coord_server *s)
+{
+	struct coord_admin *a = s->admin;
+
+	if (!a)
+		return;
+	heuristic_free_waiting(a);
+	if (a->http)
+		evhttp_free(a->http);
+	if (a->stuck_ev)
+		event_free(a->stuck_ev);
+	drop_token(a);
+	free(a);
+	s->admin = NULL;
+}

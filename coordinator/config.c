@@ -1,0 +1,651 @@
+/*
+ * config.c - tpc-coordinator's option table, command line, INI config file and the
+ * run-time part of a SIGHUP reload (see config.h).
+ *
+ * Owns the table `opts`: for each option its name (long option and file key), its kind
+ * (which parser), where it lands in struct coord_config, its accepted range, and
+ * whether a SIGHUP may change it in a running server. Everything else here is driven by
+ * that table: getopt's option list, the file's keys, --check-config's dump, and the
+ * reload's copy-and-describe. Invariant: a value reaches a struct coord_config only
+ * after its parser accepted it, so a half-read bad file never leaves a bad value
+ * (the caller throws the whole half-built config away).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "util.h"
+
+enum opt_kind {
+	K_STR,    /* const char * */
+	K_NUM,    /* uint32_t or uint64_t by field size; K, M, G suffixes */
+	K_DUR,    /* uint32_t or uint64_t milliseconds; ms, s, m, h suffixes */
+	K_LEVEL,  /* enum tpc_log_level */
+	K_FLAG,   /* int 0/1; no value on the command line, a boolean in the file */
+	K_META,   /* command line only: --config, --check-config, --help, --version */
+};
+
+#define RELOAD 1u   /* a SIGHUP applies it to the running server */
+#define MARK 2u     /* giving it sets the int at mark_off to 1 (e.g. admin_explicit) */
+
+struct opt {
+	const char *name;
+	int short_name;
+	enum opt_kind kind;
+	size_t off, size;  /* the field in struct coord_config */
+	uint64_t lo, hi;   /* K_NUM, K_DUR: accepted range */
+	unsigned flags;
+	size_t mark_off;   /* MARK: an int in struct coord_config */
+};
+
+#define FIELD(f) .off = offsetof(struct coord_config, f), \
+		 .size = sizeof(((struct coord_config *)0)->f)
+#define DUR_MAX (UINT64_MAX / 2)
+#define VALUE_MAX 1024  /* longest value shown by dump and reload messages */
+
+static const struct opt opts[] = {
+	{ "listen", 'l', K_STR, FIELD(listen) },
+	{ "data", 'd', K_STR, FIELD(data_dir) },
+	{ "id", 0, K_NUM, FIELD(id), .lo = 1, .hi = UINT32_MAX },
+	{ "max-frame", 0, K_NUM, FIELD(max_frame), .lo = 64, .hi = 64u << 20 },
+	{ "txn-timeout", 0, K_DUR, FIELD(txn_timeout_ms), .lo = 1, .hi = UINT32_MAX,
+	  .flags = RELOAD },
+	{ "prepare-timeout", 0, K_DUR, FIELD(prepare_timeout_ms), .lo = 1, .hi = UINT32_MAX,
+	  .flags = RELOAD },
+	{ "max-conns", 0, K_NUM, FIELD(max_conns), .lo = 1, .hi = 1u << 20, .flags = RELOAD },
+	{ "max-open-txns", 0, K_NUM, FIELD(max_open_txns), .lo = 1, .hi = UINT32_MAX,
+	  .flags = RELOAD },
+	{ "max-txns-per-conn", 0, K_NUM, FIELD(max_txns_per_conn), .lo = 1, .hi = UINT32_MAX,
+	  .flags = RELOAD },
+	{ "max-participants", 0, K_NUM, FIELD(max_parts), .lo = 1, .hi = 64 },
+	{ "retry-max", 0, K_DUR, FIELD(retry_max_ms), .lo = 1, .hi = 3600000, .flags = RELOAD },
+	{ "outcome-retention", 0, K_DUR, FIELD(outcome_retention_ms), .lo = 0, .hi = DUR_MAX,
+	  .flags = RELOAD },
+	{ "key-retention", 0, K_DUR, FIELD(key_retention_ms), .lo = 0, .hi = DUR_MAX,
+	  .flags = RELOAD },
+	{ "sweep-interval", 0, K_DUR, FIELD(sweep_interval_ms), .lo = 10, .hi = 3600000,
+	  .flags = RELOAD },
+	{ "group-commit", 0, K_NUM, FIELD(group_commit_max), .lo = 1, .hi = 1u << 20 },
+	{ "map-size", 0, K_NUM, FIELD(map_size), .lo = 1u << 20, .hi = 1ull << 40 },
+	{ "log-level", 0, K_LEVEL, FIELD(log_level), .flags = RELOAD },
+	{ "admin", 0, K_STR, FIELD(admin), .flags = MARK,
+	  .mark_off = offsetof(struct coord_config, admin_explicit) },
+	{ "admin-token-file", 0, K_STR, FIELD(admin_token_file), .flags = RELOAD },
+	{ "stuck-after", 0, K_DUR, FIELD(stuck_after_ms), .lo = 1, .hi = UINT32_MAX,
+	  .flags = RELOAD },
+	{ "allow-fault-injection", 0, K_FLAG, FIELD(allow_fault_injection) },
+	{ .name = "config", .kind = K_META },
+	{ .name = "check-config", .kind = K_META },
+	{ .name = "help", .short_name = 'h', .kind = K_META },
+	{ .name = "version", .short_name = 'V', .kind = K_META },
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+
+/* ---- values ----------------------------------------------------------------------- */
+
+static void fmt_duration(uint64_t ms, char *buf, size_t len)
+{
+	if (ms && ms % 3600000 == 0)
+		snprintf(buf, len, "%" PRIu64 "h", ms / 3600000);
+	else if (ms && ms % 60000 == 0)
+		snprintf(buf, len, "%" PRIu64 "m", ms / 60000);
+	else if (ms && ms % 1000 == 0)
+		snprintf(buf, len, "%" PRIu64 "s", ms / 1000);
+	else
+		snprintf(buf, len, "%" PRIu64 "ms", ms);
+}
+
+static uint64_t get_u(const struct coord_config *cfg, const struct opt *o)
+{
+	const char *p = (const char *)cfg + o->off;
+	uint32_t v32;
+	uint64_t v64;
+
+	if (o->size == sizeof(uint32_t)) {
+		memcpy(&v32, p, sizeof(v32));
+		return v32;
+	}
+	memcpy(&v64, p, sizeof(v64));
+	return v64;
+}
+
+static void put_u(struct coord_config *cfg, const struct opt *o, uint64_t v)
+{
+	char *p = (char *)cfg + o->off;
+	uint32_t v32 = (uint32_t)v;
+
+	if (o->size == sizeof(uint32_t))
+		memcpy(p, &v32, sizeof(v32));
+	else
+		memcpy(p, &v, sizeof(v));
+}
+
+static const char *get_str(const struct coord_config *cfg, const struct opt *o)
+{
+	const char *s;
+
+	memcpy(&s, (const char *)cfg + o->off, sizeof(s));
+	return s;
+}
+
+static void put_str(struct coord_config *cfg, const struct opt *o, const char *s)
+{
+	memcpy((char *)cfg + o->off, &s, sizeof(s));
+}
+
+static int get_int(const struct coord_config *cfg, const struct opt *o)
+{
+	int v;
+
+	memcpy(&v, (const char *)cfg + o->off, sizeof(v));
+	return v;
+}
+
+static void put_int(struct coord_config *cfg, const struct opt *o, int v)
+{
+	memcpy((char *)cfg + o->off, &v, sizeof(v));
+}
+
+/* The value of option @p o in @p cfg, as a config file would say it. */
+static void fmt_value(const struct coord_config *cfg, const struct opt *o, char *buf,
+		      size_t len)
+{
+	switch (o->kind) {
+	case K_STR:
+		snprintf(buf, len, "%s", get_str(cfg, o) ? get_str(cfg, o) : "");
+		return;
+	case K_NUM:
+		snprintf(buf, len, "%" PRIu64, get_u(cfg, o));
+		return;
+	case K_DUR:
+		fmt_duration(get_u(cfg, o), buf, len);
+		return;
+	case K_LEVEL:
+		snprintf(buf, len, "%s", level_names[get_int(cfg, o) & 3]);
+		return;
+	case K_FLAG:
+		snprintf(buf, len, "%s", get_int(cfg, o) ? "true" : "false");
+		return;
+	case K_META:
+		break;
+	}
+	buf[0] = '\0';
+}
+
+static int parse_level(const char *v, int *out)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcasecmp(v, level_names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* Why @p v is not a good value for @p o (the range, when it has one). */
+static void why_bad(const struct opt *o, char *why, size_t len)
+{
+	char lo[32], hi[32];
+
+	switch (o->kind) {
+	case K_NUM:
+		snprintf(why, len, "expected a number from %" PRIu64 " to %" PRIu64
+			 " (K, M and G suffixes allowed)", o->lo, o->hi);
+		return;
+	case K_DUR:
+		fmt_duration(o->lo, lo, sizeof(lo));
+		fmt_duration(o->hi, hi, sizeof(hi));
+		if (o->hi == DUR_MAX)
+			snprintf(why, len, "expected a duration such as 500ms, 10s, 2m or 1h, "
+				 "at least %s", lo);
+		else
+			snprintf(why, len, "expected a duration such as 500ms, 10s, 2m or 1h, "
+				 "from %s to %s", lo, hi);
+		return;
+	case K_LEVEL:
+		snprintf(why, len, "expected debug, info, warn or error");
+		return;
+	case K_FLAG:
+		snprintf(why, len, "expected true or false");
+		return;
+	default:
+		snprintf(why, len, "expected a value");
+	}
+}
+
+/* The parser of @p o's kind; @p cfg is changed only on success. */
+static int parse_into(struct coord_config *cfg, const struct opt *o, const char *v)
+{
+	uint64_t n = 0;
+	int i = 0;
+
+	switch (o->kind) {
+	case K_STR:
+		if (!v || !*v)
+			return -EINVAL;
+		put_str(cfg, o, v);
+		return 0;
+	case K_NUM:
+		if (tpc_parse_size(v, &n) || n < o->lo || n > o->hi)
+			return -EINVAL;
+		put_u(cfg, o, n);
+		return 0;
+	case K_DUR:
+		if (tpc_parse_duration_ms(v, &n) || n < o->lo || n > o->hi)
+			return -EINVAL;
+		put_u(cfg, o, n);
+		return 0;
+	case K_LEVEL:
+		if (parse_level(v, &i))
+			return -EINVAL;
+		put_int(cfg, o, i);
+		return 0;
+	case K_FLAG:
+		if (v && parse_bool(v, &i))
+			return -EINVAL;
+		put_int(cfg, o, v ? i : 1);
+		return 0;
+	case K_META:
+		break;
+	}
+	return -EINVAL;
+}
+
+/* Parse @p v for @p o into @p cfg. 0, or -EINVAL with @p cfg untouched. */
+static int apply(struct coord_config *cfg, const struct opt *o, const char *v)
+{
+	int rc = parse_into(cfg, o, v), one = 1;
+
+	if (rc == 0 && (o->flags & MARK))
+		memcpy((char *)cfg + o->mark_off, &one, sizeof(one));
+	return rc;
+}
+
+static const struct opt *find_opt(const char *name)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (strcmp(opts[i].name, name) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+/* ---- the command line ------------------------------------------------------------- */
+
+static int keep_setting(struct coord_cmdline *cl, int idx, const char *value)
+{
+	struct coord_setting *ns = realloc(cl->set, (cl->nset + 1) * sizeof(*ns));
+
+	if (!ns)
+		return -ENOMEM;
+	cl->set = ns;
+	cl->set[cl->nset].opt = idx;
+	cl->set[cl->nset].value = value;
+	cl->nset++;
+	return 0;
+}
+
+static void build_getopt(struct option *lo, char *shorts)
+{
+	size_t ns = 0;
+
+	shorts[ns++] = ':';
+	for (size_t i = 0; i < NOPTS; i++) {
+		int has_arg = opts[i].kind == K_FLAG ? no_argument : required_argument;
+		if (opts[i].kind == K_META && strcmp(opts[i].name, "config") != 0)
+			has_arg = no_argument;
+		lo[i] = (struct option){ opts[i].name, has_arg, NULL, 256 + (int)i };
+		if (opts[i].short_name) {
+			shorts[ns++] = (char)opts[i].short_name;
+			if (has_arg == required_argument)
+				shorts[ns++] = ':';
+		}
+	}
+	lo[NOPTS] = (struct option){ NULL, 0, NULL, 0 };
+	shorts[ns] = '\0';
+}
+
+/* getopt's answer as an index into opts, or -1 for an error it reported. */
+static int opt_index(int c)
+{
+	if (c >= 256 && c < 256 + (int)NOPTS)
+		return c - 256;
+	for (size_t i = 0; i < NOPTS; i++)
+		if (opts[i].short_name && opts[i].short_name == c)
+			return (int)i;
+	return -1;
+}
+
+static int take_meta(struct coord_cmdline *cl, const struct opt *o, const char *v)
+{
+	if (strcmp(o->name, "config") == 0)
+		cl->config_path = v;
+	else if (strcmp(o->name, "check-config") == 0)
+		cl->check_only = 1;
+	else if (strcmp(o->name, "help") == 0)
+		cl->help = 1;
+	else
+		cl->version = 1;
+	return 0;
+}
+
+int coord_cmdline_parse(struct coord_cmdline *cl, int argc, char **argv, char *err,
+			size_t errlen)
+{
+	struct option lo[NOPTS + 1];
+	char shorts[2 * NOPTS + 2];
+	int c;
+
+	memset(cl, 0, sizeof(*cl));
+	build_getopt(lo, shorts);
+	opterr = 0;
+	optind = 0; /* a full re-initialisation of GNU getopt */
+	while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+		const char *bad = argv[optind - 1];
+		int idx = opt_index(c);
+		if (c == ':') {
+			snprintf(err, errlen, "option '%s' needs a value", bad);
+			return -EINVAL;
+		}
+		if (idx < 0) {
+			snprintf(err, errlen, "unknown option '%s'", bad);
+			return -EINVAL;
+		}
+		int rc = opts[idx].kind == K_META ? take_meta(cl, &opts[idx], optarg)
+						  : keep_setting(cl, idx, optarg);
+		if (rc) {
+			snprintf(err, errlen, "out of memory");
+			return rc;
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void coord_cmdline_free(struct coord_cmdline *cl)
+{
+	for (size_t i = 0; i < cl->nstrs; i++)
+		free(cl->strs[i]);
+	free(cl->strs);
+	free(cl->set);
+	memset(cl, 0, sizeof(*cl));
+}
+
+/* ---- the config file -------------------------------------------------------------- */
+
+struct file_ctx {
+	struct coord_cmdline *cl;
+	struct coord_config *cfg;
+	const char *path;
+	FILE *f;
+	int line;              /* the line inih is looking at */
+	int long_line;         /* a line did not fit inih's buffer */
+	int set_on[NOPTS];     /* line each key was set on, 0: not yet */
+	char *err;
+	size_t errlen;
+	int failed;
+};
+
+static char *read_line(char *str, int num, void *stream)
+{
+	struct file_ctx *x = stream;
+	char *s = fgets(str, num, x->f);
+	size_t n;
+
+	if (!s)
+		return NULL;
+	n = strlen(s);
+	if (n && s[n - 1] == '\n')
+		x->line++;
+	else if (!feof(x->f))
+		x->long_line = x->long_line ? x->long_line : x->line + 1;
+	else
+		x->line++; /* the last line, without a newline */
+	return s;
+}
+
+static int file_error(struct file_ctx *x, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int file_error(struct file_ctx *x, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (x->failed++)
+		return 0; /* keep the first error */
+	n = snprintf(x->err, x->errlen, "%s:%d: ", x->path, x->line);
+	if (n < 0 || (size_t)n >= x->errlen)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+static const char *keep_string(struct coord_cmdline *cl, const char *s)
+{
+	if (cl->nstrs == cl->strs_cap) {
+		size_t ncap = cl->strs_cap ? cl->strs_cap * 2 : 16;
+		char **ns = realloc(cl->strs, ncap * sizeof(*ns));
+		if (!ns)
+			return NULL;
+		cl->strs = ns;
+		cl->strs_cap = ncap;
+	}
+	char *copy = strdup(s);
+	if (copy)
+		cl->strs[cl->nstrs++] = copy;
+	return copy;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct file_ctx *x = user;
+	const struct opt *o = find_opt(name);
+	char why[160];
+
+	if (*section && strcmp(section, "coordinator") != 0)
+		return file_error(x, "unknown section [%s] (keys go at the top or under "
+				  "[coordinator])", section);
+	if (!o || o->kind == K_META)
+		return file_error(x, "unknown key '%s'", name);
+	if (x->set_on[o - opts])
+		return file_error(x, "%s is set twice (first on line %d)", name,
+				  x->set_on[o - opts]);
+	x->set_on[o - opts] = x->line;
+	if (o->kind == K_STR && (value = keep_string(x->cl, value)) == NULL)
+		return file_error(x, "out of memory");
+	if (apply(x->cfg, o, value)) {
+		why_bad(o, why, sizeof(why));
+		return file_error(x, "%s = %s: %s", name, value, why);
+	}
+	return 1;
+}
+
+static int load_file(struct coord_cmdline *cl, struct coord_config *cfg, char *err,
+		     size_t errlen)
+{
+	struct file_ctx x = { .cl = cl, .cfg = cfg, .path = cl->config_path, .err = err,
+			      .errlen = errlen };
+	int rc;
+
+	x.f = fopen(cl->config_path, "r");
+	if (!x.f) {
+		snprintf(err, errlen, "cannot read the config file %s: %s", cl->config_path,
+			 strerror(errno));
+		return -EINVAL;
+	}
+	rc = ini_parse_stream(read_line, &x, on_key, &x);
+	fclose(x.f);
+	if (x.long_line) {
+		snprintf(err, errlen, "%s:%d: line too long", cl->config_path, x.long_line);
+		return -EINVAL;
+	}
+	if (x.failed)
+		return -EINVAL;
+	if (rc) {
+		snprintf(err, errlen, "%s:%d: expected 'key = value', '[coordinator]' or a "
+			 "comment", cl->config_path, rc);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int coord_config_build(struct coord_cmdline *cl, struct coord_config *cfg, char *err,
+		       size_t errlen)
+{
+	char why[160];
+
+	if (cl->config_path && load_file(cl, cfg, err, errlen))
+		return -EINVAL;
+	for (size_t i = 0; i < cl->nset; i++) {
+		const struct opt *o = &opts[cl->set[i].opt];
+		const char *v = cl->set[i].value;
+		if (apply(cfg, o, v)) {
+			why_bad(o, why, sizeof(why));
+			snprintf(err, errlen, "--%s %s: %s", o->name, v ? v : "", why);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* ---- checks, dump, reload ----------------------------------------------------------- */
+
+static int check_address(const char *what, const char *v, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char why[160];
+
+	if (tpc_parse_hostport(v, &ss, &sslen, why, sizeof(why)) == 0)
+		return 0;
+	snprintf(err, errlen, "%s %s: %s", what, v, why);
+	return -EINVAL;
+}
+
+int coord_config_check(const struct coord_config *cfg, char *err, size_t errlen)
+{
+	if (!cfg->data_dir || !*cfg->data_dir) {
+		snprintf(err, errlen, "no data folder: give --data DIR (or data = DIR in the "
+			 "config file)");
+		return -EINVAL;
+	}
+	if (check_address("listen", cfg->listen, err, errlen))
+		return -EINVAL;
+	if (cfg->admin && strcmp(cfg->admin, "off") != 0 &&
+	    check_address("admin", cfg->admin, err, errlen))
+		return -EINVAL;
+	if (cfg->admin_token_file && access(cfg->admin_token_file, R_OK) != 0) {
+		snprintf(err, errlen, "admin-token-file %s: %s", cfg->admin_token_file,
+			 strerror(errno));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* False for a default that means "not given" (no token file, id 0: the log's own). */
+static int is_set(const struct coord_config *cfg, const struct opt *o)
+{
+	if (o->kind == K_STR)
+		return get_str(cfg, o) != NULL;
+	if (o->kind == K_NUM || o->kind == K_DUR)
+		return get_u(cfg, o) >= o->lo;
+	return 1;
+}
+
+void coord_config_dump(const struct coord_config *cfg, FILE *f)
+{
+	char v[VALUE_MAX];
+
+	for (size_t i = 0; i < NOPTS; i++) {
+		if (opts[i].kind == K_META)
+			continue;
+		if (!is_set(cfg, &opts[i])) {
+			fprintf(f, "# %s =\n", opts[i].name);
+			continue;
+		}
+		fmt_value(cfg, &opts[i], v, sizeof(v));
+		fprintf(f, "%s = %s\n", opts[i].name, v);
+	}
+}
+
+static int same(const struct coord_config *a, const struct coord_config *b,
+		const struct opt *o)
+{
+	if (o->kind == K_STR) {
+		const char *x = get_str(a, o), *y = get_str(b, o);
+		return x == y || (x && y && strcmp(x, y) == 0);
+	}
+	return memcmp((const char *)a + o->off, (const char *)b + o->off, o->size) == 0;
+}
+
+static void describe(char *buf, size_t len, const struct coord_config *from,
+		     const struct coord_config *to, const struct opt *o)
+{
+	char a[VALUE_MAX], b[VALUE_MAX];
+	size_t n = strlen(buf);
+
+	if (n >= len)
+		return;
+	fmt_value(from, o, a, sizeof(a));
+	fmt_value(to, o, b, sizeof(b));
+	snprintf(buf + n, len - n, "%s%s %s -> %s", n ? ", " : "", o->name, *a ? a : "(none)",
+		 *b ? b : "(none)");
+}
+
+int coord_config_reload(struct coord_config *running, const struct coord_config *fresh,
+			char *changed, size_t changed_len, char *restart, size_t restart_len)
+{
+	int applied = 0;
+
+	changed[0] = restart[0] = '\0';
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct opt *o = &opts[i];
+		if (o->kind == K_META || same(running, fresh, o))
+			continue;
+		if (!(o->flags & RELOAD)) {
+			describe(restart, restart_len, running, fresh, o);
+			continue;
+		}
+		describe(changed, changed_len, running, fresh, o);
+		memcpy((char *)running + o->off, (const char *)fresh + o->off, o->size);
+		applied++;
+	}
+	return applied;
+}

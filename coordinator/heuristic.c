@@ -1,0 +1,604 @@
+/*
+ * heuristic.c - operator decisions on transactions (POST .../commit and .../abort, with
+ * the semantics table of docs/admin-api.md), their durable audit trail, retry, and
+ * GET /v1/audit.
+ *
+ * A decision goes through these steps, all on the loop thread:
+ *   1. check the body and the transaction's state; refuse (409) what would contradict a
+ *      durable decision unless forced;
+ *   2. write the audit entry (COORD_REC_AUDIT) through the batch writer, synced like every
+ *      batch: nothing changes before it is on disk;
+ *   3. in its completion, look again (the transaction may have moved on meanwhile) and
+ *      carry the decision out:
+ *        ACTIVE/PREPARING    EV_OPERATOR into the state machine: an abort takes effect at
+ *                            once; a commit takes the normal COMMIT logging path (D1), and
+ *                            the answer waits until that record is durable;
+ *        COMMITTING, forced  COORD_REC_DROP deletes the COMMIT record, and only once that
+ *        abort               is durable are the ABORTs sent and the transaction forgotten
+ *                            (a crash in between leaves the COMMIT in force, whole);
+ *        not in memory,      a COMMIT record with no participants, then its COMPLETED
+ *        forced commit       tombstone: participants that ask hear COMMITTED (for the
+ *                            outcome retention);
+ *        no-op ("already")   nothing;
+ *   4. answer the HTTP request (200, or why it was not carried out).
+ * Owns struct admin_op and the records embedded in it (coord_log_done() hands AUDIT and
+ * DROP records back here instead of freeing them).
+ */
+#include "admin_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+
+#define MAX_REASON 1024
+#define MAX_OPERATOR 128
+
+enum op_plan { PLAN_NOOP, PLAN_STEP, PLAN_DROP, PLAN_COMMIT_UNKNOWN };
+
+struct admin_op {
+	struct coord_rec rec;       /* AUDIT, then DROP (owner = this op) */
+	struct admin_op *next;      /* in a->waiting while a COMMIT record is being written */
+	struct coord_admin *a;
+	struct evhttp_request *req;
+	uint64_t txid;
+	int decision;               /* enum coord_decision_kind */
+	int force;
+	enum op_plan plan;
+	const char *overrode;       /* "none", "COMMIT" or "ABORT" */
+	const char *already;        /* a no-op: "COMMITTED" or "ABORTED"; else NULL */
+	char *text;                 /* the audit entry (JSON) */
+	char *key;                  /* DROP: the transaction's client key, or NULL */
+};
+
+/* What the state allows: a plan, or an HTTP refusal with its reason. */
+struct verdict {
+	int code;                   /* 0: accepted */
+	enum op_plan plan;
+	const char *state_before;
+	const char *overrode;
+	const char *already;
+	const char *why;
+};
+
+static const char *decision_name(int decision)
+{
+	return decision == DECIDE_COMMIT ? "COMMIT" : "ABORT";
+}
+
+static void op_free(struct admin_op *op)
+{
+	free(op->text);
+	free(op->key);
+	free(op);
+}
+
+static void op_reply_error(struct admin_op *op, int code, const char *fmt, const char *detail)
+{
+	admin_reply_error(op->req, code,
+			  json_pack("{s:o, s:I}", "txid", admin_txid_json(op->txid), "audit_id",
+				    (json_int_t)op->rec.audit_id),
+			  fmt, detail);
+	op_free(op);
+}
+
+static void op_reply_done(struct admin_op *op)
+{
+	struct coord_server *s = op->a->srv;
+	json_t *body = json_pack("{s:o, s:s, s:s, s:I}", "txid", admin_txid_json(op->txid),
+				 "decision", decision_name(op->decision), "overrode", op->overrode,
+				 "audit_id", (json_int_t)op->rec.audit_id);
+
+	if (body && op->already)
+		json_object_set_new(body, "already", json_string(op->already));
+	if (!op->already)
+		tpc_logf(&s->log, TPC_LOG_WARN,
+			 "heuristic %s of txid %" PRIu64 " carried out (overrode %s; audit entry %"
+			 PRIu64 ")", decision_name(op->decision), op->txid, op->overrode,
+			 op->rec.audit_id);
+	admin_reply_json(op->req, 200, body);
+	op_free(op);
+}
+
+static void wait_for_commit(struct admin_op *op)
+{
+	op->next = op->a->waiting;
+	op->a->waiting = op;
+}
+
+static struct admin_op *take_waiting(struct coord_admin *a, uint64_t txid)
+{
+	for (struct admin_op **pp = &a->waiting; *pp; pp = &(*pp)->next) {
+		struct admin_op *op = *pp;
+		if (op->txid == txid) {
+			*pp = op->next;
+			return op;
+		}
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ deciding the plan */
+
+static int has_unvoted(const struct coord_txn *t)
+{
+	for (uint8_t i = 0; i < t->nparts; i++)
+		if (t->parts[i].state == PART_JOINED)
+			return 1;
+	return 0;
+}
+
+static void plan_accept(struct verdict *v, enum op_plan plan, const char *overrode,
+		   const char *already)
+{
+	v->code = 0;
+	v->plan = plan;
+	v->overrode = overrode;
+	v->already = already;
+}
+
+static void plan_refuse(struct verdict *v, int code, const char *why)
+{
+	v->code = code;
+	v->why = why;
+}
+
+static void plan_open(const struct coord_txn *t, int decision, int force, struct verdict *v)
+{
+	v->state_before = coord_txn_state_str(t->state);
+	switch (t->state) {
+	case TXN_ACTIVE:
+	case TXN_PREPARING:
+		if (decision == DECIDE_ABORT || force)
+			plan_accept(v, PLAN_STEP, "none", NULL);
+		else if (t->state == TXN_ACTIVE)
+			plan_refuse(v, 409, "the participants have not prepared; \"force\": true commits "
+			       "only those that voted (none yet) and aborts the rest");
+		else if (has_unvoted(t))
+			plan_refuse(v, 409, "not every participant has voted; \"force\": true commits "
+			       "those that voted YES and sends ABORT to the rest");
+		else
+			plan_accept(v, PLAN_STEP, "none", NULL);
+		return;
+	case TXN_LOGGING:
+		plan_refuse(v, 409, "the COMMIT decision is being made durable; retry");
+		return;
+	case TXN_COMMITTING:
+		if (decision == DECIDE_COMMIT)
+			plan_accept(v, PLAN_NOOP, "none", "COMMITTED");
+		else if (force)
+			plan_accept(v, PLAN_DROP, "COMMIT", NULL);
+		else
+			plan_refuse(v, 409, "the COMMIT is durable and participants may have applied it; "
+			       "\"force\": true sends ABORT to those that have not acknowledged");
+		return;
+	default:
+		plan_refuse(v, 409, "the transaction is finishing; ask again");
+		return;
+	}
+}
+
+/* A txid this coordinator never handed out: a later epoch, or beyond this one's count. */
+static int never_begun(const struct coord_server *s, uint64_t txid)
+{
+	uint64_t epoch = COORD_TXID_EPOCH(txid);
+	uint64_t seq = txid & ((1ull << COORD_TXID_SEQ_BITS) - 1);
+
+	return epoch == 0 || epoch > s->epoch || (epoch == s->epoch && seq > s->next_seq);
+}
+
+static void plan_gone(struct coord_server *s, uint64_t txid, int decision, int force,
+		      struct verdict *v)
+{
+	const char *st = admin_logged_status(s, txid);
+
+	v->state_before = st;
+	if (!st)
+		plan_refuse(v, 503, "cannot read the decision log; ask again");
+	else if (decision == DECIDE_ABORT && st[0] == 'A')
+		plan_accept(v, PLAN_NOOP, "none", "ABORTED");
+	else if (decision == DECIDE_ABORT)
+		plan_refuse(v, 409, "it committed and every participant acknowledged (applied) it; "
+		       "there is nothing left to abort");
+	else if (st[0] == 'C')
+		plan_accept(v, PLAN_NOOP, "none", "COMMITTED");
+	else if (never_begun(s, txid))
+		plan_refuse(v, 409, "this coordinator never began that transaction");
+	else if (!force)
+		plan_refuse(v, 409, "no such open transaction: it is presumed aborted (participants "
+		       "that ask are told ABORTED); \"force\": true records a COMMIT instead");
+	else
+		plan_accept(v, PLAN_COMMIT_UNKNOWN, "ABORT", NULL);
+}
+
+/* ------------------------------------------------------------ the audit entry */
+
+struct request_args {
+	const char *reason;
+	const char *operator;       /* NULL: not given */
+	int force;
+};
+
+static int parse_args(struct evhttp_request *req, json_t *body, struct request_args *r)
+{
+	const char *key;
+	json_t *v;
+
+	memset(r, 0, sizeof(*r));
+	if (!body) {
+		admin_reply_error(req, 400, NULL, "the body needs {\"reason\": \"...\"}");
+		return -EINVAL;
+	}
+	json_object_foreach(body, key, v) {
+		if (strcmp(key, "reason") == 0 && json_is_string(v) && json_string_length(v) &&
+		    json_string_length(v) <= MAX_REASON)
+			r->reason = json_string_value(v);
+		else if (strcmp(key, "force") == 0 && json_is_boolean(v))
+			r->force = json_is_true(v);
+		else if (strcmp(key, "operator") == 0 && json_is_string(v) &&
+			 json_string_length(v) <= MAX_OPERATOR)
+			r->operator = json_string_value(v);
+		else if (strcmp(key, "operator") != 0 || !json_is_null(v)) {
+			admin_reply_error(req, 400, NULL, "bad field \"%s\" (reason: a string of 1 to "
+					  "%d bytes, force: a boolean, operator: a string)", key,
+					  MAX_REASON);
+			return -EINVAL;
+		}
+	}
+	if (!r->reason) {
+		admin_reply_error(req, 400, NULL, "\"reason\" is required");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static json_t *parts_snapshot(struct coord_server *s, const struct coord_txn *t)
+{
+	json_t *arr = json_array();
+
+	for (uint8_t i = 0; t && arr && i < t->nparts; i++) {
+		struct peer *p = coord_peer(s, t->parts[i].peer);
+		json_array_append_new(arr, json_pack("{s:s, s:s}", "name", p ? p->name : "?",
+						     "state",
+						     coord_part_state_str(t->parts[i].state)));
+	}
+	return arr;
+}
+
+static char *audit_text(struct admin_op *op, const struct request_args *args,
+			const struct verdict *v, const struct coord_txn *t)
+{
+	struct coord_server *s = op->a->srv;
+	char at[40], peer[80];
+	json_t *e;
+	char *text;
+
+	admin_format_time(op->rec.wall_ms, at, sizeof(at));
+	admin_peer_addr(op->req, peer, sizeof(peer));
+	e = json_pack("{s:I, s:s, s:s?, s:s, s:s, s:o, s:s, s:b, s:s, s:s, s:o}", "id",
+		      (json_int_t)op->rec.audit_id, "at", at, "operator", args->operator, "peer",
+		      peer, "action", op->decision == DECIDE_COMMIT ? "commit" : "abort", "txid",
+		      admin_txid_json(op->txid), "reason", args->reason, "forced", args->force,
+		      "state_before", v->state_before, "overrode", v->overrode, "participants",
+		      parts_snapshot(s, t));
+	if (e && v->already)
+		json_object_set_new(e, "already", json_string(v->already));
+	text = e ? json_dumps(e, JSON_COMPACT) : NULL;
+	json_decref(e);
+	return text;
+}
+
+static struct admin_op *op_new(struct coord_admin *a, struct evhttp_request *req,
+			       uint64_t txid, int decision, const struct verdict *v)
+{
+	struct admin_op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return NULL;
+	op->a = a;
+	op->req = req;
+	op->txid = txid;
+	op->decision = decision;
+	op->plan = v->plan;
+	op->overrode = v->overrode;
+	op->already = v->already;
+	op->rec.type = COORD_REC_AUDIT;
+	op->rec.txid = txid;
+	op->rec.wall_ms = tpc_wall_ms();
+	op->rec.owner = op;
+	return op;
+}
+
+void heuristic_decide(struct coord_admin *a, struct evhttp_request *req, uint64_t txid,
+		      int decision, json_t *body)
+{
+	struct coord_server *s = a->srv;
+	struct coord_txn *t = u64map_get(&s->txns, txid);
+	struct request_args args;
+	struct verdict v = { 0 };
+	struct admin_op *op;
+
+	if (parse_args(req, body, &args))
+		goto out_body;
+	if (t)
+		plan_open(t, decision, args.force, &v);
+	else
+		plan_gone(s, txid, decision, args.force, &v);
+	if (v.code) {
+		admin_reply_error(req, v.code, json_pack("{s:o, s:s?}", "txid", admin_txid_json(txid),
+							 "state", v.state_before),
+				  "%s", v.why);
+		goto out_body;
+	}
+	op = op_new(a, req, txid, decision, &v);
+	if (!op)
+		goto out_nomem;
+	op->force = args.force;
+	op->rec.audit_id = a->next_audit_id++;
+	op->text = audit_text(op, &args, &v, t);
+	if (!op->text) {
+		op_free(op);
+		goto out_nomem;
+	}
+	op->rec.text = op->text;
+	op->rec.text_len = strlen(op->text);
+	tpc_logf(&s->log, TPC_LOG_INFO, "operator call: %s", op->text);
+	batch_writer_submit(s->writer, &op->rec.item); /* carried out once it is durable */
+	json_decref(body);
+	return;
+out_nomem:
+	admin_reply_error(req, 500, NULL, "out of memory");
+out_body:
+	json_decref(body);
+}
+
+/* ------------------------------------------------------------ carrying it out */
+
+static void reply_moved_on(struct admin_op *op)
+{
+	const char *st = admin_logged_status(op->a->srv, op->txid);
+
+	op_reply_error(op, 409, "the transaction finished while the audit entry was written "
+		       "(participants asking are told %s); nothing was changed",
+		       st ? st : "UNKNOWN");
+}
+
+static void carry_step(struct admin_op *op)
+{
+	struct coord_server *s = op->a->srv;
+	struct coord_txn *t = u64map_get(&s->txns, op->txid);
+	struct coord_event ev = { .type = EV_OPERATOR, .decision = op->decision,
+				  .force = op->force };
+
+	if (!t) {
+		reply_moved_on(op);
+		return;
+	}
+	if (coord_step_rc(s, t, &ev) != 0) {
+		op_reply_error(op, 409, "refused: the transaction moved on to %s while the audit "
+			       "entry was written; nothing was changed",
+			       coord_txn_state_str(t->state));
+		return;
+	}
+	t = u64map_get(&s->txns, op->txid); /* the step may have freed it */
+	if (t && t->state == TXN_LOGGING) {
+		wait_for_commit(op); /* answered when the COMMIT record is durable (D1) */
+		return;
+	}
+	op_reply_done(op);
+}
+
+static void start_drop(struct admin_op *op)
+{
+	struct coord_server *s = op->a->srv;
+	struct coord_txn *t = u64map_get(&s->txns, op->txid);
+
+	if (!t || t->state != TXN_COMMITTING) {
+		reply_moved_on(op);
+		return;
+	}
+	if (t->key && !(op->key = strdup(t->key))) {
+		op_reply_error(op, 500, "%s; nothing was changed", "out of memory");
+		return;
+	}
+	memset(&op->rec.item, 0, sizeof(op->rec.item));
+	op->rec.type = COORD_REC_DROP;
+	op->rec.key = op->key;
+	op->rec.key_len = op->key ? strlen(op->key) : 0;
+	op->rec.batch_n = 0;
+	batch_writer_submit(s->writer, &op->rec.item);
+}
+
+/* The COMMIT record is gone from the disk: now the ABORTs may go out. */
+static void drop_done(struct admin_op *op, int status)
+{
+	struct coord_server *s = op->a->srv;
+	struct coord_txn *t = u64map_get(&s->txns, op->txid);
+	struct coord_event ev = { .type = EV_OPERATOR, .decision = DECIDE_ABORT, .force = 1 };
+
+	if (status < 0) {
+		op_reply_error(op, 500, "the COMMIT record could not be dropped (%s); nothing was "
+			       "changed", strerror(status > -4096 ? -status : EIO));
+		return;
+	}
+	if (!t || t->state != TXN_COMMITTING) {
+		op_reply_error(op, 409, "%s", "every participant acknowledged the COMMIT while the "
+			       "override was being written: all of them applied it");
+		return;
+	}
+	coord_step(s, t, &ev); /* ABORT to the unacknowledged; forgotten */
+	op_reply_done(op);
+}
+
+static void start_commit_unknown(struct admin_op *op)
+{
+	struct coord_server *s = op->a->srv;
+	struct coord_rec *r = calloc(1, sizeof(*r));
+
+	if (!r) {
+		op_reply_error(op, 500, "%s; nothing was changed", "out of memory");
+		return;
+	}
+	r->type = COORD_REC_COMMIT; /* no participants: nobody to deliver to */
+	r->txid = op->txid;
+	r->wall_ms = tpc_wall_ms();
+	wait_for_commit(op);
+	batch_writer_submit(s->writer, &r->item); /* coord_log_done() frees it */
+}
+
+static void audit_done(struct admin_op *op, int status)
+{
+	if (status < 0) {
+		op_reply_error(op, 500, "the audit entry could not be written (%s); nothing was "
+			       "changed", strerror(status > -4096 ? -status : EIO));
+		return;
+	}
+	if (op->a->srv->stopping) {
+		op_reply_error(op, 503, "%s", "shutting down: the audit entry was written but the "
+			       "decision was not carried out");
+		return;
+	}
+	switch (op->plan) {
+	case PLAN_NOOP: op_reply_done(op); return;
+	case PLAN_STEP: carry_step(op); return;
+	case PLAN_DROP: start_drop(op); return;
+	case PLAN_COMMIT_UNKNOWN: start_commit_unknown(op); return;
+	}
+}
+
+void coord_heuristic_logged(struct coord_server *s, struct coord_rec *r, int status)
+{
+	struct admin_op *op = r->owner;
+
+	if (r->type == COORD_REC_AUDIT)
+		audit_done(op, status);
+	else
+		drop_done(op, status);
+}
+
+/* The COMMIT written for a forced commit of a forgotten txid: complete it at once. */
+static void complete_unknown(struct coord_server *s, uint64_t txid)
+{
+	struct coord_rec *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return; /* the record stays COMMIT: after a restart it completes on its first tick */
+	r->type = COORD_REC_COMPLETE;
+	r->txid = txid;
+	r->wall_ms = tpc_wall_ms();
+	batch_writer_submit(s->writer, &r->item);
+}
+
+void coord_heuristic_commit_logged(struct coord_server *s, uint64_t txid, int status)
+{
+	struct admin_op *op = s->admin ? take_waiting(s->admin, txid) : NULL;
+
+	if (!op)
+		return;
+	if (status < 0) {
+		op_reply_error(op, 500, "the COMMIT record write failed (%s); the coordinator "
+			       "retries it: see GET /v1/transactions/{txid}",
+			       strerror(status > -4096 ? -status : EIO));
+		return;
+	}
+	if (op->plan == PLAN_COMMIT_UNKNOWN && !s->stopping)
+		complete_unknown(s, txid);
+	op_reply_done(op);
+}
+
+void heuristic_free_waiting(struct coord_admin *a)
+{
+	struct admin_op *op;
+
+	while ((op = a->waiting) != NULL) {
+		a->waiting = op->next;
+		op_reply_error(op, 503, "%s", "shutting down before the COMMIT record was written; "
+			       "ask again after the restart");
+	}
+}
+
+/* ------------------------------------------------------------ retry */
+
+void heuristic_retry(struct coord_admin *a, struct evhttp_request *req, uint64_t txid)
+{
+	struct coord_server *s = a->srv;
+	struct coord_txn *t = u64map_get(&s->txns, txid);
+	json_t *sent = json_array(), *missing = json_array();
+	uint8_t want;
+
+	if (!t) {
+		const char *st = admin_logged_status(s, txid);
+		admin_reply_error(req, 404, json_pack("{s:o, s:s?}", "txid", admin_txid_json(txid),
+						      "status", st),
+				  "no open transaction %" PRIu64, txid);
+		goto out;
+	}
+	if (t->state != TXN_COMMITTING && t->state != TXN_PREPARING) {
+		admin_reply_error(req, 409, json_pack("{s:o, s:s}", "txid", admin_txid_json(txid),
+						      "state", coord_txn_state_str(t->state)),
+				  "nothing to resend in state %s", coord_txn_state_str(t->state));
+		goto out;
+	}
+	want = t->state == TXN_COMMITTING ? PART_YES : PART_JOINED;
+	for (uint8_t i = 0; i < t->nparts; i++) {
+		if (t->parts[i].state != want)
+			continue;
+		struct peer *p = coord_peer(s, t->parts[i].peer);
+		struct coord_event ev = { .type = EV_PEER_UP, .peer = t->parts[i].peer };
+		int up = p && coord_conn_get(s, p->conn);
+		json_array_append_new(up ? sent : missing, json_string(p ? p->name : "?"));
+		if (up) /* "it is here": the machine resends what that participant lacks */
+			coord_step(s, t, &ev);
+	}
+	if (t->state == TXN_COMMITTING && json_array_size(sent))
+		t->attempts++;
+	admin_reply_json(req, 200, json_pack("{s:o, s:O, s:O}", "txid", admin_txid_json(txid),
+					     "resent_to", sent, "not_connected", missing));
+out:
+	json_decref(sent);
+	json_decref(missing);
+}
+
+/* ------------------------------------------------------------ the audit log */
+
+static int last_id(void *arg, uint64_t id, const char *text, size_t len)
+{
+	*(uint64_t *)arg = id;
+	return 0;
+}
+
+int heuristic_load(struct coord_admin *a)
+{
+	struct coord_server *s = a->srv;
+	uint64_t last = 0;
+	int rc = s->store.ops->audit_list(s->store.self, 0, 1, last_id, &last);
+
+	a->next_audit_id = last + 1;
+	return rc;
+}
+
+static int add_entry(void *arg, uint64_t id, const char *text, size_t len)
+{
+	json_t *e = json_loadb(text, len, 0, NULL);
+
+	if (!e)
+		e = json_pack("{s:I, s:s}", "id", (json_int_t)id, "error", "undecodable entry");
+	return json_array_append_new(arg, e) ? -ENOMEM : 0;
+}
+
+void heuristic_audit_list(struct coord_admin *a, struct evhttp_request *req, uint32_t limit)
+{
+	struct coord_server *s = a->srv;
+	json_t *arr = json_array();
+	int rc = arr ? s->store.ops->audit_list(s->store.self, 0, limit, add_entry, arr) : -ENOMEM;
+
+	if (rc) {
+		json_decref(arr);
+		admin_reply_error(req, 503, NULL, "cannot read the audit log (%d)", rc);
+		return;
+	}
+	admin_reply_json(req, 200, json_pack("{s:o}", "entries", arr));
+}

@@ -1,0 +1,376 @@
+/*
+ * test_config.c - tpc-coordinator's config file (--config, INI), its precedence under
+ * the command line, --check-config, and SIGHUP reloads, against the real binary.
+ *
+ * The transaction timeout is the observable: a transaction begun and never committed
+ * is aborted when it runs out, and a StatusQuery then says ABORTED instead of PENDING.
+ * A short timeout shows up within a second; the default (60 s) would not within the
+ * test's deadline, so "ABORTED soon" proves which value is in force.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cmd_run.h"
+#include "coord_harness.h"
+
+/* Write @p text to DIR/@p name (replacing it); the path goes to @p path. */
+static void write_file(struct cluster *c, const char *name, const char *text, char *path,
+		       size_t len)
+{
+	char tmp[PATH_MAX + 64];
+	FILE *f;
+
+	snprintf(path, len, "%s/%s", c->dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(rename(tmp, path), 0); /* a reload never sees half a file */
+}
+
+/* Run tpc-coordinator with these arguments (NULL-terminated) to completion. */
+static struct cmd_result *run_coord(struct cluster *c, ...)
+{
+	struct cmd_result *r = calloc(1, sizeof(*r));
+	char *argv[24] = { TPC_COORDINATOR_BIN };
+	int n = 1;
+	va_list ap;
+
+	assert_non_null(r);
+	va_start(ap, c);
+	while (n < 23 && (argv[n] = va_arg(ap, char *)) != NULL)
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	assert_int_equal(cmd_run(c->dir, argv, NULL, WAIT_MS, r), 0);
+	return r;
+}
+
+static void expect_has(const char *what, const char *text, const char *want)
+{
+	if (!strstr(text, want))
+		fail_msg("%s has no \"%s\":\n%s", what, want, text);
+}
+
+/* Poll the coordinator's log until it holds @p text. */
+static void wait_log(struct cluster *c, const char *text)
+{
+	uint64_t deadline = now_ms() + WAIT_MS;
+	char line[2048];
+
+	while (now_ms() < deadline) {
+		FILE *f = fopen(c->coord_log, "r");
+		int found = 0;
+		assert_non_null(f);
+		while (!found && fgets(line, sizeof(line), f))
+			found = strstr(line, text) != NULL;
+		fclose(f);
+		if (found)
+			return;
+		usleep(10 * 1000);
+	}
+	coord_log_has(c, text); /* fails, with the log */
+}
+
+static void status_of(tpc_wc *wc, uint64_t txid, Tpc__TxnStatus *st)
+{
+	int rc = tpc_wc_status(wc, txid, st);
+
+	if (rc)
+		fail_msg("status %llu: %s", (unsigned long long)txid, tpc_wc_strerror(rc));
+}
+
+/* Poll StatusQuery until @p txid is ABORTED (its timeout ran out); the time it took. */
+static uint64_t wait_aborted(tpc_wc *wc, uint64_t txid)
+{
+	uint64_t start = now_ms(), deadline = start + WAIT_MS;
+	Tpc__TxnStatus st = TPC__TXN_STATUS__STATUS_PENDING;
+
+	while (now_ms() < deadline) {
+		status_of(wc, txid, &st);
+		if (st == TPC__TXN_STATUS__STATUS_ABORTED)
+			return now_ms() - start;
+		assert_int_equal(st, TPC__TXN_STATUS__STATUS_PENDING);
+		usleep(20 * 1000);
+	}
+	fail_msg("txn %llu was not aborted by its timeout within %d ms", (unsigned long long)txid,
+		 WAIT_MS);
+	return 0;
+}
+
+static void expect_pending(tpc_wc *wc, uint64_t txid)
+{
+	Tpc__TxnStatus st;
+
+	status_of(wc, txid, &st);
+	assert_int_equal(st, TPC__TXN_STATUS__STATUS_PENDING);
+}
+
+static int exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+/* ---- the file, and the command line over it -------------------------------------- */
+
+static void test_config_file_is_applied(void **state)
+{
+	struct cluster *c = *state;
+	char conf[PATH_MAX + 32];
+
+	write_file(c, "coord.conf",
+		   "# the transaction timeout is what this test observes\n"
+		   "[coordinator]\n"
+		   "txn-timeout = 250ms   ; short\n"
+		   "log-level = debug\n"
+		   "admin = off\n",
+		   conf, sizeof(conf));
+	coord_start(c, NULL, "--config", conf, NULL);
+	tpc_wc *wc = client_open(c, NULL);
+	uint64_t txid = client_begin(wc, NULL);
+	wait_aborted(wc, txid);
+	coord_log_has(c, "DEBUG"); /* log-level = debug took effect too */
+}
+
+static void test_command_line_overrides_the_file(void **state)
+{
+	struct cluster *c = *state;
+	char conf[PATH_MAX + 32];
+
+	write_file(c, "coord.conf",
+		   "txn-timeout = 60s\nprepare-timeout = 7s\nadmin = off\nmax-conns = 100\n", conf,
+		   sizeof(conf));
+	/* What --check-config says the running server would use... */
+	struct cmd_result *r = run_coord(c, "--data", c->data, "--txn-timeout", "250ms",
+					 "--config", conf, "--prepare-timeout", "9s",
+					 "--check-config", NULL);
+	assert_int_equal(r->code, 0);
+	expect_has("--check-config output", r->out, "\ntxn-timeout = 250ms\n");
+	expect_has("--check-config output", r->out, "\nprepare-timeout = 9s\n");
+	expect_has("--check-config output", r->out, "\nmax-conns = 100\n"); /* the file's */
+	free(r);
+	/* ...and what the running server does: the command line's 250 ms, not the file's 60 s. */
+	coord_start(c, NULL, "--config", conf, "--txn-timeout", "250ms", NULL);
+	tpc_wc *wc = client_open(c, NULL);
+	wait_aborted(wc, client_begin(wc, NULL));
+}
+
+/* ---- bad files -------------------------------------------------------------------- */
+
+struct bad_case {
+	const char *text;
+	const char *message; /* after "FILE:" */
+};
+
+static void test_bad_file_is_rejected_with_file_and_line(void **state)
+{
+	static const struct bad_case cases[] = {
+		{ "# comment\nlisten = 127.0.0.1:7400\ntxn-timout = 5s\n",
+		  ":3: unknown key 'txn-timout'" },
+		{ "\ntxn-timeout = soon\n", ":2: txn-timeout = soon: expected a duration" },
+		{ "max-participants = 65\n", ":1: max-participants = 65: expected a number from 1 to 64" },
+		{ "log-level = loud\n", ":1: log-level = loud: expected debug, info, warn or error" },
+		{ "txn-timeout = 5s\n[coordinator]\ntxn-timeout = 6s\n",
+		  ":3: txn-timeout is set twice (first on line 1)" },
+		{ "[participant]\nname = x\n", ":2: unknown section [participant]" },
+		{ "txn-timeout 5s\n", ":1: expected 'key = value'" },
+		{ "config = /etc/other.conf\n", ":1: unknown key 'config'" },
+		{ "allow-fault-injection = perhaps\n", ":1: allow-fault-injection = perhaps: expected true or false" },
+	};
+	struct cluster *c = *state;
+	char conf[PATH_MAX + 32], want[PATH_MAX + 160];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_file(c, "bad.conf", cases[i].text, conf, sizeof(conf));
+		snprintf(want, sizeof(want), "%s%s", conf, cases[i].message);
+		struct cmd_result *r = run_coord(c, "--config", conf, "--data", c->data,
+						 "--check-config", NULL);
+		assert_int_equal(r->code, 2);
+		expect_has("stderr", r->err, want);
+		free(r);
+		/* Starting for real fails the same way, before anything is opened. */
+		r = run_coord(c, "--config", conf, "--data", c->data, "--admin", "off", NULL);
+		assert_int_equal(r->code, 2);
+		expect_has("stderr", r->err, want);
+		assert_false(exists(c->data));
+		free(r);
+	}
+}
+
+static void test_bad_command_line_value_names_the_option(void **state)
+{
+	struct cluster *c = *state;
+	struct cmd_result *r = run_coord(c, "--data", c->data, "--txn-timeout", "0", "--check-config",
+					 NULL);
+
+	assert_int_equal(r->code, 2);
+	expect_has("stderr", r->err, "--txn-timeout 0: expected a duration");
+	free(r);
+	r = run_coord(c, "--config", "/nonexistent/tpc.conf", "--data", c->data, "--check-config",
+		      NULL);
+	assert_int_equal(r->code, 2);
+	expect_has("stderr", r->err, "cannot read the config file /nonexistent/tpc.conf");
+	free(r);
+}
+
+/* ---- --check-config ----------------------------------------------------------------- */
+
+static void test_check_config_validates_without_opening_the_log(void **state)
+{
+	struct cluster *c = *state;
+	char conf[PATH_MAX + 32], line[PATH_MAX + 160];
+
+	snprintf(line, sizeof(line), "data = %s\nlisten = 127.0.0.1:7999\nsweep-interval = 200ms\n",
+		 c->data);
+	write_file(c, "ok.conf", line, conf, sizeof(conf));
+	struct cmd_result *r = run_coord(c, "--config", conf, "--check-config", NULL);
+	assert_int_equal(r->code, 0);
+	expect_has("stdout", r->out, "the configuration is valid");
+	expect_has("stdout", r->out, "\nsweep-interval = 200ms\n");
+	expect_has("stdout", r->out, "\nlisten = 127.0.0.1:7999\n");
+	assert_false(exists(c->data)); /* the log folder was not created, let alone opened */
+	free(r);
+
+	/* The dump is itself a valid config file. */
+	char dumped[PATH_MAX + 32];
+	r = run_coord(c, "--config", conf, "--check-config", NULL);
+	write_file(c, "dumped.conf", r->out, dumped, sizeof(dumped));
+	free(r);
+	r = run_coord(c, "--config", dumped, "--check-config", NULL);
+	assert_int_equal(r->code, 0);
+	free(r);
+
+	r = run_coord(c, "--check-config", NULL);
+	assert_int_equal(r->code, 2);
+	expect_has("stderr", r->err, "no data folder");
+	free(r);
+	r = run_coord(c, "--data", c->data, "--listen", "127.0.0.1:notaport", "--check-config", NULL);
+	assert_int_equal(r->code, 2);
+	expect_has("stderr", r->err, "listen 127.0.0.1:notaport");
+	free(r);
+}
+
+/* packaging/coordinator.conf is valid and documents every key there is. */
+static void test_sample_config_documents_every_key(void **state)
+{
+	struct cluster *c = *state;
+	char *sample = NULL, *save = NULL, want[160];
+	size_t cap = 0;
+	FILE *f = fopen(TPC_SAMPLE_CONF, "r");
+
+	assert_non_null(f);
+	assert_true(getdelim(&sample, &cap, '\0', f) > 0);
+	fclose(f);
+	struct cmd_result *r = run_coord(c, "--config", TPC_SAMPLE_CONF, "--check-config", NULL);
+	assert_int_equal(r->code, 0);
+	for (char *line = strtok_r(r->out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#' && line[1] == ' ' && strstr(line, "configuration is valid"))
+			continue;
+		const char *key = line[0] == '#' ? line + 2 : line;
+		size_t n = strcspn(key, " ");
+		snprintf(want, sizeof(want), "\n%.*s = ", (int)n, key);
+		if (!strstr(sample, want)) {
+			snprintf(want, sizeof(want), "\n# %.*s = ", (int)n, key);
+			if (!strstr(sample, want))
+				fail_msg("%s does not document '%.*s'", TPC_SAMPLE_CONF, (int)n, key);
+		}
+	}
+	free(r);
+	free(sample);
+}
+
+/* ---- SIGHUP ------------------------------------------------------------------------ */
+
+static void sighup(struct cluster *c)
+{
+	assert_int_equal(kill(tpc_proc_pid(c->coord), SIGHUP), 0);
+}
+
+static void test_sighup_changes_the_txn_timeout(void **state)
+{
+	struct cluster *c = *state;
+	char conf[PATH_MAX + 32];
+
+	write_file(c, "coord.conf", "txn-timeout = 60s\nadmin = off\n", conf, sizeof(conf));
+	coord_start(c, NULL, "--config", conf, NULL);
+	tpc_wc *wc = client_open(c, NULL);
+	uint64_t before = client_begin(wc, NULL); /* begun under the 60 s timeout */
+
+	write_file(c, "coord.conf",
+		   "txn-timeout = 300ms\nadmin = off\ngroup-commit = 16\nlog-level = debug\n", conf,
+		   sizeof(conf));
+	sighup(c);
+	wait_log(c, "SIGHUP: reloaded");
+	coord_log_has(c, "txn-timeout 1m -> 300ms");
+	coord_log_has(c, "log-level info -> debug");
+	coord_log_has(c, "needs a restart: group-commit 4096 -> 16");
+
+	uint64_t after = client_begin(wc, NULL);
+	uint64_t took = wait_aborted(wc, after);
+	assert_true(took < 5000);
+	expect_pending(wc, before); /* a reload does not shorten transactions already begun */
+}
+
+static void test_sighup_with_a_bad_file_keeps_running(void **state)
+{
+	struct cluster *c = *state;
+	char conf[PATH_MAX + 32], want[PATH_MAX + 64];
+
+	write_file(c, "coord.conf", "txn-timeout = 300ms\nadmin = off\n", conf, sizeof(conf));
+	coord_start(c, NULL, "--config", conf, NULL);
+	write_file(c, "coord.conf", "txn-timeout = 60s\nadmin = off\nbogus = 1\n", conf,
+		   sizeof(conf));
+	sighup(c);
+	snprintf(want, sizeof(want), "SIGHUP: %s:3: unknown key 'bogus'", conf);
+	wait_log(c, want);
+	coord_log_has(c, "keeping the running configuration");
+	assert_true(tpc_proc_alive(c->coord));
+
+	/* Still serving, still with the 300 ms timeout (the bad file's 60 s was not half-applied). */
+	tpc_wc *wc = client_open(c, NULL);
+	assert_true(wait_aborted(wc, client_begin(wc, NULL)) < 5000);
+
+	/* Fixed, the next SIGHUP goes through. */
+	write_file(c, "coord.conf", "txn-timeout = 400ms\nadmin = off\n", conf, sizeof(conf));
+	sighup(c);
+	wait_log(c, "txn-timeout 300ms -> 400ms");
+	coord_term_clean(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_config_file_is_applied, cluster_setup,
+						cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_command_line_overrides_the_file, cluster_setup,
+						cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_file_is_rejected_with_file_and_line,
+						cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_command_line_value_names_the_option,
+						cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_check_config_validates_without_opening_the_log,
+						cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_sample_config_documents_every_key,
+						cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_sighup_changes_the_txn_timeout, cluster_setup,
+						cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_sighup_with_a_bad_file_keeps_running,
+						cluster_setup, cluster_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,437 @@
+/*
+ * tpcctl.c - the operator's command line for tpc-coordinator's admin HTTP API
+ * (docs/admin-api.md): parsing, help, and dispatch to commands.c.
+ *
+ * One getopt_long pass takes every option anywhere on the line (so
+ * `tpcctl txn show 12 -o json` works); the words left name the command and its
+ * transaction id. Each command lists the options it accepts: any other is a usage
+ * error (exit 2), as is a malformed id, duration or state, checked here before any
+ * request is made.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ctl.h"
+#include "util.h"
+
+#ifndef TPC_VERSION
+#define TPC_VERSION "0.1.0"
+#endif
+
+/* Options, as bits, so a command can say which it accepts. */
+enum {
+	O_STATE = 1u << 0, O_OLDER = 1u << 1, O_LIMIT = 1u << 2, O_REASON = 1u << 3,
+	O_FORCE = 1u << 4, O_OPERATOR = 1u << 5,
+};
+
+struct command {
+	const char *group;    /* "txn", or the command itself */
+	const char *name;     /* "list", or NULL for a one-word command */
+	unsigned opts;        /* accepted command options (global ones always are) */
+	int takes_id;
+	int (*run)(struct ctl *c);
+	const char *synopsis;
+	const char *help;
+};
+
+static const struct command commands[] = {
+	{ "status", NULL, 0, 0, ctl_cmd_status, "status",
+	  "Show the coordinator's health: epoch, uptime, open transactions by state, how many\n"
+	  "are in doubt (COMMIT durable, not yet acknowledged by everyone) and how many are\n"
+	  "stuck (not delivered within --stuck-after), participants, and the log's size.\n" },
+	{ "txn", "list", O_STATE | O_OLDER | O_LIMIT, 0, ctl_cmd_txn_list,
+	  "txn list [--state S] [--older-than D] [--limit N]",
+	  "List open transactions, oldest first.\n"
+	  "  --state S        ACTIVE, PREPARING, LOGGING, COMMITTING, or stuck\n"
+	  "  --older-than D   only those older than D (500ms, 30s, 5m, 1h)\n"
+	  "  --limit N        at most N rows (the server's default is 1000)\n" },
+	{ "txn", "show", 0, 1, ctl_cmd_txn_show, "txn show ID",
+	  "Show one transaction: state, age, key, delivery attempts, last error, and each\n"
+	  "participant's vote or ack and whether it is connected. For an id that is not open,\n"
+	  "says what a participant asking would be told (COMMITTED or ABORTED) and exits 3.\n" },
+	{ "txn", "retry", 0, 1, ctl_cmd_txn_retry, "txn retry ID",
+	  "Resend now: the decision to every participant that has not acknowledged it\n"
+	  "(COMMITTING), or the Prepare to every participant that has not voted (PREPARING).\n" },
+	{ "txn", "commit", O_REASON | O_FORCE | O_OPERATOR, 1, ctl_cmd_txn_commit,
+	  "txn commit ID --reason TEXT [--force] [--operator NAME]",
+	  "Decide COMMIT as an operator (a heuristic decision). Recorded durably in the audit\n"
+	  "log before it takes effect, then pushed to the participants. Refused (exit 1) where\n"
+	  "it would contradict what the participants were promised, unless --force: for a\n"
+	  "transaction whose participants have not all voted YES, or one that is not open.\n"
+	  "  --reason TEXT    why (required; kept in the audit log)\n"
+	  "  --force          override the refusal; the audit entry says what was overridden\n"
+	  "  --operator NAME  who decides (default: your login name)\n" },
+	{ "txn", "abort", O_REASON | O_FORCE | O_OPERATOR, 1, ctl_cmd_txn_abort,
+	  "txn abort ID --reason TEXT [--force] [--operator NAME]",
+	  "Decide ABORT as an operator. ACTIVE and PREPARING transactions abort at once.\n"
+	  "A COMMITTING transaction (its COMMIT is durable, some participants may have\n"
+	  "applied it) is refused unless --force, which sends ABORT to every participant that\n"
+	  "has not acknowledged and names the overridden COMMIT in the audit log.\n"
+	  "  --reason TEXT    why (required; kept in the audit log)\n"
+	  "  --force          override the refusal\n"
+	  "  --operator NAME  who decides (default: your login name)\n" },
+	{ "participants", NULL, 0, 0, ctl_cmd_participants, "participants",
+	  "List the participants the coordinator knows: connected or not, address, when last\n"
+	  "seen, how often they connected, and how many decisions they still owe an ack for.\n" },
+	{ "audit", NULL, O_LIMIT, 0, ctl_cmd_audit, "audit [--limit N]",
+	  "Show the audit log of operator decisions, newest first: who, when, from where,\n"
+	  "what, why, whether forced, the state before, and what it overrode.\n" },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const char global_help[] =
+	"Global options (anywhere on the line):\n"
+	"  -a, --admin HOST:PORT   the coordinator's admin API (default $TPC_ADMIN, else\n"
+	"                          " CTL_DEFAULT_ADMIN ")\n"
+	"      --token-file FILE   bearer token for changes: the file's first line (default\n"
+	"                          $TPC_ADMIN_TOKEN_FILE)\n"
+	"  -o, --output FORMAT     table (default) or json: the server's JSON, pretty-printed\n"
+	"                          (error bodies too; the exit status says which it is)\n"
+	"      --timeout DURATION  give up after this long (default 10s)\n"
+	"  -h, --help              help (also: tpcctl COMMAND --help)\n"
+	"  -V, --version           show the version\n"
+	"\n"
+	"Exit status: 0 ok, 1 error (network, server, refused), 2 usage, 3 not found.\n";
+
+static void print_general_help(FILE *f)
+{
+	fputs("Usage: tpcctl [options] COMMAND\n"
+	      "\n"
+	      "Find, understand and resolve transactions on a tpc-coordinator through its\n"
+	      "admin API.\n"
+	      "\n"
+	      "Commands:\n", f);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %s\n", commands[i].synopsis);
+	fputc('\n', f);
+	fputs(global_help, f);
+}
+
+static void print_command_help(const struct command *cmd)
+{
+	printf("Usage: tpcctl [options] %s\n\n%s\n%s", cmd->synopsis, cmd->help, global_help);
+}
+
+static void print_group_help(const char *group)
+{
+	printf("Usage: tpcctl [options] %s SUBCOMMAND\n\n", group);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].group, group) == 0)
+			printf("  %s\n", commands[i].synopsis);
+	printf("\nSee tpcctl %s SUBCOMMAND --help.\n", group);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fputs("tpcctl: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputs("\nTry 'tpcctl --help'.\n", stderr);
+	return CTL_EXIT_USAGE;
+}
+
+/* ---- arguments -------------------------------------------------------------------- */
+
+enum { OPT_TOKEN = 256, OPT_TIMEOUT, OPT_STATE, OPT_OLDER, OPT_LIMIT, OPT_REASON, OPT_FORCE,
+       OPT_OPERATOR };
+
+static const struct option long_opts[] = {
+	{ "admin", required_argument, NULL, 'a' },
+	{ "token-file", required_argument, NULL, OPT_TOKEN },
+	{ "output", required_argument, NULL, 'o' },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "state", required_argument, NULL, OPT_STATE },
+	{ "older-than", required_argument, NULL, OPT_OLDER },
+	{ "limit", required_argument, NULL, OPT_LIMIT },
+	{ "reason", required_argument, NULL, OPT_REASON },
+	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "operator", required_argument, NULL, OPT_OPERATOR },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* What one pass over argv found, before it is checked against the command. */
+struct parsed {
+	unsigned seen;           /* O_* bits */
+	int help, version;
+	const char *words[4];
+	int nwords;
+};
+
+static int check_state(struct ctl *c, const char *v)
+{
+	static const char *const states[] = { "ACTIVE", "PREPARING", "LOGGING", "COMMITTING" };
+
+	if (strcasecmp(v, "stuck") == 0) {
+		c->state = "stuck";
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (strcasecmp(v, states[i]) == 0) {
+			c->state = states[i];
+			return 0;
+		}
+	return usage_error("--state %s: expected ACTIVE, PREPARING, LOGGING, COMMITTING or stuck",
+			   v);
+}
+
+static int check_number(const char *opt, const char *v, uint64_t max)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (!*v || *v == '-' || *end || errno || n == 0 || n > max) {
+		fprintf(stderr, "tpcctl: %s %s: expected a positive whole number\n", opt, v);
+		return CTL_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int set_output(struct ctl *c, const char *v)
+{
+	if (strcmp(v, "json") == 0)
+		c->json = 1;
+	else if (strcmp(v, "table") == 0)
+		c->json = 0;
+	else
+		return usage_error("-o %s: expected table or json", v);
+	return 0;
+}
+
+static int set_timeout(struct ctl *c, const char *v)
+{
+	uint64_t ms;
+
+	if (tpc_parse_duration_ms(v, &ms) || ms == 0 || ms > 3600000)
+		return usage_error("--timeout %s: expected a duration such as 5s", v);
+	c->timeout_ms = (int)ms;
+	return 0;
+}
+
+static int take_option(struct ctl *c, struct parsed *p, int opt, const char *v)
+{
+	uint64_t ms;
+
+	switch (opt) {
+	case 'a': c->admin = v; return 0;
+	case OPT_TOKEN: c->token_file = v; return 0;
+	case 'o': return set_output(c, v);
+	case OPT_TIMEOUT: return set_timeout(c, v);
+	case 'h': p->help = 1; return 0;
+	case 'V': p->version = 1; return 0;
+	case OPT_STATE: p->seen |= O_STATE; return check_state(c, v);
+	case OPT_OLDER:
+		p->seen |= O_OLDER;
+		c->older_than = v;
+		if (tpc_parse_duration_ms(v, &ms))
+			return usage_error("--older-than %s: expected a duration such as 30s or 5m", v);
+		return 0;
+	case OPT_LIMIT: p->seen |= O_LIMIT; c->limit = v; return check_number("--limit", v, 1000000);
+	case OPT_REASON: p->seen |= O_REASON; c->reason = v; return 0;
+	case OPT_FORCE: p->seen |= O_FORCE; c->force = 1; return 0;
+	case OPT_OPERATOR: p->seen |= O_OPERATOR; c->operator_name = v; return 0;
+	}
+	return usage_error("%s", "unknown option");
+}
+
+static int parse_args(struct ctl *c, struct parsed *p, int argc, char **argv)
+{
+	int opt, rc;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":a:o:hV", long_opts, NULL)) != -1) {
+		if (opt == '?')
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		if (opt == ':')
+			return usage_error("option '%s' needs a value", argv[optind - 1]);
+		rc = take_option(c, p, opt, optarg);
+		if (rc)
+			return rc;
+	}
+	for (; optind < argc; optind++) {
+		if (p->nwords == (int)(sizeof(p->words) / sizeof(p->words[0])))
+			return usage_error("too many arguments: '%s'", argv[optind]);
+		p->words[p->nwords++] = argv[optind];
+	}
+	return 0;
+}
+
+static const struct command *find_command(const struct parsed *p, int *used)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		const struct command *cmd = &commands[i];
+		if (p->nwords < 1 || strcmp(p->words[0], cmd->group) != 0)
+			continue;
+		if (!cmd->name) {
+			*used = 1;
+			return cmd;
+		}
+		if (p->nwords >= 2 && strcmp(p->words[1], cmd->name) == 0) {
+			*used = 2;
+			return cmd;
+		}
+	}
+	return NULL;
+}
+
+static int is_group(const char *word)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (commands[i].name && strcmp(commands[i].group, word) == 0)
+			return 1;
+	return 0;
+}
+
+/* A decimal 64-bit transaction id, not 0. */
+static int check_txid(const char *v)
+{
+	return check_number("transaction id", v, UINT64_MAX);
+}
+
+static int check_command(struct ctl *c, const struct command *cmd, const struct parsed *p,
+			 int used)
+{
+	int nargs = p->nwords - used;
+	static const char *const names[] = { "state", "older-than", "limit", "reason", "force",
+					     "operator" };
+	unsigned extra = p->seen & ~cmd->opts;
+
+	for (unsigned i = 0; extra && i < sizeof(names) / sizeof(names[0]); i++) {
+		if (extra & (1u << i)) {
+			fprintf(stderr, "tpcctl: --%s does not apply to 'tpcctl %s%s%s'\n",
+				names[i], cmd->group, cmd->name ? " " : "", cmd->name ? cmd->name : "");
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (nargs != cmd->takes_id) {
+		fprintf(stderr, "tpcctl: usage: tpcctl %s\n", cmd->synopsis);
+		return CTL_EXIT_USAGE;
+	}
+	if (cmd->takes_id) {
+		c->txid = p->words[used];
+		if (check_txid(c->txid))
+			return CTL_EXIT_USAGE;
+	}
+	if ((cmd->opts & O_REASON) && (!c->reason || !*c->reason)) {
+		fprintf(stderr, "tpcctl: 'tpcctl %s %s' needs --reason TEXT (it goes into the "
+			"audit log)\n", cmd->group, cmd->name);
+		return CTL_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* ---- environment and token -------------------------------------------------------- */
+
+static int read_token(struct ctl *c)
+{
+	char line[4096];
+	FILE *f;
+	size_t n;
+
+	if (!c->token_file || !*c->token_file)
+		return 0;
+	f = fopen(c->token_file, "r");
+	if (!f) {
+		fprintf(stderr, "tpcctl: cannot read the token file %s: %s\n", c->token_file,
+			strerror(errno));
+		return CTL_EXIT_USAGE;
+	}
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	char *s = line;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	n = strlen(s);
+	while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+	if (!n) {
+		fprintf(stderr, "tpcctl: the token file %s is empty\n", c->token_file);
+		return CTL_EXIT_USAGE;
+	}
+	c->token = strdup(s);
+	return c->token ? 0 : CTL_EXIT_ERROR;
+}
+
+static void defaults(struct ctl *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->admin = getenv("TPC_ADMIN");
+	if (!c->admin || !*c->admin)
+		c->admin = CTL_DEFAULT_ADMIN;
+	c->token_file = getenv("TPC_ADMIN_TOKEN_FILE");
+	c->timeout_ms = CTL_DEFAULT_TIMEOUT_MS;
+}
+
+/* `tpcctl help [WORDS]` and `--help` anywhere: the most specific help there is. */
+static int help(const struct parsed *p, int skip)
+{
+	struct parsed q = *p;
+	const struct command *cmd;
+	int used;
+
+	memmove(q.words, q.words + skip, sizeof(q.words) - (size_t)skip * sizeof(q.words[0]));
+	q.nwords -= skip;
+	cmd = find_command(&q, &used);
+	if (cmd)
+		print_command_help(cmd);
+	else if (q.nwords >= 1 && is_group(q.words[0]))
+		print_group_help(q.words[0]);
+	else if (q.nwords >= 1)
+		return usage_error("unknown command '%s'", q.words[0]);
+	else
+		print_general_help(stdout);
+	return CTL_EXIT_OK;
+}
+
+static int run(struct ctl *c, const struct parsed *p)
+{
+	const struct command *cmd;
+	int used = 0, rc;
+
+	if (p->version) {
+		printf("tpcctl %s\n", TPC_VERSION);
+		return CTL_EXIT_OK;
+	}
+	if (p->help || (p->nwords && strcmp(p->words[0], "help") == 0))
+		return help(p, p->help ? 0 : 1);
+	if (p->nwords == 0) {
+		print_general_help(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	cmd = find_command(p, &used);
+	if (!cmd && is_group(p->words[0])) {
+		if (p->nwords >= 2)
+			return usage_error("unknown subcommand '%s'", p->words[1]);
+		fprintf(stderr, "tpcctl: '%s' needs a subcommand\n", p->words[0]);
+		return CTL_EXIT_USAGE;
+	}
+	if (!cmd)
+		return usage_error("unknown command '%s'", p->words[0]);
+	rc = check_command(c, cmd, p, used);
+	if (rc == 0)
+		rc = read_token(c);
+	return rc ? rc : cmd->run(c);
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl c;
+	struct parsed p = { 0 };
+	int rc;
+
+	defaults(&c);
+	rc = parse_args(&c, &p, argc, argv);
+	if (rc == 0)
+		rc = run(&c, &p);
+	free(c.token);
+	return rc;
+}
