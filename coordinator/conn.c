@@ -109,7 +109,7 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 {
 	struct conn *c = arg;
 	const char *why = NULL;
-	Tpc__Envelope *env = tpc__envelope__unpack(NULL, len, body);
+	Tpc__Envelope *env = tpc_wire_unpack(&c->srv->arena, body, len);
 
 	if (!env) {
 		c->srv->stats.bad_frames++;
@@ -118,12 +118,10 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	}
 	if (tpc_wire_validate(env, &why)) {
 		c->srv->stats.bad_frames++;
-		tpc__envelope__free_unpacked(env, NULL);
 		coord_conn_fail(c, TPC__ERROR_CODE__ERR_INVALID, why);
 		return 1;
 	}
-	int stop = coord_dispatch(c, env);
-	tpc__envelope__free_unpacked(env, NULL);
+	int stop = coord_dispatch(c, env); /* env lives in the arena until the next frame */
 	return stop || c->closing;
 }
 

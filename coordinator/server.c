@@ -339,6 +339,7 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 	if (setup_faults(s))
 		goto fail_early;
 	u64map_init(&s->txns);
+	tpc_arena_init(&s->arena, 64 * 1024);
 	strmap_init(&s->live_keys);
 	deadline_heap_init(&s->deadlines);
 	signal(SIGPIPE, SIG_IGN);
@@ -408,6 +409,7 @@ void coord_server_free(struct coord_server *s)
 	coord_admin_free(s); /* after the writer: operator calls it finished get answered */
 	free_all_txns(s);
 	strmap_free(&s->live_keys);
+	tpc_arena_free(&s->arena);
 	deadline_heap_free(&s->deadlines);
 	for (uint32_t i = 0; i < s->npeers; i++)
 		free(s->peers[i].name);

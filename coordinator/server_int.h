@@ -103,6 +103,7 @@ struct coord_server {
 	size_t nlazy, lazy_cap;
 	struct event *lazy_ev;
 
+	struct tpc_arena arena;     /* unpacked Envelopes, one frame at a time */
 	struct coord_stats stats;
 	struct tpc_faults faults;   /* armed fault points (TPC_FAULTS), parsed at start */
 	int stopping;

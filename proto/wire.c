@@ -8,6 +8,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <poll.h>
@@ -89,6 +90,68 @@ int tpc_wire_read(struct evbuffer *in, struct tpc_frame_decoder *dec, tpc_wire_f
 		}
 		evbuffer_drain(in, used);
 	}
+}
+
+static void *arena_alloc(void *data, size_t size)
+{
+	struct tpc_arena *a = data;
+	size_t need = (size + 15) & ~(size_t)15;
+
+	if (a->buf && a->cap - a->used >= need) {
+		void *p = a->buf + a->used;
+		a->used += need;
+		return p;
+	}
+	if (a->nbig == a->big_cap) {
+		size_t ncap = a->big_cap ? a->big_cap * 2 : 8;
+		void **nb = realloc(a->big, ncap * sizeof(*nb));
+		if (!nb)
+			return NULL;
+		a->big = nb;
+		a->big_cap = ncap;
+	}
+	void *p = malloc(size ? size : 1);
+	if (p)
+		a->big[a->nbig++] = p;
+	return p;
+}
+
+static void arena_free_noop(void *data, void *ptr)
+{
+	(void)data;
+	(void)ptr; /* released all at once by the next reset */
+}
+
+void tpc_arena_init(struct tpc_arena *a, size_t cap)
+{
+	memset(a, 0, sizeof(*a));
+	a->alloc.alloc = arena_alloc;
+	a->alloc.free = arena_free_noop;
+	a->alloc.allocator_data = a;
+	a->buf = malloc(cap);
+	a->cap = a->buf ? cap : 0;
+}
+
+static void arena_reset(struct tpc_arena *a)
+{
+	for (size_t i = 0; i < a->nbig; i++)
+		free(a->big[i]);
+	a->nbig = 0;
+	a->used = 0;
+}
+
+void tpc_arena_free(struct tpc_arena *a)
+{
+	arena_reset(a);
+	free(a->big);
+	free(a->buf);
+	memset(a, 0, sizeof(*a));
+}
+
+Tpc__Envelope *tpc_wire_unpack(struct tpc_arena *a, const uint8_t *body, size_t len)
+{
+	arena_reset(a);
+	return tpc__envelope__unpack(&a->alloc, len, body);
 }
 
 static int need(int cond, const char *msg, const char **why)

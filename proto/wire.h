@@ -61,6 +61,31 @@ int tpc_wire_read(struct evbuffer *in, struct tpc_frame_decoder *dec, tpc_wire_f
  */
 int tpc_wire_validate(const Tpc__Envelope *env, const char **why);
 
+/*
+ * A bump allocator for unpacking: one Envelope at a time is unpacked into it, and the
+ * next unpack reuses the memory, so a frame costs no malloc/free in the common case.
+ * Allocations that do not fit go to malloc and are released at the next reset.
+ */
+struct tpc_arena {
+	ProtobufCAllocator alloc; /* must be first: protobuf-c calls through it */
+	uint8_t *buf;
+	size_t cap, used;
+	void **big;
+	size_t nbig, big_cap;
+};
+
+/** @brief Set up an arena with @p cap bytes in one block (grown by malloc fallback). */
+void tpc_arena_init(struct tpc_arena *a, size_t cap);
+/** @brief Release everything. */
+void tpc_arena_free(struct tpc_arena *a);
+
+/**
+ * @brief Unpack an Envelope into @p a, releasing the previous one unpacked there.
+ *        The result lives until the next call on @p a; never free it yourself.
+ * @return the Envelope, or NULL if the bytes do not decode.
+ */
+Tpc__Envelope *tpc_wire_unpack(struct tpc_arena *a, const uint8_t *body, size_t len);
+
 /** @brief Name of an Envelope body case, for logs and errors ("begin", "vote", ...). */
 const char *tpc_wire_body_name(Tpc__Envelope__BodyCase c);
 

@@ -104,6 +104,7 @@ struct tpc_participant {
 	struct event *wake_ev;
 	int stopping;
 
+	struct tpc_arena arena;       /* unpacked Envelopes, one frame at a time */
 	struct tpc_faults faults;      /* armed from TPC_FAULTS at creation */
 	tpc_participant_stats stats;
 	char errmsg[256];

@@ -206,12 +206,10 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 {
 	struct tpc_participant *p = arg;
 	const char *why;
-	Tpc__Envelope *env = tpc__envelope__unpack(NULL, len, body);
+	Tpc__Envelope *env = tpc_wire_unpack(&p->arena, body, len);
 
 	if (!env || tpc_wire_validate(env, &why)) {
 		part_set_err(p, "undecodable message from the coordinator");
-		if (env)
-			tpc__envelope__free_unpacked(env, NULL);
 		return -1;
 	}
 	struct part_event ok = { .type = PEV_JOIN_OK };
@@ -224,8 +222,7 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	case TPC__ENVELOPE__BODY_ERROR: on_error(p, env->request_id, env->error); break;
 	default: break;
 	}
-	tpc__envelope__free_unpacked(env, NULL);
-	return 0;
+	return 0; /* env lives in the arena until the next frame */
 }
 
 static void drop_connection(struct tpc_participant *p)

@@ -148,6 +148,7 @@ tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	tpc_faults_init(&p->faults, "libtpc");
+	tpc_arena_init(&p->arena, 16 * 1024);
 	rc = copy_config(p, cfg);
 	if (rc)
 		goto fail;
@@ -563,6 +564,7 @@ void tpc_participant_free(tpc_participant *p)
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	tpc_faults_destroy(&p->faults);
+	tpc_arena_free(&p->arena);
 	free(p->coordinator);
 	free(p->name);
 	free(p->state_dir);

@@ -62,6 +62,7 @@ struct kv_server {
 	struct event *sig_term, *sig_int;
 	tpc_participant *part;
 	tpc_sink *sink;              /* owned by part; used here for Get */
+	struct tpc_arena arena;      /* unpacked requests, one frame at a time */
 	struct kv_conn **conns;
 	uint32_t nconns, conns_cap;
 	uint64_t next_conn_id;
@@ -196,12 +197,10 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 {
 	struct kv_conn *c = arg;
 	const char *why = "cannot decode the envelope";
-	Tpc__Envelope *env = tpc__envelope__unpack(NULL, len, body);
+	Tpc__Envelope *env = tpc_wire_unpack(&c->srv->arena, body, len);
 
 	if (!env || tpc_wire_validate(env, &why)) {
 		send_error(c, 0, TPC__ERROR_CODE__ERR_BAD_FRAME, why, 0);
-		if (env)
-			tpc__envelope__free_unpacked(env, NULL);
 		return 1;
 	}
 	if (env->body_case == TPC__ENVELOPE__BODY_KV_PUT)
@@ -211,8 +210,7 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	else
 		send_error(c, env->request_id, TPC__ERROR_CODE__ERR_PROTOCOL,
 			   "tpc-kv serves kv_put and kv_get only", 0);
-	tpc__envelope__free_unpacked(env, NULL);
-	return 0;
+	return 0; /* env lives in the arena until the next frame */
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -412,6 +410,7 @@ static int serve(struct kv_server *s)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	tpc_arena_init(&s->arena, 16 * 1024);
 	s->base = event_base_new();
 	if (!s->base || mkdir_p_data(s->opts.data) || open_participant(s))
 		return 1;
@@ -447,6 +446,7 @@ static void server_free(struct kv_server *s)
 		event_free(s->sig_int);
 	if (s->base)
 		event_base_free(s->base);
+	tpc_arena_free(&s->arena);
 }
 
 /* ---- read-only commands ---- */
