@@ -4,6 +4,8 @@
 #   make test     build with AddressSanitizer + UBSan (build-asan/) and run every test
 #   make demo     build and run the end-to-end demo
 #   make bench    build and run the benchmark matrix; writes BENCHMARKS.md
+#   make lesson   exactly-once vs effectively-once vs at-least-once, run and measured
+#   make torture  a long torture run (10 minutes, random seed; see docs/failure-injection.md)
 #   make install  install binaries, libraries, headers, pkg-config and CMake files
 #   make clean    remove the build folders
 
