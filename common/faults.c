@@ -64,15 +64,6 @@ void tpc_faults_clear(struct tpc_faults *f)
 	pthread_mutex_unlock(&f->mu);
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* "crash", "crash@3", "crash%20", "delay:50", "fail", "fail@2", "fail%5" */
 static int parse_action(const char *s, struct tpc_fault *out)
@@ -116,17 +107,17 @@ static int arm_one(struct tpc_faults *f, char *entry, char *err, size_t errlen)
 	struct tpc_fault parsed;
 
 	if (!eq) {
-		set_err(err, errlen, "fault '%s': expected POINT=ACTION", entry);
+		tpc_set_err(err, errlen, "fault '%s': expected POINT=ACTION", entry);
 		return -EINVAL;
 	}
 	*eq = '\0';
 	int p = tpc_fault_lookup(entry);
 	if (p < 0) {
-		set_err(err, errlen, "unknown fault point '%s'", entry);
+		tpc_set_err(err, errlen, "unknown fault point '%s'", entry);
 		return -EINVAL;
 	}
 	if (parse_action(eq + 1, &parsed)) {
-		set_err(err, errlen, "fault %s: unknown action '%s' (crash, crash@N, crash%%P, "
+		tpc_set_err(err, errlen, "fault %s: unknown action '%s' (crash, crash@N, crash%%P, "
 			"delay:MS, fail, fail@N, fail%%P)", entry, eq + 1);
 		return -EINVAL;
 	}

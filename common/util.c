@@ -175,10 +175,7 @@ void tpc_logf(const struct tpc_logger *lg, enum tpc_log_level lvl, const char *f
 
 /* ----------------------------------------------------------- HOST:PORT parsing */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void tpc_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -222,7 +219,7 @@ static int split_hostport(const char *s, char *host, size_t hcap, const char **p
 		const char *close = strchr(s, ']');
 
 		if (!close || close[1] != ':') {
-			set_err(err, errlen, "\"%s\": expected [IPv6]:PORT", s);
+			tpc_set_err(err, errlen, "\"%s\": expected [IPv6]:PORT", s);
 			return -EINVAL;
 		}
 		s++;
@@ -231,18 +228,18 @@ static int split_hostport(const char *s, char *host, size_t hcap, const char **p
 	} else {
 		colon = strrchr(s, ':');
 		if (!colon) {
-			set_err(err, errlen, "\"%s\": missing \":PORT\"", s);
+			tpc_set_err(err, errlen, "\"%s\": missing \":PORT\"", s);
 			return -EINVAL;
 		}
 		hlen = (size_t)(colon - s);
 		if (memchr(s, ':', hlen)) {
-			set_err(err, errlen, "\"%s\": write IPv6 addresses in brackets, "
+			tpc_set_err(err, errlen, "\"%s\": write IPv6 addresses in brackets, "
 				"as [::1]:7000", s);
 			return -EINVAL;
 		}
 	}
 	if (hlen >= hcap) {
-		set_err(err, errlen, "\"%s\": host name too long", s);
+		tpc_set_err(err, errlen, "\"%s\": host name too long", s);
 		return -EINVAL;
 	}
 	memcpy(host, s, hlen);
@@ -281,13 +278,13 @@ static int resolve(const char *host, const char *port, int bracketed,
 	}
 	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
 	if (rc != 0) {
-		set_err(err, errlen, "cannot resolve \"%s\": %s", host[0] ? host : "*",
+		tpc_set_err(err, errlen, "cannot resolve \"%s\": %s", host[0] ? host : "*",
 			rc == EAI_SYSTEM ? strerrordesc_np(errno) : gai_strerror(rc));
 		return -EINVAL;
 	}
 	ai = pick_addr(res);
 	if (!ai || ai->ai_addrlen > sizeof(*ss)) {
-		set_err(err, errlen, "cannot resolve \"%s\": no usable address", host);
+		tpc_set_err(err, errlen, "cannot resolve \"%s\": no usable address", host);
 		freeaddrinfo(res);
 		return -EINVAL;
 	}
@@ -308,18 +305,18 @@ int tpc_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *ss
 	int rc;
 
 	if (!s || !*s) {
-		set_err(err, errlen, "empty address: expected HOST:PORT");
+		tpc_set_err(err, errlen, "empty address: expected HOST:PORT");
 		return -EINVAL;
 	}
 	rc = split_hostport(s, host, sizeof(host), &port, &bracketed, err, errlen);
 	if (rc)
 		return rc;
 	if (parse_port(port, &portnum)) {
-		set_err(err, errlen, "\"%s\": port \"%s\" is not a number in 0-65535", s, port);
+		tpc_set_err(err, errlen, "\"%s\": port \"%s\" is not a number in 0-65535", s, port);
 		return -EINVAL;
 	}
 	if (bracketed && host[0] == '\0') {
-		set_err(err, errlen, "\"%s\": empty IPv6 address", s);
+		tpc_set_err(err, errlen, "\"%s\": empty IPv6 address", s);
 		return -EINVAL;
 	}
 	snprintf(portstr, sizeof(portstr), "%u", portnum);

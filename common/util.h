@@ -37,6 +37,10 @@ int tpc_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *ss
 /** @brief Parse "250", "250ms", "10s", "2m", "1h" into milliseconds. @return 0 or -EINVAL. */
 int tpc_parse_duration_ms(const char *s, uint64_t *out_ms);
 
+/** @brief Format a message into @p err (size @p errlen); NULL or 0 size: nothing. */
+void tpc_set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /** @brief mkdir -p: create @p dir and missing parents (mode 0700). @return 0 or -errno. */
 int tpc_mkdirs(const char *dir);
 

@@ -139,19 +139,6 @@ static struct coord_rec *next_rec(struct coord_rec *r)
 	return it ? (struct coord_rec *)((char *)it - offsetof(struct coord_rec, item)) : NULL;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int begin_read(struct lmdb_log *lg, MDB_txn **txn)
 {
@@ -854,12 +841,12 @@ static int lock_dir(const char *dir, int *fd_out, char *err, size_t errlen)
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = -errno;
-		set_err(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
+		tpc_set_err(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
 		return rc;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
 		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		set_err(err, errlen, "%s: the log is in use by another process (%s)", dir,
+		tpc_set_err(err, errlen, "%s: the log is in use by another process (%s)", dir,
 			strerror(errno));
 		close(fd);
 		return rc;
@@ -897,7 +884,7 @@ out_close:
 	mdb_env_close(lg->env);
 	lg->env = NULL;
 out_err:
-	set_err(err, errlen, "%s: %s: %s", dir, what, mdb_strerror(rc));
+	tpc_set_err(err, errlen, "%s: %s: %s", dir, what, mdb_strerror(rc));
 	return lmdb_err(rc);
 }
 
@@ -912,17 +899,17 @@ static int check_format(MDB_txn *txn, MDB_dbi meta, const char *dir, char *err,
 	if (rc == MDB_NOTFOUND)
 		return meta_put_format(txn, meta);
 	if (rc) {
-		set_err(err, errlen, "%s: reading the log format: %s", dir, mdb_strerror(rc));
+		tpc_set_err(err, errlen, "%s: reading the log format: %s", dir, mdb_strerror(rc));
 		return lmdb_err(rc);
 	}
 	if (v.mv_size != 4) {
-		set_err(err, errlen, "%s: corrupt log format record (%zu bytes)", dir,
+		tpc_set_err(err, errlen, "%s: corrupt log format record (%zu bytes)", dir,
 			v.mv_size);
 		return -EBADMSG;
 	}
 	fmt = get_be32(v.mv_data);
 	if (fmt != LOG_FORMAT) {
-		set_err(err, errlen, "%s: unsupported log format %u (this build reads format %u)",
+		tpc_set_err(err, errlen, "%s: unsupported log format %u (this build reads format %u)",
 			dir, fmt, LOG_FORMAT);
 		return -EPROTO;
 	}
@@ -935,7 +922,7 @@ static int open_db(MDB_txn *txn, const char *name, MDB_dbi *dbi, const char *dir
 	int rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi);
 
 	if (rc)
-		set_err(err, errlen, "%s: opening database \"%s\": %s", dir, name,
+		tpc_set_err(err, errlen, "%s: opening database \"%s\": %s", dir, name,
 			mdb_strerror(rc));
 	return lmdb_err(rc);
 }
@@ -947,7 +934,7 @@ static int open_dbs(struct lmdb_log *lg, const char *dir, char *err, size_t errl
 	int rc = mdb_txn_begin(lg->env, NULL, 0, &txn);
 
 	if (rc) {
-		set_err(err, errlen, "%s: mdb_txn_begin: %s", dir, mdb_strerror(rc));
+		tpc_set_err(err, errlen, "%s: mdb_txn_begin: %s", dir, mdb_strerror(rc));
 		return lmdb_err(rc);
 	}
 	rc = open_db(txn, "meta", &lg->meta, dir, err, errlen);
@@ -965,7 +952,7 @@ static int open_dbs(struct lmdb_log *lg, const char *dir, char *err, size_t errl
 	}
 	rc = mdb_txn_commit(txn);
 	if (rc)
-		set_err(err, errlen, "%s: mdb_txn_commit: %s", dir, mdb_strerror(rc));
+		tpc_set_err(err, errlen, "%s: mdb_txn_commit: %s", dir, mdb_strerror(rc));
 	return lmdb_err(rc);
 }
 
@@ -976,17 +963,17 @@ int coord_log_lmdb_open(struct coord_log *log, const char *dir, size_t map_size,
 	int dead, rc;
 
 	if (!log || !dir || !*dir) {
-		set_err(err, errlen, "no log directory given");
+		tpc_set_err(err, errlen, "no log directory given");
 		return -EINVAL;
 	}
 	lg = calloc(1, sizeof(*lg));
 	if (!lg) {
-		set_err(err, errlen, "out of memory");
+		tpc_set_err(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	rc = tpc_mkdirs(dir);
 	if (rc) {
-		set_err(err, errlen, "%s: cannot create the log directory: %s", dir,
+		tpc_set_err(err, errlen, "%s: cannot create the log directory: %s", dir,
 			strerror(-rc));
 		goto out_free;
 	}

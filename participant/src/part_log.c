@@ -134,15 +134,6 @@ corrupt:
 
 /* ---- LMDB ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static int open_env(MDB_env **env, const char *dir, uint64_t map_size, unsigned flags)
 {
@@ -173,12 +164,12 @@ int part_log_open(struct part_log **out, const char *dir, uint64_t map_size, cha
 		return -ENOMEM;
 	rc = tpc_mkdirs(dir);
 	if (rc) {
-		set_err(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
+		tpc_set_err(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
 		goto out_free;
 	}
 	rc = open_env(&l->env, dir, map_size ? map_size : (1ull << 30), 0);
 	if (rc) {
-		set_err(err, errlen, "cannot open the state log in %s: %s", dir, mdb_strerror(-rc));
+		tpc_set_err(err, errlen, "cannot open the state log in %s: %s", dir, mdb_strerror(-rc));
 		goto out_free;
 	}
 	rc = lmdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
@@ -191,7 +182,7 @@ int part_log_open(struct part_log **out, const char *dir, uint64_t map_size, cha
 	else
 		mdb_txn_abort(txn);
 	if (rc) {
-		set_err(err, errlen, "cannot set up the state log: %s", mdb_strerror(-rc));
+		tpc_set_err(err, errlen, "cannot set up the state log: %s", mdb_strerror(-rc));
 		mdb_env_close(l->env);
 		goto out_free;
 	}
