@@ -175,6 +175,18 @@ void tpc_logf(const struct tpc_logger *lg, enum tpc_log_level lvl, const char *f
 
 /* ----------------------------------------------------------- HOST:PORT parsing */
 
+int tpc_usage_error(const char *prog, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help'.\n", prog);
+	return 2;
+}
+
 void tpc_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -324,6 +336,19 @@ int tpc_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *ss
 }
 
 /* ------------------------------------------------------- number + suffix parsing */
+
+int tpc_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v < lo || v > hi)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
 
 /* Leading decimal digits of @p s into *v (no sign, no blanks); *end after them. */
 static int parse_u64_prefix(const char *s, uint64_t *v, const char **end)

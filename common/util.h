@@ -34,8 +34,21 @@ void tpc_logf(const struct tpc_logger *lg, enum tpc_log_level lvl, const char *f
 int tpc_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *sslen,
 		       char *err, size_t errlen);
 
+/**
+ * @brief Parse a plain decimal (no sign, no suffix) from @p lo to @p hi into @p out,
+ *        which is left alone on failure. @return 0 or -EINVAL.
+ */
+int tpc_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+
 /** @brief Parse "250", "250ms", "10s", "2m", "1h" into milliseconds. @return 0 or -EINVAL. */
 int tpc_parse_duration_ms(const char *s, uint64_t *out_ms);
+
+/**
+ * @brief A command-line program's usage error: print "PROG: MESSAGE" and
+ *        "Try 'PROG --help'." to stderr.
+ * @return 2, the exit status of bad usage
+ */
+int tpc_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** @brief Format a message into @p err (size @p errlen); NULL or 0 size: nothing. */
 void tpc_set_err(char *err, size_t errlen, const char *fmt, ...)

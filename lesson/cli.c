@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,33 @@
 
 #include "eventlog.h"
 #include "events.h"
+#include "util.h"
+
+int lesson_cli_main(int argc, char **argv, const struct lesson_cli *cli, void *opts,
+		    const char **cmd)
+{
+	int c;
+
+	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		fputs(cli->usage, stdout);
+		return 0;
+	}
+	if (argc < 2 || argv[1][0] == '-')
+		return tpc_usage_error(cli->prog, "%s", cli->no_cmd);
+	*cmd = argv[1];
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "h", cli->long_opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(cli->usage, stdout);
+			return 0;
+		}
+		if (cli->parse_opt(opts, c, optarg))
+			return 2;
+	}
+	if (optind < argc)
+		return tpc_usage_error(cli->prog, "unexpected argument");
+	return cli->run(opts);
+}
 
 int lesson_parse_u64(const char *s, uint64_t *out)
 {

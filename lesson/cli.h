@@ -1,6 +1,7 @@
 /*
- * cli.h - small helpers the lesson's programs share: number parsing, resolving a
- * replay start given as a time to an offset, the progress probe, and the reports' output.
+ * cli.h - small helpers the lesson's programs share: the command line every program
+ * takes (PROG COMMAND [options]), number parsing, resolving a replay start given as a
+ * time to an offset, the progress probe, and the reports' output.
  */
 #ifndef LESSON_CLI_H
 #define LESSON_CLI_H
@@ -8,7 +9,34 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct option;
 struct tally;
+
+/** What a lesson program's command line is read with (see lesson_cli_main). */
+struct lesson_cli {
+	const char *prog;		/* "lesson-close": names it in usage errors */
+	const char *usage;		/* printed to stdout for -h/--help */
+	const char *no_cmd;		/* the usage error when argv[1] is not a command */
+	const struct option *long_opts; /* for getopt_long, with "help" mapped to 'h' */
+	/* Take option @p c with value @p v into @p opts; on a bad value print the usage
+	 * error (tpc_usage_error) and return non-zero. Unknown options come as '?'. */
+	int (*parse_opt)(void *opts, int c, const char *v);
+	/* Check the options against the command and run it. @return main()'s exit code. */
+	int (*run)(void *opts);
+};
+
+/**
+ * @brief A lesson program's main(): read "PROG COMMAND [options]" and run the command.
+ *        -h/--help first or among the options prints the usage and ends; each other
+ *        option goes to @p cli->parse_opt; no argument may follow the options; then
+ *        @p cli->run(@p opts).
+ * @param opts the program's options (with their defaults), passed to parse_opt and run
+ * @param cmd set to argv[1], the command
+ * @return main()'s exit code: 0 after --help, 2 after a usage error (already printed),
+ *         else what run returned
+ */
+int lesson_cli_main(int argc, char **argv, const struct lesson_cli *cli, void *opts,
+		    const char **cmd);
 
 /** @brief Parse a non-negative decimal. @return 0 or -EINVAL. */
 int lesson_parse_u64(const char *s, uint64_t *out);

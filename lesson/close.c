@@ -334,12 +334,13 @@ static const struct option long_opts[] = {
 
 static int usage_error(const char *msg)
 {
-	fprintf(stderr, "lesson-close: %s\nTry 'lesson-close --help'.\n", msg);
-	return 2;
+	return tpc_usage_error("lesson-close", "%s", msg);
 }
 
-static int parse_opt(struct close_opts *o, int c, const char *v)
+static int parse_opt(void *opts, int c, const char *v)
 {
+	struct close_opts *o = opts;
+
 	switch (c) {
 	case OPT_COORD: o->coordinator = v; return 0;
 	case OPT_LEDGER: o->ledger = v; return 0;
@@ -366,8 +367,10 @@ static int parse_opt(struct close_opts *o, int c, const char *v)
 	}
 }
 
-static int dispatch(const struct close_opts *o)
+static int run_command(void *opts)
 {
+	const struct close_opts *o = opts;
+
 	if (!strcmp(o->cmd, "run")) {
 		if (!o->coordinator || !o->ledger || !o->offsets || !o->log)
 			return usage_error("run needs --coordinator, --ledger, --offsets and --log");
@@ -386,28 +389,18 @@ static int dispatch(const struct close_opts *o)
 	return usage_error("unknown command");
 }
 
+static const struct lesson_cli cli = {
+	.prog = "lesson-close",
+	.usage = usage_text,
+	.no_cmd = "a command is required: run, report or asof",
+	.long_opts = long_opts,
+	.parse_opt = parse_opt,
+	.run = run_command,
+};
+
 int main(int argc, char **argv)
 {
 	struct close_opts o = { .batch = 200 };
-	int c;
 
-	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
-	if (argc < 2 || argv[1][0] == '-')
-		return usage_error("a command is required: run, report or asof");
-	o.cmd = argv[1];
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage_text, stdout);
-			return 0;
-		}
-		if (parse_opt(&o, c, optarg))
-			return 2;
-	}
-	if (optind < argc)
-		return usage_error("unexpected argument");
-	return dispatch(&o);
+	return lesson_cli_main(argc, argv, &cli, &o, &o.cmd);
 }

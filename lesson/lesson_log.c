@@ -19,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "eventlog.h"
 #include "events.h"
+#include "util.h"
 
 struct log_opts {
 	const char *cmd, *log, *kind, *from_time, *time, *start;
@@ -77,17 +79,7 @@ static const struct option long_opts[] = {
 
 static int usage_error(const char *msg)
 {
-	fprintf(stderr, "lesson-log: %s\nTry 'lesson-log --help'.\n", msg);
-	return 2;
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	return errno || !*s || *end || *s == '-' ? -EINVAL : 0;
+	return tpc_usage_error("lesson-log", "%s", msg);
 }
 
 /* ---- gen ---- */
@@ -292,8 +284,9 @@ static int cmd_offset_at(const struct log_opts *o)
 	return rc ? 1 : 0;
 }
 
-static int parse_opt(struct log_opts *o, int c, const char *v)
+static int parse_opt(void *opts, int c, const char *v)
 {
+	struct log_opts *o = opts;
 	uint64_t n;
 
 	switch (c) {
@@ -302,18 +295,18 @@ static int parse_opt(struct log_opts *o, int c, const char *v)
 	case OPT_START: o->start = v; return 0;
 	case OPT_FROM_TIME: o->from_time = v; return 0;
 	case OPT_TIME: o->time = v; return 0;
-	case OPT_COUNT: return parse_u64(v, &o->count) ? usage_error("--count expects a number") : 0;
-	case OPT_SEED: return parse_u64(v, &o->seed) ? usage_error("--seed expects a number") : 0;
-	case OPT_DAYS: return parse_u64(v, &o->days) || !o->days ? usage_error("--days expects N > 0") : 0;
-	case OPT_LIMIT: return parse_u64(v, &o->limit) ? usage_error("--limit expects a number") : 0;
+	case OPT_COUNT: return lesson_parse_u64(v, &o->count) ? usage_error("--count expects a number") : 0;
+	case OPT_SEED: return lesson_parse_u64(v, &o->seed) ? usage_error("--seed expects a number") : 0;
+	case OPT_DAYS: return lesson_parse_u64(v, &o->days) || !o->days ? usage_error("--days expects N > 0") : 0;
+	case OPT_LIMIT: return lesson_parse_u64(v, &o->limit) ? usage_error("--limit expects a number") : 0;
 	case OPT_SYNC:
-		return parse_u64(v, &o->sync_every) || !o->sync_every
+		return lesson_parse_u64(v, &o->sync_every) || !o->sync_every
 			       ? usage_error("--sync-every expects N > 0") : 0;
 	case OPT_FROM:
 		o->from_set = 1;
-		return parse_u64(v, &o->from) ? usage_error("--from expects an offset") : 0;
+		return lesson_parse_u64(v, &o->from) ? usage_error("--from expects an offset") : 0;
 	case OPT_DUP:
-		if (parse_u64(v, &n) || n > 50)
+		if (lesson_parse_u64(v, &n) || n > 50)
 			return usage_error("--dup-pct expects 0..50");
 		o->dup_pct = (unsigned)n;
 		return 0;
@@ -321,38 +314,36 @@ static int parse_opt(struct log_opts *o, int c, const char *v)
 	}
 }
 
+/* Check the options against the command and run it. */
+static int run_command(void *opts)
+{
+	struct log_opts *o = opts;
+
+	if (!o->log)
+		return usage_error("--log DIR is required");
+	if (!strcmp(o->cmd, "gen"))
+		return o->kind && o->count ? cmd_gen(o) : usage_error("gen needs --kind and --count");
+	if (!strcmp(o->cmd, "dump"))
+		return cmd_dump(o);
+	if (!strcmp(o->cmd, "info"))
+		return cmd_info(o);
+	if (!strcmp(o->cmd, "offset-at"))
+		return cmd_offset_at(o);
+	return usage_error("unknown command");
+}
+
+static const struct lesson_cli cli = {
+	.prog = "lesson-log",
+	.usage = usage_text,
+	.no_cmd = "a command is required: gen, dump, info or offset-at",
+	.long_opts = long_opts,
+	.parse_opt = parse_opt,
+	.run = run_command,
+};
+
 int main(int argc, char **argv)
 {
 	struct log_opts o = { .seed = 1 };
-	int c;
 
-	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
-	if (argc < 2 || argv[1][0] == '-')
-		return usage_error("a command is required: gen, dump, info or offset-at");
-	o.cmd = argv[1];
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage_text, stdout);
-			return 0;
-		}
-		if (parse_opt(&o, c, optarg))
-			return 2;
-	}
-	if (optind < argc)
-		return usage_error("unexpected argument");
-	if (!o.log)
-		return usage_error("--log DIR is required");
-	if (!strcmp(o.cmd, "gen"))
-		return o.kind && o.count ? cmd_gen(&o) : usage_error("gen needs --kind and --count");
-	if (!strcmp(o.cmd, "dump"))
-		return cmd_dump(&o);
-	if (!strcmp(o.cmd, "info"))
-		return cmd_info(&o);
-	if (!strcmp(o.cmd, "offset-at"))
-		return cmd_offset_at(&o);
-	return usage_error("unknown command");
+	return lesson_cli_main(argc, argv, &cli, &o, &o.cmd);
 }

@@ -41,6 +41,7 @@
 #include "cli.h"
 #include "eventlog.h"
 #include "events.h"
+#include "util.h"
 #include "txagg.h"
 
 struct ob_opts {
@@ -397,12 +398,12 @@ static const struct option long_opts[] = {
 
 static int usage_error(const char *msg)
 {
-	fprintf(stderr, "lesson-outbox: %s\nTry 'lesson-outbox --help'.\n", msg);
-	return 2;
+	return tpc_usage_error("lesson-outbox", "%s", msg);
 }
 
-static int parse_opt(struct ob_opts *o, int c, const char *v)
+static int parse_opt(void *opts, int c, const char *v)
 {
+	struct ob_opts *o = opts;
 	uint64_t n;
 
 	switch (c) {
@@ -429,37 +430,37 @@ static int parse_opt(struct ob_opts *o, int c, const char *v)
 	}
 }
 
+/* Check the options against the command and run it. */
+static int run_command(void *opts)
+{
+	struct ob_opts *o = opts;
+
+	if (!o->db)
+		return usage_error("--db DIR is required");
+	if (!strcmp(o->cmd, "dump"))
+		return cmd_dump(o);
+	if (!o->log)
+		return usage_error("--log DIR is required");
+	if (!strcmp(o->cmd, "orders"))
+		return o->orders && o->mode_set ? cmd_orders(o)
+					      : usage_error("orders needs --orders N and --mode");
+	if (!strcmp(o->cmd, "relay"))
+		return cmd_relay(o);
+	return usage_error("unknown command");
+}
+
+static const struct lesson_cli cli = {
+	.prog = "lesson-outbox",
+	.usage = usage_text,
+	.no_cmd = "a command is required: orders, relay or dump",
+	.long_opts = long_opts,
+	.parse_opt = parse_opt,
+	.run = run_command,
+};
+
 int main(int argc, char **argv)
 {
 	struct ob_opts o = { .seed = 1 };
-	int c;
 
-	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
-	if (argc < 2 || argv[1][0] == '-')
-		return usage_error("a command is required: orders, relay or dump");
-	o.cmd = argv[1];
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage_text, stdout);
-			return 0;
-		}
-		if (parse_opt(&o, c, optarg))
-			return 2;
-	}
-	if (optind < argc || !o.db)
-		return usage_error(optind < argc ? "unexpected argument" : "--db DIR is required");
-	if (!strcmp(o.cmd, "dump"))
-		return cmd_dump(&o);
-	if (!o.log)
-		return usage_error("--log DIR is required");
-	if (!strcmp(o.cmd, "orders"))
-		return o.orders && o.mode_set ? cmd_orders(&o)
-					      : usage_error("orders needs --orders N and --mode");
-	if (!strcmp(o.cmd, "relay"))
-		return cmd_relay(&o);
-	return usage_error("unknown command");
+	return lesson_cli_main(argc, argv, &cli, &o, &o.cmd);
 }

@@ -492,8 +492,7 @@ static const struct option long_opts[] = {
 
 static int usage_error(const char *msg)
 {
-	fprintf(stderr, "lesson-pageviews: %s\nTry 'lesson-pageviews --help'.\n", msg);
-	return 2;
+	return tpc_usage_error("lesson-pageviews", "%s", msg);
 }
 
 static int parse_mode(struct pv_opts *o, const char *v)
@@ -509,8 +508,10 @@ static int parse_mode(struct pv_opts *o, const char *v)
 	return usage_error("--mode expects at-least-once, effectively-once or exactly-once");
 }
 
-static int parse_opt(struct pv_opts *o, int c, const char *v)
+static int parse_opt(void *opts, int c, const char *v)
 {
+	struct pv_opts *o = opts;
+
 	switch (c) {
 	case OPT_MODE: return parse_mode(o, v);
 	case OPT_LOG: o->log = v; return 0;
@@ -534,8 +535,10 @@ static int parse_opt(struct pv_opts *o, int c, const char *v)
 	}
 }
 
-static int dispatch(struct pv_opts *o)
+static int run_command(void *opts)
 {
+	struct pv_opts *o = opts;
+
 	if (!strcmp(o->cmd, "report"))
 		return !o->store == !o->ledger_data
 			       ? usage_error("report needs one of --store, --ledger-data")
@@ -553,28 +556,18 @@ static int dispatch(struct pv_opts *o)
 	return cmd_run(o);
 }
 
+static const struct lesson_cli cli = {
+	.prog = "lesson-pageviews",
+	.usage = usage_text,
+	.no_cmd = "a command is required: run or report",
+	.long_opts = long_opts,
+	.parse_opt = parse_opt,
+	.run = run_command,
+};
+
 int main(int argc, char **argv)
 {
 	struct pv_opts o = { .batch = 200 };
-	int c;
 
-	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
-	if (argc < 2 || argv[1][0] == '-')
-		return usage_error("a command is required: run or report");
-	o.cmd = argv[1];
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage_text, stdout);
-			return 0;
-		}
-		if (parse_opt(&o, c, optarg))
-			return 2;
-	}
-	if (optind < argc)
-		return usage_error("unexpected argument");
-	return dispatch(&o);
+	return lesson_cli_main(argc, argv, &cli, &o, &o.cmd);
 }

@@ -37,6 +37,7 @@
 #include "cli.h"
 #include "eventlog.h"
 #include "events.h"
+#include "util.h"
 #include "sup.h"
 
 enum role { ROLE_COORD, ROLE_PART, ROLE_AGG, ROLE_ORDERS, ROLE_RELAY, ROLES };
@@ -589,8 +590,7 @@ static const struct option long_opts[] = {
 
 static int usage_error(const char *msg)
 {
-	fprintf(stderr, "lesson-run: %s\nTry 'lesson-run --help'.\n", msg);
-	return 2;
+	return tpc_usage_error("lesson-run", "%s", msg);
 }
 
 static int parse_pct(const char *v, unsigned *out, const char *what)
@@ -608,8 +608,10 @@ static int parse_num(const char *v, uint64_t *out, const char *what)
 	return lesson_parse_u64(v, out) ? usage_error(what) : 0;
 }
 
-static int parse_opt(struct run_opts *o, int c, const char *v)
+static int parse_opt(void *opts, int c, const char *v)
 {
+	struct run_opts *o = opts;
+
 	switch (c) {
 	case OPT_MODE: o->mode = v; return 0;
 	case OPT_BIN: o->bin = v; return 0;
@@ -651,31 +653,29 @@ static int check_opts(const struct run_opts *o)
 	return 0;
 }
 
+/* Check the options against the command and run it. */
+static int run_command(void *opts)
+{
+	struct run_opts *o = opts;
+
+	if (check_opts(o))
+		return 2;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	return run_main(o);
+}
+
+static const struct lesson_cli cli = {
+	.prog = "lesson-run",
+	.usage = usage_text,
+	.no_cmd = "a scenario is required: close, pageviews or outbox",
+	.long_opts = long_opts,
+	.parse_opt = parse_opt,
+	.run = run_command,
+};
+
 int main(int argc, char **argv)
 {
 	struct run_opts o = { .batch = 200, .seed = 1, .timeout_s = 300 };
-	int c;
 
-	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
-	if (argc < 2 || argv[1][0] == '-')
-		return usage_error("a scenario is required: close, pageviews or outbox");
-	o.scenario = argv[1];
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage_text, stdout);
-			return 0;
-		}
-		if (parse_opt(&o, c, optarg))
-			return 2;
-	}
-	if (optind < argc)
-		return usage_error("unexpected argument");
-	if (check_opts(&o))
-		return 2;
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	return run_main(&o);
+	return lesson_cli_main(argc, argv, &cli, &o, &o.scenario);
 }

@@ -974,25 +974,33 @@ int tpc_client_begin(tpc_client *c, const char *key, uint32_t timeout_ms, tpc_tx
 	return 0;
 }
 
+/* Commit or Abort (@p s) in blocking form; *outcome is UNKNOWN unless an answer came. */
+static int run_blocking_outcome(struct tpc_client *c, const struct submit *s, struct bwait *w,
+				tpc_outcome *outcome)
+{
+	int rc = blocking_allowed(c);
+
+	if (outcome)
+		*outcome = TPC_OUTCOME_UNKNOWN;
+	if (rc)
+		return rc;
+	if (!s->txid)
+		return set_err(c, -EINVAL, "txid 0 names no transaction");
+	rc = run_blocking(c, s, w);
+	if (outcome)
+		*outcome = w->outcome;
+	return rc;
+}
+
 int tpc_client_commit(tpc_client *c, tpc_txid txid, tpc_outcome *outcome, char *reason,
 		      size_t reason_len)
 {
 	struct bwait w = { .reason = reason, .reason_len = reason_len };
 	struct submit s = { .kind = REQ_COMMIT, .txid = txid, .cb.outcome = bw_outcome, .arg = &w };
-	int rc = blocking_allowed(c);
 
-	if (outcome)
-		*outcome = TPC_OUTCOME_UNKNOWN;
 	if (reason && reason_len)
 		reason[0] = '\0';
-	if (rc)
-		return rc;
-	if (!txid)
-		return set_err(c, -EINVAL, "txid 0 names no transaction");
-	rc = run_blocking(c, &s, &w);
-	if (outcome)
-		*outcome = w.outcome;
-	return rc;
+	return run_blocking_outcome(c, &s, &w, outcome);
 }
 
 int tpc_client_abort(tpc_client *c, tpc_txid txid, const char *why, tpc_outcome *outcome)
@@ -1000,18 +1008,8 @@ int tpc_client_abort(tpc_client *c, tpc_txid txid, const char *why, tpc_outcome 
 	struct bwait w = { 0 };
 	struct submit s = { .kind = REQ_ABORT, .txid = txid, .reason = why,
 			    .cb.outcome = bw_outcome, .arg = &w };
-	int rc = blocking_allowed(c);
 
-	if (outcome)
-		*outcome = TPC_OUTCOME_UNKNOWN;
-	if (rc)
-		return rc;
-	if (!txid)
-		return set_err(c, -EINVAL, "txid 0 names no transaction");
-	rc = run_blocking(c, &s, &w);
-	if (outcome)
-		*outcome = w.outcome;
-	return rc;
+	return run_blocking_outcome(c, &s, &w, outcome);
 }
 
 int tpc_client_status(tpc_client *c, tpc_txid txid, tpc_status *status)

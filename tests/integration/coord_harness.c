@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <cmocka.h>
@@ -52,10 +53,7 @@ int cluster_teardown(void **state)
 	tpc_procs_free(c->procs);
 	for (int i = 0; i < c->ncoord_args; i++)
 		free(c->coord_args[i]);
-	if (getenv("TPC_KEEP_TMP"))
-		fprintf(stderr, "kept %s\n", c->dir);
-	else
-		assert_int_equal(tpc_tmpdir_remove(c->dir), 0);
+	assert_int_equal(tpc_tmpdir_release(c->dir), 0);
 	free(c);
 	return 0;
 }
@@ -126,20 +124,38 @@ void coord_term_clean(struct cluster *c)
 	}
 }
 
-void coord_log_has(struct cluster *c, const char *text)
+/* Whether a line of the current coordinator incarnation's log holds @p text. */
+static int coord_log_contains(struct cluster *c, const char *text)
 {
 	FILE *f = fopen(c->coord_log, "r");
-	char line[1024];
+	char line[2048];
 	int found = 0;
 
 	assert_non_null(f);
 	while (!found && fgets(line, sizeof(line), f))
 		found = strstr(line, text) != NULL;
 	fclose(f);
-	if (!found) {
+	return found;
+}
+
+void coord_log_has(struct cluster *c, const char *text)
+{
+	if (!coord_log_contains(c, text)) {
 		tpc_proc_dump(c->coord);
 		fail_msg("the coordinator log has no \"%s\"", text);
 	}
+}
+
+void coord_wait_log(struct cluster *c, const char *text)
+{
+	uint64_t deadline = now_ms() + WAIT_MS;
+
+	while (now_ms() < deadline) {
+		if (coord_log_contains(c, text))
+			return;
+		usleep(10 * 1000);
+	}
+	coord_log_has(c, text); /* fails, with the log */
 }
 
 /* ---- participants ---------------------------------------------------------------- */
@@ -230,6 +246,12 @@ void part_join(struct cluster *c, int i, uint64_t txid)
 	part_expect(c, i, "joined %llu", (unsigned long long)txid);
 }
 
+void part_set_vote(struct cluster *c, int i, uint64_t txid, const char *vote)
+{
+	part_cmd(c, i, "vote %llu %s", (unsigned long long)txid, vote);
+	part_expect(c, i, "vote-set %llu %s", (unsigned long long)txid, vote);
+}
+
 int part_state_count(struct cluster *c, int i, char kind, uint64_t txid)
 {
 	FILE *f = fopen(c->parts[i].state, "r");
@@ -306,6 +328,15 @@ uint64_t client_begin(tpc_wc *wc, const char *key)
 	return b.txid;
 }
 
+uint64_t client_begin_joined(struct cluster *c, tpc_wc *wc, const char *key, int nparts)
+{
+	uint64_t txid = client_begin(wc, key);
+
+	for (int i = 0; i < nparts; i++)
+		part_join(c, i, txid);
+	return txid;
+}
+
 static const char *outcome_name(Tpc__OutcomeKind k)
 {
 	return tpc_wire_outcome_name(k);
@@ -326,6 +357,16 @@ void client_commit_expect(tpc_wc *wc, uint64_t txid, Tpc__OutcomeKind want, char
 	assert_int_equal(o.txid, txid);
 	if (reason)
 		snprintf(reason, reason_len, "%s", o.reason);
+}
+
+uint64_t client_preparing_txn(struct cluster *c, tpc_wc *wc)
+{
+	uint64_t txid = client_begin_joined(c, wc, NULL, 2);
+
+	client_send_commit(wc, txid);
+	part_expect(c, 0, "voted %llu YES", (unsigned long long)txid);
+	part_expect(c, 1, "silent %llu", (unsigned long long)txid);
+	return txid;
 }
 
 void client_send_commit(tpc_wc *wc, uint64_t txid)

@@ -74,6 +74,9 @@ void coord_term_clean(struct cluster *c);
 /** Assert the current coordinator incarnation's stderr log holds @p text somewhere. */
 void coord_log_has(struct cluster *c, const char *text);
 
+/** Poll that log until it holds @p text; fail (as coord_log_has) after WAIT_MS. */
+void coord_wait_log(struct cluster *c, const char *text);
+
 /** Start participant @p i (named "p<i>", extra options NULL-terminated) and wait for
  *  its "ready EPOCH" line. @return the epoch. */
 uint64_t part_start(struct cluster *c, int i, ...) __attribute__((sentinel));
@@ -96,6 +99,10 @@ void part_expect_none(struct cluster *c, int i, const char *fmt, ...)
 /** "join TXID" on participant @p i, then wait for "joined TXID". */
 void part_join(struct cluster *c, int i, uint64_t txid);
 
+/** "vote TXID VOTE" (yes, no, silent, readonly) on participant @p i, then wait for
+ *  "vote-set TXID VOTE". */
+void part_set_vote(struct cluster *c, int i, uint64_t txid, const char *vote);
+
 /** How many lines of participant @p i's state file read "KIND TXID". */
 int part_state_count(struct cluster *c, int i, char kind, uint64_t txid);
 
@@ -110,6 +117,16 @@ void client_close(struct cluster *c, tpc_wc *wc);
 
 /** Begin (key may be NULL) and expect BEGIN_STARTED. @return the txid. */
 uint64_t client_begin(tpc_wc *wc, const char *key);
+
+/** client_begin, then part_join for participants 0 .. @p nparts - 1. @return the txid. */
+uint64_t client_begin_joined(struct cluster *c, tpc_wc *wc, const char *key, int nparts);
+
+/**
+ * A transaction held in PREPARING: begin, p0 and p1 join, the Commit is sent (its
+ * Outcome left waiting); p0 votes YES, p1 (started with --vote silent) never votes.
+ * @return the txid.
+ */
+uint64_t client_preparing_txn(struct cluster *c, tpc_wc *wc);
 
 /** Commit and expect outcome @p want; @p reason (may be NULL) receives the reason. */
 void client_commit_expect(tpc_wc *wc, uint64_t txid, Tpc__OutcomeKind want, char *reason,

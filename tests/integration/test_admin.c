@@ -230,13 +230,8 @@ static void wait_part_connected(struct adm *a, uint64_t txid, const char *name, 
 /* p0 votes YES, p1 stays silent: the transaction stays PREPARING. */
 static uint64_t preparing_with_silent_p1(struct adm *a, struct cluster *c, tpc_wc *wc)
 {
-	uint64_t txid = client_begin(wc, NULL);
+	uint64_t txid = client_preparing_txn(c, wc);
 
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
-	client_send_commit(wc, txid);
-	part_expect(c, 0, "voted %llu YES", (unsigned long long)txid);
-	part_expect(c, 1, "silent %llu", (unsigned long long)txid);
 	wait_part_state(a, txid, "p0", "yes");
 	return txid;
 }
@@ -438,9 +433,7 @@ static void test_stuck_committing_transaction_is_flagged_and_guarded(void **stat
 	part_start(c, 0, NULL);
 	part_start(c, 1, "--crash-at", "after-vote", NULL);
 	tpc_wc *wc = client_open(c, NULL);
-	uint64_t txid = client_begin(wc, NULL);
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
+	uint64_t txid = client_begin_joined(c, wc, NULL, 2);
 	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
 	part_expect(c, 0, "acked %llu", (unsigned long long)txid);
 	part_expect(c, 1, "crash after-vote %llu", (unsigned long long)txid);
@@ -494,9 +487,7 @@ static void test_forced_abort_of_a_committing_transaction_drops_the_decision(voi
 	part_start(c, 0, NULL);
 	part_start(c, 1, "--crash-at", "after-vote", NULL);
 	tpc_wc *wc = client_open(c, NULL);
-	uint64_t txid = client_begin(wc, "close-2026-11-26");
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
+	uint64_t txid = client_begin_joined(c, wc, "close-2026-11-26", 2);
 	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
 	part_expect(c, 0, "acked %llu", (unsigned long long)txid);
 	part_expect(c, 1, "crash after-vote %llu", (unsigned long long)txid);

@@ -87,10 +87,7 @@ static int teardown(void **state)
 			close(fx->fillers[i]);
 	if (fx->lfd >= 0)
 		close(fx->lfd);
-	if (getenv("TPC_KEEP_TMP"))
-		fprintf(stderr, "kept %s\n", fx->dir);
-	else
-		assert_int_equal(tpc_tmpdir_remove(fx->dir), 0);
+	assert_int_equal(tpc_tmpdir_release(fx->dir), 0);
 	free(fx);
 	return 0;
 }
@@ -225,16 +222,8 @@ static void expect_status(tpc_client *c, tpc_txid txid, tpc_status want)
 /* A listening socket on 127.0.0.1 that nobody accepts from: connects succeed, no reply. */
 static void use_silent_listener(struct fixture *fx)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fx->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fx->lfd = tpc_listen_loopback(16, &fx->port);
 	assert_true(fx->lfd >= 0);
-	assert_int_equal(bind(fx->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(fx->lfd, 16), 0);
-	assert_int_equal(getsockname(fx->lfd, (struct sockaddr *)&sa, &len), 0);
-	fx->port = ntohs(sa.sin_port);
 	snprintf(fx->hostport, sizeof(fx->hostport), "127.0.0.1:%d", fx->port);
 }
 
@@ -623,21 +612,33 @@ static void test_async_pipelines_200_begins_then_200_commits(void **state)
 		assert_true(begins[i].calls == 1 && commits[i].calls == 1);
 }
 
+/*
+ * The coordinator, participant p1 (--vote silent: a Commit waits for its vote) in *@p p,
+ * and an attached client with one transaction begun (async, recorded in @p b, which
+ * counts in *@p done) and joined by p1. @return the client (fx->client).
+ */
+static tpc_client *open_silent_txn(struct fixture *fx, int *done, struct rec *b, tpc_proc **p)
+{
+	start_coordinator(fx);
+	*p = start_part(fx, "p1", "--vote", "silent", NULL);
+	tpc_client *c = fx->client = new_client(fx, 0);
+	assert_int_equal(tpc_client_attach(c, test_base(fx)), 0);
+	assert_int_equal(tpc_client_begin_async(c, NULL, 0, rec_begin, b), 0);
+	run_until(fx, done, 1);
+	assert_int_equal(b->err, 0);
+	assert_int_equal(tpc_proc_writef(*p, "join %" PRIu64, b->txid), 0);
+	expect_line(*p, "joined %" PRIu64, b->txid);
+	return c;
+}
+
 static void test_async_commit_lost_with_the_coordinator_is_unknown(void **state)
 {
 	struct fixture *fx = *state;
 	int done = 0;
 	struct rec b = { .done = &done }, cm = { .done = &done }, st = { .done = &done };
 
-	start_coordinator(fx);
-	tpc_proc *p = start_part(fx, "p1", "--vote", "silent", NULL);
-	tpc_client *c = fx->client = new_client(fx, 0);
-	assert_int_equal(tpc_client_attach(c, test_base(fx)), 0);
-	assert_int_equal(tpc_client_begin_async(c, NULL, 0, rec_begin, &b), 0);
-	run_until(fx, &done, 1);
-	assert_int_equal(b.err, 0);
-	assert_int_equal(tpc_proc_writef(p, "join %" PRIu64, b.txid), 0);
-	expect_line(p, "joined %" PRIu64, b.txid);
+	tpc_proc *p;
+	tpc_client *c = open_silent_txn(fx, &done, &b, &p);
 
 	assert_int_equal(tpc_client_commit_async(c, b.txid, rec_outcome, &cm), 0);
 	char want[64];
@@ -669,15 +670,8 @@ static void test_async_error_reply_maps_code_and_keeps_message(void **state)
 	struct rec b = { .done = &done }, c1 = { .done = &done }, c2 = { .done = &done };
 	struct rec ab = { .done = &done };
 
-	start_coordinator(fx);
-	tpc_proc *p = start_part(fx, "p1", "--vote", "silent", NULL);
-	tpc_client *c = fx->client = new_client(fx, 0);
-	assert_int_equal(tpc_client_attach(c, test_base(fx)), 0);
-	assert_int_equal(tpc_client_begin_async(c, NULL, 0, rec_begin, &b), 0);
-	run_until(fx, &done, 1);
-	assert_int_equal(b.err, 0);
-	assert_int_equal(tpc_proc_writef(p, "join %" PRIu64, b.txid), 0);
-	expect_line(p, "joined %" PRIu64, b.txid);
+	tpc_proc *p;
+	tpc_client *c = open_silent_txn(fx, &done, &b, &p);
 
 	/* The first commit waits for the silent vote; a second one is refused. */
 	assert_int_equal(tpc_client_commit_async(c, b.txid, rec_outcome, &c1), 0);
@@ -869,16 +863,13 @@ static void script_serve(struct script *s, tpc_wc *wc)
 static void *script_main(void *arg)
 {
 	struct script *s = arg;
-	struct pollfd p = { .fd = s->lfd, .events = POLLIN };
-	int fd = poll(&p, 1, WAIT_MS) == 1 ? accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
+	tpc_wc *wc = tpc_wc_accept(s->lfd, WAIT_MS);
 
-	if (fd < 0) {
+	if (!wc) {
 		snprintf(s->failure, sizeof(s->failure), "no connection");
 		return NULL;
 	}
-	tpc_wc *wc = tpc_wc_from_fd(fd);
-	if (wc)
-		script_serve(s, wc);
+	script_serve(s, wc);
 	tpc_wc_free(wc); /* closes: the client sees EOF */
 	return NULL;
 }

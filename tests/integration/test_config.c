@@ -64,26 +64,6 @@ static void expect_has(const char *what, const char *text, const char *want)
 		fail_msg("%s has no \"%s\":\n%s", what, want, text);
 }
 
-/* Poll the coordinator's log until it holds @p text. */
-static void wait_log(struct cluster *c, const char *text)
-{
-	uint64_t deadline = now_ms() + WAIT_MS;
-	char line[2048];
-
-	while (now_ms() < deadline) {
-		FILE *f = fopen(c->coord_log, "r");
-		int found = 0;
-		assert_non_null(f);
-		while (!found && fgets(line, sizeof(line), f))
-			found = strstr(line, text) != NULL;
-		fclose(f);
-		if (found)
-			return;
-		usleep(10 * 1000);
-	}
-	coord_log_has(c, text); /* fails, with the log */
-}
-
 static void status_of(tpc_wc *wc, uint64_t txid, Tpc__TxnStatus *st)
 {
 	int rc = tpc_wc_status(wc, txid, st);
@@ -314,7 +294,7 @@ static void test_sighup_changes_the_txn_timeout(void **state)
 		   "txn-timeout = 300ms\nadmin = off\ngroup-commit = 16\nlog-level = debug\n", conf,
 		   sizeof(conf));
 	sighup(c);
-	wait_log(c, "SIGHUP: reloaded");
+	coord_wait_log(c, "SIGHUP: reloaded");
 	coord_log_has(c, "txn-timeout 1m -> 300ms");
 	coord_log_has(c, "log-level info -> debug");
 	coord_log_has(c, "needs a restart: group-commit 4096 -> 16");
@@ -336,7 +316,7 @@ static void test_sighup_with_a_bad_file_keeps_running(void **state)
 		   sizeof(conf));
 	sighup(c);
 	snprintf(want, sizeof(want), "SIGHUP: %s:3: unknown key 'bogus'", conf);
-	wait_log(c, want);
+	coord_wait_log(c, want);
 	coord_log_has(c, "keeping the running configuration");
 	assert_true(tpc_proc_alive(c->coord));
 
@@ -347,7 +327,7 @@ static void test_sighup_with_a_bad_file_keeps_running(void **state)
 	/* Fixed, the next SIGHUP goes through. */
 	write_file(c, "coord.conf", "txn-timeout = 400ms\nadmin = off\n", conf, sizeof(conf));
 	sighup(c);
-	wait_log(c, "txn-timeout 300ms -> 400ms");
+	coord_wait_log(c, "txn-timeout 300ms -> 400ms");
 	coord_term_clean(c);
 }
 

@@ -96,11 +96,8 @@ static void test_no_vote_aborts_and_nobody_applies(void **state)
 	part_start(c, 0, NULL);
 	part_start(c, 1, NULL);
 	tpc_wc *wc = client_open(c, NULL);
-	uint64_t txid = client_begin(wc, NULL);
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
-	part_cmd(c, 1, "vote %llu no", (unsigned long long)txid);
-	part_expect(c, 1, "vote-set %llu no", (unsigned long long)txid);
+	uint64_t txid = client_begin_joined(c, wc, NULL, 2);
+	part_set_vote(c, 1, txid, "no");
 	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_ABORTED, reason, sizeof(reason));
 	assert_non_null(strstr(reason, "NO"));
 	part_expect(c, 1, "voted %llu NO", (unsigned long long)txid);
@@ -120,11 +117,8 @@ static void test_prepare_timeout_aborts(void **state)
 	part_start(c, 0, NULL);
 	part_start(c, 1, NULL);
 	tpc_wc *wc = client_open(c, NULL);
-	uint64_t txid = client_begin(wc, NULL);
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
-	part_cmd(c, 1, "vote %llu silent", (unsigned long long)txid);
-	part_expect(c, 1, "vote-set %llu silent", (unsigned long long)txid);
+	uint64_t txid = client_begin_joined(c, wc, NULL, 2);
+	part_set_vote(c, 1, txid, "silent");
 	uint64_t t0 = now_ms();
 	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_ABORTED, reason, sizeof(reason));
 	uint64_t took = now_ms() - t0;
@@ -147,9 +141,7 @@ static void test_client_abort_discards_everywhere(void **state)
 	part_start(c, 0, NULL);
 	part_start(c, 1, NULL);
 	tpc_wc *wc = client_open(c, NULL);
-	uint64_t txid = client_begin(wc, NULL);
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
+	uint64_t txid = client_begin_joined(c, wc, NULL, 2);
 	assert_int_equal(tpc_wc_abort(wc, txid, "changed my mind", &o), 0);
 	assert_int_equal(o.outcome, TPC__OUTCOME_KIND__OUTCOME_ABORTED);
 	assert_int_equal(o.txid, txid);
@@ -174,11 +166,8 @@ static void test_participant_lost_before_voting_aborts(void **state)
 	part_start(c, 0, NULL);
 	part_start(c, 1, NULL);
 	tpc_wc *wc = client_open(c, NULL);
-	uint64_t txid = client_begin(wc, NULL);
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
-	part_cmd(c, 1, "vote %llu silent", (unsigned long long)txid);
-	part_expect(c, 1, "vote-set %llu silent", (unsigned long long)txid);
+	uint64_t txid = client_begin_joined(c, wc, NULL, 2);
+	part_set_vote(c, 1, txid, "silent");
 	client_send_commit(wc, txid);
 	part_expect(c, 1, "silent %llu", (unsigned long long)txid);
 	assert_int_equal(tpc_proc_kill9(c->parts[1].proc), 0);
@@ -197,9 +186,7 @@ static void test_client_gone_aborts_open_transaction(void **state)
 	part_start(c, 0, NULL);
 	part_start(c, 1, NULL);
 	tpc_wc *wc = client_open(c, NULL);
-	uint64_t txid = client_begin(wc, "gone-1");
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
+	uint64_t txid = client_begin_joined(c, wc, "gone-1", 2);
 	client_close(c, wc);
 	part_expect(c, 0, "discarded %llu", (unsigned long long)txid);
 	part_expect(c, 1, "discarded %llu", (unsigned long long)txid);
@@ -235,11 +222,8 @@ static void test_read_only_participant_is_left_out_of_phase_two(void **state)
 	part_start(c, 0, NULL);
 	part_start(c, 1, NULL);
 	tpc_wc *wc = client_open(c, NULL);
-	uint64_t txid = client_begin(wc, NULL);
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
-	part_cmd(c, 1, "vote %llu readonly", (unsigned long long)txid);
-	part_expect(c, 1, "vote-set %llu readonly", (unsigned long long)txid);
+	uint64_t txid = client_begin_joined(c, wc, NULL, 2);
+	part_set_vote(c, 1, txid, "readonly");
 	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
 	part_expect(c, 1, "voted %llu READ_ONLY", (unsigned long long)txid);
 	part_expect(c, 0, "applied %llu", (unsigned long long)txid);
@@ -269,8 +253,7 @@ static void test_same_key_while_deciding_answers_pending_or_committed(void **sta
 	/* PREPARING (p0 silent): a Begin with the key may not fence it; it hears PENDING. */
 	uint64_t t1 = client_begin(wc, "acct-9");
 	part_join(c, 0, t1);
-	part_cmd(c, 0, "vote %llu silent", (unsigned long long)t1);
-	part_expect(c, 0, "vote-set %llu silent", (unsigned long long)t1);
+	part_set_vote(c, 0, t1, "silent");
 	client_send_commit(wc, t1);
 	part_expect(c, 0, "silent %llu", (unsigned long long)t1);
 	assert_int_equal(tpc_wc_begin(other, "acct-9", 0, &b), 0);
@@ -347,8 +330,7 @@ static void test_status_query_follows_presumed_abort(void **state)
 	part_join(c, 0, open);
 	client_status_expect(wc, open, TPC__TXN_STATUS__STATUS_PENDING);
 	/* Still deciding (PREPARING, a participant silent) -> PENDING. */
-	part_cmd(c, 0, "vote %llu silent", (unsigned long long)open);
-	part_expect(c, 0, "vote-set %llu silent", (unsigned long long)open);
+	part_set_vote(c, 0, open, "silent");
 	client_send_commit(wc, open); /* its Outcome comes later */
 	part_expect(c, 0, "silent %llu", (unsigned long long)open);
 	client_status_expect(wc, open, TPC__TXN_STATUS__STATUS_PENDING);

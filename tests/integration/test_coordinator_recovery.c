@@ -51,9 +51,7 @@ static void test_crash_after_decision_is_logged_commits_on_restart(void **state)
 	for (int i = 0; i < 2; i++)
 		epoch1[i] = part_start(c, i, NULL);
 	tpc_wc *wc = client_open(c, NULL);
-	uint64_t txid = client_begin(wc, "payment-5");
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
+	uint64_t txid = client_begin_joined(c, wc, "payment-5", 2);
 	/* The coordinator dies while the client waits: the outcome is unknown to it. */
 	int rc = tpc_wc_commit(wc, txid, &o);
 	if (rc != -ECONNRESET)
@@ -118,11 +116,8 @@ static void test_crash_before_decision_aborts_on_restart(void **state)
 	for (int i = 0; i < 2; i++)
 		epoch1[i] = part_start(c, i, NULL);
 	tpc_wc *wc = client_open(c, NULL);
-	uint64_t txid = client_begin(wc, "transfer-6");
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
-	part_cmd(c, 1, "vote %llu silent", (unsigned long long)txid);
-	part_expect(c, 1, "vote-set %llu silent", (unsigned long long)txid);
+	uint64_t txid = client_begin_joined(c, wc, "transfer-6", 2);
+	part_set_vote(c, 1, txid, "silent");
 	client_send_commit(wc, txid);
 	part_expect(c, 0, "voted %llu YES", (unsigned long long)txid);
 	part_expect(c, 1, "silent %llu", (unsigned long long)txid);
@@ -179,9 +174,7 @@ static void test_crash_after_some_acks_redelivers_without_double_apply(void **st
 	part_start(c, 0, NULL);
 	part_start(c, 1, "--crash-at", "after-apply", NULL);
 	tpc_wc *wc = client_open(c, NULL);
-	uint64_t txid = client_begin(wc, NULL);
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
+	uint64_t txid = client_begin_joined(c, wc, NULL, 2);
 	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
 	part_expect(c, 0, "acked %llu", (unsigned long long)txid);
 	part_expect(c, 1, "crash after-apply %llu", (unsigned long long)txid);
@@ -219,9 +212,7 @@ static void test_participant_crash_after_vote_gets_decision_on_reconnect(void **
 	part_start(c, 0, NULL);
 	part_start(c, 1, "--crash-at", "after-vote", NULL);
 	tpc_wc *wc = client_open(c, NULL);
-	uint64_t txid = client_begin(wc, NULL);
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
+	uint64_t txid = client_begin_joined(c, wc, NULL, 2);
 	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
 	part_expect(c, 1, "crash after-vote %llu", (unsigned long long)txid);
 	assert_int_equal(tpc_proc_wait_exit(c->parts[1].proc, WAIT_MS, NULL), 0);
@@ -254,9 +245,7 @@ static void test_participant_crash_before_vote_aborts(void **state)
 	part_start(c, 0, NULL);
 	part_start(c, 1, "--crash-at", "after-prepare-log", NULL);
 	tpc_wc *wc = client_open(c, NULL);
-	uint64_t txid = client_begin(wc, NULL);
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
+	uint64_t txid = client_begin_joined(c, wc, NULL, 2);
 	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_ABORTED, reason, sizeof(reason));
 	if (!strstr(reason, "disconnected"))
 		fail_msg("abort reason \"%s\" does not name the lost participant", reason);

@@ -175,26 +175,10 @@ static void *echo_main(void *arg)
 	return NULL;
 }
 
-static int listen_loopback(int *port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	*port = ntohs(sa.sin_port);
-	return fd;
-}
-
 static void echo_start(struct echo *e)
 {
 	pthread_mutex_init(&e->mu, NULL);
-	e->lfd = listen_loopback(&e->port);
+	e->lfd = tpc_listen_loopback(64, &e->port);
 	assert_true(e->lfd >= 0);
 	assert_int_equal(pipe2(e->wake, O_CLOEXEC), 0);
 	assert_int_equal(pthread_create(&e->th, NULL, echo_main, e), 0);
@@ -304,10 +288,7 @@ static int teardown(void **state)
 	proxy_stop(fx);
 	echo_stop(&fx->echo);
 	tpc_procs_free(fx->procs);
-	if (getenv("TPC_KEEP_TMP"))
-		fprintf(stderr, "kept %s\n", fx->dir);
-	else
-		assert_int_equal(tpc_tmpdir_remove(fx->dir), 0);
+	assert_int_equal(tpc_tmpdir_release(fx->dir), 0);
 	free(fx);
 	return 0;
 }

@@ -42,20 +42,6 @@ struct fixture {
 
 /* ---- fixture and helpers ------------------------------------------------------ */
 
-static int listen_any(int *port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
-		return -1;
-	*port = ntohs(sa.sin_port);
-	return fd;
-}
-
 static int setup(void **state)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
@@ -79,10 +65,7 @@ static int teardown(void **state)
 	tpc_procs_free(fx->procs);
 	if (fx->lfd >= 0)
 		close(fx->lfd);
-	if (getenv("TPC_KEEP_TMP"))
-		fprintf(stderr, "kept %s\n", fx->dir);
-	else
-		assert_int_equal(tpc_tmpdir_remove(fx->dir), 0);
+	assert_int_equal(tpc_tmpdir_release(fx->dir), 0);
 	free(fx);
 	return 0;
 }
@@ -101,7 +84,7 @@ static void use_fake_coordinator(struct fixture *fx)
 {
 	int port = 0;
 
-	fx->lfd = listen_any(&port);
+	fx->lfd = tpc_listen_loopback(8, &port);
 	assert_true(fx->lfd >= 0);
 	snprintf(fx->hostport, sizeof(fx->hostport), "127.0.0.1:%d", port);
 }
@@ -162,15 +145,12 @@ static void close_wc(struct fixture *fx)
 
 static tpc_wc *accept_part(struct fixture *fx)
 {
-	struct pollfd p = { .fd = fx->lfd, .events = POLLIN };
+	tpc_wc *wc = tpc_wc_accept(fx->lfd, WAIT_MS);
 
-	assert_int_equal(poll(&p, 1, WAIT_MS), 1);
-	int fd = accept4(fx->lfd, NULL, NULL, SOCK_CLOEXEC);
-	assert_true(fd >= 0);
+	assert_non_null(wc);
 	close_wc(fx);
-	fx->wc = tpc_wc_from_fd(fd);
-	assert_non_null(fx->wc);
-	return fx->wc;
+	fx->wc = wc;
+	return wc;
 }
 
 static Tpc__Envelope *expect_body(tpc_wc *wc, Tpc__Envelope__BodyCase body)
@@ -395,7 +375,7 @@ static void test_harness_wait_port_and_backlog(void **state)
 	int port = tpc_free_port();
 
 	assert_int_equal(tpc_wait_port("127.0.0.1", port, 50), -ETIMEDOUT);
-	int lfd = listen_any(&port);
+	int lfd = tpc_listen_loopback(8, &port);
 	assert_true(lfd >= 0);
 	assert_int_equal(tpc_wait_port("127.0.0.1", port, WAIT_MS), 0);
 	close(lfd);
@@ -660,16 +640,13 @@ static void script_serve(struct script *s, tpc_wc *wc)
 static void *script_thread(void *arg)
 {
 	struct script *s = arg;
-	struct pollfd p = { .fd = s->lfd, .events = POLLIN };
-	int fd = poll(&p, 1, WAIT_MS) == 1 ? accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
+	tpc_wc *wc = tpc_wc_accept(s->lfd, WAIT_MS);
 
-	if (fd < 0) {
+	if (!wc) {
 		snprintf(s->failure, sizeof(s->failure), "no connection");
 		return NULL;
 	}
-	tpc_wc *wc = tpc_wc_from_fd(fd);
-	if (wc)
-		script_serve(s, wc);
+	script_serve(s, wc);
 	tpc_wc_free(wc); /* closes: the client then sees EOF */
 	return NULL;
 }

@@ -206,15 +206,7 @@ static json_t *out_json(struct fixture *f)
  */
 static uint64_t preparing_txn(struct fixture *f, tpc_wc *wc)
 {
-	struct cluster *c = f->c;
-	uint64_t txid = client_begin(wc, NULL);
-
-	part_join(c, 0, txid);
-	part_join(c, 1, txid);
-	client_send_commit(wc, txid);
-	part_expect(c, 0, "voted %llu YES", (unsigned long long)txid);
-	part_expect(c, 1, "silent %llu", (unsigned long long)txid);
-	return txid;
+	return client_preparing_txn(f->c, wc);
 }
 
 static void start_parts(struct fixture *f)
@@ -412,26 +404,6 @@ static void write_token(const char *path, const char *text)
 	assert_int_equal(chmod(path, 0600), 0);
 }
 
-/* Poll the coordinator's log until it holds @p text. */
-static void wait_log(struct cluster *c, const char *text)
-{
-	uint64_t deadline = now_ms() + WAIT_MS;
-	char line[2048];
-
-	while (now_ms() < deadline) {
-		FILE *f = fopen(c->coord_log, "r");
-		int found = 0;
-		assert_non_null(f);
-		while (!found && fgets(line, sizeof(line), f))
-			found = strstr(line, text) != NULL;
-		fclose(f);
-		if (found)
-			return;
-		usleep(10 * 1000);
-	}
-	coord_log_has(c, text); /* fails, with the log */
-}
-
 static void test_token_required_when_configured(void **state)
 {
 	struct fixture *f = *state;
@@ -459,7 +431,7 @@ static void test_token_required_when_configured(void **state)
 	write_token(wrong, "rotated-token\n");
 	write_token(token, "rotated-token\n");
 	assert_int_equal(kill(tpc_proc_pid(f->c->coord), SIGHUP), 0);
-	wait_log(f->c, "SIGHUP: reloaded");
+	coord_wait_log(f->c, "SIGHUP: reloaded");
 	expect_code(f, ctl(f, "--token-file", token, "txn", "abort", "779", "--reason", "cleanup",
 			   NULL), 0);
 	write_token(wrong, "s3cret-token\n");

@@ -102,6 +102,27 @@ out_close:
 	return rc;
 }
 
+int tpc_listen_loopback(int backlog, int *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, backlog) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
 int tpc_tmpdir_make(char *out, size_t cap)
 {
 	const char *base = getenv("TMPDIR");
@@ -121,6 +142,40 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
 int tpc_tmpdir_remove(const char *path)
 {
 	return nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
+}
+
+int tpc_tmpdir_release(const char *path)
+{
+	if (getenv("TPC_KEEP_TMP")) {
+		fprintf(stderr, "kept %s\n", path);
+		return 0;
+	}
+	return tpc_tmpdir_remove(path);
+}
+
+struct tpc_tmpdir *tpc_tmpdir_new(const char *leaf)
+{
+	struct tpc_tmpdir *t = calloc(1, sizeof(*t));
+	int rc;
+
+	if (!t)
+		return NULL;
+	rc = tpc_tmpdir_make(t->root, sizeof(t->root));
+	if (rc) {
+		free(t);
+		errno = -rc;
+		return NULL;
+	}
+	snprintf(t->path, sizeof(t->path), "%s/%s", t->root, leaf);
+	return t;
+}
+
+void tpc_tmpdir_free(struct tpc_tmpdir *t)
+{
+	if (!t)
+		return;
+	tpc_tmpdir_remove(t->root);
+	free(t);
 }
 
 /* One non-blocking connect attempt, waiting at most wait_ms. 0 if it connected. */

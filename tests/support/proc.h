@@ -16,6 +16,7 @@
 #ifndef TPC_TESTS_PROC_H
 #define TPC_TESTS_PROC_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -26,6 +27,14 @@ typedef struct tpc_proc tpc_proc;
 int tpc_free_port(void);
 
 /**
+ * @brief A listening TCP socket on 127.0.0.1, on a port the kernel picks.
+ * @param backlog for listen()
+ * @param[out] port the port it listens on
+ * @return the socket (close-on-exec), or -errno.
+ */
+int tpc_listen_loopback(int backlog, int *port);
+
+/**
  * @brief Make a fresh folder "tpc-test-XXXXXX" under $TMPDIR (or /tmp).
  * @param out receives the path; @p cap should be PATH_MAX.
  * @return 0 or -errno.
@@ -34,6 +43,29 @@ int tpc_tmpdir_make(char *out, size_t cap);
 
 /** @brief Remove @p path and everything under it (no symlinks followed). @return 0 or -errno. */
 int tpc_tmpdir_remove(const char *path);
+
+/**
+ * @brief The end of a test's folder: kept (and its path printed to stderr) when
+ *        TPC_KEEP_TMP is set, removed with tpc_tmpdir_remove otherwise.
+ * @return 0 or -errno.
+ */
+int tpc_tmpdir_release(const char *path);
+
+/** A test's fresh temporary folder and one path inside it (a cmocka fixture). */
+struct tpc_tmpdir {
+	char root[PATH_MAX];
+	char path[PATH_MAX + 32];
+};
+
+/**
+ * @brief Allocate a tpc_tmpdir, make its folder (tpc_tmpdir_make) and set its path to
+ *        ROOT/@p leaf (created by nobody: the test decides what it is).
+ * @return it (free with tpc_tmpdir_free), or NULL with errno set.
+ */
+struct tpc_tmpdir *tpc_tmpdir_new(const char *leaf);
+
+/** @brief Remove the folder and everything in it, then free @p t. NULL: nothing. */
+void tpc_tmpdir_free(struct tpc_tmpdir *t);
 
 /**
  * @brief Wait until something accepts TCP connections on HOST:@p port.

@@ -107,6 +107,17 @@ out_close:
 	return NULL;
 }
 
+tpc_wc *tpc_wc_accept(int lfd, int timeout_ms)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	int fd;
+
+	if (poll(&p, 1, timeout_ms) != 1)
+		return NULL;
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	return fd < 0 ? NULL : tpc_wc_from_fd(fd);
+}
+
 void tpc_wc_free(tpc_wc *wc)
 {
 	if (!wc)

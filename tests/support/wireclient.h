@@ -56,6 +56,13 @@ int tpc_wc_connect(const char *hostport, int timeout_ms, tpc_wc **out, char *err
  */
 tpc_wc *tpc_wc_from_fd(int fd);
 
+/**
+ * @brief Wait up to @p timeout_ms for a connection on the listening socket @p lfd, accept
+ *        it and wrap it (tpc_wc_from_fd): a fake server's side of a test.
+ * @return the handle, or NULL on timeout, accept failure or out-of-memory.
+ */
+tpc_wc *tpc_wc_accept(int lfd, int timeout_ms);
+
 /** @brief Close the socket, free queued Envelopes and the handle. NULL is allowed. */
 void tpc_wc_free(tpc_wc *wc);
 

@@ -11,7 +11,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <errno.h>
-#include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,27 +23,22 @@
 #include <lmdb.h>
 
 #include "log_store.h"
+#include "proc.h"
 
 struct fix {
-	char dir[64];
+	char dir[PATH_MAX];
 	struct coord_log log;
 	int open;
 };
 
 /* ------------------------------------------------------------------ helpers */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct fix *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/tpc-test-coord-log-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(tpc_tmpdir_make(f->dir, sizeof(f->dir)), 0);
 	*state = f;
 	return 0;
 }
@@ -54,7 +49,7 @@ static int teardown(void **state)
 
 	if (f->open)
 		f->log.ops->close(f->log.self);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tpc_tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }
@@ -628,7 +623,7 @@ static void test_log_open_refuses_a_log_already_open(void **state)
 static void test_log_open_creates_missing_directories_private(void **state)
 {
 	struct fix *f = *state;
-	char base[64];
+	char base[PATH_MAX];
 	struct stat st;
 
 	strcpy(base, f->dir);

@@ -21,6 +21,7 @@
 
 #include "eventlog.h"
 #include "events.h"
+#include "proc.h"
 
 struct fixture {
 	char dir[256];
@@ -29,8 +30,8 @@ struct fixture {
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "%s/evlog-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	assert_non_null(mkdtemp(f->dir));
+	assert_non_null(f);
+	assert_int_equal(tpc_tmpdir_make(f->dir, sizeof(f->dir)), 0);
 	*state = f;
 	return 0;
 }
@@ -38,9 +39,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(tpc_tmpdir_remove(f->dir), 0);
 	free(f);
 	return 0;
 }

@@ -3,7 +3,8 @@
  * applied set rebuilt at open, idempotent commits, torn-tail repair, refusing mid-file
  * corruption, the hex line format with any bytes, and many txids in batches.
  *
- * Each test gets a fresh mkdtemp folder (removed in teardown) holding "sink.log".
+ * Each test gets a fresh temporary folder (struct tpc_tmpdir, removed in teardown)
+ * holding "sink.log" (its path).
  * Damage is made by appending bytes with plain write() between two opens. A small
  * reader here decodes the line format independently of the sink's own parser.
  */
@@ -13,8 +14,8 @@
 #include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,45 +25,24 @@
 
 #include <cmocka.h>
 
+#include "proc.h"
 #include "tpc/sink_file.h"
-
-struct fixture {
-	char root[64];
-	char path[128];
-};
 
 /* ------------------------------------------------------------------ helpers */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	strcpy(f->root, "/tmp/tpc-sink-file-XXXXXX");
-	assert_non_null(mkdtemp(f->root));
-	snprintf(f->path, sizeof(f->path), "%s/sink.log", f->root);
-	*state = f;
-	return 0;
+	*state = tpc_tmpdir_new("sink.log");
+	return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
+	tpc_tmpdir_free(*state);
 	return 0;
 }
 
-static tpc_sink *open_sink(const struct fixture *f, uint64_t *repaired)
+static tpc_sink *open_sink(const struct tpc_tmpdir *f, uint64_t *repaired)
 {
 	int err = 1;
 	uint64_t rep = 999;
@@ -193,7 +173,7 @@ static size_t read_records(const char *path, struct record *recs, size_t cap)
 
 static void test_file_commit_then_reopen_rebuilds_applied_set(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f, NULL);
 	struct stat st;
 
@@ -215,7 +195,7 @@ static void test_file_commit_then_reopen_rebuilds_applied_set(void **state)
 
 static void test_file_applying_twice_leaves_file_byte_identical(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f, NULL);
 	tpc_write one[] = { wr("k", "v") }, other[] = { wr("k", "DIFFERENT"), wr("x", "y") };
 	tpc_sink_txn dup[] = { { 9, one, 1 }, { 9, other, 2 } };
@@ -242,7 +222,7 @@ static void test_file_applying_twice_leaves_file_byte_identical(void **state)
 
 static void test_file_torn_half_line_is_cut_and_txid_can_commit_again(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f, NULL);
 	const char *torn = "3\t1/1\t6b3\t7";
 	uint64_t repaired = 0;
@@ -272,7 +252,7 @@ static void test_file_torn_half_line_is_cut_and_txid_can_commit_again(void **sta
 
 static void test_file_txn_missing_lines_at_tail_is_cut(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f, NULL);
 	const char *partial = "7\t1/3\t61\t31\n7\t2/3\t62\t32\n";
 	uint64_t repaired = 0;
@@ -303,7 +283,7 @@ static void test_file_txn_missing_lines_at_tail_is_cut(void **state)
 
 static void test_file_unparseable_last_line_is_cut(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f, NULL);
 	uint64_t repaired = 0;
 	size_t good_len;
@@ -321,7 +301,7 @@ static void test_file_unparseable_last_line_is_cut(void **state)
 	free(good);
 }
 
-static void expect_open_refused(const struct fixture *f, int want)
+static void expect_open_refused(const struct tpc_tmpdir *f, int want)
 {
 	int err = 0;
 	uint64_t repaired = 0;
@@ -340,7 +320,7 @@ static void expect_open_refused(const struct fixture *f, int want)
 
 static void test_file_corruption_in_the_middle_refuses_to_open(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f, NULL);
 
 	commit_one(s, 1, (tpc_write[]){ wr("a", "1") }, 1);
@@ -351,7 +331,7 @@ static void test_file_corruption_in_the_middle_refuses_to_open(void **state)
 
 static void test_file_incomplete_txn_in_the_middle_refuses_to_open(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 
 	append_raw(f->path, "4\t1/2\t61\t31\n5\t1/1\t62\t32\n");
 	expect_open_refused(f, -EBADMSG);
@@ -362,7 +342,7 @@ static void test_file_incomplete_txn_in_the_middle_refuses_to_open(void **state)
 
 static void test_file_binary_keys_and_values_round_trip(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f, NULL);
 	static const unsigned char k1[] = { 0, '\t', '\n', 0xff, '/' };
 	static const unsigned char v1[] = { '\n', '\n', 0, '\r', 0x80, '\t' };
@@ -392,7 +372,7 @@ static void test_file_binary_keys_and_values_round_trip(void **state)
 
 static void test_file_txn_without_writes_is_remembered(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f, NULL);
 	tpc_sink_txn t = { 11, NULL, 0 };
 
@@ -406,7 +386,7 @@ static void test_file_txn_without_writes_is_remembered(void **state)
 
 static void test_file_many_txids_in_batches(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	enum { TOTAL = 10000, BATCH = 500 };
 	tpc_sink *s = open_sink(f, NULL);
 	static tpc_sink_txn txns[BATCH];
@@ -440,7 +420,7 @@ static void test_file_many_txids_in_batches(void **state)
 
 static void test_file_prepare_refuses_what_it_cannot_store(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f, NULL);
 	size_t big_len = (16u << 20) + 1;
 	char *big = malloc(big_len);
@@ -463,7 +443,7 @@ static void test_file_prepare_refuses_what_it_cannot_store(void **state)
 
 static void test_file_second_handle_on_same_file_is_busy(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f, NULL);
 	int err = 0;
 

@@ -2,9 +2,9 @@
  * test_sink_lmdb.c - the LMDB sink (participant/src/sink_lmdb.c) through its public
  * API, plus the tpc_sink handle (sink.c) and the error names (common.c).
  *
- * Each test gets a fresh mkdtemp folder (removed in teardown); the sink lives in a
- * "sink" subfolder that tpc_sink_lmdb_open creates. The read-only helpers (dump,
- * applied_count) are only called while no handle is open in this process, or from a
+ * Each test gets a fresh temporary folder (struct tpc_tmpdir, removed in teardown); the
+ * sink lives in its path, a "sink" subfolder that tpc_sink_lmdb_open creates. The
+ * read-only helpers (dump, applied_count) are only called while no handle is open in this process, or from a
  * test where the open handle lives in a forked child: LMDB forbids opening one
  * environment twice in the same process. Nothing sleeps: the child and the test
  * hand over through pipes.
@@ -14,7 +14,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <errno.h>
-#include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +27,10 @@
 
 #include <lmdb.h>
 
+#include "proc.h"
 #include "tpc/sink_lmdb.h"
 
 #define MAX_DUMP 64
-
-struct fixture {
-	char root[64];
-	char dir[128];
-};
 
 struct dumped {
 	size_t n;
@@ -46,39 +42,22 @@ struct dumped {
 
 /* ------------------------------------------------------------------ helpers */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	strcpy(f->root, "/tmp/tpc-sink-lmdb-XXXXXX");
-	assert_non_null(mkdtemp(f->root));
-	snprintf(f->dir, sizeof(f->dir), "%s/sink", f->root);
-	*state = f;
-	return 0;
+	*state = tpc_tmpdir_new("sink");
+	return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
+	tpc_tmpdir_free(*state);
 	return 0;
 }
 
-static tpc_sink *open_sink(const struct fixture *f)
+static tpc_sink *open_sink(const struct tpc_tmpdir *f)
 {
 	int err = 1;
-	tpc_sink *s = tpc_sink_lmdb_open(f->dir, 0, &err);
+	tpc_sink *s = tpc_sink_lmdb_open(f->path, 0, &err);
 
 	assert_non_null(s);
 	assert_int_equal(err, 0);
@@ -123,11 +102,11 @@ static void expect_absent(tpc_sink *s, const char *key)
 	assert_int_equal(len, 0);
 }
 
-static uint64_t applied_count(const struct fixture *f)
+static uint64_t applied_count(const struct tpc_tmpdir *f)
 {
 	uint64_t n = 12345;
 
-	assert_int_equal(tpc_sink_lmdb_applied_count(f->dir, &n), 0);
+	assert_int_equal(tpc_sink_lmdb_applied_count(f->path, &n), 0);
 	return n;
 }
 
@@ -151,7 +130,7 @@ static int collect(void *arg, const void *key, size_t key_len, const void *value
 
 static void test_lmdb_commit_then_get_returns_value_and_txid(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f);
 	tpc_write w[] = { wr("alpha", "1"), wr("beta", ""), wr("gamma", "three") };
 	void *v;
@@ -171,7 +150,7 @@ static void test_lmdb_commit_then_get_returns_value_and_txid(void **state)
 
 static void test_lmdb_same_txid_twice_applies_once(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f);
 	tpc_write first[] = { wr("k", "v1") };
 	tpc_write second[] = { wr("k", "CHANGED"), wr("extra", "x") };
@@ -187,7 +166,7 @@ static void test_lmdb_same_txid_twice_applies_once(void **state)
 
 static void test_lmdb_several_txns_in_one_commit_call(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f);
 	tpc_write a[] = { wr("a", "1") }, b[] = { wr("b", "2"), wr("a", "overwritten") };
 	tpc_sink_txn t[] = { { 10, a, 1 }, { 11, b, 2 }, { 12, NULL, 0 } };
@@ -204,7 +183,7 @@ static void test_lmdb_several_txns_in_one_commit_call(void **state)
 
 static void test_lmdb_batch_with_applied_txid_applies_only_new_ones(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f);
 	tpc_write old[] = { wr("a", "old") };
 	tpc_write again[] = { wr("a", "again"), wr("b", "again") };
@@ -222,7 +201,7 @@ static void test_lmdb_batch_with_applied_txid_applies_only_new_ones(void **state
 
 static void test_lmdb_txid_repeated_within_one_call_applies_first(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f);
 	tpc_write one[] = { wr("d", "first") }, two[] = { wr("d", "second") };
 	tpc_sink_txn t[] = { { 3, one, 1 }, { 3, two, 1 } };
@@ -235,7 +214,7 @@ static void test_lmdb_txid_repeated_within_one_call_applies_first(void **state)
 
 static void test_lmdb_failed_commit_applies_nothing(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f);
 	char big[600];
 	tpc_write ok[] = { wr("fine", "1") };
@@ -253,9 +232,9 @@ static void test_lmdb_failed_commit_applies_nothing(void **state)
 
 static void test_lmdb_map_full_fails_whole_commit_with_named_code(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	int err;
-	tpc_sink *s = tpc_sink_lmdb_open(f->dir, 256 * 1024, &err);
+	tpc_sink *s = tpc_sink_lmdb_open(f->path, 256 * 1024, &err);
 	size_t big_len = 1024 * 1024;
 	char *big = calloc(1, big_len);
 	tpc_write w[] = { { "big", 3, big, big_len } };
@@ -284,7 +263,7 @@ static int refuse_bad(void *arg, const tpc_write *w)
 
 static void test_lmdb_refuse_callback_votes_no_with_reason(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f);
 	int calls = 0;
 	char reason[128];
@@ -308,7 +287,7 @@ static void test_lmdb_refuse_callback_votes_no_with_reason(void **state)
 
 static void test_lmdb_prepare_refuses_oversized_or_empty_key(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f);
 	char key[512], reason[128];
 	tpc_write w = { key, sizeof(key), "v", 1 };
@@ -334,14 +313,14 @@ static void test_lmdb_prepare_refuses_oversized_or_empty_key(void **state)
 
 static void test_lmdb_reopen_keeps_data_and_applied_set(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f);
 	tpc_write w[] = { wr("x", "1"), wr("y", "2") };
 	struct stat st;
 
 	commit_one(s, 100, w, 2);
 	tpc_sink_free(s);
-	assert_int_equal(stat(f->dir, &st), 0);
+	assert_int_equal(stat(f->path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0700);
 
 	s = open_sink(f);
@@ -355,7 +334,7 @@ static void test_lmdb_reopen_keeps_data_and_applied_set(void **state)
 
 static void test_lmdb_dump_walks_keys_in_order_with_txids(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f);
 	struct dumped d = { 0 };
 
@@ -363,7 +342,7 @@ static void test_lmdb_dump_walks_keys_in_order_with_txids(void **state)
 	commit_one(s, 3, (tpc_write[]){ wr("z", "3"), wr("a", "3"), wr("m", "3m") }, 3);
 	tpc_sink_free(s);
 
-	assert_int_equal(tpc_sink_lmdb_dump(f->dir, collect, &d), 0);
+	assert_int_equal(tpc_sink_lmdb_dump(f->path, collect, &d), 0);
 	assert_int_equal(d.n, 4);
 	assert_string_equal(d.key[0], "a");
 	assert_string_equal(d.key[1], "b");
@@ -376,7 +355,7 @@ static void test_lmdb_dump_walks_keys_in_order_with_txids(void **state)
 
 	memset(&d, 0, sizeof(d));
 	d.stop_after = 2;
-	assert_int_equal(tpc_sink_lmdb_dump(f->dir, collect, &d), 77);
+	assert_int_equal(tpc_sink_lmdb_dump(f->path, collect, &d), 77);
 	assert_int_equal(d.n, 2);
 }
 
@@ -403,7 +382,7 @@ static void child_holds_sink(const char *dir, int to_parent, int from_parent)
 
 static void test_lmdb_dump_works_while_another_process_has_it_open(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	int up[2], down[2], status;
 	struct dumped d = { 0 };
 	uint64_t n = 0;
@@ -415,19 +394,19 @@ static void test_lmdb_dump_works_while_another_process_has_it_open(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
-		child_holds_sink(f->dir, up[1], down[0]);
+		child_holds_sink(f->path, up[1], down[0]);
 
 	assert_int_equal(read(up[0], &c, 1), 1);
-	assert_int_equal(tpc_sink_lmdb_dump(f->dir, collect, &d), 0);
+	assert_int_equal(tpc_sink_lmdb_dump(f->path, collect, &d), 0);
 	assert_int_equal(d.n, 1);
 	assert_string_equal(d.key[0], "k1");
-	assert_int_equal(tpc_sink_lmdb_applied_count(f->dir, &n), 0);
+	assert_int_equal(tpc_sink_lmdb_applied_count(f->path, &n), 0);
 	assert_int_equal(n, 1);
 
 	assert_int_equal(write(down[1], "c", 1), 1); /* the writer goes on meanwhile */
 	assert_int_equal(read(up[0], &c, 1), 1);
 	memset(&d, 0, sizeof(d));
-	assert_int_equal(tpc_sink_lmdb_dump(f->dir, collect, &d), 0);
+	assert_int_equal(tpc_sink_lmdb_dump(f->path, collect, &d), 0);
 	assert_int_equal(d.n, 2);
 	assert_string_equal(d.key[1], "k2");
 	assert_int_equal(d.txid[1], 2);
@@ -444,7 +423,7 @@ static void test_lmdb_dump_works_while_another_process_has_it_open(void **state)
 
 static void test_lmdb_applied_count_counts_distinct_txids(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	tpc_sink *s = open_sink(f);
 
 	for (tpc_txid id = 1; id <= 25; id++)
@@ -456,17 +435,17 @@ static void test_lmdb_applied_count_counts_distinct_txids(void **state)
 
 static void test_lmdb_dump_of_missing_dir_is_enoent(void **state)
 {
-	struct fixture *f = *state;
+	struct tpc_tmpdir *f = *state;
 	struct dumped d = { 0 };
 	uint64_t n = 9;
-	char lock[160];
+	char lock[PATH_MAX + 48];
 
-	assert_int_equal(tpc_sink_lmdb_dump(f->dir, collect, &d), -ENOENT);
-	assert_int_equal(tpc_sink_lmdb_applied_count(f->dir, &n), -ENOENT);
+	assert_int_equal(tpc_sink_lmdb_dump(f->path, collect, &d), -ENOENT);
+	assert_int_equal(tpc_sink_lmdb_applied_count(f->path, &n), -ENOENT);
 	/* an existing but empty folder is not a sink either, and stays empty */
-	assert_int_equal(mkdir(f->dir, 0700), 0);
-	assert_int_equal(tpc_sink_lmdb_dump(f->dir, collect, &d), -ENOENT);
-	snprintf(lock, sizeof(lock), "%s/lock.mdb", f->dir);
+	assert_int_equal(mkdir(f->path, 0700), 0);
+	assert_int_equal(tpc_sink_lmdb_dump(f->path, collect, &d), -ENOENT);
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", f->path);
 	assert_int_equal(access(lock, F_OK), -1);
 	assert_int_equal(d.n, 0);
 	assert_non_null(strstr(tpc_strerror(-ENOENT), "No such file"));

@@ -130,25 +130,13 @@ struct cli {
 
 static int bad(const char *opt, const char *val, const char *why)
 {
-	fprintf(stderr, "tpc-bench: --%s %s: %s\nTry 'tpc-bench --help'.\n", opt, val, why);
-	return 2;
-}
-
-static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || *s == '-' || v < lo || v > hi)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	return tpc_usage_error("tpc-bench", "--%s %s: %s", opt, val, why);
 }
 
 static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
 {
 	uint64_t v;
-	if (parse_u64(s, lo, hi, &v))
+	if (tpc_parse_u64(s, lo, hi, &v))
 		return -EINVAL;
 	*out = (uint32_t)v;
 	return 0;
@@ -160,7 +148,7 @@ static int add_pid(struct bench *b, const char *arg)
 	uint64_t pid;
 
 	if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof(b->procs[0].name) ||
-	    parse_u64(eq + 1, 1, INT32_MAX, &pid) || b->nprocs == BENCH_MAX_PROCS - 1)
+	    tpc_parse_u64(eq + 1, 1, INT32_MAX, &pid) || b->nprocs == BENCH_MAX_PROCS - 1)
 		return -EINVAL;
 	struct bench_proc *p = &b->procs[b->nprocs++];
 	memcpy(p->name, arg, (size_t)(eq - arg));
@@ -196,7 +184,7 @@ static int take_option(struct bench *b, struct cli *cli, int c, const char *arg)
 		name = "participants";
 		break;
 	case 't': rc = parse_u32(arg, 1, 256, &cfg->threads); cli->threads_set = 1; name = "threads"; break;
-	case 'n': rc = parse_u64(arg, 1, UINT64_MAX / 2, &cfg->txns); name = "txns"; break;
+	case 'n': rc = tpc_parse_u64(arg, 1, UINT64_MAX / 2, &cfg->txns); name = "txns"; break;
 	case 'd':
 		rc = tpc_parse_duration_ms(arg, &cfg->duration_ms) || !cfg->duration_ms ? -EINVAL : 0;
 		cli->duration_set = 1;
@@ -222,7 +210,7 @@ static int take_option(struct bench *b, struct cli *cli, int c, const char *arg)
 		rc = tpc_parse_duration_ms(arg, &cfg->calibrate_ms) || !cfg->calibrate_ms ? -EINVAL : 0;
 		name = "calibrate-time";
 		break;
-	case OPT_MEMTEST: rc = parse_u64(arg, 1, 100000000, &cfg->memtest); name = "memtest"; break;
+	case OPT_MEMTEST: rc = tpc_parse_u64(arg, 1, 100000000, &cfg->memtest); name = "memtest"; break;
 	case OPT_JSON: cfg->json = 1; break;
 	case OPT_JSON_FILE: cfg->json_file = arg; break;
 	case OPT_NO_PROGRESS: cli->no_progress = 1; break;

@@ -119,11 +119,8 @@ static const struct option long_opts[] = {
 static int usage_error(const char *opt, const char *val, const char *why)
 {
 	if (val)
-		fprintf(stderr, PROG ": --%s %s: %s\n", opt, val, why);
-	else
-		fprintf(stderr, PROG ": %s\n", why);
-	fputs("Try '" PROG " --help'.\n", stderr);
-	return 2;
+		return tpc_usage_error(PROG, "--%s %s: %s", opt, val, why);
+	return tpc_usage_error(PROG, "%s", why);
 }
 
 static int knob_opt(struct fp_config *cfg, enum fp_knob k, const char *val)

@@ -570,8 +570,7 @@ static const struct option long_opts[] = {
 
 static int usage_error(const char *msg)
 {
-	fprintf(stderr, "tpc-kv: %s\nTry 'tpc-kv --help'.\n", msg);
-	return 2;
+	return tpc_usage_error("tpc-kv", "%s", msg);
 }
 
 static int parse_opt(struct kv_opts *o, int c, const char *v)

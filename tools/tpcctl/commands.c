@@ -518,33 +518,51 @@ static int add_part_row(struct ctl_table *t, const json_t *p)
 	return ctl_table_add(t, cells);
 }
 
-int ctl_cmd_participants(struct ctl *c)
+/* A listing: a GET whose reply holds an array shown one row per element. */
+struct listing {
+	const char *field; /* the array's name in the reply */
+	int ncols;
+	const char *const *hdr;
+	int (*add_row)(struct ctl_table *t, const json_t *elem);
+	const char *none; /* printed instead of an empty table */
+};
+
+/* GET @p path; with -o json the reply is printed as it came, else as @p l says. */
+static int print_listing(struct ctl *c, const char *path, const struct listing *l)
 {
-	static const char *const hdr[] = { "NAME", "CONNECTED", "ADDRESS", "LAST-SEEN",
-					   "CONNECTS", "OUTSTANDING" };
 	struct ctl_reply r;
 	struct ctl_table *t = NULL;
-	const json_t *p;
+	const json_t *e;
 	size_t i;
-	int rc = ctl_call(c, "GET", "/v1/participants", NULL, 0, &r);
+	int rc = ctl_call(c, "GET", path, NULL, 0, &r);
 
 	if (rc != CTL_EXIT_OK || c->json)
 		goto out;
-	t = ctl_table_new(6, hdr);
+	t = ctl_table_new(l->ncols, l->hdr);
 	if (!t) {
 		rc = CTL_EXIT_ERROR;
 		goto out;
 	}
-	json_array_foreach(json_object_get(r.json, "participants"), i, p)
-		add_part_row(t, p);
+	json_array_foreach(json_object_get(r.json, l->field), i, e)
+		l->add_row(t, e);
 	if (i)
 		ctl_table_print(t, stdout);
 	else
-		puts("no participants known");
+		puts(l->none);
 out:
 	ctl_table_free(t);
 	json_decref(r.json);
 	return rc;
+}
+
+int ctl_cmd_participants(struct ctl *c)
+{
+	static const char *const hdr[] = { "NAME", "CONNECTED", "ADDRESS", "LAST-SEEN",
+					   "CONNECTS", "OUTSTANDING" };
+	static const struct listing l = { "participants", 6, hdr, add_part_row,
+					  "no participants known" };
+
+	return print_listing(c, "/v1/participants", &l);
 }
 
 static int add_audit_row(struct ctl_table *t, const json_t *e)
@@ -564,30 +582,10 @@ int ctl_cmd_audit(struct ctl *c)
 {
 	static const char *const hdr[] = { "ID", "AT", "OPERATOR", "ACTION", "TXID", "FORCED",
 					   "STATE-BEFORE", "OVERRODE", "REASON" };
+	static const struct listing l = { "entries", 9, hdr, add_audit_row,
+					  "the audit log is empty" };
 	char path[64] = "/v1/audit";
-	struct ctl_reply r;
-	struct ctl_table *t = NULL;
-	const json_t *e;
-	size_t i;
-	int rc;
 
 	append_query(path, sizeof(path), "limit", c->limit);
-	rc = ctl_call(c, "GET", path, NULL, 0, &r);
-	if (rc != CTL_EXIT_OK || c->json)
-		goto out;
-	t = ctl_table_new(9, hdr);
-	if (!t) {
-		rc = CTL_EXIT_ERROR;
-		goto out;
-	}
-	json_array_foreach(json_object_get(r.json, "entries"), i, e)
-		add_audit_row(t, e);
-	if (i)
-		ctl_table_print(t, stdout);
-	else
-		puts("the audit log is empty");
-out:
-	ctl_table_free(t);
-	json_decref(r.json);
-	return rc;
+	return print_listing(c, path, &l);
 }

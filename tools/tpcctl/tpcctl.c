@@ -183,12 +183,9 @@ static int check_state(struct ctl *c, const char *v)
 
 static int check_number(const char *opt, const char *v, uint64_t max)
 {
-	char *end;
-	unsigned long long n;
+	uint64_t n;
 
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (!*v || *v == '-' || *end || errno || n == 0 || n > max) {
+	if (tpc_parse_u64(v, 1, max, &n)) {
 		fprintf(stderr, "tpcctl: %s %s: expected a positive whole number\n", opt, v);
 		return CTL_EXIT_USAGE;
 	}
