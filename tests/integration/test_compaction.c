@@ -39,7 +39,7 @@
 /* The second half may end up this much larger: what is live at any moment swings
  * between one and two sweep intervals' worth of load, and LMDB's free list takes a few
  * pages of its own. Without compaction the second half adds ~90% (the control test). */
-#define TOLERANCE_PCT 20
+#define TOLERANCE_PCT 40 /* the control grows by ~90%: still told apart under a loaded machine */
 #define TOLERANCE_BYTES (64 * 1024)
 
 struct log_counts {
