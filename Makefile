@@ -73,3 +73,10 @@ bench: build
 .PHONY: lesson
 lesson: build
 	@bash scripts/lesson.sh $(BUILD)
+
+# make torture: the long torture run of docs/failure-injection.md on the release build
+# (TORTURE_DURATION, default 10m; a new seed each time, printed first).
+.PHONY: torture
+TORTURE_DURATION ?= 10m
+torture: build
+	@$(BUILD)/tools/tpc-torture run --duration $(TORTURE_DURATION)
