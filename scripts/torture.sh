@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The bounded CI torture: tpc-torture runs with fixed seeds (two with every kind of
+# fault, one with long partitions), then one with a random seed that it prints first
+# (set TPC_TORTURE_SEED to replay one). About four minutes in all.
+#
+#   scripts/torture.sh [BUILD_DIR] [extra 'tpc-torture run' options...]
+#
+# BUILD_DIR defaults to build/. TPC_TORTURE_DURATION sets the length of the runs with
+# every kind of fault (45s). Exits non-zero if any run found a violation; that run's
+# folder is kept and the command that replays it is printed.
+set -euo pipefail
+BUILD=${1:-build}
+[ $# -gt 0 ] && shift
+BIN="$BUILD/tools/tpc-torture"
+if [ ! -x "$BIN" ]; then
+	echo "torture.sh: $BIN is not built (cmake --build $BUILD)" >&2
+	exit 2
+fi
+DURATION=${TPC_TORTURE_DURATION:-45s}
+RANDOM_SEED=${TPC_TORTURE_SEED:-$(( (RANDOM << 15 | RANDOM) ))}
+echo "torture.sh: fixed seeds 1001 1002 1003 (partitions), random seed $RANDOM_SEED"
+failed=()
+run() {
+	echo "== tpc-torture run $* =="
+	if ! "$BIN" run --quiet --bin-dir "$BUILD" "$@"; then
+		failed+=("$2")
+	fi
+}
+run --seed 1001 --duration "$DURATION" --round 15s "$@"
+run --seed 1002 --duration "$DURATION" --round 15s "$@"
+run --seed 1003 --duration 30s --faults-profile partitions "$@"
+run --seed "$RANDOM_SEED" --duration "$DURATION" --round 15s "$@"
+echo "torture.sh: random seed this time: $RANDOM_SEED"
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "torture.sh: FAILED for seed(s): ${failed[*]}" >&2
+	exit 1
+fi
+echo "torture.sh: all runs passed"

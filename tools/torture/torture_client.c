@@ -1,0 +1,587 @@
+/*
+ * torture_client.c - `tpc-torture client`: one workload process of a torture run.
+ *
+ * A libevent program with N transaction slots in flight over one async tpc_client (to
+ * the coordinator) and one kvclient per tpc-kv. Each slot: Begin; write "begin" and
+ * "intent" to the outcomes file (flushed, before any Put leaves); Put every write; then
+ * Commit (or Abort: on purpose, or because a Put failed), writing "commit-sent" or
+ * "abort-sent" before the request leaves and "outcome" when the answer comes. The
+ * records format is records.h.
+ *
+ * About --key-pct of the transactions begin with a client transaction key. When such a
+ * Commit ends UNKNOWN the client begins again with the same key, as an application
+ * would: the coordinator reports the key's commit (by-key COMMITTED) or starts a new
+ * transaction, which means the old one can no longer commit (by-key ABORTED; the new
+ * one is aborted at once).
+ *
+ * SIGTERM or SIGINT: start nothing new, let in-flight work finish for --drain, then
+ * abandon the rest (pending Commits are written as UNKNOWN) and exit 0.
+ *
+ * A restarted client appends to the same file and carries on after the highest
+ * sequence number it finds there, so keys stay unique per transaction.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "kvclient.h"
+#include "records.h"
+#include "schedule.h"
+#include "torture.h"
+#include "tpc/client.h"
+#include "tpc/libevent.h"
+#include "util.h"
+
+struct tc;
+
+struct tc_slot {
+	struct tc *c;
+	uint64_t seq, txid;
+	struct tt_rec intent;
+	int pending, failed, committing;
+	char key[32];          /* client transaction key, or "" */
+	unsigned key_tries;
+};
+
+struct tc_opts {
+	unsigned id, nparts, refuse, inflight, abort_pct, refuse_pct, key_pct;
+	const char *coordinator, *outcomes;
+	const char *kv[TT_MAX_PARTS];
+	uint64_t seed;
+	uint32_t timeout_ms, drain_ms;
+};
+
+struct tc {
+	struct tc_opts o;
+	struct event_base *base;
+	tpc_client *cli;
+	struct kvc *kv[TT_MAX_PARTS];
+	FILE *out;
+	struct tc_slot *slots;
+	unsigned active;             /* slots not yet retired */
+	uint64_t next_seq, rng;
+	int stopping;
+	struct event *sig_term, *sig_int, *drain;
+	uint64_t begun, committed, aborted, unknown, begin_failures, put_failures, by_key;
+};
+
+static void slot_next(struct tc_slot *s);
+
+/* ---- the outcomes file ---- */
+
+static void emit(struct tc *c, const struct tt_rec *r)
+{
+	char line[1024];
+	int n = tt_rec_format(r, line, sizeof(line));
+
+	if (n > 0)
+		fwrite(line, 1, (size_t)n, c->out);
+}
+
+static void emit_simple(struct tc *c, enum tt_rec_type type, uint64_t txid, uint8_t outcome,
+			const char *why)
+{
+	struct tt_rec r = { .type = type, .txid = txid, .outcome = outcome };
+
+	if (why)
+		snprintf(r.why, sizeof(r.why), "%s", why);
+	emit(c, &r);
+	fflush(c->out); /* one record, one write(): it survives a SIGKILL */
+}
+
+/* ---- the workload ---- */
+
+static void add_write(struct tt_rec *in, unsigned part, const char *key, const char *value)
+{
+	struct tt_write *w = &in->w[in->nwrites++];
+
+	w->part = (uint8_t)part;
+	snprintf(w->key, sizeof(w->key), "%s", key);
+	snprintf(w->value, sizeof(w->value), "%s", value);
+}
+
+/* Pick n distinct participants into @p out (partial Fisher-Yates). */
+static void pick_parts(struct tc *c, unsigned n, unsigned *out)
+{
+	unsigned all[TT_MAX_PARTS];
+
+	for (unsigned i = 0; i < c->o.nparts; i++)
+		all[i] = i;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned j = i + (unsigned)tt_rand_range(&c->rng, 0, c->o.nparts - 1 - i);
+		unsigned t = all[i];
+		all[i] = all[j];
+		all[j] = t;
+		out[i] = all[i];
+	}
+}
+
+static void plan_transfer(struct tc *c, struct tt_rec *in, const unsigned *parts, unsigned n)
+{
+	char key[TT_KEY_MAX], val[TT_VAL_MAX];
+	static const char *const legs[] = { "from", "to", "to2" };
+	int64_t amount = (int64_t)tt_rand_range(&c->rng, 2, 1000);
+	int64_t first = n == 3 ? (int64_t)tt_rand_range(&c->rng, 1, (uint64_t)amount - 1) : amount;
+	int64_t v[3] = { -amount, first, amount - first };
+
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "x/%u/%" PRIu64 "/%s", c->o.id, in->seq, legs[i]);
+		snprintf(val, sizeof(val), "%+" PRId64, v[i]);
+		add_write(in, parts[i], key, val);
+	}
+}
+
+static void plan_txn(struct tc *c, struct tc_slot *s)
+{
+	struct tt_rec *in = &s->intent;
+	unsigned parts[3], r = (unsigned)tt_rand_range(&c->rng, 0, 99);
+	unsigned w = (unsigned)tt_rand_range(&c->rng, 0, 99);
+	unsigned n = w < 15 ? 1 : w < 70 ? 2 : 3;
+	char key[TT_KEY_MAX], val[TT_VAL_MAX];
+
+	memset(in, 0, sizeof(*in));
+	in->type = TT_REC_INTENT;
+	in->txid = s->txid;
+	in->client = c->o.id;
+	in->seq = s->seq;
+	in->plan = r < c->o.abort_pct ? TT_PLAN_ABORT : TT_PLAN_COMMIT;
+	if (n > c->o.nparts)
+		n = c->o.nparts;
+	pick_parts(c, n, parts);
+	if (n >= 2) {
+		in->kind = TT_KIND_TRANSFER;
+		plan_transfer(c, in, parts, n);
+	} else {
+		in->kind = TT_KIND_WRITE;
+		snprintf(key, sizeof(key), "w/%u/%" PRIu64, c->o.id, s->seq);
+		snprintf(val, sizeof(val), "v%" PRIu64, s->seq);
+		add_write(in, parts[0], key, val);
+	}
+	if (c->o.refuse && in->plan == TT_PLAN_COMMIT &&
+	    r < c->o.abort_pct + c->o.refuse_pct) {
+		in->kind = TT_KIND_REFUSE;
+		snprintf(val, sizeof(val), "%u/%" PRIu64, c->o.id, s->seq);
+		add_write(in, c->o.refuse - 1, TT_REFUSE_KEY, val);
+	}
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	slot_next(arg);
+}
+
+static void retry_later(struct tc_slot *s, long ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (event_base_once(s->c->base, -1, EV_TIMEOUT, on_retry, s, &tv))
+		slot_next(s);
+}
+
+/* ---- settling an UNKNOWN commit through its transaction key ---- */
+
+static void key_retry_later(struct tc_slot *s, long ms);
+
+static void on_probe_aborted(void *arg, int err, tpc_txid txid, tpc_outcome o, const char *why)
+{
+}
+
+static void on_key_begin(void *arg, int err, tpc_txid txid, tpc_begin_result res)
+{
+	struct tc_slot *s = arg;
+	struct tc *c = s->c;
+
+	if (err || res == TPC_BEGIN_PENDING) {
+		if (++s->key_tries >= 20 || c->stopping)
+			slot_next(s); /* leave it UNKNOWN: the runner asks after healing */
+		else
+			key_retry_later(s, 200);
+		return;
+	}
+	if (res == TPC_BEGIN_ALREADY_COMMITTED && txid != s->txid)
+		fprintf(stderr, "tpc-torture client %u: key %s reports txid %" PRIu64
+			" committed, but its transaction was %" PRIu64 "\n", c->o.id, s->key,
+			(uint64_t)txid, s->txid);
+	emit_simple(c, TT_REC_BY_KEY, s->txid, res == TPC_BEGIN_ALREADY_COMMITTED &&
+		    txid == s->txid ? TT_OUT_COMMITTED : TT_OUT_ABORTED, NULL);
+	c->by_key++;
+	if (res == TPC_BEGIN_STARTED) /* a new transaction we do not want */
+		tpc_client_abort_async(c->cli, txid, "torture: key probe", on_probe_aborted, NULL);
+	slot_next(s);
+}
+
+static void on_key_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct tc_slot *s = arg;
+
+	if (s->c->stopping ||
+	    tpc_client_begin_async(s->c->cli, s->key, 0, on_key_begin, s) != 0)
+		slot_next(s);
+}
+
+static void key_retry_later(struct tc_slot *s, long ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (event_base_once(s->c->base, -1, EV_TIMEOUT, on_key_retry, s, &tv))
+		slot_next(s);
+}
+
+static void on_outcome(void *arg, int err, tpc_txid txid, tpc_outcome outcome, const char *why)
+{
+	struct tc_slot *s = arg;
+	struct tc *c = s->c;
+	uint8_t o = err || outcome == TPC_OUTCOME_UNKNOWN ? TT_OUT_UNKNOWN
+		    : outcome == TPC_OUTCOME_COMMITTED ? TT_OUT_COMMITTED : TT_OUT_ABORTED;
+
+	emit_simple(c, TT_REC_OUTCOME, s->txid, o, NULL);
+	c->committed += o == TT_OUT_COMMITTED;
+	c->aborted += o == TT_OUT_ABORTED;
+	c->unknown += o == TT_OUT_UNKNOWN;
+	if (o == TT_OUT_UNKNOWN && s->committing && s->key[0] && !c->stopping) {
+		s->key_tries = 0;
+		key_retry_later(s, 200); /* ask again the way an application would */
+	} else if (s->failed || o == TT_OUT_UNKNOWN) {
+		retry_later(s, 50); /* something is down: give it a moment */
+	} else {
+		slot_next(s);
+	}
+}
+
+static void decide(struct tc_slot *s)
+{
+	struct tc *c = s->c;
+	int abort_it = s->failed || s->intent.plan == TT_PLAN_ABORT;
+	int rc;
+
+	if (abort_it) {
+		emit_simple(c, TT_REC_ABORT_SENT, s->txid, 0, s->failed ? "put-failed" : "planned");
+		rc = tpc_client_abort_async(c->cli, s->txid, "torture abort", on_outcome, s);
+	} else {
+		emit_simple(c, TT_REC_COMMIT_SENT, s->txid, 0, NULL);
+		s->committing = 1;
+		rc = tpc_client_commit_async(c->cli, s->txid, on_outcome, s);
+	}
+	if (rc)
+		on_outcome(s, rc, s->txid, TPC_OUTCOME_UNKNOWN, NULL);
+}
+
+static void on_put(void *arg, int err, uint64_t txid)
+{
+	struct tc_slot *s = arg;
+
+	if (err && !s->failed) {
+		s->failed = 1;
+		s->c->put_failures++;
+	}
+	if (--s->pending == 0)
+		decide(s);
+}
+
+static void send_puts(struct tc_slot *s)
+{
+	struct tc *c = s->c;
+
+	s->pending = 1; /* held until every Put is issued */
+	for (uint8_t i = 0; i < s->intent.nwrites; i++) {
+		const struct tt_write *w = &s->intent.w[i];
+		if (kvc_put(c->kv[w->part], s->txid, w->key, strlen(w->key), w->value,
+			    strlen(w->value), on_put, s) == 0)
+			s->pending++;
+		else
+			s->failed = 1;
+	}
+	on_put(s, 0, s->txid);
+}
+
+static void on_begin(void *arg, int err, tpc_txid txid, tpc_begin_result res)
+{
+	struct tc_slot *s = arg;
+	struct tc *c = s->c;
+	struct tt_rec b = { .type = TT_REC_BEGIN, .txid = txid };
+
+	if (err || res != TPC_BEGIN_STARTED) {
+		c->begin_failures++;
+		retry_later(s, 100);
+		return;
+	}
+	s->txid = txid;
+	c->begun++;
+	plan_txn(c, s);
+	emit(c, &b);
+	emit(c, &s->intent);
+	fflush(c->out); /* begin and intent in one write(), before any Put */
+	send_puts(s);
+}
+
+static void retire(struct tc_slot *s)
+{
+	struct tc *c = s->c;
+
+	if (--c->active == 0)
+		event_base_loopbreak(c->base);
+}
+
+static void slot_next(struct tc_slot *s)
+{
+	struct tc *c = s->c;
+
+	if (c->stopping) {
+		retire(s);
+		return;
+	}
+	s->seq = ++c->next_seq;
+	s->txid = 0;
+	s->failed = 0;
+	s->pending = 0;
+	s->committing = 0;
+	s->key[0] = '\0';
+	if (tt_rand_range(&c->rng, 0, 99) < c->o.key_pct)
+		snprintf(s->key, sizeof(s->key), "t%u-%" PRIu64, c->o.id, s->seq);
+	if (tpc_client_begin_async(c->cli, s->key[0] ? s->key : NULL, 0, on_begin, s)) {
+		c->begin_failures++;
+		retry_later(s, 100);
+	}
+}
+
+/* ---- set-up, signals, tear-down ---- */
+
+static void on_drained(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(((struct tc *)arg)->base);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct tc *c = arg;
+	struct timeval tv = { c->o.drain_ms / 1000, (c->o.drain_ms % 1000) * 1000 };
+
+	if (c->stopping)
+		return;
+	c->stopping = 1;
+	evtimer_add(c->drain, &tv);
+}
+
+static int max_seq(void *arg, const struct tt_rec *r)
+{
+	uint64_t *seq = arg;
+
+	if (r->type == TT_REC_INTENT && r->seq > *seq)
+		*seq = r->seq;
+	return 0;
+}
+
+static int setup(struct tc *c)
+{
+	tpc_client_config cc;
+	int err = 0;
+
+	tt_rec_read_file(c->o.outcomes, max_seq, &c->next_seq, NULL); /* absent: start at 1 */
+	c->out = fopen(c->o.outcomes, "a");
+	if (!c->out) {
+		fprintf(stderr, "tpc-torture client: cannot open %s: %s\n", c->o.outcomes,
+			strerror(errno));
+		return -errno;
+	}
+	setvbuf(c->out, NULL, _IOFBF, 1 << 14);
+	c->base = event_base_new();
+	tpc_client_config_init(&cc);
+	cc.coordinator = c->o.coordinator;
+	cc.name = "tpc-torture";
+	cc.connect_timeout_ms = 1000;
+	cc.request_timeout_ms = c->o.timeout_ms;
+	c->cli = c->base ? tpc_client_new(&cc, &err) : NULL;
+	if (!c->cli || tpc_client_attach(c->cli, c->base)) {
+		fprintf(stderr, "tpc-torture client: cannot set up the client: %s\n",
+			tpc_strerror(err));
+		return err ? err : -ENOMEM;
+	}
+	for (unsigned i = 0; i < c->o.nparts; i++)
+		if (!(c->kv[i] = kvc_new(c->base, c->o.kv[i], c->o.timeout_ms))) {
+			fprintf(stderr, "tpc-torture client: bad --kv address %s\n", c->o.kv[i]);
+			return -EINVAL;
+		}
+	c->sig_term = evsignal_new(c->base, SIGTERM, on_signal, c);
+	c->sig_int = evsignal_new(c->base, SIGINT, on_signal, c);
+	c->drain = evtimer_new(c->base, on_drained, c);
+	c->slots = calloc(c->o.inflight, sizeof(*c->slots));
+	if (!c->sig_term || !c->sig_int || !c->drain || !c->slots)
+		return -ENOMEM;
+	event_add(c->sig_term, NULL);
+	event_add(c->sig_int, NULL);
+	return 0;
+}
+
+static void teardown(struct tc *c)
+{
+	c->stopping = 1;
+	/* Pending Puts fail (their slots abort), then pending Commits end as UNKNOWN. */
+	for (unsigned i = 0; i < c->o.nparts; i++)
+		kvc_free(c->kv[i]);
+	tpc_client_free(c->cli);
+	if (c->out) {
+		fflush(c->out);
+		fclose(c->out);
+	}
+	if (c->sig_term)
+		event_free(c->sig_term);
+	if (c->sig_int)
+		event_free(c->sig_int);
+	if (c->drain)
+		event_free(c->drain);
+	if (c->base)
+		event_base_free(c->base);
+	free(c->slots);
+}
+
+static int run(struct tc *c)
+{
+	int rc = setup(c);
+
+	if (rc == 0) {
+		c->rng = c->o.seed ^ (c->next_seq * 0x9e3779b97f4a7c15ULL);
+		c->active = c->o.inflight;
+		for (unsigned i = 0; i < c->o.inflight; i++) {
+			c->slots[i].c = c;
+			slot_next(&c->slots[i]);
+		}
+		event_base_dispatch(c->base);
+	}
+	teardown(c);
+	fprintf(stderr, "tpc-torture client %u: %" PRIu64 " begun, %" PRIu64 " committed, %"
+		PRIu64 " aborted, %" PRIu64 " unknown (%" PRIu64 " settled by key); %" PRIu64
+		" begin and %" PRIu64 " put failures\n", c->o.id, c->begun, c->committed,
+		c->aborted, c->unknown, c->by_key, c->begin_failures, c->put_failures);
+	return rc ? 1 : 0;
+}
+
+/* ---- command line ---- */
+
+static const char usage_text[] =
+	"Usage: tpc-torture client --id N --coordinator H:P --kv H:P [--kv H:P ...]\n"
+	"                          --outcomes FILE [options]\n"
+	"\n"
+	"One workload process of a torture run (the runner starts these; you rarely need\n"
+	"to). Runs transactions over the coordinator and the tpc-kv services (--kv in\n"
+	"participant order: kv1, kv2, ...) and appends what it did and was told to FILE.\n"
+	"\n"
+	"  --id N               client number (keys are x/N/SEQ/...)\n"
+	"  --refuse K           participant K (1-based) votes NO on the key refuse-me\n"
+	"  --seed N             workload seed (default 1)\n"
+	"  --inflight N         transactions in flight (default 8)\n"
+	"  --abort-pct P        transactions the client aborts on purpose (default 5)\n"
+	"  --refuse-pct P       transactions that write refuse-me (default 5)\n"
+	"  --key-pct P          transactions begun with a client transaction key (default 30)\n"
+	"  --timeout DURATION   request timeout (default 3s)\n"
+	"  --drain DURATION     on SIGTERM, how long in-flight work may finish (default 2s)\n";
+
+enum { OPT_ID = 256, OPT_COORD, OPT_KV, OPT_OUT, OPT_REFUSE, OPT_SEED, OPT_INFLIGHT,
+       OPT_ABORT, OPT_REFPCT, OPT_KEYPCT, OPT_TIMEOUT, OPT_DRAIN };
+
+static int num(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(v, &end, 10);
+	if (errno || end == v || *end || *out < lo || *out > hi) {
+		fprintf(stderr, "tpc-torture client: --%s %s: expected a number from %" PRIu64
+			" to %" PRIu64 "\n", opt, v, lo, hi);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int dur(const char *opt, const char *v, uint32_t *out)
+{
+	uint64_t ms;
+
+	if (tpc_parse_duration_ms(v, &ms) || ms < 1 || ms > 600000) {
+		fprintf(stderr, "tpc-torture client: --%s %s: expected a duration such as 3s\n",
+			opt, v);
+		return -EINVAL;
+	}
+	*out = (uint32_t)ms;
+	return 0;
+}
+
+static int parse_opt(struct tc_opts *o, int c, const char *v)
+{
+	uint64_t n = 0;
+	int rc = 0;
+
+	switch (c) {
+	case OPT_ID: rc = num("id", v, 1, 1000000, &n); o->id = (unsigned)n; break;
+	case OPT_COORD: o->coordinator = v; break;
+	case OPT_KV:
+		if (o->nparts == TT_MAX_PARTS) {
+			fprintf(stderr, "tpc-torture client: at most %d --kv\n", TT_MAX_PARTS);
+			return -EINVAL;
+		}
+		o->kv[o->nparts++] = v;
+		break;
+	case OPT_OUT: o->outcomes = v; break;
+	case OPT_REFUSE: rc = num("refuse", v, 1, TT_MAX_PARTS, &n); o->refuse = (unsigned)n; break;
+	case OPT_SEED: rc = num("seed", v, 0, UINT64_MAX, &o->seed); break;
+	case OPT_INFLIGHT: rc = num("inflight", v, 1, 4096, &n); o->inflight = (unsigned)n; break;
+	case OPT_ABORT: rc = num("abort-pct", v, 0, 100, &n); o->abort_pct = (unsigned)n; break;
+	case OPT_REFPCT: rc = num("refuse-pct", v, 0, 100, &n); o->refuse_pct = (unsigned)n; break;
+	case OPT_KEYPCT: rc = num("key-pct", v, 0, 100, &n); o->key_pct = (unsigned)n; break;
+	case OPT_TIMEOUT: rc = dur("timeout", v, &o->timeout_ms); break;
+	case OPT_DRAIN: rc = dur("drain", v, &o->drain_ms); break;
+	default: return -EINVAL;
+	}
+	return rc;
+}
+
+int tt_client_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "id", required_argument, NULL, OPT_ID },
+		{ "coordinator", required_argument, NULL, OPT_COORD },
+		{ "kv", required_argument, NULL, OPT_KV },
+		{ "outcomes", required_argument, NULL, OPT_OUT },
+		{ "refuse", required_argument, NULL, OPT_REFUSE },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "inflight", required_argument, NULL, OPT_INFLIGHT },
+		{ "abort-pct", required_argument, NULL, OPT_ABORT },
+		{ "refuse-pct", required_argument, NULL, OPT_REFPCT },
+		{ "key-pct", required_argument, NULL, OPT_KEYPCT },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "drain", required_argument, NULL, OPT_DRAIN },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct tc c = { .o = { .seed = 1, .inflight = 8, .abort_pct = 5, .refuse_pct = 5,
+			       .key_pct = 30, .timeout_ms = 3000, .drain_ms = 2000 } };
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (ch == 'h') {
+			fputs(usage_text, stdout);
+			return 0;
+		}
+		if (ch == '?' || parse_opt(&c.o, ch, optarg)) {
+			fputs("Try 'tpc-torture client --help'.\n", stderr);
+			return 2;
+		}
+	}
+	if (optind < argc || !c.o.id || !c.o.coordinator || !c.o.nparts || !c.o.outcomes) {
+		fputs("tpc-torture client: --id, --coordinator, --kv and --outcomes are required\n"
+		      "Try 'tpc-torture client --help'.\n", stderr);
+		return 2;
+	}
+	if (c.o.refuse > c.o.nparts) {
+		fputs("tpc-torture client: --refuse names a participant without --kv\n", stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	return run(&c);
+}

@@ -1,0 +1,435 @@
+/*
+ * tpc_torture.c - tpc-torture's command line: `run` (a torture run, runner.c), `client`
+ * (a workload process, torture_client.c) and `check` (check a kept run folder again).
+ *
+ * Owns option parsing, the defaults, finding the binaries under test, and the replay
+ * command line printed with a failing run.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "torture.h"
+#include "tpc/common.h"
+#include "util.h"
+
+#ifndef TPC_VERSION
+#define TPC_VERSION "0.1.0"
+#endif
+
+static const char usage_text[] =
+	"Usage: tpc-torture run [options]\n"
+	"       tpc-torture check --run-dir DIR [--participants N] [--clients N]\n"
+	"       tpc-torture client ...   (a workload process; see 'tpc-torture client --help')\n"
+	"\n"
+	"Proves tpc's guarantees by breaking things. `run` starts a coordinator, tpc-kv\n"
+	"participants (append-only file sinks), fault proxies and client processes on\n"
+	"127.0.0.1; for --duration it follows a schedule drawn from --seed: SIGKILL and\n"
+	"restart processes, arm fault points (TPC_FAULTS) for their next start, partition,\n"
+	"reset and drop on the links. Every --round it heals everything and waits until no\n"
+	"participant is prepared and the coordinator holds no unacknowledged decision. At\n"
+	"the end it checks, per txid, what every client was told against what every sink\n"
+	"holds: atomicity, told COMMITTED -> in every sink, told ABORTED -> in none, nothing\n"
+	"applied twice, nothing no client sent, transfers conserved, quiet within the bound.\n"
+	"\n"
+	"Run options:\n"
+	"  --seed N               seed of the schedule and workload (default: random, printed)\n"
+	"  --duration DURATION    how long to inject faults (default 60s)\n"
+	"  --round DURATION       heal and check for quiet this often (default 60s)\n"
+	"  --clients N            client processes (default 4)\n"
+	"  --inflight N           transactions in flight per client (default 8)\n"
+	"  --participants N       tpc-kv participants, 2 to 8 (default 3); the last one votes\n"
+	"                         NO on the key refuse-me\n"
+	"  --faults-profile P     default (kills, fault points, link faults), none, or\n"
+	"                         partitions (link faults only; each round ends with a\n"
+	"                         participant cut off for 20 s, then the checkpoint)\n"
+	"  --broken NAME          run the deliberately broken test binaries with TPC_BROKEN=NAME\n"
+	"                         and a schedule aimed at that break: coord.commit_before_log,\n"
+	"                         part.ack_before_apply or sink.no_dedup\n"
+	"  --expect-violation     succeed only if a violation is found (tests the checker)\n"
+	"  --no-proxy             connect everything directly (no link faults)\n"
+	"  --group-commit N       passed to the coordinator and the participants\n"
+	"  --quiet-bound DURATION heal-to-quiet limit (default 10s)\n"
+	"  --workdir DIR          where the run folder is made (default $TMPDIR or /tmp)\n"
+	"  --bin-dir DIR          where tpc-coordinator, tpc-kv and tpc-faultproxy are: an\n"
+	"                         install's bin/ or a build folder (default: next to this\n"
+	"                         program, then ../coordinator and ../tools)\n"
+	"  --coordinator-bin P, --kv-bin P, --proxy-bin P   exact paths, overriding --bin-dir\n"
+	"  --keep                 keep the run folder when the run passes\n"
+	"  --quiet                no progress lines, only the result\n"
+	"  -h, --help, -V, --version\n"
+	"\n"
+	"Durations take ms, s, m or h. The run folder holds schedule.log (every action with\n"
+	"its time), logs/ (each process's stderr), outcomes/ (what each client did and was\n"
+	"told), the data of every process, and report.txt.\n"
+	"\n"
+	"Exit status: 0 no violation (with --expect-violation: at least one); 1 otherwise,\n"
+	"with the run folder kept and the command that replays the schedule printed;\n"
+	"2 bad usage or a run that could not be carried out.\n";
+
+void tt_run_opts_defaults(struct tt_run_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->duration_ms = 60000;
+	o->round_ms = 60000;
+	o->quiet_bound_ms = 10000;
+	o->nclients = 4;
+	o->nparts = 3;
+	o->inflight = 8;
+}
+
+static void put_duration(char *buf, size_t cap, size_t *len, const char *opt, uint64_t ms)
+{
+	if (*len >= cap)
+		return;
+	if (ms % 1000 == 0)
+		*len += (size_t)snprintf(buf + *len, cap - *len, " --%s %" PRIu64 "s", opt, ms / 1000);
+	else
+		*len += (size_t)snprintf(buf + *len, cap - *len, " --%s %" PRIu64 "ms", opt, ms);
+}
+
+void tt_replay_command(const struct tt_run_opts *o, char *buf, size_t cap)
+{
+	size_t len = (size_t)snprintf(buf, cap, "tpc-torture run --seed %" PRIu64, o->seed);
+
+	put_duration(buf, cap, &len, "duration", o->duration_ms);
+	put_duration(buf, cap, &len, "round", o->round_ms);
+	if (len < cap)
+		len += (size_t)snprintf(buf + len, cap - len, " --clients %u --inflight %u"
+					" --participants %u", o->nclients, o->inflight, o->nparts);
+	if (len < cap && o->profile != TT_PROFILE_DEFAULT)
+		len += (size_t)snprintf(buf + len, cap - len, " --faults-profile %s",
+					tt_profile_name(o->profile));
+	if (len < cap && o->broken != TT_BROKEN_NONE)
+		len += (size_t)snprintf(buf + len, cap - len, " --broken %s",
+					tt_broken_name(o->broken));
+	if (len < cap && o->no_proxy)
+		len += (size_t)snprintf(buf + len, cap - len, " --no-proxy");
+	if (len < cap && o->group_commit)
+		len += (size_t)snprintf(buf + len, cap - len, " --group-commit %u", o->group_commit);
+	if (len < cap && o->quiet_bound_ms != 10000)
+		put_duration(buf, cap, &len, "quiet-bound", o->quiet_bound_ms);
+	if (len < cap && o->bin_dir)
+		len += (size_t)snprintf(buf + len, cap - len, " --bin-dir %s", o->bin_dir);
+	if (len < cap && o->expect_violation)
+		snprintf(buf + len, cap - len, " --expect-violation");
+}
+
+/* ---- finding the binaries ---- */
+
+static int self_dir(char *dir, size_t cap)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return -errno;
+	exe[n] = '\0';
+	snprintf(dir, cap, "%s", dirname(exe));
+	return 0;
+}
+
+/* DIR/name, then the build-tree places: DIR/../coordinator, DIR/../tools, DIR/<sub>. */
+static int find_bin(const char *dir, const char *name, char *out, size_t cap)
+{
+	static const char *const subs[] = { "", "../coordinator/", "../tools/", "coordinator/",
+					    "tools/" };
+
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		snprintf(out, cap, "%s/%s%s", dir, subs[i], name);
+		if (access(out, X_OK) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
+static int resolve_one(const char *explicit_path, const char *dir, const char *name, char *out,
+		       size_t cap)
+{
+	if (explicit_path) {
+		snprintf(out, cap, "%s", explicit_path);
+		if (access(out, X_OK) == 0)
+			return 0;
+		fprintf(stderr, "tpc-torture: %s is not an executable file\n", explicit_path);
+		return -ENOENT;
+	}
+	if (find_bin(dir, name, out, cap) == 0)
+		return 0;
+	fprintf(stderr, "tpc-torture: cannot find %s in %s (nor in ../coordinator, ../tools);\n"
+		"  use --bin-dir DIR or --coordinator-bin/--kv-bin/--proxy-bin PATH\n", name, dir);
+	return -ENOENT;
+}
+
+static int resolve_bins(struct tt_runner *r)
+{
+	char dir[PATH_MAX];
+	const char *coord = r->o.broken == TT_BROKEN_COMMIT_BEFORE_LOG ? "tpc-coordinator-broken"
+								      : "tpc-coordinator";
+	const char *kv = r->o.broken == TT_BROKEN_ACK_BEFORE_APPLY ||
+			 r->o.broken == TT_BROKEN_NO_DEDUP ? "tpc-kv-broken" : "tpc-kv";
+	int rc = self_dir(dir, sizeof(dir));
+
+	if (rc) {
+		fprintf(stderr, "tpc-torture: cannot find my own path: %s\n", strerror(-rc));
+		return rc;
+	}
+	ssize_t n = readlink("/proc/self/exe", r->self, sizeof(r->self) - 1);
+	r->self[n > 0 ? n : 0] = '\0';
+	if (r->o.bin_dir)
+		snprintf(dir, sizeof(dir), "%s", r->o.bin_dir);
+	rc = resolve_one(r->o.coord_bin, dir, coord, r->coord_bin, sizeof(r->coord_bin));
+	if (!rc)
+		rc = resolve_one(r->o.kv_bin, dir, kv, r->kv_bin, sizeof(r->kv_bin));
+	if (!rc && !r->o.no_proxy)
+		rc = resolve_one(r->o.proxy_bin, dir, "tpc-faultproxy", r->proxy_bin,
+				 sizeof(r->proxy_bin));
+	return rc;
+}
+
+/* ---- run options ---- */
+
+enum {
+	OPT_SEED = 256, OPT_DURATION, OPT_ROUND, OPT_CLIENTS, OPT_INFLIGHT, OPT_PARTS,
+	OPT_PROFILE, OPT_BROKEN, OPT_EXPECT, OPT_NO_PROXY, OPT_GROUP, OPT_QUIET_BOUND,
+	OPT_WORKDIR, OPT_BIN_DIR, OPT_COORD_BIN, OPT_KV_BIN, OPT_PROXY_BIN, OPT_KEEP, OPT_QUIET,
+	OPT_RUN_DIR,
+};
+
+static const struct option run_opts[] = {
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "duration", required_argument, NULL, OPT_DURATION },
+	{ "round", required_argument, NULL, OPT_ROUND },
+	{ "clients", required_argument, NULL, OPT_CLIENTS },
+	{ "inflight", required_argument, NULL, OPT_INFLIGHT },
+	{ "participants", required_argument, NULL, OPT_PARTS },
+	{ "faults-profile", required_argument, NULL, OPT_PROFILE },
+	{ "broken", required_argument, NULL, OPT_BROKEN },
+	{ "expect-violation", no_argument, NULL, OPT_EXPECT },
+	{ "no-proxy", no_argument, NULL, OPT_NO_PROXY },
+	{ "group-commit", required_argument, NULL, OPT_GROUP },
+	{ "quiet-bound", required_argument, NULL, OPT_QUIET_BOUND },
+	{ "workdir", required_argument, NULL, OPT_WORKDIR },
+	{ "bin-dir", required_argument, NULL, OPT_BIN_DIR },
+	{ "coordinator-bin", required_argument, NULL, OPT_COORD_BIN },
+	{ "kv-bin", required_argument, NULL, OPT_KV_BIN },
+	{ "proxy-bin", required_argument, NULL, OPT_PROXY_BIN },
+	{ "keep", no_argument, NULL, OPT_KEEP },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int bad(const char *opt, const char *val, const char *why)
+{
+	fprintf(stderr, "tpc-torture: --%s %s: %s\nTry 'tpc-torture --help'.\n", opt, val, why);
+	return 2;
+}
+
+static int num_opt(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(v, &end, 0);
+	if (errno || end == v || *end || v[0] == '-' || *out < lo || *out > hi) {
+		char why[80];
+		snprintf(why, sizeof(why), "expected a number from %" PRIu64 " to %" PRIu64, lo, hi);
+		return bad(opt, v, why);
+	}
+	return 0;
+}
+
+static int dur_opt(const char *opt, const char *v, uint64_t lo, uint64_t *out)
+{
+	if (tpc_parse_duration_ms(v, out) || *out < lo || *out > 7 * 24 * 3600 * 1000ULL)
+		return bad(opt, v, "expected a duration such as 500ms, 30s, 10m or 1h");
+	return 0;
+}
+
+static int apply_opt(struct tt_run_opts *o, int c, const char *v, const char **run_dir)
+{
+	uint64_t n = 0;
+	int rc = 0;
+
+	switch (c) {
+	case OPT_SEED: rc = num_opt("seed", v, 0, UINT64_MAX, &o->seed); o->seed_given = 1; break;
+	case OPT_DURATION: rc = dur_opt("duration", v, 1000, &o->duration_ms); break;
+	case OPT_ROUND: rc = dur_opt("round", v, 3000, &o->round_ms); break;
+	case OPT_CLIENTS: rc = num_opt("clients", v, 1, TT_MAX_CLIENTS, &n); o->nclients = (unsigned)n; break;
+	case OPT_INFLIGHT: rc = num_opt("inflight", v, 1, 1024, &n); o->inflight = (unsigned)n; break;
+	case OPT_PARTS: rc = num_opt("participants", v, 2, TT_MAX_PARTS, &n); o->nparts = (unsigned)n; break;
+	case OPT_PROFILE:
+		if (tt_profile_parse(v, &o->profile))
+			rc = bad("faults-profile", v, "expected default, none or partitions");
+		break;
+	case OPT_BROKEN:
+		if (tt_broken_parse(v, &o->broken))
+			rc = bad("broken", v, "expected coord.commit_before_log, part.ack_before_apply"
+				 " or sink.no_dedup");
+		break;
+	case OPT_EXPECT: o->expect_violation = 1; break;
+	case OPT_NO_PROXY: o->no_proxy = 1; break;
+	case OPT_GROUP: rc = num_opt("group-commit", v, 1, 1u << 20, &n); o->group_commit = (uint32_t)n; break;
+	case OPT_QUIET_BOUND: rc = dur_opt("quiet-bound", v, 100, &o->quiet_bound_ms); break;
+	case OPT_WORKDIR: o->workdir = v; break;
+	case OPT_BIN_DIR: o->bin_dir = v; break;
+	case OPT_COORD_BIN: o->coord_bin = v; break;
+	case OPT_KV_BIN: o->kv_bin = v; break;
+	case OPT_PROXY_BIN: o->proxy_bin = v; break;
+	case OPT_KEEP: o->keep = 1; break;
+	case OPT_QUIET: o->quiet = 1; break;
+	case OPT_RUN_DIR: *run_dir = v; break;
+	default: return 2;
+	}
+	return rc;
+}
+
+static uint64_t random_seed(void)
+{
+	uint64_t s = 0;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		if (read(fd, &s, sizeof(s)) != sizeof(s))
+			s = 0;
+		close(fd);
+	}
+	if (!s)
+		s = tpc_wall_ms() ^ ((uint64_t)getpid() << 32);
+	return s % 1000000000ULL; /* short enough to type */
+}
+
+static int parse_run(int argc, char **argv, struct tt_run_opts *o, const char **run_dir)
+{
+	int c;
+
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "hV", run_opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage_text, stdout);
+			exit(0);
+		}
+		if (c == 'V') {
+			printf("tpc-torture %s\n", TPC_VERSION);
+			exit(0);
+		}
+		if (c == '?') {
+			fputs("Try 'tpc-torture --help'.\n", stderr);
+			return 2;
+		}
+		if (apply_opt(o, c, optarg, run_dir))
+			return 2;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tpc-torture: unexpected argument '%s'\nTry 'tpc-torture --help'.\n",
+			argv[optind]);
+		return 2;
+	}
+	if (!o->seed_given)
+		o->seed = random_seed();
+	if (o->round_ms > o->duration_ms)
+		o->round_ms = o->duration_ms;
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct tt_runner *r = calloc(1, sizeof(*r));
+	const char *run_dir = NULL;
+	int rc;
+
+	if (!r)
+		return 2;
+	tt_run_opts_defaults(&r->o);
+	rc = parse_run(argc, argv, &r->o, &run_dir);
+	if (!rc && run_dir)
+		rc = bad("run-dir", run_dir, "is for `tpc-torture check`");
+	if (!rc && (rc = resolve_bins(r)))
+		rc = 2;
+	if (!rc)
+		rc = tt_run(r);
+	free(r);
+	return rc;
+}
+
+/* ---- check: the checker again over a kept run folder ---- */
+
+static unsigned count_entries(const char *dir, const char *prefix, const char *suffix)
+{
+	unsigned n = 0;
+	char path[PATH_MAX + 64];
+
+	for (unsigned i = 1; i <= TT_MAX_CLIENTS; i++) {
+		snprintf(path, sizeof(path), "%s/%s%u%s", dir, prefix, i, suffix);
+		if (access(path, F_OK))
+			break;
+		n = i;
+	}
+	return n;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	struct tt_runner *r = calloc(1, sizeof(*r));
+	const char *run_dir = NULL;
+	int rc;
+
+	if (!r)
+		return 2;
+	tt_run_opts_defaults(&r->o);
+	r->o.nparts = r->o.nclients = 0;
+	rc = parse_run(argc, argv, &r->o, &run_dir);
+	if (!rc && !run_dir) {
+		fputs("tpc-torture check: --run-dir DIR is required\n", stderr);
+		rc = 2;
+	}
+	if (!rc) {
+		snprintf(r->dir, sizeof(r->dir), "%s", run_dir);
+		r->check_only = 1;
+		if (!r->o.nparts)
+			r->o.nparts = count_entries(run_dir, "kv", "/sink.log");
+		if (!r->o.nclients)
+			r->o.nclients = count_entries(run_dir, "outcomes/client", ".txt");
+		long v = r->o.nparts ? tt_check_and_report(r) : -ENOENT;
+		if (v < 0)
+			fprintf(stderr, "tpc-torture check: cannot check %s: %s\n", run_dir,
+				tpc_strerror((int)v));
+		rc = v < 0 ? 2 : v > 0;
+	}
+	free(r);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc, argv);
+	if (!strcmp(argv[1], "client"))
+		return tt_client_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "check"))
+		return cmd_check(argc, argv);
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+		printf("tpc-torture %s\n", TPC_VERSION);
+		return 0;
+	}
+	fprintf(stderr, "tpc-torture: unknown command '%s'\nTry 'tpc-torture --help'.\n", argv[1]);
+	return 2;
+}
