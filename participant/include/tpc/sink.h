@@ -86,10 +86,21 @@ TPC_API tpc_sink *tpc_sink_new(const tpc_sink_ops *ops, void *self);
 /** @brief Destroy the sink (calls ops->destroy). NULL is a no-op. */
 TPC_API void tpc_sink_free(tpc_sink *sink);
 
-/* Calls through the handle, used by the participant and by tests. */
+/* Calls through the handle, used by the participant, by wrapping sinks and by tests. */
+
+/**
+ * @brief Call the sink's prepare() (see tpc_sink_ops).
+ * @return 0 (vote YES) or a negative code (vote NO); @p reason says why on refusal
+ */
 TPC_API int tpc_sink_prepare(tpc_sink *sink, const tpc_sink_txn *txn, char *reason,
 			     size_t reason_len);
+/**
+ * @brief Call the sink's commit(): durable and idempotent per txid when it returns 0.
+ * @param txns the caller keeps ownership; valid only during the call
+ * @return 0, or a negative code (none of @p txns may be taken as applied)
+ */
 TPC_API int tpc_sink_commit(tpc_sink *sink, const tpc_sink_txn *txns, size_t n);
+/** @brief Call the sink's abort() if it has one; otherwise nothing. */
 TPC_API void tpc_sink_abort(tpc_sink *sink, tpc_txid txid);
 /** @return 1 applied, 0 not applied, -ENOTSUP if the sink cannot tell, or an error. */
 TPC_API int tpc_sink_applied(tpc_sink *sink, tpc_txid txid);
