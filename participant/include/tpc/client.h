@@ -13,7 +13,13 @@
  * TPC_OUTCOME_UNKNOWN: the transaction may have committed. Resolve it with
  * tpc_client_status(), or by calling begin again with the same transaction key
  * (which reports an earlier commit instead of starting new work). The client
- * reconnects by itself on the next request.
+ * reconnects by itself on the next request; a failed connect completes the request
+ * with the socket's error (-ECONNREFUSED, ...) or -ETIMEDOUT.
+ *
+ * Signals: in blocking mode the library keeps SIGPIPE away from the calling thread for
+ * the duration of a call. An attached client writes from the application's loop, so the
+ * application must ignore SIGPIPE itself (signal(SIGPIPE, SIG_IGN)), as every libevent
+ * program writing to sockets must. A client is used by one thread at a time.
  */
 #ifndef TPC_CLIENT_H
 #define TPC_CLIENT_H
