@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the unit and multi-process integration tests of the sanitizer build
-# (ctest), then the install check (a release build installed into a temporary prefix,
-# and examples/embed built against it). Exits non-zero on any failure.
+# (ctest), the install check (a release build installed into a temporary prefix, and
+# examples/embed built against it), and the bounded torture (scripts/torture.sh: fixed
+# seeds plus one random seed, printed). Exits non-zero on any failure.
 set -euo pipefail
 ASAN_BUILD=${1:-build-asan}
 RELEASE_BUILD=${2:-build}
@@ -12,3 +13,6 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 (cd "$ASAN_BUILD" && ctest --output-on-failure --timeout 600 -j2)
 
 bash "$ROOT/tests/install/check-install.sh" "$(cd "$RELEASE_BUILD" && pwd)"
+
+# The bounded torture on the release build: fixed seeds, then a random one it prints.
+TPC_TORTURE_DURATION=${TPC_TORTURE_DURATION:-20s} bash "$ROOT/scripts/torture.sh" "$(cd "$RELEASE_BUILD" && pwd)"
