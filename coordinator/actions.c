@@ -205,9 +205,9 @@ void coord_on_lazy_timer(evutil_socket_t fd, short what, void *arg)
  * lost, the decision is resent after a restart and acked again as already applied), so
  * it waits to share the next COMMIT's batch instead of costing a sync of its own.
  */
-static void log_complete(struct coord_server *s, struct coord_txn *t)
+static void log_complete(struct coord_server *s, uint64_t txid)
 {
-	struct coord_rec *r = rec_new(COORD_REC_COMPLETE, t->txid);
+	struct coord_rec *r = rec_new(COORD_REC_COMPLETE, txid);
 
 	if (!r)
 		return; /* the record stays; resent and acked again after a restart: safe */
@@ -265,6 +265,10 @@ void coord_log_done(void *ctx, struct bw_item *item, int status)
 		tpc_logf(&s->log, TPC_LOG_ERROR, "log write failed (%d) for txid %llu", status,
 			 (unsigned long long)r->txid);
 	}
+	/* A COMPLETE that failed would leave an acknowledged decision in the log until the
+	 * next restart, listed as undelivered: write it again with the next batch. */
+	if (r->type == COORD_REC_COMPLETE && status < 0 && !s->stopping)
+		log_complete(s, r->txid);
 	coord_metrics_on_record(s, r, status);
 	if (r->type == COORD_REC_AUDIT || r->type == COORD_REC_DROP) {
 		coord_heuristic_logged(s, r, status); /* heuristic.c owns these records */
@@ -342,7 +346,7 @@ static void execute(struct coord_server *s, struct coord_txn *t, const struct co
 		break;
 	case ACT_LOG_COMPLETE:
 		if (!tpc_fault(&s->faults, TPC_FP_COORD_END_BEFORE_LOG))
-			log_complete(s, t); /* on failure the record stays: resent after a restart */
+			log_complete(s, t->txid); /* skipped: the record stays, resent after a restart */
 		break;
 	case ACT_REPLY_JOIN: reply_join(s, t, a); break;
 	case ACT_REPLY_OUTCOME: reply_outcome(s, t, a); break;

@@ -411,6 +411,11 @@ void part_writer_done(void *ctx, struct bw_item *item, int status)
 			 (unsigned long long)r->txid,
 			 r->type == PREC_APPLY ? "sink apply" : "state log write",
 			 tpc_strerror(result));
+	/* A drop that failed (a failing fsync) would leave the PREPARED record of a finished
+	 * transaction behind until the next restart, listed as in doubt: try it again with
+	 * the next batch. */
+	if (r->type == PREC_DROP && result < 0 && !p->stopping)
+		queue_drop(p, r->txid);
 	if (t && r->type != PREC_DROP) {
 		struct part_event ev = { .type = r->type == PREC_APPLY ? PEV_APPLIED : PEV_LOGGED,
 					 .status = result };
