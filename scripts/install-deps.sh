@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tpc needs to build, test and demo, when any is missing.
 # Safe to run repeatedly: it does nothing when everything is already installed.
-#   --bench   also what `make bench` needs to draw and write its report (gnuplot, python3);
+#   --bench   also what `make bench` needs to draw its report (gnuplot);
 #             `make` and `make test` do not need them.
 set -euo pipefail
 
@@ -9,8 +9,9 @@ PKGS=(build-essential cmake pkg-config
       libevent-dev liblmdb-dev lmdb-utils libprotobuf-c-dev protobuf-c-compiler
       libcmocka-dev libjansson-dev libinih-dev
       prometheus   # its promtool checks GET /metrics in tests/integration/test_admin.c
+      python3      # scripts/demo.sh and the install check pick free ports with it
       procps psmisc)
-[ "${1:-}" = --bench ] && PKGS+=(gnuplot-nox python3)
+[ "${1:-}" = --bench ] && PKGS+=(gnuplot-nox)
 
 missing=()
 for p in "${PKGS[@]}"; do
