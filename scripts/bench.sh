@@ -42,7 +42,8 @@ START=$SECONDS
 # run NAME ARGS...: one tpc-bench run; JSON to OUT/NAME.json, its summary to OUT/NAME.txt.
 run() {
     local name=$1; shift
-    local cmd=(tpc-bench --spawn --dir "$RUN_DIR" "$@")
+    # Recorded with the run folder relative to the repository, as a reader would type it.
+    local cmd=(tpc-bench --spawn --dir "${RUN_DIR#"$ROOT"/}" "$@")
     echo "${cmd[*]}" >>"$OUT/commands.txt"
     if ! "$BENCH" --spawn --dir "$RUN_DIR" "$@" --no-progress --json-file "$OUT/$name.json" \
             >"$OUT/$name.txt" 2>"$OUT/$name.err"; then
