@@ -37,6 +37,8 @@
  * -EPROTO for an unknown log format; -EBUSY when another process holds the log.
  */
 #include "log_store.h"
+#include "bytes.h"
+#include "lmdb_err.h"
 #include "util.h"
 
 #include <errno.h>
@@ -90,48 +92,6 @@ struct lmdb_log {
 
 /* ------------------------------------------------------------ small helpers */
 
-static int lmdb_err(int rc)
-{
-	return rc > 0 ? -rc : rc; /* errno values come back positive, MDB_* negative */
-}
-
-static void put_be16(unsigned char *p, uint16_t v)
-{
-	p[0] = (unsigned char)(v >> 8);
-	p[1] = (unsigned char)v;
-}
-
-static void put_be32(unsigned char *p, uint32_t v)
-{
-	for (int i = 3; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static void put_be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static uint16_t get_be16(const unsigned char *p)
-{
-	return (uint16_t)((unsigned)p[0] << 8 | p[1]);
-}
-
-static uint32_t get_be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_be64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 static struct coord_rec *next_rec(struct coord_rec *r)
 {
 	struct bw_item *it = r->item.next;
@@ -142,7 +102,7 @@ static struct coord_rec *next_rec(struct coord_rec *r)
 
 static int begin_read(struct lmdb_log *lg, MDB_txn **txn)
 {
-	return lmdb_err(mdb_txn_begin(lg->env, NULL, MDB_RDONLY, txn));
+	return tpc_lmdb_err(mdb_txn_begin(lg->env, NULL, MDB_RDONLY, txn));
 }
 
 /* --------------------------------------------------------- record encoding */
@@ -159,13 +119,13 @@ static size_t commit_size(const struct coord_rec *r)
 static void encode_commit(unsigned char *p, const struct coord_rec *r)
 {
 	p[0] = REC_COMMIT;
-	put_be64(p + 1, r->wall_ms);
-	put_be32(p + 9, r->nparts);
+	tpc_put_be64(p + 1, r->wall_ms);
+	tpc_put_be32(p + 9, r->nparts);
 	p += COMMIT_HDR_SIZE;
 	for (uint32_t i = 0; i < r->nparts; i++) {
 		size_t len = strlen(r->parts[i]);
 
-		put_be16(p, (uint16_t)len);
+		tpc_put_be16(p, (uint16_t)len);
 		memcpy(p + 2, r->parts[i], len);
 		p += 2 + len;
 	}
@@ -174,7 +134,7 @@ static void encode_commit(unsigned char *p, const struct coord_rec *r)
 static void encode_tombstone(unsigned char p[TOMB_SIZE], uint64_t wall_ms)
 {
 	p[0] = REC_COMPLETED;
-	put_be64(p + 1, wall_ms);
+	tpc_put_be64(p + 1, wall_ms);
 }
 
 static int is_tombstone(const MDB_val *v)
@@ -194,7 +154,7 @@ static int check_commit(const MDB_val *v, uint32_t *nparts, size_t *strbytes)
 
 	if (size < COMMIT_HDR_SIZE || p[0] != REC_COMMIT)
 		return -EBADMSG;
-	n = get_be32(p + 9);
+	n = tpc_get_be32(p + 9);
 	if (n > (size - COMMIT_HDR_SIZE) / 2)
 		return -EBADMSG;
 	for (uint32_t i = 0; i < n; i++) {
@@ -202,7 +162,7 @@ static int check_commit(const MDB_val *v, uint32_t *nparts, size_t *strbytes)
 
 		if (size - off < 2)
 			return -EBADMSG;
-		len = get_be16(p + off);
+		len = tpc_get_be16(p + off);
 		off += 2;
 		if (len > size - off || memchr(p + off, 0, len))
 			return -EBADMSG;
@@ -238,14 +198,14 @@ static int decode_commit(const MDB_val *v, uint64_t txid, struct coord_decision 
 	if (rc)
 		return rc;
 	d->txid = txid;
-	d->wall_ms = get_be64(p + 1);
+	d->wall_ms = tpc_get_be64(p + 1);
 	d->nparts = n;
 	d->parts = malloc((size_t)n * sizeof(char *) + bytes + 1);
 	if (!d->parts)
 		return -ENOMEM;
 	s = (char *)(d->parts + n);
 	for (uint32_t i = 0; i < n; i++) {
-		size_t len = get_be16(p + off);
+		size_t len = tpc_get_be16(p + off);
 
 		memcpy(s, p + off + 2, len);
 		s[len] = '\0';
@@ -307,10 +267,10 @@ static int put_key_record(struct lmdb_log *lg, MDB_txn *txn, const struct coord_
 	MDB_val k = { r->key_len, (void *)r->key };
 	MDB_val v = { sizeof(buf), buf };
 
-	put_be64(buf, r->txid);
-	put_be64(buf + 8, r->wall_ms);
+	tpc_put_be64(buf, r->txid);
+	tpc_put_be64(buf + 8, r->wall_ms);
 	buf[16] = 1;
-	return lmdb_err(mdb_put(txn, lg->keys, &k, &v, 0));
+	return tpc_lmdb_err(mdb_put(txn, lg->keys, &k, &v, 0));
 }
 
 static int apply_commit(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
@@ -320,10 +280,10 @@ static int apply_commit(struct lmdb_log *lg, MDB_txn *txn, const struct coord_re
 	MDB_val v = { commit_size(r), NULL };
 	int rc;
 
-	put_be64(kbuf, r->txid);
+	tpc_put_be64(kbuf, r->txid);
 	rc = mdb_put(txn, lg->decisions, &k, &v, MDB_RESERVE);
 	if (rc)
-		return lmdb_err(rc);
+		return tpc_lmdb_err(rc);
 	encode_commit(v.mv_data, r);
 	if (r->key && r->key_len)
 		return put_key_record(lg, txn, r);
@@ -337,20 +297,20 @@ static int apply_complete(struct lmdb_log *lg, MDB_txn *txn, const struct coord_
 	MDB_val v;
 	int rc;
 
-	put_be64(kbuf, r->txid);
+	tpc_put_be64(kbuf, r->txid);
 	rc = mdb_get(txn, lg->decisions, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return 0; /* never logged, or already swept: nothing to complete */
 	if (rc)
-		return lmdb_err(rc);
+		return tpc_lmdb_err(rc);
 	if (r->forget) /* no outcome retention: forget the decision outright */
-		return lmdb_err(mdb_del(txn, lg->decisions, &k, NULL));
+		return tpc_lmdb_err(mdb_del(txn, lg->decisions, &k, NULL));
 	if (is_tombstone(&v))
 		return 0; /* keep the first completion time */
 	encode_tombstone(tomb, r->wall_ms);
 	v.mv_size = sizeof(tomb);
 	v.mv_data = tomb;
-	return lmdb_err(mdb_put(txn, lg->decisions, &k, &v, 0));
+	return tpc_lmdb_err(mdb_put(txn, lg->decisions, &k, &v, 0));
 }
 
 static int apply_audit(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
@@ -359,8 +319,8 @@ static int apply_audit(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec
 	MDB_val k = { sizeof(kbuf), kbuf };
 	MDB_val v = { r->text_len, (void *)r->text };
 
-	put_be64(kbuf, r->audit_id);
-	return lmdb_err(mdb_put(txn, lg->audit, &k, &v, MDB_NOOVERWRITE));
+	tpc_put_be64(kbuf, r->audit_id);
+	return tpc_lmdb_err(mdb_put(txn, lg->audit, &k, &v, MDB_NOOVERWRITE));
 }
 
 /* An operator overrode a COMMIT: the decision goes, and its key when it names this txid. */
@@ -372,31 +332,31 @@ static int apply_drop(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec 
 	MDB_val v;
 	int rc;
 
-	put_be64(kbuf, r->txid);
+	tpc_put_be64(kbuf, r->txid);
 	rc = mdb_del(txn, lg->decisions, &k, NULL);
 	if (rc && rc != MDB_NOTFOUND)
-		return lmdb_err(rc);
+		return tpc_lmdb_err(rc);
 	if (!r->key || !r->key_len)
 		return 0;
 	rc = mdb_get(txn, lg->keys, &kk, &v);
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc)
-		return lmdb_err(rc);
-	if (v.mv_size != KEYREC_SIZE || get_be64(v.mv_data) != r->txid)
+		return tpc_lmdb_err(rc);
+	if (v.mv_size != KEYREC_SIZE || tpc_get_be64(v.mv_data) != r->txid)
 		return 0; /* a newer transaction owns the key now */
-	return lmdb_err(mdb_del(txn, lg->keys, &kk, NULL));
+	return tpc_lmdb_err(mdb_del(txn, lg->keys, &kk, NULL));
 }
 
 static int old_tombstone(const MDB_val *v, uint64_t before)
 {
-	return is_tombstone(v) && get_be64((const unsigned char *)v->mv_data + 1) < before;
+	return is_tombstone(v) && tpc_get_be64((const unsigned char *)v->mv_data + 1) < before;
 }
 
 static int old_key(const MDB_val *v, uint64_t before)
 {
 	return v->mv_size == KEYREC_SIZE &&
-	       get_be64((const unsigned char *)v->mv_data + 8) < before;
+	       tpc_get_be64((const unsigned char *)v->mv_data + 8) < before;
 }
 
 static int sweep_seek(MDB_cursor *c, const struct sweep_pos *pos, MDB_val *k, MDB_val *v)
@@ -442,7 +402,7 @@ static int sweep_db(MDB_txn *txn, MDB_dbi dbi, struct sweep_pos *pos, uint32_t l
 		return 0;
 	rc = mdb_cursor_open(txn, dbi, &c);
 	if (rc)
-		return lmdb_err(rc);
+		return tpc_lmdb_err(rc);
 	for (rc = sweep_seek(c, pos, &k, &v); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		if (scanned == max_scan || deleted == limit) {
@@ -462,7 +422,7 @@ static int sweep_db(MDB_txn *txn, MDB_dbi dbi, struct sweep_pos *pos, uint32_t l
 		rc = 0;
 	}
 	mdb_cursor_close(c);
-	return lmdb_err(rc);
+	return tpc_lmdb_err(rc);
 }
 
 static int apply_sweep(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
@@ -507,7 +467,7 @@ static int lmdb_write_batch(void *self, struct coord_rec *head, size_t n)
 		return rc;
 	rc = mdb_txn_begin(lg->env, NULL, 0, &txn);
 	if (rc)
-		return lmdb_err(rc);
+		return tpc_lmdb_err(rc);
 	for (size_t i = 0; i < n; i++, r = next_rec(r)) {
 		rc = apply_rec(lg, txn, r);
 		if (rc)
@@ -515,7 +475,7 @@ static int lmdb_write_batch(void *self, struct coord_rec *head, size_t n)
 	}
 	/* The synced commit: when it returns 0 every record above is on disk. It frees
 	 * the transaction whether or not it succeeds. */
-	return lmdb_err(mdb_txn_commit(txn));
+	return tpc_lmdb_err(mdb_txn_commit(txn));
 
 out_abort:
 	mdb_txn_abort(txn);
@@ -537,7 +497,7 @@ static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name, const void *val
 	MDB_val k = { strlen(name), (void *)name };
 	MDB_val v = { len, (void *)val };
 
-	return lmdb_err(mdb_put(txn, dbi, &k, &v, 0));
+	return tpc_lmdb_err(mdb_put(txn, dbi, &k, &v, 0));
 }
 
 /* A u64 meta value into *out; 0 when absent. */
@@ -550,10 +510,10 @@ static int meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *o
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc)
-		return lmdb_err(rc);
+		return tpc_lmdb_err(rc);
 	if (v.mv_size != 8)
 		return -EBADMSG;
-	*out = get_be64(v.mv_data);
+	*out = tpc_get_be64(v.mv_data);
 	return 0;
 }
 
@@ -561,7 +521,7 @@ static int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t va
 {
 	unsigned char buf[8];
 
-	put_be64(buf, val);
+	tpc_put_be64(buf, val);
 	return meta_put(txn, dbi, name, buf, sizeof(buf));
 }
 
@@ -569,7 +529,7 @@ static int meta_put_format(MDB_txn *txn, MDB_dbi dbi)
 {
 	unsigned char buf[4];
 
-	put_be32(buf, LOG_FORMAT);
+	tpc_put_be32(buf, LOG_FORMAT);
 	return meta_put(txn, dbi, META_FORMAT, buf, sizeof(buf));
 }
 
@@ -592,7 +552,7 @@ static int lmdb_write_meta(void *self, uint64_t id, uint64_t epoch)
 {
 	struct lmdb_log *lg = self;
 	MDB_txn *txn;
-	int rc = lmdb_err(mdb_txn_begin(lg->env, NULL, 0, &txn));
+	int rc = tpc_lmdb_err(mdb_txn_begin(lg->env, NULL, 0, &txn));
 
 	if (rc)
 		return rc;
@@ -605,7 +565,7 @@ static int lmdb_write_meta(void *self, uint64_t id, uint64_t epoch)
 	rc = meta_put_format(txn, lg->meta);
 	if (rc)
 		goto out_abort;
-	return lmdb_err(mdb_txn_commit(txn)); /* synced */
+	return tpc_lmdb_err(mdb_txn_commit(txn)); /* synced */
 
 out_abort:
 	mdb_txn_abort(txn);
@@ -625,7 +585,7 @@ static int load_one(const MDB_val *k, const MDB_val *v,
 		return -EBADMSG;
 	if (is_tombstone(v))
 		return 0;
-	rc = decode_commit(v, get_be64(k->mv_data), &d);
+	rc = decode_commit(v, tpc_get_be64(k->mv_data), &d);
 	if (rc)
 		return rc;
 	rc = cb(arg, &d);
@@ -645,13 +605,13 @@ static int lmdb_load_decisions(void *self, int (*cb)(void *arg, const struct coo
 
 	if (rc)
 		return rc;
-	rc = lmdb_err(mdb_cursor_open(txn, lg->decisions, &c));
+	rc = tpc_lmdb_err(mdb_cursor_open(txn, lg->decisions, &c));
 	if (rc)
 		goto out_txn;
 	for (;;) {
 		rc = mdb_cursor_get(c, &k, &v, op);
 		if (rc) {
-			rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(rc);
+			rc = rc == MDB_NOTFOUND ? 0 : tpc_lmdb_err(rc);
 			break;
 		}
 		op = MDB_NEXT;
@@ -676,12 +636,12 @@ static int lmdb_lookup_txid(void *self, uint64_t txid)
 
 	if (rc)
 		return rc;
-	put_be64(kbuf, txid);
+	tpc_put_be64(kbuf, txid);
 	rc = mdb_get(txn, lg->decisions, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		rc = 0;
 	else if (rc)
-		rc = lmdb_err(rc);
+		rc = tpc_lmdb_err(rc);
 	else
 		rc = check_decision(&v) ? -EBADMSG : 1;
 	mdb_txn_abort(txn);
@@ -694,8 +654,8 @@ static int decode_key_record(const MDB_val *v, struct coord_key_info *info)
 
 	if (v->mv_size != KEYREC_SIZE || p[16] > 1)
 		return -EBADMSG;
-	info->txid = get_be64(p);
-	info->wall_ms = get_be64(p + 8);
+	info->txid = tpc_get_be64(p);
+	info->wall_ms = tpc_get_be64(p + 8);
 	info->committed = p[16];
 	return 1;
 }
@@ -718,7 +678,7 @@ static int lmdb_lookup_key(void *self, const char *key, size_t key_len,
 	if (rc == MDB_NOTFOUND)
 		rc = 0;
 	else if (rc)
-		rc = lmdb_err(rc);
+		rc = tpc_lmdb_err(rc);
 	else
 		rc = decode_key_record(&v, info);
 	mdb_txn_abort(txn);
@@ -744,7 +704,7 @@ static int lmdb_stats(void *self, uint64_t *decisions, uint64_t *keys, uint64_t 
 	if (rc == 0)
 		rc = mdb_env_info(lg->env, &info);
 	if (rc)
-		return lmdb_err(rc);
+		return tpc_lmdb_err(rc);
 	if (decisions)
 		*decisions = ds.ms_entries;
 	if (keys)
@@ -762,7 +722,7 @@ static int audit_seek(MDB_cursor *c, uint64_t before, MDB_val *k, MDB_val *v)
 
 	if (before == 0)
 		return mdb_cursor_get(c, k, v, MDB_LAST);
-	put_be64(kbuf, before);
+	tpc_put_be64(kbuf, before);
 	k->mv_size = sizeof(kbuf);
 	k->mv_data = kbuf;
 	rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE); /* first id >= before */
@@ -785,19 +745,19 @@ static int lmdb_audit_list(void *self, uint64_t before, uint32_t limit, coord_au
 
 	if (rc)
 		return rc;
-	rc = lmdb_err(mdb_cursor_open(txn, lg->audit, &c));
+	rc = tpc_lmdb_err(mdb_cursor_open(txn, lg->audit, &c));
 	if (rc)
 		goto out_txn;
 	for (rc = audit_seek(c, before, &k, &v); rc == 0 && n < limit;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_PREV), n++) {
-		int stop = k.mv_size == 8 ? cb(arg, get_be64(k.mv_data), v.mv_data, v.mv_size)
+		int stop = k.mv_size == 8 ? cb(arg, tpc_get_be64(k.mv_data), v.mv_data, v.mv_size)
 					  : -EBADMSG;
 		if (stop) {
 			rc = stop; /* the callback's own value, passed through as it is */
 			goto out_cursor;
 		}
 	}
-	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(rc);
+	rc = rc == MDB_NOTFOUND ? 0 : tpc_lmdb_err(rc);
 out_cursor:
 	mdb_cursor_close(c);
 out_txn:
@@ -885,7 +845,7 @@ out_close:
 	lg->env = NULL;
 out_err:
 	tpc_set_err(err, errlen, "%s: %s: %s", dir, what, mdb_strerror(rc));
-	return lmdb_err(rc);
+	return tpc_lmdb_err(rc);
 }
 
 /* Refuse a format this build does not read; stamp a new log with ours. */
@@ -900,14 +860,14 @@ static int check_format(MDB_txn *txn, MDB_dbi meta, const char *dir, char *err,
 		return meta_put_format(txn, meta);
 	if (rc) {
 		tpc_set_err(err, errlen, "%s: reading the log format: %s", dir, mdb_strerror(rc));
-		return lmdb_err(rc);
+		return tpc_lmdb_err(rc);
 	}
 	if (v.mv_size != 4) {
 		tpc_set_err(err, errlen, "%s: corrupt log format record (%zu bytes)", dir,
 			v.mv_size);
 		return -EBADMSG;
 	}
-	fmt = get_be32(v.mv_data);
+	fmt = tpc_get_be32(v.mv_data);
 	if (fmt != LOG_FORMAT) {
 		tpc_set_err(err, errlen, "%s: unsupported log format %u (this build reads format %u)",
 			dir, fmt, LOG_FORMAT);
@@ -924,7 +884,7 @@ static int open_db(MDB_txn *txn, const char *name, MDB_dbi *dbi, const char *dir
 	if (rc)
 		tpc_set_err(err, errlen, "%s: opening database \"%s\": %s", dir, name,
 			mdb_strerror(rc));
-	return lmdb_err(rc);
+	return tpc_lmdb_err(rc);
 }
 
 /* Open (creating) the four databases and check the format, in one write txn. */
@@ -935,7 +895,7 @@ static int open_dbs(struct lmdb_log *lg, const char *dir, char *err, size_t errl
 
 	if (rc) {
 		tpc_set_err(err, errlen, "%s: mdb_txn_begin: %s", dir, mdb_strerror(rc));
-		return lmdb_err(rc);
+		return tpc_lmdb_err(rc);
 	}
 	rc = open_db(txn, "meta", &lg->meta, dir, err, errlen);
 	if (rc == 0)
@@ -953,7 +913,7 @@ static int open_dbs(struct lmdb_log *lg, const char *dir, char *err, size_t errl
 	rc = mdb_txn_commit(txn);
 	if (rc)
 		tpc_set_err(err, errlen, "%s: mdb_txn_commit: %s", dir, mdb_strerror(rc));
-	return lmdb_err(rc);
+	return tpc_lmdb_err(rc);
 }
 
 int coord_log_lmdb_open(struct coord_log *log, const char *dir, size_t map_size, char *err,

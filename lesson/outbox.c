@@ -38,6 +38,7 @@
 
 #include <lmdb.h>
 
+#include "bytes.h"
 #include "cli.h"
 #include "eventlog.h"
 #include "events.h"
@@ -129,12 +130,6 @@ static int meta_put(struct ob *b, MDB_txn *txn, const char *key, uint64_t n)
 	return mdb_rc(mdb_put(txn, b->meta, &k, &v, 0));
 }
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
 /* ---- the order service ---- */
 
 /* Order i: write it (and, with the outbox, its event) in one local transaction. */
@@ -152,7 +147,7 @@ static int create_order(struct ob *b, uint64_t i, const char *payload, size_t le
 		uint8_t seq[8];
 		uint64_t s = meta_get(b, txn, "next_seq");
 		MDB_val sk = { sizeof(seq), seq };
-		put_be64(seq, s);
+		tpc_put_be64(seq, s);
 		rc = mdb_rc(mdb_put(txn, b->outbox, &sk, &v, 0));
 		if (!rc)
 			rc = meta_put(b, txn, "next_seq", s + 1);

@@ -17,6 +17,7 @@
 #include <lmdb.h>
 
 #include "bytes.h"
+#include "lmdb_err.h"
 #include "util.h"
 
 #define REC_HDR 16 /* wall_ms, epoch */
@@ -25,11 +26,6 @@ struct part_log {
 	MDB_env *env;
 	MDB_dbi prepared, meta;
 };
-
-static int lmdb_err(int rc)
-{
-	return rc > 0 ? -rc : rc;
-}
 
 /* ---- writes blob ---- */
 
@@ -139,7 +135,7 @@ static int open_env(MDB_env **env, const char *dir, uint64_t map_size, unsigned 
 {
 	int rc = mdb_env_create(env);
 	if (rc)
-		return lmdb_err(rc);
+		return tpc_lmdb_err(rc);
 	mdb_env_set_maxdbs(*env, 4);
 	if (map_size)
 		mdb_env_set_mapsize(*env, map_size);
@@ -147,7 +143,7 @@ static int open_env(MDB_env **env, const char *dir, uint64_t map_size, unsigned 
 	if (rc) {
 		mdb_env_close(*env);
 		*env = NULL;
-		return lmdb_err(rc);
+		return tpc_lmdb_err(rc);
 	}
 	return 0;
 }
@@ -172,13 +168,13 @@ int part_log_open(struct part_log **out, const char *dir, uint64_t map_size, cha
 		tpc_set_err(err, errlen, "cannot open the state log in %s: %s", dir, mdb_strerror(-rc));
 		goto out_free;
 	}
-	rc = lmdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
+	rc = tpc_lmdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
 	if (!rc)
-		rc = lmdb_err(mdb_dbi_open(txn, "prepared", MDB_CREATE, &l->prepared));
+		rc = tpc_lmdb_err(mdb_dbi_open(txn, "prepared", MDB_CREATE, &l->prepared));
 	if (!rc)
-		rc = lmdb_err(mdb_dbi_open(txn, "meta", MDB_CREATE, &l->meta));
+		rc = tpc_lmdb_err(mdb_dbi_open(txn, "meta", MDB_CREATE, &l->meta));
 	if (!rc)
-		rc = lmdb_err(mdb_txn_commit(txn));
+		rc = tpc_lmdb_err(mdb_txn_commit(txn));
 	else
 		mdb_txn_abort(txn);
 	if (rc) {
@@ -210,7 +206,7 @@ static int get_epoch(MDB_txn *txn, MDB_dbi meta, uint64_t *epoch)
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc)
-		return lmdb_err(rc);
+		return tpc_lmdb_err(rc);
 	if (v.mv_size != 8)
 		return TPC_ECORRUPT;
 	*epoch = tpc_get_be64(v.mv_data);
@@ -226,7 +222,7 @@ static int put_epoch(MDB_txn *txn, MDB_dbi meta, uint64_t epoch)
 	unsigned char buf[8];
 	tpc_put_be64(buf, epoch);
 	MDB_val k = { 13, (void *)"highest_epoch" }, v = { 8, buf };
-	return lmdb_err(mdb_put(txn, meta, &k, &v, 0));
+	return tpc_lmdb_err(mdb_put(txn, meta, &k, &v, 0));
 }
 
 static int put_prepared(MDB_txn *txn, MDB_dbi dbi, const struct part_log_put *p)
@@ -237,7 +233,7 @@ static int put_prepared(MDB_txn *txn, MDB_dbi dbi, const struct part_log_put *p)
 	tpc_put_be64(kb, p->txid);
 	int rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
 	if (rc)
-		return lmdb_err(rc);
+		return tpc_lmdb_err(rc);
 	unsigned char *d = v.mv_data;
 	tpc_put_be64(d, p->wall_ms);
 	tpc_put_be64(d + 8, p->epoch);
@@ -252,14 +248,14 @@ static int del_prepared(MDB_txn *txn, MDB_dbi dbi, uint64_t txid)
 
 	tpc_put_be64(kb, txid);
 	int rc = mdb_del(txn, dbi, &k, NULL);
-	return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc);
+	return rc == MDB_NOTFOUND ? 0 : tpc_lmdb_err(rc);
 }
 
 int part_log_write(struct part_log *l, const struct part_log_put *puts, size_t nputs,
 		   const uint64_t *dels, size_t ndels, uint64_t highest_epoch)
 {
 	MDB_txn *txn;
-	int rc = lmdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
+	int rc = tpc_lmdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
 
 	if (rc)
 		return rc;
@@ -273,13 +269,13 @@ int part_log_write(struct part_log *l, const struct part_log_put *puts, size_t n
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	return lmdb_err(mdb_txn_commit(txn)); /* synced: rule D6 */
+	return tpc_lmdb_err(mdb_txn_commit(txn)); /* synced: rule D6 */
 }
 
 int part_log_read_epoch(struct part_log *l, uint64_t *epoch)
 {
 	MDB_txn *txn;
-	int rc = lmdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn));
+	int rc = tpc_lmdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn));
 	if (rc)
 		return rc;
 	rc = get_epoch(txn, l->meta, epoch);
@@ -291,7 +287,7 @@ static int walk(MDB_txn *txn, MDB_dbi dbi, part_log_load_fn fn, void *arg)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
-	int rc = lmdb_err(mdb_cursor_open(txn, dbi, &cur));
+	int rc = tpc_lmdb_err(mdb_cursor_open(txn, dbi, &cur));
 
 	if (rc)
 		return rc;
@@ -307,13 +303,13 @@ static int walk(MDB_txn *txn, MDB_dbi dbi, part_log_load_fn fn, void *arg)
 			break;
 	}
 	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc);
+	return rc == MDB_NOTFOUND ? 0 : tpc_lmdb_err(rc);
 }
 
 int part_log_load(struct part_log *l, part_log_load_fn fn, void *arg)
 {
 	MDB_txn *txn;
-	int rc = lmdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn));
+	int rc = tpc_lmdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn));
 	if (rc)
 		return rc;
 	rc = walk(txn, l->prepared, fn, arg);
@@ -370,9 +366,9 @@ int part_log_list_dir(const char *dir, tpc_prepared_info **out, size_t *n)
 	*n = 0;
 	if (rc)
 		return rc;
-	rc = lmdb_err(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
+	rc = tpc_lmdb_err(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
 	if (!rc) {
-		rc = lmdb_err(mdb_dbi_open(txn, "prepared", 0, &dbi));
+		rc = tpc_lmdb_err(mdb_dbi_open(txn, "prepared", 0, &dbi));
 		if (!rc)
 			rc = walk(txn, dbi, list_one, &lc);
 		mdb_txn_abort(txn);

@@ -45,6 +45,7 @@
 #include <sys/stat.h>
 
 #include "sink_int.h"
+#include "util.h"
 
 #define MAX_KEY ((size_t)64 << 10)     /* 64 KiB */
 #define MAX_VALUE ((size_t)16 << 20)   /* 16 MiB */
@@ -417,38 +418,23 @@ out_err:
 
 /* ----------------------------------------------------------------- prepare */
 
-static void set_reason(char *reason, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_reason(char *reason, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!reason || len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(reason, len, fmt, ap);
-	va_end(ap);
-}
-
-/* 0 if commit() can store @p t; else -EINVAL with a reason. */
 static int check_txn(const tpc_sink_txn *t, char *reason, size_t reason_len)
 {
 	if (t->txid == 0 || (t->nwrites > 0 && !t->writes)) {
-		set_reason(reason, reason_len, "malformed transaction");
+		tpc_set_err(reason, reason_len, "malformed transaction");
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < t->nwrites; i++) {
 		const tpc_write *w = &t->writes[i];
 
 		if (w->key_len == 0 || w->key_len > MAX_KEY || !w->key) {
-			set_reason(reason, reason_len,
+			tpc_set_err(reason, reason_len,
 				   "write %zu: key of %zu bytes; the file sink takes 1..%zu", i,
 				   w->key_len, MAX_KEY);
 			return -EINVAL;
 		}
 		if (w->value_len > MAX_VALUE || (w->value_len > 0 && !w->value)) {
-			set_reason(reason, reason_len,
+			tpc_set_err(reason, reason_len,
 				   "write %zu: value of %zu bytes; the file sink takes up to %zu", i,
 				   w->value_len, MAX_VALUE);
 			return -EINVAL;

@@ -48,6 +48,8 @@
 #include <lmdb.h>
 
 #include "sink_int.h"
+#include "bytes.h"
+#include "lmdb_err.h"
 #include "util.h"
 
 #define DEFAULT_MAP_SIZE ((size_t)1 << 30) /* 1 GiB */
@@ -71,40 +73,6 @@ struct lmdb_sink {
 static const tpc_sink_ops lmdb_ops;
 
 /* ------------------------------------------------------------ small helpers */
-
-static int lmdb_err(int rc)
-{
-	return rc > 0 ? -rc : rc; /* errno values come back positive, MDB_* negative */
-}
-
-static void put_be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-}
-
-static uint64_t get_be64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void set_reason(char *reason, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_reason(char *reason, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!reason || len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(reason, len, fmt, ap);
-	va_end(ap);
-}
 
 /* The first KEY_SHOWN bytes of @p key, printable: \xNN for anything outside ASCII
  * 0x20..0x7e and for '"' and '\\'; "..." when cut. @p out holds at least 4*KEY_SHOWN+4. */
@@ -187,16 +155,16 @@ static int open_dbs(struct lmdb_sink *s)
 	MDB_txn *txn;
 	int rc;
 
-	rc = lmdb_err(mdb_txn_begin(s->env, NULL, 0, &txn));
+	rc = tpc_lmdb_err(mdb_txn_begin(s->env, NULL, 0, &txn));
 	if (rc)
 		return rc;
-	rc = lmdb_err(mdb_dbi_open(txn, DB_DATA, MDB_CREATE, &s->data));
+	rc = tpc_lmdb_err(mdb_dbi_open(txn, DB_DATA, MDB_CREATE, &s->data));
 	if (rc)
 		goto out_abort;
-	rc = lmdb_err(mdb_dbi_open(txn, DB_APPLIED, MDB_CREATE, &s->applied));
+	rc = tpc_lmdb_err(mdb_dbi_open(txn, DB_APPLIED, MDB_CREATE, &s->applied));
 	if (rc)
 		goto out_abort;
-	return lmdb_err(mdb_txn_commit(txn));
+	return tpc_lmdb_err(mdb_txn_commit(txn));
 out_abort:
 	mdb_txn_abort(txn);
 	return rc;
@@ -206,16 +174,16 @@ static int open_env(struct lmdb_sink *s, const char *dir, size_t map_size)
 {
 	int rc;
 
-	rc = lmdb_err(mdb_env_create(&s->env));
+	rc = tpc_lmdb_err(mdb_env_create(&s->env));
 	if (rc)
 		return rc;
-	rc = lmdb_err(mdb_env_set_maxdbs(s->env, 2));
+	rc = tpc_lmdb_err(mdb_env_set_maxdbs(s->env, 2));
 	if (rc)
 		return rc;
-	rc = lmdb_err(mdb_env_set_mapsize(s->env, map_size ? map_size : DEFAULT_MAP_SIZE));
+	rc = tpc_lmdb_err(mdb_env_set_mapsize(s->env, map_size ? map_size : DEFAULT_MAP_SIZE));
 	if (rc)
 		return rc;
-	rc = lmdb_err(mdb_env_open(s->env, dir, MDB_NOTLS, 0600));
+	rc = tpc_lmdb_err(mdb_env_open(s->env, dir, MDB_NOTLS, 0600));
 	if (rc)
 		return rc;
 	s->max_key = (size_t)mdb_env_get_maxkeysize(s->env);
@@ -226,7 +194,7 @@ static int open_env(struct lmdb_sink *s, const char *dir, size_t map_size)
 		return rc;
 	/* A process killed inside mdb_txn_commit may leave a visible but unsynced meta
 	 * page in the page cache; sync it before "applied" answers are trusted (D3). */
-	rc = lmdb_err(mdb_env_sync(s->env, 1));
+	rc = tpc_lmdb_err(mdb_env_sync(s->env, 1));
 	if (rc)
 		return rc;
 	return fsync_dir(dir); /* data.mdb's directory entry is durable too */
@@ -288,12 +256,12 @@ static int check_write(const struct lmdb_sink *s, const tpc_write *w, size_t i, 
 		       size_t reason_len)
 {
 	if (w->key_len == 0 || w->key_len > s->max_key || !w->key) {
-		set_reason(reason, reason_len, "write %zu: key of %zu bytes; the LMDB sink takes 1..%zu",
+		tpc_set_err(reason, reason_len, "write %zu: key of %zu bytes; the LMDB sink takes 1..%zu",
 			   i, w->key_len, s->max_key);
 		return TPC_EREFUSED;
 	}
 	if (w->value_len > MAX_VALUE || (w->value_len > 0 && !w->value)) {
-		set_reason(reason, reason_len, "write %zu: value of %zu bytes; the LMDB sink takes up to %zu",
+		tpc_set_err(reason, reason_len, "write %zu: value of %zu bytes; the LMDB sink takes up to %zu",
 			   i, w->value_len, MAX_VALUE);
 		return TPC_EREFUSED;
 	}
@@ -307,7 +275,7 @@ static int lmdb_prepare(void *self, const tpc_sink_txn *txn, char *reason, size_
 	int rc;
 
 	if (txn->txid == 0 || (txn->nwrites > 0 && !txn->writes)) {
-		set_reason(reason, reason_len, "malformed transaction");
+		tpc_set_err(reason, reason_len, "malformed transaction");
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < txn->nwrites; i++) {
@@ -318,7 +286,7 @@ static int lmdb_prepare(void *self, const tpc_sink_txn *txn, char *reason, size_
 			return rc;
 		if (s->refuse && s->refuse(s->refuse_arg, w)) {
 			printable_key(shown, w->key, w->key_len);
-			set_reason(reason, reason_len, "key \"%s\" refused by the sink", shown);
+			tpc_set_err(reason, reason_len, "key \"%s\" refused by the sink", shown);
 			return TPC_EREFUSED;
 		}
 	}
@@ -335,10 +303,10 @@ static int put_value(struct lmdb_sink *s, MDB_txn *txn, tpc_txid txid, const tpc
 
 	if (w->key_len == 0 || w->key_len > s->max_key || w->value_len > MAX_VALUE)
 		return -EINVAL;
-	rc = lmdb_err(mdb_put(txn, s->data, &k, &v, MDB_RESERVE));
+	rc = tpc_lmdb_err(mdb_put(txn, s->data, &k, &v, MDB_RESERVE));
 	if (rc)
 		return rc;
-	put_be64(v.mv_data, txid);
+	tpc_put_be64(v.mv_data, txid);
 	if (w->value_len > 0)
 		memcpy((unsigned char *)v.mv_data + TXID_SIZE, w->value, w->value_len);
 	return 0;
@@ -352,11 +320,11 @@ static int is_applied(struct lmdb_sink *s, MDB_txn *txn, tpc_txid txid)
 	MDB_val v;
 	int rc;
 
-	put_be64(kbuf, txid);
+	tpc_put_be64(kbuf, txid);
 	rc = mdb_get(txn, s->applied, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return 0;
-	return rc ? lmdb_err(rc) : 1;
+	return rc ? tpc_lmdb_err(rc) : 1;
 }
 
 static int apply_txn(struct lmdb_sink *s, MDB_txn *txn, const tpc_sink_txn *t, uint64_t now)
@@ -376,9 +344,9 @@ static int apply_txn(struct lmdb_sink *s, MDB_txn *txn, const tpc_sink_txn *t, u
 		if (rc)
 			return rc;
 	}
-	put_be64(kbuf, t->txid);
-	put_be64(vbuf, now);
-	return lmdb_err(mdb_put(txn, s->applied, &k, &v, 0));
+	tpc_put_be64(kbuf, t->txid);
+	tpc_put_be64(vbuf, now);
+	return tpc_lmdb_err(mdb_put(txn, s->applied, &k, &v, 0));
 }
 
 static int lmdb_commit(void *self, const tpc_sink_txn *txns, size_t n)
@@ -390,7 +358,7 @@ static int lmdb_commit(void *self, const tpc_sink_txn *txns, size_t n)
 
 	if (n == 0)
 		return 0;
-	rc = lmdb_err(mdb_txn_begin(s->env, NULL, 0, &txn));
+	rc = tpc_lmdb_err(mdb_txn_begin(s->env, NULL, 0, &txn));
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < n; i++) {
@@ -398,7 +366,7 @@ static int lmdb_commit(void *self, const tpc_sink_txn *txns, size_t n)
 		if (rc)
 			goto out_abort;
 	}
-	return lmdb_err(mdb_txn_commit(txn)); /* synced (D6); frees txn either way */
+	return tpc_lmdb_err(mdb_txn_commit(txn)); /* synced (D6); frees txn either way */
 out_abort:
 	mdb_txn_abort(txn);
 	return rc;
@@ -410,7 +378,7 @@ static int lmdb_applied(void *self, tpc_txid txid)
 	MDB_txn *txn;
 	int rc;
 
-	rc = lmdb_err(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn));
+	rc = tpc_lmdb_err(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn));
 	if (rc)
 		return rc;
 	rc = is_applied(s, txn, txid);
@@ -453,7 +421,7 @@ static int copy_record(const MDB_val *v, void **value, size_t *value_len, tpc_tx
 		memcpy(*value, (const unsigned char *)v->mv_data + TXID_SIZE, len);
 	*value_len = len;
 	if (txid)
-		*txid = get_be64(v->mv_data);
+		*txid = tpc_get_be64(v->mv_data);
 	return 1;
 }
 
@@ -472,14 +440,14 @@ int tpc_sink_lmdb_get(tpc_sink *sink, const void *key, size_t key_len, void **va
 	*value_len = 0;
 	if (!s || !key || key_len == 0 || key_len > s->max_key)
 		return -EINVAL;
-	rc = lmdb_err(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn));
+	rc = tpc_lmdb_err(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn));
 	if (rc)
 		return rc;
 	rc = mdb_get(txn, s->data, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		rc = 0;
 	else if (rc)
-		rc = lmdb_err(rc);
+		rc = tpc_lmdb_err(rc);
 	else
 		rc = copy_record(&v, value, value_len, txid);
 	mdb_txn_abort(txn);
@@ -532,20 +500,20 @@ static int ro_open(struct ro_view *ro, const char *dir, const char *name)
 	rc = data_file_exists(dir); /* else LMDB would create a lock file in an empty dir */
 	if (rc)
 		return rc;
-	rc = lmdb_err(mdb_env_create(&ro->env));
+	rc = tpc_lmdb_err(mdb_env_create(&ro->env));
 	if (rc)
 		goto out_close;
-	rc = lmdb_err(mdb_env_set_maxdbs(ro->env, 2));
+	rc = tpc_lmdb_err(mdb_env_set_maxdbs(ro->env, 2));
 	if (rc)
 		goto out_close;
-	rc = lmdb_err(mdb_env_open(ro->env, dir, MDB_RDONLY | MDB_NOTLS, 0600));
+	rc = tpc_lmdb_err(mdb_env_open(ro->env, dir, MDB_RDONLY | MDB_NOTLS, 0600));
 	if (rc)
 		goto out_close;
-	rc = lmdb_err(mdb_txn_begin(ro->env, NULL, MDB_RDONLY, &ro->txn));
+	rc = tpc_lmdb_err(mdb_txn_begin(ro->env, NULL, MDB_RDONLY, &ro->txn));
 	if (rc)
 		goto out_close;
 	rc = mdb_dbi_open(ro->txn, name, 0, &ro->dbi);
-	rc = rc == MDB_NOTFOUND ? -ENOENT : lmdb_err(rc);
+	rc = rc == MDB_NOTFOUND ? -ENOENT : tpc_lmdb_err(rc);
 	if (rc)
 		goto out_close;
 	return 0;
@@ -560,7 +528,7 @@ static int dump_walk(struct ro_view *ro, tpc_sink_lmdb_dump_fn fn, void *arg)
 	MDB_val k, v;
 	int rc, op = MDB_FIRST;
 
-	rc = lmdb_err(mdb_cursor_open(ro->txn, ro->dbi, &c));
+	rc = tpc_lmdb_err(mdb_cursor_open(ro->txn, ro->dbi, &c));
 	if (rc)
 		return rc;
 	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
@@ -570,11 +538,11 @@ static int dump_walk(struct ro_view *ro, tpc_sink_lmdb_dump_fn fn, void *arg)
 			goto out_close;
 		}
 		rc = fn(arg, k.mv_data, k.mv_size, (const unsigned char *)v.mv_data + TXID_SIZE,
-			v.mv_size - TXID_SIZE, get_be64(v.mv_data));
+			v.mv_size - TXID_SIZE, tpc_get_be64(v.mv_data));
 		if (rc)
 			goto out_close;
 	}
-	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(rc);
+	rc = rc == MDB_NOTFOUND ? 0 : tpc_lmdb_err(rc);
 out_close:
 	mdb_cursor_close(c);
 	return rc;
@@ -607,7 +575,7 @@ int tpc_sink_lmdb_applied_count(const char *dir, uint64_t *count)
 	rc = ro_open(&ro, dir, DB_APPLIED);
 	if (rc)
 		return rc;
-	rc = lmdb_err(mdb_stat(ro.txn, ro.dbi, &st));
+	rc = tpc_lmdb_err(mdb_stat(ro.txn, ro.dbi, &st));
 	if (rc == 0)
 		*count = st.ms_entries;
 	ro_close(&ro);
