@@ -51,6 +51,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "wire_err.h"
 #include "frame.h"
 #include "maps.h"
 #include "tpc/client.h"
@@ -147,20 +148,6 @@ static const char *kind_name(enum req_kind k)
 	case REQ_STATUS: return "status";
 	}
 	return "request";
-}
-
-static int map_error(Tpc__ErrorCode code)
-{
-	switch (code) {
-	case TPC__ERROR_CODE__ERR_NOT_FOUND: return TPC_ENOTFOUND;
-	case TPC__ERROR_CODE__ERR_NOT_ACTIVE: return TPC_ENOTACTIVE;
-	case TPC__ERROR_CODE__ERR_LIMIT: return TPC_ELIMIT;
-	case TPC__ERROR_CODE__ERR_NOT_PARTICIPANT: return TPC_ENOTPART;
-	case TPC__ERROR_CODE__ERR_UNAVAILABLE: return TPC_EUNAVAIL;
-	case TPC__ERROR_CODE__ERR_VERSION: return TPC_EVERSION;
-	case TPC__ERROR_CODE__ERR_INVALID: return TPC_EINVALMSG;
-	default: return TPC_EPROTO; /* ERR_BAD_FRAME, ERR_PROTOCOL, unknown codes */
-	}
 }
 
 /* ---- the pending list ----------------------------------------------------------------- */
@@ -396,7 +383,7 @@ static void on_error(struct tpc_client *c, uint64_t request_id, struct creq *r,
 		     const Tpc__Error *m)
 {
 	const char *msg = m->message && m->message[0] ? m->message : "error without a message";
-	int err = map_error(m->code);
+	int err = tpc_error_from_wire(m->code);
 
 	if (!r && request_id && request_id != c->hello_id)
 		return; /* the answer to a request that timed out */

@@ -10,6 +10,7 @@
  * (MDB_KEYEXIST .. MDB_LAST_ERRCODE, already negative) as the LMDB sink passes them
  * through; the TPC_E* band below -1000 for tpc's own conditions.
  */
+#include "wire_err.h"
 #include "tpc/common.h"
 
 #include <string.h>
@@ -86,4 +87,18 @@ const char *tpc_status_str(tpc_status s)
 const char *tpc_version(void)
 {
 	return TPC_VERSION;
+}
+
+int tpc_error_from_wire(Tpc__ErrorCode code)
+{
+	switch (code) {
+	case TPC__ERROR_CODE__ERR_NOT_FOUND: return TPC_ENOTFOUND;
+	case TPC__ERROR_CODE__ERR_NOT_ACTIVE: return TPC_ENOTACTIVE;
+	case TPC__ERROR_CODE__ERR_LIMIT: return TPC_ELIMIT;
+	case TPC__ERROR_CODE__ERR_NOT_PARTICIPANT: return TPC_ENOTPART;
+	case TPC__ERROR_CODE__ERR_UNAVAILABLE: return TPC_EUNAVAIL;
+	case TPC__ERROR_CODE__ERR_VERSION: return TPC_EVERSION;
+	case TPC__ERROR_CODE__ERR_INVALID: return TPC_EINVALMSG;
+	default: return TPC_EPROTO; /* ERR_BAD_FRAME, ERR_PROTOCOL, unknown codes */
+	}
 }

@@ -6,6 +6,7 @@
  * errors) find their transaction without a table of outstanding requests.
  */
 #include "part_int.h"
+#include "wire_err.h"
 #include "broken.h"
 
 #include <errno.h>
@@ -101,20 +102,6 @@ static void send_hello(struct tpc_participant *p)
 	tpc_wire_send(bufferevent_get_output(p->bev), &env, p->cfg.max_frame);
 }
 
-static int map_error(Tpc__ErrorCode code)
-{
-	switch (code) {
-	case TPC__ERROR_CODE__ERR_NOT_FOUND: return TPC_ENOTFOUND;
-	case TPC__ERROR_CODE__ERR_NOT_ACTIVE: return TPC_ENOTACTIVE;
-	case TPC__ERROR_CODE__ERR_LIMIT: return TPC_ELIMIT;
-	case TPC__ERROR_CODE__ERR_NOT_PARTICIPANT: return TPC_ENOTPART;
-	case TPC__ERROR_CODE__ERR_UNAVAILABLE: return TPC_EUNAVAIL;
-	case TPC__ERROR_CODE__ERR_VERSION: return TPC_EVERSION;
-	case TPC__ERROR_CODE__ERR_INVALID: return TPC_EINVALMSG;
-	default: return TPC_EPROTO;
-	}
-}
-
 static void step_txid(struct tpc_participant *p, uint64_t txid, const struct part_event *ev)
 {
 	struct ptxn *t = u64map_get(&p->txns, txid);
@@ -197,7 +184,7 @@ static void on_error(struct tpc_participant *p, uint64_t req, const Tpc__Error *
 	uint64_t txid = req ? req : e->txid;
 	struct ptxn *t = txid ? u64map_get(&p->txns, txid) : NULL;
 	if (t && t->m.state == PS_JOINING) {
-		struct part_event ev = { .type = PEV_JOIN_FAILED, .err = map_error(e->code) };
+		struct part_event ev = { .type = PEV_JOIN_FAILED, .err = tpc_error_from_wire(e->code) };
 		part_step(p, t, &ev);
 	}
 }
