@@ -96,7 +96,7 @@ static int on_hello(struct conn *c, uint64_t req, const Tpc__Hello *h)
 		return 1;
 	}
 	if (h->protocol_version != TPC_PROTOCOL_VERSION) {
-		coord_conn_fail(c, E(VERSION), "unsupported protocol version (this coordinator speaks 1)");
+		coord_conn_fail(c, E(VERSION), "unsupported protocol version (this coordinator speaks " TPC_PROTOCOL_VERSION_STR ")");
 		return 1;
 	}
 	if (h->role == TPC__ROLE__ROLE_PARTICIPANT) {

@@ -16,7 +16,8 @@
 
 struct evbuffer;
 
-#define TPC_PROTOCOL_VERSION 1u
+#define TPC_PROTOCOL_VERSION 2u
+#define TPC_PROTOCOL_VERSION_STR "2"
 
 /** Convenience: one Envelope with every sub-message it may point at, on the stack. */
 typedef Tpc__Envelope tpc_env;

@@ -142,7 +142,7 @@ static void test_undecodable_frames_get_bad_frame_and_close(void **state)
 	Tpc__Hello h = TPC__HELLO__INIT;
 	h.role = TPC__ROLE__ROLE_CLIENT;
 	h.name = "slow";
-	h.protocol_version = 1;
+	h.protocol_version = TPC_PROTOCOL_VERSION;
 	hello.request_id = 77;
 	hello.body_case = TPC__ENVELOPE__BODY_HELLO;
 	hello.hello = &h;
@@ -192,7 +192,7 @@ static void test_messages_out_of_place_are_protocol_errors(void **state)
 	client_expect_error(v, TPC__ERROR_CODE__ERR_VERSION, 1);
 	/* Hello twice. */
 	tpc_wc *twice = client_open(c, NULL);
-	h.protocol_version = 1;
+	h.protocol_version = TPC_PROTOCOL_VERSION;
 	send_env(twice, &env);
 	client_expect_error(twice, TPC__ERROR_CODE__ERR_PROTOCOL, 1);
 	/* A participant's message on a client connection, and the other way round: an
