@@ -38,6 +38,14 @@ static const char *tpc_code_str(int code)
 	case TPC_ESTALE: return "message from an older coordinator epoch";
 	case TPC_ECORRUPT: return "a stored record could not be decoded";
 	case TPC_ESTATE: return "the call is not allowed in the handle's current state";
+	case TPC_EEXPIRED: return "the transaction's staged writes expired here; it aborts";
+	case TPC_EIDENTITY:
+		return "the coordinator refused this participant's identity (its name is bound to "
+		       "another state folder)";
+	case TPC_ELOCKED: return "the state folder is in use by another process";
+	case TPC_EINCARNATION:
+		return "the transaction was joined by an earlier incarnation of this participant; "
+		       "it aborts";
 	}
 	return NULL;
 }
@@ -70,6 +78,7 @@ const char *tpc_outcome_str(tpc_outcome o)
 	case TPC_OUTCOME_UNKNOWN: return "UNKNOWN";
 	case TPC_OUTCOME_COMMITTED: return "COMMITTED";
 	case TPC_OUTCOME_ABORTED: return "ABORTED";
+	case TPC_OUTCOME_FORGOTTEN: return "FORGOTTEN";
 	}
 	return "INVALID";
 }
@@ -80,6 +89,7 @@ const char *tpc_status_str(tpc_status s)
 	case TPC_STATUS_PENDING: return "PENDING";
 	case TPC_STATUS_COMMITTED: return "COMMITTED";
 	case TPC_STATUS_ABORTED: return "ABORTED";
+	case TPC_STATUS_FORGOTTEN: return "FORGOTTEN";
 	}
 	return "INVALID";
 }
@@ -99,6 +109,8 @@ int tpc_error_from_wire(Tpc__ErrorCode code)
 	case TPC__ERROR_CODE__ERR_UNAVAILABLE: return TPC_EUNAVAIL;
 	case TPC__ERROR_CODE__ERR_VERSION: return TPC_EVERSION;
 	case TPC__ERROR_CODE__ERR_INVALID: return TPC_EINVALMSG;
+	case TPC__ERROR_CODE__ERR_IDENTITY: return TPC_EIDENTITY;
+	case TPC__ERROR_CODE__ERR_INCARNATION: return TPC_EINCARNATION;
 	default: return TPC_EPROTO; /* ERR_BAD_FRAME, ERR_PROTOCOL, unknown codes */
 	}
 }

@@ -38,6 +38,12 @@ enum {
 	TPC_ESTALE = -1011,      /**< a message from an older coordinator epoch (rule D7) */
 	TPC_ECORRUPT = -1012,    /**< a stored record could not be decoded */
 	TPC_ESTATE = -1013,      /**< the call is not allowed in the handle's current state */
+	TPC_EEXPIRED = -1014,    /**< the transaction's staged writes expired here: it aborts */
+	TPC_EIDENTITY = -1015,   /**< the coordinator refused this participant's identity (the
+				      name is bound to another state folder): stop, do not retry */
+	TPC_ELOCKED = -1016,     /**< the state folder is in use by another process */
+	TPC_EINCARNATION = -1017, /**< joined by an earlier incarnation of this participant (one
+				       that restarted and lost its staged writes): it aborts */
 };
 
 /** Outcome of a transaction as its client learns it. */
@@ -45,6 +51,8 @@ typedef enum tpc_outcome {
 	TPC_OUTCOME_UNKNOWN = 0,   /**< not known: connection lost mid-commit; ask with status */
 	TPC_OUTCOME_COMMITTED = 1,
 	TPC_OUTCOME_ABORTED = 2,
+	TPC_OUTCOME_FORGOTTEN = 3, /**< decided long ago and forgotten (past the coordinator's
+				        outcome retention): neither outcome may be assumed */
 } tpc_outcome;
 
 /** Status a coordinator reports for a transaction. */
@@ -52,6 +60,7 @@ typedef enum tpc_status {
 	TPC_STATUS_PENDING = 0,    /**< still open or deciding */
 	TPC_STATUS_COMMITTED = 1,
 	TPC_STATUS_ABORTED = 2,    /**< aborted, or unknown to the coordinator (presumed abort) */
+	TPC_STATUS_FORGOTTEN = 3,  /**< decided long ago and forgotten: neither may be assumed */
 } tpc_status;
 
 /**
@@ -61,10 +70,10 @@ typedef enum tpc_status {
  */
 TPC_API const char *tpc_strerror(int code);
 
-/** @brief Name an outcome ("COMMITTED", "ABORTED", "UNKNOWN"). */
+/** @brief Name an outcome ("COMMITTED", "ABORTED", "UNKNOWN", "FORGOTTEN"). */
 TPC_API const char *tpc_outcome_str(tpc_outcome o);
 
-/** @brief Name a status ("PENDING", "COMMITTED", "ABORTED"). */
+/** @brief Name a status ("PENDING", "COMMITTED", "ABORTED", "FORGOTTEN"). */
 TPC_API const char *tpc_status_str(tpc_status s);
 
 /** @brief The library version, "MAJOR.MINOR.PATCH". */
