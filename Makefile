@@ -6,6 +6,7 @@
 #   make bench    build and run the benchmark matrix; writes BENCHMARKS.md
 #   make lesson   exactly-once vs effectively-once vs at-least-once, run and measured
 #   make torture  a long torture run (10 minutes, random seed; see docs/failure-injection.md)
+#   make growth   rule D9: 10 minutes at peak rate, every LMDB file's size each minute
 #   make install  install binaries, libraries, headers, pkg-config and CMake files
 #   make clean    remove the build folders
 
@@ -80,3 +81,11 @@ lesson: build
 TORTURE_DURATION ?= 10m
 torture: build
 	@$(BUILD)/tools/tpc-torture run --duration $(TORTURE_DURATION)
+
+# make growth: rule D9 measured (scripts/growth.sh): a coordinator and two tpc-kv under
+# tpc-bench's peak load for GROWTH_MINUTES (default 10), every LMDB file's size and table
+# entries printed each minute; fails if a file still grows in the second half of the run.
+.PHONY: growth
+GROWTH_MINUTES ?= 10
+growth: build
+	@bash scripts/growth.sh $(BUILD) $(GROWTH_MINUTES)

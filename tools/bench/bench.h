@@ -32,6 +32,8 @@ struct bench_config {
 	uint64_t txns;                 /* measured transactions, or 0 for a timed run */
 	uint64_t duration_ms, warmup_ms;
 	uint32_t value_size;
+	uint64_t key_space;            /* keys per client, reused in turn; 0: a new key each time */
+	int txn_keys;                  /* Begin with a client transaction key (unique per txn) */
 	uint32_t timeout_ms;           /* per request */
 	/* cluster */
 	int spawn;

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -48,6 +49,7 @@ struct load_shared {
 	_Atomic int stop;              /* start no new transaction */
 	_Atomic uint64_t tickets;      /* --txns: completions inside the window so far */
 	char *value;                   /* cfg->value_size bytes, read-only */
+	uint64_t nonce;                /* makes --txn-keys unique across runs */
 };
 
 /* Every completion, for the progress line (the main thread reads them). */
@@ -227,7 +229,8 @@ static void on_begin(void *arg, int err, tpc_txid txid, tpc_begin_result res)
 		return;
 	}
 	s->txid = txid;
-	int klen = snprintf(key, sizeof(key), "c%" PRIu32 "-%" PRIu64, s->client, s->seq);
+	uint64_t n = th->sh->cfg->key_space ? s->seq % th->sh->cfg->key_space : s->seq;
+	int klen = snprintf(key, sizeof(key), "c%" PRIu32 "-%" PRIu64, s->client, n);
 	s->pending = 1; /* held until every put is issued */
 	for (uint32_t p = 0; p < th->sh->cfg->participants; p++) {
 		if (kvc_put(th->kv[p], txid, key, (size_t)klen, th->sh->value,
@@ -255,7 +258,11 @@ static void slot_begin(struct slot *s)
 	s->put_failed = 0;
 	s->txid = 0;
 	s->start_ns = tpc_now_ns();
-	if (tpc_client_begin_async(th->client, NULL, 0, on_begin, s))
+	char tkey[64];
+	if (th->sh->cfg->txn_keys) /* unique per run, client and transaction */
+		snprintf(tkey, sizeof(tkey), "bench-%" PRIx64 "-c%" PRIu32 "-%" PRIu64,
+			 th->sh->nonce, s->client, s->seq);
+	if (tpc_client_begin_async(th->client, th->sh->cfg->txn_keys ? tkey : NULL, 0, on_begin, s))
 		complete(s, RES_ERR_BEGIN);
 }
 
@@ -577,6 +584,7 @@ int load_run(struct bench *b)
 		goto out_free;
 	memset(sh.value, 'v', cfg->value_size);
 	sh.start_ns = tpc_now_ns();
+	sh.nonce = tpc_wall_ms() ^ (uint64_t)getpid() << 40;
 	sh.t0_ns = sh.start_ns + cfg->warmup_ms * 1000000ull;
 	atomic_init(&sh.t1_ns, cfg->txns ? UINT64_MAX : sh.t0_ns + cfg->duration_ms * 1000000ull);
 	rc = start_threads(threads, n, &sh);

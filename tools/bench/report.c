@@ -244,6 +244,8 @@ static void json_params(struct jw *w, const struct bench *b)
 	jw_num(w, "duration_s", c->txns ? 0 : (double)c->duration_ms / 1e3);
 	jw_num(w, "warmup_s", (double)c->warmup_ms / 1e3);
 	jw_u64(w, "value_size", c->value_size);
+	jw_u64(w, "key_space", c->key_space);
+	jw_u64(w, "txn_keys", (uint64_t)c->txn_keys);
 	jw_str(w, "coordinator", c->coordinator);
 	jw_open(w, "kv", '[');
 	for (uint32_t i = 0; i < c->participants && i < c->nkv; i++)

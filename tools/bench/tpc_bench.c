@@ -62,6 +62,10 @@ static const char usage_text[] =
 	"  -d, --duration DURATION    ... or measure for DURATION (default 10s)\n"
 	"  -w, --warmup DURATION      run this long before measuring (default 2s)\n"
 	"      --value-size BYTES     bytes per value (default 64)\n"
+	"      --key-space N          keys per client, overwritten in turn, so the stored\n"
+	"                             data stays bounded (default: a new key per transaction)\n"
+	"      --txn-keys             begin each transaction with a unique client\n"
+	"                             transaction key (exercises the coordinator's key log)\n"
 	"      --timeout DURATION     per request (default 30s)\n"
 	"\n"
 	"Measurements:\n"
@@ -91,7 +95,7 @@ static const char usage_text[] =
 
 enum {
 	OPT_SPAWN = 256, OPT_COORD, OPT_KV, OPT_PID, OPT_GROUP, OPT_BIN_DIR, OPT_DIR, OPT_KEEP,
-	OPT_VALUE, OPT_TIMEOUT, OPT_CALIBRATE, OPT_CAL_TIME, OPT_MEMTEST, OPT_JSON,
+	OPT_VALUE, OPT_KEY_SPACE, OPT_TXN_KEYS, OPT_TIMEOUT, OPT_CALIBRATE, OPT_CAL_TIME, OPT_MEMTEST, OPT_JSON,
 	OPT_JSON_FILE, OPT_NO_PROGRESS,
 };
 
@@ -111,6 +115,8 @@ static const struct option long_opts[] = {
 	{ "duration", required_argument, NULL, 'd' },
 	{ "warmup", required_argument, NULL, 'w' },
 	{ "value-size", required_argument, NULL, OPT_VALUE },
+	{ "key-space", required_argument, NULL, OPT_KEY_SPACE },
+	{ "txn-keys", no_argument, NULL, OPT_TXN_KEYS },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "calibrate", no_argument, NULL, OPT_CALIBRATE },
 	{ "calibrate-time", required_argument, NULL, OPT_CAL_TIME },
@@ -198,6 +204,8 @@ static int take_option(struct bench *b, struct cli *cli, int c, const char *arg)
 		name = "value-size";
 		break;
 	}
+	case OPT_TXN_KEYS: cfg->txn_keys = 1; break;
+	case OPT_KEY_SPACE: rc = tpc_parse_u64(arg, 1, UINT64_MAX, &cfg->key_space); name = "key-space"; break;
 	case OPT_TIMEOUT: {
 		uint64_t ms;
 		rc = tpc_parse_duration_ms(arg, &ms) || ms == 0 || ms > UINT32_MAX ? -EINVAL : 0;
