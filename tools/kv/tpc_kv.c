@@ -66,6 +66,7 @@ struct kv_server {
 	struct kv_conn **conns;
 	uint32_t nconns, conns_cap;
 	uint64_t next_conn_id;
+	int exit_code;               /* set when the participant stopped for good */
 };
 
 /* A Put waiting for its stage callback; finds its connection by id (it may be gone). */
@@ -346,6 +347,21 @@ static void on_part_log(void *arg, int level, const char *msg)
 	tpc_logf(&s->log, (enum tpc_log_level)level, "participant: %s", msg);
 }
 
+/* The coordinator refused our identity: this process must not go on as NAME. */
+static void on_part_fatal(tpc_participant *p, int code, const char *msg, void *arg)
+{
+	struct kv_server *s = arg;
+
+	tpc_logf(&s->log, TPC_LOG_ERROR,
+		 "stopping: %s. The name \"%s\" belongs to another state folder (or a newer "
+		 "start of this one): if another tpc-kv runs as \"%s\", give this one another "
+		 "--name; if that name's original --data folder is lost for good, run `tpcctl "
+		 "participant forget %s` and restart",
+		 msg, s->opts.name, s->opts.name, s->opts.name);
+	s->exit_code = 1;
+	event_base_loopbreak(s->base);
+}
+
 static int open_participant(struct kv_server *s)
 {
 	char sink_dir[4096], state_dir[4096];
@@ -378,6 +394,8 @@ static int open_participant(struct kv_server *s)
 	cfg.state_dir = state_dir;
 	cfg.log = on_part_log;
 	cfg.log_arg = s;
+	cfg.on_fatal = on_part_fatal;
+	cfg.fatal_arg = s;
 	if (s->opts.group_commit)
 		cfg.group_commit_max = s->opts.group_commit;
 	if (s->opts.txn_timeout_ms)
@@ -429,7 +447,7 @@ static int serve(struct kv_server *s)
 	tpc_logf(&s->log, TPC_LOG_INFO, "%s serving on %s, coordinator %s", s->opts.name,
 		 s->opts.listen, s->opts.coordinator);
 	event_base_dispatch(s->base);
-	return 0;
+	return s->exit_code;
 }
 
 static void server_free(struct kv_server *s)
