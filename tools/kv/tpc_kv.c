@@ -108,7 +108,9 @@ static Tpc__ErrorCode wire_code(int err)
 {
 	switch (err) {
 	case TPC_ENOTFOUND: return TPC__ERROR_CODE__ERR_NOT_FOUND;
-	case TPC_ENOTACTIVE: return TPC__ERROR_CODE__ERR_NOT_ACTIVE;
+	case TPC_ENOTACTIVE:
+	case TPC_EEXPIRED: return TPC__ERROR_CODE__ERR_NOT_ACTIVE;
+	case TPC_EINCARNATION: return TPC__ERROR_CODE__ERR_INCARNATION;
 	case TPC_ELIMIT: return TPC__ERROR_CODE__ERR_LIMIT;
 	case -EINVAL: return TPC__ERROR_CODE__ERR_INVALID;
 	default: return TPC__ERROR_CODE__ERR_UNAVAILABLE;
