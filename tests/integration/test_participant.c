@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -56,6 +57,7 @@ struct kv {
 struct fx {
 	struct cluster *c;
 	struct kv kv[NKV];
+	const char *coord;  /* where the services connect; NULL: the cluster's coordinator */
 };
 
 /* ---- fixture -------------------------------------------------------------------- */
@@ -139,7 +141,8 @@ static void kv_start(struct fx *f, int i, const char *faults, ...)
 {
 	struct kv *k = &f->kv[i];
 	char *argv[24] = { TPC_KV_BIN, "--name", k->name, "--listen", k->hostport,
-			   "--coordinator", f->c->hostport, "--data", k->data };
+			   "--coordinator", (char *)(f->coord ? f->coord : f->c->hostport),
+			   "--data", k->data };
 	int n = 9;
 	char env_faults[160];
 	const char *env[2] = { NULL, NULL };
@@ -854,6 +857,228 @@ static void test_applied_table_stays_bounded_and_a_late_duplicate_commit_changes
 	}
 }
 
+/* ---- a fake coordinator: what the service says on the wire (D8) ------------------ */
+
+struct fake_coord {
+	int lfd;
+	char hostport[64];
+	tpc_wc *conn;      /* the service's current connection */
+};
+
+static void fake_listen(struct fx *f, struct fake_coord *fc)
+{
+	int port = 0;
+
+	fc->lfd = tpc_listen_loopback(8, &port);
+	assert_true(fc->lfd >= 0);
+	snprintf(fc->hostport, sizeof(fc->hostport), "127.0.0.1:%d", port);
+	fc->conn = NULL;
+	f->coord = fc->hostport;
+}
+
+static void fake_close(struct fake_coord *fc)
+{
+	tpc_wc_free(fc->conn);
+	fc->conn = NULL;
+	close(fc->lfd);
+}
+
+static Tpc__Envelope *fake_expect(struct fake_coord *fc, Tpc__Envelope__BodyCase body)
+{
+	Tpc__Envelope *e = tpc_wc_recv_body(fc->conn, body, WAIT_MS);
+
+	if (!e)
+		fail_msg("the service never sent %s: %s", tpc_wire_body_name(body),
+			 tpc_wc_errmsg(fc->conn));
+	return e;
+}
+
+static void fake_send(struct fake_coord *fc, Tpc__Envelope *env)
+{
+	assert_int_equal(tpc_wc_send(fc->conn, env), 0);
+}
+
+/* Accept the service's next connection and take its Hello (the caller frees it). */
+static Tpc__Envelope *fake_accept_hello(struct fake_coord *fc)
+{
+	tpc_wc_free(fc->conn);
+	fc->conn = tpc_wc_accept(fc->lfd, WAIT_MS);
+	if (!fc->conn)
+		fail_msg("the service did not connect to the fake coordinator");
+	Tpc__Envelope *e = fake_expect(fc, TPC__ENVELOPE__BODY_HELLO);
+	assert_int_equal(e->hello->role, TPC__ROLE__ROLE_PARTICIPANT);
+	assert_int_equal(e->hello->protocol_version, TPC_PROTOCOL_VERSION);
+	assert_int_equal(e->hello->participant_id.len, 16);
+	return e;
+}
+
+static void fake_hello_reply(struct fake_coord *fc)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__HelloReply r = TPC__HELLO_REPLY__INIT;
+
+	r.epoch = 1;
+	r.protocol_version = TPC_PROTOCOL_VERSION;
+	env.body_case = TPC__ENVELOPE__BODY_HELLO_REPLY;
+	env.hello_reply = &r;
+	fake_send(fc, &env);
+}
+
+/* KvPut to service @p i; the fake coordinator takes the Join (checking its incarnation)
+ * and acknowledges it; then the put's reply comes. */
+static void fake_put(struct fx *f, struct fake_coord *fc, int i, uint64_t txid,
+		     const char *key, const char *value, uint64_t incarnation)
+{
+	struct kv *k = &f->kv[i];
+	Tpc__Envelope req = TPC__ENVELOPE__INIT, env = TPC__ENVELOPE__INIT;
+	Tpc__KvPut put = TPC__KV_PUT__INIT;
+	Tpc__JoinReply jr = TPC__JOIN_REPLY__INIT;
+	char err[160];
+
+	if (!k->wc && tpc_wc_connect(k->hostport, WAIT_MS, &k->wc, err, sizeof(err)) != 0)
+		fail_msg("connect to tpc-kv %s: %s", k->name, err);
+	put.txid = txid;
+	put.key = (ProtobufCBinaryData){ strlen(key), (uint8_t *)key };
+	put.value = (ProtobufCBinaryData){ strlen(value), (uint8_t *)value };
+	req.request_id = tpc_wc_next_request_id(k->wc);
+	req.body_case = TPC__ENVELOPE__BODY_KV_PUT;
+	req.kv_put = &put;
+	assert_int_equal(tpc_wc_send(k->wc, &req), 0);
+	Tpc__Envelope *j = fake_expect(fc, TPC__ENVELOPE__BODY_JOIN);
+	assert_int_equal(j->join->txid, txid);
+	assert_string_equal(j->join->participant, k->name);
+	assert_int_equal(j->join->incarnation, incarnation);
+	jr.txid = txid;
+	env.request_id = j->request_id;
+	env.body_case = TPC__ENVELOPE__BODY_JOIN_REPLY;
+	env.join_reply = &jr;
+	fake_send(fc, &env);
+	tpc__envelope__free_unpacked(j, NULL);
+	Tpc__Envelope *r = tpc_wc_recv_body(k->wc, TPC__ENVELOPE__BODY_KV_PUT_REPLY, WAIT_MS);
+	if (!r)
+		fail_msg("no KvPutReply from %s: %s", k->name, tpc_wc_errmsg(k->wc));
+	tpc__envelope__free_unpacked(r, NULL);
+}
+
+static void fake_expect_vote(struct fake_coord *fc, uint64_t txid, uint64_t incarnation)
+{
+	Tpc__Envelope *v = fake_expect(fc, TPC__ENVELOPE__BODY_VOTE);
+
+	assert_int_equal(v->vote->txid, txid);
+	assert_int_equal(v->vote->vote, TPC__VOTE_KIND__VOTE_YES);
+	assert_int_equal(v->vote->incarnation, incarnation);
+	tpc__envelope__free_unpacked(v, NULL);
+}
+
+/*
+ * D8 on the wire: the Hello names the folder's participant id and the incarnation, a
+ * Join the incarnation; after kill -9 the next Hello has the same id, the next
+ * incarnation, and lists the txid held PREPARED; the YES re-sent from that record names
+ * the incarnation that joined (1), while a new Join names the new one (2).
+ */
+static void test_hello_join_and_vote_carry_the_folder_identity_and_incarnations(void **state)
+{
+	struct fx *f = *state;
+	struct fake_coord fc;
+	uint8_t id[16];
+
+	fake_listen(f, &fc);
+	kv_start(f, A, NULL, NULL);
+	Tpc__Envelope *h = fake_accept_hello(&fc);
+	assert_string_equal(h->hello->name, "A");
+	assert_int_equal(h->hello->incarnation, 1);
+	assert_int_equal(h->hello->n_prepared_txids, 0);
+	memcpy(id, h->hello->participant_id.data, sizeof(id));
+	tpc__envelope__free_unpacked(h, NULL);
+	fake_hello_reply(&fc);
+
+	fake_put(f, &fc, A, 77, "held", "1", 1);
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Prepare pr = TPC__PREPARE__INIT;
+	pr.txid = 77;
+	pr.epoch = 1;
+	env.body_case = TPC__ENVELOPE__BODY_PREPARE;
+	env.prepare = &pr;
+	fake_send(&fc, &env);
+	fake_expect_vote(&fc, 77, 1);
+
+	assert_int_equal(tpc_proc_kill9(f->kv[A].proc), 0);
+	kv_close_conn(f, A);
+	kv_start(f, A, NULL, NULL);
+	h = fake_accept_hello(&fc);
+	assert_memory_equal(h->hello->participant_id.data, id, sizeof(id));
+	assert_int_equal(h->hello->incarnation, 2);
+	assert_int_equal(h->hello->n_prepared_txids, 1);
+	assert_int_equal(h->hello->prepared_txids[0], 77);
+	tpc__envelope__free_unpacked(h, NULL);
+	fake_hello_reply(&fc);
+
+	Tpc__Envelope *q = fake_expect(&fc, TPC__ENVELOPE__BODY_STATUS_QUERY);
+	Tpc__StatusReply sr = TPC__STATUS_REPLY__INIT;
+	sr.txid = 77;
+	sr.status = TPC__TXN_STATUS__STATUS_PENDING;
+	env = (Tpc__Envelope)TPC__ENVELOPE__INIT;
+	env.request_id = q->request_id;
+	env.body_case = TPC__ENVELOPE__BODY_STATUS_REPLY;
+	env.status_reply = &sr;
+	tpc__envelope__free_unpacked(q, NULL);
+	fake_send(&fc, &env);
+	fake_expect_vote(&fc, 77, 1); /* the record's incarnation, not the current one */
+
+	fake_put(f, &fc, A, 78, "fresh", "2", 2); /* a live join: the current incarnation */
+	Tpc__Decision d = TPC__DECISION__INIT;
+	d.txid = 77;
+	d.decision = TPC__DECISION_KIND__DECISION_COMMIT;
+	d.epoch = 1;
+	env = (Tpc__Envelope)TPC__ENVELOPE__INIT;
+	env.body_case = TPC__ENVELOPE__BODY_DECISION;
+	env.decision = &d;
+	fake_send(&fc, &env);
+	Tpc__Envelope *a = fake_expect(&fc, TPC__ENVELOPE__BODY_ACK);
+	assert_int_equal(a->ack->txid, 77);
+	tpc__envelope__free_unpacked(a, NULL);
+	wait_applied(f, A, "held", "1", 77);
+	fake_close(&fc);
+}
+
+/*
+ * D8: the coordinator refuses the identity (the name is bound to another folder): the
+ * service stops at once with exit 1 and a message that names the name and what to do,
+ * and never connects again.
+ */
+static void test_identity_refused_stops_the_service_with_exit_1(void **state)
+{
+	struct fx *f = *state;
+	struct fake_coord fc;
+	int st = 0;
+
+	fake_listen(f, &fc);
+	kv_start(f, A, NULL, NULL);
+	Tpc__Envelope *h = fake_accept_hello(&fc);
+	tpc__envelope__free_unpacked(h, NULL);
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Error e = TPC__ERROR__INIT;
+	e.code = TPC__ERROR_CODE__ERR_IDENTITY;
+	e.message = "participant name A is bound to another participant id";
+	env.body_case = TPC__ENVELOPE__BODY_ERROR;
+	env.error = &e;
+	fake_send(&fc, &env);
+	if (tpc_proc_wait_exit(f->kv[A].proc, WAIT_MS, &st) != 0)
+		fail_msg("tpc-kv went on after its identity was refused");
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 1);
+	assert_true(file_has(f->kv[A].log, "refused participant \"A\": participant name A "
+					   "is bound to another participant id"));
+	assert_true(file_has(f->kv[A].log, "tpcctl participant forget A"));
+	tpc_wc *again = tpc_wc_accept(fc.lfd, 0);
+	if (again) {
+		tpc_wc_free(again);
+		fail_msg("tpc-kv reconnected after ERR_IDENTITY");
+	}
+	kv_close_conn(f, A);
+	fake_close(&fc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -883,6 +1108,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_applied_table_stays_bounded_and_a_late_duplicate_commit_changes_nothing,
 			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_hello_join_and_vote_carry_the_folder_identity_and_incarnations, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_identity_refused_stops_the_service_with_exit_1,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
