@@ -364,9 +364,25 @@ static void on_part_fatal(tpc_participant *p, int code, const char *msg, void *a
 	event_base_loopbreak(s->base);
 }
 
+/* The pid written in the participant's state folder lock (see tpc/participant.h). */
+static const char *lock_holder(const char *state_dir, char *out, size_t cap)
+{
+	char path[4200];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/lock", state_dir);
+	snprintf(out, cap, "unknown");
+	if ((fp = fopen(path, "r")) != NULL) {
+		if (fgets(out, (int)cap, fp))
+			out[strcspn(out, "\n")] = '\0';
+		fclose(fp);
+	}
+	return out[0] ? out : "unknown";
+}
+
 static int open_participant(struct kv_server *s)
 {
-	char sink_dir[4096], state_dir[4096];
+	char sink_dir[4096], state_dir[4096], holder[32];
 	int err = 0;
 	tpc_participant_config cfg;
 
@@ -381,6 +397,12 @@ static int open_participant(struct kv_server *s)
 				 (unsigned long long)repaired, sink_dir);
 	} else {
 		s->sink = tpc_sink_lmdb_open(sink_dir, 0, &err);
+	}
+	if (!s->sink && err == -EBUSY) { /* the file sink's own lock: who holds the folder? */
+		tpc_logf(&s->log, TPC_LOG_ERROR, "the sink %s is in use by another process (pid %s); "
+			 "one --data folder serves one process", sink_dir,
+			 lock_holder(state_dir, holder, sizeof(holder)));
+		return err;
 	}
 	if (!s->sink) {
 		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot open the sink in %s: %s", sink_dir,
