@@ -14,6 +14,7 @@
  * another process holds DATA_DIR/state: the message names its pid). */
 static void log_line(void *arg, int level, const char *msg)
 {
+	(void)arg;
 	if (level >= TPC_LOG_LEVEL_WARN)
 		fprintf(stderr, "participant: %s\n", msg);
 }
