@@ -10,6 +10,15 @@
 #include <tpc/participant.h>
 #include <tpc/sink_lmdb.h>
 
+/* Warnings and errors to stderr: why the participant could not start (for example,
+ * another process holds DATA_DIR/state: the message names its pid). */
+static void log_line(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	if (level >= TPC_LOG_LEVEL_WARN)
+		fprintf(stderr, "participant: %s\n", msg);
+}
+
 int main(int argc, char **argv)
 {
 	char sink_dir[512], state_dir[512];
@@ -29,6 +38,7 @@ int main(int argc, char **argv)
 	pc.coordinator = argv[1];
 	pc.name = "embed-example";
 	pc.state_dir = state_dir;
+	pc.log = log_line;
 	tpc_participant *p = sink ? tpc_participant_new(&pc, sink, &err) : NULL;
 	if (!p || (err = tpc_participant_start(p)) != 0) {
 		fprintf(stderr, "participant: %s\n", tpc_strerror(err));

@@ -7,6 +7,10 @@
  * feeds only after part_log_write() committed (synced) the batch holding the record.
  * D3: PACT_SEND_ACK comes only from PEV_APPLIED ok, fed only after the sink's commit()
  * returned 0 for that txid.
+ * D8: a vote names the incarnation that joined (t->incarnation: ours for a live
+ * transaction, the PREPARED record's for one recovered from the log).
+ * D9: once the drop of an applied transaction's PREPARED record is durable, the sink
+ * is told to forget the txid (a repeated COMMIT is acked without reaching it).
  */
 #include "part_int.h"
 
@@ -18,7 +22,8 @@
 
 #include "sink_int.h"
 
-static void queue_drop(struct tpc_participant *p, uint64_t txid);
+static void queue_drop(struct tpc_participant *p, uint64_t txid, int forget_after);
+static struct part_rec *take_forgets(struct tpc_participant *p);
 static void submit_with_lazy(struct tpc_participant *p, struct part_rec *then);
 
 struct ptxn *part_txn_new(struct tpc_participant *p, uint64_t txid)
@@ -28,6 +33,7 @@ struct ptxn *part_txn_new(struct tpc_participant *p, uint64_t txid)
 	if (!t)
 		return NULL;
 	part_txn_init(&t->m, txid, tpc_now_ms(), &p->tcfg);
+	t->incarnation = p->incarnation;
 	if (u64map_put(&p->txns, txid, t)) {
 		free(t);
 		return NULL;
@@ -82,6 +88,7 @@ static int log_prepared(struct tpc_participant *p, struct ptxn *t)
 	memcpy(r->blob, bytes, len);
 	r->blob_len = len;
 	r->epoch = p->highest_epoch;
+	r->incarnation = t->incarnation;
 	t->logged = 1;
 	t->m.prepared_wall_ms = r->wall_ms;
 	submit_with_lazy(p, r); /* waiting drops share this forced batch */
@@ -101,15 +108,25 @@ static int log_apply(struct tpc_participant *p, struct ptxn *t)
 	}
 	r->blob = (uint8_t *)bytes;
 	r->blob_len = len;
-	batch_writer_submit(p->sink_writer, &r->item);
+	r->item.next = NULL;
+	struct part_rec *f = take_forgets(p);
+	if (f) { /* waiting forgets ride with this apply's forced write */
+		f->item.next = &r->item;
+		batch_writer_submit_chain(p->sink_writer, &f->item);
+	} else {
+		batch_writer_submit(p->sink_writer, &r->item);
+	}
 	return 0;
 }
 
+/* The writes are never needed again: drop them now (an EXPIRED tombstone lives on). */
 static void discard(struct tpc_participant *p, struct ptxn *t)
 {
 	tpc_sink_abort(p->sink, t->m.txid);
 	if (t->logged)
-		queue_drop(p, t->m.txid);
+		queue_drop(p, t->m.txid, 0);
+	p->staged_bytes -= part_blob_payload(&t->blob);
+	part_blob_free(&t->blob);
 }
 
 /*
@@ -123,7 +140,7 @@ static void execute(struct tpc_participant *p, struct ptxn *t, const struct part
 	switch (a->type) {
 	case PACT_SEND_JOIN: part_send_join(p, t->m.txid); break;
 	case PACT_SEND_VOTE:
-		part_send_vote(p, t->m.txid, a->vote, a->reason);
+		part_send_vote(p, t->m.txid, a->vote, a->reason, t->incarnation);
 		if (!a->vote)
 			p->stats.voted_no++;
 		break;
@@ -154,6 +171,13 @@ static void execute(struct tpc_participant *p, struct ptxn *t, const struct part
 			 "txid %llu: ignored a message from an older coordinator epoch",
 			 (unsigned long long)t->m.txid);
 		break;
+	case PACT_REPORT_FORGOTTEN:
+		p->stats.forgotten++;
+		part_logf(p, TPC_LOG_ERROR, "txid %llu is PREPARED here but the coordinator has "
+			  "forgotten its outcome; it stays in doubt (never guessed) and keeps "
+			  "asking: resolve it by hand if the coordinator cannot tell",
+			  (unsigned long long)t->m.txid);
+		break;
 	}
 }
 
@@ -174,9 +198,11 @@ int part_step(struct tpc_participant *p, struct ptxn *t, const struct part_event
 {
 	struct part_actions out = { 0 };
 	struct part_event followup = { .type = PEV_TICK };
+	int was_tomb = t->m.state == PS_EXPIRED;
 	int rc = part_txn_step(&t->m, &p->tcfg, ev, tpc_now_ms(), &p->highest_epoch, &out);
 
 	p->stats.highest_epoch = p->highest_epoch;
+	p->ntombstones += (t->m.state == PS_EXPIRED) - was_tomb;
 	for (size_t i = 0; i < out.n; i++)
 		execute(p, t, &out.a[i], &followup);
 	if (t->m.state == PS_DONE) {
@@ -251,11 +277,12 @@ void part_on_timer(int fd, short what, void *arg)
 		struct part_event ev = { .type = PEV_TICK };
 		int was_active = t->m.state <= PS_ACTIVE;
 		part_step(p, t, &ev);
-		if (was_active && !u64map_get(&p->txns, d.txid)) {
+		t = u64map_get(&p->txns, d.txid);
+		if (was_active && t && t->m.state == PS_EXPIRED) {
 			p->stats.expired++;
-			part_logf(p, TPC_LOG_INFO, "txid %llu: staged writes expired (no Prepare "
-				  "within %u ms)", (unsigned long long)d.txid,
-				  p->tcfg.txn_timeout_ms);
+			part_logf(p, TPC_LOG_WARN, "txid %llu: staged writes expired (no Prepare "
+				  "within %u ms); voted NO, later writes for it fail",
+				  (unsigned long long)d.txid, p->tcfg.txn_timeout_ms);
 		}
 	}
 	if (deadline_heap_peek(&p->deadlines, &d))
@@ -296,8 +323,10 @@ int part_log_writer_write(void *ctx, struct bw_item *head, size_t n)
 	for (struct bw_item *it = head; !rc && it; it = it->next) {
 		struct part_rec *r = rec_at(it);
 		if (r->type == PREC_PREPARED) {
-			puts[nputs++] = (struct part_log_put){ r->txid, r->wall_ms, r->epoch,
-							       r->blob, r->blob_len };
+			puts[nputs++] = (struct part_log_put){ .txid = r->txid,
+				.wall_ms = r->wall_ms, .epoch = r->epoch,
+				.incarnation = r->incarnation, .blob = r->blob,
+				.blob_len = r->blob_len };
 			epoch = r->epoch > epoch ? r->epoch : epoch;
 		} else {
 			dels[ndels++] = r->txid;
@@ -314,31 +343,37 @@ int part_log_writer_write(void *ctx, struct bw_item *head, size_t n)
 	return rc;
 }
 
-/* Sink writer: every apply of the batch through the sink in one call. */
+/* Sink writer: the batch's forgets, then every apply through the sink in one call (so
+ * a sink may delete what it forgets inside that forced write). */
 int part_sink_writer_write(void *ctx, struct bw_item *head, size_t n)
 {
 	struct tpc_participant *p = ctx;
 	tpc_sink_txn *st = calloc(n, sizeof(*st));
 	tpc_write **w = calloc(n, sizeof(*w));
-	size_t k = 0;
+	size_t k = 0, i = 0;
 	int rc = st && w ? 0 : -ENOMEM;
 
-	for (struct bw_item *it = head; !rc && k < n; it = it->next, k++) {
+	for (struct bw_item *it = head; !rc && i < n; it = it->next, i++) {
 		struct part_rec *r = rec_at(it);
+		if (r->type == PREC_FORGET) {
+			tpc_sink_forget(p->sink, r->txids, r->ntxids);
+			continue;
+		}
 		rc = part_blob_decode(r->blob, r->blob_len, &w[k], &st[k].nwrites);
 		st[k].txid = r->txid;
 		st[k].writes = w[k];
+		k++;
 	}
-	if (!rc)
+	if (!rc && k)
 		rc = tpc_fault(&p->faults, TPC_FP_PART_COMMIT_BEFORE_APPLY);
-	if (!rc)
-		rc = tpc_sink_commit(p->sink, st, n);
+	if (!rc && k)
+		rc = tpc_sink_commit(p->sink, st, k);
 	/* Between the sink's apply and dropping the PREPARED record: after a crash here
 	 * the decision comes again and the sink must see the txid as applied. */
-	if (!rc)
+	if (!rc && k)
 		tpc_fault(&p->faults, TPC_FP_PART_COMMIT_AFTER_APPLY);
-	for (size_t i = 0; w && i < n; i++)
-		free(w[i]);
+	for (size_t j = 0; w && j < k; j++)
+		free(w[j]);
 	free(st);
 	free(w);
 	return rc;
@@ -366,18 +401,71 @@ void part_flush_lazy(struct tpc_participant *p)
 	submit_with_lazy(p, NULL);
 }
 
+/* The waiting forgets as one FORGET record (NULL: none, or no memory: they wait). */
+static struct part_rec *take_forgets(struct tpc_participant *p)
+{
+	struct part_rec *f;
+
+	if (!p->nforgets || !(f = rec_new(PREC_FORGET, 0)))
+		return NULL;
+	f->txids = p->forgets;
+	f->ntxids = p->nforgets;
+	p->forgets = NULL;
+	p->nforgets = p->forgets_cap = 0;
+	return f;
+}
+
+/* Hand the waiting forgets to the sink writer on their own: with no apply to ride on,
+ * the sink holds them for its next write (see tpc_sink_ops.forget). */
+void part_flush_forgets(struct tpc_participant *p)
+{
+	if (!p->sink_writer)
+		return; /* shutting down: tpc_participant_free() hands them over */
+	struct part_rec *f = take_forgets(p);
+	if (f)
+		batch_writer_submit(p->sink_writer, &f->item);
+}
+
 void part_on_lazy_timer(evutil_socket_t fd, short what, void *arg)
 {
 	part_flush_lazy(arg);
+	part_flush_forgets(arg);
+}
+
+static void arm_lazy(struct tpc_participant *p)
+{
+	if (!evtimer_pending(p->lazy_ev, NULL)) {
+		struct timeval tv = { 0, LAZY_FLUSH_MS * 1000 };
+		evtimer_add(p->lazy_ev, &tv);
+	}
+}
+
+/* An applied transaction's record drop is durable: its sink entry may go (D9). */
+static void queue_forget(struct tpc_participant *p, uint64_t txid)
+{
+	if (p->nforgets == p->forgets_cap) {
+		size_t ncap = p->forgets_cap ? p->forgets_cap * 2 : 64;
+		uint64_t *nf = realloc(p->forgets, ncap * sizeof(*nf));
+		if (!nf)
+			return; /* the sink keeps this entry: harmless */
+		p->forgets = nf;
+		p->forgets_cap = ncap;
+	}
+	p->forgets[p->nforgets++] = txid;
+	if (p->nforgets >= LAZY_MAX)
+		part_flush_forgets(p);
+	else if (p->lazy_ev)
+		arm_lazy(p);
 }
 
 /* Queue a record drop: unforced, it waits for the next forced batch (see above). */
-static void queue_drop(struct tpc_participant *p, uint64_t txid)
+static void queue_drop(struct tpc_participant *p, uint64_t txid, int forget_after)
 {
 	struct part_rec *r = rec_new(PREC_DROP, txid);
 
 	if (!r)
 		return; /* the record stays and is resolved again after a restart: safe */
+	r->forget_after = forget_after;
 	if (p->nlazy == p->lazy_cap) {
 		size_t ncap = p->lazy_cap ? p->lazy_cap * 2 : 64;
 		struct part_rec **nl = realloc(p->lazy, ncap * sizeof(*nl));
@@ -389,12 +477,10 @@ static void queue_drop(struct tpc_participant *p, uint64_t txid)
 		p->lazy_cap = ncap;
 	}
 	p->lazy[p->nlazy++] = r;
-	if (p->nlazy >= LAZY_MAX) {
+	if (p->nlazy >= LAZY_MAX)
 		part_flush_lazy(p);
-	} else if (p->nlazy == 1) {
-		struct timeval tv = { 0, LAZY_FLUSH_MS * 1000 };
-		evtimer_add(p->lazy_ev, &tv);
-	}
+	else if (p->lazy_ev)
+		arm_lazy(p);
 }
 
 /* Loop thread: a record's batch is done. */
@@ -403,8 +489,13 @@ void part_writer_done(void *ctx, struct bw_item *item, int status)
 	struct tpc_participant *p = ctx;
 	struct part_rec *r = (struct part_rec *)item;
 	int result = status;
-	struct ptxn *t = u64map_get(&p->txns, r->txid);
+	struct ptxn *t = r->type == PREC_FORGET ? NULL : u64map_get(&p->txns, r->txid);
 
+	if (r->type == PREC_FORGET) {
+		free(r->txids);
+		free(r);
+		return;
+	}
 	p->stats.log_records++;
 	if (result < 0)
 		part_logf(p, TPC_LOG_ERROR, "txid %llu: %s failed: %s",
@@ -415,7 +506,9 @@ void part_writer_done(void *ctx, struct bw_item *item, int status)
 	 * transaction behind until the next restart, listed as in doubt: try it again with
 	 * the next batch. */
 	if (r->type == PREC_DROP && result < 0 && !p->stopping)
-		queue_drop(p, r->txid);
+		queue_drop(p, r->txid, r->forget_after);
+	if (r->type == PREC_DROP && result == 0 && r->forget_after)
+		queue_forget(p, r->txid);
 	if (t && r->type != PREC_DROP) {
 		struct part_event ev = { .type = r->type == PREC_APPLY ? PEV_APPLIED : PEV_LOGGED,
 					 .status = result };
@@ -423,11 +516,26 @@ void part_writer_done(void *ctx, struct bw_item *item, int status)
 			p->stats.prepared++;
 			tpc_fault(&p->faults, TPC_FP_PART_PREPARE_AFTER_LOG);
 		} else if (r->type == PREC_APPLY && result == 0) {
-			queue_drop(p, r->txid); /* applied durably: the record may go, lazily */
+			queue_drop(p, r->txid, 1); /* applied durably: the record may go, lazily */
 		}
 		part_step(p, t, &ev);
 	}
 	if (r->type == PREC_PREPARED)
 		free(r->blob);
 	free(r);
+}
+
+/* The participant cannot go on (its identity was refused): every stage call waiting for
+ * its Join fails with @p err, and those transactions end. */
+void part_fail_all_stages(struct tpc_participant *p, int err)
+{
+	size_t n;
+	uint64_t *ids = u64map_keys(&p->txns, &n);
+
+	for (size_t i = 0; ids && i < n; i++) {
+		struct ptxn *t = u64map_get(&p->txns, ids[i]);
+		if (t && t->m.state == PS_JOINING)
+			part_step(p, t, &(struct part_event){ .type = PEV_JOIN_FAILED, .err = err });
+	}
+	free(ids);
 }

@@ -42,9 +42,12 @@ struct ptxn {
 	struct part_blob blob;        /* staged writes, encoded */
 	struct stage_waiter *waiters; /* completed on JoinReply */
 	int logged;                   /* a PREPARED record exists or is queued */
+	uint64_t incarnation;         /* the incarnation that joined (D8): ours, or the
+					 recovered record's */
 };
 
-enum prec_type { PREC_PREPARED, PREC_APPLY, PREC_DROP };
+/* PREPARED, DROP: the state log writer; APPLY, FORGET: the sink writer. */
+enum prec_type { PREC_PREPARED, PREC_APPLY, PREC_DROP, PREC_FORGET };
 
 /* A log writer item. */
 struct part_rec {
@@ -53,8 +56,12 @@ struct part_rec {
 	uint64_t txid;
 	uint64_t epoch;
 	uint64_t wall_ms;
+	uint64_t incarnation;         /* PREPARED: the one that joined */
 	uint8_t *blob;                /* PREPARED: owned copy; APPLY: the txn's (alive) */
 	size_t blob_len;
+	int forget_after;             /* DROP after an apply: once durable, the sink forgets */
+	uint64_t *txids;              /* FORGET: owned */
+	size_t ntxids;
 };
 
 /* A call from another thread, run on the loop thread (background-thread mode). */
@@ -71,6 +78,9 @@ struct tpc_participant {
 	struct part_txn_config tcfg;
 	tpc_sink *sink;
 	struct part_log *plog;
+	uint8_t id[PART_ID_LEN];      /* the state folder's participant id (D8) */
+	uint64_t incarnation;         /* this process's, durable before anything was sent */
+	int fatal;                    /* TPC_EIDENTITY once refused: no more connections */
 
 	struct event_base *base;
 	int own_base;                 /* started: the base and thread are ours */
@@ -91,7 +101,10 @@ struct tpc_participant {
 	struct part_rec **lazy;           /* drops waiting for the next forced batch */
 	size_t nlazy, lazy_cap;
 	struct event *lazy_ev;
+	uint64_t *forgets;            /* applied txids whose drop is durable: for the sink */
+	size_t nforgets, forgets_cap;
 	struct u64map txns;           /* txid -> struct ptxn * */
+	size_t ntombstones;           /* txns in PS_EXPIRED (not counted as open) */
 	struct deadline_heap deadlines;
 	uint64_t highest_epoch;
 	uint64_t staged_bytes;
@@ -120,7 +133,8 @@ void part_logf(struct tpc_participant *p, enum tpc_log_level lvl, const char *fm
 int part_net_start(struct tpc_participant *p);
 void part_net_stop(struct tpc_participant *p);
 void part_send_join(struct tpc_participant *p, uint64_t txid);
-void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const char *reason);
+void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const char *reason,
+		    uint64_t incarnation);
 void part_send_ack(struct tpc_participant *p, uint64_t txid);
 void part_send_status_query(struct tpc_participant *p, uint64_t txid);
 
@@ -133,6 +147,8 @@ int part_sink_prepare(struct tpc_participant *p, struct ptxn *t);
 int part_log_writer_write(void *ctx, struct bw_item *head, size_t n);
 int part_sink_writer_write(void *ctx, struct bw_item *head, size_t n);
 void part_flush_lazy(struct tpc_participant *p);
+void part_flush_forgets(struct tpc_participant *p);
+void part_fail_all_stages(struct tpc_participant *p, int err);
 void part_on_lazy_timer(evutil_socket_t fd, short what, void *arg);
 void part_writer_done(void *ctx, struct bw_item *item, int status);
 void part_timer_arm(struct tpc_participant *p, uint64_t at_ms);

@@ -1,9 +1,15 @@
 /*
- * part_log.c - the participant's PREPARED log in LMDB, and the writes blob (part_log.h).
+ * part_log.c - the participant's PREPARED log in LMDB, its state folder's lock and
+ * identity, and the writes blob (part_log.h).
  *
  * Every write is one LMDB write transaction with a normal synced commit (rule D6):
  * when part_log_write() returns 0 the PREPARED records it put are on disk, which is
  * what lets the participant vote YES (D2).
+ *
+ * D8: one process per state folder (the flock on "<dir>/lock", taken before LMDB is
+ * opened and held until part_log_close()); the folder's participant id is made once;
+ * every open is a new incarnation, durable before part_log_open() returns, so two
+ * processes that ever used the folder never share an incarnation.
  */
 #include "part_log.h"
 
@@ -12,6 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include <lmdb.h>
@@ -20,11 +30,16 @@
 #include "lmdb_err.h"
 #include "util.h"
 
-#define REC_HDR 16 /* wall_ms, epoch */
+#define REC_FORMAT 2
+#define REC_HDR 25    /* format, wall_ms, epoch, incarnation */
+#define REC_HDR_V1 16 /* wall_ms, epoch */
 
 struct part_log {
 	MDB_env *env;
 	MDB_dbi prepared, meta;
+	int lock_fd;
+	uint8_t id[PART_ID_LEN];
+	uint64_t incarnation;
 };
 
 /* ---- writes blob ---- */
@@ -148,81 +163,182 @@ static int open_env(MDB_env **env, const char *dir, uint64_t map_size, unsigned 
 	return 0;
 }
 
-int part_log_open(struct part_log **out, const char *dir, uint64_t map_size, char *err,
-		  size_t errlen)
+/* Take the folder's lock; on success write our pid into it. */
+static int lock_dir(const char *dir, int *fd_out, char *err, size_t errlen)
 {
-	struct part_log *l = calloc(1, sizeof(*l));
-	MDB_txn *txn = NULL;
-	int rc;
+	char path[4096], holder[32] = "";
+	int fd;
 
-	*out = NULL;
-	if (!l)
-		return -ENOMEM;
-	rc = tpc_mkdirs(dir);
-	if (rc) {
-		tpc_set_err(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
-		goto out_free;
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int rc = -errno;
+		tpc_set_err(err, errlen, "cannot open %s: %s", path, strerror(-rc));
+		return rc;
 	}
-	rc = open_env(&l->env, dir, map_size ? map_size : (1ull << 30), 0);
-	if (rc) {
-		tpc_set_err(err, errlen, "cannot open the state log in %s: %s", dir, mdb_strerror(-rc));
-		goto out_free;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int rc = errno == EWOULDBLOCK ? TPC_ELOCKED : -errno;
+		ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+		holder[n > 0 ? n : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
+		if (rc == TPC_ELOCKED)
+			tpc_set_err(err, errlen, "the state folder %s is in use by another process "
+				    "(pid %s); one state folder serves one process", dir,
+				    holder[0] ? holder : "unknown");
+		else
+			tpc_set_err(err, errlen, "cannot lock %s: %s", path, strerror(-rc));
+		close(fd);
+		return rc;
 	}
-	rc = tpc_lmdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
-	if (!rc)
-		rc = tpc_lmdb_err(mdb_dbi_open(txn, "prepared", MDB_CREATE, &l->prepared));
-	if (!rc)
-		rc = tpc_lmdb_err(mdb_dbi_open(txn, "meta", MDB_CREATE, &l->meta));
-	if (!rc)
-		rc = tpc_lmdb_err(mdb_txn_commit(txn));
-	else
-		mdb_txn_abort(txn);
-	if (rc) {
-		tpc_set_err(err, errlen, "cannot set up the state log: %s", mdb_strerror(-rc));
-		mdb_env_close(l->env);
-		goto out_free;
+	int len = snprintf(holder, sizeof(holder), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, holder, (size_t)len, 0) != len) {
+		int rc = -errno;
+		tpc_set_err(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+		close(fd);
+		return rc;
 	}
-	*out = l;
+	*fd_out = fd;
 	return 0;
-out_free:
-	free(l);
-	return rc;
 }
 
-void part_log_close(struct part_log *l)
+static int get_u64(MDB_txn *txn, MDB_dbi meta, const char *key, uint64_t *out)
 {
-	if (!l)
-		return;
-	mdb_env_close(l->env);
-	free(l);
-}
-
-static int get_epoch(MDB_txn *txn, MDB_dbi meta, uint64_t *epoch)
-{
-	MDB_val k = { 13, (void *)"highest_epoch" }, v;
+	MDB_val k = { strlen(key), (void *)key }, v;
 	int rc = mdb_get(txn, meta, &k, &v);
 
-	*epoch = 0;
+	*out = 0;
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc)
 		return tpc_lmdb_err(rc);
 	if (v.mv_size != 8)
 		return TPC_ECORRUPT;
-	*epoch = tpc_get_be64(v.mv_data);
+	*out = tpc_get_be64(v.mv_data);
 	return 0;
+}
+
+static int put_u64(MDB_txn *txn, MDB_dbi meta, const char *key, uint64_t val)
+{
+	unsigned char buf[8];
+	MDB_val k = { strlen(key), (void *)key }, v = { 8, buf };
+
+	tpc_put_be64(buf, val);
+	return tpc_lmdb_err(mdb_put(txn, meta, &k, &v, 0));
+}
+
+/* The folder's participant id: read it, or make it at the first open. */
+static int load_id(MDB_txn *txn, MDB_dbi meta, uint8_t id[PART_ID_LEN])
+{
+	MDB_val k = { 14, (void *)"participant_id" }, v;
+	int rc = mdb_get(txn, meta, &k, &v);
+
+	if (rc == 0) {
+		if (v.mv_size != PART_ID_LEN)
+			return TPC_ECORRUPT;
+		memcpy(id, v.mv_data, PART_ID_LEN);
+		return 0;
+	}
+	if (rc != MDB_NOTFOUND)
+		return tpc_lmdb_err(rc);
+	if (getrandom(id, PART_ID_LEN, 0) != PART_ID_LEN)
+		return -errno;
+	v = (MDB_val){ PART_ID_LEN, id };
+	return tpc_lmdb_err(mdb_put(txn, meta, &k, &v, 0));
+}
+
+/* One synced write transaction: the databases, the id, the next incarnation. */
+static int setup(struct part_log *l)
+{
+	MDB_txn *txn = NULL;
+	int rc = tpc_lmdb_err(mdb_txn_begin(l->env, NULL, 0, &txn));
+
+	if (rc)
+		return rc;
+	rc = tpc_lmdb_err(mdb_dbi_open(txn, "prepared", MDB_CREATE, &l->prepared));
+	if (!rc)
+		rc = tpc_lmdb_err(mdb_dbi_open(txn, "meta", MDB_CREATE, &l->meta));
+	if (!rc)
+		rc = load_id(txn, l->meta, l->id);
+	if (!rc)
+		rc = get_u64(txn, l->meta, "incarnation", &l->incarnation);
+	if (!rc && ++l->incarnation == 0)
+		rc = TPC_ECORRUPT;
+	if (!rc)
+		rc = put_u64(txn, l->meta, "incarnation", l->incarnation);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return tpc_lmdb_err(mdb_txn_commit(txn)); /* synced: the incarnation is durable */
+}
+
+int part_log_open(struct part_log **out, const char *dir, uint64_t map_size, char *err,
+		  size_t errlen)
+{
+	struct part_log *l = calloc(1, sizeof(*l));
+	int rc;
+
+	*out = NULL;
+	if (!l)
+		return -ENOMEM;
+	l->lock_fd = -1;
+	rc = tpc_mkdirs(dir);
+	if (rc) {
+		tpc_set_err(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
+		goto out_free;
+	}
+	rc = lock_dir(dir, &l->lock_fd, err, errlen);
+	if (rc)
+		goto out_free;
+	rc = open_env(&l->env, dir, map_size ? map_size : (1ull << 30), 0);
+	if (rc) {
+		tpc_set_err(err, errlen, "cannot open the state log in %s: %s", dir, mdb_strerror(-rc));
+		goto out_free;
+	}
+	/* A process killed inside mdb_txn_commit may leave a visible but unsynced meta
+	 * page in the page cache; sync it before the records are trusted (as the LMDB
+	 * sink does at open). */
+	rc = tpc_lmdb_err(mdb_env_sync(l->env, 1));
+	if (!rc)
+		rc = setup(l);
+	if (rc) {
+		tpc_set_err(err, errlen, "cannot set up the state log in %s: %s", dir,
+			    tpc_strerror(rc));
+		goto out_free;
+	}
+	*out = l;
+	return 0;
+out_free:
+	part_log_close(l);
+	return rc;
+}
+
+void part_log_identity(const struct part_log *l, uint8_t id[PART_ID_LEN],
+		       uint64_t *incarnation)
+{
+	memcpy(id, l->id, PART_ID_LEN);
+	*incarnation = l->incarnation;
+}
+
+void part_log_close(struct part_log *l)
+{
+	if (!l)
+		return;
+	if (l->env)
+		mdb_env_close(l->env);
+	if (l->lock_fd >= 0)
+		close(l->lock_fd); /* releases the flock; the pid stays, harmless */
+	free(l);
 }
 
 static int put_epoch(MDB_txn *txn, MDB_dbi meta, uint64_t epoch)
 {
 	uint64_t cur;
-	int rc = get_epoch(txn, meta, &cur);
+	int rc = get_u64(txn, meta, "highest_epoch", &cur);
+
 	if (rc || epoch <= cur)
 		return rc;
-	unsigned char buf[8];
-	tpc_put_be64(buf, epoch);
-	MDB_val k = { 13, (void *)"highest_epoch" }, v = { 8, buf };
-	return tpc_lmdb_err(mdb_put(txn, meta, &k, &v, 0));
+	return put_u64(txn, meta, "highest_epoch", epoch);
 }
 
 static int put_prepared(MDB_txn *txn, MDB_dbi dbi, const struct part_log_put *p)
@@ -235,8 +351,10 @@ static int put_prepared(MDB_txn *txn, MDB_dbi dbi, const struct part_log_put *p)
 	if (rc)
 		return tpc_lmdb_err(rc);
 	unsigned char *d = v.mv_data;
-	tpc_put_be64(d, p->wall_ms);
-	tpc_put_be64(d + 8, p->epoch);
+	d[0] = REC_FORMAT;
+	tpc_put_be64(d + 1, p->wall_ms);
+	tpc_put_be64(d + 9, p->epoch);
+	tpc_put_be64(d + 17, p->incarnation);
 	memcpy(d + REC_HDR, p->blob, p->blob_len);
 	return 0;
 }
@@ -278,27 +396,54 @@ int part_log_read_epoch(struct part_log *l, uint64_t *epoch)
 	int rc = tpc_lmdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn));
 	if (rc)
 		return rc;
-	rc = get_epoch(txn, l->meta, epoch);
+	rc = get_u64(txn, l->meta, "highest_epoch", epoch);
 	mdb_txn_abort(txn);
 	return rc;
 }
 
-static int walk(MDB_txn *txn, MDB_dbi dbi, part_log_load_fn fn, void *arg)
+/* Decode one PREPARED record (either format). */
+static int decode_rec(const MDB_val *k, const MDB_val *v, struct part_log_put *r)
+{
+	const unsigned char *d = v->mv_data;
+
+	if (k->mv_size != 8 || v->mv_size < 1)
+		return TPC_ECORRUPT;
+	memset(r, 0, sizeof(*r));
+	r->txid = tpc_get_be64(k->mv_data);
+	if (d[0] == 0 && v->mv_size >= REC_HDR_V1 + 4) { /* format 1: wall_ms first */
+		r->format = 1;
+		r->wall_ms = tpc_get_be64(d);
+		r->epoch = tpc_get_be64(d + 8);
+		r->blob = d + REC_HDR_V1;
+		r->blob_len = v->mv_size - REC_HDR_V1;
+		return 0;
+	}
+	if (d[0] != REC_FORMAT || v->mv_size < REC_HDR + 4)
+		return TPC_ECORRUPT;
+	r->format = REC_FORMAT;
+	r->wall_ms = tpc_get_be64(d + 1);
+	r->epoch = tpc_get_be64(d + 9);
+	r->incarnation = tpc_get_be64(d + 17);
+	r->blob = d + REC_HDR;
+	r->blob_len = v->mv_size - REC_HDR;
+	return 0;
+}
+
+static int walk(MDB_txn *txn, MDB_dbi dbi, int old_ok, part_log_load_fn fn, void *arg)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
+	struct part_log_put r;
 	int rc = tpc_lmdb_err(mdb_cursor_open(txn, dbi, &cur));
 
 	if (rc)
 		return rc;
 	for (int op = MDB_FIRST; (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
-		if (k.mv_size != 8 || v.mv_size < REC_HDR + 4) {
-			rc = TPC_ECORRUPT;
-			break;
-		}
-		const unsigned char *d = v.mv_data;
-		rc = fn(arg, tpc_get_be64(k.mv_data), tpc_get_be64(d), tpc_get_be64(d + 8),
-			d + REC_HDR, v.mv_size - REC_HDR);
+		rc = decode_rec(&k, &v, &r);
+		if (!rc && r.format != REC_FORMAT && !old_ok)
+			rc = TPC_EVERSION;
+		if (!rc)
+			rc = fn(arg, &r);
 		if (rc)
 			break;
 	}
@@ -312,7 +457,7 @@ int part_log_load(struct part_log *l, part_log_load_fn fn, void *arg)
 	int rc = tpc_lmdb_err(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn));
 	if (rc)
 		return rc;
-	rc = walk(txn, l->prepared, fn, arg);
+	rc = walk(txn, l->prepared, 0, fn, arg);
 	mdb_txn_abort(txn);
 	return rc;
 }
@@ -323,13 +468,12 @@ struct list_ctx {
 	uint64_t now_wall;
 };
 
-static int list_one(void *arg, uint64_t txid, uint64_t wall_ms, uint64_t epoch,
-		    const uint8_t *blob, size_t blob_len)
+static int list_one(void *arg, const struct part_log_put *r)
 {
 	struct list_ctx *lc = arg;
 	tpc_write *w;
 	size_t n;
-	int rc = part_blob_decode(blob, blob_len, &w, &n);
+	int rc = part_blob_decode(r->blob, r->blob_len, &w, &n);
 
 	if (rc)
 		return rc;
@@ -345,8 +489,8 @@ static int list_one(void *arg, uint64_t txid, uint64_t wall_ms, uint64_t epoch,
 	}
 	tpc_prepared_info *info = &lc->v[lc->n++];
 	memset(info, 0, sizeof(*info));
-	info->txid = txid;
-	info->age_ms = lc->now_wall > wall_ms ? lc->now_wall - wall_ms : 0;
+	info->txid = r->txid;
+	info->age_ms = lc->now_wall > r->wall_ms ? lc->now_wall - r->wall_ms : 0;
 	info->nrecords = n;
 	for (size_t i = 0; i < n; i++)
 		info->bytes += w[i].key_len + w[i].value_len;
@@ -370,7 +514,7 @@ int part_log_list_dir(const char *dir, tpc_prepared_info **out, size_t *n)
 	if (!rc) {
 		rc = tpc_lmdb_err(mdb_dbi_open(txn, "prepared", 0, &dbi));
 		if (!rc)
-			rc = walk(txn, dbi, list_one, &lc);
+			rc = walk(txn, dbi, 1, list_one, &lc);
 		mdb_txn_abort(txn);
 	}
 	mdb_env_close(env);

@@ -1,9 +1,18 @@
 /*
  * part_log.h - the participant stub's own durable state, in one LMDB environment in
- * its state folder, and the encoding of staged writes.
+ * its state folder, the folder's lock and identity, and the encoding of staged writes.
  *
- *   prepared  txid (u64 big-endian) -> { wall_ms u64, epoch u64, writes blob }
- *   meta      "highest_epoch" -> u64 (rule D7 survives restarts)
+ *   prepared  txid (u64 big-endian) -> { format u8 = 2, wall_ms u64, epoch u64,
+ *                                        incarnation u64 (the one that joined), writes blob }
+ *   meta      "highest_epoch"  -> u64 (rule D7 survives restarts)
+ *             "participant_id" -> 16 random bytes, made at the folder's first open (D8)
+ *             "incarnation"    -> u64, incremented and synced at every open (D8)
+ *   lock      a plain file beside the LMDB files: flock(LOCK_EX) while a process has the
+ *             log open, holding that process's pid (a second opener gets TPC_ELOCKED)
+ *
+ * Records written before the incarnation was kept (format 1: wall_ms first, so the
+ * first byte is 0) are listed by part_log_list_dir() but refused by part_log_load():
+ * the incarnation that joined them is unknown, so they cannot be voted on again.
  *
  * A writes blob is: u32 count, then per write: u32 key length, key, u32 value
  * length, value (integers big-endian). Staged writes live in memory in this form, so
@@ -42,18 +51,34 @@ int part_blob_decode(const uint8_t *data, size_t len, tpc_write **writes, size_t
 
 struct part_log;
 
-/** One record to put: the PREPARED record of @p txid. */
+#define PART_ID_LEN 16
+
+/** One PREPARED record: put by part_log_write(), passed back by the walkers. */
 struct part_log_put {
 	uint64_t txid;
 	uint64_t wall_ms;
 	uint64_t epoch;
+	uint64_t incarnation;         /* the incarnation that joined the transaction */
 	const uint8_t *blob;
 	size_t blob_len;
+	int format;                   /* walkers only: 1 old (no incarnation), 2 current */
 };
 
+/**
+ * @brief Lock the state folder @p dir (creating it), open its LMDB, sync it, and make
+ *        this open a new incarnation (durably) of the folder's participant id (made on
+ *        the first open).
+ * @return 0; TPC_ELOCKED when another process holds the folder (@p err names its pid);
+ *         or another negative code with @p err saying why
+ */
 int part_log_open(struct part_log **out, const char *dir, uint64_t map_size, char *err,
 		  size_t errlen);
+/** @brief Close the log and release the folder's lock. NULL is a no-op. */
 void part_log_close(struct part_log *l);
+
+/** @brief The folder's participant id and this open's incarnation. */
+void part_log_identity(const struct part_log *l, uint8_t id[PART_ID_LEN],
+		       uint64_t *incarnation);
 
 /**
  * @brief One synced LMDB transaction: put @p puts, delete @p dels (missing is fine),
@@ -66,10 +91,10 @@ int part_log_write(struct part_log *l, const struct part_log_put *puts, size_t n
 /** @brief The stored highest epoch (0 for a new log). */
 int part_log_read_epoch(struct part_log *l, uint64_t *epoch);
 
-typedef int (*part_log_load_fn)(void *arg, uint64_t txid, uint64_t wall_ms, uint64_t epoch,
-				const uint8_t *blob, size_t blob_len);
+typedef int (*part_log_load_fn)(void *arg, const struct part_log_put *rec);
 
-/** @brief Call @p fn for every PREPARED record in txid order. */
+/** @brief Call @p fn for every PREPARED record in txid order.
+ *  @return 0, TPC_EVERSION for a record in the old format (see above), or an error */
 int part_log_load(struct part_log *l, part_log_load_fn fn, void *arg);
 
 /** @brief List the PREPARED records of the state folder @p dir, read-only. */

@@ -4,6 +4,12 @@
  *
  * Request ids: Join and StatusQuery use the txid as request id, so replies (and
  * errors) find their transaction without a table of outstanding requests.
+ *
+ * D8: the Hello names the state folder's participant id, this process's incarnation
+ * and the txids it holds PREPARED (so the coordinator spares them when it aborts what
+ * an older incarnation joined); a Join carries the incarnation. ERR_IDENTITY (the name
+ * is bound to another folder, or a newer incarnation exists) is fatal: no reconnects,
+ * every waiting and later stage call fails with TPC_EIDENTITY, the host is told.
  */
 #include "part_int.h"
 #include "wire_err.h"
@@ -11,6 +17,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,6 +29,7 @@
 #define RECONNECT_MIN_MS 50
 #define RECONNECT_MAX_MS 2000
 #define HELLO_TIMEOUT_MS 5000 /* a Hello or its reply lost: give up on the connection */
+#define HELLO_MAX_PREPARED 4096 /* txids listed in a Hello (the coordinator may be told fewer) */
 
 static void schedule_reconnect(struct tpc_participant *p);
 
@@ -42,13 +50,15 @@ void part_send_join(struct tpc_participant *p, uint64_t txid)
 
 	j.txid = txid;
 	j.participant = p->name;
+	j.incarnation = p->incarnation;
 	env.request_id = txid;
 	env.body_case = TPC__ENVELOPE__BODY_JOIN;
 	env.join = &j;
 	send_env(p, &env);
 }
 
-void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const char *reason)
+void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const char *reason,
+		    uint64_t incarnation)
 {
 	Tpc__Envelope env = TPC__ENVELOPE__INIT;
 	Tpc__Vote v = TPC__VOTE__INIT;
@@ -56,6 +66,7 @@ void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const cha
 	v.txid = txid;
 	v.vote = yes ? TPC__VOTE_KIND__VOTE_YES : TPC__VOTE_KIND__VOTE_NO;
 	v.reason = (char *)(reason ? reason : "");
+	v.incarnation = incarnation;
 	env.body_case = TPC__ENVELOPE__BODY_VOTE;
 	env.vote = &v;
 	send_env(p, &env);
@@ -89,17 +100,39 @@ void part_send_status_query(struct tpc_participant *p, uint64_t txid)
 	send_env(p, &env);
 }
 
+/* The txids whose PREPARED record is durable here (at most HELLO_MAX_PREPARED). */
+static uint64_t *prepared_txids(struct tpc_participant *p, size_t *k)
+{
+	size_t n;
+	uint64_t *ids = u64map_keys(&p->txns, &n);
+
+	*k = 0;
+	for (size_t i = 0; ids && i < n && *k < HELLO_MAX_PREPARED; i++) {
+		struct ptxn *t = u64map_get(&p->txns, ids[i]);
+		if (t->m.state == PS_PREPARED || t->m.state == PS_APPLYING)
+			ids[(*k)++] = ids[i];
+	}
+	return ids;
+}
+
 static void send_hello(struct tpc_participant *p)
 {
 	Tpc__Envelope env = TPC__ENVELOPE__INIT;
 	Tpc__Hello h = TPC__HELLO__INIT;
+	size_t n;
+	uint64_t *ids = prepared_txids(p, &n);
 
 	h.role = TPC__ROLE__ROLE_PARTICIPANT;
 	h.name = p->name;
 	h.protocol_version = TPC_PROTOCOL_VERSION;
+	h.participant_id = (ProtobufCBinaryData){ PART_ID_LEN, p->id };
+	h.incarnation = p->incarnation;
+	h.n_prepared_txids = ids ? n : 0;
+	h.prepared_txids = ids;
 	env.body_case = TPC__ENVELOPE__BODY_HELLO;
 	env.hello = &h;
 	tpc_wire_send(bufferevent_get_output(p->bev), &env, p->cfg.max_frame);
+	free(ids);
 }
 
 static void step_txid(struct tpc_participant *p, uint64_t txid, const struct part_event *ev)
@@ -132,7 +165,8 @@ static void on_prepare(struct tpc_participant *p, const Tpc__Prepare *m)
 	if (!t) {
 		/* Lost (a restart before PREPARED was durable), expired, or never staged. */
 		if (m->epoch >= p->highest_epoch)
-			part_send_vote(p, m->txid, 0, "unknown transaction at this participant");
+			part_send_vote(p, m->txid, 0, "unknown transaction at this participant",
+				       p->incarnation);
 		return;
 	}
 	if (t->m.state == PS_ACTIVE && m->epoch >= p->highest_epoch)
@@ -171,22 +205,42 @@ static void on_status_reply(struct tpc_participant *p, const Tpc__StatusReply *m
 	switch (m->status) {
 	case TPC__TXN_STATUS__STATUS_COMMITTED: ev.status = 1; break;
 	case TPC__TXN_STATUS__STATUS_ABORTED: ev.status = 2; break;
+	case TPC__TXN_STATUS__STATUS_FORGOTTEN: ev.status = 3; break;
 	default: ev.status = 0; break;
 	}
 	step_txid(p, m->txid, &ev);
 }
 
+/* The coordinator refused who we are: stop for good and tell the host. */
+static void on_identity_refused(struct tpc_participant *p, const char *msg)
+{
+	part_set_err(p, "the coordinator refused participant \"%s\": %s", p->name, msg);
+	__atomic_store_n(&p->fatal, TPC_EIDENTITY, __ATOMIC_RELEASE);
+	p->stats.connected = 0;
+	part_logf(p, TPC_LOG_ERROR, "%s; not reconnecting", p->errmsg);
+	part_fail_all_stages(p, TPC_EIDENTITY);
+	if (p->cfg.on_fatal)
+		p->cfg.on_fatal(p, TPC_EIDENTITY, p->errmsg, p->cfg.fatal_arg);
+}
+
 static void on_error(struct tpc_participant *p, uint64_t req, const Tpc__Error *e)
 {
-	part_set_err(p, "coordinator: %s", e->message ? e->message : "error");
+	const char *msg = e->message ? e->message : "error";
+
+	if (e->code == TPC__ERROR_CODE__ERR_IDENTITY) {
+		on_identity_refused(p, msg);
+		return;
+	}
+	part_set_err(p, "coordinator: %s", msg);
 	part_logf(p, TPC_LOG_WARN, "coordinator error for txid %llu: %s",
-		 (unsigned long long)e->txid, e->message ? e->message : "");
+		 (unsigned long long)e->txid, msg);
 	uint64_t txid = req ? req : e->txid;
 	struct ptxn *t = txid ? u64map_get(&p->txns, txid) : NULL;
-	if (t && t->m.state == PS_JOINING) {
-		struct part_event ev = { .type = PEV_JOIN_FAILED, .err = tpc_error_from_wire(e->code) };
+	struct part_event ev = { .type = t && t->m.state == PS_JOINING ? PEV_JOIN_FAILED
+								      : PEV_REFUSED,
+				 .err = tpc_error_from_wire(e->code) };
+	if (t)
 		part_step(p, t, &ev);
-	}
 }
 
 static int on_frame(void *arg, const uint8_t *body, uint32_t len)
@@ -209,7 +263,7 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	case TPC__ENVELOPE__BODY_ERROR: on_error(p, env->request_id, env->error); break;
 	default: break;
 	}
-	return 0; /* env lives in the arena until the next frame */
+	return p->fatal ? -1 : 0; /* env lives in the arena until the next frame */
 }
 
 static void drop_connection(struct tpc_participant *p)
@@ -228,7 +282,7 @@ static void drop_connection(struct tpc_participant *p)
 	if (was)
 		part_logf(p, TPC_LOG_WARN, "lost the coordinator connection");
 	part_step_all(p, &down);
-	if (!p->stopping)
+	if (!p->stopping && !p->fatal)
 		schedule_reconnect(p);
 }
 
@@ -272,7 +326,7 @@ static void do_connect(struct tpc_participant *p)
 static void on_reconnect(evutil_socket_t fd, short what, void *arg)
 {
 	struct tpc_participant *p = arg;
-	if (!p->stopping && !p->bev) {
+	if (!p->stopping && !p->fatal && !p->bev) {
 		p->stats.reconnects++;
 		do_connect(p);
 	}

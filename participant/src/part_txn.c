@@ -5,15 +5,25 @@
  *   -----> JOINING ---> ACTIVE ------------------> LOGGING -------> PREPARED -------> APPLYING
  *            |            |  \ Prepare, sink no      | logged failed   |  ^ StatusQuery  | applied ok
  *            | join error |   \-> vote NO, DONE      v                 |  | with backoff | (ack)
- *            | conn down  | expiry, ABORT       vote NO, DONE   ABORT  |  | (PENDING:    v
- *            v            v                                            v  |  vote again)  DONE
- *          DONE         DONE (discard)                               DONE (discard + drop record)
+ *            | conn down  | ABORT               vote NO, DONE   ABORT  |  | (PENDING:    v
+ *            v            v                                            v  |  vote again;  DONE
+ *          DONE         DONE (discard)                               DONE    FORGOTTEN:
+ *            |            |                                                  log, keep asking)
+ *            +-----+------+ expiry (no Prepare within txn_timeout): discard, vote NO
+ *                  v
+ *               EXPIRED --- ABORT, or StatusQuery answered, or the vote refused, or
+ *                  |        tombstone_ms passed ---> DONE
+ *                  +-- stage: TPC_EEXPIRED; Prepare: NO; reconnect: NO again, ask
  *
  * Rules kept here:
  *  - D2: the YES vote leaves only on PEV_LOGGED ok; a PREPARED transaction never
  *    decides alone: it only moves on a COMMIT/ABORT decision or status answer.
  *  - D3: the Ack leaves only on PEV_APPLIED ok.
  *  - D7: a Prepare or Decision with an epoch below the highest seen is rejected.
+ *  - D8: staged writes that expired are gone, so this incarnation can never vote YES
+ *    on that transaction: it says NO at once and keeps a tombstone so that a later
+ *    write for the txid fails instead of joining again with only part of the writes.
+ *  - A PREPARED transaction told FORGOTTEN stays in doubt: it never guesses.
  *  - A COMMIT for a transaction the participant does not know is acked by the caller
  *    without applying (it can only mean: already applied), which is outside this
  *    machine; an unknown transaction's Prepare gets NO, also outside.
@@ -28,18 +38,19 @@
 
 #define BIT(s) (1u << (s))
 static const unsigned legal[PS_NSTATES] = {
-	[PS_JOINING] = BIT(PS_ACTIVE) | BIT(PS_DONE),
-	[PS_ACTIVE] = BIT(PS_LOGGING) | BIT(PS_DONE),
+	[PS_JOINING] = BIT(PS_ACTIVE) | BIT(PS_EXPIRED) | BIT(PS_DONE),
+	[PS_ACTIVE] = BIT(PS_LOGGING) | BIT(PS_EXPIRED) | BIT(PS_DONE),
 	[PS_LOGGING] = BIT(PS_PREPARED) | BIT(PS_DONE),
 	[PS_PREPARED] = BIT(PS_APPLYING) | BIT(PS_DONE),
 	[PS_APPLYING] = BIT(PS_DONE),
+	[PS_EXPIRED] = BIT(PS_DONE),
 	[PS_DONE] = 0,
 };
 
 const char *part_state_str(enum part_state s)
 {
 	static const char *const names[PS_NSTATES] = {
-		"JOINING", "ACTIVE", "LOGGING", "PREPARED", "APPLYING", "DONE",
+		"JOINING", "ACTIVE", "LOGGING", "PREPARED", "APPLYING", "EXPIRED", "DONE",
 	};
 	return s < PS_NSTATES ? names[s] : "?";
 }
@@ -103,6 +114,9 @@ uint64_t part_txn_next_deadline(const struct part_txn *t)
 	case PS_ACTIVE: return t->expires_ms;
 	case PS_PREPARED: return t->query_at_ms;
 	case PS_APPLYING: return t->apply_failed ? t->query_at_ms : 0;
+	case PS_EXPIRED:
+		return t->query_at_ms && t->query_at_ms < t->expires_ms ? t->query_at_ms
+									 : t->expires_ms;
 	default: return 0;
 	}
 }
@@ -144,7 +158,26 @@ static void start_apply(struct part_txn *t, struct part_actions *out)
 
 static int on_stage(struct part_txn *t)
 {
+	if (t->state == PS_EXPIRED)
+		return TPC_EEXPIRED;
 	return t->state == PS_JOINING || t->state == PS_ACTIVE ? 0 : TPC_ENOTACTIVE;
+}
+
+/* The staged writes expired: they are gone, so this transaction can never get our YES
+ * (D8). Say NO now if the coordinator may hold our Join, and keep a tombstone. */
+static void expire(struct part_txn *t, const struct part_txn_config *cfg, uint64_t now_ms,
+		   struct part_actions *out)
+{
+	if (t->state == PS_JOINING)
+		emit_complete(out, TPC_EEXPIRED);
+	t->tell_no = t->state == PS_ACTIVE || t->join_sent;
+	emit(out, PACT_DISCARD);
+	set_state(t, PS_EXPIRED);
+	if (t->tell_no)
+		emit_vote(out, 0, PART_EXPIRED_REASON);
+	t->expires_ms = now_ms + cfg->tombstone_ms;
+	t->query_delay_ms = 0;
+	schedule_query(t, cfg, now_ms);
 }
 
 static int on_join_reply(struct part_txn *t, const struct part_event *ev,
@@ -185,6 +218,9 @@ static int on_prepare(struct part_txn *t, const struct part_event *ev, uint64_t 
 	case PS_PREPARED:
 		emit_vote(out, 1, NULL); /* a repeated Prepare: our YES is durable */
 		return 0;
+	case PS_EXPIRED:
+		emit_vote(out, 0, PART_EXPIRED_REASON);
+		return 0;
 	default:
 		return 0; /* LOGGING: the vote follows the log; APPLYING: decided already */
 	}
@@ -217,6 +253,10 @@ static int on_decision(struct part_txn *t, const struct part_event *ev, uint64_t
 			return 0; /* cannot happen for one decision; never undo a commit */
 		if (t->state == PS_DONE)
 			return 0; /* finished already (a repeated ABORT): DONE -> DONE is illegal */
+		if (t->state == PS_EXPIRED) {
+			set_state(t, PS_DONE); /* the writes went already; the tombstone goes */
+			return 0;
+		}
 		if (t->state == PS_JOINING)
 			emit_complete(out, TPC_ENOTACTIVE);
 		discard(t, out);
@@ -224,7 +264,7 @@ static int on_decision(struct part_txn *t, const struct part_event *ev, uint64_t
 	}
 	if (t->state == PS_PREPARED)
 		start_apply(t, out);
-	/* COMMIT while ACTIVE/LOGGING cannot come from a coordinator keeping D1/D2: this
+	/* COMMIT while ACTIVE/LOGGING/EXPIRED cannot come from a coordinator keeping D1/D2: this
 	 * participant has not voted YES in any incarnation. Ignore it. */
 	return 0;
 }
@@ -245,25 +285,66 @@ static int on_applied(struct part_txn *t, const struct part_txn_config *cfg,
 	return 0;
 }
 
+/* PREPARED: ask again after the current backoff (a first answer starts it). */
+static void keep_asking(struct part_txn *t, const struct part_txn_config *cfg, uint64_t now_ms)
+{
+	/* The tick that sent the query doubled the delay already; doubling again here would
+	 * grow the backoff fourfold per round. Only a first answer (the query came from
+	 * CONN_UP, nothing scheduled yet) starts the backoff. */
+	if (t->query_delay_ms)
+		t->query_at_ms = now_ms + t->query_delay_ms;
+	else
+		schedule_query(t, cfg, now_ms);
+}
+
+/* EXPIRED: any final answer ends the tombstone (a later Join would be refused by the
+ * coordinator); PENDING: our NO may not have arrived, say it again. */
+static int on_status_expired(struct part_txn *t, const struct part_event *ev,
+			     struct part_actions *out)
+{
+	if (ev->status == 0) {
+		if (t->tell_no)
+			emit_vote(out, 0, PART_EXPIRED_REASON);
+		return 0;
+	}
+	set_state(t, PS_DONE);
+	return 0;
+}
+
 static int on_status(struct part_txn *t, const struct part_txn_config *cfg,
 		     const struct part_event *ev, uint64_t now_ms, struct part_actions *out)
 {
+	if (t->state == PS_EXPIRED)
+		return on_status_expired(t, ev, out);
 	if (t->state != PS_PREPARED)
 		return 0;
 	switch (ev->status) {
 	case 1: start_apply(t, out); break;          /* COMMITTED */
 	case 2: discard(t, out); break;              /* ABORTED */
+	case 3:                                      /* FORGOTTEN: never guess, keep asking */
+		if (!t->forgotten) {
+			t->forgotten = 1;
+			emit(out, PACT_REPORT_FORGOTTEN);
+		}
+		keep_asking(t, cfg, now_ms);
+		break;
 	default:                                     /* PENDING: it still waits for votes */
 		emit_vote(out, 1, NULL);
-		/* The tick that sent the query doubled the delay already; doubling again here
-		 * would grow the backoff fourfold per round. Only a first answer (the query
-		 * came from CONN_UP, nothing scheduled yet) starts the backoff. */
-		if (t->query_delay_ms)
-			t->query_at_ms = now_ms + t->query_delay_ms;
-		else
-			schedule_query(t, cfg, now_ms);
+		keep_asking(t, cfg, now_ms);
 		break;
 	}
+	return 0;
+}
+
+/* An Error for our vote: the coordinator no longer has the transaction (or never had
+ * our Join), so an EXPIRED tombstone has nothing left to tell it. */
+static int on_refused(struct part_txn *t, const struct part_event *ev)
+{
+	if (t->state != PS_EXPIRED)
+		return 0;
+	if (ev->err == TPC_ENOTFOUND || ev->err == TPC_ENOTACTIVE || ev->err == TPC_ENOTPART ||
+	    ev->err == TPC_EINCARNATION)
+		set_state(t, PS_DONE);
 	return 0;
 }
 
@@ -273,10 +354,16 @@ static int on_tick(struct part_txn *t, const struct part_txn_config *cfg, uint64
 	switch (t->state) {
 	case PS_JOINING:
 	case PS_ACTIVE:
+		if (now_ms >= t->expires_ms)
+			expire(t, cfg, now_ms, out);
+		break;
+	case PS_EXPIRED:
 		if (now_ms >= t->expires_ms) {
-			if (t->state == PS_JOINING)
-				emit_complete(out, -ETIMEDOUT);
-			discard(t, out);
+			set_state(t, PS_DONE); /* bounded at worst (D9) */
+		} else if (t->query_at_ms && now_ms >= t->query_at_ms) {
+			t->queries++;
+			emit(out, PACT_SEND_STATUS_QUERY);
+			schedule_query(t, cfg, now_ms);
 		}
 		break;
 	case PS_PREPARED:
@@ -314,7 +401,10 @@ static int on_conn(struct part_txn *t, const struct part_event *ev, uint64_t now
 		t->join_sent = 1;
 		emit(out, PACT_SEND_JOIN);
 	}
-	if (t->state == PS_PREPARED) { /* ask now: the decision may have been lost */
+	if (t->state == PS_EXPIRED && t->tell_no) /* the NO may have been lost */
+		emit_vote(out, 0, PART_EXPIRED_REASON);
+	if (t->state == PS_PREPARED || t->state == PS_EXPIRED) {
+		/* ask now: the decision may have been lost */
 		t->queries++;
 		emit(out, PACT_SEND_STATUS_QUERY);
 	}
@@ -334,6 +424,7 @@ int part_txn_step(struct part_txn *t, const struct part_txn_config *cfg,
 	case PEV_DECISION: return on_decision(t, ev, highest_epoch, out);
 	case PEV_APPLIED: return on_applied(t, cfg, ev, now_ms, out);
 	case PEV_STATUS: return on_status(t, cfg, ev, now_ms, out);
+	case PEV_REFUSED: return on_refused(t, ev);
 	case PEV_TICK: return on_tick(t, cfg, now_ms, out);
 	case PEV_CONN_UP:
 	case PEV_CONN_DOWN: return on_conn(t, ev, now_ms, out);

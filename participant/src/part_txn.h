@@ -18,6 +18,8 @@ enum part_state {
 	PS_LOGGING,     /* sink said yes; PREPARED record queued, not yet durable */
 	PS_PREPARED,    /* PREPARED durable, YES sent; waiting for the decision (D2) */
 	PS_APPLYING,    /* COMMIT received; sink apply queued */
+	PS_EXPIRED,     /* staged writes expired (discarded), NO sent: a tombstone that
+			   refuses later stage calls (never a new Join) until the decision */
 	PS_DONE,        /* finished: the caller frees it */
 	PS_NSTATES
 };
@@ -30,7 +32,9 @@ enum part_ev_type {
 	PEV_LOGGED,       /* PREPARED record batch finished: status */
 	PEV_DECISION,     /* commit (1/0), epoch */
 	PEV_APPLIED,      /* sink apply finished: status */
-	PEV_STATUS,       /* StatusQuery answer: status (0 pending, 1 committed, 2 aborted) */
+	PEV_STATUS,       /* StatusQuery answer: status (0 pending, 1 committed, 2 aborted,
+			     3 forgotten) */
+	PEV_REFUSED,      /* an Error for this txn's vote: err (TPC_ENOTFOUND, ...) */
 	PEV_TICK,
 	PEV_CONN_UP,      /* (re)connected and Hello answered */
 	PEV_CONN_DOWN,
@@ -55,6 +59,7 @@ enum part_act_type {
 	PACT_DISCARD,         /* sink abort; drop the PREPARED record if there is one */
 	PACT_COMPLETE_STAGES, /* run pending stage callbacks with err */
 	PACT_REJECT_STALE,    /* a message from an older epoch was ignored (D7) */
+	PACT_REPORT_FORGOTTEN, /* PREPARED, and the coordinator forgot the outcome: log ERROR */
 };
 
 struct part_action {
@@ -76,13 +81,15 @@ struct part_txn_config {
 	uint32_t query_initial_ms;    /* first StatusQuery after this long prepared */
 	uint32_t query_max_ms;        /* cap of the doubling backoff */
 	uint32_t apply_retry_ms;      /* sink commit failed: retry after */
+	uint32_t tombstone_ms;        /* an EXPIRED tombstone is dropped after this at worst */
 };
 
 struct part_txn {
 	uint64_t txid;
 	uint64_t created_ms;
-	uint64_t expires_ms;     /* ACTIVE/JOINING: staged writes expire */
-	uint64_t query_at_ms;    /* PREPARED: next StatusQuery; APPLYING after failure: retry */
+	uint64_t expires_ms;     /* ACTIVE/JOINING: staged writes expire; EXPIRED: dropped */
+	uint64_t query_at_ms;    /* PREPARED, EXPIRED: next StatusQuery; APPLYING after failure:
+				    retry */
 	uint64_t prepared_wall_ms;
 	uint64_t armed_ms;       /* the caller's: deadline in its timer heap */
 	uint32_t query_delay_ms;
@@ -91,6 +98,8 @@ struct part_txn {
 	uint8_t recovered;       /* loaded from the log at start */
 	uint8_t apply_failed;
 	uint8_t join_sent;       /* JOINING: the Join went out on the current connection */
+	uint8_t tell_no;         /* EXPIRED: the coordinator may hold our Join: (re)send NO */
+	uint8_t forgotten;       /* PREPARED: told FORGOTTEN once already (logged) */
 };
 
 /** @brief Start a transaction at the first staged write (PS_JOINING). */
@@ -101,11 +110,15 @@ void part_txn_init(struct part_txn *t, uint64_t txid, uint64_t now_ms,
 void part_txn_init_recovered(struct part_txn *t, uint64_t txid, uint64_t now_ms,
 			     uint64_t prepared_wall_ms);
 
+/** The reason an EXPIRED transaction's NO vote gives. */
+#define PART_EXPIRED_REASON "staged writes expired at this participant"
+
 /**
  * @brief Apply one event. @p highest_epoch is the highest coordinator epoch seen; the
  *        machine raises it on newer Prepare/Decision and rejects older ones (D7).
  * @return 0, or a negative TPC_E* code when the event is refused (stage on a
- *         transaction that no longer takes writes: TPC_ENOTACTIVE)
+ *         transaction that no longer takes writes: TPC_ENOTACTIVE; on one whose staged
+ *         writes expired: TPC_EEXPIRED)
  */
 int part_txn_step(struct part_txn *t, const struct part_txn_config *cfg,
 		  const struct part_event *ev, uint64_t now_ms, uint64_t *highest_epoch,

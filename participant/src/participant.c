@@ -3,6 +3,9 @@
  * creating a participant and recovering its prepared transactions, attaching it to a
  * loop or running it on a thread of its own, staging writes, and shutting down.
  *
+ * D8: tpc_participant_new() locks the state folder (one process per folder) and opens
+ * it as a new incarnation of the folder's participant id before anything is sent.
+ *
  * Background-thread mode: other threads never touch the participant's state; they
  * queue a struct loop_call, poke an eventfd, and wait on a condition variable while the
  * loop thread runs the call.
@@ -83,25 +86,30 @@ static int copy_config(struct tpc_participant *p, const tpc_participant_config *
 	 * transactions prepared for up to 30 s after a long partition healed. */
 	p->tcfg.query_max_ms = 4000;
 	p->tcfg.apply_retry_ms = 1000;
+	/* An EXPIRED tombstone normally ends on the ABORT or the StatusQuery answer that
+	 * follows its NO vote; this only bounds it when neither ever comes. */
+	p->tcfg.tombstone_ms = p->tcfg.txn_timeout_ms > 300000 ? 2 * p->tcfg.txn_timeout_ms
+								: 600000;
 	return 0;
 }
 
 /* Recovery: every PREPARED record becomes a PREPARED transaction that asks. */
-static int recover_one(void *arg, uint64_t txid, uint64_t wall_ms, uint64_t epoch,
-		       const uint8_t *blob, size_t blob_len)
+static int recover_one(void *arg, const struct part_log_put *r)
 {
 	struct tpc_participant *p = arg;
 	struct ptxn *t = calloc(1, sizeof(*t));
 	tpc_write *w;
 	size_t n;
-	int rc = part_blob_decode(blob, blob_len, &w, &n);
+	int rc = part_blob_decode(r->blob, r->blob_len, &w, &n);
+	uint64_t txid = r->txid;
 
 	if (!t || rc) {
 		free(t);
 		return rc ? rc : -ENOMEM;
 	}
-	part_txn_init_recovered(&t->m, txid, tpc_now_ms(), wall_ms);
+	part_txn_init_recovered(&t->m, txid, tpc_now_ms(), r->wall_ms);
 	t->logged = 1;
+	t->incarnation = r->incarnation; /* its YES is the joining incarnation's (D8) */
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = part_blob_add(&t->blob, w[i].key, w[i].key_len, w[i].value, w[i].value_len);
 	free(w);
@@ -124,16 +132,48 @@ static int open_state(struct tpc_participant *p)
 		part_set_err(p, "%s", err);
 		return rc;
 	}
+	part_log_identity(p->plog, p->id, &p->incarnation);
 	rc = part_log_read_epoch(p->plog, &p->highest_epoch);
 	if (!rc)
 		rc = part_log_load(p->plog, recover_one, p);
 	if (!rc && p->stats.recovered)
 		part_logf(p, TPC_LOG_INFO, "recovered %llu prepared transaction(s); asking the "
 			  "coordinator how each ended", (unsigned long long)p->stats.recovered);
-	if (rc)
+	if (rc == TPC_EVERSION)
+		part_set_err(p, "%s holds PREPARED records written by an older libtpc, without "
+			     "the incarnation that joined them: let that version resolve them "
+			     "(until `tpc-kv --prepared` lists none) before upgrading", p->state_dir);
+	else if (rc)
 		part_set_err(p, "cannot load prepared transactions from %s: %s", p->state_dir,
 			     tpc_strerror(rc));
 	return rc;
+}
+
+static void hex_id(const uint8_t id[PART_ID_LEN], char out[2 * PART_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < PART_ID_LEN; i++) {
+		out[2 * i] = hex[id[i] >> 4];
+		out[2 * i + 1] = hex[id[i] & 15];
+	}
+	out[2 * PART_ID_LEN] = '\0';
+}
+
+int tpc_participant_identity(const tpc_participant *p, char id_hex[33], uint64_t *incarnation)
+{
+	if (!p || !p->plog)
+		return -EINVAL;
+	if (id_hex)
+		hex_id(p->id, id_hex);
+	if (incarnation)
+		*incarnation = p->incarnation;
+	return 0;
+}
+
+int tpc_participant_fatal(const tpc_participant *p)
+{
+	return p ? __atomic_load_n(&p->fatal, __ATOMIC_ACQUIRE) : -EINVAL;
 }
 
 tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink *sink,
@@ -165,10 +205,16 @@ tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink
 		rc = open_state(p);
 	if (rc)
 		goto fail;
+	char id[2 * PART_ID_LEN + 1];
+	hex_id(p->id, id);
+	part_logf(p, TPC_LOG_INFO, "participant %s: id %s, incarnation %llu", p->name, id,
+		  (unsigned long long)p->incarnation);
 	return p;
 fail:
 	if (err)
 		*err = rc;
+	if (p && p->name && p->errmsg[0]) /* the handle goes: say why where the host looks */
+		part_logf(p, TPC_LOG_ERROR, "%s", p->errmsg);
 	if (p)
 		tpc_participant_free(p);
 	else
@@ -294,7 +340,11 @@ static void call_done(struct tpc_participant *p, struct loop_call *c)
 
 static int stage_limits(struct tpc_participant *p, struct ptxn *t, size_t bytes)
 {
-	if (!t && p->txns.n >= p->cfg.max_open_txns) {
+	if (p->fatal) {
+		part_set_err(p, "the coordinator refused this participant's identity");
+		return p->fatal;
+	}
+	if (!t && p->txns.n - p->ntombstones >= p->cfg.max_open_txns) {
 		part_set_err(p, "too many open transactions (max %u)", p->cfg.max_open_txns);
 		return TPC_ELIMIT;
 	}
@@ -549,6 +599,9 @@ void tpc_participant_free(tpc_participant *p)
 		batch_writer_free(p->writer);
 	}
 	p->writer = NULL;
+	/* No writer thread is left: hand the last forgets to the sink from here. */
+	tpc_sink_forget(p->sink, p->forgets, p->nforgets);
+	free(p->forgets);
 	for (size_t i = 0; i < p->nlazy; i++)
 		free(p->lazy[i]);
 	free(p->lazy);

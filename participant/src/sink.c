@@ -75,6 +75,12 @@ int tpc_sink_applied(tpc_sink *sink, tpc_txid txid)
 	return sink->ops->applied(sink->self, txid);
 }
 
+void tpc_sink_forget(tpc_sink *sink, const tpc_txid *txids, size_t n)
+{
+	if (sink && sink->ops->forget && txids && n)
+		sink->ops->forget(sink->self, txids, n);
+}
+
 void *tpc_sink_self(tpc_sink *s)
 {
 	return s ? s->self : NULL;

@@ -2,7 +2,8 @@
  * sink_file.c - the append-only file sink (tpc/sink_file.h).
  *
  * Owns one file, opened O_APPEND and locked with flock(LOCK_EX) so no second handle
- * (in this process or another) appends to it, and the in-memory set of txids it holds.
+ * (in this process or another) appends to it, and the in-memory set of txids it holds
+ * (forget() removes txids from the set while the sink is open, D9; the file keeps them).
  *
  * Line format, one per write, '\n'-terminated, text:
  *   <txid> TAB <index>/<count> TAB <hex key> TAB <hex value>
@@ -134,6 +135,27 @@ static int set_add(struct txid_set *set, uint64_t id)
 	set->slots[i] = id;
 	set->count++;
 	return 1;
+}
+
+/* Remove @p id (if present), shifting later members of its probe run back so that
+ * every remaining id stays reachable from its home slot. */
+static void set_del(struct txid_set *set, uint64_t id)
+{
+	size_t mask = set->cap - 1, i, j;
+
+	if (!set->cap || set->slots[i = set_slot(set, id)] != id)
+		return;
+	set->slots[i] = 0;
+	set->count--;
+	for (j = (i + 1) & mask; set->slots[j] != 0; j = (j + 1) & mask) {
+		size_t home = (size_t)mix64(set->slots[j]) & mask;
+		/* j may move to i unless its home lies cyclically in (i, j] */
+		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+			set->slots[i] = set->slots[j];
+			set->slots[j] = 0;
+			i = j;
+		}
+	}
 }
 
 static void set_free(struct txid_set *set)
@@ -661,11 +683,22 @@ static int file_applied(void *self, tpc_txid txid)
 	return set_has(&s->applied, txid);
 }
 
+/* The lines stay in the file (they are the data); only the in-memory set shrinks.
+ * A reopen scans the whole file and remembers every txid in it again. */
+static void file_forget(void *self, const tpc_txid *txids, size_t n)
+{
+	struct file_sink *s = self;
+
+	for (size_t i = 0; i < n; i++)
+		set_del(&s->applied, txids[i]);
+}
+
 static const tpc_sink_ops file_ops = {
 	.prepare = file_prepare,
 	.commit = file_commit,
 	.abort = NULL, /* prepare reserves nothing */
 	.applied = file_applied,
+	.forget = file_forget,
 	.destroy = file_destroy,
 };
 

@@ -14,6 +14,10 @@
  *     the call is applied; success is a normal synced mdb_txn_commit. The environment
  *     is opened with MDB_NOTLS only: no MDB_NOSYNC / MDB_NOMETASYNC / MDB_WRITEMAP /
  *     MDB_MAPASYNC (rule D6).
+ *   - bounded (D9): forget() collects txids the participant will never commit again;
+ *     their "applied" entries are deleted inside the next commit() transaction (no
+ *     sync of their own), or in one transaction of their own once FORGET_MAX are
+ *     waiting, or at close. A forget lost in a crash only leaves entries behind.
  *   - prepare() refuses (TPC_EREFUSED, with a printable reason) what commit() could
  *     not store: keys outside 1..511 bytes, values over 16 MiB, and whatever the
  *     optional refuse callback rejects. It cannot promise against MDB_MAP_FULL: size
@@ -57,6 +61,7 @@
 #define MAX_VALUE ((size_t)16 << 20)        /* 16 MiB */
 #define TXID_SIZE 8u
 #define KEY_SHOWN 48u                       /* key bytes quoted in a refusal reason */
+#define FORGET_MAX 4096u                    /* forgotten txids held for the next commit */
 
 static const char DB_DATA[] = "data";
 static const char DB_APPLIED[] = "applied";
@@ -68,6 +73,8 @@ struct lmdb_sink {
 	size_t max_key;
 	tpc_sink_lmdb_refuse_fn refuse;  /* NULL: refuse nothing */
 	void *refuse_arg;
+	tpc_txid forget[FORGET_MAX];     /* "applied" entries to delete with the next write */
+	size_t nforget;
 };
 
 static const tpc_sink_ops lmdb_ops;
@@ -200,12 +207,16 @@ static int open_env(struct lmdb_sink *s, const char *dir, size_t map_size)
 	return fsync_dir(dir); /* data.mdb's directory entry is durable too */
 }
 
+static int flush_forgets(struct lmdb_sink *s);
+
 static void lmdb_destroy(void *self)
 {
 	struct lmdb_sink *s = self;
 
 	if (!s)
 		return;
+	if (s->env && s->nforget)
+		flush_forgets(s); /* a failure only leaves entries behind */
 	if (s->env)
 		mdb_env_close(s->env);
 	free(s);
@@ -349,6 +360,21 @@ static int apply_txn(struct lmdb_sink *s, MDB_txn *txn, const tpc_sink_txn *t, u
 	return tpc_lmdb_err(mdb_put(txn, s->applied, &k, &v, 0));
 }
 
+/* Delete the waiting forgotten txids' "applied" entries inside @p txn. */
+static int del_forgets(struct lmdb_sink *s, MDB_txn *txn)
+{
+	unsigned char kbuf[TXID_SIZE];
+	MDB_val k = { sizeof(kbuf), kbuf };
+
+	for (size_t i = 0; i < s->nforget; i++) {
+		tpc_put_be64(kbuf, s->forget[i]);
+		int rc = mdb_del(txn, s->applied, &k, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			return tpc_lmdb_err(rc);
+	}
+	return 0;
+}
+
 static int lmdb_commit(void *self, const tpc_sink_txn *txns, size_t n)
 {
 	struct lmdb_sink *s = self;
@@ -356,20 +382,39 @@ static int lmdb_commit(void *self, const tpc_sink_txn *txns, size_t n)
 	MDB_txn *txn;
 	int rc;
 
-	if (n == 0)
+	if (n == 0 && s->nforget == 0)
 		return 0;
 	rc = tpc_lmdb_err(mdb_txn_begin(s->env, NULL, 0, &txn));
 	if (rc)
 		return rc;
-	for (size_t i = 0; i < n; i++) {
+	rc = del_forgets(s, txn);
+	for (size_t i = 0; !rc && i < n; i++)
 		rc = apply_txn(s, txn, &txns[i], now);
-		if (rc)
-			goto out_abort;
-	}
-	return tpc_lmdb_err(mdb_txn_commit(txn)); /* synced (D6); frees txn either way */
+	if (rc)
+		goto out_abort;
+	rc = tpc_lmdb_err(mdb_txn_commit(txn)); /* synced (D6); frees txn either way */
+	if (rc == 0)
+		s->nforget = 0;
+	return rc;
 out_abort:
 	mdb_txn_abort(txn);
 	return rc;
+}
+
+static int flush_forgets(struct lmdb_sink *s)
+{
+	return lmdb_commit(s, NULL, 0);
+}
+
+static void lmdb_forget(void *self, const tpc_txid *txids, size_t n)
+{
+	struct lmdb_sink *s = self;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s->nforget == FORGET_MAX && flush_forgets(s) != 0)
+			return; /* cannot write now: these entries stay, harmless */
+		s->forget[s->nforget++] = txids[i];
+	}
 }
 
 static int lmdb_applied(void *self, tpc_txid txid)
@@ -391,6 +436,7 @@ static const tpc_sink_ops lmdb_ops = {
 	.commit = lmdb_commit,
 	.abort = NULL, /* prepare reserves nothing */
 	.applied = lmdb_applied,
+	.forget = lmdb_forget,
 	.destroy = lmdb_destroy,
 };
 

@@ -11,8 +11,12 @@
  *  - D7: a Prepare/Decision below the highest epoch emits PACT_REJECT_STALE and nothing
  *    else and changes nothing; a newer one raises the highest epoch.
  *  - A prepared transaction never decides alone: it leaves PREPARED only on a COMMIT or
- *    ABORT decision or status answer, never on a timeout, a connection event or a stale
- *    message.
+ *    ABORT decision or status answer, never on a timeout, a connection event, a stale
+ *    message or a FORGOTTEN answer (which it reports once and keeps asking).
+ *  - D8: staged writes that expire (JOINING/ACTIVE past txn_timeout) are discarded, a NO
+ *    vote goes out if the coordinator may hold the Join, and an EXPIRED tombstone stays:
+ *    it refuses stages (TPC_EEXPIRED), answers Prepare NO, re-sends NO on reconnect and
+ *    ends only on an ABORT, a status answer, a refused vote or tombstone_ms.
  * A seeded random driver (TPC_TEST_SEED overrides the seed) runs the same checks over
  * thousands of event orders.
  *
@@ -49,6 +53,7 @@ static const struct part_txn_config CFG = {
 	.query_initial_ms = 100,
 	.query_max_ms = 800,
 	.apply_retry_ms = 50,
+	.tombstone_ms = 20000,
 };
 
 /* ---- the harness ---------------------------------------------------------------------- */
@@ -66,6 +71,7 @@ struct h {
 	int apply_outstanding; /* PACT_APPLY emitted, PEV_APPLIED not yet fed */
 	int ever_prepared;
 	unsigned applies, acks, yes_votes, no_votes, discards, log_prepared, queries;
+	unsigned forgotten_reports;
 	/* context for failure messages */
 	uint64_t seed;
 	unsigned seq, nstep;
@@ -77,7 +83,7 @@ static const char *ev_name(enum part_ev_type t)
 {
 	static const char *const n[] = {
 		"STAGE", "JOIN_OK", "JOIN_FAILED", "PREPARE", "LOGGED", "DECISION",
-		"APPLIED", "STATUS", "TICK", "CONN_UP", "CONN_DOWN",
+		"APPLIED", "STATUS", "REFUSED", "TICK", "CONN_UP", "CONN_DOWN",
 	};
 	return (unsigned)t < sizeof(n) / sizeof(n[0]) ? n[t] : "?";
 }
@@ -150,11 +156,12 @@ static const struct part_action *find(const struct h *h, enum part_act_type type
 static int is_edge(enum part_state from, enum part_state to)
 {
 	switch (from) {
-	case PS_JOINING: return to == PS_ACTIVE || to == PS_DONE;
-	case PS_ACTIVE: return to == PS_LOGGING || to == PS_DONE;
+	case PS_JOINING: return to == PS_ACTIVE || to == PS_EXPIRED || to == PS_DONE;
+	case PS_ACTIVE: return to == PS_LOGGING || to == PS_EXPIRED || to == PS_DONE;
 	case PS_LOGGING: return to == PS_PREPARED || to == PS_DONE;
 	case PS_PREPARED: return to == PS_APPLYING || to == PS_DONE;
 	case PS_APPLYING: return to == PS_DONE;
+	case PS_EXPIRED: return to == PS_DONE;
 	default: return 0;
 	}
 }
@@ -172,6 +179,10 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 				    (ev->type == PEV_STATUS && ev->status == 1));
 	int applied_ok = ev->type == PEV_APPLIED && ev->status == 0;
 	int logged_ok = ev->type == PEV_LOGGED && ev->status == 0;
+	int expiry = ev->type == PEV_TICK && from <= PS_ACTIVE && h->now >= b->expires_ms;
+	int refused_gone = ev->type == PEV_REFUSED &&
+			   (ev->err == TPC_ENOTFOUND || ev->err == TPC_ENOTACTIVE ||
+			    ev->err == TPC_ENOTPART || ev->err == TPC_EINCARNATION);
 
 	CHECK(h, h->out.n <= PART_MAX_ACTIONS);
 	CHECK(h, to < PS_NSTATES);
@@ -191,7 +202,8 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 
 	/* return codes: only a stage on a transaction past ACTIVE is refused */
 	if (ev->type == PEV_STAGE) {
-		CHECK(h, h->rc == (from <= PS_ACTIVE ? 0 : TPC_ENOTACTIVE));
+		CHECK(h, h->rc == (from <= PS_ACTIVE ? 0 : from == PS_EXPIRED ? TPC_EEXPIRED
+									    : TPC_ENOTACTIVE));
 		CHECK(h, h->out.n == 0 && to == from);
 	} else {
 		CHECK(h, h->rc == 0);
@@ -229,7 +241,27 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 	if (from == PS_PREPARED || from == PS_APPLYING)
 		CHECK(h, to == from || commit_msg || abort_msg || applied_ok);
 	if (h->ever_prepared)
-		CHECK(h, to >= PS_PREPARED);
+		CHECK(h, to == PS_PREPARED || to == PS_APPLYING || to == PS_DONE);
+	/* D8: expiry, and only expiry, makes a tombstone; it discards, fails waiting
+	 * stages, and says NO if the coordinator may hold the Join */
+	if (to == PS_EXPIRED && from != PS_EXPIRED) {
+		CHECK(h, expiry && count(h, PACT_DISCARD) == 1);
+		CHECK(h, count(h, PACT_SEND_VOTE) == (from == PS_ACTIVE || b->join_sent));
+		CHECK(h, h->t.tell_no == (from == PS_ACTIVE || b->join_sent));
+		if (from == PS_JOINING)
+			CHECK(h, find(h, PACT_COMPLETE_STAGES) &&
+				 find(h, PACT_COMPLETE_STAGES)->err == TPC_EEXPIRED);
+	}
+	if (expiry)
+		CHECK(h, to == PS_EXPIRED);
+	/* a tombstone ends only when the coordinator is done with it, or at worst in time */
+	if (from == PS_EXPIRED && to == PS_DONE)
+		CHECK(h, h->out.n == 0 &&
+			 ((ev->type == PEV_DECISION && !ev->commit && !stale) ||
+			  (ev->type == PEV_STATUS && ev->status != 0) || refused_gone ||
+			  (ev->type == PEV_TICK && h->now >= b->expires_ms)));
+	if (from == PS_EXPIRED && to == PS_EXPIRED)
+		CHECK(h, h->t.expires_ms == b->expires_ms && h->t.tell_no == b->tell_no);
 
 	/* each action, and when it may leave */
 	for (size_t i = 0; i < h->out.n && i < PART_MAX_ACTIONS; i++) {
@@ -253,9 +285,17 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 				CHECK(h, count(h, PACT_SEND_VOTE) == 1);
 			} else {
 				CHECK(h, a->vote == 0);
-				CHECK(h, to == PS_DONE && count(h, PACT_DISCARD) == 1);
+				CHECK(h, (to == PS_DONE && count(h, PACT_DISCARD) == 1) ||
+					 to == PS_EXPIRED);
 				CHECK(h, a->reason && a->reason[0]);
 				CHECK(h, !h->ever_prepared && h->yes_votes == 0);
+				if (from == PS_EXPIRED) /* again: a Prepare, or NO may be lost */
+					CHECK(h, ev->type == PEV_PREPARE ||
+						 (b->tell_no && (ev->type == PEV_CONN_UP ||
+								 (ev->type == PEV_STATUS &&
+								  ev->status == 0))));
+				if (to == PS_EXPIRED)
+					CHECK(h, !strcmp(a->reason, PART_EXPIRED_REASON));
 			}
 			break;
 		case PACT_SEND_ACK: /* D3 */
@@ -264,7 +304,7 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 			CHECK(h, h->acks == 0);
 			break;
 		case PACT_SEND_STATUS_QUERY:
-			CHECK(h, from == PS_PREPARED && to == PS_PREPARED);
+			CHECK(h, (from == PS_PREPARED || from == PS_EXPIRED) && to == from);
 			CHECK(h, ev->type == PEV_TICK || ev->type == PEV_CONN_UP);
 			break;
 		case PACT_LOG_PREPARED:
@@ -277,12 +317,18 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 			CHECK(h, !h->apply_outstanding); /* one apply in flight, ever */
 			break;
 		case PACT_DISCARD:
-			CHECK(h, to == PS_DONE && from != PS_APPLYING && from != PS_DONE);
+			CHECK(h, (to == PS_DONE || (to == PS_EXPIRED && expiry)) &&
+				 from != PS_APPLYING && from != PS_DONE && from != PS_EXPIRED);
 			CHECK(h, h->acks == 0);
 			break;
 		case PACT_COMPLETE_STAGES: /* only JOINING has callbacks waiting */
 			CHECK(h, from == PS_JOINING);
 			CHECK(h, (a->err == 0) == (to == PS_ACTIVE));
+			break;
+		case PACT_REPORT_FORGOTTEN: /* in doubt, told once, never decided */
+			CHECK(h, from == PS_PREPARED && to == PS_PREPARED);
+			CHECK(h, ev->type == PEV_STATUS && ev->status == 3);
+			CHECK(h, h->forgotten_reports == 0 && h->out.n == 1);
 			break;
 		case PACT_REJECT_STALE:
 			CHECK(h, stale);
@@ -300,14 +346,13 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 	case PS_LOGGING: CHECK(h, dl == 0); break;
 	case PS_PREPARED: CHECK(h, dl > 0); break;
 	case PS_APPLYING: CHECK(h, h->t.apply_failed ? dl > 0 : dl == 0); break;
+	case PS_EXPIRED: CHECK(h, dl > h->now && dl <= h->t.expires_ms); break;
 	default: CHECK(h, dl == 0); break;
 	}
 	/* a due tick does what it is due for */
 	if (ev->type == PEV_TICK && from == PS_PREPARED && b->query_at_ms &&
 	    h->now >= b->query_at_ms)
 		CHECK(h, count(h, PACT_SEND_STATUS_QUERY) == 1 && dl > h->now);
-	if (ev->type == PEV_TICK && from <= PS_ACTIVE && h->now >= b->expires_ms)
-		CHECK(h, to == PS_DONE);
 	if (ev->type == PEV_TICK && from <= PS_ACTIVE && h->now < b->expires_ms)
 		CHECK(h, to == from && h->out.n == 0);
 	if (ev->type == PEV_TICK && from == PS_APPLYING && b->apply_failed &&
@@ -350,6 +395,7 @@ static int step(struct h *h, struct part_event ev)
 		case PACT_LOG_PREPARED: h->log_prepared++; h->log_outstanding = 1; break;
 		case PACT_APPLY: h->applies++; h->apply_outstanding = 1; break;
 		case PACT_DISCARD: h->discards++; break;
+		case PACT_REPORT_FORGOTTEN: h->forgotten_reports++; break;
 		default: break;
 		}
 	}
@@ -396,11 +442,16 @@ static struct part_event ev_applied(int status)
 	return (struct part_event){ .type = PEV_APPLIED, .status = status };
 }
 
-enum { PENDING = 0, COMMITTED = 1, ABORTED = 2 };
+enum { PENDING = 0, COMMITTED = 1, ABORTED = 2, FORGOTTEN = 3 };
 
 static struct part_event ev_status(int status)
 {
 	return (struct part_event){ .type = PEV_STATUS, .status = status };
+}
+
+static struct part_event ev_refused(int err)
+{
+	return (struct part_event){ .type = PEV_REFUSED, .err = err };
 }
 
 /* ---- helpers that walk a transaction to a state ------------------------------------ */
@@ -965,8 +1016,11 @@ static void test_staged_writes_expire_when_active_past_the_txn_timeout(void **st
 	assert_int_equal(h.out.n, 0);
 	assert_int_equal(h.t.state, PS_ACTIVE);
 	step_at(&h, T0 + CFG.txn_timeout_ms, ev_tick());
-	assert_int_equal(h.t.state, PS_DONE);
-	assert_only(&h, PACT_DISCARD);
+	assert_int_equal(h.t.state, PS_EXPIRED);
+	assert_int_equal(h.out.n, 2);
+	assert_int_equal(h.out.a[0].type, PACT_DISCARD);
+	assert_vote(&h, 0);
+	assert_string_equal(find(&h, PACT_SEND_VOTE)->reason, PART_EXPIRED_REASON);
 }
 
 static void test_more_writes_do_not_extend_the_expiry(void **state)
@@ -977,20 +1031,152 @@ static void test_more_writes_do_not_extend_the_expiry(void **state)
 	step_at(&h, T0 + CFG.txn_timeout_ms - 1, ev_stage());
 	assert_int_equal(part_txn_next_deadline(&h.t), T0 + CFG.txn_timeout_ms);
 	step_at(&h, T0 + CFG.txn_timeout_ms + 1, ev_tick());
+	assert_int_equal(h.t.state, PS_EXPIRED);
+}
+
+static void test_expiry_while_joining_fails_stages_with_eexpired_and_votes_no(void **state)
+{
+	struct h h;
+
+	h_init(&h, T0); /* the Join went out: the coordinator may hold it */
+	step_at(&h, T0 + CFG.txn_timeout_ms, ev_tick());
+	assert_int_equal(h.t.state, PS_EXPIRED);
+	assert_int_equal(h.out.n, 3);
+	assert_int_equal(h.out.a[0].type, PACT_COMPLETE_STAGES);
+	assert_int_equal(h.out.a[0].err, TPC_EEXPIRED);
+	assert_int_equal(h.out.a[1].type, PACT_DISCARD);
+	assert_vote(&h, 0);
+}
+
+static void expire_active(struct h *h)
+{
+	to_active(h);
+	step_at(h, T0 + CFG.txn_timeout_ms, ev_tick());
+	assert_int_equal(h->t.state, PS_EXPIRED);
+}
+
+static void test_stage_after_expiry_fails_with_eexpired_and_never_joins_again(void **state)
+{
+	struct h h;
+
+	expire_active(&h);
+	assert_int_equal(step(&h, ev_stage()), TPC_EEXPIRED);
+	assert_int_equal(h.out.n, 0);
+	step(&h, ev_down());
+	step(&h, ev_up()); /* a reconnect: NO again and a question, never a Join */
+	assert_int_equal(count(&h, PACT_SEND_JOIN), 0);
+	assert_int_equal(step(&h, ev_stage()), TPC_EEXPIRED);
+	assert_int_equal(h.t.state, PS_EXPIRED);
+}
+
+static void test_prepare_after_expiry_votes_no_and_keeps_the_tombstone(void **state)
+{
+	struct h h;
+
+	expire_active(&h);
+	step(&h, ev_prepare(EPOCH, 0));
+	assert_only(&h, PACT_SEND_VOTE);
+	assert_vote(&h, 0);
+	assert_int_equal(h.t.state, PS_EXPIRED);
+	step(&h, ev_prepare(EPOCH - 1, 0)); /* an older epoch: still rejected (D7) */
+	assert_only(&h, PACT_REJECT_STALE);
+}
+
+static void test_reconnect_after_expiry_resends_no_and_asks(void **state)
+{
+	struct h h;
+
+	expire_active(&h);
+	step(&h, ev_down());
+	assert_int_equal(h.out.n, 0);
+	step(&h, ev_up());
+	assert_int_equal(h.out.n, 2);
+	assert_vote(&h, 0);
+	assert_int_equal(count(&h, PACT_SEND_STATUS_QUERY), 1);
+	assert_int_equal(h.t.state, PS_EXPIRED);
+}
+
+static void test_abort_ends_the_tombstone_and_a_commit_does_not(void **state)
+{
+	struct h h;
+
+	expire_active(&h);
+	step(&h, ev_decision(1, EPOCH)); /* cannot come without our YES: ignored */
+	assert_int_equal(h.out.n, 0);
+	assert_int_equal(h.t.state, PS_EXPIRED);
+	step(&h, ev_decision(0, EPOCH - 1)); /* stale */
+	assert_int_equal(h.t.state, PS_EXPIRED);
+	step(&h, ev_decision(0, EPOCH));
+	assert_int_equal(h.out.n, 0); /* the writes went at expiry */
 	assert_int_equal(h.t.state, PS_DONE);
 }
 
-static void test_expiry_while_joining_fails_stages_with_etimedout(void **state)
+static void test_tombstone_asks_and_ends_on_any_final_status(void **state)
+{
+	for (int st = COMMITTED; st <= FORGOTTEN; st++) {
+		struct h h;
+
+		expire_active(&h);
+		uint64_t at = part_txn_next_deadline(&h.t);
+		assert_int_equal(at, h.now + CFG.query_initial_ms);
+		step_at(&h, at, ev_tick());
+		assert_only(&h, PACT_SEND_STATUS_QUERY);
+		step(&h, ev_status(PENDING)); /* our NO may not be in yet: say it again */
+		assert_only(&h, PACT_SEND_VOTE);
+		assert_int_equal(h.t.state, PS_EXPIRED);
+		step(&h, ev_status(st));
+		assert_int_equal(h.out.n, 0);
+		assert_int_equal(h.t.state, PS_DONE);
+	}
+}
+
+static void test_refused_vote_ends_the_tombstone_only_when_the_txn_is_gone(void **state)
+{
+	static const int gone[] = { TPC_ENOTFOUND, TPC_ENOTACTIVE, TPC_ENOTPART, TPC_EINCARNATION };
+	struct h h;
+
+	for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
+		expire_active(&h);
+		step(&h, ev_refused(TPC_EUNAVAIL)); /* not an answer about the txn */
+		assert_int_equal(h.t.state, PS_EXPIRED);
+		step(&h, ev_refused(gone[i]));
+		assert_int_equal(h.t.state, PS_DONE);
+	}
+	to_active(&h); /* outside EXPIRED a refusal changes nothing */
+	step(&h, ev_refused(TPC_ENOTFOUND));
+	assert_int_equal(h.t.state, PS_ACTIVE);
+	assert_int_equal(h.out.n, 0);
+}
+
+static void test_tombstone_is_dropped_after_tombstone_ms_at_worst(void **state)
+{
+	struct h h;
+	unsigned queries = 0;
+
+	expire_active(&h);
+	uint64_t until = h.now + CFG.tombstone_ms;
+	while (h.t.state == PS_EXPIRED) { /* nobody ever answers */
+		uint64_t at = part_txn_next_deadline(&h.t);
+		assert_true(at <= until);
+		step_at(&h, at, ev_tick());
+		queries += count(&h, PACT_SEND_STATUS_QUERY);
+	}
+	assert_int_equal(h.now, until);
+	assert_int_equal(h.out.n, 0);
+	assert_true(queries >= CFG.tombstone_ms / CFG.query_max_ms - 1); /* capped backoff */
+}
+
+static void test_join_reply_after_expiry_is_ignored(void **state)
 {
 	struct h h;
 
 	h_init(&h, T0);
 	step_at(&h, T0 + CFG.txn_timeout_ms, ev_tick());
-	assert_int_equal(h.t.state, PS_DONE);
-	assert_int_equal(h.out.n, 2);
-	assert_int_equal(h.out.a[0].type, PACT_COMPLETE_STAGES);
-	assert_int_equal(h.out.a[0].err, -ETIMEDOUT);
-	assert_int_equal(h.out.a[1].type, PACT_DISCARD);
+	step(&h, ev_join_ok());
+	assert_int_equal(h.out.n, 0);
+	assert_int_equal(h.t.state, PS_EXPIRED);
+	step(&h, ev_join_failed(TPC_ENOTFOUND));
+	assert_int_equal(h.t.state, PS_EXPIRED);
 }
 
 static void test_logging_and_prepared_never_expire(void **state)
@@ -1115,6 +1301,41 @@ static void test_prepared_txn_committed_by_status_applies_then_acks(void **state
 }
 
 /* ---- recovery ----------------------------------------------------------------------- */
+
+static void test_forgotten_status_stays_prepared_reports_once_and_keeps_asking(void **state)
+{
+	struct h h;
+
+	to_prepared(&h);
+	uint64_t at = part_txn_next_deadline(&h.t);
+	step_at(&h, at, ev_tick());
+	step(&h, ev_status(FORGOTTEN));
+	assert_only(&h, PACT_REPORT_FORGOTTEN); /* never a vote, never a decision */
+	assert_int_equal(h.t.state, PS_PREPARED);
+	for (int i = 0; i < 6; i++) { /* keeps asking, backoff capped, reported only once */
+		uint64_t next = part_txn_next_deadline(&h.t);
+		assert_true(next > h.now && next - h.now <= CFG.query_max_ms);
+		step_at(&h, next, ev_tick());
+		assert_only(&h, PACT_SEND_STATUS_QUERY);
+		step(&h, ev_status(FORGOTTEN));
+		assert_int_equal(h.out.n, 0);
+		assert_int_equal(h.t.state, PS_PREPARED);
+	}
+	step(&h, ev_status(COMMITTED)); /* an answer after all: it applies */
+	assert_int_equal(h.t.state, PS_APPLYING);
+}
+
+static void test_recovered_txn_told_forgotten_stays_in_doubt(void **state)
+{
+	struct h h;
+
+	h_init_recovered(&h, T0, EPOCH);
+	step(&h, ev_up());
+	step(&h, ev_status(FORGOTTEN));
+	assert_only(&h, PACT_REPORT_FORGOTTEN);
+	assert_int_equal(h.t.state, PS_PREPARED);
+	assert_true(part_txn_next_deadline(&h.t) > h.now);
+}
 
 static void test_recovered_txn_is_prepared_and_asks_at_once(void **state)
 {
@@ -1252,9 +1473,14 @@ static void test_join_waiting_for_a_connection_still_expires(void **state)
 	h_init_disconnected(&h, T0);
 	assert_int_equal(part_txn_next_deadline(&h.t), T0 + CFG.txn_timeout_ms);
 	step_at(&h, T0 + CFG.txn_timeout_ms, ev_tick());
-	assert_int_equal(h.t.state, PS_DONE);
-	assert_int_equal(find(&h, PACT_COMPLETE_STAGES)->err, -ETIMEDOUT);
+	assert_int_equal(h.t.state, PS_EXPIRED);
+	assert_int_equal(find(&h, PACT_COMPLETE_STAGES)->err, TPC_EEXPIRED);
 	assert_int_equal(h.out.a[1].type, PACT_DISCARD);
+	/* the Join never went out: the coordinator cannot hold it, nothing to say NO to */
+	assert_int_equal(count(&h, PACT_SEND_VOTE), 0);
+	step(&h, ev_up());
+	assert_only(&h, PACT_SEND_STATUS_QUERY); /* no Join, no vote: only asks */
+	assert_int_equal(step(&h, ev_stage()), TPC_EEXPIRED);
 }
 
 static void test_conn_down_while_active_keeps_the_staged_writes(void **state)
@@ -1355,6 +1581,7 @@ static void test_state_names(void **state)
 	assert_string_equal(part_state_str(PS_LOGGING), "LOGGING");
 	assert_string_equal(part_state_str(PS_PREPARED), "PREPARED");
 	assert_string_equal(part_state_str(PS_APPLYING), "APPLYING");
+	assert_string_equal(part_state_str(PS_EXPIRED), "EXPIRED");
 	assert_string_equal(part_state_str(PS_DONE), "DONE");
 	assert_string_equal(part_state_str(PS_NSTATES), "?");
 }
@@ -1394,7 +1621,7 @@ static void random_event(struct h *h, uint64_t *s)
 	struct part_event ev = { 0 };
 
 	for (;;) {
-		switch (pick(s, 12)) {
+		switch (pick(s, 13)) {
 		case 0: ev.type = PEV_STAGE; break;
 		case 1: ev.type = PEV_JOIN_OK; break;
 		case 2:
@@ -1425,8 +1652,15 @@ static void random_event(struct h *h, uint64_t *s)
 			break;
 		case 7:
 			ev.type = PEV_STATUS;
-			ev.status = (int)pick(s, 3);
+			ev.status = (int)pick(s, 4);
 			break;
+		case 11: {
+			static const int errs[] = { TPC_ENOTFOUND, TPC_ENOTACTIVE, TPC_ENOTPART,
+						    TPC_EINCARNATION, TPC_EUNAVAIL, TPC_ELIMIT };
+			ev.type = PEV_REFUSED;
+			ev.err = errs[pick(s, 6)];
+			break;
+		}
 		case 8: ev.type = PEV_CONN_UP; break;
 		case 9: ev.type = PEV_CONN_DOWN; break;
 		case 10: { /* a tick exactly when asked for */
@@ -1543,7 +1777,17 @@ int main(void)
 		cmocka_unit_test(test_newer_epoch_on_an_ignored_message_still_raises_the_highest),
 		cmocka_unit_test(test_staged_writes_expire_when_active_past_the_txn_timeout),
 		cmocka_unit_test(test_more_writes_do_not_extend_the_expiry),
-		cmocka_unit_test(test_expiry_while_joining_fails_stages_with_etimedout),
+		cmocka_unit_test(test_expiry_while_joining_fails_stages_with_eexpired_and_votes_no),
+		cmocka_unit_test(test_stage_after_expiry_fails_with_eexpired_and_never_joins_again),
+		cmocka_unit_test(test_prepare_after_expiry_votes_no_and_keeps_the_tombstone),
+		cmocka_unit_test(test_reconnect_after_expiry_resends_no_and_asks),
+		cmocka_unit_test(test_abort_ends_the_tombstone_and_a_commit_does_not),
+		cmocka_unit_test(test_tombstone_asks_and_ends_on_any_final_status),
+		cmocka_unit_test(test_refused_vote_ends_the_tombstone_only_when_the_txn_is_gone),
+		cmocka_unit_test(test_tombstone_is_dropped_after_tombstone_ms_at_worst),
+		cmocka_unit_test(test_join_reply_after_expiry_is_ignored),
+		cmocka_unit_test(test_forgotten_status_stays_prepared_reports_once_and_keeps_asking),
+		cmocka_unit_test(test_recovered_txn_told_forgotten_stays_in_doubt),
 		cmocka_unit_test(test_logging_and_prepared_never_expire),
 		cmocka_unit_test(test_prepared_txn_queries_status_after_query_initial_ms),
 		cmocka_unit_test(test_unanswered_queries_back_off_doubling_to_the_cap),

@@ -418,6 +418,39 @@ static void test_file_many_txids_in_batches(void **state)
 	free(all);
 }
 
+/* D9: forget() shrinks the in-memory set (deleting from the middle of probe runs must
+ * keep every other txid findable); the file keeps every line. */
+static void test_file_forget_shrinks_the_set_and_keeps_the_lines(void **state)
+{
+	struct tpc_tmpdir *f = *state;
+	enum { TOTAL = 5000, BATCH = 500 };
+	tpc_sink *s = open_sink(f, NULL);
+	static tpc_sink_txn txns[BATCH];
+	static tpc_txid odd[TOTAL / 2];
+	tpc_write w = wr("key", "value");
+	size_t len_before, len_after;
+
+	for (tpc_txid base = 1; base <= TOTAL; base += BATCH) {
+		for (size_t i = 0; i < BATCH; i++)
+			txns[i] = (tpc_sink_txn){ base + i, &w, 1 };
+		assert_int_equal(tpc_sink_commit(s, txns, BATCH), 0);
+	}
+	free(read_all(f->path, &len_before));
+	for (size_t i = 0; i < TOTAL / 2; i++)
+		odd[i] = 2 * i + 1;
+	tpc_sink_forget(s, odd, TOTAL / 2);
+	tpc_sink_forget(s, odd, 3); /* again: nothing left to forget */
+	for (tpc_txid id = 1; id <= TOTAL; id++)
+		assert_int_equal(tpc_sink_applied(s, id), id % 2 == 0);
+	free(read_all(f->path, &len_after));
+	assert_int_equal(len_after, len_before);
+	tpc_sink_forget(s, odd, 0);
+	tpc_sink_free(s);
+	s = open_sink(f, NULL); /* a reopen remembers what the file holds */
+	assert_int_equal(tpc_sink_applied(s, 1), 1);
+	tpc_sink_free(s);
+}
+
 static void test_file_prepare_refuses_what_it_cannot_store(void **state)
 {
 	struct tpc_tmpdir *f = *state;
@@ -466,6 +499,7 @@ int main(void)
 		T(test_file_binary_keys_and_values_round_trip),
 		T(test_file_txn_without_writes_is_remembered),
 		T(test_file_many_txids_in_batches),
+		T(test_file_forget_shrinks_the_set_and_keeps_the_lines),
 		T(test_file_prepare_refuses_what_it_cannot_store),
 		T(test_file_second_handle_on_same_file_is_busy),
 	};

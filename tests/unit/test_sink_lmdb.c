@@ -309,6 +309,96 @@ static void test_lmdb_prepare_refuses_oversized_or_empty_key(void **state)
 	tpc_sink_free(s);
 }
 
+/* ----------------------------------------------------------- forget (D9) */
+
+/* The participant's order: commit txid i, then (once its record drop is durable) forget
+ * it, so the forget rides with commit i + 1. The table stops growing; the data stays. */
+static void test_lmdb_forget_rides_with_the_next_commit_and_the_table_stops_growing(
+	void **state)
+{
+	struct tpc_tmpdir *f = *state;
+	enum { N = 3000 };
+	tpc_sink *s = open_sink(f);
+	char key[16], val[16];
+
+	for (tpc_txid id = 1; id <= N; id++) {
+		snprintf(key, sizeof(key), "k%llu", (unsigned long long)(id % 10));
+		snprintf(val, sizeof(val), "v%llu", (unsigned long long)id);
+		commit_one(s, id, (tpc_write[]){ wr(key, val) }, 1);
+		if (id > 1)
+			assert_int_equal(tpc_sink_applied(s, id - 1), 0); /* went with this commit */
+		assert_int_equal(tpc_sink_applied(s, id), 1);
+		tpc_sink_forget(s, &id, 1);
+		assert_int_equal(tpc_sink_applied(s, id), 1); /* held, not written on its own */
+	}
+	expect_stored(s, "k0", "v3000", 3000);
+	expect_stored(s, "k9", "v2999", 2999);
+	tpc_sink_free(s); /* close writes what is still held */
+	assert_int_equal(applied_count(f), 0);
+}
+
+static void test_lmdb_forget_keeps_the_data_and_unknown_txids_are_fine(void **state)
+{
+	struct tpc_tmpdir *f = *state;
+	tpc_sink *s = open_sink(f);
+	tpc_txid ids[] = { 1, 2, 999 }; /* 999 was never applied */
+
+	commit_one(s, 1, (tpc_write[]){ wr("a", "1") }, 1);
+	commit_one(s, 2, (tpc_write[]){ wr("b", "2") }, 1);
+	tpc_sink_forget(s, ids, 3);
+	commit_one(s, 3, (tpc_write[]){ wr("c", "3") }, 1);
+	assert_int_equal(tpc_sink_applied(s, 1), 0);
+	assert_int_equal(tpc_sink_applied(s, 2), 0);
+	assert_int_equal(tpc_sink_applied(s, 3), 1);
+	expect_stored(s, "a", "1", 1);
+	expect_stored(s, "b", "2", 2);
+	tpc_sink_free(s);
+	assert_int_equal(applied_count(f), 1);
+}
+
+static void test_lmdb_failed_commit_keeps_the_held_forgets_for_the_next(void **state)
+{
+	struct tpc_tmpdir *f = *state;
+	tpc_sink *s = open_sink(f);
+	char big[600];
+	tpc_txid one = 1;
+	tpc_sink_txn bad = { 2, (tpc_write[]){ { big, sizeof(big), "x", 1 } }, 1 };
+
+	memset(big, 'k', sizeof(big));
+	commit_one(s, 1, (tpc_write[]){ wr("a", "1") }, 1);
+	tpc_sink_forget(s, &one, 1);
+	assert_true(tpc_sink_commit(s, &bad, 1) < 0); /* nothing of it, forgets included */
+	assert_int_equal(tpc_sink_applied(s, 1), 1);
+	commit_one(s, 3, (tpc_write[]){ wr("c", "3") }, 1);
+	assert_int_equal(tpc_sink_applied(s, 1), 0);
+	tpc_sink_free(s);
+	assert_int_equal(applied_count(f), 1);
+}
+
+/* With no commit coming, the held forgets are written on their own once many wait. */
+static void test_lmdb_many_forgets_without_commits_are_written_on_their_own(void **state)
+{
+	struct tpc_tmpdir *f = *state;
+	enum { N = 10000, BATCH = 1000 };
+	static tpc_sink_txn t[BATCH];
+	static tpc_txid ids[N];
+	tpc_write w = wr("k", "v");
+	tpc_sink *s = open_sink(f);
+
+	for (size_t b = 0; b < N / BATCH; b++) {
+		for (size_t i = 0; i < BATCH; i++)
+			t[i] = (tpc_sink_txn){ 1 + b * BATCH + i, &w, 1 };
+		assert_int_equal(tpc_sink_commit(s, t, BATCH), 0);
+	}
+	for (size_t i = 0; i < N; i++)
+		ids[i] = 1 + i;
+	tpc_sink_forget(s, ids, N);
+	assert_int_equal(tpc_sink_applied(s, 1), 0); /* written: the holder was full */
+	assert_int_equal(tpc_sink_applied(s, N), 1); /* the last ones are still held */
+	tpc_sink_free(s);
+	assert_int_equal(applied_count(f), 0);
+}
+
 /* ----------------------------------------------------------- reopen, dump */
 
 static void test_lmdb_reopen_keeps_data_and_applied_set(void **state)
@@ -527,6 +617,10 @@ int main(void)
 		T(test_lmdb_map_full_fails_whole_commit_with_named_code),
 		T(test_lmdb_refuse_callback_votes_no_with_reason),
 		T(test_lmdb_prepare_refuses_oversized_or_empty_key),
+		T(test_lmdb_forget_rides_with_the_next_commit_and_the_table_stops_growing),
+		T(test_lmdb_forget_keeps_the_data_and_unknown_txids_are_fine),
+		T(test_lmdb_failed_commit_keeps_the_held_forgets_for_the_next),
+		T(test_lmdb_many_forgets_without_commits_are_written_on_their_own),
 		T(test_lmdb_reopen_keeps_data_and_applied_set),
 		T(test_lmdb_dump_walks_keys_in_order_with_txids),
 		T(test_lmdb_dump_works_while_another_process_has_it_open),

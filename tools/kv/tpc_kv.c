@@ -66,6 +66,7 @@ struct kv_server {
 	struct kv_conn **conns;
 	uint32_t nconns, conns_cap;
 	uint64_t next_conn_id;
+	int exit_code;               /* set when the participant stopped for good */
 };
 
 /* A Put waiting for its stage callback; finds its connection by id (it may be gone). */
@@ -107,7 +108,9 @@ static Tpc__ErrorCode wire_code(int err)
 {
 	switch (err) {
 	case TPC_ENOTFOUND: return TPC__ERROR_CODE__ERR_NOT_FOUND;
-	case TPC_ENOTACTIVE: return TPC__ERROR_CODE__ERR_NOT_ACTIVE;
+	case TPC_ENOTACTIVE:
+	case TPC_EEXPIRED: return TPC__ERROR_CODE__ERR_NOT_ACTIVE;
+	case TPC_EINCARNATION: return TPC__ERROR_CODE__ERR_INCARNATION;
 	case TPC_ELIMIT: return TPC__ERROR_CODE__ERR_LIMIT;
 	case -EINVAL: return TPC__ERROR_CODE__ERR_INVALID;
 	default: return TPC__ERROR_CODE__ERR_UNAVAILABLE;
@@ -346,9 +349,40 @@ static void on_part_log(void *arg, int level, const char *msg)
 	tpc_logf(&s->log, (enum tpc_log_level)level, "participant: %s", msg);
 }
 
+/* The coordinator refused our identity: this process must not go on as NAME. */
+static void on_part_fatal(tpc_participant *p, int code, const char *msg, void *arg)
+{
+	struct kv_server *s = arg;
+
+	tpc_logf(&s->log, TPC_LOG_ERROR,
+		 "stopping: %s. The name \"%s\" belongs to another state folder (or a newer "
+		 "start of this one): if another tpc-kv runs as \"%s\", give this one another "
+		 "--name; if that name's original --data folder is lost for good, run `tpcctl "
+		 "participant forget %s` and restart",
+		 msg, s->opts.name, s->opts.name, s->opts.name);
+	s->exit_code = 1;
+	event_base_loopbreak(s->base);
+}
+
+/* The pid written in the participant's state folder lock (see tpc/participant.h). */
+static const char *lock_holder(const char *state_dir, char *out, size_t cap)
+{
+	char path[4200];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/lock", state_dir);
+	snprintf(out, cap, "unknown");
+	if ((fp = fopen(path, "r")) != NULL) {
+		if (fgets(out, (int)cap, fp))
+			out[strcspn(out, "\n")] = '\0';
+		fclose(fp);
+	}
+	return out[0] ? out : "unknown";
+}
+
 static int open_participant(struct kv_server *s)
 {
-	char sink_dir[4096], state_dir[4096];
+	char sink_dir[4096], state_dir[4096], holder[32];
 	int err = 0;
 	tpc_participant_config cfg;
 
@@ -364,6 +398,12 @@ static int open_participant(struct kv_server *s)
 	} else {
 		s->sink = tpc_sink_lmdb_open(sink_dir, 0, &err);
 	}
+	if (!s->sink && err == -EBUSY) { /* the file sink's own lock: who holds the folder? */
+		tpc_logf(&s->log, TPC_LOG_ERROR, "the sink %s is in use by another process (pid %s); "
+			 "one --data folder serves one process", sink_dir,
+			 lock_holder(state_dir, holder, sizeof(holder)));
+		return err;
+	}
 	if (!s->sink) {
 		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot open the sink in %s: %s", sink_dir,
 			 tpc_strerror(err));
@@ -378,6 +418,8 @@ static int open_participant(struct kv_server *s)
 	cfg.state_dir = state_dir;
 	cfg.log = on_part_log;
 	cfg.log_arg = s;
+	cfg.on_fatal = on_part_fatal;
+	cfg.fatal_arg = s;
 	if (s->opts.group_commit)
 		cfg.group_commit_max = s->opts.group_commit;
 	if (s->opts.txn_timeout_ms)
@@ -429,7 +471,7 @@ static int serve(struct kv_server *s)
 	tpc_logf(&s->log, TPC_LOG_INFO, "%s serving on %s, coordinator %s", s->opts.name,
 		 s->opts.listen, s->opts.coordinator);
 	event_base_dispatch(s->base);
-	return 0;
+	return s->exit_code;
 }
 
 static void server_free(struct kv_server *s)

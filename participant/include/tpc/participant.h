@@ -17,6 +17,38 @@
  *  - D7: a Prepare or Decision from an older coordinator epoch than the highest seen
  *    is rejected; the highest epoch is kept durably.
  *
+ * Identity (D8): a participant is its state folder, not its name.
+ *  - The folder is locked (flock on "<state_dir>/lock", which holds the holder's pid)
+ *    from tpc_participant_new() to tpc_participant_free(): a second participant on the
+ *    same folder, in this process or another, fails with TPC_ELOCKED, its message
+ *    naming the holder's pid.
+ *  - At the folder's first start a random 16-byte participant id is made and kept in
+ *    it; every tpc_participant_new() is a new incarnation (a counter kept in the
+ *    folder, made durable before anything is sent). The Hello names the id, the
+ *    incarnation and the transactions the folder holds PREPARED; the coordinator binds
+ *    the name to the id on first sight.
+ *  - Staged writes live in memory until PREPARED, so a transaction this process joined
+ *    dies with it: the coordinator aborts what an older incarnation joined and did not
+ *    prepare, and refuses Joins and votes for it from a later one (a stage call then
+ *    fails with TPC_EINCARNATION or TPC_ENOTFOUND). A reconnect of the same process
+ *    keeps its incarnation and loses nothing.
+ *  - If the coordinator refuses the identity (the name is bound to another folder, or
+ *    a newer incarnation of this folder exists: TPC_EIDENTITY) the participant stops
+ *    for good: no reconnects, an ERROR log line, every waiting and later stage call
+ *    fails with TPC_EIDENTITY, tpc_participant_fatal() returns it and the optional
+ *    on_fatal callback runs. Fix the cause (another process uses the name; or, if the
+ *    original folder is lost for good, `tpcctl participant forget NAME`) and restart.
+ *
+ * Expiry: staged writes with no Prepare within txn_timeout_ms are discarded and the
+ * participant votes NO at once (again after a reconnect), so the transaction aborts.
+ * It keeps a small tombstone for the txid until the coordinator's answer (or, at
+ * worst, a bounded time): a later stage call for it fails with TPC_EEXPIRED instead of
+ * joining again with only part of the writes.
+ *
+ * A prepared transaction whose outcome the coordinator has forgotten (answered
+ * FORGOTTEN, past its outcome retention) stays prepared: the participant logs an ERROR
+ * once and keeps asking; it never guesses.
+ *
  * Two ways to run: attach to the service's libevent loop (tpc/libevent.h; then call
  * everything from that loop's thread), or tpc_participant_start() to run on a
  * background thread of its own (then tpc_participant_stage_wait() may be called from
@@ -41,6 +73,13 @@ enum { TPC_LOG_LEVEL_DEBUG = 0, TPC_LOG_LEVEL_INFO = 1, TPC_LOG_LEVEL_WARN = 2,
 /** Receives the participant's log lines (one event each, no newline). */
 typedef void (*tpc_log_fn)(void *arg, int level, const char *msg);
 
+/**
+ * Told once that the participant stopped for good (today only @p code TPC_EIDENTITY:
+ * the coordinator refused its identity). Runs on the loop thread; @p msg says why and
+ * is valid during the call. Must not free the participant.
+ */
+typedef void (*tpc_fatal_fn)(tpc_participant *p, int code, const char *msg, void *arg);
+
 typedef struct tpc_participant_config {
 	const char *coordinator;      /**< "HOST:PORT" (required) */
 	const char *name;             /**< participant name, unique per coordinator (required) */
@@ -53,18 +92,24 @@ typedef struct tpc_participant_config {
 	uint64_t map_size;            /**< LMDB map size for state_dir (default 1 GiB) */
 	tpc_log_fn log;               /**< where log lines go; NULL: nowhere (the default) */
 	void *log_arg;                /**< passed to @p log */
+	tpc_fatal_fn on_fatal;        /**< told when the participant stops for good; NULL */
+	void *fatal_arg;              /**< passed to @p on_fatal */
 } tpc_participant_config;
 
 /** @brief Fill @p cfg with the defaults above (coordinator, name, state_dir unset). */
 TPC_API void tpc_participant_config_init(tpc_participant_config *cfg);
 
 /**
- * @brief Create a participant. Opens state_dir and loads prepared transactions; makes
- *        no connection until attached or started.
+ * @brief Create a participant. Locks state_dir, opens it as a new incarnation (durable
+ *        when this returns) and loads prepared transactions; makes no connection until
+ *        attached or started.
  * @param cfg copied (strings too)
  * @param sink the participant takes ownership and frees it in tpc_participant_free()
- * @param[out] err on failure, a negative code
- * @return the participant, or NULL (the sink is then freed too)
+ * @param[out] err on failure, a negative code: TPC_ELOCKED when another participant
+ *        holds state_dir; TPC_EVERSION when it holds PREPARED records of an older
+ *        libtpc; -errno, TPC_ECORRUPT, ...
+ * @return the participant, or NULL (the sink is then freed too). On failure the reason
+ *         (for TPC_ELOCKED: the holder's pid) goes to cfg->log at ERROR level.
  */
 TPC_API tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink *sink,
 					     int *err);
@@ -86,7 +131,9 @@ TPC_API void tpc_participant_free(tpc_participant *p);
  * Completion of a staged write.
  * @param err 0 once the write is staged and the participant is a member of the
  *        transaction at the coordinator; else TPC_ENOTFOUND / TPC_ENOTACTIVE (the
- *        transaction is unknown or already deciding), TPC_ELIMIT, TPC_ECLOSED, ...
+ *        transaction is unknown or already deciding), TPC_EINCARNATION (joined by an
+ *        earlier incarnation of this participant: it aborts), TPC_EEXPIRED (the
+ *        staged writes expired while waiting), TPC_EIDENTITY, TPC_ELIMIT, TPC_ECLOSED
  */
 typedef void (*tpc_stage_cb)(void *arg, int err, tpc_txid txid);
 
@@ -98,7 +145,10 @@ typedef void (*tpc_stage_cb)(void *arg, int err, tpc_txid txid);
  *        after txn_timeout_ms if that never happens). @p cb may run before this
  *        function returns. Loop thread only.
  * @param key,value copied by the participant
- * @return 0 if accepted (cb runs exactly once), or a negative code (cb does not run)
+ * @return 0 if accepted (cb runs exactly once), or a negative code (cb does not run):
+ *         TPC_EEXPIRED if this txid's staged writes expired here (the transaction
+ *         aborts; it is never joined again), TPC_ENOTACTIVE if it is already
+ *         deciding, TPC_EIDENTITY after the identity was refused, TPC_ELIMIT, ...
  */
 TPC_API int tpc_participant_stage(tpc_participant *p, tpc_txid txid, const void *key,
 				  size_t key_len, const void *value, size_t value_len,
@@ -139,6 +189,7 @@ TPC_API int tpc_participant_list_prepared_dir(const char *state_dir, tpc_prepare
 typedef struct tpc_participant_stats {
 	uint64_t joined, prepared, voted_no, committed, aborted, duplicate_commits;
 	uint64_t stale_epoch_rejected, expired, recovered, status_queries, reconnects;
+	uint64_t forgotten;           /**< prepared txns the coordinator answered FORGOTTEN */
 	uint64_t log_batches, log_records;
 	uint64_t highest_epoch;
 	int connected;
@@ -149,6 +200,22 @@ TPC_API void tpc_participant_get_stats(tpc_participant *p, tpc_participant_stats
 
 /** @brief The last error message (never NULL; "" when none). */
 TPC_API const char *tpc_participant_errmsg(const tpc_participant *p);
+
+/**
+ * @brief The state folder's participant id and this participant's incarnation (D8).
+ * @param[out] id_hex 32 lowercase hex digits and a NUL (may be NULL)
+ * @param[out] incarnation >= 1, one more than the previous start on this folder (may
+ *        be NULL)
+ * @return 0, or -EINVAL. Any thread (both are fixed at tpc_participant_new()).
+ */
+TPC_API int tpc_participant_identity(const tpc_participant *p, char id_hex[33],
+				     uint64_t *incarnation);
+
+/**
+ * @brief 0 while the participant can work; TPC_EIDENTITY once the coordinator refused
+ *        its identity (it then stays stopped: see on_fatal). Any thread.
+ */
+TPC_API int tpc_participant_fatal(const tpc_participant *p);
 
 #ifdef __cplusplus
 }

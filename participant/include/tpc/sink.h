@@ -22,9 +22,16 @@
  * YES (D2), calls commit() again after a crash until it succeeds, and acks the
  * decision only after commit() returned 0 (D3).
  *
- * Threads: prepare() and abort() run on the participant's event-loop thread; commit()
- * and applied() run on its log-writer thread. The participant never calls two sink
- * functions at the same time.
+ * Bounded state (DESIGN D9): what a sink keeps to make commit() idempotent grows with
+ * every transaction. The participant tells it, through the optional forget(), when a
+ * txid can never be committed again: once the participant's PREPARED record of that
+ * txid is durably gone, a repeated COMMIT is acknowledged without reaching the sink
+ * (it can only mean "already applied"), so the sink may drop its memory of the txid.
+ *
+ * Threads: prepare() and abort() run on the participant's event-loop thread; commit(),
+ * forget() and applied() run on its sink-writer thread (forget() also from
+ * tpc_participant_free()). The participant never calls two sink functions at the
+ * same time.
  */
 #ifndef TPC_SINK_H
 #define TPC_SINK_H
@@ -69,6 +76,16 @@ typedef struct tpc_sink_ops {
 	void (*abort)(void *self, tpc_txid txid);
 	/** @brief 1 if @p txid was applied, 0 if not, negative on error. Optional (NULL). */
 	int (*applied)(void *self, tpc_txid txid);
+	/**
+	 * @brief The participant will never commit @p txids again: the sink may drop what it
+	 *        keeps to recognise them as applied. Optional (NULL: the sink keeps it).
+	 *        Need not be durable, nor done at once: a sink may hold the txids and drop
+	 *        them with its next commit() (the participant calls commit() soon after, or
+	 *        not at all when idle). A forget lost in a crash only leaves entries behind.
+	 *        Called only for txids a commit() call applied (returned 0 for).
+	 * @param txids the caller keeps ownership; valid only during the call
+	 */
+	void (*forget)(void *self, const tpc_txid *txids, size_t n);
 	/** @brief Release the sink's resources. Optional (NULL). */
 	void (*destroy)(void *self);
 } tpc_sink_ops;
@@ -104,6 +121,8 @@ TPC_API int tpc_sink_commit(tpc_sink *sink, const tpc_sink_txn *txns, size_t n);
 TPC_API void tpc_sink_abort(tpc_sink *sink, tpc_txid txid);
 /** @return 1 applied, 0 not applied, -ENOTSUP if the sink cannot tell, or an error. */
 TPC_API int tpc_sink_applied(tpc_sink *sink, tpc_txid txid);
+/** @brief Call the sink's forget() if it has one; otherwise nothing. */
+TPC_API void tpc_sink_forget(tpc_sink *sink, const tpc_txid *txids, size_t n);
 
 #ifdef __cplusplus
 }
