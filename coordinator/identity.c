@@ -62,9 +62,13 @@ static int load_one(void *arg, const char *name, size_t len, const struct coord_
 	char *copy = strndup(name, len);
 	uint32_t id = copy && strlen(copy) == len ? coord_peer_intern(s, copy) : 0;
 
+	if (copy && strlen(copy) != len) {
+		free(copy);
+		return -EBADMSG; /* a name with a NUL byte: no Hello could have bound it */
+	}
 	free(copy);
 	if (!id)
-		return -ENOMEM; /* or a name with a NUL byte, which no Hello could have bound */
+		return -ENOMEM;
 	struct peer *p = coord_peer(s, id);
 	memcpy(p->pid, b->participant_id, sizeof(p->pid));
 	p->bound = PEER_BOUND;
