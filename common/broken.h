@@ -11,6 +11,9 @@
  *                                       it (breaks D3)
  *   TPC_BROKEN=sink.no_dedup            the file sink applies a txid again when the
  *                                       decision comes again (breaks D3's idempotency)
+ *   TPC_BROKEN=coord.accept_rejoin      the coordinator takes a Join or Vote from another
+ *                                       incarnation as if from the one that joined, and a
+ *                                       newer incarnation's Hello aborts nothing (breaks D8)
  */
 #ifndef TPC_COMMON_BROKEN_H
 #define TPC_COMMON_BROKEN_H

@@ -270,6 +270,15 @@ void coord_log_done(void *ctx, struct bw_item *item, int status)
 	if (r->type == COORD_REC_COMPLETE && status < 0 && !s->stopping)
 		log_complete(s, r->txid);
 	coord_metrics_on_record(s, r, status);
+	if (r->type == COORD_REC_BIND) {
+		coord_identity_bind_logged(s, r, status); /* identity.c owns it */
+		return;
+	}
+	/* Audit entries about a participant (no txid) and UNBIND: an operator's forget. */
+	if (r->type == COORD_REC_UNBIND || (r->type == COORD_REC_AUDIT && r->txid == 0)) {
+		coord_forget_logged(s, r, status); /* admin_forget.c owns them */
+		return;
+	}
 	if (r->type == COORD_REC_AUDIT || r->type == COORD_REC_DROP) {
 		coord_heuristic_logged(s, r, status); /* heuristic.c owns these records */
 		return;
@@ -421,4 +430,18 @@ int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coor
 void coord_step(struct coord_server *s, struct coord_txn *t, const struct coord_event *ev)
 {
 	(void)coord_step_rc(s, t, ev);
+}
+
+void coord_step_peer_all(struct coord_server *s, uint32_t peer, enum coord_ev_type type)
+{
+	size_t n;
+	uint64_t *ids = u64map_keys(&s->txns, &n);
+	struct coord_event ev = { .type = type, .peer = peer };
+
+	for (size_t i = 0; ids && i < n; i++) {
+		struct coord_txn *t = u64map_get(&s->txns, ids[i]);
+		if (t && coord_txn_find_part(t, peer))
+			coord_step(s, t, &ev);
+	}
+	free(ids);
 }

@@ -2,7 +2,8 @@
  * admin.c - the coordinator's admin HTTP API (docs/admin-api.md): evhttp on the server's
  * own event_base, routing, bearer-token authentication, the read-only JSON views
  * (status, transactions, participants, faults), /metrics, /livez, /readyz, and the
- * periodic stuck scan. Operator decisions, retry and the audit log are in heuristic.c.
+ * periodic stuck scan. Operator decisions, retry and the audit log are in heuristic.c;
+ * forgetting a participant name's binding is in admin_forget.c.
  *
  * Owns struct coord_admin (admin_int.h). Invariants:
  *   - everything runs on the loop thread, between the RPC callbacks, so every view is a
@@ -519,6 +520,22 @@ static uint64_t *outstanding_per_peer(struct coord_server *s)
 	return n;
 }
 
+/* D8: the bound participant id (hex) and when it was bound, and the newest incarnation
+ * seen since this coordinator started (null when none). */
+static void add_identity_json(json_t *o, const struct peer *p)
+{
+	char hex[2 * COORD_PARTICIPANT_ID_LEN + 1];
+
+	coord_participant_id_hex(p->pid, hex);
+	json_object_set_new(o, "participant_id", p->bound == PEER_BOUND ? json_string(hex)
+									 : json_null());
+	json_object_set_new(o, "bound_at", p->bound == PEER_BOUND ? time_json(p->bound_wall_ms)
+								  : json_null());
+	json_object_set_new(o, "incarnation", p->incarnation
+						       ? json_integer((json_int_t)p->incarnation)
+						       : json_null());
+}
+
 static void get_participants(struct coord_admin *a, struct evhttp_request *req)
 {
 	struct coord_server *s = a->srv;
@@ -534,14 +551,17 @@ static void get_participants(struct coord_admin *a, struct evhttp_request *req)
 	}
 	for (uint32_t i = 0; i < s->npeers; i++) {
 		const struct peer *p = &s->peers[i];
-		json_array_append_new(arr, json_pack(
+		json_t *o = json_pack(
 			"{s:s, s:b, s:o, s:o, s:o, s:I, s:I}", "name", p->name, "connected",
 			coord_conn_get(s, p->conn) != NULL, "address",
 			p->addr[0] ? json_string(p->addr) : json_null(), "last_seen_at",
 			time_json(p->last_seen_wall_ms), "last_seen_ms",
 			ms_or_null(p->last_seen_wall_ms != 0, wall, p->last_seen_wall_ms), "connects",
 			(json_int_t)p->connects, "decisions_outstanding",
-			(json_int_t)outstanding[i]));
+			(json_int_t)outstanding[i]);
+		if (o)
+			add_identity_json(o, p);
+		json_array_append_new(arr, o);
 	}
 	free(outstanding);
 	admin_reply_json(req, 200, json_pack("{s:o}", "participants", arr));
@@ -637,12 +657,13 @@ static void post_faults(struct coord_admin *a, struct evhttp_request *req)
 /* ------------------------------------------------------------ routing */
 
 enum route_kind { R_NONE, R_LIVEZ, R_READYZ, R_METRICS, R_STATUS, R_TXNS, R_TXN, R_RETRY,
-		  R_COMMIT, R_ABORT, R_PARTICIPANTS, R_AUDIT, R_FAULTS };
+		  R_COMMIT, R_ABORT, R_PARTICIPANTS, R_AUDIT, R_FAULTS, R_FORGET };
 
 struct route {
 	enum route_kind kind;
 	uint64_t txid;
 	int bad_txid;
+	char name[4 * COORD_MAX_PART_NAME]; /* R_FORGET: the name, still URL-encoded */
 };
 
 static const struct {
@@ -675,16 +696,33 @@ static void route_txn(const char *rest, struct route *r)
 	r->bad_txid = parse_txid(rest, len, &r->txid) != 0;
 }
 
+/* "/v1/participants/{name}/forget" */
+static void route_participant(const char *rest, struct route *r)
+{
+	static const char suffix[] = "/forget";
+	size_t len = strlen(rest), slen = sizeof(suffix) - 1;
+
+	if (len <= slen || len - slen >= sizeof(r->name) || strcmp(rest + len - slen, suffix) ||
+	    memchr(rest, '/', len - slen))
+		return;
+	memcpy(r->name, rest, len - slen);
+	r->name[len - slen] = '\0';
+	r->kind = R_FORGET;
+}
+
 static struct route route_of(const char *path)
 {
 	static const char txn_prefix[] = "/v1/transactions/";
-	struct route r = { R_NONE, 0, 0 };
+	static const char part_prefix[] = "/v1/participants/";
+	struct route r = { R_NONE, 0, 0, "" };
 
 	for (size_t i = 0; i < sizeof(fixed_routes) / sizeof(fixed_routes[0]); i++)
 		if (strcmp(path, fixed_routes[i].path) == 0)
 			r.kind = fixed_routes[i].kind;
 	if (r.kind == R_NONE && strncmp(path, txn_prefix, sizeof(txn_prefix) - 1) == 0)
 		route_txn(path + sizeof(txn_prefix) - 1, &r);
+	if (r.kind == R_NONE && strncmp(path, part_prefix, sizeof(part_prefix) - 1) == 0)
+		route_participant(path + sizeof(part_prefix) - 1, &r);
 	return r;
 }
 
@@ -693,7 +731,8 @@ static int route_method_ok(const struct route *r, enum evhttp_cmd_type cmd)
 	switch (r->kind) {
 	case R_RETRY:
 	case R_COMMIT:
-	case R_ABORT: return cmd == EVHTTP_REQ_POST;
+	case R_ABORT:
+	case R_FORGET: return cmd == EVHTTP_REQ_POST;
 	case R_FAULTS: return cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_POST;
 	default: return cmd == EVHTTP_REQ_GET;
 	}
@@ -760,6 +799,11 @@ static void serve_post(struct coord_admin *a, struct evhttp_request *req, const 
 		if (!bad)
 			heuristic_decide(a, req, r->txid,
 					 r->kind == R_COMMIT ? DECIDE_COMMIT : DECIDE_ABORT, body);
+		return;
+	case R_FORGET:
+		body = read_body(req, &bad);
+		if (!bad)
+			admin_forget_participant(a, req, r->name, body);
 		return;
 	default: admin_reply_error(req, 404, NULL, "no such route"); return;
 	}

@@ -53,6 +53,12 @@ void admin_peer_addr(struct evhttp_request *req, char *buf, size_t len);
  *  NULL when the log cannot be read. */
 const char *admin_logged_status(struct coord_server *s, uint64_t txid);
 
+/* ---- admin_forget.c ---- */
+
+/** POST /v1/participants/{name}/forget; @p raw_name still URL-encoded; takes @p body. */
+void admin_forget_participant(struct coord_admin *a, struct evhttp_request *req,
+			      const char *raw_name, json_t *body);
+
 /* ---- heuristic.c ---- */
 
 /** Read the newest audit id from the log (start-up). @return 0 or a log error. */

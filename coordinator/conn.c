@@ -89,13 +89,32 @@ static void on_flushed(struct bufferevent *bev, void *arg)
 }
 
 
+void coord_conn_send_hello_reply(struct conn *c, uint64_t req)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__HelloReply r = TPC__HELLO_REPLY__INIT;
+
+	r.coordinator_id = c->srv->id;
+	r.epoch = c->srv->epoch;
+	r.protocol_version = TPC_PROTOCOL_VERSION;
+	env.request_id = req;
+	env.body_case = TPC__ENVELOPE__BODY_HELLO_REPLY;
+	env.hello_reply = &r;
+	coord_conn_send(c, &env);
+}
+
 /* Send an Error, then close once it is written; reads stop now. */
 void coord_conn_fail(struct conn *c, int code, const char *msg)
+{
+	coord_conn_fail_req(c, 0, code, msg);
+}
+
+void coord_conn_fail_req(struct conn *c, uint64_t req, int code, const char *msg)
 {
 	if (c->closing)
 		return;
 	tpc_logf(&c->srv->log, TPC_LOG_WARN, "%s: closing connection: %s", c->addr, msg);
-	coord_conn_send_error(c, 0, code, msg, 0);
+	coord_conn_send_error(c, req, code, msg, 0);
 	c->closing = 1;
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);

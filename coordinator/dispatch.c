@@ -2,12 +2,14 @@
  * dispatch.c - requests into the state machine: one handler per Envelope body.
  *
  * Handlers check who may send what (a Hello first; Join, Vote and Ack only from a
- * participant connection, and only for the name it said Hello with), look the
+ * participant connection, and only for the name and incarnation it said Hello with;
+ * a participant's Hello itself goes to identity.c, rule D8), look the
  * transaction up, and hand an event to coord_step(). Questions about transactions
  * that are not in memory are answered here by presumed abort (D5): COMMITTED only if
  * the log holds a COMMIT record or its completed tombstone, ABORTED otherwise.
  */
 #include "server_int.h"
+#include "broken.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -32,63 +34,6 @@ static int logged_commit(struct coord_server *s, uint64_t txid)
 	return rc;
 }
 
-static void reply_hello(struct conn *c, uint64_t req)
-{
-	Tpc__Envelope env = TPC__ENVELOPE__INIT;
-	Tpc__HelloReply r = TPC__HELLO_REPLY__INIT;
-
-	r.coordinator_id = c->srv->id;
-	r.epoch = c->srv->epoch;
-	r.protocol_version = TPC_PROTOCOL_VERSION;
-	env.request_id = req;
-	env.body_case = TPC__ENVELOPE__BODY_HELLO_REPLY;
-	env.hello_reply = &r;
-	coord_conn_send(c, &env);
-}
-
-/* Tell every transaction that involves @p peer that it came up (resend what it lacks). */
-static void peer_event_all(struct coord_server *s, uint32_t peer, enum coord_ev_type type)
-{
-	size_t n;
-	uint64_t *ids = u64map_keys(&s->txns, &n);
-	struct coord_event ev = { .type = type, .peer = peer };
-
-	for (size_t i = 0; ids && i < n; i++) {
-		struct coord_txn *t = find_txn(s, ids[i]);
-		if (t && coord_txn_find_part(t, peer))
-			coord_step(s, t, &ev);
-	}
-	free(ids);
-}
-
-static int on_hello_participant(struct conn *c, const Tpc__Hello *h)
-{
-	struct coord_server *s = c->srv;
-	uint32_t peer = coord_peer_intern(s, h->name);
-
-	if (!peer) {
-		coord_conn_fail(c, E(LIMIT), "cannot register the participant");
-		return 1;
-	}
-	struct peer *p = coord_peer(s, peer);
-	struct conn *old = coord_conn_get(s, p->conn);
-	if (old && old != c) {
-		tpc_logf(&s->log, TPC_LOG_WARN,
-			 "participant %s reconnected from %s; closing its older connection %s",
-			 p->name, c->addr, old->addr);
-		old->peer = 0; /* the new connection owns the name now */
-		coord_conn_fail(old, E(PROTOCOL), "replaced by a newer connection with the same name");
-	}
-	c->role = CONN_PARTICIPANT;
-	c->peer = peer;
-	p->conn = c->id;
-	p->connects++;
-	p->last_seen_wall_ms = tpc_wall_ms();
-	snprintf(p->addr, sizeof(p->addr), "%s", c->addr); /* for the admin API */
-	tpc_logf(&s->log, TPC_LOG_INFO, "participant %s connected from %s", p->name, c->addr);
-	return 0;
-}
-
 static int on_hello(struct conn *c, uint64_t req, const Tpc__Hello *h)
 {
 	if (c->role != CONN_NEW) {
@@ -99,15 +44,10 @@ static int on_hello(struct conn *c, uint64_t req, const Tpc__Hello *h)
 		coord_conn_fail(c, E(VERSION), "unsupported protocol version (this coordinator speaks " TPC_PROTOCOL_VERSION_STR ")");
 		return 1;
 	}
-	if (h->role == TPC__ROLE__ROLE_PARTICIPANT) {
-		if (on_hello_participant(c, h))
-			return 1;
-		reply_hello(c, req);
-		peer_event_all(c->srv, c->peer, EV_PEER_UP); /* recovery: resend what it lacks */
-		return 0;
-	}
+	if (h->role == TPC__ROLE__ROLE_PARTICIPANT) /* identity.c: binding, incarnations */
+		return coord_identity_hello(c, req, h);
 	c->role = CONN_CLIENT;
-	reply_hello(c, req);
+	coord_conn_send_hello_reply(c, req);
 	return 0;
 }
 
@@ -253,6 +193,16 @@ static int on_begin(struct conn *c, uint64_t req, const Tpc__Begin *b)
 	return 0;
 }
 
+/* BROKEN (test binaries only, broken.h): a Join or vote from another incarnation is
+ * taken as if from the one that joined (the behaviour before rule D8). */
+static void broken_accept_rejoin(struct coord_txn *t, struct coord_event *ev)
+{
+	struct coord_txn_part *p = coord_txn_find_part(t, ev->peer);
+
+	if (p && tpc_broken("coord.accept_rejoin"))
+		ev->inc = p->incarnation;
+}
+
 static int require_participant(struct conn *c, uint64_t req, uint64_t txid)
 {
 	if (c->role == CONN_PARTICIPANT && c->peer)
@@ -273,13 +223,21 @@ static int on_join(struct conn *c, uint64_t req, const Tpc__Join *j)
 				      "join names a participant other than this connection's", j->txid);
 		return 0;
 	}
+	if (j->incarnation != c->incarnation) {
+		coord_conn_send_error(c, req, E(INCARNATION),
+				      "join names another incarnation than this connection's Hello",
+				      j->txid);
+		return 0;
+	}
 	struct coord_txn *t = find_txn(s, j->txid);
 	if (!t) {
 		coord_conn_send_error(c, req, E(NOT_FOUND),
 				      "no such open transaction (unknown, or already decided)", j->txid);
 		return 0;
 	}
-	struct coord_event ev = { .type = EV_JOIN, .peer = c->peer, .conn = c->id, .req = req };
+	struct coord_event ev = { .type = EV_JOIN, .peer = c->peer, .conn = c->id, .req = req,
+				  .inc = c->incarnation };
+	broken_accept_rejoin(t, &ev);
 	coord_step(s, t, &ev);
 	return 0;
 }
@@ -358,11 +316,17 @@ static int on_vote(struct conn *c, uint64_t req, const Tpc__Vote *v)
 			send_decision_to(c, v->txid, rc == 1);
 		return 0;
 	}
-	struct coord_event ev = { .type = EV_VOTE, .peer = c->peer, .vote = (int)v->vote };
+	struct coord_event ev = { .type = EV_VOTE, .peer = c->peer, .vote = (int)v->vote,
+				  .inc = v->incarnation };
+	broken_accept_rejoin(t, &ev);
 	int rc = coord_step_rc(s, t, &ev);
 	if (rc == COORD_ERR_NOT_PARTICIPANT)
 		coord_conn_send_error(c, req, E(NOT_PARTICIPANT),
 				      "vote from a participant that did not join", v->txid);
+	else if (rc == COORD_ERR_INCARNATION)
+		coord_conn_send_error(c, req, E(INCARNATION),
+				      "the vote names another incarnation than the one that joined: "
+				      "its staged writes are gone; the transaction aborts", v->txid);
 	else if (rc)
 		coord_conn_send_error(c, req, rc, "vote not accepted in this state", v->txid);
 	return 0;
@@ -429,6 +393,10 @@ int coord_dispatch(struct conn *c, const Tpc__Envelope *env)
 
 	if (c->role == CONN_PARTICIPANT && c->peer) /* last seen, for the admin API */
 		coord_peer(c->srv, c->peer)->last_seen_wall_ms = tpc_wall_ms();
+	if (c->role == CONN_BINDING) {
+		coord_conn_fail(c, E(PROTOCOL), "wait for the HelloReply before sending more");
+		return 1;
+	}
 	if (c->role == CONN_NEW && env->body_case != TPC__ENVELOPE__BODY_HELLO &&
 	    env->body_case != TPC__ENVELOPE__BODY_STATUS_QUERY) {
 		coord_conn_fail(c, E(PROTOCOL), "the first message must be hello");
@@ -460,7 +428,7 @@ void coord_on_conn_closed(struct coord_server *s, struct conn *c)
 			p->conn = 0;
 			p->last_seen_wall_ms = tpc_wall_ms();
 			tpc_logf(&s->log, TPC_LOG_INFO, "participant %s disconnected", p->name);
-			peer_event_all(s, c->peer, EV_PEER_DOWN);
+			coord_step_peer_all(s, c->peer, EV_PEER_DOWN);
 		}
 		return;
 	}

@@ -1,7 +1,7 @@
 /*
  * log_store.c - the coordinator's durable log in one LMDB environment (log_store.h).
  *
- * Owns the environment, its four named databases, and a lock file that keeps a
+ * Owns the environment, its five named databases, and a lock file that keeps a
  * second process from opening the same log (two coordinators on one log would both
  * bump the epoch and both answer for the same txids). Invariants:
  *   - every change goes through one write transaction committed with a normal synced
@@ -27,6 +27,9 @@
  *   audit      u64 id -> the entry's JSON text (admin API operator actions), written
  *              with MDB_NOOVERWRITE, never swept. Added within format 1: a build that
  *              does not know it leaves it alone, and this build creates it when missing.
+ *   participants  participant name bytes (1..511) ->
+ *                u8 participant_id[16] | u64 wall_ms               (24 bytes)
+ *              Added within format 1 the same way as audit.
  *
  * Any change to these layouts bumps the format number.
  *
@@ -65,6 +68,7 @@
 #define TOMB_SIZE 9u         /* type, wall_ms */
 #define KEYREC_SIZE 17u      /* txid, wall_ms, committed */
 #define MAX_SWEEP_KEY 512u   /* LMDB's default key limit is 511 */
+#define BINDING_SIZE (COORD_PARTICIPANT_ID_LEN + 8u) /* participant_id, wall_ms */
 
 static const char META_ID[] = "coordinator_id";
 static const char META_EPOCH[] = "epoch";
@@ -82,6 +86,7 @@ struct lmdb_log {
 	MDB_dbi decisions;
 	MDB_dbi keys;
 	MDB_dbi audit;
+	MDB_dbi participants;
 	int lock_fd;
 	size_t max_key;
 	/* Touched only inside write_batch, whose callers are serialised by LMDB's
@@ -243,6 +248,9 @@ static int validate_rec(const struct lmdb_log *lg, const struct coord_rec *r)
 		if (!r->key && r->key_len)
 			return -EINVAL;
 		return r->key && r->key_len > lg->max_key ? -EINVAL : 0;
+	case COORD_REC_BIND:
+	case COORD_REC_UNBIND:
+		return r->name && r->name_len && r->name_len <= lg->max_key ? 0 : -EINVAL;
 	}
 	return -EINVAL;
 }
@@ -436,6 +444,24 @@ static int apply_sweep(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec
 			r->sweep_keys_before_ms);
 }
 
+/* BIND puts name -> { id, wall_ms } (a repeated bind overwrites); UNBIND deletes it
+ * (nothing bound: nothing to do). */
+static int apply_binding(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
+{
+	unsigned char buf[BINDING_SIZE];
+	MDB_val k = { r->name_len, (void *)r->name };
+	MDB_val v = { sizeof(buf), buf };
+	int rc;
+
+	if (r->type == COORD_REC_UNBIND) {
+		rc = mdb_del(txn, lg->participants, &k, NULL);
+		return rc == MDB_NOTFOUND ? 0 : tpc_lmdb_err(rc);
+	}
+	memcpy(buf, r->participant_id, COORD_PARTICIPANT_ID_LEN);
+	tpc_put_be64(buf + COORD_PARTICIPANT_ID_LEN, r->wall_ms);
+	return tpc_lmdb_err(mdb_put(txn, lg->participants, &k, &v, 0));
+}
+
 static int apply_rec(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
 {
 	switch (r->type) {
@@ -449,6 +475,9 @@ static int apply_rec(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *
 		return apply_audit(lg, txn, r);
 	case COORD_REC_DROP:
 		return apply_drop(lg, txn, r);
+	case COORD_REC_BIND:
+	case COORD_REC_UNBIND:
+		return apply_binding(lg, txn, r);
 	}
 	return -EINVAL;
 }
@@ -765,6 +794,74 @@ out_txn:
 	return rc;
 }
 
+/* ---------------------------------------------------------- participants */
+
+static int decode_binding(const MDB_val *v, struct coord_binding *b)
+{
+	if (v->mv_size != BINDING_SIZE)
+		return -EBADMSG;
+	memcpy(b->participant_id, v->mv_data, COORD_PARTICIPANT_ID_LEN);
+	b->wall_ms = tpc_get_be64((const unsigned char *)v->mv_data + COORD_PARTICIPANT_ID_LEN);
+	return 0;
+}
+
+static int lmdb_lookup_participant(void *self, const char *name, size_t name_len,
+				   struct coord_binding *out)
+{
+	struct lmdb_log *lg = self;
+	MDB_val k = { name_len, (void *)name };
+	MDB_val v;
+	MDB_txn *txn;
+	int rc;
+
+	if (!name || name_len == 0 || name_len > lg->max_key || !out)
+		return -EINVAL;
+	rc = begin_read(lg, &txn);
+	if (rc)
+		return rc;
+	rc = mdb_get(txn, lg->participants, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	else if (rc)
+		rc = tpc_lmdb_err(rc);
+	else
+		rc = decode_binding(&v, out) ? -EBADMSG : 1;
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int lmdb_load_participants(void *self, coord_binding_cb cb, void *arg)
+{
+	struct lmdb_log *lg = self;
+	struct coord_binding b;
+	MDB_cursor *c;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc = begin_read(lg, &txn);
+
+	if (rc)
+		return rc;
+	rc = tpc_lmdb_err(mdb_cursor_open(txn, lg->participants, &c));
+	if (rc)
+		goto out_txn;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		int stop = decode_binding(&v, &b);
+		if (stop == 0)
+			stop = cb(arg, k.mv_data, k.mv_size, &b);
+		if (stop) {
+			rc = stop;
+			goto out_cursor;
+		}
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : tpc_lmdb_err(rc);
+out_cursor:
+	mdb_cursor_close(c);
+out_txn:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
 static void lmdb_close(void *self)
 {
 	struct lmdb_log *lg = self;
@@ -785,6 +882,8 @@ static const struct coord_log_ops lmdb_ops = {
 	.lookup_key = lmdb_lookup_key,
 	.stats = lmdb_stats,
 	.audit_list = lmdb_audit_list,
+	.lookup_participant = lmdb_lookup_participant,
+	.load_participants = lmdb_load_participants,
 	.close = lmdb_close,
 };
 
@@ -887,7 +986,7 @@ static int open_db(MDB_txn *txn, const char *name, MDB_dbi *dbi, const char *dir
 	return tpc_lmdb_err(rc);
 }
 
-/* Open (creating) the four databases and check the format, in one write txn. */
+/* Open (creating) the five databases and check the format, in one write txn. */
 static int open_dbs(struct lmdb_log *lg, const char *dir, char *err, size_t errlen)
 {
 	MDB_txn *txn;
@@ -904,6 +1003,8 @@ static int open_dbs(struct lmdb_log *lg, const char *dir, char *err, size_t errl
 		rc = open_db(txn, "keys", &lg->keys, dir, err, errlen);
 	if (rc == 0)
 		rc = open_db(txn, "audit", &lg->audit, dir, err, errlen);
+	if (rc == 0)
+		rc = open_db(txn, "participants", &lg->participants, dir, err, errlen);
 	if (rc == 0)
 		rc = check_format(txn, lg->meta, dir, err, errlen);
 	if (rc) {

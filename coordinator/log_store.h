@@ -10,6 +10,9 @@
  *   keys       client transaction key (bytes) -> { txid, COMMITTED, wall time }
  *   audit      audit id (u64 big-endian, 1, 2, ...) -> one operator action as JSON text
  *              (admin API heuristic decisions); never swept
+ *   participants  participant name (bytes) -> { participant_id (16 bytes), bound wall time }:
+ *              the one state folder allowed to use that name (rule D8); written before
+ *              the participant hears its HelloReply, removed only by an operator
  *
  * Durability: every write goes through write_batch(), one LMDB write transaction
  * committed with a normal synced mdb_txn_commit (no MDB_NOSYNC, no MDB_NOMETASYNC:
@@ -33,7 +36,12 @@ enum coord_rec_type {
 	COORD_REC_AUDIT = 4,     /* an operator action (audit_id, text): forced like the rest */
 	COORD_REC_DROP = 5,      /* an overridden COMMIT: delete the decision record (and the
 				  * key record, when key is set and still names this txid) */
+	COORD_REC_BIND = 6,      /* bind name -> participant_id (forced before the HelloReply) */
+	COORD_REC_UNBIND = 7,    /* forget a name's binding (an operator's, after its audit) */
 };
+
+/* Bytes of a participant id (tpc.proto Hello.participant_id). */
+#define COORD_PARTICIPANT_ID_LEN 16
 
 /** One log record; embedded bw_item makes it a batch_writer item. */
 struct coord_rec {
@@ -52,6 +60,9 @@ struct coord_rec {
 	uint64_t audit_id;       /* AUDIT: key in the audit database (non-zero, unused) */
 	const char *text;        /* AUDIT: the entry (JSON); not owned */
 	size_t text_len;
+	const char *name;        /* BIND, UNBIND: the participant name; not owned */
+	size_t name_len;
+	unsigned char participant_id[COORD_PARTICIPANT_ID_LEN]; /* BIND */
 	void *owner;             /* the caller's, untouched by the store */
 	/* The caller's timing, untouched by the store: when the record was queued, and on
 	 * the first record of each batch the batch's size and write time (set by the
@@ -78,6 +89,17 @@ struct coord_key_info {
 	int committed;           /* 1: the transaction under this key committed */
 };
 
+/** A participant name's binding (the participants database). */
+struct coord_binding {
+	unsigned char participant_id[COORD_PARTICIPANT_ID_LEN];
+	uint64_t wall_ms;        /* when it was bound */
+};
+
+/** Called by load_participants() for each binding; non-zero stops the walk (returned).
+ *  @p name is not NUL-terminated and valid during the call only. */
+typedef int (*coord_binding_cb)(void *arg, const char *name, size_t name_len,
+				const struct coord_binding *b);
+
 struct coord_log_ops {
 	/** Write records head.. (n, linked by item.next) in one synced transaction. */
 	int (*write_batch)(void *self, struct coord_rec *head, size_t n);
@@ -99,6 +121,11 @@ struct coord_log_ops {
 	 *  most @p limit; the text passed to cb is valid during the call only. */
 	int (*audit_list)(void *self, uint64_t before, uint32_t limit, coord_audit_cb cb,
 			  void *arg);
+	/** Look up a participant name's binding: 1 found (@p out filled), 0 none, <0 error. */
+	int (*lookup_participant)(void *self, const char *name, size_t name_len,
+				  struct coord_binding *out);
+	/** Call cb for every binding, in name order (start-up). */
+	int (*load_participants)(void *self, coord_binding_cb cb, void *arg);
 	void (*close)(void *self);
 };
 

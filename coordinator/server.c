@@ -4,7 +4,8 @@
  * and shutdown.
  *
  * Start-up order (nothing is served before the last step):
- *   1. open the LMDB log; 2. bump the epoch durably (D7); 3. load every COMMIT
+ *   1. open the LMDB log; 2. bump the epoch durably (D7); 2b. load the participant
+ *   name bindings (identity.c, D8); 3. load every COMMIT
  *   decision not yet completed into memory as COMMITTING transactions, whose
  *   participants get the decision when they say Hello (a participant that never
  *   returns blocks nothing: it is retried in the background); 4. listen.
@@ -352,7 +353,7 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 				     cfg->group_commit_max);
 	if (!s->writer)
 		goto fail;
-	if (coord_admin_start(s) || recover(s) || coord_listen(s))
+	if (coord_admin_start(s) || coord_identity_load(s) || recover(s) || coord_listen(s))
 		goto fail;
 	s->ready = 1; /* /readyz */
 	tpc_logf(&s->log, TPC_LOG_INFO, "listening on %s (data %s, group commit %s)", cfg->listen,

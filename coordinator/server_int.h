@@ -33,7 +33,13 @@ struct bufferevent;
 #define COORD_TXID_SEQ_BITS 40
 #define COORD_TXID_EPOCH(txid) ((txid) >> COORD_TXID_SEQ_BITS)
 
-enum conn_role { CONN_NEW = 0, CONN_CLIENT, CONN_PARTICIPANT };
+/* CONN_BINDING: a participant's Hello whose name binding is being made durable; it
+ * becomes CONN_PARTICIPANT when the HelloReply goes out (identity.c). */
+enum conn_role { CONN_NEW = 0, CONN_CLIENT, CONN_PARTICIPANT, CONN_BINDING };
+
+/* Longest participant name a Hello may carry (it goes into log records). */
+#define COORD_MAX_PART_NAME 255
+#define COORD_MAX_PART_NAME_STR "255"
 
 struct conn {
 	uint64_t id;                /* slot | generation << 32; never reused while alive */
@@ -43,12 +49,22 @@ struct conn {
 	enum conn_role role;
 	uint32_t peer;              /* participant: index + 1 into srv->peers; 0 none */
 	uint32_t open_txns;         /* transactions this connection began, still open */
+	uint64_t incarnation;       /* participant: the incarnation its Hello named */
 	int closing;                /* flushing an Error before closing */
 	char addr[64];
 };
 
+/* Where a participant name's binding to a participant id stands (identity.c, D8). */
+enum peer_bind { PEER_UNBOUND = 0, PEER_BINDING, PEER_BOUND };
+
 struct peer {
 	char *name;
+	unsigned char pid[COORD_PARTICIPANT_ID_LEN]; /* bound participant id (BINDING, BOUND) */
+	uint8_t bound;              /* enum peer_bind */
+	uint8_t forgetting;         /* an operator's forget is being written */
+	uint32_t binds_inflight;    /* BIND records queued, not yet done */
+	uint64_t bound_wall_ms;     /* when the binding was made durable */
+	uint64_t incarnation;       /* newest seen since this coordinator started; 0: none */
 	uint64_t conn;              /* live connection id, 0 when disconnected */
 	uint64_t last_seen_wall_ms; /* last frame from it (or its disconnect) */
 	uint64_t connects;
@@ -125,6 +141,9 @@ void coord_conn_flush(struct conn *c);
 void coord_conn_send_error(struct conn *c, uint64_t req, int code, const char *msg,
 			   uint64_t txid);
 void coord_conn_fail(struct conn *c, int code, const char *msg);
+/** coord_conn_fail, with the Error answering request @p req. */
+void coord_conn_fail_req(struct conn *c, uint64_t req, int code, const char *msg);
+void coord_conn_send_hello_reply(struct conn *c, uint64_t req);
 void coord_conns_close_all(struct coord_server *s);
 
 /* dispatch.c */
@@ -133,6 +152,8 @@ void coord_on_conn_closed(struct coord_server *s, struct conn *c);
 
 /* actions.c */
 void coord_step(struct coord_server *s, struct coord_txn *t, const struct coord_event *ev);
+/** Step @p type (EV_PEER_UP, EV_PEER_DOWN) on every transaction @p peer is part of. */
+void coord_step_peer_all(struct coord_server *s, uint32_t peer, enum coord_ev_type type);
 int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coord_event *ev);
 void coord_log_done(void *ctx, struct bw_item *item, int status);
 int coord_log_write(void *ctx, struct bw_item *head, size_t n);
@@ -153,6 +174,22 @@ void coord_admin_reload(struct coord_server *s);
 void coord_heuristic_logged(struct coord_server *s, struct coord_rec *r, int status);
 /** A COMMIT record of @p t is done (after the step): answers an operator waiting on it. */
 void coord_heuristic_commit_logged(struct coord_server *s, uint64_t txid, int status);
+
+/* identity.c: participant name bindings and incarnations (D8) */
+int coord_identity_load(struct coord_server *s);
+/** A participant's Hello. @return 1 if the connection was closed. */
+int coord_identity_hello(struct conn *c, uint64_t req, const Tpc__Hello *h);
+/** A BIND record is done; identity.c owns and frees it. */
+void coord_identity_bind_logged(struct coord_server *s, struct coord_rec *r, int status);
+/** 0 if @p peer's binding may be forgotten now; else an HTTP status and @p why. */
+int coord_identity_forget_blocker(struct coord_server *s, uint32_t peer, char *why,
+				  size_t len);
+/** The UNBIND record of @p peer is durable: forget the binding in memory too. */
+void coord_identity_unbound(struct coord_server *s, uint32_t peer);
+void coord_participant_id_hex(const unsigned char *id,
+			      char out[2 * COORD_PARTICIPANT_ID_LEN + 1]);
+/** An AUDIT record with no txid, or an UNBIND: an operator's forget (admin_forget.c). */
+void coord_forget_logged(struct coord_server *s, struct coord_rec *r, int status);
 
 /* server.c */
 struct peer *coord_peer(struct coord_server *s, uint32_t peer_id);

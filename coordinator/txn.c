@@ -6,8 +6,9 @@
  *              |                  |   ^ votes                     |  ^ EV_LOGGED      |
  *              |                  |   |                           |  | failed: retry  | acks
  *              | timeout, Abort,  | NO, timeout, Abort,           +--+ (client hears  v
- *              | client gone,     | participant lost                    UNKNOWN)   DONE (record
- *              | fenced           v                                                completed)
+ *              | client gone, NO, | participant lost,                   UNKNOWN)   DONE (record
+ *              | fenced,          | participant restarted                          completed)
+ *              | restarted        v
  *              +-----------> ABORTING --(ABORT sent to the prepared and joined)--> DONE
  *
  *   Operator (EV_OPERATOR, heuristic, docs/admin-api.md): abort = the abort arrow from
@@ -16,6 +17,12 @@
  *   being sent ABORT and left out (state NO); a forced abort of COMMITTING goes straight
  *   to DONE, sending ABORT to every participant that has not acked (the server deleted
  *   the COMMIT record first, so nothing here logs).
+ *
+ *   Incarnations (D8): each participant slot keeps the incarnation that joined. A Join or
+ *   Vote naming another incarnation is refused (COORD_ERR_INCARNATION) and, from ACTIVE
+ *   or PREPARING, takes the abort arrow ("restarted"); so does EV_PEER_RESTARTED for a
+ *   participant that joined with an older incarnation and has not voted. A slot whose
+ *   incarnation is 0 (a decision recovered from the log) is not checked.
  *
  *   Commit with no participants, or with only READ_ONLY voters, and no client key:
  *   PREPARING/ACTIVE -> DONE directly (nothing to make durable). With a key, the
@@ -26,7 +33,9 @@
  *    transition; nothing before it can emit them.
  *  - D4: ACT_LOG_COMPLETE (the coordinator forgetting) only once every YES voter acked.
  *  - Presumed abort: aborting logs nothing and forgets at once.
- *  - A vote or ack counts only from a participant of this transaction.
+ *  - A vote or ack counts only from a participant of this transaction, and a Join or vote
+ *    only from the incarnation that joined: a transaction whose joined incarnation is gone
+ *    can never commit (D8).
  * coord_txn_set_state() asserts that every transition is one of the arrows above.
  */
 #include "txn.h"
@@ -82,6 +91,7 @@ const char *coord_abort_reason_str(enum coord_abort_reason r)
 	case ABORT_CLIENT_GONE: return "the client disconnected before committing";
 	case ABORT_FENCED: return "fenced by a newer Begin with the same transaction key";
 	case ABORT_OPERATOR: return "aborted by an operator";
+	case ABORT_PART_RESTARTED: return "a participant restarted and lost its staged writes";
 	}
 	return "aborted";
 }
@@ -195,6 +205,7 @@ int coord_txn_add_part(struct coord_txn *t, uint32_t peer, uint8_t state, uint32
 	}
 	t->parts[t->nparts].peer = peer;
 	t->parts[t->nparts].state = state;
+	t->parts[t->nparts].incarnation = 0;
 	t->nparts++;
 	return 0;
 }
@@ -288,18 +299,43 @@ static void maybe_complete(struct coord_txn *t, struct coord_actions *out)
 	forget(t, out);
 }
 
-static int on_join(struct coord_txn *t, const struct coord_txn_config *cfg,
-		   const struct coord_event *ev, struct coord_actions *out)
+/* The joined incarnation is not the one speaking: it lost its staged writes (D8). */
+static int other_incarnation(const struct coord_txn_part *p, uint64_t inc)
 {
+	return p->incarnation != 0 && inc != p->incarnation;
+}
+
+/* A Join or vote from another incarnation: refused, and the transaction can never
+ * commit, so it aborts while it still can. */
+static int refuse_incarnation(struct coord_txn *t, const struct coord_event *ev,
+			      uint64_t now_ms, struct coord_actions *out)
+{
+	int rc = refuse(out, ev, COORD_ERR_INCARNATION,
+			"joined by another incarnation of this participant; the transaction "
+			"aborts");
+
+	if (t->state == TXN_ACTIVE || t->state == TXN_PREPARING)
+		do_abort(t, out, ABORT_PART_RESTARTED, now_ms);
+	return rc;
+}
+
+static int on_join(struct coord_txn *t, const struct coord_txn_config *cfg,
+		   const struct coord_event *ev, uint64_t now_ms, struct coord_actions *out)
+{
+	struct coord_txn_part *p = coord_txn_find_part(t, ev->peer);
+
+	if (p && other_incarnation(p, ev->inc))
+		return refuse_incarnation(t, ev, now_ms, out);
 	if (t->state != TXN_ACTIVE)
 		return refuse(out, ev, COORD_ERR_NOT_ACTIVE,
 			      "the transaction is no longer accepting participants");
-	if (!coord_txn_find_part(t, ev->peer)) {
+	if (!p) {
 		int rc = coord_txn_add_part(t, ev->peer, PART_JOINED, cfg->max_parts);
 		if (rc == -ENOSPC)
 			return refuse(out, ev, COORD_ERR_LIMIT, "too many participants");
 		if (rc)
 			return refuse(out, ev, COORD_ERR_UNAVAILABLE, "out of memory");
+		t->parts[t->nparts - 1].incarnation = ev->inc;
 	}
 	struct coord_action *a = emit(out, ACT_REPLY_JOIN);
 	a->conn = ev->conn;
@@ -391,6 +427,8 @@ static int on_vote(struct coord_txn *t, const struct coord_event *ev, uint64_t n
 		return COORD_ERR_NOT_PARTICIPANT;
 	if (ev->vote < VOTE_NO || ev->vote > VOTE_READ_ONLY)
 		return COORD_ERR_PROTOCOL;
+	if (other_incarnation(p, ev->inc))
+		return refuse_incarnation(t, ev, now_ms, out);
 	switch (t->state) {
 	case TXN_ACTIVE:
 		if (ev->vote != VOTE_NO)
@@ -512,6 +550,20 @@ static void on_peer_down(struct coord_txn *t, const struct coord_event *ev, uint
 		do_abort(t, out, ABORT_PART_LOST, now_ms);
 }
 
+/* A newer incarnation said Hello: what the older one joined and did not vote on can
+ * never commit (its staged writes are gone with it). The server skips the txids the new
+ * incarnation holds PREPARED. */
+static void on_peer_restarted(struct coord_txn *t, const struct coord_event *ev,
+			      uint64_t now_ms, struct coord_actions *out)
+{
+	struct coord_txn_part *p = coord_txn_find_part(t, ev->peer);
+
+	if (!p || p->state != PART_JOINED || p->incarnation >= ev->inc)
+		return;
+	if (t->state == TXN_ACTIVE || t->state == TXN_PREPARING)
+		do_abort(t, out, ABORT_PART_RESTARTED, now_ms);
+}
+
 static void on_client_gone(struct coord_txn *t, const struct coord_event *ev, uint64_t now_ms,
 			   struct coord_actions *out)
 {
@@ -591,7 +643,7 @@ int coord_txn_step(struct coord_txn *t, const struct coord_txn_config *cfg,
 		   const struct coord_event *ev, uint64_t now_ms, struct coord_actions *out)
 {
 	switch (ev->type) {
-	case EV_JOIN: return on_join(t, cfg, ev, out);
+	case EV_JOIN: return on_join(t, cfg, ev, now_ms, out);
 	case EV_COMMIT: return on_commit(t, cfg, ev, now_ms, out);
 	case EV_ABORT: return on_abort(t, ev, now_ms, out);
 	case EV_VOTE: return on_vote(t, ev, now_ms, out);
@@ -601,6 +653,7 @@ int coord_txn_step(struct coord_txn *t, const struct coord_txn_config *cfg,
 	case EV_PEER_UP: on_peer_up(t, ev, out); return 0;
 	case EV_PEER_DOWN: on_peer_down(t, ev, now_ms, out); return 0;
 	case EV_CLIENT_GONE: on_client_gone(t, ev, now_ms, out); return 0;
+	case EV_PEER_RESTARTED: on_peer_restarted(t, ev, now_ms, out); return 0;
 	case EV_FENCE: return on_fence_or_operator(t, ABORT_FENCED, now_ms, out);
 	case EV_OPERATOR:
 		return ev->decision == DECIDE_COMMIT ? on_operator_commit(t, ev, now_ms, out)

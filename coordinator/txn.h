@@ -41,6 +41,7 @@ enum coord_err {
 	COORD_ERR_LIMIT = 5,
 	COORD_ERR_NOT_PARTICIPANT = 6,
 	COORD_ERR_UNAVAILABLE = 7,
+	COORD_ERR_INCARNATION = 11, /* Join/Vote from another incarnation than the one that joined */
 };
 
 /* Outcomes and votes, matching tpc.proto's OutcomeKind and VoteKind values. */
@@ -59,11 +60,13 @@ enum coord_abort_reason {
 	ABORT_CLIENT_GONE,
 	ABORT_FENCED,
 	ABORT_OPERATOR,
+	ABORT_PART_RESTARTED, /* the incarnation that joined is gone (D8) */
 };
 
 struct coord_txn_part {
 	uint32_t peer;
-	uint8_t state; /* enum coord_part_state */
+	uint8_t state;        /* enum coord_part_state */
+	uint64_t incarnation; /* the incarnation that joined (D8); 0: unknown (recovered) */
 };
 
 struct coord_txn_config {
@@ -118,6 +121,7 @@ enum coord_ev_type {
 	EV_CLIENT_GONE,  /* the owner's connection closed */
 	EV_FENCE,        /* a newer Begin under the same key fences this one */
 	EV_OPERATOR,     /* an operator decided: decision, force (heuristic; docs/admin-api.md) */
+	EV_PEER_RESTARTED, /* peer said Hello as a newer incarnation: inc (D8) */
 };
 
 struct coord_event {
@@ -129,6 +133,8 @@ struct coord_event {
 	int status;      /* EV_LOGGED: 0 or negative error */
 	int decision;    /* EV_OPERATOR: enum coord_decision_kind */
 	int force;       /* EV_OPERATOR: override what the operator would otherwise be refused */
+	uint64_t inc;    /* EV_JOIN: the joining incarnation; EV_VOTE: the one the vote names;
+			  * EV_PEER_RESTARTED: the new incarnation */
 };
 
 enum coord_act_type {

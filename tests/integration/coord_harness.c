@@ -260,9 +260,11 @@ int part_state_count(struct cluster *c, int i, char kind, uint64_t txid)
 
 	if (!f)
 		return 0;
-	snprintf(want, sizeof(want), "%c %llu\n", kind, (unsigned long long)txid);
+	/* "K TXID", or "K TXID INC" (a P line names the incarnation that joined) */
+	int len = snprintf(want, sizeof(want), "%c %llu", kind, (unsigned long long)txid);
 	while (fgets(line, sizeof(line), f))
-		n += strcmp(line, want) == 0;
+		n += strncmp(line, want, (size_t)len) == 0 &&
+		     (line[len] == '\n' || line[len] == ' ');
 	fclose(f);
 	return n;
 }

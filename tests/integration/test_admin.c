@@ -586,6 +586,126 @@ static void test_forced_commit_is_audited_and_delivered(void **state)
 	json_decref(l);
 }
 
+
+/* ---- participant identity: the binding and forgetting it ------------------------------ */
+
+static void id_hex(const char *name, uint8_t idbyte, char out[33])
+{
+	struct tpc_wc_identity id;
+
+	if (name)
+		tpc_wc_default_identity(name, &id);
+	else
+		memset(id.participant_id, idbyte, sizeof(id.participant_id));
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", id.participant_id[i]);
+}
+
+/* The /v1/participants entry for @p name (the caller decrefs @p list). */
+static json_t *participant(struct adm *a, const char *name, json_t **list)
+{
+	*list = http_json(a, "GET", "/v1/participants", NULL, 200);
+	json_t *arr = json_object_get(*list, "participants"), *p;
+	size_t i;
+
+	json_array_foreach(arr, i, p)
+		if (strcmp(jstr(p, "name"), name) == 0)
+			return p;
+	fail_msg("participant %s not listed", name);
+	return NULL;
+}
+
+static void wait_disconnected(struct adm *a, const char *name)
+{
+	uint64_t deadline = now_ms() + WAIT_MS;
+	json_t *l;
+
+	for (;;) {
+		/* json_is_true() evaluates its argument twice: call participant() once */
+		json_t *up = json_object_get(participant(a, name, &l), "connected");
+		if (!json_is_true(up))
+			break;
+		json_decref(l);
+		if (now_ms() > deadline)
+			fail_msg("%s still connected after %d ms", name, WAIT_MS);
+		pause_ms(20);
+	}
+	json_decref(l);
+}
+
+static void test_participant_binding_is_listed_and_forgotten_with_an_audit_entry(void **state)
+{
+	struct cluster *c = *state;
+	struct adm a;
+	char hex[33];
+	json_t *l, *p;
+	const char *forget = "/v1/participants/p0/forget";
+	const char *body = "{\"reason\":\"p0's disk died\",\"operator\":\"alice\"}";
+
+	adm_init(&a, c);
+	coord_start(c, NULL, "--admin", a.addr, NULL);
+	part_start(c, 0, NULL);
+	p = participant(&a, "p0", &l);
+	id_hex("p0", 0, hex);
+	assert_string_equal(jstr(p, "participant_id"), hex);
+	assert_non_null(strstr(jstr(p, "bound_at"), "Z"));
+	assert_int_equal(jint(p, "incarnation"), 1);
+	json_decref(l);
+
+	/* Refused while it is connected, without a reason, for a name nobody knows. */
+	json_t *e = http_error(&a, "POST", forget, body, 409);
+	assert_non_null(strstr(jstr(e, "error"), "connected"));
+	json_decref(e);
+	http_error_only(&a, "POST", forget, "{}", 400);
+	http_error_only(&a, "POST", "/v1/participants/nobody/forget", body, 404);
+	http_error_only(&a, "GET", forget, NULL, 405);
+
+	/* ... and while an open transaction still names it, even once it is gone. */
+	tpc_wc *wc = client_open(c, NULL);
+	uint64_t txid = client_begin_joined(c, wc, NULL, 1);
+	assert_int_equal(tpc_proc_kill9(c->parts[0].proc), 0);
+	wait_disconnected(&a, "p0");
+	e = http_error(&a, "POST", forget, body, 409);
+	assert_non_null(strstr(jstr(e, "error"), "open transaction"));
+	json_decref(e);
+	struct tpc_wc_outcome o;
+	assert_int_equal(tpc_wc_abort(wc, txid, "p0 is gone", &o), 0);
+	assert_int_equal(o.outcome, TPC__OUTCOME_KIND__OUTCOME_ABORTED);
+
+	json_t *d = http_json(&a, "POST", forget, body, 200);
+	assert_string_equal(jstr(d, "participant"), "p0");
+	assert_string_equal(jstr(d, "forgotten_participant_id"), hex);
+	assert_int_equal(jint(d, "audit_id"), 1);
+	json_decref(d);
+	p = participant(&a, "p0", &l);
+	assert_true(json_is_null(json_object_get(p, "participant_id")));
+	json_decref(l);
+	l = http_json(&a, "GET", "/v1/audit", NULL, 200);
+	e = json_array_get(json_object_get(l, "entries"), 0);
+	assert_string_equal(jstr(e, "action"), "forget-participant");
+	assert_string_equal(jstr(e, "participant"), "p0");
+	assert_string_equal(jstr(e, "participant_id"), hex);
+	assert_string_equal(jstr(e, "operator"), "alice");
+	json_decref(l);
+	coord_wait_log(c, "participant name p0 forgotten by an operator");
+
+	/* Another state folder may take the name now, and that binding is durable. */
+	struct tpc_wc_identity id;
+	memset(&id, 0, sizeof(id));
+	memset(id.participant_id, 0xee, sizeof(id.participant_id));
+	id.incarnation = 1;
+	tpc_wc *stranger = client_open_raw(c);
+	assert_int_equal(tpc_wc_hello_participant(stranger, "p0", &id, NULL), 0);
+	coord_term_clean(c);
+	coord_restart(c);
+	p = participant(&a, "p0", &l);
+	id_hex(NULL, 0xee, hex);
+	assert_string_equal(jstr(p, "participant_id"), hex);
+	json_decref(l);
+	http_error_only(&a, "POST", "/v1/participants/p0/forget", "{\"reason\":\"x\",\"bad\":1}",
+			400);
+}
+
 /* ---- authentication ------------------------------------------------------------------ */
 
 static void write_token(const char *file, const char *text)
@@ -763,6 +883,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_forced_abort_of_a_committing_transaction_drops_the_decision, cluster_setup,
 			cluster_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_participant_binding_is_listed_and_forgotten_with_an_audit_entry,
+			cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_forced_commit_is_audited_and_delivered,
 						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_token_is_required_for_mutating_calls,

@@ -214,11 +214,57 @@ static void test_messages_out_of_place_are_protocol_errors(void **state)
 	env.body_case = TPC__ENVELOPE__BODY_JOIN;
 	env.join = &j;
 	call_expect_error(pc, &env, TPC__ERROR_CODE__ERR_PROTOCOL);
-	/* Joining a transaction that does not exist. */
+	/* Joining as another incarnation than the connection's Hello (tpc_wc_hello says 1). */
 	j.participant = "p9";
+	j.incarnation = 2;
+	call_expect_error(pc, &env, TPC__ERROR_CODE__ERR_INCARNATION);
+	/* Joining a transaction that does not exist. */
+	j.incarnation = 1;
 	j.txid = epoch << 40 | 0xffffff;
 	call_expect_error(pc, &env, TPC__ERROR_CODE__ERR_NOT_FOUND);
 	client_commit_expect(cl, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
+}
+
+/* Hello as a participant with @p id; expect ERR_INVALID and the connection closed. */
+static void hello_expect_invalid(struct cluster *c, const char *name,
+				 const struct tpc_wc_identity *id, size_t id_len)
+{
+	tpc_wc *wc = client_open_raw(c);
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Hello h = TPC__HELLO__INIT;
+
+	h.role = TPC__ROLE__ROLE_PARTICIPANT;
+	h.name = (char *)name;
+	h.protocol_version = TPC_PROTOCOL_VERSION;
+	h.participant_id.data = (uint8_t *)id->participant_id;
+	h.participant_id.len = id_len;
+	h.incarnation = id->incarnation;
+	env.body_case = TPC__ENVELOPE__BODY_HELLO;
+	env.hello = &h;
+	send_env(wc, &env);
+	client_expect_error(wc, TPC__ERROR_CODE__ERR_INVALID, 1);
+}
+
+static void test_participant_hello_needs_an_identity_and_a_sane_name(void **state)
+{
+	struct cluster *c = *state;
+	struct tpc_wc_identity id;
+	char name[300];
+
+	coord_start(c, NULL, NULL);
+	tpc_wc_default_identity("p-id", &id);
+	hello_expect_invalid(c, "p-id", &id, 0);   /* no participant id (a v1 stub) */
+	hello_expect_invalid(c, "p-id", &id, 15);  /* not 16 bytes */
+	id.incarnation = 0;
+	hello_expect_invalid(c, "p-id", &id, 16);  /* incarnation 0 */
+	id.incarnation = 1;
+	memset(name, 'n', sizeof(name));
+	name[256] = '\0';
+	hello_expect_invalid(c, name, &id, 16);    /* a name over 255 bytes */
+	name[255] = '\0';
+	tpc_wc *ok = client_open_raw(c);
+	assert_int_equal(tpc_wc_hello_participant(ok, name, &id, NULL), 0);
+	coord_log_has(c, "participant name must be 1 to 255 bytes");
 }
 
 static void test_vote_and_ack_from_non_participant_are_refused(void **state)
@@ -323,6 +369,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_messages_out_of_place_are_protocol_errors,
 						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_vote_and_ack_from_non_participant_are_refused,
+						cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_participant_hello_needs_an_identity_and_a_sane_name,
 						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_connection_limit_refuses_the_extra_connection,
 						cluster_setup, cluster_teardown),

@@ -38,6 +38,8 @@ struct fixture {
 	char hostport[64];
 	int lfd; /* the fake coordinator's listening socket, or -1 */
 	tpc_wc *wc; /* the current connection to or from the test, freed in teardown */
+	uint64_t hello_inc;       /* the last Hello's incarnation */
+	size_t hello_nprepared;   /* ... and how many txids it listed as PREPARED */
 };
 
 /* ---- fixture and helpers ------------------------------------------------------ */
@@ -172,9 +174,18 @@ static tpc_wc *fake_handshake(struct fixture *fx, tpc_proc *p, uint64_t epoch)
 	Tpc__HelloReply hr = TPC__HELLO_REPLY__INIT;
 	char line[64];
 
+	struct tpc_wc_identity id;
+
 	assert_int_equal(e->hello->role, TPC__ROLE__ROLE_PARTICIPANT);
 	assert_string_equal(e->hello->name, "p1");
 	assert_int_equal(e->hello->protocol_version, TPC_PROTOCOL_VERSION);
+	/* D8: the participant id (derived from the name by default) and an incarnation. */
+	tpc_wc_default_identity("p1", &id);
+	assert_int_equal(e->hello->participant_id.len, 16);
+	assert_memory_equal(e->hello->participant_id.data, id.participant_id, 16);
+	assert_true(e->hello->incarnation >= 1);
+	fx->hello_inc = e->hello->incarnation;
+	fx->hello_nprepared = e->hello->n_prepared_txids;
 	hr.epoch = epoch;
 	hr.protocol_version = TPC_PROTOCOL_VERSION;
 	rep.request_id = e->request_id;
@@ -212,13 +223,16 @@ static void send_decision(tpc_wc *wc, uint64_t txid, Tpc__DecisionKind d, uint64
 	assert_int_equal(tpc_wc_send(wc, &env), 0);
 }
 
-static void expect_vote(tpc_wc *wc, uint64_t txid, Tpc__VoteKind v)
+/* A Vote for @p txid; @return the incarnation it names. */
+static uint64_t expect_vote(tpc_wc *wc, uint64_t txid, Tpc__VoteKind v)
 {
 	Tpc__Envelope *e = expect_body(wc, TPC__ENVELOPE__BODY_VOTE);
+	uint64_t inc = e->vote->incarnation;
 
 	assert_int_equal(e->vote->txid, txid);
 	assert_int_equal(e->vote->vote, v);
 	tpc__envelope__free_unpacked(e, NULL);
+	return inc;
 }
 
 static void expect_ack(tpc_wc *wc, uint64_t txid)
@@ -403,7 +417,7 @@ static void test_testpart_cuts_torn_state_line(void **state)
 	expect_line(p, "disconnected");
 	assert_int_equal(tpc_proc_write_line(p, "quit"), 0);
 	expect_exit(p, 0);
-	assert_file(fx->state, "P 5\nC 5\nP 7\n");
+	assert_file(fx->state, "P 5\nC 5\nP 7\nI 1\n");
 }
 
 /* ---- against a fake coordinator ----------------------------------------------- */
@@ -421,7 +435,7 @@ static void test_testpart_prepares_applies_and_acks(void **state)
 	expect_line(p, "prepare 7");
 	expect_line(p, "voted 7 YES");
 	expect_vote(wc, 7, TPC__VOTE_KIND__VOTE_YES);
-	assert_file(fx->state, "P 7\n");
+	assert_file(fx->state, "I 1\nP 7 1\n");
 	send_decision(wc, 7, TPC__DECISION_KIND__DECISION_COMMIT, 3);
 	expect_line(p, "applied 7");
 	expect_line(p, "acked 7");
@@ -433,7 +447,7 @@ static void test_testpart_prepares_applies_and_acks(void **state)
 	send_decision(wc, 99, TPC__DECISION_KIND__DECISION_COMMIT, 3);
 	expect_line(p, "duplicate 99"); /* no prepared record: already applied */
 	expect_ack(wc, 99);
-	assert_file(fx->state, "P 7\nC 7\n");
+	assert_file(fx->state, "I 1\nP 7 1\nC 7\n");
 	close_wc(fx);
 }
 
@@ -465,7 +479,7 @@ static void test_testpart_votes_as_told(void **state)
 	expect_vote(wc, 5, TPC__VOTE_KIND__VOTE_NO);
 	send_decision(wc, 2, TPC__DECISION_KIND__DECISION_ABORT, 1);
 	expect_line(p, "discarded 2");
-	assert_file(fx->state, "A 2\n");
+	assert_file(fx->state, "I 1\nA 2\n");
 	close_wc(fx);
 }
 
@@ -502,6 +516,7 @@ static void test_testpart_recovers_prepared_txids(void **state)
 	use_fake_coordinator(fx);
 	tpc_proc *p = spawn_part(fx, NULL);
 	tpc_wc *wc = fake_handshake(fx, p, 2);
+	assert_int_equal(fx->hello_nprepared, 1); /* 5: prepared, not decided */
 	fake_status(wc, 5, TPC__TXN_STATUS__STATUS_PENDING);
 	expect_line(p, "revoted 5");
 	expect_vote(wc, 5, TPC__VOTE_KIND__VOTE_YES);
@@ -512,7 +527,7 @@ static void test_testpart_recovers_prepared_txids(void **state)
 	expect_line(p, "applied 5");
 	assert_int_equal(tpc_proc_write_line(p, "quit"), 0);
 	expect_exit(p, 0);
-	assert_file(fx->state, "P 5\nP 8\nC 8\nC 5\n");
+	assert_file(fx->state, "P 5\nP 8\nC 8\nI 1\nC 5\n");
 	close_wc(fx);
 }
 
@@ -532,7 +547,7 @@ static void test_testpart_crashes_after_prepare_log(void **state)
 	send_prepare(wc, 4, 1);
 	expect_line(p, "crash after-prepare-log 4");
 	expect_killed(p);
-	assert_file(fx->state, "P 3\nP 4\n");
+	assert_file(fx->state, "I 1\nP 3 1\nP 4 1\n");
 	close_wc(fx);
 }
 
@@ -552,13 +567,16 @@ static void test_testpart_crashes_after_vote_and_after_apply(void **state)
 
 	p = spawn_part(fx, "--crash-at", "after-apply", NULL);
 	wc = fake_handshake(fx, p, 1);
+	assert_int_equal(fx->hello_inc, 2); /* a new incarnation ... */
+	assert_int_equal(fx->hello_nprepared, 1);
 	fake_status(wc, 3, TPC__TXN_STATUS__STATUS_PENDING);
 	expect_line(p, "revoted 3");
-	expect_vote(wc, 3, TPC__VOTE_KIND__VOTE_YES);
+	/* ... whose YES names the incarnation that joined (D8) */
+	assert_int_equal(expect_vote(wc, 3, TPC__VOTE_KIND__VOTE_YES), 1);
 	send_decision(wc, 3, TPC__DECISION_KIND__DECISION_COMMIT, 1);
 	expect_line(p, "crash after-apply 3");
 	expect_killed(p);
-	assert_file(fx->state, "P 3\nC 3\n");
+	assert_file(fx->state, "I 1\nP 3 1\nI 2\nC 3\n");
 	assert_null(tpc_wc_recv(wc, 200)); /* no Ack: it died first */
 	assert_int_equal(tpc_wc_last_rc(wc), -ECONNRESET);
 	close_wc(fx);

@@ -8,6 +8,7 @@
  * at a time first, with no process at all.
  */
 #include <errno.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -392,6 +393,74 @@ static void test_exit_codes(void **state)
 	err_has(f, refused);
 }
 
+
+/* ---- participants: the bound id, and forgetting it ---------------------------------- */
+
+static void wait_ctl_disconnected(struct fixture *f, const char *name)
+{
+	uint64_t deadline = now_ms() + WAIT_MS;
+
+	for (;;) {
+		expect_code(f, ctl(f, "-o", "json", "participant", "list", NULL), 0);
+		json_t *j = out_json(f), *p;
+		size_t i;
+		int up = 0;
+		json_array_foreach(json_object_get(j, "participants"), i, p) {
+			json_t *conn = json_object_get(p, "connected");
+			if (strcmp(json_string_value(json_object_get(p, "name")), name) == 0)
+				up = json_is_true(conn);
+		}
+		json_decref(j);
+		if (!up)
+			return;
+		if (now_ms() > deadline)
+			fail_msg("%s still connected after %d ms", name, WAIT_MS);
+		poll(NULL, 0, 20);
+	}
+}
+
+static void test_participant_list_shows_the_id_and_forget_unbinds_it(void **state)
+{
+	struct fixture *f = *state;
+	struct tpc_wc_identity id;
+	char hex[33];
+
+	start(f, NULL);
+	part_start(f->c, 0, NULL);
+	tpc_wc_default_identity("p0", &id);
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", id.participant_id[i]);
+
+	expect_code(f, ctl(f, "participant", "list", NULL), 0);
+	out_has(f, "PARTICIPANT-ID");
+	out_has(f, "INCARNATION");
+	out_has(f, hex);
+
+	expect_code(f, ctl(f, "participant", "forget", "p0", NULL), 2);
+	err_has(f, "--reason");
+	expect_code(f, ctl(f, "participant", "forget", NULL), 2);
+	expect_code(f, ctl(f, "participant", "forget", "p0", "--reason", "x", NULL), 1);
+	err_has(f, "connected");
+	expect_code(f, ctl(f, "participant", "forget", "nobody", "--reason", "x", NULL), 3);
+
+	assert_int_equal(tpc_proc_kill9(f->c->parts[0].proc), 0);
+	wait_ctl_disconnected(f, "p0");
+	expect_code(f, ctl(f, "participant", "forget", "p0", "--reason", "its disk died", NULL),
+		    0);
+	out_has(f, "forgotten");
+	out_has(f, hex);
+	expect_code(f, ctl(f, "participant", "list", NULL), 0);
+	out_has(f, "(not bound)");
+	expect_code(f, ctl(f, "audit", NULL), 0);
+	out_has(f, "forget-participant");
+	out_has(f, "its disk died");
+
+	expect_code(f, ctl(f, "participant", "forget", "--help", NULL), 0);
+	out_has(f, "state folder");
+	expect_code(f, ctl(f, "help", "participant", NULL), 0);
+	out_has(f, "participant forget NAME");
+}
+
 /* ---- the token, and the environment ----------------------------------------------- */
 
 static void write_token(const char *path, const char *text)
@@ -459,6 +528,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_operator_abort_of_a_preparing_txn, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_exit_codes, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_participant_list_shows_the_id_and_forget_unbinds_it,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_token_required_when_configured, fx_setup,
 						fx_teardown),
 	};

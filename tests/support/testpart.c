@@ -13,6 +13,13 @@
  * than the highest seen is ignored (rule D7); a YES vote is only given for a txid this
  * process joined or holds a P line for (staged writes of a txid joined before a crash
  * are gone, so its Prepare gets NO).
+ *
+ * Identity (rule D8): the participant id is derived from the name unless
+ * --participant-id HEX gives one (tpc_wc_default_identity, so wire-level test peers can
+ * say Hello as the same participant); the incarnation is a counter kept in the state
+ * file ("I N", synced at every start). A P line records the incarnation that joined
+ * ("P TXID INC"), which a YES re-sent after a restart names; the Hello lists the txids
+ * held PREPARED. An ERR_IDENTITY stops reconnecting ("fatal" on stdout).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +43,7 @@
 
 #include "util.h"
 #include "wire.h"
+#include "wireclient.h"
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
@@ -52,6 +60,7 @@ struct txrec {
 	uint64_t txid; /* 0: empty slot */
 	uint8_t flags;
 	uint8_t vote;  /* enum vote_mode override; VOTE_DEFAULT: use --vote */
+	uint64_t inc;  /* the incarnation that joined it (0: unknown) */
 };
 
 /* Open-addressing map txid -> txrec; power-of-two capacity, at most half full. */
@@ -78,6 +87,9 @@ struct testpart {
 	enum vote_mode vote;
 	enum crash_point crash_at;
 	uint64_t crash_txid; /* 0: the first txid that reaches the crash point */
+	struct tpc_wc_identity id; /* participant id and this process's incarnation */
+	int have_id;         /* --participant-id given */
+	int fatal;           /* ERR_IDENTITY: do not reconnect */
 
 	struct event_base *base;
 	struct bufferevent *bev;
@@ -204,10 +216,14 @@ static int pend_take(struct testpart *tp, uint64_t request_id, struct pending *o
 
 /* ---- state file --------------------------------------------------------------- */
 
-static void state_append(struct testpart *tp, char kind, uint64_t txid, int sync)
+/* "K TXID" or, with @p extra non-zero, "K TXID EXTRA" (P lines: the joined incarnation). */
+static void state_append2(struct testpart *tp, char kind, uint64_t txid, uint64_t extra,
+			  int sync)
 {
-	char line[40];
-	int len = snprintf(line, sizeof(line), "%c %" PRIu64 "\n", kind, txid);
+	char line[64];
+	int len = extra ? snprintf(line, sizeof(line), "%c %" PRIu64 " %" PRIu64 "\n", kind, txid,
+				   extra)
+			: snprintf(line, sizeof(line), "%c %" PRIu64 "\n", kind, txid);
 
 	for (int off = 0; off < len;) {
 		ssize_t n = write(tp->state_fd, line + off, (size_t)(len - off));
@@ -221,6 +237,11 @@ static void state_append(struct testpart *tp, char kind, uint64_t txid, int sync
 		die(tp, "fdatasync state file");
 }
 
+static void state_append(struct testpart *tp, char kind, uint64_t txid, int sync)
+{
+	state_append2(tp, kind, txid, 0, sync);
+}
+
 static void state_parse_line(struct testpart *tp, const char *s, size_t len)
 {
 	char *end;
@@ -229,10 +250,20 @@ static void state_parse_line(struct testpart *tp, const char *s, size_t len)
 	if (len < 3 || s[1] != ' ')
 		goto out_bad;
 	flag = s[0] == 'P' ? TX_PREPARED : s[0] == 'C' ? TX_COMMITTED : s[0] == 'A' ? TX_ABORTED : 0;
-	uint64_t txid = strtoull(s + 2, &end, 10);
+	uint64_t txid = strtoull(s + 2, &end, 10), inc = 0;
+	if (s[0] == 'I' && txid && end == s + len) { /* an incarnation */
+		if (txid > tp->id.incarnation)
+			tp->id.incarnation = txid;
+		return;
+	}
+	if (flag == TX_PREPARED && *end == ' ')
+		inc = strtoull(end + 1, &end, 10);
 	if (!flag || txid == 0 || end != s + len)
 		goto out_bad;
-	tx_get(tp, txid)->flags |= flag;
+	struct txrec *r = tx_get(tp, txid);
+	r->flags |= flag;
+	if (inc)
+		r->inc = inc;
 	return;
 out_bad:
 	tpc_logf(&tp->lg, TPC_LOG_WARN, "state file: ignoring line \"%.*s\"", (int)len, s);
@@ -300,12 +331,15 @@ static void state_load(struct testpart *tp)
 		die(tp, "read state file");
 	size_t whole = state_parse(tp, buf, len);
 	free(buf);
-	if (whole == len)
-		return;
-	tpc_logf(&tp->lg, TPC_LOG_WARN, "state file: cutting a torn last line (%zu bytes)",
-		 len - whole);
-	if (ftruncate(tp->state_fd, (off_t)whole) < 0 || fdatasync(tp->state_fd) < 0)
-		die(tp, "truncate state file");
+	if (whole != len) {
+		tpc_logf(&tp->lg, TPC_LOG_WARN, "state file: cutting a torn last line (%zu bytes)",
+			 len - whole);
+		if (ftruncate(tp->state_fd, (off_t)whole) < 0 || fdatasync(tp->state_fd) < 0)
+			die(tp, "truncate state file");
+	}
+	/* D8: every start is a new incarnation, durable before the first Hello. */
+	tp->id.incarnation++;
+	state_append(tp, 'I', tp->id.incarnation, 1);
 }
 
 /* ---- sending ------------------------------------------------------------------ */
@@ -318,14 +352,33 @@ static void send_env(struct testpart *tp, Tpc__Envelope *env)
 		tpc_logf(&tp->lg, TPC_LOG_ERROR, "cannot send %s", tpc_wire_body_name(env->body_case));
 }
 
+/* The txids held PREPARED and not yet decided (at most 4096), for the Hello. */
+static size_t prepared_txids(const struct testpart *tp, uint64_t *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < tp->txs.cap && n < max; i++) {
+		const struct txrec *r = &tp->txs.slots[i];
+		if (r->txid && (r->flags & TX_PREPARED) && !(r->flags & (TX_COMMITTED | TX_ABORTED)))
+			out[n++] = r->txid;
+	}
+	return n;
+}
+
 static void send_hello(struct testpart *tp)
 {
 	Tpc__Envelope env = TPC__ENVELOPE__INIT;
 	Tpc__Hello h = TPC__HELLO__INIT;
+	static uint64_t prepared[4096];
 
 	h.role = TPC__ROLE__ROLE_PARTICIPANT;
 	h.name = (char *)tp->name;
 	h.protocol_version = TPC_PROTOCOL_VERSION;
+	h.participant_id.data = tp->id.participant_id;
+	h.participant_id.len = sizeof(tp->id.participant_id);
+	h.incarnation = tp->id.incarnation;
+	h.n_prepared_txids = prepared_txids(tp, prepared, 4096);
+	h.prepared_txids = prepared;
 	env.request_id = ++tp->next_req;
 	env.body_case = TPC__ENVELOPE__BODY_HELLO;
 	env.hello = &h;
@@ -336,10 +389,13 @@ static void send_vote(struct testpart *tp, uint64_t txid, Tpc__VoteKind v, const
 {
 	Tpc__Envelope env = TPC__ENVELOPE__INIT;
 	Tpc__Vote vote = TPC__VOTE__INIT;
+	const struct txrec *r = tx_find(&tp->txs, txid);
 
 	vote.txid = txid;
 	vote.vote = v;
 	vote.reason = (char *)(reason ? reason : "");
+	/* D8: the incarnation that joined (kept in the P line), else this one. */
+	vote.incarnation = r && r->inc ? r->inc : tp->id.incarnation;
 	env.body_case = TPC__ENVELOPE__BODY_VOTE;
 	env.vote = &vote;
 	send_env(tp, &env);
@@ -363,6 +419,7 @@ static void send_join(struct testpart *tp, uint64_t txid)
 
 	j.txid = txid;
 	j.participant = (char *)tp->name;
+	j.incarnation = tp->id.incarnation;
 	env.request_id = pend_add(tp, REQ_JOIN, txid);
 	env.body_case = TPC__ENVELOPE__BODY_JOIN;
 	env.join = &j;
@@ -466,6 +523,10 @@ static void connection_lost(struct testpart *tp)
 	if (!tp->said_disconnected)
 		say("disconnected");
 	tp->said_disconnected = 1;
+	if (tp->fatal) {
+		say("fatal identity refused; not reconnecting");
+		return;
+	}
 	evtimer_add(tp->retry_ev, &tv);
 	tp->backoff_ms = tp->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : tp->backoff_ms * 2;
 }
@@ -507,7 +568,9 @@ static void vote_yes(struct testpart *tp, struct txrec *r)
 		return;
 	}
 	if (!(r->flags & TX_PREPARED)) {
-		state_append(tp, 'P', txid, 1); /* D2: durable before the vote */
+		if (!r->inc)
+			r->inc = tp->id.incarnation;
+		state_append2(tp, 'P', txid, r->inc, 1); /* D2: durable before the vote */
 		r->flags |= TX_PREPARED;
 		if (crash_armed(tp, CRASH_AFTER_PREPARE_LOG, txid))
 			crash_now("after-prepare-log", txid);
@@ -647,6 +710,8 @@ static void on_error(struct testpart *tp, uint64_t request_id, const Tpc__Error 
 		say("join-error %" PRIu64 " %s %s", p.txid, code, msg);
 	else
 		say("error %s %s", code, msg);
+	if (m && m->code == TPC__ERROR_CODE__ERR_IDENTITY)
+		tp->fatal = 1; /* another folder owns the name, or this process was replaced */
 }
 
 static void on_status_reply(struct testpart *tp, uint64_t request_id, const Tpc__StatusReply *m)
@@ -788,7 +853,10 @@ static void cmd_join(struct testpart *tp, uint64_t txid)
 		say("join-error %" PRIu64 " ERR_UNAVAILABLE not connected", txid);
 		return;
 	}
-	tx_get(tp, txid)->flags |= TX_JOINED;
+	struct txrec *r = tx_get(tp, txid);
+	r->flags |= TX_JOINED;
+	if (!(r->flags & TX_PREPARED))
+		r->inc = tp->id.incarnation;
 	send_join(tp, txid);
 }
 
@@ -862,7 +930,7 @@ out_quit:
 static void usage(FILE *f)
 {
 	fputs("usage: tpc-testpart --coordinator HOST:PORT --name NAME --state FILE\n"
-	      "                    [--vote yes|no|readonly|silent]\n"
+	      "                    [--participant-id HEX32] [--vote yes|no|readonly|silent]\n"
 	      "                    [--crash-at after-prepare-log|after-vote|after-apply]\n"
 	      "                    [--crash-txid N]\n"
 	      "A durable test participant for tpc-coordinator tests.\n"
@@ -873,7 +941,8 @@ static void usage(FILE *f)
 	      "                voted TXID YES|NO|READ_ONLY | silent TXID | stale-epoch TXID EPOCH |\n"
 	      "                applied TXID | duplicate TXID | acked TXID | discarded TXID |\n"
 	      "                revoted TXID | conflict TXID WHAT | crash POINT TXID |\n"
-	      "                error CODE MESSAGE | bad-command LINE\n",
+	      "                error CODE MESSAGE | bad-command LINE | fatal WHY\n"
+	      "--participant-id: 32 hex digits (default: derived from the name)\n",
 	      f);
 }
 
@@ -897,6 +966,7 @@ static int parse_args(struct testpart *tp, int argc, char **argv)
 		{ "coordinator", required_argument, NULL, 'c' }, { "name", required_argument, NULL, 'n' },
 		{ "state", required_argument, NULL, 's' },       { "vote", required_argument, NULL, 'v' },
 		{ "crash-at", required_argument, NULL, 'k' },    { "crash-txid", required_argument, NULL, 't' },
+		{ "participant-id", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },              { NULL, 0, NULL, 0 },
 	};
 	int c, bad = 0;
@@ -909,12 +979,19 @@ static int parse_args(struct testpart *tp, int argc, char **argv)
 		case 'v': bad |= parse_vote(optarg, &tp->vote); break;
 		case 'k': bad |= parse_crash(optarg, &tp->crash_at); break;
 		case 't': bad |= parse_txid(optarg, &tp->crash_txid); break;
+		case 'i':
+			bad |= tpc_wc_parse_participant_id(optarg, tp->id.participant_id);
+			tp->have_id = 1;
+			break;
 		case 'h': usage(stdout); return 1;
 		default: bad = -1; break;
 		}
 	}
 	if (bad || optind != argc || !tp->coord || !tp->name || !tp->name[0] || !tp->state_path)
 		return -1;
+	if (!tp->have_id)
+		tpc_wc_default_identity(tp->name, &tp->id);
+	tp->id.incarnation = 0; /* from the state file */
 	return 0;
 }
 

@@ -476,7 +476,40 @@ static int call_expect(tpc_wc *wc, Tpc__Envelope *req, Tpc__Envelope__BodyCase w
 	return -EPROTO;
 }
 
-int tpc_wc_hello(tpc_wc *wc, Tpc__Role role, const char *name, uint64_t *epoch)
+void tpc_wc_default_identity(const char *name, struct tpc_wc_identity *id)
+{
+	uint64_t h1 = 14695981039346656037ull, h2 = 0x9E3779B97F4A7C15ull;
+
+	memset(id, 0, sizeof(*id));
+	for (const char *p = name ? name : ""; *p; p++) { /* FNV-1a, twice over */
+		h1 = (h1 ^ (uint8_t)*p) * 1099511628211ull;
+		h2 = (h2 ^ (uint8_t)*p) * 1099511628211ull;
+	}
+	for (int i = 0; i < 8; i++) {
+		id->participant_id[i] = (uint8_t)(h1 >> (8 * i));
+		id->participant_id[8 + i] = (uint8_t)(h2 >> (8 * i));
+	}
+	id->incarnation = 1;
+}
+
+int tpc_wc_parse_participant_id(const char *hex, uint8_t out[16])
+{
+	if (!hex || strlen(hex) != 32)
+		return -1;
+	for (int i = 0; i < 32; i++) {
+		char ch = hex[i];
+		int v = ch >= '0' && ch <= '9' ? ch - '0'
+			: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+			: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+		if (v < 0)
+			return -1;
+		out[i / 2] = (uint8_t)(i % 2 ? (out[i / 2] << 4) | v : v);
+	}
+	return 0;
+}
+
+static int hello_as(tpc_wc *wc, Tpc__Role role, const char *name,
+		    const struct tpc_wc_identity *id, uint64_t *epoch)
 {
 	Tpc__Envelope req = TPC__ENVELOPE__INIT, *rep;
 	Tpc__Hello h = TPC__HELLO__INIT;
@@ -484,6 +517,13 @@ int tpc_wc_hello(tpc_wc *wc, Tpc__Role role, const char *name, uint64_t *epoch)
 	h.role = role;
 	h.name = (char *)(name ? name : "");
 	h.protocol_version = TPC_PROTOCOL_VERSION;
+	if (id) {
+		h.participant_id.data = (uint8_t *)id->participant_id;
+		h.participant_id.len = sizeof(id->participant_id);
+		h.incarnation = id->incarnation;
+		h.prepared_txids = (uint64_t *)id->prepared_txids;
+		h.n_prepared_txids = id->n_prepared;
+	}
 	req.body_case = TPC__ENVELOPE__BODY_HELLO;
 	req.hello = &h;
 	int rc = call_expect(wc, &req, TPC__ENVELOPE__BODY_HELLO_REPLY, &rep);
@@ -493,6 +533,22 @@ int tpc_wc_hello(tpc_wc *wc, Tpc__Role role, const char *name, uint64_t *epoch)
 		*epoch = rep->hello_reply ? rep->hello_reply->epoch : 0;
 	tpc__envelope__free_unpacked(rep, NULL);
 	return 0;
+}
+
+int tpc_wc_hello(tpc_wc *wc, Tpc__Role role, const char *name, uint64_t *epoch)
+{
+	struct tpc_wc_identity id;
+
+	if (role != TPC__ROLE__ROLE_PARTICIPANT)
+		return hello_as(wc, role, name, NULL, epoch);
+	tpc_wc_default_identity(name, &id);
+	return hello_as(wc, role, name, &id, epoch);
+}
+
+int tpc_wc_hello_participant(tpc_wc *wc, const char *name, const struct tpc_wc_identity *id,
+			     uint64_t *epoch)
+{
+	return hello_as(wc, TPC__ROLE__ROLE_PARTICIPANT, name, id, epoch);
 }
 
 int tpc_wc_begin(tpc_wc *wc, const char *key, uint32_t timeout_ms, struct tpc_wc_begin *out)

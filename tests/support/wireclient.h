@@ -125,11 +125,34 @@ size_t tpc_wc_queued(const tpc_wc *wc);
 int tpc_wc_call(tpc_wc *wc, Tpc__Envelope *req, Tpc__Envelope **reply);
 
 /**
- * @brief Hello; on HelloReply return the coordinator's epoch.
+ * @brief Hello; on HelloReply return the coordinator's epoch. A participant's Hello
+ *        carries tpc_wc_default_identity(name) (incarnation 1, nothing prepared).
  * @param name participant name or client label (may be NULL for a client)
  * @return as tpc_wc_call, or -EPROTO if the reply is not a HelloReply.
  */
 int tpc_wc_hello(tpc_wc *wc, Tpc__Role role, const char *name, uint64_t *epoch);
+
+/** What a participant's Hello says about who it is (DESIGN rule D8). */
+struct tpc_wc_identity {
+	uint8_t participant_id[16];
+	uint64_t incarnation;            /* >= 1 */
+	const uint64_t *prepared_txids;  /* txids held PREPARED; may be NULL */
+	size_t n_prepared;
+};
+
+/**
+ * @brief The identity test peers use by default: a participant id derived from @p name
+ *        (the same name gives the same id, so a restarted test peer is the same
+ *        participant), incarnation 1, nothing prepared.
+ */
+void tpc_wc_default_identity(const char *name, struct tpc_wc_identity *id);
+
+/** @brief Parse 32 hex digits into a participant id. @return 0, or -1 if malformed. */
+int tpc_wc_parse_participant_id(const char *hex, uint8_t out[16]);
+
+/** @brief A participant's Hello as @p id says. @return as tpc_wc_hello. */
+int tpc_wc_hello_participant(tpc_wc *wc, const char *name, const struct tpc_wc_identity *id,
+			     uint64_t *epoch);
 
 /** @brief Begin with an optional transaction key (NULL: none). @return as tpc_wc_hello. */
 int tpc_wc_begin(tpc_wc *wc, const char *key, uint32_t timeout_ms, struct tpc_wc_begin *out);

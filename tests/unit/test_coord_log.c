@@ -636,6 +636,121 @@ static void test_log_open_creates_missing_directories_private(void **state)
 	strcpy(f->dir, base); /* teardown removes the whole tree */
 }
 
+
+/* ---- participant name bindings (D8) ---- */
+
+static struct coord_rec bind_rec(const char *name, unsigned char idbyte, uint64_t wall)
+{
+	struct coord_rec r = { .type = COORD_REC_BIND, .name = name,
+			       .name_len = strlen(name), .wall_ms = wall };
+	memset(r.participant_id, idbyte, sizeof(r.participant_id));
+	return r;
+}
+
+static struct coord_rec unbind_rec(const char *name)
+{
+	struct coord_rec r = { .type = COORD_REC_UNBIND, .name = name, .name_len = strlen(name) };
+	return r;
+}
+
+static void assert_bound(struct fix *f, const char *name, unsigned char idbyte, uint64_t wall)
+{
+	struct coord_binding b;
+	unsigned char want[COORD_PARTICIPANT_ID_LEN];
+
+	memset(want, idbyte, sizeof(want));
+	assert_int_equal(f->log.ops->lookup_participant(f->log.self, name, strlen(name), &b), 1);
+	assert_memory_equal(b.participant_id, want, sizeof(want));
+	assert_int_equal(b.wall_ms, wall);
+}
+
+static void test_log_binding_survives_a_reopen_and_unbind_removes_it(void **state)
+{
+	struct fix *f = *state;
+	struct coord_binding b;
+
+	open_log(f);
+	assert_int_equal(f->log.ops->lookup_participant(f->log.self, "alpha", 5, &b), 0);
+	write_one(f, bind_rec("alpha", 0xa1, 111));
+	assert_bound(f, "alpha", 0xa1, 111);
+	reopen(f);
+	assert_bound(f, "alpha", 0xa1, 111);
+	write_one(f, unbind_rec("alpha"));
+	assert_int_equal(f->log.ops->lookup_participant(f->log.self, "alpha", 5, &b), 0);
+	reopen(f);
+	assert_int_equal(f->log.ops->lookup_participant(f->log.self, "alpha", 5, &b), 0);
+	/* Forgetting a name that is not bound changes nothing and does not fail the batch. */
+	write_one(f, unbind_rec("alpha"));
+	/* Bound again, to another folder, after the operator forgot it. */
+	write_one(f, bind_rec("alpha", 0xb2, 222));
+	assert_bound(f, "alpha", 0xb2, 222);
+}
+
+struct bindings_seen {
+	size_t n;
+	char names[8][32];
+	unsigned char first_byte[8];
+};
+
+static int collect_binding(void *arg, const char *name, size_t len, const struct coord_binding *b)
+{
+	struct bindings_seen *s = arg;
+
+	assert_true(s->n < 8 && len < 32);
+	memcpy(s->names[s->n], name, len);
+	s->names[s->n][len] = '\0';
+	s->first_byte[s->n++] = b->participant_id[0];
+	return 0;
+}
+
+static void test_log_bindings_load_in_name_order_with_commits_in_the_same_batch(void **state)
+{
+	struct fix *f = *state;
+	struct coord_rec recs[3];
+	struct bindings_seen seen = { 0 };
+
+	open_log(f);
+	recs[0] = bind_rec("gamma", 3, 1);
+	recs[1] = commit_rec(5, 1, NULL, AB, 2);
+	recs[2] = bind_rec("beta", 2, 1);
+	assert_int_equal(write_recs(f, recs, 3), 0);
+	reopen(f);
+	assert_int_equal(f->log.ops->load_participants(f->log.self, collect_binding, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.names[0], "beta");
+	assert_int_equal(seen.first_byte[0], 2);
+	assert_string_equal(seen.names[1], "gamma");
+	assert_int_equal(seen.first_byte[1], 3);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 5), 1);
+}
+
+static void test_log_bad_binding_records_are_refused_and_corrupt_ones_reported(void **state)
+{
+	struct fix *f = *state;
+	struct coord_rec r = bind_rec("x", 1, 1);
+	struct coord_binding b;
+	struct bindings_seen seen = { 0 };
+	char longname[600];
+
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	open_log(f);
+	r.name_len = 0;
+	assert_int_equal(write_recs(f, &r, 1), -EINVAL);
+	r = bind_rec(longname, 1, 1); /* beyond LMDB's key limit */
+	assert_int_equal(write_recs(f, &r, 1), -EINVAL);
+	r = unbind_rec("x");
+	r.name = NULL;
+	assert_int_equal(write_recs(f, &r, 1), -EINVAL);
+	assert_int_equal(f->log.ops->lookup_participant(f->log.self, "", 0, &b), -EINVAL);
+	close_log(f);
+	raw_put(f, "participants", "short", 5, "abc", 3);
+	open_log(f);
+	assert_int_equal(f->log.ops->lookup_participant(f->log.self, "short", 5, &b), -EBADMSG);
+	assert_int_equal(f->log.ops->load_participants(f->log.self, collect_binding, &seen),
+			 -EBADMSG);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -657,6 +772,9 @@ int main(void)
 		T(test_log_map_full_fails_the_batch_and_later_batches_succeed),
 		T(test_log_open_refuses_a_log_already_open),
 		T(test_log_open_creates_missing_directories_private),
+		T(test_log_binding_survives_a_reopen_and_unbind_removes_it),
+		T(test_log_bindings_load_in_name_order_with_commits_in_the_same_batch),
+		T(test_log_bad_binding_records_are_refused_and_corrupt_ones_reported),
 	};
 #undef T
 

@@ -61,6 +61,25 @@ static struct coord_event ev_vote(uint32_t peer, int vote)
 	return (struct coord_event){ .type = EV_VOTE, .peer = peer, .vote = vote };
 }
 
+static struct coord_event ev_join_inc(uint32_t peer, uint64_t req, uint64_t inc)
+{
+	struct coord_event ev = ev_join(peer, req);
+	ev.inc = inc;
+	return ev;
+}
+
+static struct coord_event ev_vote_inc(uint32_t peer, int vote, uint64_t inc)
+{
+	struct coord_event ev = ev_vote(peer, vote);
+	ev.inc = inc;
+	return ev;
+}
+
+static struct coord_event ev_restarted(uint32_t peer, uint64_t inc)
+{
+	return (struct coord_event){ .type = EV_PEER_RESTARTED, .peer = peer, .inc = inc };
+}
+
 static struct coord_event ev_logged(int status)
 {
 	return (struct coord_event){ .type = EV_LOGGED, .status = status };
@@ -1989,8 +2008,220 @@ static void test_names_cover_every_state_and_reason(void **state)
 	for (int s = PART_JOINED; s <= PART_ACKED; s++)
 		assert_string_not_equal(coord_part_state_str((enum coord_part_state)s), "?");
 	assert_string_equal(coord_abort_reason_str(ABORT_NONE), "");
-	for (int r = ABORT_VOTE_NO; r <= ABORT_OPERATOR; r++)
+	for (int r = ABORT_VOTE_NO; r <= ABORT_PART_RESTARTED; r++)
 		assert_true(strlen(coord_abort_reason_str((enum coord_abort_reason)r)) > 0);
+}
+
+
+/* ---- incarnations (D8) --------------------------------------------------------------------- */
+
+#define INC1 7u /* the incarnation that joins in these tests */
+#define INC2 8u /* the same participant after a restart */
+
+/* A transaction in ACTIVE with peers peer_id(0..n-1) joined as incarnation INC1. */
+static void make_active_inc(struct coord_txn *t, unsigned n)
+{
+	struct coord_actions out;
+
+	coord_txn_init(t, 42, OWNER, T0, TXN_TIMEOUT);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(step_at(t, ev_join_inc(peer_id(i), i + 1, INC1), T0, &out), 0);
+}
+
+static void make_preparing_inc(struct coord_txn *t, unsigned n)
+{
+	struct coord_actions out;
+
+	make_active_inc(t, n);
+	assert_int_equal(step_at(t, ev_commit(OWNER, 7), T0 + 10, &out), 0);
+	assert_int_equal(t->state, TXN_PREPARING);
+}
+
+static void test_join_records_the_joining_incarnation(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_active_inc(&t, 2);
+	assert_int_equal(coord_txn_find_part(&t, peer_id(1))->incarnation, INC1);
+	/* The same incarnation joining again is the idempotent re-join. */
+	assert_int_equal(step_at(&t, ev_join_inc(peer_id(1), 9, INC1), T0 + 1, &out), 0);
+	assert_int_equal(count_type(&out, ACT_REPLY_JOIN), 1);
+	assert_int_equal(t.state, TXN_ACTIVE);
+	coord_txn_release(&t);
+}
+
+static void test_join_from_another_incarnation_is_refused_and_aborts(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_active_inc(&t, 2);
+	assert_int_equal(step_at(&t, ev_join_inc(peer_id(1), 9, INC2), T0 + 1, &out),
+			 COORD_ERR_INCARNATION);
+	assert_error_reply(&out, JOIN_CONN, 9, COORD_ERR_INCARNATION);
+	assert_int_equal(count_type(&out, ACT_REPLY_JOIN), 0);
+	assert_aborted_cleanly(&t, &out, ABORT_PART_RESTARTED);
+	assert_int_equal(count_decisions_to(&out, peer_id(0), DECIDE_ABORT), 1);
+	coord_txn_release(&t);
+}
+
+static void test_join_from_another_incarnation_while_preparing_aborts(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_preparing_inc(&t, 2);
+	assert_int_equal(step_at(&t, ev_join_inc(peer_id(0), 9, INC2), T0 + 11, &out),
+			 COORD_ERR_INCARNATION);
+	assert_aborted_cleanly(&t, &out, ABORT_PART_RESTARTED);
+	assert_outcome(&out, OWNER, 7, OUTCOME_ABORTED);
+	coord_txn_release(&t);
+}
+
+static void test_vote_from_another_incarnation_is_refused_and_aborts(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_preparing_inc(&t, 2);
+	assert_int_equal(step_at(&t, ev_vote_inc(peer_id(0), VOTE_YES, INC1), T0 + 11, &out), 0);
+	/* The other participant restarted and votes YES as its new incarnation: its
+	 * staged writes are gone, the YES is refused and the transaction aborts. */
+	assert_int_equal(step_at(&t, ev_vote_inc(peer_id(1), VOTE_YES, INC2), T0 + 12, &out),
+			 COORD_ERR_INCARNATION);
+	assert_aborted_cleanly(&t, &out, ABORT_PART_RESTARTED);
+	assert_outcome(&out, OWNER, 7, OUTCOME_ABORTED);
+	assert_int_equal(count_decisions_to(&out, peer_id(0), DECIDE_ABORT), 1);
+	coord_txn_release(&t);
+}
+
+static void test_vote_from_another_incarnation_in_active_aborts(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_active_inc(&t, 2);
+	assert_int_equal(step_at(&t, ev_vote_inc(peer_id(1), VOTE_NO, INC2), T0 + 1, &out),
+			 COORD_ERR_INCARNATION);
+	assert_aborted_cleanly(&t, &out, ABORT_PART_RESTARTED);
+	coord_txn_release(&t);
+}
+
+static void test_yes_naming_the_joined_incarnation_counts_after_a_restart(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_preparing_inc(&t, 2);
+	/* peer 1 prepared, restarted, and says Hello as INC2 listing the txid as PREPARED:
+	 * the server does not step EV_PEER_RESTARTED for it; its YES names INC1. */
+	assert_int_equal(step_at(&t, ev_vote_inc(peer_id(0), VOTE_YES, INC1), T0 + 11, &out), 0);
+	assert_int_equal(step_at(&t, ev_vote_inc(peer_id(1), VOTE_YES, INC1), T0 + 12, &out), 0);
+	assert_int_equal(t.state, TXN_LOGGING);
+	assert_int_equal(count_type(&out, ACT_LOG_COMMIT), 1);
+	coord_txn_release(&t);
+}
+
+static void test_vote_from_another_incarnation_after_the_decision_changes_nothing(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_preparing_inc(&t, 1);
+	assert_int_equal(step_at(&t, ev_vote_inc(peer_id(0), VOTE_YES, INC1), T0 + 11, &out), 0);
+	assert_int_equal(t.state, TXN_LOGGING);
+	assert_int_equal(step_at(&t, ev_vote_inc(peer_id(0), VOTE_YES, INC2), T0 + 12, &out),
+			 COORD_ERR_INCARNATION);
+	assert_int_equal(t.state, TXN_LOGGING);
+	assert_int_equal(out.n, 0);
+	assert_int_equal(step_at(&t, ev_logged(0), T0 + 13, &out), 0);
+	assert_int_equal(t.state, TXN_COMMITTING);
+	assert_int_equal(step_at(&t, ev_vote_inc(peer_id(0), VOTE_YES, INC2), T0 + 14, &out),
+			 COORD_ERR_INCARNATION);
+	assert_int_equal(t.state, TXN_COMMITTING);
+	assert_int_equal(out.n, 0);
+	coord_txn_release(&t);
+}
+
+static void test_recovered_txn_does_not_check_the_vote_incarnation(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_recovered(&t, 1);
+	assert_int_equal(step_at(&t, ev_vote_inc(peer_id(0), VOTE_YES, INC2), T0 + 1, &out), 0);
+	assert_int_equal(count_decisions_to(&out, peer_id(0), DECIDE_COMMIT), 1);
+	coord_txn_release(&t);
+}
+
+static void test_no_vote_in_active_names_the_voter_of_its_incarnation(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	/* Staged writes expired at the participant: it says NO at once, as the joined
+	 * incarnation, and the transaction aborts with it as the NO voter. */
+	make_active_inc(&t, 2);
+	assert_int_equal(step_at(&t, ev_vote_inc(peer_id(1), VOTE_NO, INC1), T0 + 1, &out), 0);
+	assert_aborted_cleanly(&t, &out, ABORT_VOTE_NO);
+	assert_int_equal(t.no_voter, peer_id(1));
+	coord_txn_release(&t);
+}
+
+static void test_peer_restarted_aborts_what_the_older_incarnation_joined(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_active_inc(&t, 2);
+	assert_int_equal(step_at(&t, ev_restarted(peer_id(1), INC2), T0 + 1, &out), 0);
+	assert_aborted_cleanly(&t, &out, ABORT_PART_RESTARTED);
+	assert_int_equal(count_decisions_to(&out, peer_id(0), DECIDE_ABORT), 1);
+	coord_txn_release(&t);
+
+	make_preparing_inc(&t, 2);
+	assert_int_equal(step_at(&t, ev_restarted(peer_id(0), INC2), T0 + 11, &out), 0);
+	assert_aborted_cleanly(&t, &out, ABORT_PART_RESTARTED);
+	assert_outcome(&out, OWNER, 7, OUTCOME_ABORTED);
+	coord_txn_release(&t);
+}
+
+static void test_peer_restarted_spares_what_it_cannot_have_lost(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_preparing_inc(&t, 2);
+	/* Voted YES: the PREPARED record is durable, nothing was lost. */
+	assert_int_equal(step_at(&t, ev_vote_inc(peer_id(0), VOTE_YES, INC1), T0 + 11, &out), 0);
+	assert_int_equal(step_at(&t, ev_restarted(peer_id(0), INC2), T0 + 12, &out), 0);
+	assert_int_equal(out.n, 0);
+	/* The same incarnation (a plain reconnect), an older one, a stranger: nothing. */
+	assert_int_equal(step_at(&t, ev_restarted(peer_id(1), INC1), T0 + 13, &out), 0);
+	assert_int_equal(step_at(&t, ev_restarted(peer_id(1), INC1 - 1), T0 + 13, &out), 0);
+	assert_int_equal(step_at(&t, ev_restarted(STRANGER, INC2), T0 + 13, &out), 0);
+	assert_int_equal(out.n, 0);
+	assert_int_equal(t.state, TXN_PREPARING);
+	coord_txn_release(&t);
+
+	/* After the decision: too late to abort, and nothing to abort for. */
+	make_preparing_inc(&t, 1);
+	assert_int_equal(step_at(&t, ev_vote_inc(peer_id(0), VOTE_YES, INC1), T0 + 11, &out), 0);
+	assert_int_equal(step_at(&t, ev_restarted(peer_id(0), INC2), T0 + 12, &out), 0);
+	assert_int_equal(t.state, TXN_LOGGING);
+	coord_txn_release(&t);
 }
 
 /* ---- random event orders ------------------------------------------------------------------ */
@@ -2009,7 +2240,10 @@ static uint64_t rng_next(uint64_t *s)
  * outstanding, as the server's writer does) and check, besides step_at's D1/D4 checks:
  * no COMMIT to a peer that did not vote YES, no two outcomes that disagree, no request
  * answered twice, exactly one FORGET and nothing but refusals after it, and at most one
- * COMMIT write in flight.
+ * COMMIT write in flight. Participants restart (EV_PEER_RESTARTED) and Join or vote as
+ * whichever incarnation: an event showing that a joined incarnation that had not voted is
+ * gone, in ACTIVE or PREPARING, must leave the transaction aborted (D8), and a Join or
+ * vote from another incarnation is always refused.
  */
 static void run_random_txn(uint64_t seed)
 {
@@ -2021,6 +2255,7 @@ static void run_random_txn(uint64_t seed)
 	int write_in_flight = 0, durable = 0, forgotten = 0;
 	int told_committed = 0, told_aborted = 0;
 	uint64_t next_req = 100;
+	uint64_t inc[8] = { 1, 1, 1, 1, 1, 1, 1, 1 }; /* each peer's newest incarnation */
 	char key[] = "key";
 
 	coord_txn_init(&t, seed, OWNER, now, TXN_TIMEOUT);
@@ -2029,17 +2264,22 @@ static void run_random_txn(uint64_t seed)
 
 	for (int i = 0; i < 60; i++) {
 		struct coord_event ev;
-		uint32_t peer = peer_id((unsigned)(rng_next(&rng) % (npeers + 1)));
+		unsigned pi = (unsigned)(rng_next(&rng) % (npeers + 1));
+		uint32_t peer = peer_id(pi);
 		uint64_t conn = rng_next(&rng) % 2 ? OWNER : CLIENT2;
+		struct coord_txn_part *jp = coord_txn_find_part(&t, peer);
+		/* Mostly the incarnation that joined (a vote re-sent after a restart names it),
+		 * sometimes the newest one. */
+		uint64_t vinc = jp && rng_next(&rng) % 4 ? jp->incarnation : inc[pi];
 
 		now += rng_next(&rng) % 400;
 		switch (rng_next(&rng) % 12) {
-		case 0: ev = ev_join(peer, next_req++); break;
+		case 0: ev = ev_join_inc(peer, next_req++, inc[pi]); break;
 		case 1: ev = ev_commit(conn, next_req++); break;
 		case 2: ev = ev_abort(conn, next_req++); break;
 		case 3:
-		case 4: ev = ev_vote(peer, (int)(rng_next(&rng) % 8 ? VOTE_YES
-							: rng_next(&rng) % 3)); break;
+		case 4: ev = ev_vote_inc(peer, (int)(rng_next(&rng) % 8 ? VOTE_YES
+							    : rng_next(&rng) % 3), vinc); break;
 		case 5:
 			if (!write_in_flight)
 				continue;
@@ -2048,7 +2288,13 @@ static void run_random_txn(uint64_t seed)
 		case 6: ev = ev_ack(peer); break;
 		case 7:
 		case 8: ev = ev_simple(EV_TICK, 0); break;
-		case 9: ev = ev_simple(rng_next(&rng) % 2 ? EV_PEER_UP : EV_PEER_DOWN, peer); break;
+		case 9:
+			if (rng_next(&rng) % 3 == 0) {
+				ev = ev_restarted(peer, ++inc[pi]);
+				break;
+			}
+			ev = ev_simple(rng_next(&rng) % 2 ? EV_PEER_UP : EV_PEER_DOWN, peer);
+			break;
 		case 10: ev = ev_client_gone(conn); break;
 		default:
 			ev = rng_next(&rng) % 2 ? ev_simple(EV_FENCE, 0)
@@ -2062,7 +2308,19 @@ static void run_random_txn(uint64_t seed)
 		}
 
 		uint8_t before = t.state;
-		step_at(&t, ev, now, &out);
+		int open = before == TXN_ACTIVE || before == TXN_PREPARING;
+		int other_inc = jp && jp->incarnation && ev.inc != jp->incarnation &&
+				((ev.type == EV_JOIN) || (ev.type == EV_VOTE && ev.vote >= VOTE_NO &&
+							  ev.vote <= VOTE_READ_ONLY));
+		int lost = open && jp && ((ev.type == EV_PEER_RESTARTED && jp->state == PART_JOINED &&
+					  jp->incarnation < ev.inc) || other_inc);
+		int rc = step_at(&t, ev, now, &out);
+		if (other_inc)
+			assert_int_equal(rc, COORD_ERR_INCARNATION);
+		if (lost) {
+			assert_int_equal(t.state, TXN_DONE);
+			assert_int_equal(count_type(&out, ACT_LOG_COMMIT), 0);
+		}
 		for (size_t k = 0; k < out.n; k++) {
 			const struct coord_action *a = &out.a[k];
 			if (forgotten)
@@ -2207,6 +2465,17 @@ int main(void)
 
 		cmocka_unit_test(test_next_deadline_per_state),
 		cmocka_unit_test(test_names_cover_every_state_and_reason),
+		cmocka_unit_test(test_join_records_the_joining_incarnation),
+		cmocka_unit_test(test_join_from_another_incarnation_is_refused_and_aborts),
+		cmocka_unit_test(test_join_from_another_incarnation_while_preparing_aborts),
+		cmocka_unit_test(test_vote_from_another_incarnation_is_refused_and_aborts),
+		cmocka_unit_test(test_vote_from_another_incarnation_in_active_aborts),
+		cmocka_unit_test(test_yes_naming_the_joined_incarnation_counts_after_a_restart),
+		cmocka_unit_test(test_vote_from_another_incarnation_after_the_decision_changes_nothing),
+		cmocka_unit_test(test_recovered_txn_does_not_check_the_vote_incarnation),
+		cmocka_unit_test(test_no_vote_in_active_names_the_voter_of_its_incarnation),
+		cmocka_unit_test(test_peer_restarted_aborts_what_the_older_incarnation_joined),
+		cmocka_unit_test(test_peer_restarted_spares_what_it_cannot_have_lost),
 		cmocka_unit_test(test_random_event_orders_keep_the_durability_rules),
 	};
 

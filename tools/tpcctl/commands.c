@@ -500,7 +500,8 @@ int ctl_cmd_txn_abort(struct ctl *c)
 
 static int add_part_row(struct ctl_table *t, const json_t *p)
 {
-	char seen[40], connects[24], outstanding[24];
+	char seen[40], connects[24], outstanding[24], inc[24];
+	int64_t incarnation = ctl_json_int(p, "incarnation", 0);
 	int64_t ms = ctl_json_int(p, "last_seen_ms", -1);
 
 	if (ms >= 0) {
@@ -512,9 +513,14 @@ static int add_part_row(struct ctl_table *t, const json_t *p)
 	snprintf(connects, sizeof(connects), "%" PRId64, ctl_json_int(p, "connects", 0));
 	snprintf(outstanding, sizeof(outstanding), "%" PRId64,
 		 ctl_json_int(p, "decisions_outstanding", 0));
+	if (incarnation > 0)
+		snprintf(inc, sizeof(inc), "%" PRId64, incarnation);
+	else
+		strcpy(inc, "-");
 	const char *cells[] = { ctl_json_str(p, "name", "?"),
 				ctl_json_bool(p, "connected") ? "yes" : "no",
-				ctl_json_str(p, "address", ""), seen, connects, outstanding };
+				ctl_json_str(p, "address", ""), seen, connects, outstanding,
+				ctl_json_str(p, "participant_id", "(not bound)"), inc };
 	return ctl_table_add(t, cells);
 }
 
@@ -558,11 +564,56 @@ out:
 int ctl_cmd_participants(struct ctl *c)
 {
 	static const char *const hdr[] = { "NAME", "CONNECTED", "ADDRESS", "LAST-SEEN",
-					   "CONNECTS", "OUTSTANDING" };
-	static const struct listing l = { "participants", 6, hdr, add_part_row,
+					   "CONNECTS", "OUTSTANDING", "PARTICIPANT-ID",
+					   "INCARNATION" };
+	static const struct listing l = { "participants", 8, hdr, add_part_row,
 					  "no participants known" };
 
 	return print_listing(c, "/v1/participants", &l);
+}
+
+/* @p name with every byte outside [A-Za-z0-9._~-] percent-encoded. */
+static void url_encode(const char *name, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p && o + 4 < len; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("._~-", *p)) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+int ctl_cmd_participant_forget(struct ctl *c)
+{
+	char enc[3 * 255 + 1], path[sizeof(enc) + 48];
+	struct ctl_reply r;
+	const char *op = c->operator_name ? c->operator_name : login_name();
+	json_t *body = json_pack("{s:s}", "reason", c->reason);
+	int rc;
+
+	if (!body)
+		return CTL_EXIT_ERROR;
+	if (op)
+		json_object_set_new(body, "operator", json_string(op));
+	url_encode(c->part_name, enc, sizeof(enc));
+	snprintf(path, sizeof(path), "/v1/participants/%s/forget", enc);
+	rc = ctl_call(c, "POST", path, body, 0, &r);
+	json_decref(body);
+	if (rc == CTL_EXIT_OK && !c->json)
+		printf("participant %s: binding to participant id %s forgotten (audit #%" PRId64
+		       "); the next state folder to connect under this name takes it\n",
+		       c->part_name, ctl_json_str(r.json, "forgotten_participant_id", "?"),
+		       ctl_json_int(r.json, "audit_id", 0));
+	json_decref(r.json);
+	return rc;
 }
 
 static int add_audit_row(struct ctl_table *t, const json_t *e)
@@ -571,7 +622,8 @@ static int add_audit_row(struct ctl_table *t, const json_t *e)
 
 	snprintf(id, sizeof(id), "%" PRId64, ctl_json_int(e, "id", 0));
 	const char *cells[] = { id, ctl_json_str(e, "at", ""), ctl_json_str(e, "operator", ""),
-				ctl_json_str(e, "action", ""), ctl_json_str(e, "txid", ""),
+				ctl_json_str(e, "action", ""),
+				ctl_json_str(e, "txid", ctl_json_str(e, "participant", "")),
 				ctl_json_bool(e, "forced") ? "yes" : "no",
 				ctl_json_str(e, "state_before", ""),
 				ctl_json_str(e, "overrode", ""), ctl_json_str(e, "reason", "") };

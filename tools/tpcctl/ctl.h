@@ -29,6 +29,7 @@ struct ctl {
 	int timeout_ms;
 	/* command arguments */
 	const char *txid;         /* decimal, checked */
+	const char *part_name;    /* participant forget NAME: 1 to 255 bytes, checked */
 	const char *state;        /* txn list --state, upper-cased (or "stuck") */
 	const char *older_than;   /* txn list --older-than, checked */
 	const char *limit;        /* --limit, checked */
@@ -63,6 +64,7 @@ int ctl_cmd_txn_retry(struct ctl *c);
 int ctl_cmd_txn_commit(struct ctl *c);
 int ctl_cmd_txn_abort(struct ctl *c);
 int ctl_cmd_participants(struct ctl *c);
+int ctl_cmd_participant_forget(struct ctl *c);
 int ctl_cmd_audit(struct ctl *c);
 
 #endif

@@ -29,11 +29,14 @@ enum {
 	O_FORCE = 1u << 4, O_OPERATOR = 1u << 5,
 };
 
+/* What a command's one argument is (struct command.takes_id). */
+enum { ARG_NONE = 0, ARG_TXID = 1, ARG_NAME = 2 };
+
 struct command {
 	const char *group;    /* "txn", or the command itself */
 	const char *name;     /* "list", or NULL for a one-word command */
 	unsigned opts;        /* accepted command options (global ones always are) */
-	int takes_id;
+	int takes_id;         /* ARG_NONE, ARG_TXID (a transaction id) or ARG_NAME */
 	int (*run)(struct ctl *c);
 	const char *synopsis;
 	const char *help;
@@ -76,8 +79,21 @@ static const struct command commands[] = {
 	  "  --force          override the refusal\n"
 	  "  --operator NAME  who decides (default: your login name)\n" },
 	{ "participants", NULL, 0, 0, ctl_cmd_participants, "participants",
+	  "The same as 'tpcctl participant list'.\n" },
+	{ "participant", "list", 0, 0, ctl_cmd_participants, "participant list",
 	  "List the participants the coordinator knows: connected or not, address, when last\n"
-	  "seen, how often they connected, and how many decisions they still owe an ack for.\n" },
+	  "seen, how often they connected, how many decisions they still owe an ack for, the\n"
+	  "participant id (state folder) the name is bound to, and its newest incarnation.\n" },
+	{ "participant", "forget", O_REASON | O_OPERATOR, ARG_NAME, ctl_cmd_participant_forget,
+	  "participant forget NAME --reason TEXT [--operator NAME]",
+	  "Remove the binding of participant NAME to its participant id (its state folder),\n"
+	  "so that a new state folder may take the name. Only for a participant whose state\n"
+	  "folder is really lost: a process started on the old folder is refused from then on,\n"
+	  "and anything it held prepared can no longer be resolved. Refused (exit 1) while\n"
+	  "NAME is connected or while open transactions still name it. Recorded durably in\n"
+	  "the audit log before it takes effect.\n"
+	  "  --reason TEXT    why (required; kept in the audit log)\n"
+	  "  --operator NAME  who decides (default: your login name)\n" },
 	{ "audit", NULL, O_LIMIT, 0, ctl_cmd_audit, "audit [--limit N]",
 	  "Show the audit log of operator decisions, newest first: who, when, from where,\n"
 	  "what, why, whether forced, the state before, and what it overrode.\n" },
@@ -308,14 +324,20 @@ static int check_command(struct ctl *c, const struct command *cmd, const struct 
 			return CTL_EXIT_USAGE;
 		}
 	}
-	if (nargs != cmd->takes_id) {
+	if (nargs != (cmd->takes_id != ARG_NONE)) {
 		fprintf(stderr, "tpcctl: usage: tpcctl %s\n", cmd->synopsis);
 		return CTL_EXIT_USAGE;
 	}
-	if (cmd->takes_id) {
+	if (cmd->takes_id == ARG_TXID) {
 		c->txid = p->words[used];
 		if (check_txid(c->txid))
 			return CTL_EXIT_USAGE;
+	}
+	if (cmd->takes_id == ARG_NAME) {
+		c->part_name = p->words[used];
+		if (!*c->part_name || strlen(c->part_name) > 255)
+			return usage_error("participant name '%s': expected 1 to 255 bytes",
+					   c->part_name);
 	}
 	if ((cmd->opts & O_REASON) && (!c->reason || !*c->reason)) {
 		fprintf(stderr, "tpcctl: 'tpcctl %s %s' needs --reason TEXT (it goes into the "
