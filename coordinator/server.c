@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -197,7 +198,9 @@ static int recover_one(void *arg, const struct coord_decision *d)
 	}
 	t->attempts = 0;
 	t->retry_delay_ms = s->cfg.retry_initial_ms;
-	t->retry_at_ms = tpc_now_ms() + s->cfg.retry_initial_ms;
+	/* Jittered, so many recovered decisions are not resent in lock-step. */
+	t->retry_at_ms = tpc_now_ms() + s->cfg.retry_initial_ms +
+			 coord_rand(s) % (s->cfg.retry_initial_ms / 2 + 1);
 	if (u64map_put(&s->txns, t->txid, t))
 		goto fail;
 	return 0;
@@ -304,6 +307,7 @@ static void txn_config(struct coord_server *s)
 	s->tcfg.retry_initial_ms = s->cfg.retry_initial_ms;
 	s->tcfg.retry_max_ms = s->cfg.retry_max_ms;
 	s->tcfg.log_retry_ms = 1000;
+	s->tcfg.jitter_pct = 50;
 	s->tcfg.max_parts = s->cfg.max_parts;
 }
 
@@ -334,6 +338,7 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 	s->log.min = cfg->log_level;
 	s->started_ms = tpc_now_ms();
 	s->started_wall_ms = tpc_wall_ms();
+	s->rng = tpc_now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
 	coord_metrics_init(&s->metrics);
 	txn_config(s);
 	if (setup_faults(s))

@@ -85,6 +85,7 @@ struct coord_server {
 	struct batch_writer *writer;
 
 	uint64_t id, epoch, next_seq;
+	uint64_t rng;               /* retry jitter (coord_rand), seeded at start */
 	struct u64map txns;         /* txid -> struct coord_txn * */
 	struct strmap live_keys;    /* client key -> txid of its open transaction */
 	struct deadline_heap deadlines;
@@ -133,6 +134,8 @@ void coord_on_conn_closed(struct coord_server *s, struct conn *c);
 
 /* actions.c */
 void coord_step(struct coord_server *s, struct coord_txn *t, const struct coord_event *ev);
+/** The next value of the server's jitter generator (events carry one to the machine). */
+uint32_t coord_rand(struct coord_server *s);
 int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coord_event *ev);
 void coord_log_done(void *ctx, struct bw_item *item, int status);
 int coord_log_write(void *ctx, struct bw_item *head, size_t n);
