@@ -270,6 +270,8 @@ void coord_log_done(void *ctx, struct bw_item *item, int status)
 	if (r->type == COORD_REC_COMPLETE && status < 0 && !s->stopping)
 		log_complete(s, r->txid);
 	coord_metrics_on_record(s, r, status);
+	if (r->type == COORD_REC_SWEEP)
+		coord_sweep_done(s, r, status);
 	if (r->type == COORD_REC_AUDIT || r->type == COORD_REC_DROP) {
 		coord_heuristic_logged(s, r, status); /* heuristic.c owns these records */
 		return;

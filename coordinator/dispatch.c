@@ -5,7 +5,9 @@
  * participant connection, and only for the name it said Hello with), look the
  * transaction up, and hand an event to coord_step(). Questions about transactions
  * that are not in memory are answered here by presumed abort (D5): COMMITTED only if
- * the log holds a COMMIT record or its completed tombstone, ABORTED otherwise.
+ * the log holds a COMMIT record or its completed tombstone; FORGOTTEN for a txid with
+ * no record at or below the log's forget horizon (its outcome was swept: never guess
+ * ABORTED there); ABORTED otherwise.
  */
 #include "server_int.h"
 
@@ -21,8 +23,8 @@ static struct coord_txn *find_txn(struct coord_server *s, uint64_t txid)
 	return u64map_get(&s->txns, txid);
 }
 
-/* 1: the log says committed; 0: presumed aborted. A read error is logged and taken as
- * "unknown" by the caller through a negative value. */
+/* enum coord_lookup: committed, presumed aborted, or forgotten. A read error is logged
+ * and taken as "unknown" by the caller through a negative value. */
 static int logged_commit(struct coord_server *s, uint64_t txid)
 {
 	int rc = s->store.ops->lookup_txid(s->store.self, txid);
@@ -307,8 +309,12 @@ static void outcome_from_log(struct conn *c, uint64_t req, uint64_t txid)
 	if (rc < 0)
 		reply_outcome(c, req, txid, TPC__OUTCOME_KIND__OUTCOME_UNKNOWN,
 			      "cannot read the decision log; ask again");
-	else if (rc == 1)
+	else if (rc == COORD_LOOKUP_COMMITTED)
 		reply_outcome(c, req, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, "");
+	else if (rc == COORD_LOOKUP_FORGOTTEN)
+		reply_outcome(c, req, txid, TPC__OUTCOME_KIND__OUTCOME_FORGOTTEN,
+			      "no record: its outcome is older than the coordinator's outcome "
+			      "retention and was forgotten");
 	else
 		reply_outcome(c, req, txid, TPC__OUTCOME_KIND__OUTCOME_ABORTED,
 			      "no such transaction: unknown or aborted (presumed abort)");
@@ -354,8 +360,15 @@ static int on_vote(struct conn *c, uint64_t req, const Tpc__Vote *v)
 	if (!t) {
 		/* Decided and forgotten, or never known: tell it what the log says. */
 		int rc = logged_commit(s, v->txid);
+		if (rc == COORD_LOOKUP_FORGOTTEN) { /* never guess: it stays in doubt */
+			tpc_logf(&s->log, TPC_LOG_WARN,
+				 "participant %s voted on txid %llu, whose outcome is older than "
+				 "the outcome retention and forgotten: no decision sent",
+				 coord_peer(s, c->peer)->name, (unsigned long long)v->txid);
+			return 0;
+		}
 		if (rc >= 0 && v->vote != TPC__VOTE_KIND__VOTE_READ_ONLY)
-			send_decision_to(c, v->txid, rc == 1);
+			send_decision_to(c, v->txid, rc == COORD_LOOKUP_COMMITTED);
 		return 0;
 	}
 	struct coord_event ev = { .type = EV_VOTE, .peer = c->peer, .vote = (int)v->vote };
@@ -415,8 +428,9 @@ static int on_status(struct conn *c, uint64_t req, const Tpc__StatusQuery *q)
 					      "cannot read the decision log; ask again", q->txid);
 			return 0;
 		}
-		r.status = rc == 1 ? TPC__TXN_STATUS__STATUS_COMMITTED
-				   : TPC__TXN_STATUS__STATUS_ABORTED;
+		r.status = rc == COORD_LOOKUP_COMMITTED   ? TPC__TXN_STATUS__STATUS_COMMITTED
+			   : rc == COORD_LOOKUP_FORGOTTEN ? TPC__TXN_STATUS__STATUS_FORGOTTEN
+							  : TPC__TXN_STATUS__STATUS_ABORTED;
 	}
 	env.request_id = req;
 	env.body_case = TPC__ENVELOPE__BODY_STATUS_REPLY;

@@ -205,6 +205,9 @@ static void plan_gone(struct coord_server *s, uint64_t txid, int decision, int f
 	v->state_before = st;
 	if (!st)
 		plan_refuse(v, 503, "cannot read the decision log; ask again");
+	else if (st[0] == 'F')
+		plan_refuse(v, 409, "its outcome is older than the outcome retention and was "
+		       "forgotten: this coordinator no longer knows whether it committed");
 	else if (decision == DECIDE_ABORT && st[0] == 'A')
 		plan_accept(v, PLAN_NOOP, "none", "ABORTED");
 	else if (decision == DECIDE_ABORT)

@@ -43,6 +43,7 @@ void coord_config_defaults(struct coord_config *cfg)
 	cfg->retry_max_ms = 10000;
 	cfg->outcome_retention_ms = 10 * 60 * 1000;
 	cfg->key_retention_ms = 24 * 60 * 60 * 1000;
+	cfg->audit_retention_ms = 90ull * 24 * 60 * 60 * 1000;
 	cfg->group_commit_max = 4096;
 	cfg->map_size = 1ull << 30;
 	cfg->log_level = TPC_LOG_INFO;
@@ -111,22 +112,45 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		coord_timer_arm(s, d.at_ms);
 }
 
-/* Compaction: drop completed tombstones and expired keys, a bounded slice at a time. */
+static uint64_t cutoff(uint64_t now, uint64_t retention_ms)
+{
+	return now > retention_ms ? now - retention_ms : 0;
+}
+
+/*
+ * Compaction (rule D9): drop completed tombstones, expired keys and audit entries. Each
+ * pass starts at the oldest entries and deletes at most SWEEP_LIMIT per database; a pass
+ * that stopped at its limit is followed by another as soon as it is done (the loop runs
+ * in between), so the sweep keeps up with any sustained rate. One pass at a time.
+ */
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct coord_server *s = arg;
-	struct coord_rec *r = calloc(1, sizeof(*r));
+	struct coord_rec *r;
 	uint64_t now = tpc_wall_ms();
 
+	if (s->sweeping || s->stopping)
+		return;
+	r = calloc(1, sizeof(*r));
 	if (!r)
 		return;
 	r->type = COORD_REC_SWEEP;
 	r->wall_ms = now;
-	r->sweep_outcome_before_ms = now > s->cfg.outcome_retention_ms
-					     ? now - s->cfg.outcome_retention_ms : 0;
-	r->sweep_keys_before_ms = now > s->cfg.key_retention_ms ? now - s->cfg.key_retention_ms : 0;
+	r->sweep_outcome_before_ms = cutoff(now, s->cfg.outcome_retention_ms);
+	r->sweep_keys_before_ms = cutoff(now, s->cfg.key_retention_ms);
+	r->sweep_audit_before_ms = s->cfg.audit_retention_ms
+					   ? cutoff(now, s->cfg.audit_retention_ms) : 0;
 	r->sweep_limit = SWEEP_LIMIT;
+	s->sweeping = 1;
 	coord_submit_with_lazy(s, r);
+}
+
+void coord_sweep_done(struct coord_server *s, struct coord_rec *r, int status)
+{
+	s->sweeping = 0;
+	s->stats.swept += status == 0 ? r->sweep_deleted : 0;
+	if (status == 0 && r->sweep_more && !s->stopping)
+		event_active(s->sweep, EV_TIMEOUT, 0); /* the next pass, after the loop ran */
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)

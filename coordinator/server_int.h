@@ -71,6 +71,7 @@ struct coord_stats {
 	uint64_t bad_frames, refused_conns;
 	uint64_t decisions_sent, decision_resends, prepares_sent;
 	uint64_t log_failures;
+	uint64_t swept;             /* log entries deleted by compaction */
 };
 
 struct coord_server {
@@ -109,6 +110,7 @@ struct coord_server {
 	struct tpc_faults faults;   /* armed fault points (TPC_FAULTS), parsed at start */
 	int stopping;
 	int exit_code;
+	int sweeping;               /* a SWEEP record is with the writer (one at a time) */
 
 	/* Operations: admin API (admin.c), metrics (metrics.c), heuristics (heuristic.c). */
 	struct coord_metrics metrics;
@@ -159,6 +161,8 @@ void coord_heuristic_commit_logged(struct coord_server *s, uint64_t txid, int st
 
 /* server.c */
 struct peer *coord_peer(struct coord_server *s, uint32_t peer_id);
+/** A SWEEP record is done: run the next pass at once if it stopped at its limit. */
+void coord_sweep_done(struct coord_server *s, struct coord_rec *r, int status);
 uint32_t coord_peer_intern(struct coord_server *s, const char *name);
 void coord_timer_arm(struct coord_server *s, uint64_t at_ms);
 
