@@ -200,11 +200,13 @@ static struct coord_txn *begin_new(struct conn *c, const Tpc__Begin *b)
 {
 	struct coord_server *s = c->srv;
 	struct coord_txn *t = malloc(sizeof(*t));
-	uint64_t txid = s->epoch << COORD_TXID_SEQ_BITS | ++s->next_seq;
+	uint64_t txid = t ? coord_next_txid(s) : 0;
 	uint32_t timeout = b->timeout_ms ? b->timeout_ms : s->cfg.txn_timeout_ms;
 
-	if (!t)
+	if (!txid) {
+		free(t);
 		return NULL;
+	}
 	coord_txn_init(t, txid, c->id, tpc_now_ms(), timeout);
 	if (b->txn_key && b->txn_key[0]) {
 		t->key = strdup(b->txn_key);

@@ -204,6 +204,37 @@ fail:
 	return rc;
 }
 
+/* D7 again, mid-run: a new epoch, durable before any txid of it is handed out. */
+static int bump_epoch(struct coord_server *s)
+{
+	uint64_t epoch = s->epoch + 1;
+	int rc;
+
+	if (epoch >= (1ull << (64 - COORD_TXID_SEQ_BITS))) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "txid space exhausted (epoch %llu)",
+			 (unsigned long long)s->epoch);
+		return -EOVERFLOW;
+	}
+	rc = s->store.ops->write_meta(s->store.self, s->id, epoch);
+	if (rc) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot store the new epoch %llu: %d",
+			 (unsigned long long)epoch, rc);
+		return rc;
+	}
+	tpc_logf(&s->log, TPC_LOG_WARN, "txid sequence of epoch %llu used up: now epoch %llu",
+		 (unsigned long long)s->epoch, (unsigned long long)epoch);
+	s->epoch = epoch;
+	s->next_seq = 0;
+	return 0;
+}
+
+uint64_t coord_next_txid(struct coord_server *s)
+{
+	if (s->next_seq >= COORD_TXID_SEQ_MAX && bump_epoch(s))
+		return 0;
+	return s->epoch << COORD_TXID_SEQ_BITS | ++s->next_seq;
+}
+
 static int recover_one(void *arg, const struct coord_decision *d)
 {
 	struct coord_server *s = arg;

@@ -31,6 +31,7 @@ struct bufferevent;
 
 /* Bits of a txid: the epoch above, a per-incarnation sequence below. */
 #define COORD_TXID_SEQ_BITS 40
+#define COORD_TXID_SEQ_MAX ((1ull << COORD_TXID_SEQ_BITS) - 1)
 #define COORD_TXID_EPOCH(txid) ((txid) >> COORD_TXID_SEQ_BITS)
 
 enum conn_role { CONN_NEW = 0, CONN_CLIENT, CONN_PARTICIPANT };
@@ -161,6 +162,13 @@ void coord_heuristic_commit_logged(struct coord_server *s, uint64_t txid, int st
 
 /* server.c */
 struct peer *coord_peer(struct coord_server *s, uint32_t peer_id);
+/**
+ * The next txid (epoch << 40 | seq). When the 40-bit sequence is used up, the epoch is
+ * bumped durably first (write_meta; Prepare, Decision and HelloReply carry s->epoch, so
+ * they carry the new one) and the sequence starts again at 1. @return 0 when the epoch
+ * could not be bumped (logged): no txid.
+ */
+uint64_t coord_next_txid(struct coord_server *s);
 /** A SWEEP record is done: run the next pass at once if it stopped at its limit. */
 void coord_sweep_done(struct coord_server *s, struct coord_rec *r, int status);
 uint32_t coord_peer_intern(struct coord_server *s, const char *name);
