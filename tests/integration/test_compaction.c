@@ -196,10 +196,63 @@ static void test_log_file_grows_without_compaction(void **state)
 	coord_term_clean(c);
 }
 
+/* Poll StatusQuery for @p txid until it answers @p want. */
+static void wait_status(tpc_wc *wc, uint64_t txid, Tpc__TxnStatus want)
+{
+	uint64_t deadline = now_ms() + WAIT_MS;
+	Tpc__TxnStatus st = TPC__TXN_STATUS__STATUS_PENDING;
+
+	for (;;) {
+		int rc = tpc_wc_status(wc, txid, &st);
+		if (rc != 0)
+			fail_msg("status: %s (%s)", tpc_wc_strerror(rc), tpc_wc_errmsg(wc));
+		if (st == want)
+			return;
+		if (now_ms() > deadline)
+			fail_msg("txid %llu: status %d, never %d", (unsigned long long)txid, (int)st,
+				 (int)want);
+		usleep(20 * 1000);
+	}
+}
+
+/* A committed transaction whose tombstone the sweep removed is FORGOTTEN, never ABORTED
+ * (the forget horizon, durable across a restart); a txid above the horizon that was
+ * never issued is still presumed aborted. */
+static void test_swept_commit_is_forgotten_not_aborted(void **state)
+{
+	struct cluster *c = *state;
+	struct tpc_wc_outcome o;
+	uint64_t epoch = 0;
+
+	coord_start(c, NULL, "--outcome-retention", "50ms", "--sweep-interval", "50ms",
+		    "--admin", "off", NULL);
+	tpc_wc *wc = client_open(c, &epoch);
+	uint64_t txid = client_begin(wc, "forget-me"); /* a key: the commit is logged */
+	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
+	client_status_expect(wc, txid, TPC__TXN_STATUS__STATUS_COMMITTED);
+	wait_status(wc, txid, TPC__TXN_STATUS__STATUS_FORGOTTEN);
+	assert_int_equal(tpc_wc_commit(wc, txid, &o), 0);
+	assert_int_equal(o.outcome, TPC__OUTCOME_KIND__OUTCOME_FORGOTTEN);
+	assert_int_equal(tpc_wc_abort(wc, txid, "late", &o), 0);
+	assert_int_equal(o.outcome, TPC__OUTCOME_KIND__OUTCOME_FORGOTTEN);
+	/* Below the horizon, never issued (an aborted one would look the same): FORGOTTEN. */
+	client_status_expect(wc, txid - 1, TPC__TXN_STATUS__STATUS_FORGOTTEN);
+	/* Above it: presumed abort, as before. */
+	client_status_expect(wc, txid + 1000, TPC__TXN_STATUS__STATUS_ABORTED);
+
+	coord_term_clean(c);
+	coord_restart(c);
+	tpc_wc *wc2 = client_open(c, NULL);
+	client_status_expect(wc2, txid, TPC__TXN_STATUS__STATUS_FORGOTTEN);
+	client_status_expect(wc2, (epoch + 1) << 40 | 5, TPC__TXN_STATUS__STATUS_ABORTED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_log_file_stops_growing_under_sustained_load,
+						cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_swept_commit_is_forgotten_not_aborted,
 						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_log_file_grows_without_compaction,
 						cluster_setup, cluster_teardown),
