@@ -26,6 +26,9 @@
  *                                              through ACT_LOG_COMPLETE (the tombstone)
  *       EV_DROPPED failed                   -> COMMITTING as before (resends resume)
  *
+ *   LOGGING -> ABORTING: the store refused the COMMIT record itself (EV_LOGGED -EINVAL,
+ *   checked before anything is written, so nothing of it is durable): it never can be.
+ *
  *   Commit with no participants, or with only READ_ONLY voters, and no client key:
  *   PREPARING/ACTIVE -> DONE directly (nothing to make durable). With a key, the
  *   transaction goes through LOGGING so the key's outcome is durable.
@@ -58,7 +61,7 @@ static const char *const state_names[TXN_NSTATES] = {
 static const unsigned legal[TXN_NSTATES] = {
 	[TXN_ACTIVE] = BIT(TXN_PREPARING) | BIT(TXN_LOGGING) | BIT(TXN_ABORTING) | BIT(TXN_DONE),
 	[TXN_PREPARING] = BIT(TXN_LOGGING) | BIT(TXN_ABORTING) | BIT(TXN_DONE),
-	[TXN_LOGGING] = BIT(TXN_COMMITTING),
+	[TXN_LOGGING] = BIT(TXN_COMMITTING) | BIT(TXN_ABORTING), /* refused record (-EINVAL) */
 	[TXN_COMMITTING] = BIT(TXN_DONE), /* all acked; or an operator's forced abort */
 	[TXN_ABORTING] = BIT(TXN_DONE),
 	[TXN_DONE] = 0,
@@ -93,6 +96,8 @@ const char *coord_abort_reason_str(enum coord_abort_reason r)
 	case ABORT_CLIENT_GONE: return "the client disconnected before committing";
 	case ABORT_FENCED: return "fenced by a newer Begin with the same transaction key";
 	case ABORT_OPERATOR: return "aborted by an operator";
+	case ABORT_UNLOGGABLE:
+		return "the decision record cannot be written (a name or key the log refuses)";
 	}
 	return "aborted";
 }
@@ -465,6 +470,13 @@ static int on_logged(struct coord_txn *t, const struct coord_txn_config *cfg,
 		return on_restored(t, cfg, ev, now_ms, out);
 	if (t->state != TXN_LOGGING)
 		return 0;
+	if (ev->status == -EINVAL) {
+		/* The store refused this record before writing anything (it failed alone: the
+		 * batch writer retries a failed batch record by record): it can never become
+		 * durable, and nothing of it is. Abort instead of retrying for ever. */
+		do_abort(t, out, ABORT_UNLOGGABLE, now_ms);
+		return 0;
+	}
 	if (ev->status < 0) {
 		/* Not known to be durable, not known not to be: nobody may hear an outcome. */
 		if (t->log_failures < UINT8_MAX)

@@ -67,6 +67,7 @@ enum coord_abort_reason {
 	ABORT_CLIENT_GONE,
 	ABORT_FENCED,
 	ABORT_OPERATOR,
+	ABORT_UNLOGGABLE,  /* the store refused the COMMIT record itself (-EINVAL) */
 };
 
 struct coord_txn_part {

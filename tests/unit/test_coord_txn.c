@@ -1554,6 +1554,24 @@ static void test_failed_log_write_tells_client_unknown_and_sends_nothing(void **
 	coord_txn_release(&t);
 }
 
+/* A record the store refuses (-EINVAL: validated before anything is written) can never
+ * become durable: the transaction aborts instead of retrying for ever. */
+static void test_log_write_refused_as_invalid_aborts(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_logging(&t, 2);
+	assert_int_equal(step_at(&t, ev_logged(-EINVAL), T_LOGGED, &out), 0);
+	assert_int_equal(t.state, TXN_DONE);
+	assert_int_equal(t.abort_reason, ABORT_UNLOGGABLE);
+	assert_outcome(&out, OWNER, 7, OUTCOME_ABORTED);
+	assert_int_equal(count_decisions(&out, DECIDE_ABORT), 2);
+	assert_int_equal(count_type(&out, ACT_LOG_COMPLETE), 0);
+	coord_txn_release(&t);
+}
+
 static void test_failed_log_write_is_retried_after_log_retry_ms(void **state)
 {
 	(void)state;
@@ -2141,7 +2159,7 @@ static void test_names_cover_every_state_and_reason(void **state)
 	for (int s = PART_JOINED; s <= PART_ACKED; s++)
 		assert_string_not_equal(coord_part_state_str((enum coord_part_state)s), "?");
 	assert_string_equal(coord_abort_reason_str(ABORT_NONE), "");
-	for (int r = ABORT_VOTE_NO; r <= ABORT_OPERATOR; r++)
+	for (int r = ABORT_VOTE_NO; r <= ABORT_UNLOGGABLE; r++)
 		assert_true(strlen(coord_abort_reason_str((enum coord_abort_reason)r)) > 0);
 }
 
@@ -2340,6 +2358,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_event_type_is_a_protocol_error),
 
 		cmocka_unit_test(test_failed_log_write_tells_client_unknown_and_sends_nothing),
+		cmocka_unit_test(test_log_write_refused_as_invalid_aborts),
 		cmocka_unit_test(test_failed_log_write_is_retried_after_log_retry_ms),
 		cmocka_unit_test(test_retried_log_write_success_proceeds_to_committing),
 		cmocka_unit_test(test_commit_after_unknown_waits_for_the_retried_write),
