@@ -797,7 +797,7 @@ static int script_expect(struct script *s, tpc_wc *wc, Tpc__Envelope__BodyCase w
 	}
 	if (want == TPC__ENVELOPE__BODY_HELLO &&
 	    (e->hello->role != TPC__ROLE__ROLE_CLIENT || strcmp(e->hello->name, "test-client") ||
-	     e->hello->protocol_version != 1))
+	     e->hello->protocol_version != TPC_PROTOCOL_VERSION))
 		snprintf(s->failure, sizeof(s->failure), "bad hello");
 	*id = e->request_id;
 	tpc__envelope__free_unpacked(e, NULL);
