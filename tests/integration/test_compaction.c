@@ -174,7 +174,12 @@ static void test_log_file_stops_growing_under_sustained_load(void **state)
 	/* Far fewer live records than were written: the sweep kept up during the load. */
 	assert_true(second.keys < BATCH * HALF_BATCHES);
 	wait_swept(c, &swept);
-	assert_true(swept.file_bytes <= second.file_bytes);
+	/* The last passes copy-on-write the pages they delete from (decisions, keys and
+	 * the key index): a few pages more at most, never the load's growth again. */
+	if (swept.file_bytes > second.file_bytes + TOLERANCE_BYTES)
+		fail_msg("data.mdb grew from %llu to %llu bytes while the sweep emptied it",
+			 (unsigned long long)second.file_bytes,
+			 (unsigned long long)swept.file_bytes);
 	coord_term_clean(c);
 }
 
@@ -194,6 +199,18 @@ static void test_log_file_grows_without_compaction(void **state)
 	assert_true(second.file_bytes >
 		    first.file_bytes + first.file_bytes * TOLERANCE_PCT / 100 + TOLERANCE_BYTES);
 	coord_term_clean(c);
+}
+
+static void send_vote_yes(tpc_wc *wp, uint64_t txid)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Vote v = TPC__VOTE__INIT;
+
+	v.txid = txid;
+	v.vote = TPC__VOTE_KIND__VOTE_YES;
+	env.body_case = TPC__ENVELOPE__BODY_VOTE;
+	env.vote = &v;
+	assert_int_equal(tpc_wc_send(wp, &env), 0);
 }
 
 /* Poll StatusQuery for @p txid until it answers @p want. */
@@ -239,6 +256,18 @@ static void test_swept_commit_is_forgotten_not_aborted(void **state)
 	client_status_expect(wc, txid - 1, TPC__TXN_STATUS__STATUS_FORGOTTEN);
 	/* Above it: presumed abort, as before. */
 	client_status_expect(wc, txid + 1000, TPC__TXN_STATUS__STATUS_ABORTED);
+	/* A participant voting on the forgotten txid is told nothing (never ABORT: it may
+	 * have committed); one voting above the horizon hears ABORT (presumed abort). */
+	tpc_wc *wp = client_open_raw(c);
+	assert_int_equal(tpc_wc_hello(wp, TPC__ROLE__ROLE_PARTICIPANT, "w0", NULL), 0);
+	send_vote_yes(wp, txid);
+	coord_wait_log(c, "forgotten: no decision sent");
+	send_vote_yes(wp, txid + 1000);
+	Tpc__Envelope *d = tpc_wc_recv_body(wp, TPC__ENVELOPE__BODY_DECISION, WAIT_MS);
+	assert_non_null(d);
+	assert_int_equal(d->decision->txid, txid + 1000); /* the first Decision: none for txid */
+	assert_int_equal(d->decision->decision, TPC__DECISION_KIND__DECISION_ABORT);
+	tpc__envelope__free_unpacked(d, NULL);
 
 	coord_term_clean(c);
 	coord_restart(c);
