@@ -13,7 +13,7 @@
  *   Operator (EV_OPERATOR, heuristic, docs/admin-api.md): abort = the abort arrow from
  *   ACTIVE/PREPARING; commit from PREPARING once every vote is in (or forced, and from
  *   ACTIVE only forced) = the "all votes in" arrow, participants that have not voted
- *   being sent ABORT and left out (state NO); a forced abort of COMMITTING goes straight
+ *   being sent ABORT and left out (state NO); a forced abort of COMMITTING goes to DONE
  *   in two steps: EV_OPERATOR marks it (dropping = DROP_WRITING: no resends, acks are
  *   counted but complete nothing) while the server deletes the COMMIT record; then
  *   EV_DROPPED says how that went:
