@@ -18,7 +18,9 @@
  *   - queue, done queue, busy, stop and stats are guarded by mu; pending and the
  *     delivery list belong to the loop thread alone (submit, done, flush, free all run
  *     there), so they need no lock;
- *   - the writer calls write_batch() and writes the eventfd without holding mu.
+ *   - the writer calls write_batch() and writes the eventfd without holding mu;
+ *   - a batch of several items whose write fails is written again item by item, so one
+ *     bad item fails alone: each item's status is its own write's result.
  */
 #include "batch_writer.h"
 
@@ -121,15 +123,30 @@ static void poke_loop(struct batch_writer *w)
 		;
 }
 
+/* The batch failed: write each item on its own (one bad record must not fail the rest). */
+static void write_each(struct batch_writer *w, struct bw_item *head)
+{
+	for (struct bw_item *it = head, *next; it; it = next) {
+		next = it->next;
+		it->next = NULL; /* a batch of one */
+		it->status = w->write_batch(w->ctx, it, 1);
+		it->next = next;
+	}
+}
+
 static void write_one_batch(struct batch_writer *w, struct bw_item *head,
 			    struct bw_item *tail, size_t n)
 {
 	uint64_t t0 = tpc_now_ns();
 	int rc = w->write_batch(w->ctx, head, n);
-	uint64_t dt = tpc_now_ns() - t0;
 
-	for (struct bw_item *it = head; it; it = it->next)
-		it->status = rc;
+	if (rc < 0 && n > 1) {
+		write_each(w, head);
+	} else {
+		for (struct bw_item *it = head; it; it = it->next)
+			it->status = rc;
+	}
+	uint64_t dt = tpc_now_ns() - t0;
 
 	pthread_mutex_lock(&w->mu);
 	list_append(&w->done_q, head, tail);

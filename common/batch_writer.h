@@ -4,7 +4,9 @@
  * Callers on the event-loop thread submit items; the writer thread takes everything
  * queued while its previous batch was being forced, hands the whole batch to the
  * store's write_batch() (one synced transaction), and then passes the batch back to
- * the loop thread, where done() runs for every item with the batch's status. Nothing
+ * the loop thread, where done() runs for every item with its status: the batch's, or,
+ * when a batch of several fails, the item's own from writing it again alone (so one bad
+ * item fails by itself and the others still become durable). Nothing
  * is reported done before write_batch() returned for it, so a caller that sends or
  * replies only from done() never acts on a record that is not yet durable.
  *
@@ -21,7 +23,8 @@ struct event_base;
 
 struct bw_item {
 	struct bw_item *next;
-	int status; /* set by the writer: write_batch()'s result for the batch */
+	int status; /* set by the writer: write_batch()'s result for its batch (or for the
+		     * item alone, after a failed batch was split) */
 };
 
 /**

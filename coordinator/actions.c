@@ -279,6 +279,8 @@ void coord_log_done(void *ctx, struct bw_item *item, int status)
 		coord_forget_logged(s, r, status); /* admin_forget.c owns them */
 		return;
 	}
+	if (r->type == COORD_REC_SWEEP)
+		coord_sweep_done(s, r, status);
 	if (r->type == COORD_REC_AUDIT || r->type == COORD_REC_DROP) {
 		coord_heuristic_logged(s, r, status); /* heuristic.c owns these records */
 		return;
@@ -397,11 +399,26 @@ static void partial_send_faults(struct coord_server *s, struct coord_txn *t,
 							  : TPC_FP_COORD_COMMIT_PARTIAL_SEND);
 }
 
-int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coord_event *ev)
+/* xorshift64*: the retry jitter the machine takes as input (seeded at start). */
+uint32_t coord_rand(struct coord_server *s)
+{
+	uint64_t x = s->rng ? s->rng : 0x9e3779b97f4a7c15ull;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	s->rng = x;
+	return (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coord_event *ev_in)
 {
 	struct coord_actions out;
+	struct coord_event e = *ev_in;
+	const struct coord_event *ev = &e;
 	uint8_t before = t->state;
 	out.n = 0;
+	e.rand = coord_rand(s);
 	int rc = coord_txn_step(t, &s->tcfg, ev, tpc_now_ms(), &out);
 
 	for (size_t i = 0; i < out.n; i++) {

@@ -141,7 +141,8 @@ const char *admin_logged_status(struct coord_server *s, uint64_t txid)
 
 	if (rc < 0)
 		return NULL;
-	return rc == 1 ? "COMMITTED" : "ABORTED";
+	return rc == COORD_LOOKUP_COMMITTED ? "COMMITTED"
+	       : rc == COORD_LOOKUP_FORGOTTEN ? "FORGOTTEN" : "ABORTED";
 }
 
 /* ------------------------------------------------------------------ parsing */
@@ -451,8 +452,10 @@ static void get_transaction(struct coord_admin *a, struct evhttp_request *req, u
 	admin_reply_error(req, 404, json_pack("{s:o, s:s}", "txid", admin_txid_json(txid), "status",
 					      st),
 			  "no open transaction %" PRIu64 " (%s)", txid,
-			  st[0] == 'C' ? "it committed and every participant acknowledged it"
-				       : "unknown or aborted: presumed abort");
+			  st[0] == 'C'   ? "it committed and every participant acknowledged it"
+			  : st[0] == 'F' ? "forgotten: its outcome is older than the outcome "
+					   "retention"
+					 : "unknown or aborted: presumed abort");
 }
 
 /* ------------------------------------------------------------ status, participants */

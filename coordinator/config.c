@@ -74,6 +74,8 @@ static const struct opt opts[] = {
 	  .flags = RELOAD },
 	{ "key-retention", 0, K_DUR, FIELD(key_retention_ms), .lo = 0, .hi = DUR_MAX,
 	  .flags = RELOAD },
+	{ "audit-retention", 0, K_DUR, FIELD(audit_retention_ms), .lo = 0, .hi = DUR_MAX,
+	  .flags = RELOAD },
 	{ "sweep-interval", 0, K_DUR, FIELD(sweep_interval_ms), .lo = 10, .hi = 3600000,
 	  .flags = RELOAD },
 	{ "group-commit", 0, K_NUM, FIELD(group_commit_max), .lo = 1, .hi = 1u << 20 },

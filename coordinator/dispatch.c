@@ -6,7 +6,17 @@
  * a participant's Hello itself goes to identity.c, rule D8), look the
  * transaction up, and hand an event to coord_step(). Questions about transactions
  * that are not in memory are answered here by presumed abort (D5): COMMITTED only if
- * the log holds a COMMIT record or its completed tombstone, ABORTED otherwise.
+ * the log holds a COMMIT record or its completed tombstone; to a client, FORGOTTEN for a
+ * txid with no record at or below the log's forget horizon (its outcome was swept: never
+ * guess ABORTED there); ABORTED otherwise.
+ *
+ * A participant asking about (or voting on) a txid with no record is told ABORTED even
+ * below the horizon, and that is no guess: a COMMIT record stays until every participant
+ * that voted YES acked it (D4), and a participant acks only once its apply is durable
+ * (D3). So a participant with no record to find either never voted YES for a committed
+ * transaction, or already applied it and only its lazy record drop was lost, in which case
+ * the abort it hears discards nothing the sink holds. FORGOTTEN there would leave it in
+ * doubt for ever.
  */
 #include "server_int.h"
 #include "broken.h"
@@ -23,8 +33,8 @@ static struct coord_txn *find_txn(struct coord_server *s, uint64_t txid)
 	return u64map_get(&s->txns, txid);
 }
 
-/* 1: the log says committed; 0: presumed aborted. A read error is logged and taken as
- * "unknown" by the caller through a negative value. */
+/* enum coord_lookup: committed, presumed aborted, or forgotten. A read error is logged
+ * and taken as "unknown" by the caller through a negative value. */
 static int logged_commit(struct coord_server *s, uint64_t txid)
 {
 	int rc = s->store.ops->lookup_txid(s->store.self, txid);
@@ -74,7 +84,7 @@ static int begin_key_live(struct conn *c, uint64_t req, struct coord_txn *t, uin
 {
 	struct coord_event ev = { .type = EV_FENCE };
 
-	if (t->state == TXN_COMMITTING) {
+	if (t->state == TXN_COMMITTING && t->dropping != DROP_WRITING) {
 		reply_begin(c, req, t->txid, TPC__BEGIN_RESULT__BEGIN_ALREADY_COMMITTED, 0);
 		return 1;
 	}
@@ -138,11 +148,13 @@ static struct coord_txn *begin_new(struct conn *c, const Tpc__Begin *b)
 {
 	struct coord_server *s = c->srv;
 	struct coord_txn *t = malloc(sizeof(*t));
-	uint64_t txid = s->epoch << COORD_TXID_SEQ_BITS | ++s->next_seq;
+	uint64_t txid = t ? coord_next_txid(s) : 0;
 	uint32_t timeout = b->timeout_ms ? b->timeout_ms : s->cfg.txn_timeout_ms;
 
-	if (!t)
+	if (!txid) {
+		free(t);
 		return NULL;
+	}
 	coord_txn_init(t, txid, c->id, tpc_now_ms(), timeout);
 	if (b->txn_key && b->txn_key[0]) {
 		t->key = strdup(b->txn_key);
@@ -265,8 +277,12 @@ static void outcome_from_log(struct conn *c, uint64_t req, uint64_t txid)
 	if (rc < 0)
 		reply_outcome(c, req, txid, TPC__OUTCOME_KIND__OUTCOME_UNKNOWN,
 			      "cannot read the decision log; ask again");
-	else if (rc == 1)
+	else if (rc == COORD_LOOKUP_COMMITTED)
 		reply_outcome(c, req, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, "");
+	else if (rc == COORD_LOOKUP_FORGOTTEN)
+		reply_outcome(c, req, txid, TPC__OUTCOME_KIND__OUTCOME_FORGOTTEN,
+			      "no record: its outcome is older than the coordinator's outcome "
+			      "retention and was forgotten");
 	else
 		reply_outcome(c, req, txid, TPC__OUTCOME_KIND__OUTCOME_ABORTED,
 			      "no such transaction: unknown or aborted (presumed abort)");
@@ -311,9 +327,9 @@ static int on_vote(struct conn *c, uint64_t req, const Tpc__Vote *v)
 	struct coord_txn *t = find_txn(s, v->txid);
 	if (!t) {
 		/* Decided and forgotten, or never known: tell it what the log says. */
-		int rc = logged_commit(s, v->txid);
+		int rc = logged_commit(s, v->txid); /* FORGOTTEN: ABORT (see the top) */
 		if (rc >= 0 && v->vote != TPC__VOTE_KIND__VOTE_READ_ONLY)
-			send_decision_to(c, v->txid, rc == 1);
+			send_decision_to(c, v->txid, rc == COORD_LOOKUP_COMMITTED);
 		return 0;
 	}
 	struct coord_event ev = { .type = EV_VOTE, .peer = c->peer, .vote = (int)v->vote,
@@ -350,7 +366,9 @@ static int on_ack(struct conn *c, uint64_t req, const Tpc__Ack *a)
 static Tpc__TxnStatus live_status(const struct coord_txn *t)
 {
 	switch (t->state) {
-	case TXN_COMMITTING: return TPC__TXN_STATUS__STATUS_COMMITTED;
+	case TXN_COMMITTING: /* while an operator's DROP is written, nobody knows yet */
+		return t->dropping == DROP_WRITING ? TPC__TXN_STATUS__STATUS_PENDING
+						   : TPC__TXN_STATUS__STATUS_COMMITTED;
 	case TXN_ABORTING:
 	case TXN_DONE: return TPC__TXN_STATUS__STATUS_ABORTED;
 	default: return TPC__TXN_STATUS__STATUS_PENDING;
@@ -377,8 +395,11 @@ static int on_status(struct conn *c, uint64_t req, const Tpc__StatusQuery *q)
 					      "cannot read the decision log; ask again", q->txid);
 			return 0;
 		}
-		r.status = rc == 1 ? TPC__TXN_STATUS__STATUS_COMMITTED
-				   : TPC__TXN_STATUS__STATUS_ABORTED;
+		if (rc == COORD_LOOKUP_FORGOTTEN && c->role == CONN_PARTICIPANT)
+			rc = COORD_LOOKUP_NONE; /* presumed abort holds for participants (top) */
+		r.status = rc == COORD_LOOKUP_COMMITTED   ? TPC__TXN_STATUS__STATUS_COMMITTED
+			   : rc == COORD_LOOKUP_FORGOTTEN ? TPC__TXN_STATUS__STATUS_FORGOTTEN
+							  : TPC__TXN_STATUS__STATUS_ABORTED;
 	}
 	env.request_id = req;
 	env.body_case = TPC__ENVELOPE__BODY_STATUS_REPLY;

@@ -13,9 +13,13 @@
  *        ACTIVE/PREPARING    EV_OPERATOR into the state machine: an abort takes effect at
  *                            once; a commit takes the normal COMMIT logging path (D1), and
  *                            the answer waits until that record is durable;
- *        COMMITTING, forced  COORD_REC_DROP deletes the COMMIT record, and only once that
- *        abort               is durable are the ABORTs sent and the transaction forgotten
- *                            (a crash in between leaves the COMMIT in force, whole);
+ *        COMMITTING, forced  EV_OPERATOR marks the transaction (the machine stops resending
+ *        abort               and completing it), COORD_REC_DROP deletes the COMMIT record,
+ *                            and only once that is durable does EV_DROPPED send the ABORTs
+ *                            and forget it (a crash in between leaves the COMMIT in force,
+ *                            whole). If the last ack arrived meanwhile, it committed
+ *                            everywhere: the machine writes the COMMIT record and key again
+ *                            and the operator hears 409 (COMMITTED) once that is durable;
  *        not in memory,      a COMMIT record with no participants, then its COMPLETED
  *        forced commit       tombstone: participants that ask hear COMMITTED (for the
  *                            outcome retention);
@@ -167,7 +171,10 @@ static void plan_open(const struct coord_txn *t, int decision, int force, struct
 		plan_refuse(v, 409, "the COMMIT decision is being made durable; retry");
 		return;
 	case TXN_COMMITTING:
-		if (decision == DECIDE_COMMIT)
+		if (t->dropping)
+			plan_refuse(v, 409, "an operator's abort of this COMMIT is being written; ask "
+			       "again");
+		else if (decision == DECIDE_COMMIT)
 			plan_accept(v, PLAN_NOOP, "none", "COMMITTED");
 		else if (force)
 			plan_accept(v, PLAN_DROP, "COMMIT", NULL);
@@ -198,6 +205,9 @@ static void plan_gone(struct coord_server *s, uint64_t txid, int decision, int f
 	v->state_before = st;
 	if (!st)
 		plan_refuse(v, 503, "cannot read the decision log; ask again");
+	else if (st[0] == 'F')
+		plan_refuse(v, 409, "its outcome is older than the outcome retention and was "
+		       "forgotten: this coordinator no longer knows whether it committed");
 	else if (decision == DECIDE_ABORT && st[0] == 'A')
 		plan_accept(v, PLAN_NOOP, "none", "ABORTED");
 	else if (decision == DECIDE_ABORT)
@@ -395,6 +405,7 @@ static void start_drop(struct admin_op *op)
 {
 	struct coord_server *s = op->a->srv;
 	struct coord_txn *t = u64map_get(&s->txns, op->txid);
+	struct coord_event ev = { .type = EV_OPERATOR, .decision = DECIDE_ABORT, .force = 1 };
 
 	if (!t || t->state != TXN_COMMITTING) {
 		reply_moved_on(op);
@@ -402,6 +413,12 @@ static void start_drop(struct admin_op *op)
 	}
 	if (t->key && !(op->key = strdup(t->key))) {
 		op_reply_error(op, 500, "%s; nothing was changed", "out of memory");
+		return;
+	}
+	/* Marked while the DROP is written: no resends, and an ack completes nothing. */
+	if (coord_step_rc(s, t, &ev) != 0) {
+		op_reply_error(op, 409, "%s; nothing was changed",
+			       "another operator's abort of this COMMIT is being written");
 		return;
 	}
 	memset(&op->rec.item, 0, sizeof(op->rec.item));
@@ -412,25 +429,46 @@ static void start_drop(struct admin_op *op)
 	batch_writer_submit(s->writer, &op->rec.item);
 }
 
-/* The COMMIT record is gone from the disk: now the ABORTs may go out. */
+/* The DROP record is done: the machine sends the ABORTs, or (the last ack came while it
+ * was written) writes the COMMIT record again; the operator hears which. */
 static void drop_done(struct admin_op *op, int status)
 {
 	struct coord_server *s = op->a->srv;
 	struct coord_txn *t = u64map_get(&s->txns, op->txid);
-	struct coord_event ev = { .type = EV_OPERATOR, .decision = DECIDE_ABORT, .force = 1 };
+	struct coord_event ev = { .type = EV_DROPPED, .status = status };
 
+	if (!t || t->state != TXN_COMMITTING || t->dropping != DROP_WRITING) {
+		op_reply_error(op, 500, "%s", "the transaction was not marked for the override "
+			       "(internal error); see GET /v1/transactions/{txid}");
+		return;
+	}
+	coord_step(s, t, &ev);
 	if (status < 0) {
 		op_reply_error(op, 500, "the COMMIT record could not be dropped (%s); nothing was "
 			       "changed", strerror(status > -4096 ? -status : EIO));
 		return;
 	}
-	if (!t || t->state != TXN_COMMITTING) {
-		op_reply_error(op, 409, "%s", "every participant acknowledged the COMMIT while the "
-			       "override was being written: all of them applied it");
+	t = u64map_get(&s->txns, op->txid);
+	if (t && t->dropping == DROP_RESTORING) {
+		wait_for_commit(op); /* answered when the record is durable again */
 		return;
 	}
-	coord_step(s, t, &ev); /* ABORT to the unacknowledged; forgotten */
-	op_reply_done(op);
+	op_reply_done(op); /* ABORT to the unacknowledged; forgotten */
+}
+
+/* A DROP raced the last ack and the COMMIT record is written again: say so. */
+static void reply_restored(struct admin_op *op, int status)
+{
+	if (status < 0) {
+		op_reply_error(op, 500, "every participant acknowledged (applied) the COMMIT while "
+			       "the override was written; writing its record again failed (%s) and "
+			       "the coordinator retries it: nothing was aborted",
+			       strerror(status > -4096 ? -status : EIO));
+		return;
+	}
+	op_reply_error(op, 409, "%s", "the transaction committed everywhere: every participant "
+		       "acknowledged (applied) the COMMIT while the override was being written; "
+		       "its decision stays COMMITTED and nothing was aborted");
 }
 
 static void start_commit_unknown(struct admin_op *op)
@@ -498,6 +536,10 @@ void coord_heuristic_commit_logged(struct coord_server *s, uint64_t txid, int st
 
 	if (!op)
 		return;
+	if (op->plan == PLAN_DROP) {
+		reply_restored(op, status);
+		return;
+	}
 	if (status < 0) {
 		op_reply_error(op, 500, "the COMMIT record write failed (%s); the coordinator "
 			       "retries it: see GET /v1/transactions/{txid}",

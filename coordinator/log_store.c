@@ -9,7 +9,10 @@
  *     MDB_NOSYNC, MDB_NOMETASYNC, MDB_WRITEMAP or MDB_MAPASYNC);
  *   - a batch is all or nothing: any failure aborts its transaction;
  *   - a record that does not decode is reported (-EBADMSG), never guessed at; the sweep
- *     only ever deletes records it positively decodes as old.
+ *     only ever deletes records it positively decodes as old;
+ *   - every sweep pass starts at the oldest entry of each database (txid or audit id
+ *     order) and reports whether it stopped at its limit, so the server repeats it until
+ *     the old entries are gone, at any sustained rate (rule D9).
  *
  * On-disk encoding, log format 1 (meta "format" = 1). Every integer is big-endian,
  * keys and values alike; values are packed, with no padding or alignment.
@@ -25,11 +28,19 @@
  *   keys       client key bytes (1..511) ->
  *                u64 txid | u64 wall_ms | u8 committed (0 or 1)    (17 bytes)
  *   audit      u64 id -> the entry's JSON text (admin API operator actions), written
- *              with MDB_NOOVERWRITE, never swept. Added within format 1: a build that
- *              does not know it leaves it alone, and this build creates it when missing.
+ *              with MDB_NOOVERWRITE; swept oldest first once its "at" time is past the
+ *              audit retention. Added within format 1: a build that does not know it
+ *              leaves it alone, and this build creates it when missing.
  *   participants  participant name bytes (1..511) ->
  *                u8 participant_id[16] | u64 wall_ms               (24 bytes)
  *              Added within format 1 the same way as audit.
+ *   key_index  u64 txid -> client key bytes: which key a COMMIT wrote, in txid (so
+ *              roughly time) order, so the sweep reaches old keys oldest first. Added
+ *              within format 1; rebuilt from keys at open when it holds fewer entries.
+ *   meta       "forget_horizon" -> u64: the highest txid whose COMPLETED tombstone (or,
+ *              with no outcome retention, completed COMMIT record) was deleted. A txid at
+ *              or below it with no record is FORGOTTEN, never presumed aborted. Raised in
+ *              the same write transaction as the deletion; absent means 0.
  *
  * Any change to these layouts bumps the format number.
  *
@@ -51,6 +62,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sys/file.h>
@@ -67,18 +79,12 @@
 #define COMMIT_HDR_SIZE 13u  /* type, wall_ms, nparts */
 #define TOMB_SIZE 9u         /* type, wall_ms */
 #define KEYREC_SIZE 17u      /* txid, wall_ms, committed */
-#define MAX_SWEEP_KEY 512u   /* LMDB's default key limit is 511 */
 #define BINDING_SIZE (COORD_PARTICIPANT_ID_LEN + 8u) /* participant_id, wall_ms */
 
 static const char META_ID[] = "coordinator_id";
 static const char META_EPOCH[] = "epoch";
 static const char META_FORMAT[] = "format";
-
-/* Where the next bounded sweep pass starts in one database (len 0: the first key). */
-struct sweep_pos {
-	size_t len;
-	unsigned char key[MAX_SWEEP_KEY];
-};
+static const char META_HORIZON[] = "forget_horizon";
 
 struct lmdb_log {
 	MDB_env *env;
@@ -87,12 +93,12 @@ struct lmdb_log {
 	MDB_dbi keys;
 	MDB_dbi audit;
 	MDB_dbi participants;
+	MDB_dbi key_index;
 	int lock_fd;
 	size_t max_key;
-	/* Touched only inside write_batch, whose callers are serialised by LMDB's
-	 * single-writer lock. A position is a hint: losing it costs only rescanning. */
-	struct sweep_pos sweep_decisions;
-	struct sweep_pos sweep_keys;
+	/* The forget horizon inside the current write transaction (write_batch only,
+	 * serialised by LMDB's single-writer lock): read at its start, stored at its end. */
+	uint64_t horizon, horizon_at_start;
 };
 
 /* ------------------------------------------------------------ small helpers */
@@ -221,6 +227,49 @@ static int decode_commit(const MDB_val *v, uint64_t txid, struct coord_decision 
 	return 0;
 }
 
+/* ------------------------------------------------------------------ meta */
+
+static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name, MDB_val *v)
+{
+	MDB_val k = { strlen(name), (void *)name };
+
+	return mdb_get(txn, dbi, &k, v);
+}
+
+static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name, const void *val,
+		    size_t len)
+{
+	MDB_val k = { strlen(name), (void *)name };
+	MDB_val v = { len, (void *)val };
+
+	return tpc_lmdb_err(mdb_put(txn, dbi, &k, &v, 0));
+}
+
+/* A u64 meta value into *out; 0 when absent. */
+static int meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
+{
+	MDB_val v;
+	int rc = meta_get(txn, dbi, name, &v);
+
+	*out = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return tpc_lmdb_err(rc);
+	if (v.mv_size != 8)
+		return -EBADMSG;
+	*out = tpc_get_be64(v.mv_data);
+	return 0;
+}
+
+static int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val)
+{
+	unsigned char buf[8];
+
+	tpc_put_be64(buf, val);
+	return meta_put(txn, dbi, name, buf, sizeof(buf));
+}
+
 /* ---------------------------------------------------------- write_batch */
 
 static int validate_rec(const struct lmdb_log *lg, const struct coord_rec *r)
@@ -293,9 +342,20 @@ static int apply_commit(struct lmdb_log *lg, MDB_txn *txn, const struct coord_re
 	if (rc)
 		return tpc_lmdb_err(rc);
 	encode_commit(v.mv_data, r);
-	if (r->key && r->key_len)
-		return put_key_record(lg, txn, r);
-	return 0;
+	if (!r->key || !r->key_len)
+		return 0;
+	rc = put_key_record(lg, txn, r);
+	if (rc)
+		return rc;
+	v.mv_size = r->key_len;
+	v.mv_data = (void *)r->key;
+	return tpc_lmdb_err(mdb_put(txn, lg->key_index, &k, &v, 0));
+}
+
+static void raise_horizon(struct lmdb_log *lg, uint64_t txid)
+{
+	if (txid > lg->horizon)
+		lg->horizon = txid;
 }
 
 static int apply_complete(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
@@ -311,8 +371,10 @@ static int apply_complete(struct lmdb_log *lg, MDB_txn *txn, const struct coord_
 		return 0; /* never logged, or already swept: nothing to complete */
 	if (rc)
 		return tpc_lmdb_err(rc);
-	if (r->forget) /* no outcome retention: forget the decision outright */
+	if (r->forget) { /* no outcome retention: forget the decision outright */
+		raise_horizon(lg, r->txid);
 		return tpc_lmdb_err(mdb_del(txn, lg->decisions, &k, NULL));
+	}
 	if (is_tombstone(&v))
 		return 0; /* keep the first completion time */
 	encode_tombstone(tomb, r->wall_ms);
@@ -356,92 +418,81 @@ static int apply_drop(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec 
 	return tpc_lmdb_err(mdb_del(txn, lg->keys, &kk, NULL));
 }
 
-static int old_tombstone(const MDB_val *v, uint64_t before)
-{
-	return is_tombstone(v) && tpc_get_be64((const unsigned char *)v->mv_data + 1) < before;
-}
-
-static int old_key(const MDB_val *v, uint64_t before)
-{
-	return v->mv_size == KEYREC_SIZE &&
-	       tpc_get_be64((const unsigned char *)v->mv_data + 8) < before;
-}
-
-static int sweep_seek(MDB_cursor *c, const struct sweep_pos *pos, MDB_val *k, MDB_val *v)
-{
-	int rc = MDB_NOTFOUND;
-
-	if (pos->len) {
-		k->mv_size = pos->len;
-		k->mv_data = (void *)pos->key;
-		rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
-	}
-	if (rc == MDB_NOTFOUND)
-		rc = mdb_cursor_get(c, k, v, MDB_FIRST);
-	return rc;
-}
-
-static void sweep_save(struct sweep_pos *pos, const MDB_val *k)
-{
-	if (k->mv_size > sizeof(pos->key)) {
-		pos->len = 0;
-		return;
-	}
-	memcpy(pos->key, k->mv_data, k->mv_size);
-	pos->len = k->mv_size;
-}
-
 /*
- * One bounded pass over @p dbi: delete entries @p is_old calls old, stopping after
- * @p limit deletions or 4 * @p limit entries looked at. The pass resumes where the
- * previous one stopped (wrapping at the end), so old entries behind a run of young
- * ones are reached in later passes instead of never.
+ * A bounded sweep pass over one database, from its first (oldest) entry. judge() looks
+ * at one entry and says: SW_DELETE it (the pass deletes it and counts it), SW_KEEP it
+ * and go on (a live decision), SW_YOUNG (kept; counted against the pass's look-ahead),
+ * or SW_STOP (everything after is younger). The pass ends after @p limit deletions
+ * (then *more is set: the server runs another pass) or @p limit * 4 young entries.
  */
-static int sweep_db(MDB_txn *txn, MDB_dbi dbi, struct sweep_pos *pos, uint32_t limit,
-		    int (*is_old)(const MDB_val *v, uint64_t before), uint64_t before)
+enum sweep_verdict { SW_DELETE, SW_KEEP, SW_YOUNG, SW_STOP };
+
+struct sweep_pass {
+	struct lmdb_log *lg;
+	MDB_txn *txn;
+	const struct coord_rec *r;
+	uint32_t deleted;
+	int more;
+};
+
+typedef int (*sweep_judge)(struct sweep_pass *p, const MDB_val *k, const MDB_val *v,
+			   enum sweep_verdict *out);
+
+static int sweep_db(struct sweep_pass *p, MDB_dbi dbi, sweep_judge judge)
 {
-	uint64_t scanned = 0, max_scan = (uint64_t)limit * 4;
+	uint64_t young = 0, max_young = (uint64_t)p->r->sweep_limit * 4;
 	uint32_t deleted = 0;
+	enum sweep_verdict verdict;
 	MDB_cursor *c;
 	MDB_val k, v;
 	int rc;
 
-	if (limit == 0)
+	if (p->r->sweep_limit == 0)
 		return 0;
-	rc = mdb_cursor_open(txn, dbi, &c);
+	rc = mdb_cursor_open(p->txn, dbi, &c);
 	if (rc)
 		return tpc_lmdb_err(rc);
-	for (rc = sweep_seek(c, pos, &k, &v); rc == 0;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (scanned == max_scan || deleted == limit) {
-			sweep_save(pos, &k);
+		if (deleted == p->r->sweep_limit) {
+			p->more = 1; /* stopped at the limit with entries left: go again */
 			break;
 		}
-		scanned++;
-		if (!is_old(&v, before))
+		rc = judge(p, &k, &v, &verdict);
+		if (rc || verdict == SW_STOP || (verdict == SW_YOUNG && ++young > max_young))
+			break;
+		if (verdict != SW_DELETE)
 			continue;
 		rc = mdb_cursor_del(c, 0);
 		if (rc)
 			break;
 		deleted++;
 	}
-	if (rc == MDB_NOTFOUND) {
-		pos->len = 0; /* reached the end: the next pass starts at the first key */
+	if (rc == MDB_NOTFOUND)
 		rc = 0;
-	}
 	mdb_cursor_close(c);
+	p->deleted += deleted;
 	return tpc_lmdb_err(rc);
 }
 
-static int apply_sweep(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
+/* decisions: completed tombstones older than the outcome retention; COMMITs stay. */
+static int judge_decision(struct sweep_pass *p, const MDB_val *k, const MDB_val *v,
+			  enum sweep_verdict *out)
 {
-	int rc = sweep_db(txn, lg->decisions, &lg->sweep_decisions, r->sweep_limit,
-			  old_tombstone, r->sweep_outcome_before_ms);
-
-	if (rc)
-		return rc;
-	return sweep_db(txn, lg->keys, &lg->sweep_keys, r->sweep_limit, old_key,
-			r->sweep_keys_before_ms);
+	if (!is_tombstone(v)) {
+		*out = SW_KEEP;
+		return 0;
+	}
+	if (tpc_get_be64((const unsigned char *)v->mv_data + 1) >=
+	    p->r->sweep_outcome_before_ms) {
+		*out = SW_YOUNG;
+		return 0;
+	}
+	if (k->mv_size != 8)
+		return -EBADMSG;
+	raise_horizon(p->lg, tpc_get_be64(k->mv_data)); /* its outcome is forgotten now */
+	*out = SW_DELETE;
+	return 0;
 }
 
 /* BIND puts name -> { id, wall_ms } (a repeated bind overwrites); UNBIND deletes it
@@ -462,7 +513,81 @@ static int apply_binding(struct lmdb_log *lg, MDB_txn *txn, const struct coord_r
 	return tpc_lmdb_err(mdb_put(txn, lg->participants, &k, &v, 0));
 }
 
-static int apply_rec(struct lmdb_log *lg, MDB_txn *txn, const struct coord_rec *r)
+/* key_index (txid -> key): the key record goes when it is old and still names this
+ * txid; the index entry goes with it, or alone when a newer transaction took the key. */
+static int judge_key(struct sweep_pass *p, const MDB_val *k, const MDB_val *v,
+		     enum sweep_verdict *out)
+{
+	MDB_val kk = *v, rec;
+	int rc = mdb_get(p->txn, p->lg->keys, &kk, &rec);
+
+	*out = SW_DELETE;
+	if (rc == MDB_NOTFOUND)
+		return 0; /* dropped, or swept before this index existed */
+	if (rc)
+		return tpc_lmdb_err(rc);
+	if (k->mv_size != 8 || rec.mv_size != KEYREC_SIZE)
+		return -EBADMSG;
+	if (tpc_get_be64(rec.mv_data) != tpc_get_be64(k->mv_data))
+		return 0; /* a newer transaction owns the key now */
+	if (tpc_get_be64((const unsigned char *)rec.mv_data + 8) >= p->r->sweep_keys_before_ms) {
+		*out = SW_YOUNG;
+		return 0;
+	}
+	return tpc_lmdb_err(mdb_del(p->txn, p->lg->keys, &kk, NULL));
+}
+
+/* The "at" time of an audit entry ({"id":N,"at":"YYYY-MM-DDTHH:MM:SS.mmmZ",...}). */
+static int audit_at_ms(const MDB_val *v, uint64_t *out)
+{
+	static const char tag[] = "\"at\":\"";
+	char buf[96];
+	size_t n = v->mv_size < sizeof(buf) - 1 ? v->mv_size : sizeof(buf) - 1;
+	struct tm tm = { 0 };
+	unsigned ms = 0;
+	char *at;
+
+	memcpy(buf, v->mv_data, n);
+	buf[n] = '\0';
+	at = strstr(buf, tag);
+	if (!at || sscanf(at + sizeof(tag) - 1, "%4d-%2d-%2dT%2d:%2d:%2d.%3uZ", &tm.tm_year,
+			  &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+		return -EBADMSG;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	time_t secs = timegm(&tm);
+	if (secs < 0)
+		return -EBADMSG;
+	*out = (uint64_t)secs * 1000 + ms;
+	return 0;
+}
+
+/* audit: entries in id (so time) order; the first young or undecodable one stops it. */
+static int judge_audit(struct sweep_pass *p, const MDB_val *k, const MDB_val *v,
+		       enum sweep_verdict *out)
+{
+	uint64_t at;
+
+	(void)k;
+	*out = audit_at_ms(v, &at) || at >= p->r->sweep_audit_before_ms ? SW_STOP : SW_DELETE;
+	return 0;
+}
+
+static int apply_sweep(struct lmdb_log *lg, MDB_txn *txn, struct coord_rec *r)
+{
+	struct sweep_pass p = { .lg = lg, .txn = txn, .r = r };
+	int rc = sweep_db(&p, lg->decisions, judge_decision);
+
+	if (rc == 0)
+		rc = sweep_db(&p, lg->key_index, judge_key);
+	if (rc == 0 && r->sweep_audit_before_ms)
+		rc = sweep_db(&p, lg->audit, judge_audit);
+	r->sweep_more = p.more;
+	r->sweep_deleted = p.deleted;
+	return rc;
+}
+
+static int apply_rec(struct lmdb_log *lg, MDB_txn *txn, struct coord_rec *r)
 {
 	switch (r->type) {
 	case COORD_REC_COMMIT:
@@ -497,8 +622,17 @@ static int lmdb_write_batch(void *self, struct coord_rec *head, size_t n)
 	rc = mdb_txn_begin(lg->env, NULL, 0, &txn);
 	if (rc)
 		return tpc_lmdb_err(rc);
+	rc = meta_get_u64(txn, lg->meta, META_HORIZON, &lg->horizon);
+	if (rc)
+		goto out_abort;
+	lg->horizon_at_start = lg->horizon;
 	for (size_t i = 0; i < n; i++, r = next_rec(r)) {
 		rc = apply_rec(lg, txn, r);
+		if (rc)
+			goto out_abort;
+	}
+	if (lg->horizon != lg->horizon_at_start) { /* with the deletions that raised it */
+		rc = meta_put_u64(txn, lg->meta, META_HORIZON, lg->horizon);
 		if (rc)
 			goto out_abort;
 	}
@@ -509,49 +643,6 @@ static int lmdb_write_batch(void *self, struct coord_rec *head, size_t n)
 out_abort:
 	mdb_txn_abort(txn);
 	return rc;
-}
-
-/* ------------------------------------------------------------------ meta */
-
-static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name, MDB_val *v)
-{
-	MDB_val k = { strlen(name), (void *)name };
-
-	return mdb_get(txn, dbi, &k, v);
-}
-
-static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name, const void *val,
-		    size_t len)
-{
-	MDB_val k = { strlen(name), (void *)name };
-	MDB_val v = { len, (void *)val };
-
-	return tpc_lmdb_err(mdb_put(txn, dbi, &k, &v, 0));
-}
-
-/* A u64 meta value into *out; 0 when absent. */
-static int meta_get_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
-{
-	MDB_val v;
-	int rc = meta_get(txn, dbi, name, &v);
-
-	*out = 0;
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc)
-		return tpc_lmdb_err(rc);
-	if (v.mv_size != 8)
-		return -EBADMSG;
-	*out = tpc_get_be64(v.mv_data);
-	return 0;
-}
-
-static int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val)
-{
-	unsigned char buf[8];
-
-	tpc_put_be64(buf, val);
-	return meta_put(txn, dbi, name, buf, sizeof(buf));
 }
 
 static int meta_put_format(MDB_txn *txn, MDB_dbi dbi)
@@ -667,12 +758,16 @@ static int lmdb_lookup_txid(void *self, uint64_t txid)
 		return rc;
 	tpc_put_be64(kbuf, txid);
 	rc = mdb_get(txn, lg->decisions, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		rc = 0;
-	else if (rc)
+	if (rc == MDB_NOTFOUND) {
+		uint64_t horizon; /* read in the same snapshot as the miss */
+		rc = meta_get_u64(txn, lg->meta, META_HORIZON, &horizon);
+		if (rc == 0)
+			rc = txid <= horizon ? COORD_LOOKUP_FORGOTTEN : COORD_LOOKUP_NONE;
+	} else if (rc) {
 		rc = tpc_lmdb_err(rc);
-	else
-		rc = check_decision(&v) ? -EBADMSG : 1;
+	} else {
+		rc = check_decision(&v) ? -EBADMSG : COORD_LOOKUP_COMMITTED;
+	}
 	mdb_txn_abort(txn);
 	return rc;
 }
@@ -986,6 +1081,45 @@ static int open_db(MDB_txn *txn, const char *name, MDB_dbi *dbi, const char *dir
 	return tpc_lmdb_err(rc);
 }
 
+/*
+ * Every key record gets its key_index entry (the sweep's way to it): rebuilt from keys
+ * when the index holds fewer entries, as for a log written before the index existed.
+ */
+static int index_keys(struct lmdb_log *lg, MDB_txn *txn, const char *dir, char *err,
+		      size_t errlen)
+{
+	MDB_stat ks, is;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_stat(txn, lg->keys, &ks);
+
+	if (rc == 0)
+		rc = mdb_stat(txn, lg->key_index, &is);
+	if (rc == 0 && is.ms_entries >= ks.ms_entries)
+		return 0;
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, lg->keys, &c);
+	if (rc)
+		goto out_err;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		unsigned char kbuf[8];
+		MDB_val ik = { sizeof(kbuf), kbuf };
+		if (v.mv_size != KEYREC_SIZE)
+			continue; /* not ours to guess at; lookups report it */
+		memcpy(kbuf, v.mv_data, 8);
+		rc = mdb_put(txn, lg->key_index, &ik, &k, 0);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+out_err:
+	tpc_set_err(err, errlen, "%s: indexing the transaction keys: %s", dir, mdb_strerror(rc));
+	return tpc_lmdb_err(rc);
+}
+
 /* Open (creating) the five databases and check the format, in one write txn. */
 static int open_dbs(struct lmdb_log *lg, const char *dir, char *err, size_t errlen)
 {
@@ -1005,8 +1139,11 @@ static int open_dbs(struct lmdb_log *lg, const char *dir, char *err, size_t errl
 		rc = open_db(txn, "audit", &lg->audit, dir, err, errlen);
 	if (rc == 0)
 		rc = open_db(txn, "participants", &lg->participants, dir, err, errlen);
+		rc = open_db(txn, "key_index", &lg->key_index, dir, err, errlen);
 	if (rc == 0)
 		rc = check_format(txn, lg->meta, dir, err, errlen);
+	if (rc == 0)
+		rc = index_keys(lg, txn, dir, err, errlen);
 	if (rc) {
 		mdb_txn_abort(txn);
 		return rc;

@@ -9,10 +9,13 @@
  *                StatusQuery still hears COMMITTED, until the outcome retention ends
  *   keys       client transaction key (bytes) -> { txid, COMMITTED, wall time }
  *   audit      audit id (u64 big-endian, 1, 2, ...) -> one operator action as JSON text
- *              (admin API heuristic decisions); never swept
+ *              (admin API heuristic decisions); swept after the audit retention
  *   participants  participant name (bytes) -> { participant_id (16 bytes), bound wall time }:
  *              the one state folder allowed to use that name (rule D8); written before
  *              the participant hears its HelloReply, removed only by an operator
+ *   key_index  txid -> client key: the sweep's way to the oldest keys first
+ *   meta       also "forget_horizon" -> u64: the highest txid whose completed outcome the
+ *              log has deleted (COORD_LOOKUP_FORGOTTEN below it)
  *
  * Durability: every write goes through write_batch(), one LMDB write transaction
  * committed with a normal synced mdb_txn_commit (no MDB_NOSYNC, no MDB_NOMETASYNC:
@@ -56,7 +59,12 @@ struct coord_rec {
 	const char *const *parts;
 	uint64_t sweep_outcome_before_ms; /* SWEEP: drop tombstones completed before this */
 	uint64_t sweep_keys_before_ms;    /* SWEEP: drop keys recorded before this */
-	uint32_t sweep_limit;             /* SWEEP: at most this many deletions per pass */
+	uint64_t sweep_audit_before_ms;   /* SWEEP: drop audit entries older (0: keep all) */
+	uint32_t sweep_limit;             /* SWEEP: at most this many deletions per database
+					   * per pass, each pass from the oldest entry */
+	int sweep_more;                   /* SWEEP, set by the store: a database hit the
+					   * limit with old entries left: run another pass */
+	uint32_t sweep_deleted;           /* SWEEP, set by the store: entries deleted */
 	uint64_t audit_id;       /* AUDIT: key in the audit database (non-zero, unused) */
 	const char *text;        /* AUDIT: the entry (JSON); not owned */
 	size_t text_len;
@@ -100,6 +108,13 @@ struct coord_binding {
 typedef int (*coord_binding_cb)(void *arg, const char *name, size_t name_len,
 				const struct coord_binding *b);
 
+/* What lookup_txid() found. */
+enum coord_lookup {
+	COORD_LOOKUP_NONE = 0,
+	COORD_LOOKUP_COMMITTED = 1,
+	COORD_LOOKUP_FORGOTTEN = 2,
+};
+
 struct coord_log_ops {
 	/** Write records head.. (n, linked by item.next) in one synced transaction. */
 	int (*write_batch)(void *self, struct coord_rec *head, size_t n);
@@ -110,7 +125,9 @@ struct coord_log_ops {
 	/** Call cb for each COMMIT record not COMPLETED, in txid order. */
 	int (*load_decisions)(void *self, int (*cb)(void *arg, const struct coord_decision *d),
 			      void *arg);
-	/** Look up a txid: 1 committed (record or tombstone), 0 no record, <0 error. */
+	/** Look up a txid: COORD_LOOKUP_COMMITTED (record or tombstone), COORD_LOOKUP_NONE
+	 *  (no record, above the forget horizon: presumed abort), COORD_LOOKUP_FORGOTTEN (no
+	 *  record, at or below the horizon: its outcome may have been swept), <0 error. */
 	int (*lookup_txid)(void *self, uint64_t txid);
 	/** Look up a key: 1 found (info filled), 0 absent, <0 error. */
 	int (*lookup_key)(void *self, const char *key, size_t key_len,

@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -43,6 +44,7 @@ void coord_config_defaults(struct coord_config *cfg)
 	cfg->retry_max_ms = 10000;
 	cfg->outcome_retention_ms = 10 * 60 * 1000;
 	cfg->key_retention_ms = 24 * 60 * 60 * 1000;
+	cfg->audit_retention_ms = 90ull * 24 * 60 * 60 * 1000;
 	cfg->group_commit_max = 4096;
 	cfg->map_size = 1ull << 30;
 	cfg->log_level = TPC_LOG_INFO;
@@ -111,22 +113,45 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		coord_timer_arm(s, d.at_ms);
 }
 
-/* Compaction: drop completed tombstones and expired keys, a bounded slice at a time. */
+static uint64_t cutoff(uint64_t now, uint64_t retention_ms)
+{
+	return now > retention_ms ? now - retention_ms : 0;
+}
+
+/*
+ * Compaction (rule D9): drop completed tombstones, expired keys and audit entries. Each
+ * pass starts at the oldest entries and deletes at most SWEEP_LIMIT per database; a pass
+ * that stopped at its limit is followed by another as soon as it is done (the loop runs
+ * in between), so the sweep keeps up with any sustained rate. One pass at a time.
+ */
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct coord_server *s = arg;
-	struct coord_rec *r = calloc(1, sizeof(*r));
+	struct coord_rec *r;
 	uint64_t now = tpc_wall_ms();
 
+	if (s->sweeping || s->stopping)
+		return;
+	r = calloc(1, sizeof(*r));
 	if (!r)
 		return;
 	r->type = COORD_REC_SWEEP;
 	r->wall_ms = now;
-	r->sweep_outcome_before_ms = now > s->cfg.outcome_retention_ms
-					     ? now - s->cfg.outcome_retention_ms : 0;
-	r->sweep_keys_before_ms = now > s->cfg.key_retention_ms ? now - s->cfg.key_retention_ms : 0;
+	r->sweep_outcome_before_ms = cutoff(now, s->cfg.outcome_retention_ms);
+	r->sweep_keys_before_ms = cutoff(now, s->cfg.key_retention_ms);
+	r->sweep_audit_before_ms = s->cfg.audit_retention_ms
+					   ? cutoff(now, s->cfg.audit_retention_ms) : 0;
 	r->sweep_limit = SWEEP_LIMIT;
+	s->sweeping = 1;
 	coord_submit_with_lazy(s, r);
+}
+
+void coord_sweep_done(struct coord_server *s, struct coord_rec *r, int status)
+{
+	s->sweeping = 0;
+	s->stats.swept += status == 0 ? r->sweep_deleted : 0;
+	if (status == 0 && r->sweep_more && !s->stopping)
+		event_active(s->sweep, EV_TIMEOUT, 0); /* the next pass, after the loop ran */
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -180,6 +205,37 @@ fail:
 	return rc;
 }
 
+/* D7 again, mid-run: a new epoch, durable before any txid of it is handed out. */
+static int bump_epoch(struct coord_server *s)
+{
+	uint64_t epoch = s->epoch + 1;
+	int rc;
+
+	if (epoch >= (1ull << (64 - COORD_TXID_SEQ_BITS))) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "txid space exhausted (epoch %llu)",
+			 (unsigned long long)s->epoch);
+		return -EOVERFLOW;
+	}
+	rc = s->store.ops->write_meta(s->store.self, s->id, epoch);
+	if (rc) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot store the new epoch %llu: %d",
+			 (unsigned long long)epoch, rc);
+		return rc;
+	}
+	tpc_logf(&s->log, TPC_LOG_WARN, "txid sequence of epoch %llu used up: now epoch %llu",
+		 (unsigned long long)s->epoch, (unsigned long long)epoch);
+	s->epoch = epoch;
+	s->next_seq = 0;
+	return 0;
+}
+
+uint64_t coord_next_txid(struct coord_server *s)
+{
+	if (s->next_seq >= COORD_TXID_SEQ_MAX && bump_epoch(s))
+		return 0;
+	return s->epoch << COORD_TXID_SEQ_BITS | ++s->next_seq;
+}
+
 static int recover_one(void *arg, const struct coord_decision *d)
 {
 	struct coord_server *s = arg;
@@ -198,7 +254,9 @@ static int recover_one(void *arg, const struct coord_decision *d)
 	}
 	t->attempts = 0;
 	t->retry_delay_ms = s->cfg.retry_initial_ms;
-	t->retry_at_ms = tpc_now_ms() + s->cfg.retry_initial_ms;
+	/* Jittered, so many recovered decisions are not resent in lock-step. */
+	t->retry_at_ms = tpc_now_ms() + s->cfg.retry_initial_ms +
+			 coord_rand(s) % (s->cfg.retry_initial_ms / 2 + 1);
 	if (u64map_put(&s->txns, t->txid, t))
 		goto fail;
 	return 0;
@@ -305,6 +363,7 @@ static void txn_config(struct coord_server *s)
 	s->tcfg.retry_initial_ms = s->cfg.retry_initial_ms;
 	s->tcfg.retry_max_ms = s->cfg.retry_max_ms;
 	s->tcfg.log_retry_ms = 1000;
+	s->tcfg.jitter_pct = 50;
 	s->tcfg.max_parts = s->cfg.max_parts;
 }
 
@@ -335,6 +394,7 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 	s->log.min = cfg->log_level;
 	s->started_ms = tpc_now_ms();
 	s->started_wall_ms = tpc_wall_ms();
+	s->rng = tpc_now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
 	coord_metrics_init(&s->metrics);
 	txn_config(s);
 	if (setup_faults(s))

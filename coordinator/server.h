@@ -28,6 +28,7 @@ struct coord_config {
 	uint32_t retry_max_ms;
 	uint64_t outcome_retention_ms; /* completed COMMIT tombstones kept for StatusQuery */
 	uint64_t key_retention_ms;     /* client transaction keys kept */
+	uint64_t audit_retention_ms;   /* operator audit entries kept (0: for ever) */
 	uint32_t group_commit_max;   /* records per log batch; 1 turns group commit off */
 	uint64_t map_size;           /* LMDB map size */
 	enum tpc_log_level log_level;

@@ -31,6 +31,7 @@ struct bufferevent;
 
 /* Bits of a txid: the epoch above, a per-incarnation sequence below. */
 #define COORD_TXID_SEQ_BITS 40
+#define COORD_TXID_SEQ_MAX ((1ull << COORD_TXID_SEQ_BITS) - 1)
 #define COORD_TXID_EPOCH(txid) ((txid) >> COORD_TXID_SEQ_BITS)
 
 /* CONN_BINDING: a participant's Hello whose name binding is being made durable; it
@@ -87,6 +88,7 @@ struct coord_stats {
 	uint64_t bad_frames, refused_conns;
 	uint64_t decisions_sent, decision_resends, prepares_sent;
 	uint64_t log_failures;
+	uint64_t swept;             /* log entries deleted by compaction */
 };
 
 struct coord_server {
@@ -101,6 +103,7 @@ struct coord_server {
 	struct batch_writer *writer;
 
 	uint64_t id, epoch, next_seq;
+	uint64_t rng;               /* retry jitter (coord_rand), seeded at start */
 	struct u64map txns;         /* txid -> struct coord_txn * */
 	struct strmap live_keys;    /* client key -> txid of its open transaction */
 	struct deadline_heap deadlines;
@@ -124,6 +127,7 @@ struct coord_server {
 	struct tpc_faults faults;   /* armed fault points (TPC_FAULTS), parsed at start */
 	int stopping;
 	int exit_code;
+	int sweeping;               /* a SWEEP record is with the writer (one at a time) */
 
 	/* Operations: admin API (admin.c), metrics (metrics.c), heuristics (heuristic.c). */
 	struct coord_metrics metrics;
@@ -154,6 +158,8 @@ void coord_on_conn_closed(struct coord_server *s, struct conn *c);
 void coord_step(struct coord_server *s, struct coord_txn *t, const struct coord_event *ev);
 /** Step @p type (EV_PEER_UP, EV_PEER_DOWN) on every transaction @p peer is part of. */
 void coord_step_peer_all(struct coord_server *s, uint32_t peer, enum coord_ev_type type);
+/** The next value of the server's jitter generator (events carry one to the machine). */
+uint32_t coord_rand(struct coord_server *s);
 int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coord_event *ev);
 void coord_log_done(void *ctx, struct bw_item *item, int status);
 int coord_log_write(void *ctx, struct bw_item *head, size_t n);
@@ -193,6 +199,15 @@ void coord_forget_logged(struct coord_server *s, struct coord_rec *r, int status
 
 /* server.c */
 struct peer *coord_peer(struct coord_server *s, uint32_t peer_id);
+/**
+ * The next txid (epoch << 40 | seq). When the 40-bit sequence is used up, the epoch is
+ * bumped durably first (write_meta; Prepare, Decision and HelloReply carry s->epoch, so
+ * they carry the new one) and the sequence starts again at 1. @return 0 when the epoch
+ * could not be bumped (logged): no txid.
+ */
+uint64_t coord_next_txid(struct coord_server *s);
+/** A SWEEP record is done: run the next pass at once if it stopped at its limit. */
+void coord_sweep_done(struct coord_server *s, struct coord_rec *r, int status);
 uint32_t coord_peer_intern(struct coord_server *s, const char *name);
 void coord_timer_arm(struct coord_server *s, uint64_t at_ms);
 

@@ -14,9 +14,21 @@
  *   Operator (EV_OPERATOR, heuristic, docs/admin-api.md): abort = the abort arrow from
  *   ACTIVE/PREPARING; commit from PREPARING once every vote is in (or forced, and from
  *   ACTIVE only forced) = the "all votes in" arrow, participants that have not voted
- *   being sent ABORT and left out (state NO); a forced abort of COMMITTING goes straight
- *   to DONE, sending ABORT to every participant that has not acked (the server deleted
- *   the COMMIT record first, so nothing here logs).
+ *   being sent ABORT and left out (state NO); a forced abort of COMMITTING goes to DONE
+ *   in two steps: EV_OPERATOR marks it (dropping = DROP_WRITING: no resends, acks are
+ *   counted but complete nothing) while the server deletes the COMMIT record; then
+ *   EV_DROPPED says how that went:
+ *
+ *     COMMITTING --EV_OPERATOR(abort, force)--> COMMITTING, DROP_WRITING
+ *       EV_DROPPED ok, a YES voter unacked  -> DONE (ABORT to the unacked; nothing logged)
+ *       EV_DROPPED ok, every YES voter acked meanwhile (it committed everywhere)
+ *                                           -> DROP_RESTORING: ACT_LOG_COMMIT writes the
+ *                                              record and key again; EV_LOGGED ok -> DONE
+ *                                              through ACT_LOG_COMPLETE (the tombstone)
+ *       EV_DROPPED failed                   -> COMMITTING as before (resends resume)
+ *
+ *   LOGGING -> ABORTING: the store refused the COMMIT record itself (EV_LOGGED -EINVAL,
+ *   checked before anything is written, so nothing of it is durable): it never can be.
  *
  *   Incarnations (D8): each participant slot keeps the incarnation that joined. A Join or
  *   Vote naming another incarnation is refused (COORD_ERR_INCARNATION) and, from ACTIVE
@@ -36,6 +48,8 @@
  *  - A vote or ack counts only from a participant of this transaction, and a Join or vote
  *    only from the incarnation that joined: a transaction whose joined incarnation is gone
  *    can never commit (D8).
+ *  - Retry delays (decision resends, COMMIT log retries) grow by a jitter drawn from the
+ *    event's rand (jitter_pct of the delay), so transactions do not retry in lock-step.
  * coord_txn_set_state() asserts that every transition is one of the arrows above.
  */
 #include "txn.h"
@@ -56,7 +70,7 @@ static const char *const state_names[TXN_NSTATES] = {
 static const unsigned legal[TXN_NSTATES] = {
 	[TXN_ACTIVE] = BIT(TXN_PREPARING) | BIT(TXN_LOGGING) | BIT(TXN_ABORTING) | BIT(TXN_DONE),
 	[TXN_PREPARING] = BIT(TXN_LOGGING) | BIT(TXN_ABORTING) | BIT(TXN_DONE),
-	[TXN_LOGGING] = BIT(TXN_COMMITTING),
+	[TXN_LOGGING] = BIT(TXN_COMMITTING) | BIT(TXN_ABORTING), /* refused record (-EINVAL) */
 	[TXN_COMMITTING] = BIT(TXN_DONE), /* all acked; or an operator's forced abort */
 	[TXN_ABORTING] = BIT(TXN_DONE),
 	[TXN_DONE] = 0,
@@ -92,6 +106,8 @@ const char *coord_abort_reason_str(enum coord_abort_reason r)
 	case ABORT_FENCED: return "fenced by a newer Begin with the same transaction key";
 	case ABORT_OPERATOR: return "aborted by an operator";
 	case ABORT_PART_RESTARTED: return "a participant restarted and lost its staged writes";
+	case ABORT_UNLOGGABLE:
+		return "the decision record cannot be written (a name or key the log refuses)";
 	}
 	return "aborted";
 }
@@ -233,6 +249,14 @@ static size_t count_parts(const struct coord_txn *t, enum coord_part_state s)
 	return n;
 }
 
+/* @p delay_ms plus up to cfg->jitter_pct percent of it, drawn from the event's rand. */
+static uint64_t jittered(const struct coord_txn_config *cfg, uint32_t delay_ms, uint32_t rand)
+{
+	uint64_t span = (uint64_t)delay_ms * cfg->jitter_pct / 100;
+
+	return delay_ms + (span ? rand % (span + 1) : 0);
+}
+
 uint64_t coord_txn_next_deadline(const struct coord_txn *t)
 {
 	switch (t->state) {
@@ -344,6 +368,8 @@ static int on_join(struct coord_txn *t, const struct coord_txn_config *cfg,
 	return 0;
 }
 
+#define DROP_PENDING "an operator is overriding the COMMIT; ask again"
+
 static int on_commit(struct coord_txn *t, const struct coord_txn_config *cfg,
 		     const struct coord_event *ev, uint64_t now_ms, struct coord_actions *out)
 {
@@ -369,7 +395,10 @@ static int on_commit(struct coord_txn *t, const struct coord_txn_config *cfg,
 		t->waiter_req = ev->req;
 		return 0;
 	case TXN_COMMITTING:
-		emit_outcome(out, ev->conn, ev->req, OUTCOME_COMMITTED, "");
+		if (t->dropping == DROP_WRITING)
+			emit_outcome(out, ev->conn, ev->req, OUTCOME_UNKNOWN, DROP_PENDING);
+		else
+			emit_outcome(out, ev->conn, ev->req, OUTCOME_COMMITTED, "");
 		return 0;
 	default:
 		return refuse(out, ev, COORD_ERR_NOT_FOUND, "no such transaction");
@@ -390,8 +419,11 @@ static int on_abort(struct coord_txn *t, const struct coord_event *ev, uint64_t 
 		return refuse(out, ev, COORD_ERR_NOT_ACTIVE,
 			      "the commit decision is being made durable; ask its status");
 	case TXN_COMMITTING:
-		emit_outcome(out, ev->conn, ev->req, OUTCOME_COMMITTED,
-			     "already committed; cannot abort");
+		if (t->dropping == DROP_WRITING)
+			emit_outcome(out, ev->conn, ev->req, OUTCOME_UNKNOWN, DROP_PENDING);
+		else
+			emit_outcome(out, ev->conn, ev->req, OUTCOME_COMMITTED,
+				     "already committed; cannot abort");
 		return 0;
 	default:
 		return refuse(out, ev, COORD_ERR_NOT_FOUND, "no such transaction");
@@ -446,7 +478,7 @@ static int on_vote(struct coord_txn *t, const struct coord_event *ev, uint64_t n
 					 : p->state != PART_READ_ONLY)
 			return COORD_ERR_PROTOCOL;
 		/* A prepared participant asking again: give it the decision again. */
-		if (t->state == TXN_COMMITTING && ev->vote == VOTE_YES)
+		if (t->state == TXN_COMMITTING && ev->vote == VOTE_YES && !t->dropping)
 			emit_send_decision(out, p->peer, DECIDE_COMMIT);
 		return 0;
 	default:
@@ -454,18 +486,42 @@ static int on_vote(struct coord_txn *t, const struct coord_event *ev, uint64_t n
 	}
 }
 
+/* The COMMIT record written again after a DROP raced the last ack (DROP_RESTORING). */
+static int on_restored(struct coord_txn *t, const struct coord_txn_config *cfg,
+		       const struct coord_event *ev, uint64_t now_ms, struct coord_actions *out)
+{
+	if (ev->status < 0) {
+		if (t->log_failures < UINT8_MAX)
+			t->log_failures++;
+		t->retry_at_ms = now_ms + jittered(cfg, cfg->log_retry_ms, ev->rand);
+		return 0;
+	}
+	t->dropping = DROP_NONE;
+	maybe_complete(t, out); /* every YES voter acked: the tombstone, then forget */
+	return 0;
+}
+
 static int on_logged(struct coord_txn *t, const struct coord_txn_config *cfg,
 		     const struct coord_event *ev, uint64_t now_ms, struct coord_actions *out)
 {
+	if (t->state == TXN_COMMITTING && t->dropping == DROP_RESTORING)
+		return on_restored(t, cfg, ev, now_ms, out);
 	if (t->state != TXN_LOGGING)
 		return 0;
+	if (ev->status == -EINVAL) {
+		/* The store refused this record before writing anything (it failed alone: the
+		 * batch writer retries a failed batch record by record): it can never become
+		 * durable, and nothing of it is. Abort instead of retrying for ever. */
+		do_abort(t, out, ABORT_UNLOGGABLE, now_ms);
+		return 0;
+	}
 	if (ev->status < 0) {
 		/* Not known to be durable, not known not to be: nobody may hear an outcome. */
 		if (t->log_failures < UINT8_MAX)
 			t->log_failures++;
 		reply_waiter(t, out, OUTCOME_UNKNOWN,
 			     "the decision log write failed; the coordinator retries it");
-		t->retry_at_ms = now_ms + cfg->log_retry_ms;
+		t->retry_at_ms = now_ms + jittered(cfg, cfg->log_retry_ms, ev->rand);
 		return 0;
 	}
 	set_state(t, TXN_COMMITTING);
@@ -473,7 +529,7 @@ static int on_logged(struct coord_txn *t, const struct coord_txn_config *cfg,
 	send_commit_to_unacked(t, out);
 	t->attempts = 1;
 	t->retry_delay_ms = cfg->retry_initial_ms;
-	t->retry_at_ms = now_ms + t->retry_delay_ms;
+	t->retry_at_ms = now_ms + jittered(cfg, t->retry_delay_ms, ev->rand);
 	maybe_complete(t, out);
 	return 0;
 }
@@ -488,12 +544,13 @@ static int on_ack(struct coord_txn *t, const struct coord_event *ev, struct coor
 		return t->state == TXN_DONE ? 0 : COORD_ERR_PROTOCOL;
 	if (p->state == PART_YES)
 		p->state = PART_ACKED;
-	maybe_complete(t, out);
+	if (t->dropping == DROP_NONE) /* else EV_DROPPED decides (see the top) */
+		maybe_complete(t, out);
 	return 0;
 }
 
 static void on_tick(struct coord_txn *t, const struct coord_txn_config *cfg, uint64_t now_ms,
-		    struct coord_actions *out)
+		    uint32_t rand, struct coord_actions *out)
 {
 	switch (t->state) {
 	case TXN_ACTIVE:
@@ -511,7 +568,10 @@ static void on_tick(struct coord_txn *t, const struct coord_txn_config *cfg, uin
 		}
 		break;
 	case TXN_COMMITTING:
-		if (t->retry_at_ms && now_ms >= t->retry_at_ms) {
+		if (t->dropping == DROP_RESTORING && t->retry_at_ms && now_ms >= t->retry_at_ms) {
+			t->retry_at_ms = 0;
+			emit(out, ACT_LOG_COMMIT);
+		} else if (t->dropping == DROP_NONE && t->retry_at_ms && now_ms >= t->retry_at_ms) {
 			/* 0: a recovered transaction's first delivery starts the backoff */
 			uint64_t next = t->retry_delay_ms ? 2 * (uint64_t)t->retry_delay_ms
 							  : cfg->retry_initial_ms;
@@ -519,7 +579,7 @@ static void on_tick(struct coord_txn *t, const struct coord_txn_config *cfg, uin
 			t->attempts++;
 			t->retry_delay_ms = next > cfg->retry_max_ms ? cfg->retry_max_ms
 								     : (uint32_t)next;
-			t->retry_at_ms = now_ms + t->retry_delay_ms;
+			t->retry_at_ms = now_ms + jittered(cfg, t->retry_delay_ms, rand);
 			maybe_complete(t, out); /* a recovered record naming nobody */
 		}
 		break;
@@ -537,7 +597,7 @@ static void on_peer_up(struct coord_txn *t, const struct coord_event *ev,
 		return;
 	if (t->state == TXN_PREPARING && p->state == PART_JOINED)
 		emit_send_prepare(out, p->peer);
-	else if (t->state == TXN_COMMITTING && p->state == PART_YES)
+	else if (t->state == TXN_COMMITTING && p->state == PART_YES && !t->dropping)
 		emit_send_decision(out, p->peer, DECIDE_COMMIT);
 }
 
@@ -611,7 +671,7 @@ static int on_operator_commit(struct coord_txn *t, const struct coord_event *ev,
 		all_voted(t, out, now_ms); /* the normal COMMIT logging path (D1) */
 		return 0;
 	case TXN_COMMITTING:
-		return 0; /* already committed */
+		return t->dropping ? COORD_ERR_NOT_ACTIVE : 0; /* already committed */
 	default:
 		return COORD_ERR_NOT_ACTIVE;
 	}
@@ -626,17 +686,40 @@ static int on_operator_abort(struct coord_txn *t, const struct coord_event *ev,
 		do_abort(t, out, ABORT_OPERATOR, now_ms);
 		return 0;
 	case TXN_COMMITTING:
-		if (!ev->force)
+		if (!ev->force || t->dropping)
 			return COORD_ERR_NOT_ACTIVE;
-		for (uint8_t i = 0; i < t->nparts; i++)
-			if (t->parts[i].state == PART_YES)
-				emit_send_decision(out, t->parts[i].peer, DECIDE_ABORT);
-		t->abort_reason = ABORT_OPERATOR;
-		forget(t, out);
+		t->dropping = DROP_WRITING; /* the server deletes the COMMIT record now */
+		t->retry_at_ms = 0;
 		return 0;
 	default:
 		return COORD_ERR_NOT_ACTIVE;
 	}
+}
+
+/* The DROP record of a forced abort is done (see the top of the file). */
+static int on_dropped(struct coord_txn *t, const struct coord_event *ev, uint64_t now_ms,
+		      struct coord_actions *out)
+{
+	if (t->state != TXN_COMMITTING || t->dropping != DROP_WRITING)
+		return COORD_ERR_NOT_ACTIVE;
+	if (ev->status < 0) { /* the COMMIT stands: carry on delivering it */
+		t->dropping = DROP_NONE;
+		t->retry_at_ms = now_ms;
+		maybe_complete(t, out);
+		return 0;
+	}
+	if (count_parts(t, PART_YES) == 0) { /* it committed everywhere: write it again */
+		t->dropping = DROP_RESTORING;
+		t->retry_at_ms = 0;
+		emit(out, ACT_LOG_COMMIT);
+		return 0;
+	}
+	for (uint8_t i = 0; i < t->nparts; i++)
+		if (t->parts[i].state == PART_YES)
+			emit_send_decision(out, t->parts[i].peer, DECIDE_ABORT);
+	t->abort_reason = ABORT_OPERATOR;
+	forget(t, out);
+	return 0;
 }
 
 int coord_txn_step(struct coord_txn *t, const struct coord_txn_config *cfg,
@@ -649,7 +732,7 @@ int coord_txn_step(struct coord_txn *t, const struct coord_txn_config *cfg,
 	case EV_VOTE: return on_vote(t, ev, now_ms, out);
 	case EV_LOGGED: return on_logged(t, cfg, ev, now_ms, out);
 	case EV_ACK: return on_ack(t, ev, out);
-	case EV_TICK: on_tick(t, cfg, now_ms, out); return 0;
+	case EV_TICK: on_tick(t, cfg, now_ms, ev->rand, out); return 0;
 	case EV_PEER_UP: on_peer_up(t, ev, out); return 0;
 	case EV_PEER_DOWN: on_peer_down(t, ev, now_ms, out); return 0;
 	case EV_CLIENT_GONE: on_client_gone(t, ev, now_ms, out); return 0;
@@ -658,6 +741,7 @@ int coord_txn_step(struct coord_txn *t, const struct coord_txn_config *cfg,
 	case EV_OPERATOR:
 		return ev->decision == DECIDE_COMMIT ? on_operator_commit(t, ev, now_ms, out)
 						     : on_operator_abort(t, ev, now_ms, out);
+	case EV_DROPPED: return on_dropped(t, ev, now_ms, out);
 	}
 	return COORD_ERR_PROTOCOL;
 }

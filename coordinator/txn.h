@@ -25,6 +25,14 @@ enum coord_txn_state {
 	TXN_NSTATES
 };
 
+/* An operator's forced abort of a COMMITTING transaction (coord_txn.dropping). */
+enum coord_drop_state {
+	DROP_NONE = 0,
+	DROP_WRITING,    /* the DROP record is being written: no resends, no completion */
+	DROP_RESTORING,  /* every participant acked meanwhile: the COMMIT record (and key)
+			  * is being written again, then the transaction completes */
+};
+
 enum coord_part_state {
 	PART_JOINED = 0, /* joined; no vote yet */
 	PART_YES,
@@ -61,6 +69,7 @@ enum coord_abort_reason {
 	ABORT_FENCED,
 	ABORT_OPERATOR,
 	ABORT_PART_RESTARTED, /* the incarnation that joined is gone (D8) */
+	ABORT_UNLOGGABLE,  /* the store refused the COMMIT record itself (-EINVAL) */
 };
 
 struct coord_txn_part {
@@ -74,6 +83,7 @@ struct coord_txn_config {
 	uint32_t retry_initial_ms; /* first decision resend delay */
 	uint32_t retry_max_ms;     /* cap of the doubling backoff */
 	uint32_t log_retry_ms;     /* delay before retrying a failed COMMIT write */
+	uint32_t jitter_pct;       /* retry delays grow by up to this percent (ev.rand) */
 	uint32_t max_parts;        /* <= COORD_TXN_MAX_PARTS */
 };
 
@@ -96,6 +106,7 @@ struct coord_txn {
 	uint8_t log_failures;      /* failed COMMIT writes so far */
 	uint8_t nparts;
 	uint8_t cap;
+	uint8_t dropping;          /* enum coord_drop_state */
 	uint32_t no_voter;         /* the peer that voted NO (when abort_reason is VOTE_NO) */
 	struct coord_txn_part *parts;
 	/* Observability, written and read by the server only (actions.c, metrics.c, the
@@ -120,7 +131,9 @@ enum coord_ev_type {
 	EV_PEER_DOWN,    /* peer's connection closed */
 	EV_CLIENT_GONE,  /* the owner's connection closed */
 	EV_FENCE,        /* a newer Begin under the same key fences this one */
-	EV_OPERATOR,     /* an operator decided: decision, force (heuristic; docs/admin-api.md) */
+	EV_OPERATOR,     /* an operator decided: decision, force (heuristic; docs/admin-api.md);
+			  * a forced abort of COMMITTING only marks it (DROP_WRITING) */
+	EV_DROPPED,      /* the operator's DROP record finished: status (0 ok, <0 failed) */
 	EV_PEER_RESTARTED, /* peer said Hello as a newer incarnation: inc (D8) */
 };
 
@@ -135,12 +148,14 @@ struct coord_event {
 	int force;       /* EV_OPERATOR: override what the operator would otherwise be refused */
 	uint64_t inc;    /* EV_JOIN: the joining incarnation; EV_VOTE: the one the vote names;
 			  * EV_PEER_RESTARTED: the new incarnation */
+	uint32_t rand;   /* any event: a random value from the server, for retry jitter */
 };
 
 enum coord_act_type {
 	ACT_SEND_PREPARE,   /* peer */
 	ACT_SEND_DECISION,  /* peer, decision */
-	ACT_LOG_COMMIT,     /* write the COMMIT record (participants: those with state YES) */
+	ACT_LOG_COMMIT,     /* write the COMMIT record (participants: those with state YES);
+			     * also when a raced DROP is undone (DROP_RESTORING) */
 	ACT_LOG_COMPLETE,   /* every YES voter acked: mark the record completed (unforced) */
 	ACT_REPLY_JOIN,     /* conn, req: join accepted */
 	ACT_REPLY_OUTCOME,  /* conn, req, outcome, reason */

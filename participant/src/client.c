@@ -358,6 +358,7 @@ static void on_outcome(struct tpc_client *c, struct creq *r, const Tpc__Outcome 
 	switch (m->outcome) {
 	case TPC__OUTCOME_KIND__OUTCOME_COMMITTED: rep.outcome = TPC_OUTCOME_COMMITTED; break;
 	case TPC__OUTCOME_KIND__OUTCOME_ABORTED: rep.outcome = TPC_OUTCOME_ABORTED; break;
+	case TPC__OUTCOME_KIND__OUTCOME_FORGOTTEN: rep.outcome = TPC_OUTCOME_FORGOTTEN; break;
 	default: rep.outcome = TPC_OUTCOME_UNKNOWN; break; /* the coordinator does not know */
 	}
 	finish(c, r, 0, &rep);
@@ -371,6 +372,7 @@ static void on_status_reply(struct tpc_client *c, struct creq *r, const Tpc__Sta
 	case TPC__TXN_STATUS__STATUS_PENDING: rep.status = TPC_STATUS_PENDING; break;
 	case TPC__TXN_STATUS__STATUS_COMMITTED: rep.status = TPC_STATUS_COMMITTED; break;
 	case TPC__TXN_STATUS__STATUS_ABORTED: rep.status = TPC_STATUS_ABORTED; break;
+	case TPC__TXN_STATUS__STATUS_FORGOTTEN: rep.status = TPC_STATUS_FORGOTTEN; break;
 	default:
 		set_err(c, 0, "coordinator sent an unknown status %d", (int)m->status);
 		finish(c, r, TPC_EPROTO, NULL);

@@ -155,6 +155,11 @@ static int open_env(MDB_env **env, const char *dir, uint64_t map_size, unsigned 
 	if (map_size)
 		mdb_env_set_mapsize(*env, map_size);
 	rc = mdb_env_open(*env, dir, MDB_NOTLS | flags, 0600);
+	/* A process killed inside mdb_txn_commit may leave a visible but unsynced meta page
+	 * in the page cache: sync it before a PREPARED record read back is trusted (D2; the
+	 * LMDB sink does the same at open for D3). */
+	if (rc == 0 && !(flags & MDB_RDONLY))
+		rc = mdb_env_sync(*env, 1);
 	if (rc) {
 		mdb_env_close(*env);
 		*env = NULL;

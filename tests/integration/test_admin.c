@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -520,6 +521,172 @@ static void test_forced_abort_of_a_committing_transaction_drops_the_decision(voi
 	part_expect_none(c, 1, "applied ");
 }
 
+/* ---- a forced abort racing the last ack (scenario 3) ------------------------------------ */
+
+/* A participant the test speaks for over the wire, so it decides when its Ack goes. */
+static tpc_wc *wire_part(struct cluster *c, const char *name)
+{
+	tpc_wc *wp = client_open_raw(c);
+
+	assert_int_equal(tpc_wc_hello(wp, TPC__ROLE__ROLE_PARTICIPANT, name, NULL), 0);
+	return wp;
+}
+
+static void wire_call(tpc_wc *wp, Tpc__Envelope *env, Tpc__Envelope__BodyCase want)
+{
+	Tpc__Envelope *rep = NULL;
+	int rc = tpc_wc_call(wp, env, &rep);
+
+	if (rc != 0)
+		fail_msg("wire call: %s (%s)", tpc_wc_strerror(rc), tpc_wc_errmsg(wp));
+	assert_int_equal(rep->body_case, want);
+	tpc__envelope__free_unpacked(rep, NULL);
+}
+
+static void wire_join(tpc_wc *wp, const char *name, uint64_t txid)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Join j = TPC__JOIN__INIT;
+
+	j.txid = txid;
+	j.participant = (char *)name;
+	env.body_case = TPC__ENVELOPE__BODY_JOIN;
+	env.join = &j;
+	wire_call(wp, &env, TPC__ENVELOPE__BODY_JOIN_REPLY);
+}
+
+/* Wait for the next frame of kind @p body for @p txid (Prepare or Decision). */
+static Tpc__Envelope *wire_expect(tpc_wc *wp, Tpc__Envelope__BodyCase body, uint64_t txid)
+{
+	Tpc__Envelope *env = tpc_wc_recv_body(wp, body, WAIT_MS);
+
+	if (!env)
+		fail_msg("participant: no frame %d: %s", (int)body, tpc_wc_errmsg(wp));
+	uint64_t got = body == TPC__ENVELOPE__BODY_PREPARE ? env->prepare->txid
+							   : env->decision->txid;
+	assert_int_equal(got, txid);
+	return env;
+}
+
+static void wire_send_vote_yes(tpc_wc *wp, uint64_t txid)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Vote v = TPC__VOTE__INIT;
+
+	v.txid = txid;
+	v.vote = TPC__VOTE_KIND__VOTE_YES;
+	env.body_case = TPC__ENVELOPE__BODY_VOTE;
+	env.vote = &v;
+	assert_int_equal(tpc_wc_send(wp, &env), 0);
+}
+
+static void wire_send_ack(tpc_wc *wp, uint64_t txid)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Ack a = TPC__ACK__INIT;
+
+	a.txid = txid;
+	env.body_case = TPC__ENVELOPE__BODY_ACK;
+	env.ack = &a;
+	assert_int_equal(tpc_wc_send(wp, &env), 0);
+}
+
+/* One HTTP request on a thread of its own, for a call the test must not wait on. */
+struct bg_http {
+	pthread_t thread;
+	int port;
+	char path[96];
+	const char *body;
+	int rc;
+	struct httpc_resp resp;
+};
+
+static void *bg_http_main(void *arg)
+{
+	struct bg_http *b = arg;
+
+	b->rc = httpc_request("127.0.0.1", b->port, "POST", b->path, NULL, b->body, 4 * WAIT_MS,
+			      &b->resp);
+	return NULL;
+}
+
+/* Poll GET /v1/audit until it lists @p n entries (the last one is durable). */
+static void wait_audit_entries(struct adm *a, size_t n)
+{
+	uint64_t deadline = now_ms() + 2 * WAIT_MS;
+
+	for (;;) {
+		json_t *l = http_json(a, "GET", "/v1/audit", NULL, 200);
+		size_t have = json_array_size(json_object_get(l, "entries"));
+		json_decref(l);
+		if (have >= n)
+			return;
+		if (now_ms() > deadline)
+			fail_msg("the audit log never held %zu entries", n);
+		pause_ms(10);
+	}
+}
+
+/* Scenario 3 of issue 10: the operator forces an abort of a COMMITTING transaction and
+ * its last participant acks while the DROP record is being written (log.sync delayed to
+ * widen the window). Every participant applied the COMMIT, so the operator must hear
+ * 409 with the truth, and the transaction must stay COMMITTED, for StatusQuery and for
+ * its key, also after a restart. */
+static void test_forced_abort_racing_the_last_ack_leaves_it_committed(void **state)
+{
+	struct cluster *c = *state;
+	struct adm a;
+	struct bg_http bg = { 0 };
+
+	adm_init(&a, c);
+	coord_start(c, NULL, "--admin", a.addr, "--allow-fault-injection", NULL);
+	tpc_wc *wp = wire_part(c, "w0");
+	tpc_wc *wc = client_open(c, NULL);
+	uint64_t txid = client_begin(wc, "close-race");
+	wire_join(wp, "w0", txid);
+	client_send_commit(wc, txid);
+	tpc__envelope__free_unpacked(wire_expect(wp, TPC__ENVELOPE__BODY_PREPARE, txid), NULL);
+	wire_send_vote_yes(wp, txid);
+	client_expect_outcome(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
+	Tpc__Envelope *d = wire_expect(wp, TPC__ENVELOPE__BODY_DECISION, txid);
+	assert_int_equal(d->decision->decision, TPC__DECISION_KIND__DECISION_COMMIT);
+	tpc__envelope__free_unpacked(d, NULL);
+
+	/* Every log write now takes 1.5 s: the audit entry's, then the DROP's. */
+	json_decref(http_json(&a, "POST", "/v1/faults", "{\"spec\":\"log.sync=delay:1500\"}",
+			      200));
+	bg.port = a.port;
+	txn_path(bg.path, sizeof(bg.path), txid, "abort");
+	bg.body = "{\"reason\":\"w0 is gone for good\",\"force\":true}";
+	assert_int_equal(pthread_create(&bg.thread, NULL, bg_http_main, &bg), 0);
+	/* The audit entry is durable: the DROP is submitted next, on the loop. One more
+	 * round trip through that loop, then the last ack lands while the DROP is written. */
+	wait_audit_entries(&a, 1);
+	json_decref(get_txn(&a, txid, 200));
+	wire_send_ack(wp, txid);
+	pthread_join(bg.thread, NULL);
+	assert_int_equal(bg.rc, 0);
+	json_decref(http_json(&a, "POST", "/v1/faults", "{\"spec\":\"\"}", 200));
+
+	client_status_expect(wc, txid, TPC__TXN_STATUS__STATUS_COMMITTED);
+	struct tpc_wc_begin b;
+	assert_int_equal(tpc_wc_begin(wc, "close-race", 0, &b), 0);
+	assert_int_equal(b.result, TPC__BEGIN_RESULT__BEGIN_ALREADY_COMMITTED);
+	assert_int_equal(b.txid, txid);
+	if (bg.resp.status != 409 || !strstr(bg.resp.body, "committed everywhere"))
+		fail_msg("the operator was told %d: %s", bg.resp.status, bg.resp.body);
+	httpc_resp_free(&bg.resp);
+	wait_txn_gone(&a, txid, "COMMITTED");
+
+	/* Durable: the same answers from a restarted coordinator. */
+	coord_term_clean(c);
+	coord_restart(c);
+	tpc_wc *wc2 = client_open(c, NULL);
+	client_status_expect(wc2, txid, TPC__TXN_STATUS__STATUS_COMMITTED);
+	assert_int_equal(tpc_wc_begin(wc2, "close-race", 0, &b), 0);
+	assert_int_equal(b.result, TPC__BEGIN_RESULT__BEGIN_ALREADY_COMMITTED);
+}
+
 /* ---- heuristic commit and the audit trail ------------------------------------------------ */
 
 static void check_audit_entry(json_t *e, uint64_t txid)
@@ -886,6 +1053,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_participant_binding_is_listed_and_forgotten_with_an_audit_entry,
 			cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_forced_abort_racing_the_last_ack_leaves_it_committed,
+						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_forced_commit_is_audited_and_delivered,
 						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_token_is_required_for_mutating_calls,

@@ -174,7 +174,12 @@ static void test_log_file_stops_growing_under_sustained_load(void **state)
 	/* Far fewer live records than were written: the sweep kept up during the load. */
 	assert_true(second.keys < BATCH * HALF_BATCHES);
 	wait_swept(c, &swept);
-	assert_true(swept.file_bytes <= second.file_bytes);
+	/* The last passes copy-on-write the pages they delete from (decisions, keys and
+	 * the key index): a few pages more at most, never the load's growth again. */
+	if (swept.file_bytes > second.file_bytes + TOLERANCE_BYTES)
+		fail_msg("data.mdb grew from %llu to %llu bytes while the sweep emptied it",
+			 (unsigned long long)second.file_bytes,
+			 (unsigned long long)swept.file_bytes);
 	coord_term_clean(c);
 }
 
@@ -196,10 +201,88 @@ static void test_log_file_grows_without_compaction(void **state)
 	coord_term_clean(c);
 }
 
+static void send_vote_yes(tpc_wc *wp, uint64_t txid)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Vote v = TPC__VOTE__INIT;
+
+	v.txid = txid;
+	v.vote = TPC__VOTE_KIND__VOTE_YES;
+	env.body_case = TPC__ENVELOPE__BODY_VOTE;
+	env.vote = &v;
+	assert_int_equal(tpc_wc_send(wp, &env), 0);
+}
+
+/* Poll StatusQuery for @p txid until it answers @p want. */
+static void wait_status(tpc_wc *wc, uint64_t txid, Tpc__TxnStatus want)
+{
+	uint64_t deadline = now_ms() + WAIT_MS;
+	Tpc__TxnStatus st = TPC__TXN_STATUS__STATUS_PENDING;
+
+	for (;;) {
+		int rc = tpc_wc_status(wc, txid, &st);
+		if (rc != 0)
+			fail_msg("status: %s (%s)", tpc_wc_strerror(rc), tpc_wc_errmsg(wc));
+		if (st == want)
+			return;
+		if (now_ms() > deadline)
+			fail_msg("txid %llu: status %d, never %d", (unsigned long long)txid, (int)st,
+				 (int)want);
+		usleep(20 * 1000);
+	}
+}
+
+/* A committed transaction whose tombstone the sweep removed is FORGOTTEN, never ABORTED
+ * (the forget horizon, durable across a restart); a txid above the horizon that was
+ * never issued is still presumed aborted. */
+static void test_swept_commit_is_forgotten_not_aborted(void **state)
+{
+	struct cluster *c = *state;
+	struct tpc_wc_outcome o;
+	uint64_t epoch = 0;
+
+	coord_start(c, NULL, "--outcome-retention", "50ms", "--sweep-interval", "50ms",
+		    "--admin", "off", NULL);
+	tpc_wc *wc = client_open(c, &epoch);
+	uint64_t txid = client_begin(wc, "forget-me"); /* a key: the commit is logged */
+	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
+	client_status_expect(wc, txid, TPC__TXN_STATUS__STATUS_COMMITTED);
+	wait_status(wc, txid, TPC__TXN_STATUS__STATUS_FORGOTTEN);
+	assert_int_equal(tpc_wc_commit(wc, txid, &o), 0);
+	assert_int_equal(o.outcome, TPC__OUTCOME_KIND__OUTCOME_FORGOTTEN);
+	assert_int_equal(tpc_wc_abort(wc, txid, "late", &o), 0);
+	assert_int_equal(o.outcome, TPC__OUTCOME_KIND__OUTCOME_FORGOTTEN);
+	/* Below the horizon, never issued (an aborted one would look the same): FORGOTTEN. */
+	client_status_expect(wc, txid - 1, TPC__TXN_STATUS__STATUS_FORGOTTEN);
+	/* Above it: presumed abort, as before. */
+	client_status_expect(wc, txid + 1000, TPC__TXN_STATUS__STATUS_ABORTED);
+	/* A participant asking about or voting on the forgotten txid hears ABORTED / ABORT:
+	 * for participants presumed abort stays true below the horizon (a COMMIT record stays
+	 * until every YES voter acked it, D4), and FORGOTTEN would leave one in doubt for
+	 * ever. */
+	tpc_wc *wp = client_open_raw(c);
+	assert_int_equal(tpc_wc_hello(wp, TPC__ROLE__ROLE_PARTICIPANT, "w0", NULL), 0);
+	client_status_expect(wp, txid, TPC__TXN_STATUS__STATUS_ABORTED);
+	send_vote_yes(wp, txid);
+	Tpc__Envelope *d = tpc_wc_recv_body(wp, TPC__ENVELOPE__BODY_DECISION, WAIT_MS);
+	assert_non_null(d);
+	assert_int_equal(d->decision->txid, txid);
+	assert_int_equal(d->decision->decision, TPC__DECISION_KIND__DECISION_ABORT);
+	tpc__envelope__free_unpacked(d, NULL);
+
+	coord_term_clean(c);
+	coord_restart(c);
+	tpc_wc *wc2 = client_open(c, NULL);
+	client_status_expect(wc2, txid, TPC__TXN_STATUS__STATUS_FORGOTTEN);
+	client_status_expect(wc2, (epoch + 1) << 40 | 5, TPC__TXN_STATUS__STATUS_ABORTED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_log_file_stops_growing_under_sustained_load,
+						cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_swept_commit_is_forgotten_not_aborted,
 						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_log_file_grows_without_compaction,
 						cluster_setup, cluster_teardown),

@@ -47,6 +47,8 @@ struct fake {
 	int entered;
 	int released;
 	int bad_list;        /* the writer saw a list that did not match n */
+	int reject_id;       /* a batch holding the item with this id fails -EINVAL ... */
+	int reject;          /* ... when this is set */
 
 	/* loop thread only */
 	size_t ndone;
@@ -69,12 +71,15 @@ static int fake_write(void *ctx, struct bw_item *head, size_t n)
 	call = ++f->calls;
 	if (call <= MAX_ITEMS)
 		f->sizes[call - 1] = n;
+	rc = 0;
 	for (size_t i = 0; i < n; i++, it = it->next) {
 		if (!it) {
 			f->bad_list = 1;
 			break;
 		}
 		((struct titem *)it)->call = call;
+		if (f->reject && ((struct titem *)it)->id == f->reject_id)
+			rc = -EINVAL;
 	}
 	if (it)
 		f->bad_list = 1; /* the batch must end after n items */
@@ -84,7 +89,8 @@ static int fake_write(void *ctx, struct bw_item *head, size_t n)
 		while (!f->released)
 			pthread_cond_wait(&f->cv, &f->mu);
 	}
-	rc = call == f->fail_call ? -EIO : 0;
+	if (call == f->fail_call)
+		rc = -EIO;
 	pthread_mutex_unlock(&f->mu);
 	return rc;
 }
@@ -317,24 +323,45 @@ static void test_batch_writer_with_max_batch_one_writes_one_item_per_batch(void 
 	assert_int_equal(st.max_batch, 1);
 }
 
-static void test_batch_writer_failing_write_fails_only_that_batch(void **state)
+/* A failed batch is written again item by item: a one-off failure costs nothing. */
+static void test_batch_writer_failed_batch_is_retried_item_by_item(void **state)
 {
-	static const size_t want[] = { 1, 5 };
+	static const size_t want[] = { 1, 5, 1, 1, 1, 1, 1 };
 	struct fake *f = *state;
 
 	f->fail_call = 2;
 	start(f, 64);
 	queue_behind_a_blocked_batch(f, 5); /* batch 1: item 0; batch 2: items 1..5 */
 	run_until_idle(f);
-	submit_range(f, 6, 10);             /* batches 3.. (the writer may split them) */
+	submit_range(f, 6, 10);             /* later batches (the writer may split them) */
 	run_until_idle(f);
 
-	assert_first_sizes(f, want, 2, 1);
+	assert_first_sizes(f, want, 7, 1);
 	assert_done_in_order(f, 10);
-	for (size_t i = 0; i < 10; i++) {
-		assert_int_equal(f->done_status[i], f->done_call[i] == 2 ? -EIO : 0);
-		assert_int_equal(f->done_status[i], i >= 1 && i <= 5 ? -EIO : 0);
-	}
+	for (size_t i = 0; i < 10; i++)
+		assert_int_equal(f->done_status[i], 0);
+	for (size_t i = 1; i <= 5; i++) /* each written alone: calls 3..7 */
+		assert_int_equal(f->done_call[i], (int)i + 2);
+}
+
+/* A store that rejects one record: it fails alone, the others of its batch succeed. */
+static void test_batch_writer_one_bad_record_fails_alone(void **state)
+{
+	struct fake *f = *state;
+
+	f->reject = 1;
+	f->reject_id = 3;
+	start(f, 64);
+	queue_behind_a_blocked_batch(f, 5); /* batch 2 holds items 1..5, 3 among them */
+	run_until_idle(f);
+
+	assert_done_in_order(f, 6);
+	for (size_t i = 0; i < 6; i++)
+		assert_int_equal(f->done_status[i], f->done_id[i] == 3 ? -EINVAL : 0);
+	pthread_mutex_lock(&f->mu);
+	assert_int_equal(f->calls, 7); /* 1, the batch of 5, then 5 alone */
+	assert_int_equal(f->bad_list, 0);
+	pthread_mutex_unlock(&f->mu);
 }
 
 static void test_batch_writer_flush_runs_done_without_the_loop(void **state)
@@ -405,7 +432,8 @@ int main(void)
 		T(test_batch_writer_batches_items_queued_during_a_write),
 		T(test_batch_writer_caps_batches_at_max_batch),
 		T(test_batch_writer_with_max_batch_one_writes_one_item_per_batch),
-		T(test_batch_writer_failing_write_fails_only_that_batch),
+		T(test_batch_writer_failed_batch_is_retried_item_by_item),
+		T(test_batch_writer_one_bad_record_fails_alone),
 		T(test_batch_writer_flush_runs_done_without_the_loop),
 		T(test_batch_writer_free_runs_done_for_pending_items),
 		T(test_batch_writer_accepts_submissions_from_done),

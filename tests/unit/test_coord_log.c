@@ -299,8 +299,8 @@ static void test_log_sweep_removes_old_tombstones_and_keys_but_not_live_commits(
 	write_one(f, complete_rec(4, 5500));
 	write_one(f, sweep_rec(2000, 2000, 100));
 
-	for (uint64_t t = 1; t <= 3; t++)
-		assert_int_equal(f->log.ops->lookup_txid(f->log.self, t), 0);
+	for (uint64_t t = 1; t <= 3; t++) /* swept: below the forget horizon now */
+		assert_int_equal(f->log.ops->lookup_txid(f->log.self, t), COORD_LOOKUP_FORGOTTEN);
 	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 4), 1); /* young tombstone */
 	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 5), 1); /* old but live */
 	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 6), 1);
@@ -314,38 +314,129 @@ static void test_log_sweep_removes_old_tombstones_and_keys_but_not_live_commits(
 	assert_int_equal(count(f, 1), 2);
 }
 
-static void test_log_sweep_stops_at_its_limit_and_resumes(void **state)
+static struct coord_rec sweep_pass(struct fix *f, uint64_t before, uint32_t limit)
 {
+	struct coord_rec r = sweep_rec(before, before, limit);
+
+	assert_int_equal(write_recs(f, &r, 1), 0);
+	return r;
+}
+
+/* Each pass starts at the oldest entry, deletes at most its limit, and says whether it
+ * stopped at the limit; repeating while it does removes every old entry, also when
+ * there are many more than one pass's limit and live decisions stand in front. */
+static void test_log_sweep_passes_start_at_the_oldest_and_repeat_until_done(void **state)
+{
+	enum { LIVE = 20, OLD = 50, YOUNG = 5 };
 	struct fix *f = *state;
-	struct coord_rec recs[40];
+	struct coord_rec recs[LIVE + OLD + YOUNG];
+	char keys[LIVE + OLD + YOUNG][8];
+	size_t n = 0;
 
 	open_log(f);
-	/* 20 live COMMITs first, then 10 old tombstones. */
-	for (uint64_t t = 1; t <= 30; t++)
-		recs[t - 1] = commit_rec(t, 10, NULL, AB, 1);
-	assert_int_equal(write_recs(f, recs, 30), 0);
-	for (uint64_t t = 21; t <= 30; t++)
-		recs[t - 21] = complete_rec(t, 10);
-	assert_int_equal(write_recs(f, recs, 10), 0);
-	assert_int_equal(count(f, 0), 30);
-
-	write_one(f, sweep_rec(100, 100, 0)); /* limit 0: nothing */
-	assert_int_equal(count(f, 0), 30);
-
-	/* limit 2: at most 2 deletions and 8 entries looked at per pass. */
-	uint64_t before = count(f, 0);
-	int passes = 0;
-	while (before > 20) {
-		write_one(f, sweep_rec(100, 100, 2));
-		uint64_t after = count(f, 0);
-		assert_true(before - after <= 2);
-		before = after;
-		assert_true(++passes < 50);
+	/* LIVE undelivered COMMITs first, then OLD old tombstones (with keys), then YOUNG. */
+	for (uint64_t t = 1; t <= LIVE + OLD + YOUNG; t++) {
+		snprintf(keys[t - 1], sizeof(keys[0]), "k%02u", (unsigned)t);
+		recs[n++] = commit_rec(t, t <= LIVE + OLD ? 10 : 5000, keys[t - 1], AB, 1);
 	}
-	assert_true(passes >= 5);
-	assert_int_equal(count(f, 0), 20);
-	for (uint64_t t = 1; t <= 20; t++)
-		assert_int_equal(f->log.ops->lookup_txid(f->log.self, t), 1);
+	assert_int_equal(write_recs(f, recs, n), 0);
+	n = 0;
+	for (uint64_t t = LIVE + 1; t <= LIVE + OLD + YOUNG; t++)
+		recs[n++] = complete_rec(t, t <= LIVE + OLD ? 10 : 5000);
+	assert_int_equal(write_recs(f, recs, n), 0);
+
+	struct coord_rec r = sweep_pass(f, 100, 0); /* limit 0: nothing */
+	assert_int_equal(r.sweep_deleted, 0);
+	assert_int_equal(count(f, 0), LIVE + OLD + YOUNG);
+
+	int passes = 0;
+	do {
+		r = sweep_pass(f, 100, 7);
+		assert_true(r.sweep_deleted <= 2 * 7); /* per database */
+		assert_true(++passes < 20);
+	} while (r.sweep_more);
+	assert_true(passes >= OLD / 7);
+	assert_int_equal(count(f, 0), LIVE + YOUNG);
+	assert_int_equal(count(f, 1), YOUNG); /* the live decisions' keys were old too */
+	for (uint64_t t = 1; t <= LIVE; t++)
+		assert_int_equal(f->log.ops->lookup_txid(f->log.self, t), COORD_LOOKUP_COMMITTED);
+	for (uint64_t t = LIVE + 1; t <= LIVE + OLD; t++)
+		assert_int_equal(f->log.ops->lookup_txid(f->log.self, t), COORD_LOOKUP_FORGOTTEN);
+	/* A pass over what is left deletes nothing and asks for no more. */
+	r = sweep_pass(f, 100, 7);
+	assert_int_equal(r.sweep_deleted, 0);
+	assert_false(r.sweep_more);
+}
+
+/* The forget horizon: raised to the highest swept tombstone, durable across a reopen; a
+ * txid at or below it with no record is FORGOTTEN, one above it (never issued) NONE. */
+static void test_log_forget_horizon_survives_reopen_and_answers_lookups(void **state)
+{
+	struct fix *f = *state;
+
+	open_log(f);
+	write_one(f, commit_rec(10, 10, NULL, AB, 2));
+	write_one(f, complete_rec(10, 10));
+	write_one(f, commit_rec(20, 10, NULL, AB, 2)); /* live: stays */
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 5), COORD_LOOKUP_NONE);
+	sweep_pass(f, 100, 100);
+	reopen(f);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 5), COORD_LOOKUP_FORGOTTEN);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 10), COORD_LOOKUP_FORGOTTEN);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 11), COORD_LOOKUP_NONE);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 20), COORD_LOOKUP_COMMITTED);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 1ull << 41), COORD_LOOKUP_NONE);
+
+	/* No outcome retention: a COMPLETE that forgets outright raises it too. */
+	struct coord_rec c = complete_rec(20, 20);
+	c.forget = 1;
+	write_one(f, c);
+	reopen(f);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 20), COORD_LOOKUP_FORGOTTEN);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 21), COORD_LOOKUP_NONE);
+	/* A failed batch leaves it where it was. */
+	struct coord_rec bad[2] = { commit_rec(30, 10, NULL, AB, 2), complete_rec(30, 10) };
+	bad[1].forget = 1;
+	struct coord_rec audit = { .type = COORD_REC_AUDIT }; /* invalid: fails the batch */
+	struct coord_rec three[3] = { bad[0], bad[1], audit };
+	assert_int_equal(write_recs(f, three, 3), -EINVAL);
+	assert_int_equal(f->log.ops->lookup_txid(f->log.self, 30), COORD_LOOKUP_NONE);
+}
+
+static struct coord_rec audit_rec(uint64_t id, const char *text)
+{
+	struct coord_rec r = { .type = COORD_REC_AUDIT, .audit_id = id, .text = text,
+			       .text_len = strlen(text) };
+	return r;
+}
+
+static int count_audit_cb(void *arg, uint64_t id, const char *text, size_t len)
+{
+	(void)id, (void)text, (void)len;
+	++*(int *)arg;
+	return 0;
+}
+
+/* Audit entries go oldest first once their "at" time is past the retention. */
+static void test_log_sweep_drops_audit_entries_past_their_retention(void **state)
+{
+	struct fix *f = *state;
+	int n = 0;
+
+	open_log(f);
+	write_one(f, audit_rec(1, "{\"id\":1,\"at\":\"2020-01-01T00:00:00.000Z\",\"x\":1}"));
+	write_one(f, audit_rec(2, "{\"id\":2,\"at\":\"2020-01-02T00:00:00.500Z\"}"));
+	write_one(f, audit_rec(3, "{\"id\":3,\"at\":\"2030-01-01T00:00:00.000Z\"}"));
+	struct coord_rec r = sweep_rec(0, 0, 100);
+	r.sweep_audit_before_ms = 1577923200500ull; /* 2020-01-02T00:00:00.500Z: not before */
+	write_one(f, r);
+	assert_int_equal(f->log.ops->audit_list(f->log.self, 0, 10, count_audit_cb, &n), 0);
+	assert_int_equal(n, 2);
+	r.sweep_audit_before_ms = 1577923200501ull;
+	write_one(f, r);
+	n = 0;
+	assert_int_equal(f->log.ops->audit_list(f->log.self, 0, 10, count_audit_cb, &n), 0);
+	assert_int_equal(n, 1);
 }
 
 static void test_log_sweep_deletes_exactly_the_old_entries_across_pages(void **state)
@@ -373,7 +464,8 @@ static void test_log_sweep_deletes_exactly_the_old_entries_across_pages(void **s
 	assert_int_equal(count(f, 0), N / 2);
 	assert_int_equal(count(f, 1), N / 2);
 	for (int i = 0; i < N; i++) {
-		assert_int_equal(f->log.ops->lookup_txid(f->log.self, (uint64_t)i), i % 2);
+		assert_int_equal(f->log.ops->lookup_txid(f->log.self, (uint64_t)i),
+				 i % 2 ? COORD_LOOKUP_COMMITTED : COORD_LOOKUP_FORGOTTEN);
 		assert_int_equal(f->log.ops->lookup_key(f->log.self, keys[i], 6, &info), i % 2);
 	}
 	free(keys);
@@ -759,7 +851,9 @@ int main(void)
 		T(test_log_commit_with_key_creates_key_record),
 		T(test_log_complete_turns_decision_into_tombstone),
 		T(test_log_sweep_removes_old_tombstones_and_keys_but_not_live_commits),
-		T(test_log_sweep_stops_at_its_limit_and_resumes),
+		T(test_log_sweep_passes_start_at_the_oldest_and_repeat_until_done),
+		T(test_log_forget_horizon_survives_reopen_and_answers_lookups),
+		T(test_log_sweep_drops_audit_entries_past_their_retention),
 		T(test_log_sweep_deletes_exactly_the_old_entries_across_pages),
 		T(test_log_decisions_load_in_txid_order),
 		T(test_log_participants_are_byte_identical_after_reopen),

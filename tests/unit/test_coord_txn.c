@@ -917,26 +917,178 @@ static void test_operator_commit_in_committing_is_a_no_op(void **state)
 	coord_txn_release(&t);
 }
 
-/* The server dropped the COMMIT record before this step (heuristic.c), so the machine only
- * tells the unacknowledged and forgets; check_rules() would rightly call this a D1 breach,
- * so the step is taken directly. */
+static struct coord_event ev_dropped(int status)
+{
+	return (struct coord_event){ .type = EV_DROPPED, .status = status };
+}
+
+/* A forced abort of COMMITTING is two steps: EV_OPERATOR marks it while the server
+ * deletes the COMMIT record, EV_DROPPED (the record is gone) tells the unacknowledged
+ * ABORT and forgets. check_rules() would rightly call an ABORT from COMMITTING a D1
+ * breach, so EV_DROPPED is taken directly. */
 static void test_forced_operator_abort_of_committing_tells_the_unacked_and_forgets(void **state)
 {
 	(void)state;
 	struct coord_txn t;
 	struct coord_actions out = { 0 };
-	struct coord_event ev = ev_operator_forced(DECIDE_ABORT);
+	struct coord_event dropped = ev_dropped(0);
 
 	make_committing(&t, 2);
 	step_at(&t, ev_ack(peer_id(0)), T_LOGGED + 1, &out);
+	assert_int_equal(step_at(&t, ev_operator_forced(DECIDE_ABORT), T_LOGGED + 2, &out), 0);
+	assert_int_equal(out.n, 0); /* nothing until the DROP is durable */
+	assert_int_equal(t.state, TXN_COMMITTING);
+	assert_int_equal(t.dropping, DROP_WRITING);
 	out.n = 0;
-	assert_int_equal(coord_txn_step(&t, &CFG, &ev, T_LOGGED + 2, &out), 0);
+	assert_int_equal(coord_txn_step(&t, &CFG, &dropped, T_LOGGED + 3, &out), 0);
 	assert_int_equal(t.state, TXN_DONE);
 	assert_int_equal(t.abort_reason, ABORT_OPERATOR);
 	assert_int_equal(count_decisions_to(&out, peer_id(1), DECIDE_ABORT), 1);
 	assert_int_equal(count_decisions(&out, DECIDE_ABORT), 1);
 	assert_int_equal(count_type(&out, ACT_LOG_COMPLETE), 0);
 	assert_int_equal(count_type(&out, ACT_FORGET), 1);
+	coord_txn_release(&t);
+}
+
+/* While the DROP is written: no resend on a tick, a reconnect or a repeated YES. */
+static void test_committing_marked_for_drop_resends_nothing(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_committing(&t, 2);
+	assert_int_equal(step_at(&t, ev_operator_forced(DECIDE_ABORT), T_LOGGED + 1, &out), 0);
+	assert_int_equal(coord_txn_next_deadline(&t), 0);
+	assert_int_equal(step_at(&t, ev_simple(EV_TICK, 0), T_LOGGED + 10000, &out), 0);
+	assert_int_equal(out.n, 0);
+	assert_int_equal(step_at(&t, ev_simple(EV_PEER_UP, peer_id(1)), T_LOGGED + 2, &out), 0);
+	assert_int_equal(out.n, 0);
+	assert_int_equal(step_at(&t, ev_vote(peer_id(1), VOTE_YES), T_LOGGED + 3, &out), 0);
+	assert_int_equal(out.n, 0);
+	/* A second override, or a commit, waits for this one. */
+	assert_int_equal(step_at(&t, ev_operator_forced(DECIDE_ABORT), T_LOGGED + 4, &out),
+			 COORD_ERR_NOT_ACTIVE);
+	assert_int_equal(step_at(&t, ev_operator(DECIDE_COMMIT), T_LOGGED + 4, &out),
+			 COORD_ERR_NOT_ACTIVE);
+	/* A client asking hears UNKNOWN, not COMMITTED, while the answer may still change. */
+	assert_int_equal(step_at(&t, ev_commit(CLIENT2, 9), T_LOGGED + 5, &out), 0);
+	assert_outcome(&out, CLIENT2, 9, OUTCOME_UNKNOWN);
+	coord_txn_release(&t);
+}
+
+/* Scenario: the last ack arrives while the DROP is written. It completes nothing then;
+ * once the DROP is durable the machine writes the COMMIT record (and key) again, and
+ * only when that is durable completes (the tombstone) and forgets. */
+static void test_last_ack_racing_a_drop_restores_the_commit_record(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+	struct coord_event dropped = ev_dropped(0);
+
+	make_committing(&t, 2);
+	step_at(&t, ev_ack(peer_id(0)), T_LOGGED + 1, &out);
+	assert_int_equal(step_at(&t, ev_operator_forced(DECIDE_ABORT), T_LOGGED + 2, &out), 0);
+	assert_int_equal(step_at(&t, ev_ack(peer_id(1)), T_LOGGED + 3, &out), 0);
+	assert_int_equal(out.n, 0); /* no completion while the DROP is in flight */
+	assert_int_equal(part_state(&t, peer_id(1)), PART_ACKED);
+	assert_int_equal(t.state, TXN_COMMITTING);
+
+	out.n = 0;
+	assert_int_equal(coord_txn_step(&t, &CFG, &dropped, T_LOGGED + 4, &out), 0);
+	assert_int_equal(out.n, 1);
+	assert_non_null(find_type(&out, ACT_LOG_COMMIT));
+	assert_int_equal(count_decisions(&out, DECIDE_ABORT), 0);
+	assert_int_equal(t.state, TXN_COMMITTING);
+	assert_int_equal(t.dropping, DROP_RESTORING);
+
+	/* The rewrite fails once: it is retried after log_retry_ms, nothing else happens. */
+	assert_int_equal(step_at(&t, ev_logged(-EIO), T_LOGGED + 5, &out), 0);
+	assert_int_equal(out.n, 0);
+	assert_int_equal(coord_txn_next_deadline(&t), T_LOGGED + 5 + CFG.log_retry_ms);
+	assert_int_equal(step_at(&t, ev_simple(EV_TICK, 0), T_LOGGED + 5 + CFG.log_retry_ms, &out),
+			 0);
+	assert_int_equal(out.n, 1);
+	assert_non_null(find_type(&out, ACT_LOG_COMMIT));
+
+	assert_int_equal(step_at(&t, ev_logged(0), T_LOGGED + 100, &out), 0);
+	assert_int_equal(count_type(&out, ACT_LOG_COMPLETE), 1);
+	assert_int_equal(count_type(&out, ACT_FORGET), 1);
+	assert_int_equal(t.state, TXN_DONE);
+	assert_int_equal(t.abort_reason, ABORT_NONE);
+	coord_txn_release(&t);
+}
+
+/* A DROP that failed leaves the COMMIT in force: resends resume, and acks that came
+ * meanwhile complete it. */
+static void test_failed_drop_resumes_delivery_and_completion(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+	struct coord_event failed = ev_dropped(-EIO);
+
+	make_committing(&t, 2);
+	step_at(&t, ev_operator_forced(DECIDE_ABORT), T_LOGGED + 1, &out);
+	assert_int_equal(step_at(&t, failed, T_LOGGED + 2, &out), 0);
+	assert_int_equal(out.n, 0);
+	assert_int_equal(t.dropping, DROP_NONE);
+	assert_int_equal(coord_txn_next_deadline(&t), T_LOGGED + 2);
+	assert_int_equal(step_at(&t, ev_simple(EV_TICK, 0), T_LOGGED + 2, &out), 0);
+	assert_int_equal(count_decisions(&out, DECIDE_COMMIT), 2);
+
+	/* Both acks during a second DROP that fails: completion at EV_DROPPED. */
+	step_at(&t, ev_operator_forced(DECIDE_ABORT), T_LOGGED + 3, &out);
+	step_at(&t, ev_ack(peer_id(0)), T_LOGGED + 4, &out);
+	step_at(&t, ev_ack(peer_id(1)), T_LOGGED + 4, &out);
+	assert_int_equal(out.n, 0);
+	assert_int_equal(step_at(&t, failed, T_LOGGED + 5, &out), 0);
+	assert_int_equal(count_type(&out, ACT_LOG_COMPLETE), 1);
+	assert_int_equal(t.state, TXN_DONE);
+	coord_txn_release(&t);
+}
+
+/* A stray EV_DROPPED (no drop marked) is refused and changes nothing. */
+static void test_dropped_without_a_marked_drop_is_refused(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_committing(&t, 1);
+	assert_int_equal(step_at(&t, ev_dropped(0), T_LOGGED + 1, &out), COORD_ERR_NOT_ACTIVE);
+	assert_int_equal(out.n, 0);
+	assert_int_equal(t.state, TXN_COMMITTING);
+	coord_txn_release(&t);
+}
+
+/* Retry delays take a jitter from the event (jitter_pct of the delay at most). */
+static void test_retry_delays_are_jittered_by_the_events_rand(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+	struct coord_txn_config cfg = CFG;
+	struct coord_event logged = ev_logged(0), tick = ev_simple(EV_TICK, 0);
+	struct coord_event failed = ev_logged(-EIO);
+
+	cfg.jitter_pct = 50; /* retry_initial 100: up to 50 more */
+	make_logging(&t, 1);
+	failed.rand = 1000 + 7; /* 1007 % (25 + 1) = 19 of log_retry 50 */
+	out.n = 0;
+	assert_int_equal(coord_txn_step(&t, &cfg, &failed, T_LOGGED, &out), 0);
+	assert_int_equal(t.retry_at_ms, T_LOGGED + 50 + 1007 % 26);
+	logged.rand = 77; /* 77 % 51 = 26 */
+	out.n = 0;
+	assert_int_equal(coord_txn_step(&t, &cfg, &logged, T_LOGGED + 100, &out), 0);
+	assert_int_equal(t.retry_at_ms, T_LOGGED + 100 + 100 + 26);
+	tick.rand = UINT32_MAX; /* next delay 200: at most 100 more */
+	uint64_t at = t.retry_at_ms;
+	out.n = 0;
+	assert_int_equal(coord_txn_step(&t, &cfg, &tick, at, &out), 0);
+	assert_true(t.retry_at_ms >= at + 200 && t.retry_at_ms <= at + 300);
+	assert_int_equal(t.retry_at_ms, at + 200 + UINT32_MAX % 101);
 	coord_txn_release(&t);
 }
 
@@ -1418,6 +1570,24 @@ static void test_failed_log_write_tells_client_unknown_and_sends_nothing(void **
 	assert_int_equal(t.log_failures, 1);
 	assert_int_equal(t.waiter, 0);
 	assert_int_equal(coord_txn_next_deadline(&t), T_LOGGED + CFG.log_retry_ms);
+	coord_txn_release(&t);
+}
+
+/* A record the store refuses (-EINVAL: validated before anything is written) can never
+ * become durable: the transaction aborts instead of retrying for ever. */
+static void test_log_write_refused_as_invalid_aborts(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_logging(&t, 2);
+	assert_int_equal(step_at(&t, ev_logged(-EINVAL), T_LOGGED, &out), 0);
+	assert_int_equal(t.state, TXN_DONE);
+	assert_int_equal(t.abort_reason, ABORT_UNLOGGABLE);
+	assert_outcome(&out, OWNER, 7, OUTCOME_ABORTED);
+	assert_int_equal(count_decisions(&out, DECIDE_ABORT), 2);
+	assert_int_equal(count_type(&out, ACT_LOG_COMPLETE), 0);
 	coord_txn_release(&t);
 }
 
@@ -2008,7 +2178,7 @@ static void test_names_cover_every_state_and_reason(void **state)
 	for (int s = PART_JOINED; s <= PART_ACKED; s++)
 		assert_string_not_equal(coord_part_state_str((enum coord_part_state)s), "?");
 	assert_string_equal(coord_abort_reason_str(ABORT_NONE), "");
-	for (int r = ABORT_VOTE_NO; r <= ABORT_PART_RESTARTED; r++)
+	for (int r = ABORT_VOTE_NO; r <= ABORT_UNLOGGABLE; r++)
 		assert_true(strlen(coord_abort_reason_str((enum coord_abort_reason)r)) > 0);
 }
 
@@ -2414,6 +2584,11 @@ int main(void)
 		cmocka_unit_test(test_operator_commit_in_active_needs_force),
 		cmocka_unit_test(test_operator_commit_in_committing_is_a_no_op),
 		cmocka_unit_test(test_forced_operator_abort_of_committing_tells_the_unacked_and_forgets),
+		cmocka_unit_test(test_committing_marked_for_drop_resends_nothing),
+		cmocka_unit_test(test_last_ack_racing_a_drop_restores_the_commit_record),
+		cmocka_unit_test(test_failed_drop_resumes_delivery_and_completion),
+		cmocka_unit_test(test_dropped_without_a_marked_drop_is_refused),
+		cmocka_unit_test(test_retry_delays_are_jittered_by_the_events_rand),
 		cmocka_unit_test(test_recovered_txn_naming_nobody_completes_on_its_first_tick),
 
 		cmocka_unit_test(test_read_only_voters_are_left_out_of_phase_two),
@@ -2441,6 +2616,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_event_type_is_a_protocol_error),
 
 		cmocka_unit_test(test_failed_log_write_tells_client_unknown_and_sends_nothing),
+		cmocka_unit_test(test_log_write_refused_as_invalid_aborts),
 		cmocka_unit_test(test_failed_log_write_is_retried_after_log_retry_ms),
 		cmocka_unit_test(test_retried_log_write_success_proceeds_to_committing),
 		cmocka_unit_test(test_commit_after_unknown_waits_for_the_retried_write),

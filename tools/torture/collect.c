@@ -92,6 +92,8 @@ static void ask(struct tt_runner *r, tpc_client *cli, struct open_txns *o, FILE 
 				o->open[keep++] = o->open[i];
 				continue;
 			}
+			if (st == TPC_STATUS_FORGOTTEN)
+				continue; /* no longer known: claims nothing (stays unresolved) */
 			rec.outcome = st == TPC_STATUS_COMMITTED ? TT_OUT_COMMITTED : TT_OUT_ABORTED;
 			if (tt_rec_format(&rec, line, sizeof(line)) > 0)
 				fputs(line, out);

@@ -237,7 +237,8 @@ static void on_outcome(void *arg, int err, tpc_txid txid, tpc_outcome outcome, c
 {
 	struct tc_slot *s = arg;
 	struct tc *c = s->c;
-	uint8_t o = err || outcome == TPC_OUTCOME_UNKNOWN ? TT_OUT_UNKNOWN
+	uint8_t o = err || outcome == TPC_OUTCOME_UNKNOWN || outcome == TPC_OUTCOME_FORGOTTEN
+		    ? TT_OUT_UNKNOWN
 		    : outcome == TPC_OUTCOME_COMMITTED ? TT_OUT_COMMITTED : TT_OUT_ABORTED;
 
 	emit_simple(c, TT_REC_OUTCOME, s->txid, o, NULL);

@@ -337,6 +337,11 @@ static void print_not_open(const char *txid, const json_t *body)
 	if (st && strcmp(st, "COMMITTED") == 0)
 		fprintf(stderr, "tpcctl: txn %s is not open: it COMMITTED and every participant "
 			"acknowledged it (it is kept for the outcome retention)\n", txid);
+	else if (st && strcmp(st, "FORGOTTEN") == 0)
+		fprintf(stderr, "tpcctl: txn %s is not open: FORGOTTEN, its outcome is older than "
+			"the coordinator's outcome retention and no longer known (it may have "
+			"committed); a participant asking is told FORGOTTEN and stays in doubt\n",
+			txid);
 	else if (st)
 		fprintf(stderr, "tpcctl: txn %s is not open: a participant asking is told %s "
 			"(presumed abort: the coordinator has no decision for it)\n", txid, st);

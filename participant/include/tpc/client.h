@@ -92,7 +92,9 @@ TPC_API int tpc_client_commit_async(tpc_client *c, tpc_txid txid, tpc_outcome_cb
 /** @brief Ask the coordinator to abort; cb gets the outcome (COMMITTED if it was too late). */
 TPC_API int tpc_client_abort_async(tpc_client *c, tpc_txid txid, const char *reason,
 				   tpc_outcome_cb cb, void *arg);
-/** @brief Ask what became of a transaction. */
+/** @brief Ask what became of a transaction: PENDING, COMMITTED, ABORTED, or FORGOTTEN
+ *         (no record left, and older than the coordinator's --outcome-retention: it may
+ *         have committed; never read it as aborted). */
 TPC_API int tpc_client_status_async(tpc_client *c, tpc_txid txid, tpc_status_cb cb, void *arg);
 
 /** @brief Requests sent and not yet answered. */
