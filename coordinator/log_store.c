@@ -1139,6 +1139,7 @@ static int open_dbs(struct lmdb_log *lg, const char *dir, char *err, size_t errl
 		rc = open_db(txn, "audit", &lg->audit, dir, err, errlen);
 	if (rc == 0)
 		rc = open_db(txn, "participants", &lg->participants, dir, err, errlen);
+	if (rc == 0)
 		rc = open_db(txn, "key_index", &lg->key_index, dir, err, errlen);
 	if (rc == 0)
 		rc = check_format(txn, lg->meta, dir, err, errlen);
