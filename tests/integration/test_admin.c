@@ -550,6 +550,7 @@ static void wire_join(tpc_wc *wp, const char *name, uint64_t txid)
 
 	j.txid = txid;
 	j.participant = (char *)name;
+	j.incarnation = 1; /* tpc_wc_hello's default identity */
 	env.body_case = TPC__ENVELOPE__BODY_JOIN;
 	env.join = &j;
 	wire_call(wp, &env, TPC__ENVELOPE__BODY_JOIN_REPLY);
@@ -575,6 +576,7 @@ static void wire_send_vote_yes(tpc_wc *wp, uint64_t txid)
 
 	v.txid = txid;
 	v.vote = TPC__VOTE_KIND__VOTE_YES;
+	v.incarnation = 1; /* the one that joined */
 	env.body_case = TPC__ENVELOPE__BODY_VOTE;
 	env.vote = &v;
 	assert_int_equal(tpc_wc_send(wp, &env), 0);
