@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The bounded CI torture: tpc-torture runs with fixed seeds (two with every kind of
 # fault, one with long partitions), then one with a random seed that it prints first
-# (set TPC_TORTURE_SEED to replay one). About four minutes in all.
+# (set TPC_TORTURE_SEED to replay one). About four minutes in all. Every run uses the
+# default workload and schedule: staged transactions with participants bounced between
+# their stages, kv1's short staged-write expiry, strangers under a participant's name
+# and operator heuristic decisions (add --classic for the schedule without them).
 #
 #   scripts/torture.sh [BUILD_DIR] [extra 'tpc-torture run' options...]
 #

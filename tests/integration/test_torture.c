@@ -4,9 +4,13 @@
  * partition heals, and each deliberately broken build (common/broken.h) is caught by
  * the checker.
  *
+ * The clean run uses the whole default schedule: staged transactions with participant
+ * bounces between their stages, kv1's short staged-write expiry, strangers and operator
+ * decisions.
+ *
  * Each test runs `tpc-torture run` as a process in a fresh temporary folder with fixed
  * seeds and reads its report from stdout. Budget: about 25 s for the clean run, 35 s for
- * the long partition, and about 15 s per broken variant.
+ * the long partition, about 13 s per broken variant (9 s for the re-join one).
  */
 #include <limits.h>
 #include <setjmp.h>
@@ -91,6 +95,7 @@ static void test_torture_run_of_the_real_binaries_has_no_violation(void **state)
 	assert_true(figure(r, "transactions checked: ") > 500);
 	assert_non_null(strstr(r->out, "seed:                 4242"));
 	assert_non_null(strstr(r->out, "2 checkpoint(s)"));
+	assert_true(figure(r, "sent in stages ") > 50);
 }
 
 static void test_torture_settles_in_doubt_transactions_soon_after_a_long_partition(void **state)
@@ -109,11 +114,12 @@ static void test_torture_settles_in_doubt_transactions_soon_after_a_long_partiti
 }
 
 /* A broken variant must be reported: --expect-violation exits 0 only then. */
-static void expect_caught(struct run *r, const char *broken, const char *seed,
-			  const char *coord, const char *kv, const char *kind)
+static void expect_caught_within(struct run *r, const char *broken, const char *seed,
+				 const char *duration, const char *coord, const char *kv,
+				 const char *kind)
 {
 	const char *const extra[] = { "--broken", broken, "--expect-violation", "--seed", seed,
-				      "--duration", "12s", "--clients", "2",
+				      "--duration", duration, "--clients", "2",
 				      "--coordinator-bin", coord, "--kv-bin", kv, NULL };
 	char want[64];
 
@@ -124,6 +130,12 @@ static void expect_caught(struct run *r, const char *broken, const char *seed,
 	snprintf(want, sizeof(want), "\n  %s: ", kind);
 	if (!strstr(r->out, want))
 		fail_msg("the report names no '%s' violation", kind);
+}
+
+static void expect_caught(struct run *r, const char *broken, const char *seed,
+			  const char *coord, const char *kv, const char *kind)
+{
+	expect_caught_within(r, broken, seed, "10s", coord, kv, kind);
 }
 
 static void test_torture_catches_commit_sent_before_the_decision_is_logged(void **state)
@@ -150,6 +162,15 @@ static void test_torture_catches_a_sink_that_applies_twice(void **state)
 		      "duplicate");
 }
 
+static void test_torture_catches_a_rejoin_from_a_new_incarnation(void **state)
+{
+	/* Participants bounced between the stages of staged transactions; the coordinator
+	 * accepts the restarted participant's Join of a transaction its old incarnation
+	 * joined, so the first stages are lost while the rest commits (breaks D8). */
+	expect_caught_within(*state, "coord.accept_rejoin", "7004", "6s",
+			     TPC_COORDINATOR_BROKEN_BIN, TPC_KV_BIN, "lost-write");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -164,6 +185,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_torture_catches_an_ack_before_the_apply, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_torture_catches_a_sink_that_applies_twice,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torture_catches_a_rejoin_from_a_new_incarnation,
 						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -403,6 +403,184 @@ static void test_checker_reports_what_healing_left(void **state)
 	tt_checker_free(ck);
 }
 
+/* ---- staged writes, operator decisions, strangers ---- */
+
+/* A staged transfer of 40: kv1 -40, kv2 +25 (stage 1) and +15 (stage 2). */
+static struct tt_rec staged_transfer(uint64_t txid, uint64_t seq)
+{
+	struct tt_rec r = intent(txid, seq, TT_KIND_TRANSFER, TT_PLAN_COMMIT);
+
+	r.staged = 1;
+	add_w(&r, 0, "x/1/9/from", "-40");
+	add_w(&r, 1, "x/1/9/to", "+25");
+	add_w(&r, 1, "x/1/9/to.s2", "+15");
+	return r;
+}
+
+static void put_ok(struct tt_checker *ck, uint64_t txid, uint8_t index)
+{
+	struct tt_rec r;
+
+	memset(&r, 0, sizeof(r));
+	r.type = TT_REC_PUT_OK;
+	r.txid = txid;
+	r.index = index;
+	assert_int_equal(tt_checker_add_rec(ck, 1, &r), 0);
+}
+
+static void operator(struct tt_checker *ck, uint64_t txid, int commit, int force,
+		     const char *result, const char *overrode)
+{
+	struct tt_rec r;
+
+	memset(&r, 0, sizeof(r));
+	r.type = TT_REC_OPERATOR;
+	r.txid = txid;
+	r.outcome = commit ? TT_OUT_COMMITTED : TT_OUT_ABORTED;
+	r.force = (uint8_t)force;
+	snprintf(r.why, sizeof(r.why), "%s", result);
+	snprintf(r.overrode, sizeof(r.overrode), "%s", overrode);
+	assert_int_equal(tt_checker_add_rec(ck, 0, &r), 0);
+}
+
+static void test_checker_reports_a_first_stage_lost_at_a_participant(void **state)
+{
+	/* kv2 restarted between the stages: its first write is gone, the second committed
+	 * with kv1's, and the client was told COMMITTED. */
+	struct tt_checker *ck = tt_checker_new(3, 1);
+	struct tt_rec in = staged_transfer(1301, 9);
+
+	told(ck, &in, 1, TT_OUT_COMMITTED);
+	for (uint8_t i = 0; i < 3; i++)
+		put_ok(ck, in.txid, i);
+	sink(ck, &in, 0);
+	sink(ck, &in, 2);
+	assert_int_equal(tt_checker_run(ck), 0);
+	assert_true(has_kind(ck, TT_V_LOST_WRITE, 1301));
+	assert_true(has_kind(ck, TT_V_PARTIAL, 1301));
+	assert_true(has_kind(ck, TT_V_COMMIT_LOST, 1301));
+	assert_int_equal(tt_checker_count_kind(ck, TT_V_CONSERVATION), 1);
+	size_t n;
+	const struct tt_violation *v = tt_checker_violations(ck, &n);
+	for (size_t i = 0; i < n; i++)
+		if (v[i].kind == TT_V_LOST_WRITE) {
+			assert_int_equal(v[i].part, 1);
+			assert_non_null(strstr(v[i].detail, "x/1/9/to=+25 (stage 1)"));
+		}
+	tt_checker_free(ck);
+}
+
+static void test_checker_takes_a_staged_transaction_applied_whole_as_clean(void **state)
+{
+	struct tt_checker *ck = tt_checker_new(3, 1);
+	struct tt_rec in = staged_transfer(1302, 9), ab = staged_transfer(1303, 10);
+
+	told(ck, &in, 1, TT_OUT_COMMITTED);
+	for (uint8_t i = 0; i < 3; i++)
+		put_ok(ck, in.txid, i);
+	told(ck, &ab, 1, TT_OUT_ABORTED); /* a later stage failed: nothing anywhere */
+	put_ok(ck, ab.txid, 0);
+	put_ok(ck, ab.txid, 1);
+	sink_all(ck, &in);
+	assert_int_equal(tt_checker_run(ck), 0);
+	assert_int_equal(total(ck), 0);
+	assert_int_equal(tt_checker_counts(ck)->staged, 2);
+	tt_checker_free(ck);
+}
+
+static void test_checker_reports_a_lost_write_the_client_was_never_told_about(void **state)
+{
+	/* The outcome stayed UNKNOWN, and kv2 holds only the second stage: the loss is
+	 * reported even without an outcome. */
+	struct tt_checker *ck = tt_checker_new(3, 1);
+	struct tt_rec in = staged_transfer(1304, 9);
+
+	told(ck, &in, 1, TT_OUT_UNKNOWN);
+	for (uint8_t i = 0; i < 3; i++)
+		put_ok(ck, in.txid, i);
+	sink(ck, &in, 0);
+	sink(ck, &in, 2);
+	assert_int_equal(tt_checker_run(ck), 0);
+	assert_true(has_kind(ck, TT_V_LOST_WRITE, 1304));
+	assert_true(has_kind(ck, TT_V_PARTIAL, 1304));
+	tt_checker_free(ck);
+}
+
+static void test_checker_excludes_forced_operator_decisions_from_atomicity(void **state)
+{
+	/* A forced commit of kv1's half, and a forced abort that overrode a COMMIT after
+	 * kv2 applied: both partial on purpose, neither a violation. */
+	struct tt_checker *ck = tt_checker_new(3, 1);
+	struct tt_rec fc = transfer(1401, 1), fa = transfer(1402, 2);
+
+	told(ck, &fc, 0, TT_OUT_NONE);
+	operator(ck, fc.txid, 1, 1, "accepted", "none");
+	told(ck, &fa, 1, TT_OUT_COMMITTED);
+	operator(ck, fa.txid, 0, 1, "accepted", "COMMIT");
+	sink(ck, &fc, 0);
+	sink(ck, &fa, 1);
+	assert_int_equal(tt_checker_run(ck), 0);
+	assert_int_equal(total(ck), 0);
+	assert_int_equal(tt_checker_counts(ck)->operator_decided, 2);
+	assert_int_equal(tt_checker_counts(ck)->operator_calls, 2);
+	tt_checker_free(ck);
+}
+
+static void test_checker_checks_refused_and_plain_operator_decisions_as_usual(void **state)
+{
+	/* A refused forced abort, an unreachable forced commit, a plain abort and a forced
+	 * abort that overrode nothing must have changed nothing: a partial is reported. */
+	struct tt_checker *ck = tt_checker_new(3, 1);
+	struct tt_rec a = transfer(1501, 1), b = transfer(1502, 2), c = transfer(1503, 3),
+		      d = transfer(1504, 4);
+
+	told(ck, &a, 1, TT_OUT_COMMITTED);
+	operator(ck, a.txid, 0, 1, "refused", "-");
+	told(ck, &b, 1, TT_OUT_UNKNOWN);
+	operator(ck, b.txid, 1, 1, "unreachable", "-");
+	told(ck, &c, 1, TT_OUT_ABORTED);
+	operator(ck, c.txid, 0, 0, "accepted", "none");
+	told(ck, &d, 1, TT_OUT_ABORTED);
+	operator(ck, d.txid, 0, 1, "accepted", "none");
+	sink(ck, &a, 0);
+	sink(ck, &b, 1);
+	sink(ck, &c, 0);
+	sink(ck, &d, 1);
+	assert_int_equal(tt_checker_run(ck), 0);
+	assert_true(has_kind(ck, TT_V_PARTIAL, 1501));
+	assert_true(has_kind(ck, TT_V_PARTIAL, 1502));
+	assert_true(has_kind(ck, TT_V_PARTIAL, 1503));
+	assert_true(has_kind(ck, TT_V_PARTIAL, 1504));
+	assert_int_equal(tt_checker_counts(ck)->operator_decided, 0);
+	tt_checker_free(ck);
+}
+
+static void test_checker_still_reports_a_lost_write_of_an_operator_decided_txid(void **state)
+{
+	/* No heuristic decision lets a participant commit half of its own writes. */
+	struct tt_checker *ck = tt_checker_new(3, 1);
+	struct tt_rec in = staged_transfer(1601, 9);
+
+	told(ck, &in, 1, TT_OUT_COMMITTED);
+	for (uint8_t i = 0; i < 3; i++)
+		put_ok(ck, in.txid, i);
+	operator(ck, in.txid, 1, 1, "uncertain", "-");
+	sink(ck, &in, 2);
+	assert_int_equal(tt_checker_run(ck), 0);
+	assert_only(ck, TT_V_LOST_WRITE, 1601);
+	tt_checker_free(ck);
+}
+
+static void test_checker_reports_a_stranger(void **state)
+{
+	struct tt_checker *ck = tt_checker_new(3, 1);
+
+	assert_int_equal(tt_checker_add_stranger(ck, 1, "stranger1: still running"), 0);
+	assert_int_equal(tt_checker_run(ck), 0);
+	assert_only(ck, TT_V_STRANGER, 0);
+	tt_checker_free(ck);
+}
+
 /* ---- the record format ---- */
 
 static void test_records_round_trip(void **state)
@@ -428,6 +606,34 @@ static void test_records_round_trip(void **state)
 	assert_int_equal(tt_rec_parse("by-key 6 ABORTED\n", &out), 0);
 	assert_int_equal(out.type, TT_REC_BY_KEY);
 	assert_int_equal(out.outcome, TT_OUT_ABORTED);
+}
+
+static void test_records_round_trip_stages_acks_and_operator_calls(void **state)
+{
+	struct tt_rec in = staged_transfer(77, 9), out;
+	struct tt_rec op = { .type = TT_REC_OPERATOR, .txid = 78, .outcome = TT_OUT_ABORTED,
+			     .force = 1, .why = "accepted", .overrode = "COMMIT" };
+	char line[512];
+
+	assert_true(tt_rec_format(&in, line, sizeof(line)) > 0);
+	assert_string_equal(line, "intent 77 transfer commit 1/9 staged kv1:x/1/9/from=-40 "
+				  "kv2:x/1/9/to=+25 kv2:x/1/9/to.s2=+15\n");
+	assert_int_equal(tt_rec_parse(line, &out), 0);
+	assert_int_equal(out.staged, 1);
+	assert_int_equal(out.nwrites, 3);
+	assert_int_equal(tt_rec_parse("put-ok 77 2\n", &out), 0);
+	assert_int_equal(out.type, TT_REC_PUT_OK);
+	assert_int_equal(out.index, 2);
+	assert_true(tt_rec_format(&op, line, sizeof(line)) > 0);
+	assert_string_equal(line, "operator 78 abort force accepted COMMIT\n");
+	assert_int_equal(tt_rec_parse(line, &out), 0);
+	assert_int_equal(out.type, TT_REC_OPERATOR);
+	assert_int_equal(out.outcome, TT_OUT_ABORTED);
+	assert_int_equal(out.force, 1);
+	assert_string_equal(out.why, "accepted");
+	assert_string_equal(out.overrode, "COMMIT");
+	assert_int_not_equal(tt_rec_parse("put-ok 77 9\n", &out), 0);
+	assert_int_not_equal(tt_rec_parse("operator 78 abort maybe accepted -\n", &out), 0);
 }
 
 static void test_records_reject_torn_and_malformed_lines(void **state)
@@ -546,7 +752,15 @@ int main(void)
 		cmocka_unit_test(test_checker_reports_conflicting_outcomes),
 		cmocka_unit_test(test_checker_reports_a_reused_txid),
 		cmocka_unit_test(test_checker_reports_what_healing_left),
+		cmocka_unit_test(test_checker_reports_a_first_stage_lost_at_a_participant),
+		cmocka_unit_test(test_checker_takes_a_staged_transaction_applied_whole_as_clean),
+		cmocka_unit_test(test_checker_reports_a_lost_write_the_client_was_never_told_about),
+		cmocka_unit_test(test_checker_excludes_forced_operator_decisions_from_atomicity),
+		cmocka_unit_test(test_checker_checks_refused_and_plain_operator_decisions_as_usual),
+		cmocka_unit_test(test_checker_still_reports_a_lost_write_of_an_operator_decided_txid),
+		cmocka_unit_test(test_checker_reports_a_stranger),
 		cmocka_unit_test(test_records_round_trip),
+		cmocka_unit_test(test_records_round_trip_stages_acks_and_operator_calls),
 		cmocka_unit_test(test_records_reject_torn_and_malformed_lines),
 		cmocka_unit_test(test_schedule_is_a_function_of_the_seed),
 		cmocka_unit_test(test_schedule_ends_every_round_with_its_checkpoint),

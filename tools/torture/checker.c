@@ -25,8 +25,10 @@ struct ctxn {
 	uint64_t seq;
 	uint8_t kind, plan, nwrites, has_intent;
 	uint8_t commit_sent, told_commit, told_abort, resolved, by_key;
+	uint8_t staged, op_decided;       /* op_decided: a forced operator decision */
 	struct tt_write *w;
 	uint8_t present[TT_MAX_WRITES];   /* times each write was found in its sink */
+	uint8_t acked[TT_MAX_WRITES];     /* its Put was acknowledged to the client */
 };
 
 struct tt_checker {
@@ -39,6 +41,7 @@ struct tt_checker {
 	size_t nv, vcap;
 	size_t per_kind[TT_V_COUNT];
 	struct tt_counts counts;
+	int64_t foreign_sum;              /* transfer values of writes no intent announced */
 	int nomem;
 };
 
@@ -48,6 +51,7 @@ static const char *const violation_names[TT_V_COUNT] = {
 	[TT_V_ABORT_APPLIED] = "abort-applied",
 	[TT_V_UNREQUESTED] = "unrequested",
 	[TT_V_REFUSED_APPLIED] = "refused-applied",
+	[TT_V_LOST_WRITE] = "lost-write",
 	[TT_V_DUPLICATE] = "duplicate",
 	[TT_V_FOREIGN] = "foreign",
 	[TT_V_CONSERVATION] = "conservation",
@@ -57,6 +61,7 @@ static const char *const violation_names[TT_V_COUNT] = {
 	[TT_V_UNACKED] = "unacked",
 	[TT_V_SLOW_RECOVERY] = "slow-recovery",
 	[TT_V_DIED] = "died",
+	[TT_V_STRANGER] = "stranger",
 };
 
 const char *tt_violation_name(enum tt_violation_kind k)
@@ -163,7 +168,27 @@ static int add_intent(struct tt_checker *ck, unsigned client, struct ctxn *t,
 	t->seq = r->seq;
 	t->kind = r->kind;
 	t->plan = r->plan;
+	t->staged = r->staged;
 	return 0;
+}
+
+/*
+ * A forced decision that may break atomicity on purpose: an accepted forced commit, an
+ * accepted forced abort that overrode a COMMIT, or a forced call that may have been
+ * carried out. A forced abort that overrode nothing is an ordinary abort.
+ */
+static void add_operator(struct tt_checker *ck, struct ctxn *t, const struct tt_rec *r)
+{
+	int accepted = strcmp(r->why, "accepted") == 0;
+	int uncertain = strcmp(r->why, "uncertain") == 0;
+
+	ck->counts.operator_calls++;
+	ck->counts.operator_accepted += accepted;
+	if (!r->force)
+		return;
+	if (uncertain || (accepted && (r->outcome == TT_OUT_COMMITTED ||
+				       strcmp(r->overrode, "none") != 0)))
+		t->op_decided = 1;
 }
 
 int tt_checker_add_rec(struct tt_checker *ck, unsigned client, const struct tt_rec *r)
@@ -175,6 +200,11 @@ int tt_checker_add_rec(struct tt_checker *ck, unsigned client, const struct tt_r
 	switch (r->type) {
 	case TT_REC_INTENT: return add_intent(ck, client, t, r);
 	case TT_REC_COMMIT_SENT: t->commit_sent = 1; break;
+	case TT_REC_PUT_OK:
+		if (t->has_intent && r->index < t->nwrites)
+			t->acked[r->index] = 1;
+		break;
+	case TT_REC_OPERATOR: add_operator(ck, t, r); break;
 	case TT_REC_BY_KEY: /* the coordinator told the client, as an Outcome does */
 	case TT_REC_OUTCOME:
 		t->by_key |= r->type == TT_REC_BY_KEY;
@@ -222,7 +252,8 @@ int tt_checker_add_sink(struct tt_checker *ck, unsigned part, uint64_t txid, con
 	int kl = klen > 60 ? 60 : (int)klen, vl = vlen > 30 ? 30 : (int)vlen;
 
 	ck->counts.sink_writes++;
-	ck->counts.transfer_sum += transfer_value(key, klen, value, vlen);
+	if (!t || !t->has_intent || find_write(t, part, key, klen) < 0)
+		ck->foreign_sum += transfer_value(key, klen, value, vlen);
 	if (!t || !t->has_intent) {
 		violate(ck, TT_V_FOREIGN, txid, (int)part, "sink holds %.*s=%.*s for a txid no client began",
 			kl, key, vl, value);
@@ -272,6 +303,12 @@ int tt_checker_add_slow_recovery(struct tt_checker *ck, uint64_t ms, uint64_t bo
 int tt_checker_add_death(struct tt_checker *ck, const char *name, const char *how)
 {
 	violate(ck, TT_V_DIED, 0, -1, "%s %s", name, how);
+	return 0;
+}
+
+int tt_checker_add_stranger(struct tt_checker *ck, int part, const char *detail)
+{
+	violate(ck, TT_V_STRANGER, 0, part, "%s", detail);
 	return 0;
 }
 
@@ -345,6 +382,43 @@ static void check_outcome(struct tt_checker *ck, const struct ctxn *t, struct pr
 			"a participant voted NO, yet it %s", p.some ? "was applied" : "was told COMMITTED");
 }
 
+/* The 1-based stage of write @p i: its place among the writes to its participant. */
+static unsigned stage_of(const struct ctxn *t, uint8_t i)
+{
+	unsigned n = 1;
+
+	for (uint8_t j = 0; j < i; j++)
+		n += t->w[j].part == t->w[i].part;
+	return n;
+}
+
+/* Per sink: an acknowledged write missing while another write of the txid is there. */
+static void check_lost_writes(struct tt_checker *ck, const struct ctxn *t, struct presence p)
+{
+	for (uint8_t i = 0; i < t->nwrites; i++) {
+		unsigned part = t->w[i].part;
+		if (!t->acked[i] || t->present[i] || !(p.some & (1u << part)))
+			continue;
+		violate(ck, TT_V_LOST_WRITE, t->txid, (int)part,
+			"acknowledged write %s=%s (stage %u) missing while other writes of the "
+			"txid are applied here (client %" PRIu32 " seq %" PRIu64 ")", t->w[i].key,
+			t->w[i].value, stage_of(t, i), t->client, t->seq);
+	}
+}
+
+/* Transfer values applied, with the times each was found. */
+static int64_t applied_sum(const struct ctxn *t)
+{
+	int64_t sum = 0;
+
+	for (uint8_t i = 0; i < t->nwrites; i++)
+		if (t->present[i])
+			sum += t->present[i] *
+			       transfer_value(t->w[i].key, strlen(t->w[i].key), t->w[i].value,
+					      strlen(t->w[i].value));
+	return sum;
+}
+
 static void check_txn(struct tt_checker *ck, const struct ctxn *t)
 {
 	struct tt_counts *c = &ck->counts;
@@ -352,6 +426,14 @@ static void check_txn(struct tt_checker *ck, const struct ctxn *t)
 	int committed = t->told_commit || t->resolved == TT_OUT_COMMITTED;
 	int aborted = t->told_abort || (t->resolved == TT_OUT_ABORTED && ck->trust_resolved_abort);
 
+	check_lost_writes(ck, t, p);
+	c->staged += t->staged;
+	if (t->op_decided) { /* atomicity and outcomes are the operator's call */
+		c->txns++;
+		c->operator_decided++;
+		return;
+	}
+	c->transfer_sum += applied_sum(t);
 	c->txns++;
 	c->resolved += !t->told_commit && !t->told_abort && t->resolved;
 	c->by_key += t->by_key;
@@ -372,12 +454,14 @@ static void check_txn(struct tt_checker *ck, const struct ctxn *t)
 
 int tt_checker_run(struct tt_checker *ck)
 {
+	ck->counts.transfer_sum = ck->foreign_sum;
 	for (size_t i = 0; i < ck->ntxns; i++)
 		if (ck->txns[i]->has_intent)
 			check_txn(ck, ck->txns[i]);
 	if (ck->counts.transfer_sum != 0)
 		violate(ck, TT_V_CONSERVATION, 0, -1,
-			"transfer amounts in all sinks sum to %" PRId64 ", not 0",
+			"transfer amounts in all sinks (operator-decided txids aside) sum to %"
+			PRId64 ", not 0",
 			ck->counts.transfer_sum);
 	return ck->nomem ? -ENOMEM : 0;
 }

@@ -15,6 +15,9 @@
  *                    commit it (it aborted, or died before deciding)
  *   refused-applied  a transaction one participant voted NO on committed somewhere,
  *                    or its client was told COMMITTED
+ *   lost-write       a write whose Put was acknowledged to the client is missing from
+ *                    its sink while another write of the same txid is there (a
+ *                    participant lost the first stages of a transaction, D8)
  *   duplicate        a sink holds the same write twice (applied twice)
  *   foreign          a sink holds a write no client sent: unknown txid, key, value or
  *                    participant
@@ -26,9 +29,21 @@
  *   slow-recovery    healing did not reach quiet within the bound (runner-fed)
  *   died             a process died on its own other than at a fault point: a crash
  *                    signal (abort, segfault, sanitizer) or a failing exit (runner-fed)
+ *   stranger         a process started under an existing participant's name with
+ *                    another folder, or on a running participant's folder, was not
+ *                    refused as it must be, or left data in its sink (runner-fed)
  *
  * UNKNOWN outcomes that no status query resolved are allowed; they must still be
  * atomic (all or nothing).
+ *
+ * Operator decisions (`operator` records): a forced heuristic decision may break
+ * atomicity on purpose, so a txid with an accepted forced commit, an accepted forced
+ * abort that overrode a COMMIT, or a forced call whose result is uncertain is
+ * "operator-decided": it is excluded from the atomicity, outcome and conservation
+ * checks (and counted), but still checked for lost-write, duplicate and foreign writes,
+ * which no decision can excuse. Every other operator call (refused, unreachable, not
+ * forced, or a forced abort that overrode nothing) must have changed nothing the
+ * protocol would not have done, so its txid is checked like any other.
  */
 #ifndef TPC_TORTURE_CHECKER_H
 #define TPC_TORTURE_CHECKER_H
@@ -44,6 +59,7 @@ enum tt_violation_kind {
 	TT_V_ABORT_APPLIED,
 	TT_V_UNREQUESTED,
 	TT_V_REFUSED_APPLIED,
+	TT_V_LOST_WRITE,
 	TT_V_DUPLICATE,
 	TT_V_FOREIGN,
 	TT_V_CONSERVATION,
@@ -53,6 +69,7 @@ enum tt_violation_kind {
 	TT_V_UNACKED,
 	TT_V_SLOW_RECOVERY,
 	TT_V_DIED,
+	TT_V_STRANGER,
 	TT_V_COUNT
 };
 
@@ -75,6 +92,10 @@ struct tt_counts {
 	uint64_t never_requested;   /* the client never asked to commit (abort or death) */
 	uint64_t client_aborts;     /* planned aborts */
 	uint64_t refused;           /* transactions with a NO-voting write */
+	uint64_t staged;            /* transactions whose writes went out in stages */
+	uint64_t operator_calls;    /* heuristic decisions asked (operator records) */
+	uint64_t operator_accepted; /* of those, accepted */
+	uint64_t operator_decided;  /* txids excluded as operator-decided (forced) */
 	uint64_t sink_writes;       /* write lines read from all sinks */
 	int64_t transfer_sum;       /* sum of every transfer value in all sinks */
 	uint64_t bad_lines;         /* records that did not parse (torn tails) */
@@ -114,6 +135,9 @@ int tt_checker_add_slow_recovery(struct tt_checker *ck, uint64_t ms, uint64_t bo
 
 /** @brief Process @p name died on its own, @p how (e.g. "killed by signal 6"). */
 int tt_checker_add_death(struct tt_checker *ck, const char *name, const char *how);
+
+/** @brief A stranger process was not refused as it must be: @p detail says how. */
+int tt_checker_add_stranger(struct tt_checker *ck, int part, const char *detail);
 
 /** @brief Check everything added. Call once, after every add. @return 0 or -ENOMEM. */
 int tt_checker_run(struct tt_checker *ck);

@@ -177,6 +177,26 @@ static int feed_sink(void *arg, tpc_txid txid, uint64_t index, uint64_t count, c
 	return tt_checker_add_sink(f->ck, f->who, txid, key, klen, value, vlen);
 }
 
+/* The operator's heuristic decisions (outcomes/operator.txt), after every client's. */
+static int feed_operator(struct tt_runner *r, struct tt_checker *ck)
+{
+	char path[PATH_MAX + 32];
+	struct feed f = { ck, 0 };
+	uint64_t bad = 0;
+	int rc;
+
+	if (r->oplog)
+		fflush(r->oplog);
+	snprintf(path, sizeof(path), "%s/outcomes/operator.txt", r->dir);
+	rc = tt_rec_read_file(path, feed_rec, &f, &bad);
+	if (rc && rc != -ENOENT) {
+		fprintf(stderr, "tpc-torture: cannot read %s: %s\n", path, tpc_strerror(rc));
+		return rc;
+	}
+	tt_checker_add_bad_lines(ck, bad);
+	return 0;
+}
+
 static int feed_outcomes(struct tt_runner *r, struct tt_checker *ck)
 {
 	for (unsigned i = 0; i < r->o.nclients; i++) {
@@ -191,7 +211,7 @@ static int feed_outcomes(struct tt_runner *r, struct tt_checker *ck)
 		}
 		tt_checker_add_bad_lines(ck, bad);
 	}
-	return 0;
+	return feed_operator(r, ck);
 }
 
 static int feed_sinks(struct tt_runner *r, struct tt_checker *ck)
@@ -213,6 +233,8 @@ static void feed_deaths(struct tt_runner *r, struct tt_checker *ck)
 {
 	for (size_t i = 0; i < r->ndeaths; i++)
 		tt_checker_add_death(ck, r->death_who[i], r->deaths[i]);
+	for (size_t i = 0; i < r->nstranger_bad; i++)
+		tt_checker_add_stranger(ck, r->stranger_bad_part[i], r->stranger_bad[i]);
 }
 
 static void feed_leftovers(struct tt_runner *r, struct tt_checker *ck)
@@ -282,8 +304,23 @@ static void report_txns(struct tt_runner *r, const struct tt_counts *c)
 	       c->unknown_applied);
 	tt_out(r, "  never asked to commit %" PRIu64 " (aborted on purpose %" PRIu64
 	       "); with a NO vote %" PRIu64 "\n", c->never_requested, c->client_aborts, c->refused);
+	tt_out(r, "  sent in stages %" PRIu64 "; operator-decided (forced, not checked for "
+	       "atomicity) %" PRIu64 "\n", c->staged, c->operator_decided);
 	tt_out(r, "  sink writes read %" PRIu64 "; transfer sum %" PRId64 "; torn record lines %"
 	       PRIu64 "\n", c->sink_writes, c->transfer_sum, c->bad_lines);
+}
+
+static void report_actors(struct tt_runner *r)
+{
+	const struct tt_stats *s = &r->st;
+
+	tt_out(r, "  strangers: another folder %" PRIu64 " started, %" PRIu64 " refused; same "
+	       "folder %" PRIu64 " started, %" PRIu64 " refused\n", s->strangers[0],
+	       s->strangers_refused[0], s->strangers[1], s->strangers_refused[1]);
+	tt_out(r, "  operator decisions: %" PRIu64 " asked (%" PRIu64 " forced): %" PRIu64
+	       " accepted, %" PRIu64 " refused, %" PRIu64 " unreachable, %" PRIu64
+	       " uncertain\n", s->op_calls, s->op_forced, s->op_accepted, s->op_refused,
+	       s->op_unreachable, s->op_uncertain);
 }
 
 static void report_faults(struct tt_runner *r, const struct fired *fd)
@@ -304,6 +341,7 @@ static void report_faults(struct tt_runner *r, const struct fired *fd)
 	tt_out(r, "  links: %" PRIu64 " partitions, %" PRIu64 " resets, %" PRIu64
 	       " drop windows, %" PRIu64 " delay windows; %" PRIu64 " control errors\n",
 	       s->partitions, s->resets, s->drops, s->delays, s->control_errors);
+	report_actors(r);
 	tt_out(r, "  hits per fault point (starts armed; fired: crash / delay / fail):\n");
 	for (int p = 0; p < TPC_FP_COUNT; p++) {
 		const uint64_t *n = fd->n[p];

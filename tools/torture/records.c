@@ -23,7 +23,10 @@ static const char *const type_names[] = {
 	[TT_REC_BEGIN] = "begin", [TT_REC_INTENT] = "intent",
 	[TT_REC_COMMIT_SENT] = "commit-sent", [TT_REC_ABORT_SENT] = "abort-sent",
 	[TT_REC_OUTCOME] = "outcome", [TT_REC_RESOLVED] = "resolved", [TT_REC_BY_KEY] = "by-key",
+	[TT_REC_PUT_OK] = "put-ok", [TT_REC_OPERATOR] = "operator",
 };
+static const char *const force_names[] = { "plain", "force" };
+static const char *const decision_names[] = { "commit", "abort" };
 
 const char *tt_outcome_name(enum tt_outcome o)
 {
@@ -62,9 +65,9 @@ static int put(char *buf, size_t cap, size_t *len, const char *fmt, ...)
 
 static int format_intent(const struct tt_rec *r, char *buf, size_t cap, size_t *len)
 {
-	int rc = put(buf, cap, len, " %s %s %" PRIu32 "/%" PRIu64,
+	int rc = put(buf, cap, len, " %s %s %" PRIu32 "/%" PRIu64 "%s",
 		     tt_kind_name((enum tt_kind)r->kind), plan_names[r->plan ? 1 : 0],
-		     r->client, r->seq);
+		     r->client, r->seq, r->staged ? " staged" : "");
 
 	for (uint8_t i = 0; !rc && i < r->nwrites; i++)
 		rc = put(buf, cap, len, " kv%u:%s=%s", r->w[i].part + 1u, r->w[i].key,
@@ -72,12 +75,20 @@ static int format_intent(const struct tt_rec *r, char *buf, size_t cap, size_t *
 	return rc;
 }
 
+static int format_operator(const struct tt_rec *r, char *buf, size_t cap, size_t *len)
+{
+	return put(buf, cap, len, " %s %s %s %s",
+		   decision_names[r->outcome == TT_OUT_COMMITTED ? 0 : 1],
+		   force_names[r->force ? 1 : 0], r->why[0] ? r->why : "-",
+		   r->overrode[0] ? r->overrode : "-");
+}
+
 int tt_rec_format(const struct tt_rec *r, char *buf, size_t cap)
 {
 	size_t len = 0;
 	int rc;
 
-	if ((unsigned)r->type > TT_REC_BY_KEY)
+	if ((unsigned)r->type > TT_REC_OPERATOR)
 		return -EINVAL;
 	rc = put(buf, cap, &len, "%s %" PRIu64, type_names[r->type], r->txid);
 	if (!rc && r->type == TT_REC_INTENT)
@@ -87,6 +98,10 @@ int tt_rec_format(const struct tt_rec *r, char *buf, size_t cap)
 		rc = put(buf, cap, &len, " %s", tt_outcome_name((enum tt_outcome)r->outcome));
 	else if (!rc && r->type == TT_REC_ABORT_SENT)
 		rc = put(buf, cap, &len, " %s", r->why[0] ? r->why : "-");
+	else if (!rc && r->type == TT_REC_PUT_OK)
+		rc = put(buf, cap, &len, " %u", (unsigned)r->index);
+	else if (!rc && r->type == TT_REC_OPERATOR)
+		rc = format_operator(r, buf, cap, &len);
 	if (!rc)
 		rc = put(buf, cap, &len, "\n");
 	return rc ? rc : (int)len;
@@ -150,6 +165,10 @@ static int parse_intent(char **save, struct tt_rec *r)
 	r->kind = (uint8_t)k;
 	r->plan = (uint8_t)p;
 	while ((tok = strtok_r(NULL, " ", save))) {
+		if (r->nwrites == 0 && !r->staged && strcmp(tok, "staged") == 0) {
+			r->staged = 1;
+			continue;
+		}
 		if (r->nwrites == TT_MAX_WRITES || parse_write(tok, &r->w[r->nwrites]))
 			return -EINVAL;
 		r->nwrites++;
@@ -157,8 +176,38 @@ static int parse_intent(char **save, struct tt_rec *r)
 	return r->nwrites ? 0 : -EINVAL;
 }
 
+/* A word of @p names into *out; -EINVAL when it is none of them. */
+static int parse_word(char **save, const char *const *names, size_t n, int *out)
+{
+	char *word = strtok_r(NULL, " ", save);
+
+	*out = word ? lookup(names, n, word) : -1;
+	return *out < 0 ? -EINVAL : 0;
+}
+
+/* "commit|abort force|plain RESULT OVERRODE" */
+static int parse_operator(char **save, struct tt_rec *r)
+{
+	int d, f;
+	char *result, *overrode;
+
+	if (parse_word(save, decision_names, 2, &d) || parse_word(save, force_names, 2, &f))
+		return -EINVAL;
+	result = strtok_r(NULL, " ", save);
+	overrode = strtok_r(NULL, " ", save);
+	if (!result || !overrode || strlen(result) >= sizeof(r->why) ||
+	    strlen(overrode) >= sizeof(r->overrode) || strtok_r(NULL, " ", save))
+		return -EINVAL;
+	r->outcome = d == 0 ? TT_OUT_COMMITTED : TT_OUT_ABORTED;
+	r->force = (uint8_t)f;
+	strcpy(r->why, result);
+	strcpy(r->overrode, overrode);
+	return 0;
+}
+
 static int parse_rest(char **save, struct tt_rec *r)
 {
+	uint64_t n;
 	char *word;
 	int o;
 
@@ -174,6 +223,13 @@ static int parse_rest(char **save, struct tt_rec *r)
 			return -EINVAL;
 		r->outcome = (uint8_t)o;
 		return strtok_r(NULL, " ", save) ? -EINVAL : 0;
+	case TT_REC_PUT_OK:
+		if (parse_u64(strtok_r(NULL, " ", save), &n) || n >= TT_MAX_WRITES)
+			return -EINVAL;
+		r->index = (uint8_t)n;
+		return strtok_r(NULL, " ", save) ? -EINVAL : 0;
+	case TT_REC_OPERATOR:
+		return parse_operator(save, r);
 	case TT_REC_ABORT_SENT:
 		word = strtok_r(NULL, " ", save);
 		if (!word || strlen(word) >= sizeof(r->why))
@@ -198,7 +254,7 @@ int tt_rec_parse(const char *line, struct tt_rec *out)
 	copy[len] = '\0';
 	memset(out, 0, sizeof(*out));
 	char *type = strtok_r(copy, " ", &save);
-	int t = type ? lookup(type_names, TT_REC_BY_KEY + 1, type) : -1;
+	int t = type ? lookup(type_names, TT_REC_OPERATOR + 1, type) : -1;
 	if (t < 0 || parse_u64(strtok_r(NULL, " ", &save), &out->txid) || out->txid == 0)
 		return -EINVAL;
 	out->type = (enum tt_rec_type)t;

@@ -10,6 +10,8 @@
  *   outcome TXID COMMITTED|ABORTED|UNKNOWN
  *   by-key TXID COMMITTED|ABORTED
  *   resolved TXID COMMITTED|ABORTED|PENDING
+ *   put-ok TXID I
+ *   operator TXID commit|abort force|plain RESULT OVERRODE
  *
  * KIND is transfer, write or refuse; PLAN is commit or abort (the client aborts on
  * purpose); C/SEQ names the transaction (client number / its sequence number); PART is a
@@ -21,6 +23,19 @@
  * `by-key TXID ABORTED` when it starts a new transaction instead (the old one can no
  * longer commit). `resolved` lines are appended by the runner after healing, from
  * status queries about outcomes the client never learnt.
+ *
+ * An intent may carry the word `staged` after C/SEQ: its writes to one participant are
+ * sent one after another, in stages (the Nth write listed for a participant is its stage
+ * N), a stage only once every write of the previous stage was acknowledged, with pauses
+ * in between. Transfer legs split over stages use keys x/C/SEQ/LEG.sN (N >= 2) for the
+ * later parts; the values of every leg still sum to 0. `put-ok TXID I` says the Put of
+ * the intent's write number I (0-based) was acknowledged: staged and joined.
+ *
+ * `operator` lines are written by the runner (outcomes/operator.txt) for each heuristic
+ * decision it asked of the coordinator's admin API: RESULT is accepted (200), refused
+ * (any other answer: nothing changed), unreachable (no connection: nothing sent) or
+ * uncertain (sent, no answer, or a 5xx); OVERRODE is the answer's "overrode" (none,
+ * COMMIT, ABORT) or - when there is none.
  *
  * begin and intent are written together in one write(), before any Put is sent: a sink
  * can only hold what an intent line announced.
@@ -45,6 +60,8 @@ enum tt_rec_type {
 	TT_REC_OUTCOME,
 	TT_REC_RESOLVED,
 	TT_REC_BY_KEY,
+	TT_REC_PUT_OK,
+	TT_REC_OPERATOR,
 };
 
 enum tt_outcome { TT_OUT_NONE = 0, TT_OUT_COMMITTED, TT_OUT_ABORTED, TT_OUT_UNKNOWN, TT_OUT_PENDING };
@@ -65,10 +82,16 @@ struct tt_rec {
 	uint32_t client;
 	uint64_t seq;
 	struct tt_write w[TT_MAX_WRITES];
-	/* outcome, resolved, by-key */
+	uint8_t staged;          /* the writes went out in stages */
+	/* outcome, resolved, by-key; operator: COMMITTED for commit, ABORTED for abort */
 	uint8_t outcome;
-	/* abort-sent */
+	/* abort-sent: why; operator: the result (accepted, refused, unreachable, uncertain) */
 	char why[24];
+	/* put-ok */
+	uint8_t index;
+	/* operator */
+	uint8_t force;
+	char overrode[12];       /* none, COMMIT, ABORT, or - */
 };
 
 /**

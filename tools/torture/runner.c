@@ -88,14 +88,15 @@ static void hostport(char *buf, size_t cap, int port)
 
 static int define_coord(struct tt_runner *r)
 {
-	char listen[32], data[PATH_MAX + 32], gc[16];
+	char listen[32], admin[32], data[PATH_MAX + 32], gc[16];
 	const char *retention = r->o.broken == TT_BROKEN_ACK_BEFORE_APPLY ? "0" : "24h";
 	const char *argv[TT_MAX_ARGS] = { r->coord_bin, "--listen", listen, "--data", data,
 		"--prepare-timeout", "1s", "--txn-timeout", "5s", "--retry-max", "500ms",
-		"--outcome-retention", retention, NULL };
-	size_t n = 13;
+		"--outcome-retention", retention, "--admin", admin, NULL };
+	size_t n = 15;
 
 	hostport(listen, sizeof(listen), r->coord_port);
+	hostport(admin, sizeof(admin), r->admin_port);
 	snprintf(data, sizeof(data), "%s/coord", r->dir);
 	if (r->o.group_commit) {
 		snprintf(gc, sizeof(gc), "%u", r->o.group_commit);
@@ -111,12 +112,17 @@ static int define_coord(struct tt_runner *r)
 static int define_kv(struct tt_runner *r, unsigned i)
 {
 	struct tt_proc *p = &r->kv[i];
-	char name[16], listen[32], coord[32], data[PATH_MAX + 32], gc[16];
+	char name[16], listen[32], coord[32], data[PATH_MAX + 32], gc[16], expiry[24];
 	const char *argv[TT_MAX_ARGS] = { r->kv_bin, "--name", name, "--listen", listen,
-		"--coordinator", coord, "--data", data, "--sink", "file", "--txn-timeout", "10s",
+		"--coordinator", coord, "--data", data, "--sink", "file", "--txn-timeout", expiry,
 		NULL };
 	size_t n = 13;
 
+	/* kv1's staged writes may expire before the coordinator's 5 s transaction timeout */
+	if (i == 0 && r->o.short_expiry_ms)
+		snprintf(expiry, sizeof(expiry), "%" PRIu64 "ms", r->o.short_expiry_ms);
+	else
+		snprintf(expiry, sizeof(expiry), "10s");
 	snprintf(name, sizeof(name), "kv%u", i + 1);
 	hostport(listen, sizeof(listen), r->kv_port[i]);
 	hostport(coord, sizeof(coord), r->o.no_proxy ? r->coord_port : r->link_port[i]);
@@ -161,12 +167,20 @@ static int define_client(struct tt_runner *r, unsigned i)
 {
 	struct tt_proc *p = &r->client[i];
 	char id[16], coord[32], kv[TT_MAX_PARTS][32], refuse[16], out[PATH_MAX + 32];
-	char seed[24], inflight[16];
+	char seed[24], inflight[16], staged[16], pause[24];
 	const char *argv[TT_MAX_ARGS] = { r->self, "client", "--id", id, "--coordinator", coord,
 		"--refuse", refuse, "--outcomes", out, "--seed", seed, "--inflight", inflight,
-		"--timeout", "3s", "--drain", "2s", NULL };
-	size_t n = 18;
+		"--timeout", "3s", "--drain", "2s", "--staged-pct", staged, NULL };
+	size_t n = 20;
 
+	snprintf(staged, sizeof(staged), "%u", r->o.staged_pct);
+	if (r->o.short_expiry_ms) { /* a few pauses between stages outlast kv1's expiry */
+		snprintf(pause, sizeof(pause), "%" PRIu64 "ms", r->o.short_expiry_ms + 300);
+		argv[n++] = "--expiry-pause-pct";
+		argv[n++] = "3";
+		argv[n++] = "--expiry-pause";
+		argv[n++] = pause;
+	}
 	snprintf(id, sizeof(id), "%u", i + 1);
 	hostport(coord, sizeof(coord), r->o.no_proxy ? r->coord_port : r->link_port[r->o.nparts]);
 	snprintf(refuse, sizeof(refuse), "%u", r->o.nparts);
@@ -187,10 +201,11 @@ static int define_client(struct tt_runner *r, unsigned i)
 
 static int alloc_ports(struct tt_runner *r)
 {
-	int *ports[1 + 3 * (TT_MAX_PARTS + 1)];
+	int *ports[2 + 3 * (TT_MAX_PARTS + 1)];
 	size_t n = 0;
 
 	ports[n++] = &r->coord_port;
+	ports[n++] = &r->admin_port;
 	for (unsigned i = 0; i < r->o.nparts; i++)
 		ports[n++] = &r->kv_port[i];
 	for (unsigned i = 0; i <= r->o.nparts && !r->o.no_proxy; i++) {
@@ -257,8 +272,8 @@ static const char *broken_env_for(const struct tt_runner *r, const struct tt_pro
 {
 	if (r->o.broken == TT_BROKEN_NONE)
 		return NULL;
-	if (r->o.broken == TT_BROKEN_COMMIT_BEFORE_LOG ? p->role == TT_ROLE_COORD
-						       : p->role == TT_ROLE_PART)
+	if (r->o.broken == TT_BROKEN_COMMIT_BEFORE_LOG || r->o.broken == TT_BROKEN_ACCEPT_REJOIN
+		    ? p->role == TT_ROLE_COORD : p->role == TT_ROLE_PART)
 		return tt_broken_name(r->o.broken);
 	return NULL;
 }
@@ -432,6 +447,15 @@ static void do_action(struct tt_runner *r, const struct tt_action *a)
 		do_link_action(r, a);
 		return;
 	}
+	if (a->act == TT_ACT_STRANGER) {
+		if (a->index < r->o.nparts)
+			tt_stranger_start(r, a->index, a->arg != 0);
+		return;
+	}
+	if (a->act == TT_ACT_OPERATOR) {
+		tt_operator_act(r, a->arg);
+		return;
+	}
 	if (!p)
 		return;
 	if (a->act == TT_ACT_KILL) {
@@ -580,6 +604,7 @@ static void wait_quiet(struct tt_runner *r, uint64_t t_heal, struct tt_leftover 
 	for (;;) {
 		struct tt_leftover now;
 		reap(r, 1);
+		tt_stranger_poll(r);
 		memset(&now, 0, sizeof(now));
 		uint64_t took = tt_elapsed(r) - t_heal;
 		if (check_quiet(r, &now)) {
@@ -668,6 +693,9 @@ static int make_folder(struct tt_runner *r)
 		if (mkdir(sub, 0755))
 			return -errno;
 	}
+	snprintf(sub, sizeof(sub), "%s/outcomes/operator.txt", r->dir);
+	if (!(r->oplog = fopen(sub, "a")))
+		return -errno;
 	snprintf(sub, sizeof(sub), "%s/schedule.log", r->dir);
 	r->slog = fopen(sub, "w");
 	snprintf(sub, sizeof(sub), "%s/report.txt", r->dir);
@@ -736,6 +764,7 @@ static void run_schedule(struct tt_runner *r)
 	for (size_t next = 0; next < last && !r->interrupted;) {
 		const struct tt_action *a = &r->sched.v[next];
 		reap(r, 0);
+		tt_stranger_poll(r);
 		progress(r, &next_progress);
 		uint64_t now = tt_elapsed(r);
 		if (a->at_ms > now) {
@@ -769,8 +798,12 @@ static void free_all(struct tt_runner *r)
 		tt_proc_kill(r->all[i]);
 		tt_proc_free_argv(r->all[i]);
 	}
+	tt_proc_kill(&r->stranger.p);
+	tt_proc_free_argv(&r->stranger.p);
 	tt_schedule_free(&r->sched);
 	free(r->left);
+	if (r->oplog)
+		fclose(r->oplog);
 	if (r->slog)
 		fclose(r->slog);
 	if (r->report)
@@ -826,7 +859,7 @@ static int prepare(struct tt_runner *r)
 	struct tt_sched_config sc = {
 		.seed = r->o.seed, .duration_ms = r->o.duration_ms, .round_ms = r->o.round_ms,
 		.nparts = r->o.nparts, .nclients = r->o.nclients, .proxies = !r->o.no_proxy,
-		.profile = r->o.profile, .broken = r->o.broken,
+		.profile = r->o.profile, .broken = r->o.broken, .classic = r->o.classic,
 	};
 	int rc = tt_schedule_build(&sc, &r->sched);
 
@@ -873,8 +906,10 @@ int tt_run(struct tt_runner *r)
 	}
 	print_header(r);
 	write_plan(r);
+	r->oprng = r->o.seed ^ 0x09e7a7011ULL;
 	if (start_all(r) == 0) {
 		run_schedule(r);
+		tt_stranger_finish(r);
 		if (!r->interrupted)
 			tt_resolve_unknown(r);
 		stop_all(r);

@@ -31,9 +31,10 @@ uint64_t tt_rand_range(uint64_t *state, uint64_t lo, uint64_t hi)
 static const char *const role_names[TT_ROLE_COUNT] = { "coordinator", "participant", "client",
 							 "proxy" };
 static const char *const act_names[] = { "kill", "restart", "partition", "heal", "reset",
-					 "drop", "delay", "checkpoint" };
+					 "drop", "delay", "checkpoint", "stranger", "operator" };
 static const char *const broken_names[] = { "", "coord.commit_before_log",
-					    "part.ack_before_apply", "sink.no_dedup" };
+					    "part.ack_before_apply", "sink.no_dedup",
+					    "coord.accept_rejoin" };
 
 const char *tt_role_name(enum tt_role r)
 {
@@ -42,7 +43,7 @@ const char *tt_role_name(enum tt_role r)
 
 const char *tt_act_name(enum tt_act a)
 {
-	return (unsigned)a <= TT_ACT_CHECKPOINT ? act_names[a] : "?";
+	return (unsigned)a <= TT_ACT_OPERATOR ? act_names[a] : "?";
 }
 
 const char *tt_profile_name(enum tt_profile p)
@@ -53,7 +54,7 @@ const char *tt_profile_name(enum tt_profile p)
 
 const char *tt_broken_name(enum tt_broken b)
 {
-	return (unsigned)b <= TT_BROKEN_NO_DEDUP ? broken_names[b] : "?";
+	return (unsigned)b <= TT_BROKEN_ACCEPT_REJOIN ? broken_names[b] : "?";
 }
 
 int tt_profile_parse(const char *s, enum tt_profile *out)
@@ -71,7 +72,7 @@ int tt_profile_parse(const char *s, enum tt_profile *out)
 
 int tt_broken_parse(const char *s, enum tt_broken *out)
 {
-	for (unsigned i = 1; i <= TT_BROKEN_NO_DEDUP; i++)
+	for (unsigned i = 1; i <= TT_BROKEN_ACCEPT_REJOIN; i++)
 		if (strcmp(s, broken_names[i]) == 0) {
 			*out = (enum tt_broken)i;
 			return 0;
@@ -143,8 +144,9 @@ static void add_link_event(struct builder *b, uint64_t at, unsigned kind)
 	}
 }
 
-/* One random event at @p at, by weight (link events only with proxies). */
-static void add_event(struct builder *b, uint64_t at)
+/* One random event of the classic schedule at @p at, by weight (link events only with
+ * proxies). */
+static void add_classic_event(struct builder *b, uint64_t at)
 {
 	const struct tt_sched_config *c = b->cfg;
 	unsigned total = c->proxies ? 100 : 74;
@@ -170,6 +172,52 @@ static void add_event(struct builder *b, uint64_t at)
 		add_link_event(b, at, 2);
 	else
 		add_link_event(b, at, 3);
+}
+
+/*
+ * One random event at @p at, by weight: fewer long kills than the classic schedule and
+ * many participant bounces (down 30-400 ms: clients paused between stages send their
+ * next stage to the new incarnation), strangers and operator decisions.
+ */
+static void add_event(struct builder *b, uint64_t at)
+{
+	const struct tt_sched_config *c = b->cfg;
+	unsigned total = c->proxies ? 100 : 76;
+	unsigned w = (unsigned)tt_rand_range(&b->rng, 0, total - 1);
+	unsigned part = (unsigned)tt_rand_range(&b->rng, 0, c->nparts - 1);
+	unsigned client = (unsigned)tt_rand_range(&b->rng, 0, c->nclients - 1);
+
+	if (w < 10)
+		add_kill(b, at, TT_ROLE_COORD, 0, 200, 1500);
+	else if (w < 26)
+		add_kill(b, at, TT_ROLE_PART, part, 200, 2000);
+	else if (w < 32)
+		add_kill(b, at, TT_ROLE_CLIENT, client, 100, 1000);
+	else if (w < 40)
+		add_kill(b, at, TT_ROLE_COORD, 0, 30, 100);      /* re-arm the coordinator */
+	else if (w < 62)
+		add_kill(b, at, TT_ROLE_PART, part, 30, 400);    /* bounce / re-arm a participant */
+	else if (w < 66)
+		add(b, at, TT_ACT_STRANGER, TT_ROLE_PART, part, w & 1);
+	else if (w < 76)
+		add(b, at, TT_ACT_OPERATOR, TT_ROLE_COORD, 0, (uint32_t)tt_rand(&b->rng));
+	else if (w < 86)
+		add_link_event(b, at, 0);
+	else if (w < 92)
+		add_link_event(b, at, 1);
+	else if (w < 96)
+		add_link_event(b, at, 2);
+	else
+		add_link_event(b, at, 3);
+}
+
+/* coord.accept_rejoin: participants bounced all the time, nothing else. */
+static void build_rejoin_round(struct builder *b, uint64_t start, uint64_t end)
+{
+	for (uint64_t t = start + WARMUP_MS; t + COOLDOWN_MS < end;
+	     t += tt_rand_range(&b->rng, 300, 900))
+		add_kill(b, t, TT_ROLE_PART, (unsigned)tt_rand_range(&b->rng, 0, b->cfg->nparts - 1),
+			 30, 300);
 }
 
 #define LAST_CUT_MS 20000u   /* partitions profile: the cut that ends each round */
@@ -203,8 +251,14 @@ static void build_round(struct builder *b, uint64_t start, uint64_t end)
 	b->round_end = end;
 	if (c->profile == TT_PROFILE_DEFAULT && c->broken == TT_BROKEN_NONE) {
 		for (uint64_t t = start + WARMUP_MS; t + COOLDOWN_MS < end;
-		     t += tt_rand_range(&b->rng, 250, 1200))
-			add_event(b, t);
+		     t += tt_rand_range(&b->rng, 250, 1200)) {
+			if (c->classic)
+				add_classic_event(b, t);
+			else
+				add_event(b, t);
+		}
+	} else if (c->broken == TT_BROKEN_ACCEPT_REJOIN) {
+		build_rejoin_round(b, start, end);
 	} else if (c->profile == TT_PROFILE_PARTITIONS && c->broken == TT_BROKEN_NONE &&
 		   c->proxies) {
 		build_partitions_round(b, start, end);

@@ -27,6 +27,11 @@ enum tt_act {
 	TT_ACT_DROP,        /* proxy: drop frames with probability arg/100 percent */
 	TT_ACT_DELAY,       /* proxy: delay every frame arg ms (plus jitter up to arg/2) */
 	TT_ACT_CHECKPOINT,  /* heal all, wait for quiet; the last one ends the run */
+	TT_ACT_STRANGER,    /* start a tpc-kv that must be refused: under participant index's
+			       name with a folder of its own (arg 0), or on its running
+			       participant's folder (arg 1) */
+	TT_ACT_OPERATOR,    /* a heuristic decision through the admin API; arg: the draw that
+			       picks the transaction, commit or abort, and --force */
 };
 
 struct tt_action {
@@ -39,7 +44,11 @@ struct tt_action {
 };
 
 /*
- * default     kills, fault points and link faults
+ * default     kills, fault points and link faults; participants bounced (killed and
+ *             restarted within 0.4 s) often, to land between the stages of staged
+ *             transactions; strangers (a tpc-kv under an existing name with another
+ *             folder, or a second one on a running participant's folder); operator
+ *             heuristic decisions (unless classic)
  * none        nothing: a baseline
  * partitions  link faults only (no kills, no fault points), and every round ends with a
  *             participant cut off for its last 20 s, so each checkpoint measures how
@@ -53,6 +62,7 @@ enum tt_broken {
 	TT_BROKEN_COMMIT_BEFORE_LOG,  /* coord.commit_before_log */
 	TT_BROKEN_ACK_BEFORE_APPLY,   /* part.ack_before_apply */
 	TT_BROKEN_NO_DEDUP,           /* sink.no_dedup */
+	TT_BROKEN_ACCEPT_REJOIN,      /* coord.accept_rejoin */
 };
 
 struct tt_sched_config {
@@ -61,6 +71,7 @@ struct tt_sched_config {
 	uint64_t round_ms;          /* checkpoint every round (>= duration: only at the end) */
 	unsigned nparts, nclients;
 	int proxies;                /* 0: no link actions */
+	int classic;                /* no strangers, no operator actions, the old weights */
 	enum tt_profile profile;
 	enum tt_broken broken;
 };

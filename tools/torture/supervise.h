@@ -74,6 +74,16 @@ int tt_wait_port(int port, int timeout_ms);
 /** @brief Send one line to a control port and read its one-line reply. @return 0 or -errno. */
 int tt_control(int port, const char *cmd, char *reply, size_t cap, int timeout_ms);
 
+/**
+ * @brief One HTTP/1.0 request to 127.0.0.1:@p port (the coordinator's admin API).
+ * @param body JSON body or NULL
+ * @param[out] sent 1 once the request may have reached the server (connected)
+ * @param[out] status the HTTP status; @p resp the body, NUL-terminated (truncated)
+ * @return 0, or -errno (not connected: *sent is 0)
+ */
+int tt_http(int port, const char *method, const char *path, const char *body, int *sent,
+	    int *status, char *resp, size_t cap, int timeout_ms);
+
 /** @brief Sleep @p ms milliseconds (restarting after signals). */
 void tt_sleep_ms(uint64_t ms);
 

@@ -11,6 +11,7 @@
  *   records.c         the outcomes-file format
  *   supervise.c       child processes, ports, proxy control lines
  *   quiet.c           read-only looks at the coordinator's and participants' logs
+ *   actors.c          the schedule's strangers and operator (heuristic decisions)
  */
 #ifndef TPC_TORTURE_H
 #define TPC_TORTURE_H
@@ -27,6 +28,8 @@
 #define TT_MAX_CHECKPOINTS 4096
 #define TT_MAX_LEFTOVER 64   /* prepared / unacked txids kept per checkpoint */
 #define TT_MAX_DEATHS 64     /* unexpected deaths kept for the report */
+#define TT_MAX_STRANGER_BAD 64 /* strangers not refused, kept for the checker */
+#define TT_STRANGER_MSG 400
 
 struct tt_run_opts {
 	uint64_t seed;
@@ -39,6 +42,9 @@ struct tt_run_opts {
 	int expect_violation, no_proxy, keep, quiet;
 	uint32_t group_commit;
 	int seed_given;
+	int classic;            /* the workload and schedule from before staged writes */
+	unsigned staged_pct;    /* clients' --staged-pct */
+	uint64_t short_expiry_ms; /* kv1's --txn-timeout (0: the others' 10s) */
 };
 
 /* What healing left behind at one checkpoint. */
@@ -62,6 +68,18 @@ struct tt_stats {
 	uint64_t checkpoints;
 	uint64_t worst_recovery_ms, total_recovery_ms;
 	uint64_t control_errors;
+	uint64_t strangers[2], strangers_refused[2];  /* [0] another folder, [1] same folder */
+	uint64_t op_calls, op_accepted, op_refused, op_unreachable, op_uncertain, op_forced;
+};
+
+/* The one stranger process that may be running (actors.c). */
+struct tt_stranger {
+	struct tt_proc p;
+	int on_folder;          /* 1: on the participant's own folder (the lock) */
+	unsigned part;
+	uint64_t deadline_ms;   /* run time by which it must have exited */
+	pid_t holder;           /* on_folder: the participant's pid when it started */
+	unsigned count;         /* strangers started so far (names their folders and logs) */
 };
 
 struct tt_runner {
@@ -74,7 +92,7 @@ struct tt_runner {
 	uint64_t t0;
 	int sigfd;
 	int interrupted;
-	int coord_port, kv_port[TT_MAX_PARTS];
+	int coord_port, admin_port, kv_port[TT_MAX_PARTS];
 	int link_port[TT_MAX_PARTS + 1], ctl_port[TT_MAX_PARTS + 1];
 	struct tt_proc coord, kv[TT_MAX_PARTS], proxy[TT_MAX_PARTS + 1];
 	struct tt_proc client[TT_MAX_CLIENTS];
@@ -86,6 +104,12 @@ struct tt_runner {
 	char death_who[TT_MAX_DEATHS][32];     /* "kv2" */
 	char deaths[TT_MAX_DEATHS][160];       /* "exited with status 1 at 12.3 s (see ...)" */
 	size_t ndeaths;
+	struct tt_stranger stranger;
+	char stranger_bad[TT_MAX_STRANGER_BAD][TT_STRANGER_MSG];
+	int stranger_bad_part[TT_MAX_STRANGER_BAD];
+	size_t nstranger_bad;
+	FILE *oplog;                           /* outcomes/operator.txt */
+	uint64_t oprng;                        /* picks among the open transactions */
 	uint64_t resolved, still_pending;
 	int check_only;                        /* `tpc-torture check`: no run to report */
 };
@@ -112,6 +136,16 @@ int tt_resolve_unknown(struct tt_runner *r);
 long tt_check_and_report(struct tt_runner *r);
 /** @brief printf to stdout and to report.txt. */
 void tt_out(struct tt_runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* actors.c */
+/** @brief Start a stranger for participant @p part (TT_ACT_STRANGER). */
+void tt_stranger_start(struct tt_runner *r, unsigned part, int on_folder);
+/** @brief Notice the stranger's exit, or kill it past its deadline. */
+void tt_stranger_poll(struct tt_runner *r);
+/** @brief At the end: wait for a running stranger until its deadline. */
+void tt_stranger_finish(struct tt_runner *r);
+/** @brief One heuristic decision through the admin API (TT_ACT_OPERATOR). */
+void tt_operator_act(struct tt_runner *r, uint32_t draw);
 
 /* torture_client.c */
 int tt_client_main(int argc, char **argv);

@@ -3,10 +3,18 @@
  *
  * A libevent program with N transaction slots in flight over one async tpc_client (to
  * the coordinator) and one kvclient per tpc-kv. Each slot: Begin; write "begin" and
- * "intent" to the outcomes file (flushed, before any Put leaves); Put every write; then
- * Commit (or Abort: on purpose, or because a Put failed), writing "commit-sent" or
- * "abort-sent" before the request leaves and "outcome" when the answer comes. The
- * records format is records.h.
+ * "intent" to the outcomes file (flushed, before any Put leaves); Put every write,
+ * writing "put-ok" as each is acknowledged; then Commit (or Abort: on purpose, or
+ * because a Put failed), writing "commit-sent" or "abort-sent" before the request
+ * leaves and "outcome" when the answer comes. The records format is records.h.
+ *
+ * About --staged-pct of the transactions are staged: some of their legs are split into
+ * 2 or 3 writes to the same participant, sent in stages (stage N: the Nth write of each
+ * participant), each stage only once the previous one was acknowledged, with a pause
+ * in between (up to --stage-pause; for --expiry-pause-pct of the pauses, --expiry-pause
+ * plus up to 0.8 s, past a short participant expiry). A participant restarted, or whose
+ * staged writes expired, between two stages must not let the transaction commit with
+ * only the later stages (D8); the checker sees such a loss as a lost-write.
  *
  * About --key-pct of the transactions begin with a client transaction key. When such a
  * Commit ends UNKNOWN the client begins again with the same key, as an application
@@ -40,10 +48,20 @@
 
 struct tc;
 
+struct tc_slot;
+
+struct tc_put {               /* one Put in flight: the slot and the write's index */
+	struct tc_slot *s;
+	uint8_t i;
+};
+
 struct tc_slot {
 	struct tc *c;
 	uint64_t seq, txid;
 	struct tt_rec intent;
+	struct tc_put puts[TT_MAX_WRITES];
+	uint8_t stage_of[TT_MAX_WRITES];  /* 1-based; every write 1 when not staged */
+	uint8_t stage, nstages;
 	int pending, failed, committing;
 	char key[32];          /* client transaction key, or "" */
 	unsigned key_tries;
@@ -51,6 +69,8 @@ struct tc_slot {
 
 struct tc_opts {
 	unsigned id, nparts, refuse, inflight, abort_pct, refuse_pct, key_pct;
+	unsigned staged_pct, expiry_pause_pct;
+	uint32_t stage_pause_ms, expiry_pause_ms;
 	const char *coordinator, *outcomes;
 	const char *kv[TT_MAX_PARTS];
 	uint64_t seed;
@@ -69,6 +89,7 @@ struct tc {
 	int stopping;
 	struct event *sig_term, *sig_int, *drain;
 	uint64_t begun, committed, aborted, unknown, begin_failures, put_failures, by_key;
+	uint64_t staged, long_pauses;
 };
 
 static void slot_next(struct tc_slot *s);
@@ -122,18 +143,77 @@ static void pick_parts(struct tc *c, unsigned n, unsigned *out)
 	}
 }
 
-static void plan_transfer(struct tc *c, struct tt_rec *in, const unsigned *parts, unsigned n)
+/*
+ * One leg of @p v (|v| >= 3 when split) as @p k writes to @p part: the first under @p key,
+ * the later ones under KEY.s2, KEY.s3; the parts keep v's sign and sum to v.
+ */
+static void add_leg(struct tc *c, struct tt_rec *in, unsigned part, const char *key, int64_t v,
+		    unsigned k)
 {
-	char key[TT_KEY_MAX], val[TT_VAL_MAX];
-	static const char *const legs[] = { "from", "to", "to2" };
-	int64_t amount = (int64_t)tt_rand_range(&c->rng, 2, 1000);
-	int64_t first = n == 3 ? (int64_t)tt_rand_range(&c->rng, 1, (uint64_t)amount - 1) : amount;
-	int64_t v[3] = { -amount, first, amount - first };
+	char kk[TT_KEY_MAX], val[TT_VAL_MAX];
+	int64_t sign = v < 0 ? -1 : 1, left = v < 0 ? -v : v;
+
+	for (unsigned i = 1; i <= k; i++) {
+		int64_t share = i == k ? left
+				       : (int64_t)tt_rand_range(&c->rng, 1, (uint64_t)(left - (k - i)));
+		left -= share;
+		if (i == 1)
+			snprintf(kk, sizeof(kk), "%s", key);
+		else
+			snprintf(kk, sizeof(kk), "%s.s%u", key, i);
+		snprintf(val, sizeof(val), "%+" PRId64, sign * share);
+		add_write(in, part, kk, val);
+	}
+}
+
+/* Stages per leg: 1, or for a staged transaction 2-3 on at least one leg (at most
+ * @p room writes in all). */
+static void plan_stages(struct tc *c, unsigned n, int staged, unsigned room, unsigned *k)
+{
+	unsigned total = n, must = staged ? (unsigned)tt_rand_range(&c->rng, 0, n - 1) : n;
 
 	for (unsigned i = 0; i < n; i++) {
+		k[i] = 1;
+		if (!staged || (i != must && tt_rand_range(&c->rng, 0, 1)))
+			continue;
+		unsigned want = (unsigned)tt_rand_range(&c->rng, 2, 3);
+		while (want > 1 && total + want - 1 > room)
+			want--;
+		k[i] = want;
+		total += want - 1;
+	}
+}
+
+static void plan_transfer(struct tc *c, struct tt_rec *in, const unsigned *parts, unsigned n,
+			  int staged)
+{
+	char key[TT_KEY_MAX];
+	static const char *const legs[] = { "from", "to", "to2" };
+	int64_t amount = (int64_t)tt_rand_range(&c->rng, 6, 1000);
+	int64_t first = n == 3 ? (int64_t)tt_rand_range(&c->rng, 3, (uint64_t)amount - 3) : amount;
+	int64_t v[3] = { -amount, first, amount - first };
+	unsigned k[3];
+
+	plan_stages(c, n, staged, TT_MAX_WRITES - 1, k);
+	for (unsigned i = 0; i < n; i++) {
 		snprintf(key, sizeof(key), "x/%u/%" PRIu64 "/%s", c->o.id, in->seq, legs[i]);
-		snprintf(val, sizeof(val), "%+" PRId64, v[i]);
-		add_write(in, parts[i], key, val);
+		add_leg(c, in, parts[i], key, v[i], k[i]);
+	}
+}
+
+/* A one-participant write, in 2-3 stages when staged: w/C/SEQ, w/C/SEQ.s2, ... */
+static void plan_write(struct tc *c, struct tt_rec *in, unsigned part, int staged)
+{
+	char key[TT_KEY_MAX], val[TT_VAL_MAX];
+	unsigned k = staged ? (unsigned)tt_rand_range(&c->rng, 2, 3) : 1;
+
+	for (unsigned i = 1; i <= k; i++) {
+		if (i == 1)
+			snprintf(key, sizeof(key), "w/%u/%" PRIu64, c->o.id, in->seq);
+		else
+			snprintf(key, sizeof(key), "w/%u/%" PRIu64 ".s%u", c->o.id, in->seq, i);
+		snprintf(val, sizeof(val), "v%" PRIu64 "-%u", in->seq, i);
+		add_write(in, part, key, val);
 	}
 }
 
@@ -143,9 +223,11 @@ static void plan_txn(struct tc *c, struct tc_slot *s)
 	unsigned parts[3], r = (unsigned)tt_rand_range(&c->rng, 0, 99);
 	unsigned w = (unsigned)tt_rand_range(&c->rng, 0, 99);
 	unsigned n = w < 15 ? 1 : w < 70 ? 2 : 3;
-	char key[TT_KEY_MAX], val[TT_VAL_MAX];
+	int staged = tt_rand_range(&c->rng, 0, 99) < c->o.staged_pct;
+	char val[TT_VAL_MAX];
 
 	memset(in, 0, sizeof(*in));
+	in->staged = (uint8_t)staged;
 	in->type = TT_REC_INTENT;
 	in->txid = s->txid;
 	in->client = c->o.id;
@@ -156,12 +238,10 @@ static void plan_txn(struct tc *c, struct tc_slot *s)
 	pick_parts(c, n, parts);
 	if (n >= 2) {
 		in->kind = TT_KIND_TRANSFER;
-		plan_transfer(c, in, parts, n);
+		plan_transfer(c, in, parts, n, staged);
 	} else {
 		in->kind = TT_KIND_WRITE;
-		snprintf(key, sizeof(key), "w/%u/%" PRIu64, c->o.id, s->seq);
-		snprintf(val, sizeof(val), "v%" PRIu64, s->seq);
-		add_write(in, parts[0], key, val);
+		plan_write(c, in, parts[0], staged);
 	}
 	if (c->o.refuse && in->plan == TT_PLAN_COMMIT &&
 	    r < c->o.abort_pct + c->o.refuse_pct) {
@@ -273,32 +353,96 @@ static void decide(struct tc_slot *s)
 		on_outcome(s, rc, s->txid, TPC_OUTCOME_UNKNOWN, NULL);
 }
 
-static void on_put(void *arg, int err, uint64_t txid)
+static void send_stage(struct tc_slot *s);
+
+static void on_stage_pause(evutil_socket_t fd, short what, void *arg)
 {
 	struct tc_slot *s = arg;
+
+	s->stage++;
+	send_stage(s);
+}
+
+/* Between stages: mostly a short pause, sometimes one past a short participant expiry. */
+static void pause_then_next_stage(struct tc_slot *s)
+{
+	struct tc *c = s->c;
+	uint64_t ms = tt_rand_range(&c->rng, 0, c->o.stage_pause_ms);
+	struct timeval tv;
+
+	if (c->o.expiry_pause_ms && tt_rand_range(&c->rng, 0, 99) < c->o.expiry_pause_pct) {
+		ms = c->o.expiry_pause_ms + tt_rand_range(&c->rng, 0, 800);
+		c->long_pauses++;
+	}
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	if (event_base_once(c->base, -1, EV_TIMEOUT, on_stage_pause, s, &tv))
+		on_stage_pause(-1, 0, s);
+}
+
+/* A stage's Puts are all answered: the next stage, or the decision. */
+static void stage_done(struct tc_slot *s)
+{
+	if (s->failed || s->stage >= s->nstages)
+		decide(s);
+	else
+		pause_then_next_stage(s);
+}
+
+static void on_put(void *arg, int err, uint64_t txid)
+{
+	struct tc_put *p = arg;
+	struct tc_slot *s = p->s;
 
 	if (err && !s->failed) {
 		s->failed = 1;
 		s->c->put_failures++;
+	} else if (!err && p->i < TT_MAX_WRITES) {
+		struct tt_rec r = { .type = TT_REC_PUT_OK, .txid = s->txid, .index = p->i };
+		emit(s->c, &r);
+		fflush(s->c->out);
 	}
 	if (--s->pending == 0)
-		decide(s);
+		stage_done(s);
 }
 
-static void send_puts(struct tc_slot *s)
+static void send_stage(struct tc_slot *s)
 {
 	struct tc *c = s->c;
+	struct tc_put held = { s, TT_MAX_WRITES };
 
-	s->pending = 1; /* held until every Put is issued */
+	s->pending = 1; /* held until every Put of the stage is issued */
 	for (uint8_t i = 0; i < s->intent.nwrites; i++) {
 		const struct tt_write *w = &s->intent.w[i];
+		if (s->stage_of[i] != s->stage)
+			continue;
+		s->puts[i] = (struct tc_put){ s, i };
 		if (kvc_put(c->kv[w->part], s->txid, w->key, strlen(w->key), w->value,
-			    strlen(w->value), on_put, s) == 0)
+			    strlen(w->value), on_put, &s->puts[i]) == 0)
 			s->pending++;
 		else
 			s->failed = 1;
 	}
-	on_put(s, 0, s->txid);
+	on_put(&held, 0, s->txid);
+}
+
+/* Number the stages: the Nth write to a participant is its stage N (staged only). */
+static void send_puts(struct tc_slot *s)
+{
+	const struct tt_rec *in = &s->intent;
+
+	s->nstages = 1;
+	for (uint8_t i = 0; i < in->nwrites; i++) {
+		uint8_t n = 1;
+		for (uint8_t j = 0; in->staged && j < i; j++)
+			n += in->w[j].part == in->w[i].part;
+		s->stage_of[i] = n;
+		if (n > s->nstages)
+			s->nstages = n;
+	}
+	s->stage = 1;
+	s->c->staged += in->staged;
+	send_stage(s);
 }
 
 static void on_begin(void *arg, int err, tpc_txid txid, tpc_begin_result res)
@@ -457,8 +601,9 @@ static int run(struct tc *c)
 	teardown(c);
 	fprintf(stderr, "tpc-torture client %u: %" PRIu64 " begun, %" PRIu64 " committed, %"
 		PRIu64 " aborted, %" PRIu64 " unknown (%" PRIu64 " settled by key); %" PRIu64
-		" begin and %" PRIu64 " put failures\n", c->o.id, c->begun, c->committed,
-		c->aborted, c->unknown, c->by_key, c->begin_failures, c->put_failures);
+		" begin and %" PRIu64 " put failures; %" PRIu64 " staged (%" PRIu64
+		" long pauses)\n", c->o.id, c->begun, c->committed, c->aborted, c->unknown,
+		c->by_key, c->begin_failures, c->put_failures, c->staged, c->long_pauses);
 	return rc ? 1 : 0;
 }
 
@@ -479,11 +624,17 @@ static const char usage_text[] =
 	"  --abort-pct P        transactions the client aborts on purpose (default 5)\n"
 	"  --refuse-pct P       transactions that write refuse-me (default 5)\n"
 	"  --key-pct P          transactions begun with a client transaction key (default 30)\n"
+	"  --staged-pct P       transactions sent in stages: 2-3 writes to one participant,\n"
+	"                       one stage after another (default 0)\n"
+	"  --stage-pause DURATION  longest ordinary pause between stages (default 400ms)\n"
+	"  --expiry-pause-pct P pauses between stages that last --expiry-pause (default 0)\n"
+	"  --expiry-pause DURATION  a long pause: this plus up to 0.8 s (default 2500ms)\n"
 	"  --timeout DURATION   request timeout (default 3s)\n"
 	"  --drain DURATION     on SIGTERM, how long in-flight work may finish (default 2s)\n";
 
 enum { OPT_ID = 256, OPT_COORD, OPT_KV, OPT_OUT, OPT_REFUSE, OPT_SEED, OPT_INFLIGHT,
-       OPT_ABORT, OPT_REFPCT, OPT_KEYPCT, OPT_TIMEOUT, OPT_DRAIN };
+       OPT_ABORT, OPT_REFPCT, OPT_KEYPCT, OPT_TIMEOUT, OPT_DRAIN, OPT_STAGED, OPT_STAGE_PAUSE,
+       OPT_EXP_PCT, OPT_EXP_PAUSE };
 
 static int num(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 {
@@ -536,6 +687,13 @@ static int parse_opt(struct tc_opts *o, int c, const char *v)
 	case OPT_KEYPCT: rc = num("key-pct", v, 0, 100, &n); o->key_pct = (unsigned)n; break;
 	case OPT_TIMEOUT: rc = dur("timeout", v, &o->timeout_ms); break;
 	case OPT_DRAIN: rc = dur("drain", v, &o->drain_ms); break;
+	case OPT_STAGED: rc = num("staged-pct", v, 0, 100, &n); o->staged_pct = (unsigned)n; break;
+	case OPT_STAGE_PAUSE: rc = dur("stage-pause", v, &o->stage_pause_ms); break;
+	case OPT_EXP_PCT:
+		rc = num("expiry-pause-pct", v, 0, 100, &n);
+		o->expiry_pause_pct = (unsigned)n;
+		break;
+	case OPT_EXP_PAUSE: rc = dur("expiry-pause", v, &o->expiry_pause_ms); break;
 	default: return -EINVAL;
 	}
 	return rc;
@@ -556,11 +714,16 @@ int tt_client_main(int argc, char **argv)
 		{ "key-pct", required_argument, NULL, OPT_KEYPCT },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "drain", required_argument, NULL, OPT_DRAIN },
+		{ "staged-pct", required_argument, NULL, OPT_STAGED },
+		{ "stage-pause", required_argument, NULL, OPT_STAGE_PAUSE },
+		{ "expiry-pause-pct", required_argument, NULL, OPT_EXP_PCT },
+		{ "expiry-pause", required_argument, NULL, OPT_EXP_PAUSE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct tc c = { .o = { .seed = 1, .inflight = 8, .abort_pct = 5, .refuse_pct = 5,
-			       .key_pct = 30, .timeout_ms = 3000, .drain_ms = 2000 } };
+			       .key_pct = 30, .timeout_ms = 3000, .drain_ms = 2000,
+			       .stage_pause_ms = 400, .expiry_pause_ms = 2500 } };
 	int ch;
 
 	optind = 1;

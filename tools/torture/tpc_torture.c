@@ -34,7 +34,11 @@ static const char usage_text[] =
 	"participants (append-only file sinks), fault proxies and client processes on\n"
 	"127.0.0.1; for --duration it follows a schedule drawn from --seed: SIGKILL and\n"
 	"restart processes, arm fault points (TPC_FAULTS) for their next start, partition,\n"
-	"reset, drop and slow down the links. Every --round it heals everything and waits\n"
+	"reset, drop and slow down the links; start strangers (a tpc-kv under an existing\n"
+	"participant's name with another folder, or on a running participant's folder:\n"
+	"both must be refused) and make operator heuristic decisions through the admin API.\n"
+	"Clients stage several writes at one participant in stages, with pauses that the\n"
+	"participant bounces land in. Every --round it heals everything and waits\n"
 	"until no participant is prepared and the coordinator holds no unacknowledged\n"
 	"decision. At the end it checks, per txid, what every client was told against what\n"
 	"every sink holds: atomicity, told COMMITTED -> in every sink, told ABORTED -> in\n"
@@ -52,9 +56,16 @@ static const char usage_text[] =
 	"  --faults-profile P     default (kills, fault points, link faults), none, or\n"
 	"                         partitions (link faults only; each round ends with a\n"
 	"                         participant cut off for 20 s, then the checkpoint)\n"
+	"  --staged-pct P         transactions that stage 2-3 writes at one participant, one\n"
+	"                         stage after another, with pauses between (default 40)\n"
+	"  --short-expiry DURATION  kv1's staged-write expiry (tpc-kv --txn-timeout), below the\n"
+	"                         coordinator's 5 s transaction timeout; 3% of the pauses\n"
+	"                         between stages outlast it (default 2s; off: 10s like the rest)\n"
+	"  --classic              the workload and schedule from before staged writes: no\n"
+	"                         stages, no short expiry, no strangers, no operator decisions\n"
 	"  --broken NAME          run the deliberately broken test binaries with TPC_BROKEN=NAME\n"
 	"                         and a schedule aimed at that break: coord.commit_before_log,\n"
-	"                         part.ack_before_apply or sink.no_dedup\n"
+	"                         part.ack_before_apply, sink.no_dedup or coord.accept_rejoin\n"
 	"  --expect-violation     succeed only if a violation is found (tests the checker)\n"
 	"  --no-proxy             connect everything directly (no link faults)\n"
 	"  --group-commit N       passed to the coordinator and the participants\n"
@@ -85,6 +96,8 @@ void tt_run_opts_defaults(struct tt_run_opts *o)
 	o->nclients = 4;
 	o->nparts = 3;
 	o->inflight = 8;
+	o->staged_pct = 40;
+	o->short_expiry_ms = 2000;
 }
 
 static void put_duration(char *buf, size_t cap, size_t *len, const char *opt, uint64_t ms)
@@ -112,6 +125,16 @@ void tt_replay_command(const struct tt_run_opts *o, char *buf, size_t cap)
 	if (len < cap && o->broken != TT_BROKEN_NONE)
 		len += (size_t)snprintf(buf + len, cap - len, " --broken %s",
 					tt_broken_name(o->broken));
+	if (len < cap && o->classic)
+		len += (size_t)snprintf(buf + len, cap - len, " --classic");
+	if (len < cap && !o->classic && o->staged_pct != 40)
+		len += (size_t)snprintf(buf + len, cap - len, " --staged-pct %u", o->staged_pct);
+	if (len < cap && !o->classic && o->short_expiry_ms != 2000) {
+		if (o->short_expiry_ms)
+			put_duration(buf, cap, &len, "short-expiry", o->short_expiry_ms);
+		else
+			len += (size_t)snprintf(buf + len, cap - len, " --short-expiry off");
+	}
 	if (len < cap && o->no_proxy)
 		len += (size_t)snprintf(buf + len, cap - len, " --no-proxy");
 	if (len < cap && o->group_commit)
@@ -172,8 +195,9 @@ static int resolve_one(const char *explicit_path, const char *dir, const char *n
 static int resolve_bins(struct tt_runner *r)
 {
 	char dir[PATH_MAX];
-	const char *coord = r->o.broken == TT_BROKEN_COMMIT_BEFORE_LOG ? "tpc-coordinator-broken"
-								      : "tpc-coordinator";
+	const char *coord = r->o.broken == TT_BROKEN_COMMIT_BEFORE_LOG ||
+			    r->o.broken == TT_BROKEN_ACCEPT_REJOIN ? "tpc-coordinator-broken"
+								   : "tpc-coordinator";
 	const char *kv = r->o.broken == TT_BROKEN_ACK_BEFORE_APPLY ||
 			 r->o.broken == TT_BROKEN_NO_DEDUP ? "tpc-kv-broken" : "tpc-kv";
 	int rc = self_dir(dir, sizeof(dir));
@@ -201,7 +225,7 @@ enum {
 	OPT_SEED = 256, OPT_DURATION, OPT_ROUND, OPT_CLIENTS, OPT_INFLIGHT, OPT_PARTS,
 	OPT_PROFILE, OPT_BROKEN, OPT_EXPECT, OPT_NO_PROXY, OPT_GROUP, OPT_QUIET_BOUND,
 	OPT_WORKDIR, OPT_BIN_DIR, OPT_COORD_BIN, OPT_KV_BIN, OPT_PROXY_BIN, OPT_KEEP, OPT_QUIET,
-	OPT_RUN_DIR,
+	OPT_RUN_DIR, OPT_STAGED, OPT_SHORT_EXPIRY, OPT_CLASSIC,
 };
 
 static const struct option run_opts[] = {
@@ -225,6 +249,9 @@ static const struct option run_opts[] = {
 	{ "keep", no_argument, NULL, OPT_KEEP },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
+	{ "staged-pct", required_argument, NULL, OPT_STAGED },
+	{ "short-expiry", required_argument, NULL, OPT_SHORT_EXPIRY },
+	{ "classic", no_argument, NULL, OPT_CLASSIC },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -275,9 +302,19 @@ static int apply_opt(struct tt_run_opts *o, int c, const char *v, const char **r
 		break;
 	case OPT_BROKEN:
 		if (tt_broken_parse(v, &o->broken))
-			rc = bad("broken", v, "expected coord.commit_before_log, part.ack_before_apply"
-				 " or sink.no_dedup");
+			rc = bad("broken", v, "expected coord.commit_before_log, part.ack_before_apply,"
+				 " sink.no_dedup or coord.accept_rejoin");
 		break;
+	case OPT_STAGED: rc = num_opt("staged-pct", v, 0, 100, &n); o->staged_pct = (unsigned)n; break;
+	case OPT_SHORT_EXPIRY:
+		if (strcmp(v, "off") == 0)
+			o->short_expiry_ms = 0;
+		else
+			rc = dur_opt("short-expiry", v, 500, &o->short_expiry_ms);
+		if (!rc && o->short_expiry_ms > 4000)
+			rc = bad("short-expiry", v, "must stay below the 5 s transaction timeout (or off)");
+		break;
+	case OPT_CLASSIC: o->classic = 1; break;
 	case OPT_EXPECT: o->expect_violation = 1; break;
 	case OPT_NO_PROXY: o->no_proxy = 1; break;
 	case OPT_GROUP: rc = num_opt("group-commit", v, 1, 1u << 20, &n); o->group_commit = (uint32_t)n; break;
@@ -340,6 +377,10 @@ static int parse_run(int argc, char **argv, struct tt_run_opts *o, const char **
 		o->seed = random_seed();
 	if (o->round_ms > o->duration_ms)
 		o->round_ms = o->duration_ms;
+	if (o->classic) {
+		o->staged_pct = 0;
+		o->short_expiry_ms = 0;
+	}
 	return 0;
 }
 
