@@ -255,9 +255,10 @@ static void snapshot_conns(struct coord_server *s, struct coord_metrics_view *v)
 		else
 			v->conns_new++;
 	}
-	v->peers_known = s->npeers;
-	for (uint32_t i = 0; i < s->npeers; i++)
+	for (uint32_t i = 0; i < s->npeers; i++) {
+		v->peers_known += s->peers[i].name != NULL; /* NULL: a freed slot */
 		v->peers_connected += coord_conn_get(s, s->peers[i].conn) != NULL;
+	}
 }
 
 void coord_metrics_snapshot(struct coord_server *s, uint64_t now_ms,
