@@ -165,7 +165,7 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	}
 	if (tpc_wire_validate(env, &why)) {
 		c->srv->stats.bad_frames++;
-		coord_conn_fail(c, TPC__ERROR_CODE__ERR_INVALID, why);
+		coord_conn_fail_req(c, env->request_id, E(INVALID), why); /* answers it */
 		return 1;
 	}
 	c->frame_since_ms = 0; /* a whole frame: the next one is timed from its first byte */
