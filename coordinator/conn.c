@@ -136,11 +136,11 @@ void coord_conn_fail(struct conn *c, int code, const char *msg)
 
 void coord_conn_fail_req(struct conn *c, uint64_t req, int code, const char *msg)
 {
+	struct timeval linger = { 2, 0 };
+
 	if (c->closing)
 		return;
 	tpc_logf(&c->srv->log, TPC_LOG_WARN, "%s: closing connection: %s", c->addr, msg);
-	struct timeval linger = { 2, 0 };
-
 	coord_conn_send_error(c, req, code, msg, 0);
 	c->closing = 1;
 	bufferevent_disable(c->bev, EV_READ);
