@@ -554,6 +554,8 @@ static void get_participants(struct coord_admin *a, struct evhttp_request *req)
 	}
 	for (uint32_t i = 0; i < s->npeers; i++) {
 		const struct peer *p = &s->peers[i];
+		if (!p->name)
+			continue; /* a freed slot (coord_peer_release) */
 		json_t *o = json_pack(
 			"{s:s, s:b, s:o, s:o, s:o, s:I, s:I}", "name", p->name, "connected",
 			coord_conn_get(s, p->conn) != NULL, "address",

@@ -57,7 +57,7 @@ static void op_reply_error(struct forget_op *op, int code, const char *why)
 static uint32_t find_peer(struct coord_server *s, const char *name)
 {
 	for (uint32_t i = 0; i < s->npeers; i++)
-		if (strcmp(s->peers[i].name, name) == 0)
+		if (s->peers[i].name && strcmp(s->peers[i].name, name) == 0)
 			return i + 1;
 	return 0;
 }

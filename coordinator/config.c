@@ -64,6 +64,20 @@ static const struct opt opts[] = {
 	{ "prepare-timeout", 0, K_DUR, FIELD(prepare_timeout_ms), .lo = 1, .hi = UINT32_MAX,
 	  .flags = RELOAD },
 	{ "max-conns", 0, K_NUM, FIELD(max_conns), .lo = 1, .hi = 1u << 20, .flags = RELOAD },
+	{ "hello-timeout", 0, K_DUR, FIELD(hello_timeout_ms), .lo = 10, .hi = 3600000,
+	  .flags = RELOAD },
+	{ "idle-timeout", 0, K_DUR, FIELD(idle_timeout_ms), .lo = 0, .hi = UINT32_MAX,
+	  .flags = RELOAD },
+	{ "frame-timeout", 0, K_DUR, FIELD(frame_timeout_ms), .lo = 10, .hi = 3600000,
+	  .flags = RELOAD },
+	{ "max-output", 0, K_NUM, FIELD(max_output), .lo = 64u << 10, .hi = 1ull << 32,
+	  .flags = RELOAD },
+	{ "max-partial-bytes", 0, K_NUM, FIELD(max_partial_bytes), .lo = 1u << 20,
+	  .hi = 1ull << 40, .flags = RELOAD },
+	{ "max-txn-timeout", 0, K_DUR, FIELD(max_txn_timeout_ms), .lo = 1, .hi = UINT32_MAX,
+	  .flags = RELOAD },
+	{ "max-participant-names", 0, K_NUM, FIELD(max_part_names), .lo = 1,
+	  .hi = 1u << 24, .flags = RELOAD },
 	{ "max-open-txns", 0, K_NUM, FIELD(max_open_txns), .lo = 1, .hi = UINT32_MAX,
 	  .flags = RELOAD },
 	{ "max-txns-per-conn", 0, K_NUM, FIELD(max_txns_per_conn), .lo = 1, .hi = UINT32_MAX,
@@ -573,6 +587,16 @@ int coord_config_check(const struct coord_config *cfg, char *err, size_t errlen)
 	if (cfg->admin && strcmp(cfg->admin, "off") != 0 &&
 	    check_address("admin", cfg->admin, err, errlen))
 		return -EINVAL;
+	if (cfg->txn_timeout_ms > cfg->max_txn_timeout_ms) {
+		snprintf(err, errlen, "txn-timeout (%" PRIu32 "ms) is longer than max-txn-timeout "
+			 "(%" PRIu32 "ms)", cfg->txn_timeout_ms, cfg->max_txn_timeout_ms);
+		return -EINVAL;
+	}
+	if (cfg->max_output < cfg->max_frame) {
+		snprintf(err, errlen, "max-output (%" PRIu64 ") must be at least max-frame (%"
+			 PRIu32 ")", cfg->max_output, cfg->max_frame);
+		return -EINVAL;
+	}
 	if (cfg->admin_token_file && access(cfg->admin_token_file, R_OK) != 0) {
 		snprintf(err, errlen, "admin-token-file %s: %s", cfg->admin_token_file,
 			 strerror(errno));

@@ -7,6 +7,15 @@
  * or one missing required fields gets an Error and closes that connection only, after
  * the Error is flushed. Connection ids carry a generation, so a reply addressed to a
  * connection that closed and whose slot was reused goes nowhere.
+ *
+ * Limits that hold against a peer that does not play along (server.h lists the
+ * options): a reaper timer closes a connection with no Hello after hello-timeout, a
+ * client idle with nothing open after idle-timeout, and one whose frame is not complete
+ * frame-timeout after its first byte (a slowloris); a peer whose unsent output exceeds
+ * max-output is not read from until it drains to half of that (a peer that never reads
+ * is closed when its output makes no progress for frame-timeout); the bytes partial
+ * frames hold over all connections are bounded by max-partial-bytes. Accept errors
+ * (EMFILE, ENFILE) disable the listener for a growing delay, logged once a second.
  */
 #include "server_int.h"
 
@@ -23,7 +32,23 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#define E(name) TPC__ERROR_CODE__ERR_##name
+#define TRIM_KEEP (64u << 10)    /* decoder buffer kept between frames */
+#define REAP_MIN_MS 20
+#define REAP_MAX_MS 1000
+#define ACCEPT_DELAY_MIN_MS 10
+#define ACCEPT_DELAY_MAX_MS 1000
+#define LOG_EVERY_MS 1000
+
 static void conn_free(struct conn *c);
+static void on_read(struct bufferevent *bev, void *arg);
+
+static struct timeval ms_tv(uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	return tv;
+}
 
 struct conn *coord_conn_get(struct coord_server *s, uint64_t id)
 {
@@ -111,6 +136,8 @@ void coord_conn_fail(struct conn *c, int code, const char *msg)
 
 void coord_conn_fail_req(struct conn *c, uint64_t req, int code, const char *msg)
 {
+	struct timeval linger = { 2, 0 };
+
 	if (c->closing)
 		return;
 	tpc_logf(&c->srv->log, TPC_LOG_WARN, "%s: closing connection: %s", c->addr, msg);
@@ -118,6 +145,7 @@ void coord_conn_fail_req(struct conn *c, uint64_t req, int code, const char *msg
 	c->closing = 1;
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(c->bev, NULL, &linger); /* a peer that never reads */
 	bufferevent_setcb(c->bev, NULL, on_flushed, on_event, c);
 	/* Never free here: callers up the stack still hold c. The write callback frees it,
 	 * deferred to the loop even when there is nothing left to write. */
@@ -137,16 +165,78 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	}
 	if (tpc_wire_validate(env, &why)) {
 		c->srv->stats.bad_frames++;
-		coord_conn_fail(c, TPC__ERROR_CODE__ERR_INVALID, why);
+		coord_conn_fail_req(c, env->request_id, E(INVALID), why); /* answers it */
 		return 1;
 	}
+	c->frame_since_ms = 0; /* a whole frame: the next one is timed from its first byte */
 	int stop = coord_dispatch(c, env); /* env lives in the arena until the next frame */
 	return stop || c->closing;
+}
+
+/* ---- backpressure and partial frames ---- */
+
+/* The output drained to half of max-output (the write low watermark): read again. */
+static void on_drained(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->closing || !c->throttled ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) > c->srv->cfg.max_output / 2)
+		return;
+	c->throttled = 0;
+	c->last_read_ms = tpc_now_ms(); /* the wait was ours, not the peer's idleness */
+	bufferevent_setcb(bev, on_read, NULL, on_event, c);
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	bufferevent_enable(bev, EV_READ);
+}
+
+/* Stop reading until the peer takes its replies; no progress for frame-timeout: close. */
+static void throttle(struct conn *c)
+{
+	struct timeval tv = ms_tv(c->srv->cfg.frame_timeout_ms);
+
+	c->throttled = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setwatermark(c->bev, EV_WRITE, c->srv->cfg.max_output / 2, 0);
+	bufferevent_setcb(c->bev, on_read, on_drained, on_event, c);
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+}
+
+/* Count the decoder's buffer in the server's partial-frame total. */
+static void account_held(struct conn *c)
+{
+	c->srv->partial_bytes -= c->held;
+	c->held = c->dec.buf_cap;
+	c->srv->partial_bytes += c->held;
+}
+
+/* Every frame read so far was handled: time the unfinished one, bound memory. */
+static void after_read(struct conn *c)
+{
+	struct coord_server *s = c->srv;
+	uint32_t pending = tpc_frame_decoder_pending(&c->dec);
+
+	tpc_frame_decoder_trim(&c->dec, TRIM_KEEP);
+	if (!pending)
+		c->frame_since_ms = 0;
+	else if (!c->frame_since_ms)
+		c->frame_since_ms = c->last_read_ms;
+	account_held(c);
+	if (pending && s->partial_bytes > s->cfg.max_partial_bytes) {
+		coord_conn_fail(c, E(LIMIT), "the coordinator holds too many bytes of partial "
+				"frames (max-partial-bytes); send whole frames");
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > s->cfg.max_output)
+		throttle(c);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
+
+	c->last_read_ms = tpc_now_ms();
 	int rc = tpc_wire_read(bufferevent_get_input(bev), &c->dec, on_frame, c);
 
 	if (rc == TPC_FRAME_ERR_TOO_BIG) {
@@ -158,6 +248,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 		coord_conn_fail(c, TPC__ERROR_CODE__ERR_BAD_FRAME, "empty frame");
 	} else if (rc == -ENOMEM) {
 		coord_conn_fail(c, TPC__ERROR_CODE__ERR_UNAVAILABLE, "out of memory");
+	} else if (rc == 0 && !c->closing) {
+		after_read(c);
 	}
 }
 
@@ -227,6 +319,7 @@ static struct conn *conn_new(struct coord_server *s, evutil_socket_t fd,
 		return NULL;
 	}
 	c->srv = s;
+	c->accepted_ms = c->last_read_ms = tpc_now_ms();
 	c->id = (uint64_t)++s->conn_gen[slot] << 32 | (uint32_t)slot;
 	s->conns[slot] = c;
 	s->nconns++;
@@ -246,9 +339,28 @@ static void conn_free(struct conn *c)
 	coord_on_conn_closed(s, c);
 	s->conns[(uint32_t)c->id] = NULL;
 	s->nconns--;
+	s->partial_bytes -= c->held;
 	bufferevent_free(c->bev);
 	tpc_frame_decoder_free(&c->dec);
 	free(c);
+}
+
+/* Log at most once a second; say how many were not logged in between. */
+static void log_limited(struct coord_server *s, const char *what, const char *detail)
+{
+	uint64_t now = tpc_now_ms();
+
+	if (s->accept_logged_ms && now - s->accept_logged_ms < LOG_EVERY_MS) {
+		s->accept_quiet++;
+		return;
+	}
+	if (s->accept_quiet)
+		tpc_logf(&s->log, TPC_LOG_WARN, "%s: %s (and %llu more like it in the last "
+			 "second)", what, detail, (unsigned long long)s->accept_quiet);
+	else
+		tpc_logf(&s->log, TPC_LOG_WARN, "%s: %s", what, detail);
+	s->accept_logged_ms = now;
+	s->accept_quiet = 0;
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -256,6 +368,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
 	struct coord_server *s = arg;
 
+	s->accept_delay_ms = 0;
 	if (s->stopping || s->nconns >= s->cfg.max_conns) {
 		/* Tell the peer why before closing; a blocking write of one small frame. */
 		uint8_t buf[256];
@@ -270,7 +383,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 			(void)0; /* best effort */
 		s->stats.refused_conns++;
-		tpc_logf(&s->log, TPC_LOG_WARN, "refused a connection: %s", err.message);
+		log_limited(s, "refused a connection", err.message);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -280,13 +393,85 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 }
 
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct coord_server *s = arg;
+
+	if (s->listener && !s->stopping)
+		evconnlistener_enable(s->listener);
+}
+
+/*
+ * EMFILE and friends: the pending connection stays in the backlog, so accepting again
+ * at once would fail again at once (a spin). Stop listening for a delay that doubles
+ * while errors go on (ACCEPT_DELAY_MIN_MS .. ACCEPT_DELAY_MAX_MS), then try again.
+ */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
 	struct coord_server *s = arg;
 	int err = EVUTIL_SOCKET_ERROR();
+	char detail[160];
+	struct timeval tv;
 
-	/* EMFILE and friends: keep serving; the listener retries on the next event. */
-	tpc_logf(&s->log, TPC_LOG_WARN, "accept: %s", evutil_socket_error_to_string(err));
+	s->stats.accept_errors++;
+	s->accept_delay_ms = !s->accept_delay_ms ? ACCEPT_DELAY_MIN_MS
+			     : s->accept_delay_ms * 2 > ACCEPT_DELAY_MAX_MS ? ACCEPT_DELAY_MAX_MS
+			     : s->accept_delay_ms * 2;
+	snprintf(detail, sizeof(detail), "%s; not accepting for %ums (open connections %u, "
+		 "--max-conns %u)", evutil_socket_error_to_string(err), s->accept_delay_ms,
+		 s->nconns, s->cfg.max_conns);
+	log_limited(s, "accept", detail);
+	evconnlistener_disable(l);
+	tv = ms_tv(s->accept_delay_ms);
+	evtimer_add(s->accept_retry, &tv);
+}
+
+/* ---- the reaper: hello, idle and frame timeouts ---- */
+
+static uint64_t reap_period_ms(const struct coord_config *cfg)
+{
+	uint64_t p = cfg->hello_timeout_ms;
+
+	if (cfg->frame_timeout_ms < p)
+		p = cfg->frame_timeout_ms;
+	if (cfg->idle_timeout_ms && cfg->idle_timeout_ms < p)
+		p = cfg->idle_timeout_ms;
+	p /= 4;
+	return p < REAP_MIN_MS ? REAP_MIN_MS : p > REAP_MAX_MS ? REAP_MAX_MS : p;
+}
+
+/* Why @p c must go now, or NULL. A throttled peer is timed by its output instead. */
+static const char *overdue(const struct conn *c, const struct coord_config *cfg,
+			   uint64_t now)
+{
+	if (c->closing || c->throttled)
+		return NULL;
+	if (c->role == CONN_NEW && now - c->accepted_ms >= cfg->hello_timeout_ms)
+		return "no Hello within the hello timeout (hello-timeout)";
+	if (c->frame_since_ms && now - c->frame_since_ms >= cfg->frame_timeout_ms)
+		return "a frame was not completed within the frame timeout (frame-timeout)";
+	if (cfg->idle_timeout_ms && c->role == CONN_CLIENT && !c->open_txns &&
+	    now - c->last_read_ms >= cfg->idle_timeout_ms)
+		return "idle with no open transaction for longer than the idle timeout "
+		       "(idle-timeout)";
+	return NULL;
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	struct coord_server *s = arg;
+	uint64_t now = tpc_now_ms();
+	struct timeval tv = ms_tv(reap_period_ms(&s->cfg)); /* options may have been reloaded */
+
+	for (uint32_t i = 0; i < s->conns_cap; i++) {
+		struct conn *c = s->conns[i];
+		const char *why = c ? overdue(c, &s->cfg, now) : NULL;
+		if (!why)
+			continue;
+		s->stats.timed_out_conns++;
+		coord_conn_fail(c, E(LIMIT), why); /* logs; frees once the Error is written */
+	}
+	evtimer_add(s->reaper, &tv);
 }
 
 int coord_listen(struct coord_server *s)
@@ -309,7 +494,22 @@ int coord_listen(struct coord_server *s)
 		return -errno;
 	}
 	evconnlistener_set_error_cb(s->listener, on_accept_error);
+	s->accept_retry = evtimer_new(s->base, on_accept_retry, s);
+	s->reaper = evtimer_new(s->base, on_reap, s);
+	if (!s->accept_retry || !s->reaper)
+		return -ENOMEM;
+	struct timeval tv = ms_tv(reap_period_ms(&s->cfg));
+	evtimer_add(s->reaper, &tv);
 	return 0;
+}
+
+void coord_conns_free_events(struct coord_server *s)
+{
+	if (s->reaper)
+		event_free(s->reaper);
+	if (s->accept_retry)
+		event_free(s->accept_retry);
+	s->reaper = s->accept_retry = NULL;
 }
 
 void coord_conns_close_all(struct coord_server *s)

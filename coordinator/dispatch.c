@@ -137,6 +137,13 @@ static int begin_limits(struct conn *c, uint64_t req, const Tpc__Begin *b)
 				      "this connection holds too many open transactions", 0);
 		return 1;
 	}
+	if (b->timeout_ms > s->cfg.max_txn_timeout_ms) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "timeout_ms %u is longer than this coordinator's "
+			 "max-txn-timeout (%ums)", b->timeout_ms, s->cfg.max_txn_timeout_ms);
+		coord_conn_send_error(c, req, E(INVALID), msg, 0);
+		return 1;
+	}
 	if (b->txn_key && strlen(b->txn_key) > s->cfg.max_key_len) {
 		coord_conn_send_error(c, req, E(INVALID), "transaction key too long", 0);
 		return 1;

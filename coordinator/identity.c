@@ -60,7 +60,7 @@ static int load_one(void *arg, const char *name, size_t len, const struct coord_
 {
 	struct coord_server *s = arg;
 	char *copy = strndup(name, len);
-	uint32_t id = copy && strlen(copy) == len ? coord_peer_intern(s, copy) : 0;
+	uint32_t id = copy && strlen(copy) == len ? coord_peer_intern(s, copy, UINT32_MAX) : 0;
 
 	if (copy && strlen(copy) != len) {
 		free(copy);
@@ -240,6 +240,7 @@ static int start_bind(struct conn *c, uint64_t req, uint32_t peer, const Tpc__He
 	if (!op || !op->name) {
 		free(op);
 		coord_conn_fail_req(c, req, E(UNAVAILABLE), "out of memory");
+		coord_peer_release(s, peer);
 		return 1;
 	}
 	op->conn = c->id;
@@ -268,6 +269,7 @@ void coord_identity_bind_logged(struct coord_server *s, struct coord_rec *r, int
 	struct bind_op *op = (struct bind_op *)r;
 	struct peer *p = coord_peer(s, op->peer);
 	struct conn *c = coord_conn_get(s, op->conn);
+	uint32_t op_peer = op->peer;
 
 	p->binds_inflight--;
 	if (status == 0) {
@@ -286,6 +288,8 @@ void coord_identity_bind_logged(struct coord_server *s, struct coord_rec *r, int
 	}
 	free(op->name);
 	free(op);
+	if (status != 0)
+		coord_peer_release(s, op_peer); /* the name was never bound: forget it */
 }
 
 int coord_identity_hello(struct conn *c, uint64_t req, const Tpc__Hello *h)
@@ -296,9 +300,10 @@ int coord_identity_hello(struct conn *c, uint64_t req, const Tpc__Hello *h)
 
 	if (check_hello(c, req, h))
 		return 1;
-	peer = coord_peer_intern(s, h->name);
+	peer = coord_peer_intern(s, h->name, s->cfg.max_part_names);
 	if (!peer) {
-		coord_conn_fail_req(c, req, E(LIMIT), "cannot register the participant");
+		coord_conn_fail_req(c, req, E(LIMIT), "cannot register the participant: the "
+				    "coordinator knows max-participant-names names already");
 		return 1;
 	}
 	p = coord_peer(s, peer);
@@ -370,4 +375,5 @@ void coord_identity_unbound(struct coord_server *s, uint32_t peer)
 	p->bound = PEER_UNBOUND;
 	p->bound_wall_ms = 0;
 	p->incarnation = 0;
+	coord_peer_release(s, peer); /* unless still referred to; its caller holds no p */
 }

@@ -27,7 +27,24 @@ static const char usage_text[] =
 	"      --max-frame BYTES        largest accepted frame (default 1M)\n"
 	"      --txn-timeout DURATION   abort transactions not committed in time (default 60s)\n"
 	"      --prepare-timeout DURATION  abort when votes take longer (default 10s)\n"
-	"      --max-conns N            connection limit (default 4096)\n"
+	"      --max-conns N            connection limit (default 4096); the open-file limit\n"
+	"                               is raised to N + 64 at start, or the start is refused\n"
+	"                               (exit 2) when the hard limit is lower\n"
+	"      --hello-timeout DURATION close a connection that has not said Hello within\n"
+	"                               this (default 5s)\n"
+	"      --idle-timeout DURATION  close a client connection idle this long with no open\n"
+	"                               transaction (default 10m; 0: never)\n"
+	"      --frame-timeout DURATION close a connection whose frame is not complete this\n"
+	"                               long after its first byte, or whose replies make no\n"
+	"                               progress this long while it is throttled (default 30s)\n"
+	"      --max-output BYTES       stop reading from a peer whose unsent replies exceed\n"
+	"                               this, until half are taken (default 4M)\n"
+	"      --max-partial-bytes BYTES  bytes of unfinished frames held over all\n"
+	"                               connections; past it the sender is closed (default 256M)\n"
+	"      --max-txn-timeout DURATION  a Begin asking for a longer timeout_ms is refused\n"
+	"                               with ERR_INVALID (default 1h)\n"
+	"      --max-participant-names N  participant names known at once; a Hello with a\n"
+	"                               new name past it gets ERR_LIMIT (default 65536)\n"
 	"      --max-open-txns N        open transaction limit (default 1000000)\n"
 	"      --max-txns-per-conn N    open transactions per client connection (default 100000)\n"
 	"      --max-participants N     participants per transaction (default 32, max 64)\n"
@@ -60,7 +77,9 @@ static const char usage_text[] =
 	"SIGTERM or SIGINT stops it cleanly. SIGHUP reloads the config file and applies\n"
 	"what can change at run time (log-level, txn-timeout, prepare-timeout, retry-max,\n"
 	"outcome-retention, key-retention, audit-retention, sweep-interval, stuck-after, admin-token-file,\n"
-	"the max-conns/max-open-txns/max-txns-per-conn limits); the rest needs a restart.\n"
+	"the max-conns/max-open-txns/max-txns-per-conn limits, the timeouts hello, idle,\n"
+	"frame and max-txn, max-output, max-partial-bytes, max-participant-names);\n"
+	"the rest needs a restart.\n"
 	"\n"
 	"Environment:\n"
 	"  TPC_FAULTS=POINT=ACTION[,...]  arm fault points for failure testing, e.g.\n"
@@ -96,9 +115,15 @@ static int configure(struct coord_cmdline *cl, struct coord_config *cfg)
 
 static int run(struct coord_config *cfg)
 {
-	struct coord_server *s = coord_server_new(cfg);
-	int rc;
+	struct coord_server *s;
+	char err[512];
+	int rc = coord_fd_limit_fit(cfg->max_conns, err, sizeof(err));
 
+	if (rc != 0)
+		fprintf(stderr, "tpc-coordinator: %s\n", err);
+	if (rc < 0)
+		return 2;
+	s = coord_server_new(cfg);
 	if (!s)
 		return 1;
 	rc = coord_server_run(s);

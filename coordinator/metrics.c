@@ -158,6 +158,15 @@ static int render_process(const struct coord_metrics_view *v, struct evbuffer *o
 			    "Log records whose batch write failed.", v->log_failures);
 	bad = bad || scalar(out, "tpc_bad_frames_total", "counter",
 			    "Frames refused as malformed (the connection was closed).", v->bad_frames);
+	bad = bad || scalar(out, "tpc_connections_timed_out_total", "counter",
+			    "Connections closed by the hello, idle or frame timeout.",
+			    v->timed_out_conns);
+	bad = bad || scalar(out, "tpc_connections_refused_total", "counter",
+			    "Connections refused at the connection limit or while stopping.",
+			    v->refused_conns);
+	bad = bad || scalar(out, "tpc_accept_errors_total", "counter",
+			    "accept() failures such as EMFILE (the listener backs off).",
+			    v->accept_errors);
 	bad = bad || scalar(out, "tpc_epoch", "gauge",
 			    "The coordinator's epoch (incremented durably at every start).", v->epoch);
 	return bad;
@@ -255,9 +264,10 @@ static void snapshot_conns(struct coord_server *s, struct coord_metrics_view *v)
 		else
 			v->conns_new++;
 	}
-	v->peers_known = s->npeers;
-	for (uint32_t i = 0; i < s->npeers; i++)
+	for (uint32_t i = 0; i < s->npeers; i++) {
+		v->peers_known += s->peers[i].name != NULL; /* NULL: a freed slot */
 		v->peers_connected += coord_conn_get(s, s->peers[i].conn) != NULL;
+	}
 }
 
 void coord_metrics_snapshot(struct coord_server *s, uint64_t now_ms,
@@ -271,6 +281,9 @@ void coord_metrics_snapshot(struct coord_server *s, uint64_t now_ms,
 	v->retries = s->stats.decision_resends;
 	v->log_failures = s->stats.log_failures;
 	v->bad_frames = s->stats.bad_frames;
+	v->timed_out_conns = s->stats.timed_out_conns;
+	v->accept_errors = s->stats.accept_errors;
+	v->refused_conns = s->stats.refused_conns;
 	v->epoch = s->epoch;
 	snapshot_txns(s, now_ms, v);
 	snapshot_conns(s, v);

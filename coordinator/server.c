@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,6 +38,13 @@ void coord_config_defaults(struct coord_config *cfg)
 	cfg->txn_timeout_ms = 60000;
 	cfg->prepare_timeout_ms = 10000;
 	cfg->max_conns = 4096;
+	cfg->hello_timeout_ms = 5000;
+	cfg->idle_timeout_ms = 10 * 60 * 1000;
+	cfg->frame_timeout_ms = 30000;
+	cfg->max_output = 4u << 20;
+	cfg->max_partial_bytes = 256u << 20;
+	cfg->max_txn_timeout_ms = 60 * 60 * 1000;
+	cfg->max_part_names = 65536;
 	cfg->max_open_txns = 1000000;
 	cfg->max_txns_per_conn = 100000;
 	cfg->max_parts = 32;
@@ -58,13 +67,26 @@ struct peer *coord_peer(struct coord_server *s, uint32_t peer_id)
 	return peer_id && peer_id <= s->npeers ? &s->peers[peer_id - 1] : NULL;
 }
 
-/* The id for a participant name, registering it on first sight. 0: out of memory. */
-uint32_t coord_peer_intern(struct coord_server *s, const char *name)
+/*
+ * Participant names. A slot whose name is NULL is free (coord_peer_release) and reused
+ * by the next new name; ids of live slots never change.
+ */
+uint32_t coord_peer_intern(struct coord_server *s, const char *name, uint32_t limit)
 {
-	for (uint32_t i = 0; i < s->npeers; i++)
+	uint32_t free_slot = 0, known = 0;
+
+	for (uint32_t i = 0; i < s->npeers; i++) {
+		if (!s->peers[i].name) {
+			free_slot = free_slot ? free_slot : i + 1;
+			continue;
+		}
 		if (strcmp(s->peers[i].name, name) == 0)
 			return i + 1;
-	if (s->npeers == s->peers_cap) {
+		known++;
+	}
+	if (known >= limit)
+		return 0;
+	if (!free_slot && s->npeers == s->peers_cap) {
 		uint32_t ncap = s->peers_cap ? s->peers_cap * 2 : 16;
 		struct peer *np = realloc(s->peers, ncap * sizeof(*np));
 		if (!np)
@@ -72,12 +94,80 @@ uint32_t coord_peer_intern(struct coord_server *s, const char *name)
 		s->peers = np;
 		s->peers_cap = ncap;
 	}
-	struct peer *p = &s->peers[s->npeers];
+	if (!free_slot)
+		free_slot = ++s->npeers;
+	struct peer *p = &s->peers[free_slot - 1];
 	memset(p, 0, sizeof(*p));
-	p->name = strdup(name);
-	if (!p->name)
+	p->name = strdup(name); /* NULL: the slot stays free */
+	return p->name ? free_slot : 0;
+}
+
+static int peer_in_use(struct coord_server *s, uint32_t peer)
+{
+	const struct peer *p = coord_peer(s, peer);
+	size_t n;
+	uint64_t *ids;
+	int used = 0;
+
+	if (!p || !p->name || p->bound != PEER_UNBOUND || p->binds_inflight || p->forgetting ||
+	    p->conn)
+		return 1;
+	for (uint32_t i = 0; i < s->conns_cap; i++)
+		if (s->conns[i] && s->conns[i]->peer == peer)
+			return 1;
+	ids = u64map_keys(&s->txns, &n);
+	if (!ids && n)
+		return 1; /* out of memory: keep it */
+	for (size_t i = 0; i < n && !used; i++) {
+		struct coord_txn *t = u64map_get(&s->txns, ids[i]);
+		used = t && coord_txn_find_part(t, peer) != NULL;
+	}
+	free(ids);
+	return used;
+}
+
+void coord_peer_release(struct coord_server *s, uint32_t peer)
+{
+	if (peer_in_use(s, peer))
+		return;
+	struct peer *p = coord_peer(s, peer);
+	free(p->name);
+	memset(p, 0, sizeof(*p));
+}
+
+int coord_fd_limit_fit(uint32_t max_conns, char *err, size_t errlen)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)max_conns + COORD_FD_RESERVE, was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl)) {
+		snprintf(err, errlen, "cannot read the open-file limit: %s", strerror(errno));
+		return -errno;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
 		return 0;
-	return ++s->npeers;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+		snprintf(err, errlen, "--max-conns %u needs %llu open files (%u connections + %u "
+			 "for the log, listeners and admin clients), but the open-file limit is %llu "
+			 "(hard limit %llu): raise the limit (ulimit -n, LimitNOFILE= in the systemd "
+			 "unit) or lower --max-conns to at most %llu",
+			 max_conns, (unsigned long long)need, max_conns, COORD_FD_RESERVE,
+			 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+			 rl.rlim_max > COORD_FD_RESERVE
+				 ? (unsigned long long)(rl.rlim_max - COORD_FD_RESERVE) : 0ull);
+		return -EMFILE;
+	}
+	was = rl.rlim_cur;
+	rl.rlim_cur = need;
+	if (setrlimit(RLIMIT_NOFILE, &rl)) {
+		snprintf(err, errlen, "--max-conns %u needs %llu open files; cannot raise the "
+			 "open-file limit from %llu: %s", max_conns, (unsigned long long)need,
+			 (unsigned long long)was, strerror(errno));
+		return -EMFILE;
+	}
+	snprintf(err, errlen, "raised the open-file limit from %llu to %llu for --max-conns %u",
+		 (unsigned long long)was, (unsigned long long)need, max_conns);
+	return 1;
 }
 
 /* ---- timers ---- */
@@ -248,7 +338,7 @@ static int recover_one(void *arg, const struct coord_decision *d)
 	if (d->wall_ms && d->wall_ms < wall && wall - d->wall_ms < t->decided_ms)
 		t->decided_ms -= wall - d->wall_ms;
 	for (uint32_t i = 0; i < d->nparts; i++) {
-		uint32_t peer = coord_peer_intern(s, d->parts[i]);
+		uint32_t peer = coord_peer_intern(s, d->parts[i], UINT32_MAX);
 		if (!peer || coord_txn_add_part(t, peer, PART_YES, COORD_TXN_MAX_PARTS))
 			goto fail;
 	}
@@ -326,6 +416,14 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 			 err);
 		goto out;
 	}
+	int fit = coord_fd_limit_fit(fresh.max_conns, err, sizeof(err));
+	if (fit < 0) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "SIGHUP: %s; keeping the running configuration",
+			 err);
+		goto out;
+	}
+	if (fit > 0)
+		tpc_logf(&s->log, TPC_LOG_INFO, "SIGHUP: %s", err);
 	fresh.cmdline = cl;
 	coord_config_reload(&s->cfg, &fresh, changed, sizeof(changed), restart, sizeof(restart));
 	/* Said at the old log level, so raising it to warn still shows this line. */
@@ -467,6 +565,7 @@ void coord_server_free(struct coord_server *s)
 	if (s->lazy_ev)
 		event_free(s->lazy_ev);
 	coord_conns_close_all(s);
+	coord_conns_free_events(s);
 	coord_admin_free(s); /* after the writer: operator calls it finished get answered */
 	free_all_txns(s);
 	strmap_free(&s->live_keys);

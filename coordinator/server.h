@@ -19,7 +19,20 @@ struct coord_config {
 	uint32_t max_frame;          /* bytes */
 	uint32_t txn_timeout_ms;
 	uint32_t prepare_timeout_ms;
-	uint32_t max_conns;
+	uint32_t max_conns;          /* checked against RLIMIT_NOFILE at start */
+	/* Limits on what one peer may hold (conn.c): a connection that has not said Hello
+	 * within hello_timeout_ms, a client idle (no bytes, no open transaction) for
+	 * idle_timeout_ms (0: never), a frame not completed within frame_timeout_ms of its
+	 * first byte, or a throttled peer that reads none of its replies for as long, is
+	 * closed; reading stops while a peer's unsent output exceeds max_output bytes;
+	 * partial frames across all connections may hold max_partial_bytes. */
+	uint32_t hello_timeout_ms;
+	uint32_t idle_timeout_ms;
+	uint32_t frame_timeout_ms;
+	uint64_t max_output;
+	uint64_t max_partial_bytes;
+	uint32_t max_txn_timeout_ms; /* a Begin asking for more is refused (ERR_INVALID) */
+	uint32_t max_part_names;     /* participant names known at once (bound or live) */
 	uint32_t max_open_txns;      /* whole server */
 	uint32_t max_txns_per_conn;  /* open transactions one client connection may hold */
 	uint32_t max_parts;          /* participants per transaction */
@@ -46,6 +59,17 @@ struct coord_config {
 
 /** @brief Fill @p cfg with the documented defaults. */
 void coord_config_defaults(struct coord_config *cfg);
+
+/** File descriptors kept beside max_conns (log, listeners, admin clients, the loop). */
+#define COORD_FD_RESERVE 64
+
+/**
+ * @brief Make RLIMIT_NOFILE allow @p max_conns connections plus COORD_FD_RESERVE:
+ *        raise the soft limit (up to the hard limit) when it is lower.
+ * @return 0, or -EMFILE when the hard limit is too low (or the raise failed), with a
+ *         message naming both numbers in @p err.
+ */
+int coord_fd_limit_fit(uint32_t max_conns, char *err, size_t errlen);
 
 struct coord_server;
 

@@ -52,6 +52,11 @@ struct conn {
 	uint32_t open_txns;         /* transactions this connection began, still open */
 	uint64_t incarnation;       /* participant: the incarnation its Hello named */
 	int closing;                /* flushing an Error before closing */
+	int throttled;              /* reads stopped: unsent output over cfg.max_output */
+	uint64_t accepted_ms;       /* the Hello deadline counts from here */
+	uint64_t last_read_ms;      /* last bytes from the peer (idle timeout) */
+	uint64_t frame_since_ms;    /* first byte of the unfinished frame; 0: none */
+	uint32_t held;              /* decoder bytes counted in srv->partial_bytes */
 	char addr[64];
 };
 
@@ -86,6 +91,8 @@ struct coord_admin;
 struct coord_stats {
 	uint64_t begun, committed, aborted, unknown;
 	uint64_t bad_frames, refused_conns;
+	uint64_t timed_out_conns;   /* closed by the hello, idle or frame timeout */
+	uint64_t accept_errors;     /* accept() failures (EMFILE, ENFILE, ...) */
 	uint64_t decisions_sent, decision_resends, prepares_sent;
 	uint64_t log_failures;
 	uint64_t swept;             /* log entries deleted by compaction */
@@ -115,6 +122,12 @@ struct coord_server {
 	struct conn **conns;        /* slot table */
 	uint32_t *conn_gen;
 	uint32_t conns_cap, nconns;
+	uint64_t partial_bytes;     /* decoder buffers over all connections (conn.c) */
+	struct event *reaper;       /* conn.c: hello, idle and frame timeouts */
+	struct event *accept_retry; /* conn.c: re-enables the listener after an error */
+	uint32_t accept_delay_ms;   /* current accept backoff; 0: no error lately */
+	uint64_t accept_logged_ms;  /* last accept error logged (at most one a second) */
+	uint64_t accept_quiet;      /* errors not logged since then */
 
 	/* Unforced records (COMPLETE) wait here and ride with the next forced batch, or go
 	 * on their own when lazy_ev fires (LAZY_FLUSH_MS after the first one waited). */
@@ -149,6 +162,8 @@ void coord_conn_fail(struct conn *c, int code, const char *msg);
 void coord_conn_fail_req(struct conn *c, uint64_t req, int code, const char *msg);
 void coord_conn_send_hello_reply(struct conn *c, uint64_t req);
 void coord_conns_close_all(struct coord_server *s);
+/** Free the reaper and accept-retry events (after coord_conns_close_all). */
+void coord_conns_free_events(struct coord_server *s);
 
 /* dispatch.c */
 int coord_dispatch(struct conn *c, const Tpc__Envelope *env);
@@ -208,7 +223,12 @@ struct peer *coord_peer(struct coord_server *s, uint32_t peer_id);
 uint64_t coord_next_txid(struct coord_server *s);
 /** A SWEEP record is done: run the next pass at once if it stopped at its limit. */
 void coord_sweep_done(struct coord_server *s, struct coord_rec *r, int status);
-uint32_t coord_peer_intern(struct coord_server *s, const char *name);
+/** The id for @p name, registered on first sight (a free slot is reused).
+ *  @return 0 when out of memory, or when @p limit names are known already. */
+uint32_t coord_peer_intern(struct coord_server *s, const char *name, uint32_t limit);
+/** Free @p peer's name if nothing refers to it any more: no binding (nor one being
+ *  written or forgotten), no connection, no transaction. Its id may then be reused. */
+void coord_peer_release(struct coord_server *s, uint32_t peer);
 void coord_timer_arm(struct coord_server *s, uint64_t at_ms);
 
 #endif

@@ -46,15 +46,28 @@ static int check_length(struct tpc_frame_decoder *d)
 	return d->failed;
 }
 
-static int ensure_buf(struct tpc_frame_decoder *d)
+/*
+ * Room for @p need body bytes. The buffer grows with what actually arrived (doubling,
+ * from FRAME_MIN_BUF, never past the announced length), so a peer that announces a
+ * large frame and sends a few bytes of it makes the decoder hold a few bytes, not the
+ * announced length.
+ */
+#define FRAME_MIN_BUF 4096u
+
+static int ensure_buf(struct tpc_frame_decoder *d, uint32_t need)
 {
-	if (d->buf_cap >= d->body_len)
+	if (d->buf_cap >= need)
 		return 0;
-	uint8_t *nb = realloc(d->buf, d->body_len);
+	uint32_t ncap = d->buf_cap > FRAME_MIN_BUF / 2 ? d->buf_cap : FRAME_MIN_BUF / 2;
+	while (ncap < need)
+		ncap = ncap > UINT32_MAX / 2 ? UINT32_MAX : ncap * 2;
+	if (ncap > d->body_len)
+		ncap = d->body_len;
+	uint8_t *nb = realloc(d->buf, ncap);
 	if (!nb)
 		return -ENOMEM;
 	d->buf = nb;
-	d->buf_cap = d->body_len;
+	d->buf_cap = ncap;
 	return 0;
 }
 
@@ -99,12 +112,12 @@ int tpc_frame_feed(struct tpc_frame_decoder *d, const uint8_t *in, size_t in_len
 			return TPC_FRAME_READY;
 		}
 	}
-	if (ensure_buf(d)) {
+	size_t want = d->body_len - d->body_have;
+	size_t take = in_len - pos < want ? in_len - pos : want;
+	if (ensure_buf(d, d->body_have + (uint32_t)take)) {
 		*consumed = pos; /* the header is in d->hdr: don't have it fed again */
 		return -ENOMEM;
 	}
-	size_t want = d->body_len - d->body_have;
-	size_t take = in_len - pos < want ? in_len - pos : want;
 	if (take)
 		memcpy(d->buf + d->body_have, in + pos, take);
 	d->body_have += (uint32_t)take;
@@ -115,4 +128,22 @@ int tpc_frame_feed(struct tpc_frame_decoder *d, const uint8_t *in, size_t in_len
 	*frame = d->buf;
 	*frame_len = d->body_len;
 	return TPC_FRAME_READY;
+}
+
+uint32_t tpc_frame_decoder_pending(const struct tpc_frame_decoder *d)
+{
+	if (d->failed || d->hdr_have == 0)
+		return 0;
+	if (d->hdr_have == TPC_FRAME_HEADER_SIZE && d->body_have == d->body_len)
+		return 0; /* the last frame was returned whole */
+	return d->hdr_have + d->body_have;
+}
+
+void tpc_frame_decoder_trim(struct tpc_frame_decoder *d, uint32_t keep)
+{
+	if (d->buf_cap > keep && tpc_frame_decoder_pending(d) == 0 && !d->failed) {
+		free(d->buf);
+		d->buf = NULL;
+		d->buf_cap = 0;
+	}
 }

@@ -55,6 +55,20 @@ void tpc_frame_decoder_free(struct tpc_frame_decoder *d);
 int tpc_frame_feed(struct tpc_frame_decoder *d, const uint8_t *in, size_t in_len,
 		   size_t *consumed, const uint8_t **frame, uint32_t *frame_len);
 
+/**
+ * @brief Bytes of an unfinished frame the decoder holds (header and body so far);
+ *        0 between frames (nothing fed yet, or the last frame was returned whole).
+ *        A server times a frame from the moment this turns non-zero.
+ */
+uint32_t tpc_frame_decoder_pending(const struct tpc_frame_decoder *d);
+
+/**
+ * @brief Between frames, release the buffer if it is larger than @p keep bytes (one big
+ *        frame does not leave its buffer held for the connection's life). Mid-frame:
+ *        no-op. The buffer grows again with the next split frame.
+ */
+void tpc_frame_decoder_trim(struct tpc_frame_decoder *d, uint32_t keep);
+
 /** @brief Write the 4-byte big-endian header for a body of @p len bytes into @p out. */
 void tpc_frame_put_header(uint8_t out[TPC_FRAME_HEADER_SIZE], uint32_t len);
 

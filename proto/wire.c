@@ -164,12 +164,20 @@ static int need(int cond, const char *msg, const char **why)
 
 #define NEED_TXID(m) need((m) != NULL && (m)->txid != 0, "txid is required", why)
 
+/* A string field no longer than @p max bytes (NULL counts as empty). */
+static int short_str(const char *s, size_t max)
+{
+	return !s || strnlen(s, max + 1) <= max;
+}
+
 static int validate_hello(const Tpc__Hello *h, const char **why)
 {
 	if (!h)
 		return need(0, "hello body missing", why);
 	if (h->role != TPC__ROLE__ROLE_CLIENT && h->role != TPC__ROLE__ROLE_PARTICIPANT)
 		return need(0, "hello.role must be client or participant", why);
+	if (!short_str(h->name, TPC_WIRE_MAX_NAME))
+		return need(0, "hello.name is longer than " TPC_WIRE_MAX_NAME_STR " bytes", why);
 	if (h->role == TPC__ROLE__ROLE_PARTICIPANT)
 		return need(h->name && h->name[0], "hello.name is required for a participant",
 			    why);
@@ -182,18 +190,30 @@ int tpc_wire_validate(const Tpc__Envelope *env, const char **why)
 	case TPC__ENVELOPE__BODY_HELLO:
 		return validate_hello(env->hello, why);
 	case TPC__ENVELOPE__BODY_BEGIN:
-		return need(env->begin != NULL, "begin body missing", why);
+		if (need(env->begin != NULL, "begin body missing", why))
+			return -EINVAL;
+		return need(short_str(env->begin->txn_key, TPC_WIRE_MAX_KEY),
+			    "begin.txn_key is longer than " TPC_WIRE_MAX_KEY_STR " bytes", why);
 	case TPC__ENVELOPE__BODY_JOIN:
 		if (NEED_TXID(env->join))
+			return -EINVAL;
+		if (need(short_str(env->join->participant, TPC_WIRE_MAX_NAME),
+			 "join.participant is longer than " TPC_WIRE_MAX_NAME_STR " bytes", why))
 			return -EINVAL;
 		return need(env->join->participant && env->join->participant[0],
 			    "join.participant is required", why);
 	case TPC__ENVELOPE__BODY_COMMIT:
 		return NEED_TXID(env->commit);
 	case TPC__ENVELOPE__BODY_ABORT:
-		return NEED_TXID(env->abort);
+		if (NEED_TXID(env->abort))
+			return -EINVAL;
+		return need(short_str(env->abort->reason, TPC_WIRE_MAX_REASON),
+			    "abort.reason is longer than " TPC_WIRE_MAX_REASON_STR " bytes", why);
 	case TPC__ENVELOPE__BODY_VOTE:
 		if (NEED_TXID(env->vote))
+			return -EINVAL;
+		if (need(short_str(env->vote->reason, TPC_WIRE_MAX_REASON),
+			 "vote.reason is longer than " TPC_WIRE_MAX_REASON_STR " bytes", why))
 			return -EINVAL;
 		return need(env->vote->vote <= TPC__VOTE_KIND__VOTE_READ_ONLY,
 			    "vote.vote is not a known vote", why);

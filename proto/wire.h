@@ -19,6 +19,17 @@ struct evbuffer;
 #define TPC_PROTOCOL_VERSION 2u
 #define TPC_PROTOCOL_VERSION_STR "2"
 
+/*
+ * Longest strings tpc_wire_validate() lets through (bytes). Receivers may set lower
+ * limits of their own (the coordinator's --max-key-len; participant names are 255).
+ */
+#define TPC_WIRE_MAX_NAME 255          /* Hello.name (participant or client label), Join */
+#define TPC_WIRE_MAX_NAME_STR "255"
+#define TPC_WIRE_MAX_KEY 4096          /* Begin.txn_key */
+#define TPC_WIRE_MAX_KEY_STR "4096"
+#define TPC_WIRE_MAX_REASON 1024       /* Abort.reason, Vote.reason */
+#define TPC_WIRE_MAX_REASON_STR "1024"
+
 /** Convenience: one Envelope with every sub-message it may point at, on the stack. */
 typedef Tpc__Envelope tpc_env;
 
@@ -57,7 +68,8 @@ int tpc_wire_read(struct evbuffer *in, struct tpc_frame_decoder *dec, tpc_wire_f
 
 /**
  * @brief Check the fields an Envelope's body requires (a body is set; txids non-zero;
- *        names non-empty where required; enum values known).
+ *        names non-empty where required; enum values known) and the length of the
+ *        strings a receiver keeps or logs (TPC_WIRE_MAX_NAME, _KEY, _REASON).
  * @return 0 if valid; otherwise -EINVAL with *why set to a static explanation.
  */
 int tpc_wire_validate(const Tpc__Envelope *env, const char **why);

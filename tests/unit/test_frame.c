@@ -515,6 +515,45 @@ static void test_frame_decoder_survives_random_garbage(void **state)
 	}
 }
 
+/* A peer that announces a large frame and sends a little of it makes the decoder hold
+ * about what arrived, not the announced length; pending counts it; trim frees a big
+ * buffer only between frames. */
+static void test_frame_decoder_buffer_grows_with_the_bytes_that_arrived(void **state)
+{
+	struct tpc_frame_decoder d;
+	uint8_t hdr[TPC_FRAME_HEADER_SIZE], body[100] = { 0 };
+	static uint8_t big[300000];
+	const uint8_t *frame = NULL;
+	uint32_t flen = 0;
+	size_t used = 0;
+
+	(void)state;
+	tpc_frame_decoder_init(&d, TPC_FRAME_DEFAULT_MAX);
+	assert_int_equal(tpc_frame_decoder_pending(&d), 0);
+	tpc_frame_put_header(hdr, TPC_FRAME_DEFAULT_MAX);
+	assert_int_equal(tpc_frame_feed(&d, hdr, sizeof(hdr), &used, &frame, &flen),
+			 TPC_FRAME_NEED_MORE);
+	assert_int_equal(tpc_frame_feed(&d, body, sizeof(body), &used, &frame, &flen),
+			 TPC_FRAME_NEED_MORE);
+	assert_true(d.buf_cap <= 4096);
+	assert_int_equal(tpc_frame_decoder_pending(&d), sizeof(hdr) + sizeof(body));
+	tpc_frame_decoder_trim(&d, 0); /* mid-frame: keeps what it holds */
+	assert_non_null(d.buf);
+	for (size_t i = 0; i < 3; i++) /* 900 KB more: doubling, never past the length */
+		assert_int_equal(tpc_frame_feed(&d, big, sizeof(big), &used, &frame, &flen),
+				 TPC_FRAME_NEED_MORE);
+	assert_true(d.buf_cap <= TPC_FRAME_DEFAULT_MAX);
+	size_t rest = TPC_FRAME_DEFAULT_MAX - sizeof(body) - 3 * sizeof(big);
+	assert_int_equal(tpc_frame_feed(&d, big, rest, &used, &frame, &flen), TPC_FRAME_READY);
+	assert_int_equal(flen, TPC_FRAME_DEFAULT_MAX);
+	assert_int_equal(d.buf_cap, TPC_FRAME_DEFAULT_MAX);
+	assert_int_equal(tpc_frame_decoder_pending(&d), 0);
+	tpc_frame_decoder_trim(&d, 65536); /* between frames: the big buffer goes */
+	assert_null(d.buf);
+	assert_int_equal(d.buf_cap, 0);
+	tpc_frame_decoder_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -531,6 +570,7 @@ int main(void)
 		cmocka_unit_test(test_frame_decoder_accepts_a_frame_of_exactly_the_maximum_size),
 		cmocka_unit_test(test_frame_decoder_reports_enomem_without_losing_the_header),
 		cmocka_unit_test(test_frame_decoder_survives_random_garbage),
+		cmocka_unit_test(test_frame_decoder_buffer_grows_with_the_bytes_that_arrived),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,14 @@
  *   tpc-kv --name NAME --listen HOST:PORT --coordinator HOST:PORT --data DIR
  *   tpc-kv --dump --data DIR        every applied key: key<TAB>value<TAB>txid
  *   tpc-kv --prepared --data DIR    prepared (in-doubt) transactions
+ *
+ * Limits against clients that do not play along: at most --max-conns connections
+ * (more are told ERR_LIMIT and closed; the open-file limit is raised to fit at start);
+ * a connection idle for --idle-timeout with no Put waiting, or whose frame is not
+ * complete --frame-timeout after its first byte, is closed by a reaper timer; reading
+ * stops while a client's unsent replies exceed --max-output (until half are taken; no
+ * progress for frame-timeout closes it); accept errors (EMFILE) disable the listener
+ * for a doubling delay, logged at most once a second.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +27,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <event2/buffer.h>
@@ -34,6 +43,9 @@
 #include "wire.h"
 
 #define MAX_REFUSE 16
+#define KV_FD_RESERVE 64          /* files beside connections: sink, state, coordinator */
+#define KV_TRIM_KEEP (64u << 10)  /* decoder buffer kept between frames */
+#define KV_ACCEPT_DELAY_MAX_MS 1000
 
 struct kv_opts {
 	const char *name, *listen, *coordinator, *data;
@@ -42,6 +54,10 @@ struct kv_opts {
 	int file_sink;                  /* --sink file: the append-only file sink */
 	uint32_t group_commit;
 	uint32_t txn_timeout_ms;
+	uint32_t max_conns;             /* default 1024 */
+	uint32_t idle_timeout_ms;       /* default 10m; 0: never */
+	uint32_t frame_timeout_ms;      /* default 30s */
+	uint64_t max_output;            /* default 4M */
 	int dump, prepared;
 };
 
@@ -52,6 +68,10 @@ struct kv_conn {
 	struct kv_server *srv;
 	struct bufferevent *bev;
 	struct tpc_frame_decoder dec;
+	uint32_t puts_waiting;          /* Puts whose stage callback has not come */
+	int closing, throttled;
+	uint64_t last_read_ms;          /* idle timeout */
+	uint64_t frame_since_ms;        /* first byte of the unfinished frame; 0: none */
 };
 
 struct kv_server {
@@ -60,6 +80,10 @@ struct kv_server {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	struct event *sig_term, *sig_int;
+	struct event *reaper;        /* idle and frame timeouts */
+	struct event *accept_retry;  /* re-enables the listener after an accept error */
+	uint32_t accept_delay_ms;
+	uint64_t accept_logged_ms, accept_quiet;
 	tpc_participant *part;
 	tpc_sink *sink;              /* owned by part; used here for Get */
 	struct tpc_arena arena;      /* unpacked requests, one frame at a time */
@@ -122,6 +146,8 @@ static void on_staged(void *arg, int err, tpc_txid txid)
 	struct put_req *pr = arg;
 	struct kv_conn *c = conn_by_id(pr->srv, pr->conn_id);
 
+	if (c && c->puts_waiting)
+		c->puts_waiting--;
 	if (c && err) {
 		send_error(c, pr->request_id, wire_code(err), tpc_strerror(err), txid);
 	} else if (c) {
@@ -145,9 +171,11 @@ static void on_put(struct kv_conn *c, uint64_t req, const Tpc__KvPut *m)
 		return;
 	}
 	*pr = (struct put_req){ c->srv, c->id, req };
+	c->puts_waiting++;
 	int rc = tpc_participant_stage(c->srv->part, m->txid, m->key.data, m->key.len,
 				       m->value.data, m->value.len, on_staged, pr);
 	if (rc) {
+		c->puts_waiting--;
 		send_error(c, req, wire_code(rc), tpc_strerror(rc), m->txid);
 		free(pr);
 	}
@@ -202,6 +230,7 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	const char *why = "cannot decode the envelope";
 	Tpc__Envelope *env = tpc_wire_unpack(&c->srv->arena, body, len);
 
+	c->frame_since_ms = 0; /* a whole frame */
 	if (!env || tpc_wire_validate(env, &why)) {
 		send_error(c, 0, TPC__ERROR_CODE__ERR_BAD_FRAME, why, 0);
 		return 1;
@@ -218,8 +247,8 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		conn_free(arg);
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		conn_free(arg); /* a timeout: a write that made no progress (throttled, linger) */
 }
 
 static void on_flushed(struct bufferevent *bev, void *arg)
@@ -228,32 +257,164 @@ static void on_flushed(struct bufferevent *bev, void *arg)
 		conn_free(arg);
 }
 
-/* After a bad frame: stop reading, and close once the Error is written. */
+static struct timeval ms_tv(uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	return tv;
+}
+
+/* After a bad frame or a timeout: stop reading, close once the Error is written (or
+ * after 2 s without progress, for a client that does not read). */
 static void close_after_flush(struct kv_conn *c)
 {
+	struct timeval linger = { 2, 0 };
+
+	c->closing = 1;
 	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(c->bev, NULL, &linger);
 	bufferevent_setcb(c->bev, NULL, on_flushed, on_event, c);
 	bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void on_read(struct bufferevent *bev, void *arg);
+
+/* Backpressure: the output drained to half of --max-output; read again. */
+static void on_drained(struct bufferevent *bev, void *arg)
+{
+	struct kv_conn *c = arg;
+
+	if (c->closing ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) > c->srv->opts.max_output / 2)
+		return;
+	c->throttled = 0;
+	c->last_read_ms = tpc_now_ms();
+	bufferevent_setcb(bev, on_read, NULL, on_event, c);
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	bufferevent_enable(bev, EV_READ);
+}
+
+static void throttle(struct kv_conn *c)
+{
+	struct timeval tv = ms_tv(c->srv->opts.frame_timeout_ms);
+
+	c->throttled = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setwatermark(c->bev, EV_WRITE, c->srv->opts.max_output / 2, 0);
+	bufferevent_setcb(c->bev, on_read, on_drained, on_event, c);
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct kv_conn *c = arg;
+
+	c->last_read_ms = tpc_now_ms();
 	int rc = tpc_wire_read(bufferevent_get_input(bev), &c->dec, on_frame, c);
 
 	if (rc < 0)
 		send_error(c, 0, TPC__ERROR_CODE__ERR_BAD_FRAME, "bad frame", 0);
-	if (rc != 0)
+	if (rc != 0) {
 		close_after_flush(c);
+		return;
+	}
+	tpc_frame_decoder_trim(&c->dec, KV_TRIM_KEEP);
+	if (!tpc_frame_decoder_pending(&c->dec))
+		c->frame_since_ms = 0;
+	else if (!c->frame_since_ms)
+		c->frame_since_ms = c->last_read_ms;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > c->srv->opts.max_output)
+		throttle(c);
+}
+
+/* Why @p c must go now (idle, or a frame too slow), or NULL. */
+static const char *overdue(const struct kv_conn *c, const struct kv_opts *o, uint64_t now)
+{
+	if (c->closing || c->throttled)
+		return NULL;
+	if (c->frame_since_ms && now - c->frame_since_ms >= o->frame_timeout_ms)
+		return "a frame was not completed within the frame timeout (--frame-timeout)";
+	if (o->idle_timeout_ms && !c->puts_waiting && now - c->last_read_ms >= o->idle_timeout_ms)
+		return "idle longer than the idle timeout (--idle-timeout)";
+	return NULL;
+}
+
+static uint64_t reap_period_ms(const struct kv_opts *o)
+{
+	uint64_t p = o->frame_timeout_ms;
+
+	if (o->idle_timeout_ms && o->idle_timeout_ms < p)
+		p = o->idle_timeout_ms;
+	p /= 4;
+	return p < 20 ? 20 : p > 1000 ? 1000 : p;
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	struct kv_server *s = arg;
+	uint64_t now = tpc_now_ms();
+	struct timeval tv = ms_tv(reap_period_ms(&s->opts));
+
+	for (uint32_t i = 0; i < s->nconns; i++) {
+		struct kv_conn *c = s->conns[i];
+		const char *why = overdue(c, &s->opts, now);
+		if (!why)
+			continue;
+		tpc_logf(&s->log, TPC_LOG_INFO, "closing a connection: %s", why);
+		send_error(c, 0, TPC__ERROR_CODE__ERR_LIMIT, why, 0);
+		close_after_flush(c); /* frees later, from the loop: the array stays put */
+	}
+	evtimer_add(s->reaper, &tv);
+}
+
+/* Log at most once a second, with the count of what was not logged in between. */
+static void log_limited(struct kv_server *s, const char *what)
+{
+	uint64_t now = tpc_now_ms();
+
+	if (s->accept_logged_ms && now - s->accept_logged_ms < 1000) {
+		s->accept_quiet++;
+		return;
+	}
+	tpc_logf(&s->log, TPC_LOG_WARN, "%s (and %llu more like it in the last second)", what,
+		 (unsigned long long)s->accept_quiet);
+	s->accept_logged_ms = now;
+	s->accept_quiet = 0;
+}
+
+/* Over --max-conns: tell the client why (one small non-blocking write), then close. */
+static void refuse(struct kv_server *s, evutil_socket_t fd)
+{
+	uint8_t buf[128];
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Error err = TPC__ERROR__INIT;
+
+	err.code = TPC__ERROR_CODE__ERR_LIMIT;
+	err.message = "connection limit reached";
+	env.body_case = TPC__ENVELOPE__BODY_ERROR;
+	env.error = &err;
+	long n = tpc_wire_pack(&env, buf, sizeof(buf));
+	if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		(void)0; /* best effort */
+	log_limited(s, "refused a connection: connection limit (--max-conns) reached");
+	evutil_closesocket(fd);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
 	struct kv_server *s = arg;
-	struct kv_conn *c = calloc(1, sizeof(*c));
+	struct kv_conn *c;
 	int one = 1;
 
+	s->accept_delay_ms = 0;
+	if (s->nconns >= s->opts.max_conns) {
+		refuse(s, fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
 	if (!c || (s->nconns == s->conns_cap && !(s->conns = realloc(s->conns,
 			(s->conns_cap = s->conns_cap ? s->conns_cap * 2 : 16) * sizeof(*s->conns))))) {
 		free(c);
@@ -269,10 +430,55 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->srv = s;
 	c->id = ++s->next_conn_id;
+	c->last_read_ms = tpc_now_ms();
 	tpc_frame_decoder_init(&c->dec, TPC_FRAME_DEFAULT_MAX);
 	s->conns[s->nconns++] = c;
 	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct kv_server *s = arg;
+
+	evconnlistener_enable(s->listener);
+}
+
+/* EMFILE and friends: stop accepting for a doubling delay instead of spinning. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct kv_server *s = arg;
+	char what[160];
+	struct timeval tv;
+
+	s->accept_delay_ms = !s->accept_delay_ms ? 10
+			     : s->accept_delay_ms * 2 > KV_ACCEPT_DELAY_MAX_MS ? KV_ACCEPT_DELAY_MAX_MS
+			     : s->accept_delay_ms * 2;
+	snprintf(what, sizeof(what), "accept: %s; not accepting for %ums",
+		 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), s->accept_delay_ms);
+	log_limited(s, what);
+	evconnlistener_disable(l);
+	tv = ms_tv(s->accept_delay_ms);
+	evtimer_add(s->accept_retry, &tv);
+}
+
+/* Make RLIMIT_NOFILE fit --max-conns: raise the soft limit, or refuse to start. */
+static int fit_fd_limit(struct kv_server *s)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)s->opts.max_conns + KV_FD_RESERVE;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return 0;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "--max-conns %u needs %llu open files, but the "
+			 "open-file limit is %llu (hard limit %llu): raise it (ulimit -n) or lower "
+			 "--max-conns", s->opts.max_conns, (unsigned long long)need,
+			 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+		return -EMFILE;
+	}
+	rl.rlim_cur = need;
+	return setrlimit(RLIMIT_NOFILE, &rl) ? -errno : 0;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -451,6 +657,8 @@ static int serve(struct kv_server *s)
 		tpc_logf(&s->log, TPC_LOG_ERROR, "--listen %s: %s", s->opts.listen, err);
 		return 2;
 	}
+	if (fit_fd_limit(s))
+		return 2;
 	signal(SIGPIPE, SIG_IGN);
 	tpc_arena_init(&s->arena, 16 * 1024);
 	s->base = event_base_new();
@@ -464,10 +672,17 @@ static int serve(struct kv_server *s)
 			 strerror(errno));
 		return 1;
 	}
+	evconnlistener_set_error_cb(s->listener, on_accept_error);
 	s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
+	s->reaper = evtimer_new(s->base, on_reap, s);
+	s->accept_retry = evtimer_new(s->base, on_accept_retry, s);
+	if (!s->sig_term || !s->sig_int || !s->reaper || !s->accept_retry)
+		return 1;
 	event_add(s->sig_term, NULL);
 	event_add(s->sig_int, NULL);
+	struct timeval reap = ms_tv(reap_period_ms(&s->opts));
+	evtimer_add(s->reaper, &reap);
 	tpc_logf(&s->log, TPC_LOG_INFO, "%s serving on %s, coordinator %s", s->opts.name,
 		 s->opts.listen, s->opts.coordinator);
 	event_base_dispatch(s->base);
@@ -486,6 +701,10 @@ static void server_free(struct kv_server *s)
 		event_free(s->sig_term);
 	if (s->sig_int)
 		event_free(s->sig_int);
+	if (s->reaper)
+		event_free(s->reaper);
+	if (s->accept_retry)
+		event_free(s->accept_retry);
 	if (s->base)
 		event_base_free(s->base);
 	tpc_arena_free(&s->arena);
@@ -584,6 +803,15 @@ static const char usage_text[] =
 	"      --txn-timeout DURATION staged writes without Prepare expire (default 60s)\n"
 	"      --sink lmdb|file       where committed writes land: an LMDB store in\n"
 	"                             DIR/sink (default) or an append-only file DIR/sink.log\n"
+	"      --max-conns N          connection limit; more are told ERR_LIMIT and closed\n"
+	"                             (default 1024; the open-file limit is raised to fit)\n"
+	"      --idle-timeout DURATION  close a connection idle this long with no Put\n"
+	"                             waiting (default 10m; 0: never)\n"
+	"      --frame-timeout DURATION close a connection whose frame is not complete this\n"
+	"                             long after its first byte, or whose replies make no\n"
+	"                             progress this long while throttled (default 30s)\n"
+	"      --max-output BYTES     stop reading from a client whose unsent replies exceed\n"
+	"                             this, until half are taken (default 4M)\n"
 	"      --refuse-key KEY       TEST ONLY: vote NO on transactions writing KEY\n"
 	"                             (repeatable, up to 16)\n"
 	"  -h, --help, -V, --version\n"
@@ -592,7 +820,8 @@ static const char usage_text[] =
 	"With the file sink, --dump prints every applied line in file order (a write\n"
 	"applied twice would show twice).\n";
 
-enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT, OPT_SINK };
+enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT, OPT_SINK,
+       OPT_MAX_CONNS, OPT_IDLE, OPT_FRAME, OPT_MAX_OUTPUT };
 
 static const struct option long_opts[] = {
 	{ "name", required_argument, NULL, 'n' },
@@ -605,6 +834,10 @@ static const struct option long_opts[] = {
 	{ "sink", required_argument, NULL, OPT_SINK },
 	{ "group-commit", required_argument, NULL, OPT_GROUP },
 	{ "txn-timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
+	{ "frame-timeout", required_argument, NULL, OPT_FRAME },
+	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -613,6 +846,36 @@ static const struct option long_opts[] = {
 static int usage_error(const char *msg)
 {
 	return tpc_usage_error("tpc-kv", "%s", msg);
+}
+
+/* --max-conns, --idle-timeout, --frame-timeout, --max-output */
+static int parse_limit(struct kv_opts *o, int c, const char *v)
+{
+	uint64_t n;
+
+	switch (c) {
+	case OPT_MAX_CONNS:
+		if (tpc_parse_size(v, &n) || n < 1 || n > 1u << 20)
+			return usage_error("--max-conns expects a number from 1 to 1048576");
+		o->max_conns = (uint32_t)n;
+		return 0;
+	case OPT_IDLE:
+		if (tpc_parse_duration_ms(v, &n) || n > UINT32_MAX)
+			return usage_error("--idle-timeout expects a duration such as 10m (0: never)");
+		o->idle_timeout_ms = (uint32_t)n;
+		return 0;
+	case OPT_FRAME:
+		if (tpc_parse_duration_ms(v, &n) || n < 10 || n > 3600000)
+			return usage_error("--frame-timeout expects a duration from 10ms to 1h");
+		o->frame_timeout_ms = (uint32_t)n;
+		return 0;
+	case OPT_MAX_OUTPUT:
+		if (tpc_parse_size(v, &n) || n < TPC_FRAME_DEFAULT_MAX || n > 1ull << 32)
+			return usage_error("--max-output expects a size from 1M to 4G");
+		o->max_output = n;
+		return 0;
+	default: return 2;
+	}
 }
 
 static int parse_opt(struct kv_opts *o, int c, const char *v)
@@ -646,13 +909,14 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 			return usage_error("--txn-timeout expects a duration such as 30s");
 		o->txn_timeout_ms = (uint32_t)n;
 		return 0;
-	default: return 2;
+	default: return parse_limit(o, c, v);
 	}
 }
 
 int main(int argc, char **argv)
 {
-	struct kv_server s = { 0 };
+	struct kv_server s = { .opts = { .max_conns = 1024, .idle_timeout_ms = 10 * 60 * 1000,
+					  .frame_timeout_ms = 30000, .max_output = 4u << 20 } };
 	int c;
 
 	while ((c = getopt_long(argc, argv, "n:l:c:d:hV", long_opts, NULL)) != -1) {
