@@ -92,6 +92,7 @@ static const struct opt opts[] = {
 	  .flags = RELOAD },
 	{ "sweep-interval", 0, K_DUR, FIELD(sweep_interval_ms), .lo = 10, .hi = 3600000,
 	  .flags = RELOAD },
+	{ "sweep-limit", 0, K_NUM, FIELD(sweep_limit), .lo = 1, .hi = 1000000, .flags = RELOAD },
 	{ "group-commit", 0, K_NUM, FIELD(group_commit_max), .lo = 1, .hi = 1u << 20 },
 	{ "map-size", 0, K_NUM, FIELD(map_size), .lo = 1u << 20, .hi = 1ull << 40 },
 	{ "log-level", 0, K_LEVEL, FIELD(log_level), .flags = RELOAD },

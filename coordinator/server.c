@@ -27,7 +27,6 @@
 #include "config.h"
 #include "notify.h"
 
-#define SWEEP_LIMIT 10000
 
 void coord_config_defaults(struct coord_config *cfg)
 {
@@ -39,7 +38,7 @@ void coord_config_defaults(struct coord_config *cfg)
 	cfg->prepare_timeout_ms = 10000;
 	cfg->max_conns = 4096;
 	cfg->hello_timeout_ms = 5000;
-	cfg->idle_timeout_ms = 10 * 60 * 1000;
+	cfg->idle_timeout_ms = 0; /* off: libtpc's client does not reconnect by itself */
 	cfg->frame_timeout_ms = 30000;
 	cfg->max_output = 4u << 20;
 	cfg->max_partial_bytes = 256u << 20;
@@ -60,6 +59,7 @@ void coord_config_defaults(struct coord_config *cfg)
 	cfg->admin = "127.0.0.1:7401";
 	cfg->stuck_after_ms = 30000;
 	cfg->sweep_interval_ms = 10000;
+	cfg->sweep_limit = 10000;
 }
 
 struct peer *coord_peer(struct coord_server *s, uint32_t peer_id)
@@ -210,7 +210,7 @@ static uint64_t cutoff(uint64_t now, uint64_t retention_ms)
 
 /*
  * Compaction (rule D9): drop completed tombstones, expired keys and audit entries. Each
- * pass starts at the oldest entries and deletes at most SWEEP_LIMIT per database; a pass
+ * pass starts at the oldest entries and deletes at most --sweep-limit per database; a pass
  * that stopped at its limit is followed by another as soon as it is done (the loop runs
  * in between), so the sweep keeps up with any sustained rate. One pass at a time.
  */
@@ -231,17 +231,21 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	r->sweep_keys_before_ms = cutoff(now, s->cfg.key_retention_ms);
 	r->sweep_audit_before_ms = s->cfg.audit_retention_ms
 					   ? cutoff(now, s->cfg.audit_retention_ms) : 0;
-	r->sweep_limit = SWEEP_LIMIT;
+	r->sweep_limit = s->cfg.sweep_limit;
+	r->queued_ns = tpc_now_ns();
 	s->sweeping = 1;
 	coord_submit_with_lazy(s, r);
 }
 
 void coord_sweep_done(struct coord_server *s, struct coord_rec *r, int status)
 {
+	tpc_logf(&s->log, TPC_LOG_DEBUG, "sweep pass: status %d, %u deleted, %s, %.1f ms after queueing",
+		 status, r->sweep_deleted, r->sweep_more ? "more to do" : "caught up",
+		 (double)(tpc_now_ns() - r->queued_ns) / 1e6);
 	s->sweeping = 0;
 	s->stats.swept += status == 0 ? r->sweep_deleted : 0;
 	if (status == 0 && r->sweep_more && !s->stopping)
-		event_active(s->sweep, EV_TIMEOUT, 0); /* the next pass, after the loop ran */
+		event_active(s->sweep_next, EV_TIMEOUT, 0); /* the next pass, after the loop ran */
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -442,11 +446,15 @@ static int setup_events(struct coord_server *s)
 
 	s->timer = evtimer_new(s->base, on_timer, s);
 	s->sweep = event_new(s->base, -1, EV_PERSIST, on_sweep, s);
+	/* A pass that stopped at its limit starts the next one through this event, not the
+	 * periodic one: activating a persistent timer by hand pushes its next firing one
+	 * interval further each time, and a burst of passes would stall the sweep. */
+	s->sweep_next = event_new(s->base, -1, 0, on_sweep, s);
 	s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
 	s->sig_hup = evsignal_new(s->base, SIGHUP, on_hup, s);
 	s->lazy_ev = evtimer_new(s->base, coord_on_lazy_timer, s);
-	if (!s->timer || !s->sweep || !s->sig_term || !s->sig_int || !s->sig_hup || !s->lazy_ev)
+	if (!s->timer || !s->sweep || !s->sweep_next || !s->sig_term || !s->sig_int || !s->sig_hup || !s->lazy_ev)
 		return -ENOMEM;
 	event_add(s->sweep, &sweep);
 	event_add(s->sig_term, NULL);
@@ -582,6 +590,8 @@ void coord_server_free(struct coord_server *s)
 		event_free(s->timer);
 	if (s->sweep)
 		event_free(s->sweep);
+	if (s->sweep_next)
+		event_free(s->sweep_next);
 	if (s->sig_term)
 		event_free(s->sig_term);
 	if (s->sig_int)

@@ -54,6 +54,7 @@ struct coord_config {
 	int allow_fault_injection;   /* POST/GET /v1/faults */
 	/* Running it (config.h): compaction pace, and where SIGHUP re-reads the config. */
 	uint32_t sweep_interval_ms;  /* log compaction pass every this long (default 10s) */
+	uint32_t sweep_limit;        /* entries one pass deletes per database (default 10000) */
 	struct coord_cmdline *cmdline; /* --config file and options; NULL: SIGHUP only logs */
 };
 

@@ -104,7 +104,7 @@ struct coord_server {
 	struct tpc_logger log;
 	struct event_base *base;
 	struct evconnlistener *listener;
-	struct event *sig_term, *sig_int, *timer, *sweep;
+	struct event *sig_term, *sig_int, *timer, *sweep, *sweep_next;
 	struct event *sig_hup;      /* reloads the config (server.c, config.h) */
 	struct coord_log store;
 	struct batch_writer *writer;

@@ -44,7 +44,7 @@ wait_port() { # port, deadline seconds
 
 CP=$(free_port); AP=$(free_port); BP=$(free_port)
 "$BIN/coordinator/tpc-coordinator" --listen "127.0.0.1:$CP" --data "$WORK/coordinator" \
-    --admin off --log-level warn --outcome-retention 1m --key-retention 1m \
+    --admin off --log-level ${COORD_LOG_LEVEL:-warn} --outcome-retention 1m --key-retention 1m \
     --sweep-interval 5s >"$WORK/coordinator.log" 2>&1 &
 PIDS+=($!)
 wait_port "$CP"

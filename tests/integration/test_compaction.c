@@ -183,6 +183,36 @@ static void test_log_file_stops_growing_under_sustained_load(void **state)
 	coord_term_clean(c);
 }
 
+/*
+ * A burst of passes (each stopping at a tiny --sweep-limit) must not slow the sweep that
+ * follows: the periodic pass still comes every interval. (Starting the next pass by
+ * activating the periodic timer by hand once pushed its next firing one interval further
+ * per pass, so after a burst of 25 passes nothing was swept for 25 intervals.)
+ */
+static void test_sweep_keeps_its_interval_after_a_burst_of_passes(void **state)
+{
+	struct cluster *c = *state;
+	struct log_counts lc;
+
+	coord_start(c, NULL, "--outcome-retention", "10ms", "--key-retention", "10ms",
+		    "--sweep-interval", "500ms", "--sweep-limit", "10", "--admin", "off", NULL);
+	tpc_wc *wc = client_open(c, NULL);
+	run_batch(wc, 1, 0); /* 250 tombstones and keys: a burst of 25+ passes */
+	wait_swept(c, &lc);
+	run_batch(wc, 2, 0);
+	uint64_t start = now_ms(), deadline = start + 3000; /* six intervals */
+	do {
+		read_counts(c, &lc);
+		if (lc.decisions == 0 && lc.keys == 0)
+			break;
+		usleep(20 * 1000);
+	} while (now_ms() < deadline);
+	if (lc.decisions || lc.keys)
+		fail_msg("3 s after the second batch the sweep left %llu decisions and %llu keys",
+			 (unsigned long long)lc.decisions, (unsigned long long)lc.keys);
+	coord_term_clean(c);
+}
+
 /* The control: nothing expires, so the same load grows the file by about as much again. */
 static void test_log_file_grows_without_compaction(void **state)
 {
@@ -283,6 +313,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_file_stops_growing_under_sustained_load,
 						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_swept_commit_is_forgotten_not_aborted,
+						cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_keeps_its_interval_after_a_burst_of_passes,
 						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_log_file_grows_without_compaction,
 						cluster_setup, cluster_teardown),

@@ -157,10 +157,10 @@ static void add_leg(struct tc *c, struct tt_rec *in, unsigned part, const char *
 		int64_t share = i == k ? left
 				       : (int64_t)tt_rand_range(&c->rng, 1, (uint64_t)(left - (k - i)));
 		left -= share;
-		if (i == 1)
-			snprintf(kk, sizeof(kk), "%s", key);
-		else
-			snprintf(kk, sizeof(kk), "%s.s%u", key, i);
+		int n = i == 1 ? snprintf(kk, sizeof(kk), "%s", key)
+			       : snprintf(kk, sizeof(kk), "%s.s%u", key, i);
+		if (n < 0 || (size_t)n >= sizeof(kk))
+			abort(); /* keys are built far below TT_KEY_MAX */
 		snprintf(val, sizeof(val), "%+" PRId64, sign * share);
 		add_write(in, part, kk, val);
 	}
