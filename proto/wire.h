@@ -19,6 +19,9 @@ struct evbuffer;
 #define TPC_PROTOCOL_VERSION 2u
 #define TPC_PROTOCOL_VERSION_STR "2"
 
+/* Length of a transaction token (BeginReply/Join/KvPut.txn_token); empty means none. */
+#define TPC_TXN_TOKEN_LEN 16
+
 /** Convenience: one Envelope with every sub-message it may point at, on the stack. */
 typedef Tpc__Envelope tpc_env;
 
