@@ -325,8 +325,8 @@ static int on_commit_or_abort(struct conn *c, uint64_t req, uint64_t txid,
 	uint64_t owner = t->owner;
 	if (coord_step_rc(c->srv, t, &ev) == COORD_ERR_DENIED) /* txn.c: the owner's only */
 		tpc_logf(&c->srv->log, TPC_LOG_WARN,
-			 "txid %llu: refused a %s from connection %llu (begun on %llu)",
-			 (unsigned long long)txid, type == EV_COMMIT ? "Commit" : "Abort",
+			 "txid %llu: refused %s from connection %llu (begun on %llu)",
+			 (unsigned long long)txid, type == EV_COMMIT ? "a Commit" : "an Abort",
 			 (unsigned long long)c->id, (unsigned long long)owner);
 	return 0;
 }
