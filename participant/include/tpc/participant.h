@@ -139,7 +139,9 @@ TPC_API void tpc_participant_free(tpc_participant *p);
  *        transaction at the coordinator; else TPC_ENOTFOUND / TPC_ENOTACTIVE (the
  *        transaction is unknown or already deciding), TPC_EINCARNATION (joined by an
  *        earlier incarnation of this participant: it aborts), TPC_EEXPIRED (the
- *        staged writes expired while waiting), TPC_EIDENTITY, TPC_ELIMIT, TPC_ECLOSED
+ *        staged writes expired while waiting), TPC_EDENIED (the coordinator refused
+ *        the Join's transaction token, or the missing token where it requires one:
+ *        nothing is kept), TPC_EIDENTITY, TPC_ELIMIT, TPC_ECLOSED
  */
 typedef void (*tpc_stage_cb)(void *arg, int err, tpc_txid txid);
 
