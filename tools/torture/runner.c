@@ -90,10 +90,12 @@ static int define_coord(struct tt_runner *r)
 {
 	char listen[32], data[PATH_MAX + 32], gc[16];
 	const char *retention = r->o.broken == TT_BROKEN_ACK_BEFORE_APPLY ? "0" : "24h";
+	/* Tokens required: every client write carries its transaction's token, so a run
+	 * also proves the token survives reconnects and re-sent Joins. */
 	const char *argv[TT_MAX_ARGS] = { r->coord_bin, "--listen", listen, "--data", data,
 		"--prepare-timeout", "1s", "--txn-timeout", "5s", "--retry-max", "500ms",
-		"--outcome-retention", retention, NULL };
-	size_t n = 13;
+		"--outcome-retention", retention, "--require-txn-token", NULL };
+	size_t n = 14;
 
 	hostport(listen, sizeof(listen), r->coord_port);
 	snprintf(data, sizeof(data), "%s/coord", r->dir);
@@ -114,8 +116,8 @@ static int define_kv(struct tt_runner *r, unsigned i)
 	char name[16], listen[32], coord[32], data[PATH_MAX + 32], gc[16];
 	const char *argv[TT_MAX_ARGS] = { r->kv_bin, "--name", name, "--listen", listen,
 		"--coordinator", coord, "--data", data, "--sink", "file", "--txn-timeout", "10s",
-		NULL };
-	size_t n = 13;
+		"--require-txn-token", NULL };
+	size_t n = 14;
 
 	snprintf(name, sizeof(name), "kv%u", i + 1);
 	hostport(listen, sizeof(listen), r->kv_port[i]);
