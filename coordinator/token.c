@@ -3,8 +3,9 @@
  * made for each Begin and returned in BeginReply; a participant's Join proves with them
  * that its writer holds the transaction.
  *
- * Tokens come from getrandom(2) through a small pool on the server (one system call per
- * TOKEN_POOL_LEN / TPC_TXN_TOKEN_LEN Begins); a pool byte is handed out once and wiped.
+ * Tokens come from getrandom(2) through a small pool on the server (512 bytes: one
+ * system call per 32 Begins); a pool byte is handed out once and then wiped. A token is
+ * never logged nor shown by the admin API.
  * A Join's token is compared in constant time (tpc_secret_equal).
  */
 #include "server_int.h"
