@@ -1,6 +1,6 @@
 /*
- * util.c - clocks, levelled logging to stderr, and the command-line parsers declared
- * in util.h.
+ * util.c - clocks, levelled logging to stderr, the command-line parsers and the
+ * constant-time secret comparison declared in util.h.
  *
  * Owns no state: a logger is the caller's struct, every parser writes only through
  * its out-parameters. Invariants kept here:
@@ -459,4 +459,14 @@ int tpc_mkdirs(const char *dir)
 	if (stat(path, &st))
 		return -errno;
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+int tpc_secret_equal(const void *a, const void *b, size_t n)
+{
+	const volatile unsigned char *x = a, *y = b;
+	unsigned char diff = 0;
+
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)(x[i] ^ y[i]);
+	return diff == 0;
 }

@@ -60,4 +60,11 @@ int tpc_mkdirs(const char *dir);
 /** @brief Parse an unsigned integer with optional K/M/G (binary) suffix. @return 0 or -EINVAL. */
 int tpc_parse_size(const char *s, uint64_t *out);
 
+/**
+ * @brief Compare two secrets of @p n bytes in time that depends on @p n only (a
+ *        transaction token: a mismatch must not tell where it starts).
+ * @return 1 if equal, 0 if not
+ */
+int tpc_secret_equal(const void *a, const void *b, size_t n);
+
 #endif

@@ -102,6 +102,7 @@ static const struct opt opts[] = {
 	{ "stuck-after", 0, K_DUR, FIELD(stuck_after_ms), .lo = 1, .hi = UINT32_MAX,
 	  .flags = RELOAD },
 	{ "allow-fault-injection", 0, K_FLAG, FIELD(allow_fault_injection) },
+	{ "require-txn-token", 0, K_FLAG, FIELD(require_txn_token), .flags = RELOAD },
 	{ .name = "config", .kind = K_META },
 	{ .name = "check-config", .kind = K_META },
 	{ .name = "help", .short_name = 'h', .kind = K_META },

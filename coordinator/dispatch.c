@@ -4,7 +4,9 @@
  * Handlers check who may send what (a Hello first; Join, Vote and Ack only from a
  * participant connection, and only for the name and incarnation it said Hello with;
  * a participant's Hello itself goes to identity.c, rule D8), look the
- * transaction up, and hand an event to coord_step(). Questions about transactions
+ * transaction up, and hand an event to coord_step(). Who may decide is the machine's
+ * rule (txn.c: Commit and Abort only from the owner); a Join's transaction token is
+ * checked here (token.c) before the machine sees the Join. Questions about transactions
  * that are not in memory are answered here by presumed abort (D5): COMMITTED only if
  * the log holds a COMMIT record or its completed tombstone; to a client, FORGOTTEN for a
  * txid with no record at or below the log's forget horizon (its outcome was swept: never
@@ -61,8 +63,8 @@ static int on_hello(struct conn *c, uint64_t req, const Tpc__Hello *h)
 	return 0;
 }
 
-static void reply_begin(struct conn *c, uint64_t req, uint64_t txid, Tpc__BeginResult result,
-			uint64_t fenced)
+static void reply_begin_token(struct conn *c, uint64_t req, uint64_t txid,
+			      Tpc__BeginResult result, uint64_t fenced, const uint8_t *token)
 {
 	Tpc__Envelope env = TPC__ENVELOPE__INIT;
 	Tpc__BeginReply r = TPC__BEGIN_REPLY__INIT;
@@ -70,10 +72,19 @@ static void reply_begin(struct conn *c, uint64_t req, uint64_t txid, Tpc__BeginR
 	r.txid = txid;
 	r.result = result;
 	r.fenced_txid = fenced;
+	if (token)
+		r.txn_token = (ProtobufCBinaryData){ TPC_TXN_TOKEN_LEN, (uint8_t *)token };
 	env.request_id = req;
 	env.body_case = TPC__ENVELOPE__BODY_BEGIN_REPLY;
 	env.begin_reply = &r;
 	coord_conn_send(c, &env);
+}
+
+/* A Begin answered without starting a transaction: no token. */
+static void reply_begin(struct conn *c, uint64_t req, uint64_t txid, Tpc__BeginResult result,
+			uint64_t fenced)
+{
+	reply_begin_token(c, req, txid, result, fenced, NULL);
 }
 
 /*
@@ -155,7 +166,8 @@ static struct coord_txn *begin_new(struct conn *c, const Tpc__Begin *b)
 {
 	struct coord_server *s = c->srv;
 	struct coord_txn *t = malloc(sizeof(*t));
-	uint64_t txid = t ? coord_next_txid(s) : 0;
+	uint8_t token[TPC_TXN_TOKEN_LEN];
+	uint64_t txid = t && coord_token_new(s, token) == 0 ? coord_next_txid(s) : 0;
 	uint32_t timeout = b->timeout_ms ? b->timeout_ms : s->cfg.txn_timeout_ms;
 
 	if (!txid) {
@@ -163,6 +175,7 @@ static struct coord_txn *begin_new(struct conn *c, const Tpc__Begin *b)
 		return NULL;
 	}
 	coord_txn_init(t, txid, c->id, tpc_now_ms(), timeout);
+	memcpy(t->token, token, sizeof(t->token));
 	if (b->txn_key && b->txn_key[0]) {
 		t->key = strdup(b->txn_key);
 		if (!t->key || strmap_put(&s->live_keys, t->key, strlen(t->key), txid)) {
@@ -205,10 +218,11 @@ static int on_begin(struct conn *c, uint64_t req, const Tpc__Begin *b)
 		return 0;
 	struct coord_txn *t = begin_new(c, b);
 	if (!t) {
-		coord_conn_send_error(c, req, E(UNAVAILABLE), "out of memory", 0);
+		coord_conn_send_error(c, req, E(UNAVAILABLE),
+				      "cannot start a transaction (out of memory or randomness)", 0);
 		return 0;
 	}
-	reply_begin(c, req, t->txid, TPC__BEGIN_RESULT__BEGIN_STARTED, fenced);
+	reply_begin_token(c, req, t->txid, TPC__BEGIN_RESULT__BEGIN_STARTED, fenced, t->token);
 	return 0;
 }
 
@@ -252,6 +266,13 @@ static int on_join(struct conn *c, uint64_t req, const Tpc__Join *j)
 	if (!t) {
 		coord_conn_send_error(c, req, E(NOT_FOUND),
 				      "no such open transaction (unknown, or already decided)", j->txid);
+		return 0;
+	}
+	const char *why;
+	if (!coord_token_check(s, t, j->txn_token.data, j->txn_token.len, &why)) {
+		tpc_logf(&s->log, TPC_LOG_WARN, "txid %llu: refused a Join from %s: %s",
+			 (unsigned long long)j->txid, coord_peer(s, c->peer)->name, why);
+		coord_conn_send_error(c, req, E(DENIED), why, j->txid);
 		return 0;
 	}
 	struct coord_event ev = { .type = EV_JOIN, .peer = c->peer, .conn = c->id, .req = req,
@@ -308,7 +329,12 @@ static int on_commit_or_abort(struct conn *c, uint64_t req, uint64_t txid,
 		return 0;
 	}
 	struct coord_event ev = { .type = type, .conn = c->id, .req = req };
-	coord_step(c->srv, t, &ev);
+	uint64_t owner = t->owner;
+	if (coord_step_rc(c->srv, t, &ev) == COORD_ERR_DENIED) /* txn.c: the owner's only */
+		tpc_logf(&c->srv->log, TPC_LOG_WARN,
+			 "txid %llu: refused %s from connection %llu (begun on %llu)",
+			 (unsigned long long)txid, type == EV_COMMIT ? "a Commit" : "an Abort",
+			 (unsigned long long)c->id, (unsigned long long)owner);
 	return 0;
 }
 

@@ -52,6 +52,7 @@ struct coord_config {
 	const char *admin_token_file; /* bearer token for mutating calls, or NULL */
 	uint64_t stuck_after_ms;     /* COMMITTING longer than this is "stuck" (default 30s) */
 	int allow_fault_injection;   /* POST/GET /v1/faults */
+	int require_txn_token;       /* a Join must carry its transaction's token (default off) */
 	/* Running it (config.h): compaction pace, and where SIGHUP re-reads the config. */
 	uint32_t sweep_interval_ms;  /* log compaction pass every this long (default 10s) */
 	uint32_t sweep_limit;        /* entries one pass deletes per database (default 10000) */

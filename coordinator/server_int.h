@@ -111,6 +111,8 @@ struct coord_server {
 
 	uint64_t id, epoch, next_seq;
 	uint64_t rng;               /* retry jitter (coord_rand), seeded at start */
+	uint8_t token_pool[512];    /* random bytes for transaction tokens (token.c) */
+	uint32_t token_pool_left;   /* unused bytes at the pool's end; 0: refill */
 	struct u64map txns;         /* txid -> struct coord_txn * */
 	struct strmap live_keys;    /* client key -> txid of its open transaction */
 	struct deadline_heap deadlines;
@@ -148,6 +150,18 @@ struct coord_server {
 	int ready;                  /* recovery done and the RPC listener up (/readyz) */
 	uint64_t started_ms, started_wall_ms;
 };
+
+/* token.c: transaction tokens (proto/tpc.proto, "Who may do what") */
+/** @brief 16 random bytes for a new transaction. @return 0, or -errno from getrandom. */
+int coord_token_new(struct coord_server *s, uint8_t out[TPC_TXN_TOKEN_LEN]);
+/**
+ * @brief May a Join carrying @p given (@p len bytes; 0: none) join @p t? Compared in
+ *        constant time; no token is refused only with --require-txn-token.
+ * @param[out] why the reason when refused (static)
+ * @return 1 if it may, 0 if not
+ */
+int coord_token_check(const struct coord_server *s, const struct coord_txn *t,
+		      const uint8_t *given, size_t len, const char **why);
 
 /* conn.c */
 int coord_listen(struct coord_server *s);

@@ -36,6 +36,12 @@
  *   participant that joined with an older incarnation and has not voted. A slot whose
  *   incarnation is 0 (a decision recovered from the log) is not checked.
  *
+ *   Who may decide: EV_COMMIT and EV_ABORT are taken only from the owner (the connection
+ *   that began the transaction); from any other connection they are refused with
+ *   COORD_ERR_DENIED and change nothing. A recovered transaction (owner 0) is already
+ *   COMMITTING: anyone's Commit or Abort only hears what the log would say (it decides
+ *   nothing); the operator's EV_OPERATOR is the only way to change it.
+ *
  *   Commit with no participants, or with only READ_ONLY voters, and no client key:
  *   PREPARING/ACTIVE -> DONE directly (nothing to make durable). With a key, the
  *   transaction goes through LOGGING so the key's outcome is durable.
@@ -369,6 +375,20 @@ static int on_join(struct coord_txn *t, const struct coord_txn_config *cfg,
 }
 
 #define DROP_PENDING "an operator is overriding the COMMIT; ask again"
+
+/* Commit and Abort come from the owner; of a recovered transaction (no owner, already
+ * COMMITTING) they only ask. Anything else is refused and changes nothing. */
+static int refuse_not_owner(const struct coord_txn *t, const struct coord_event *ev,
+			    struct coord_actions *out)
+{
+	if (t->owner ? ev->conn == t->owner : t->state == TXN_COMMITTING)
+		return 0;
+	return refuse(out, ev, COORD_ERR_DENIED,
+		      t->owner ? "the transaction was begun on another connection; only that "
+				 "connection may commit or abort it"
+			       : "the transaction was recovered from the log; only the "
+				 "coordinator or an operator decides it");
+}
 
 static int on_commit(struct coord_txn *t, const struct coord_txn_config *cfg,
 		     const struct coord_event *ev, uint64_t now_ms, struct coord_actions *out)
@@ -727,8 +747,14 @@ int coord_txn_step(struct coord_txn *t, const struct coord_txn_config *cfg,
 {
 	switch (ev->type) {
 	case EV_JOIN: return on_join(t, cfg, ev, now_ms, out);
-	case EV_COMMIT: return on_commit(t, cfg, ev, now_ms, out);
-	case EV_ABORT: return on_abort(t, ev, now_ms, out);
+	case EV_COMMIT:
+		if (refuse_not_owner(t, ev, out))
+			return COORD_ERR_DENIED;
+		return on_commit(t, cfg, ev, now_ms, out);
+	case EV_ABORT:
+		if (refuse_not_owner(t, ev, out))
+			return COORD_ERR_DENIED;
+		return on_abort(t, ev, now_ms, out);
 	case EV_VOTE: return on_vote(t, ev, now_ms, out);
 	case EV_LOGGED: return on_logged(t, cfg, ev, now_ms, out);
 	case EV_ACK: return on_ack(t, ev, out);

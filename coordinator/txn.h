@@ -50,6 +50,7 @@ enum coord_err {
 	COORD_ERR_NOT_PARTICIPANT = 6,
 	COORD_ERR_UNAVAILABLE = 7,
 	COORD_ERR_INCARNATION = 11, /* Join/Vote from another incarnation than the one that joined */
+	COORD_ERR_DENIED = 12,      /* Commit/Abort from a connection that is not the owner */
 };
 
 /* Outcomes and votes, matching tpc.proto's OutcomeKind and VoteKind values. */
@@ -97,8 +98,11 @@ struct coord_txn {
 	uint64_t armed_ms;         /* the server's: deadline currently in its timer heap */
 	uint64_t waiter;           /* requester of Commit/Abort (connection id); 0: none */
 	uint64_t waiter_req;       /* its request id */
-	uint64_t owner;            /* connection that began it (0: recovered) */
+	uint64_t owner;            /* connection that began it (0: recovered); the only one
+				    * whose Commit/Abort is taken (coord_txn_step) */
 	char *key;                 /* client transaction key, or NULL; owned by the server */
+	uint8_t token[16];         /* the transaction token (BeginReply.txn_token); the
+				    * server's, the machine never looks at it; zero: recovered */
 	uint32_t retry_delay_ms;
 	uint32_t attempts;         /* decision deliveries (first send included) */
 	uint8_t state;             /* enum coord_txn_state */
@@ -121,8 +125,8 @@ struct coord_txn {
 
 enum coord_ev_type {
 	EV_JOIN,         /* peer joins (from its Hello'd connection) */
-	EV_COMMIT,       /* client Commit: waiter, req */
-	EV_ABORT,        /* client Abort: waiter, req */
+	EV_COMMIT,       /* client Commit: conn, req; refused unless conn is the owner */
+	EV_ABORT,        /* client Abort: conn, req; refused unless conn is the owner */
 	EV_VOTE,         /* peer voted: vote */
 	EV_LOGGED,       /* the COMMIT record's batch finished: status (0 ok, <0 failed) */
 	EV_ACK,          /* peer acked the decision */

@@ -29,6 +29,8 @@ struct evbuffer;
 #define TPC_WIRE_MAX_KEY_STR "4096"
 #define TPC_WIRE_MAX_REASON 1024       /* Abort.reason, Vote.reason */
 #define TPC_WIRE_MAX_REASON_STR "1024"
+/* Length of a transaction token (BeginReply/Join/KvPut.txn_token); empty means none. */
+#define TPC_TXN_TOKEN_LEN 16
 
 /** Convenience: one Envelope with every sub-message it may point at, on the stack. */
 typedef Tpc__Envelope tpc_env;

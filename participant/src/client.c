@@ -69,6 +69,7 @@ enum req_kind { REQ_BEGIN, REQ_COMMIT, REQ_ABORT, REQ_STATUS };
 /* The callback of a request; which member is set follows its kind. */
 union creq_cb {
 	tpc_begin_cb begin;
+	tpc_begin_token_cb begin_token; /* a Begin with with_token set */
 	tpc_outcome_cb outcome;
 	tpc_status_cb status;
 };
@@ -81,6 +82,7 @@ struct creq {
 	uint64_t deadline_ms;
 	uint64_t txid;            /* 0 for a Begin */
 	enum req_kind kind;
+	int with_token;           /* a Begin whose callback also takes the token */
 	union creq_cb cb;
 	void *arg;
 };
@@ -89,6 +91,7 @@ struct creq {
 struct creply {
 	uint64_t txid;
 	tpc_begin_result begin;
+	const uint8_t *token;     /* Begin: TPC_TXN_TOKEN_LEN bytes, or NULL */
 	tpc_outcome outcome;
 	tpc_status status;
 	const char *reason;
@@ -224,7 +227,13 @@ static void finish(struct tpc_client *c, struct creq *r, int err, const struct c
 	c->depth++;
 	switch (r->kind) {
 	case REQ_BEGIN:
-		r->cb.begin(r->arg, err, err ? 0 : txid, err ? TPC_BEGIN_STARTED : rep->begin);
+		if (r->with_token)
+			r->cb.begin_token(r->arg, err, err ? 0 : txid,
+					  err ? TPC_BEGIN_STARTED : rep->begin,
+					  err ? NULL : rep->token);
+		else
+			r->cb.begin(r->arg, err, err ? 0 : txid,
+				    err ? TPC_BEGIN_STARTED : rep->begin);
 		break;
 	case REQ_COMMIT:
 	case REQ_ABORT:
@@ -348,6 +357,14 @@ static void on_begin_reply(struct tpc_client *c, struct creq *r, const Tpc__Begi
 		finish(c, r, TPC_EPROTO, NULL);
 		return;
 	}
+	if (m->txn_token.len != 0 && m->txn_token.len != TPC_TXN_TOKEN_LEN) {
+		set_err(c, 0, "coordinator sent a transaction token of %zu bytes",
+			m->txn_token.len);
+		finish(c, r, TPC_EPROTO, NULL);
+		return;
+	}
+	if (rep.begin == TPC_BEGIN_STARTED && m->txn_token.len)
+		rep.token = m->txn_token.data; /* older coordinators send none */
 	finish(c, r, 0, &rep);
 }
 
@@ -573,6 +590,7 @@ struct submit {
 	const char *key;        /* Begin */
 	uint32_t timeout_ms;    /* Begin */
 	const char *reason;     /* Abort */
+	int with_token;         /* Begin: cb.begin_token */
 	union creq_cb cb;
 	void *arg;
 };
@@ -628,6 +646,7 @@ static int submit(struct tpc_client *c, const struct submit *s)
 	r->id = ++c->next_id;
 	r->gen = c->gen;
 	r->kind = s->kind;
+	r->with_token = s->with_token;
 	r->txid = s->txid;
 	r->cb = s->cb;
 	r->arg = s->arg;
@@ -784,6 +803,16 @@ int tpc_client_begin_async(tpc_client *c, const char *key, uint32_t timeout_ms, 
 	return rc ? rc : submit(c, &s);
 }
 
+int tpc_client_begin_token_async(tpc_client *c, const char *key, uint32_t timeout_ms,
+				 tpc_begin_token_cb cb, void *arg)
+{
+	struct submit s = { .kind = REQ_BEGIN, .key = key, .timeout_ms = timeout_ms,
+			    .with_token = 1, .cb.begin_token = cb, .arg = arg };
+	int rc = check_async(c, 0, 0, cb != NULL);
+
+	return rc ? rc : submit(c, &s);
+}
+
 int tpc_client_commit_async(tpc_client *c, tpc_txid txid, tpc_outcome_cb cb, void *arg)
 {
 	struct submit s = { .kind = REQ_COMMIT, .txid = txid, .cb.outcome = cb, .arg = arg };
@@ -818,19 +847,26 @@ struct bwait {
 	int err;
 	tpc_txid txid;
 	tpc_begin_result begin;
+	uint8_t token[TPC_TXN_TOKEN_LEN];
+	size_t token_len;
 	tpc_outcome outcome;
 	tpc_status status;
 	char *reason;
 	size_t reason_len;
 };
 
-static void bw_begin(void *arg, int err, tpc_txid txid, tpc_begin_result result)
+static void bw_begin(void *arg, int err, tpc_txid txid, tpc_begin_result result,
+		     const uint8_t *token)
 {
 	struct bwait *w = arg;
 	w->done = 1;
 	w->err = err;
 	w->txid = txid;
 	w->begin = result;
+	if (token) {
+		memcpy(w->token, token, TPC_TXN_TOKEN_LEN);
+		w->token_len = TPC_TXN_TOKEN_LEN;
+	}
 }
 
 static void bw_outcome(void *arg, int err, tpc_txid txid, tpc_outcome outcome, const char *reason)
@@ -940,16 +976,19 @@ static int run_blocking(struct tpc_client *c, const struct submit *s, struct bwa
 	return w->err;
 }
 
-int tpc_client_begin(tpc_client *c, const char *key, uint32_t timeout_ms, tpc_txid *txid,
-		     tpc_begin_result *result)
+int tpc_client_begin_token(tpc_client *c, const char *key, uint32_t timeout_ms,
+			   tpc_txid *txid, tpc_begin_result *result,
+			   uint8_t token[TPC_TXN_TOKEN_LEN], size_t *token_len)
 {
 	struct bwait w = { 0 };
 	struct submit s = { .kind = REQ_BEGIN, .key = key, .timeout_ms = timeout_ms,
-			    .cb.begin = bw_begin, .arg = &w };
+			    .with_token = 1, .cb.begin_token = bw_begin, .arg = &w };
 	int rc = blocking_allowed(c);
 
 	if (txid)
 		*txid = 0;
+	if (token_len)
+		*token_len = 0;
 	if (rc)
 		return rc;
 	if (!txid)
@@ -960,7 +999,17 @@ int tpc_client_begin(tpc_client *c, const char *key, uint32_t timeout_ms, tpc_tx
 	*txid = w.txid;
 	if (result)
 		*result = w.begin;
+	if (token)
+		memcpy(token, w.token, TPC_TXN_TOKEN_LEN);
+	if (token_len)
+		*token_len = w.token_len;
 	return 0;
+}
+
+int tpc_client_begin(tpc_client *c, const char *key, uint32_t timeout_ms, tpc_txid *txid,
+		     tpc_begin_result *result)
+{
+	return tpc_client_begin_token(c, key, timeout_ms, txid, result, NULL, NULL);
 }
 
 /* Commit or Abort (@p s) in blocking form; *outcome is UNKNOWN unless an answer came. */

@@ -46,6 +46,12 @@ static const char *tpc_code_str(int code)
 	case TPC_EINCARNATION:
 		return "the transaction was joined by an earlier incarnation of this participant; "
 		       "it aborts";
+	case TPC_EDENIED:
+		return "not allowed: the transaction belongs to another connection, or its token is "
+		       "missing or does not match";
+	case TPC_EEPOCH:
+		return "a coordinator epoch too far above the highest seen (refused, not "
+		       "remembered)";
 	}
 	return NULL;
 }
@@ -111,6 +117,7 @@ int tpc_error_from_wire(Tpc__ErrorCode code)
 	case TPC__ERROR_CODE__ERR_INVALID: return TPC_EINVALMSG;
 	case TPC__ERROR_CODE__ERR_IDENTITY: return TPC_EIDENTITY;
 	case TPC__ERROR_CODE__ERR_INCARNATION: return TPC_EINCARNATION;
+	case TPC__ERROR_CODE__ERR_DENIED: return TPC_EDENIED;
 	default: return TPC_EPROTO; /* ERR_BAD_FRAME, ERR_PROTOCOL, unknown codes */
 	}
 }

@@ -138,7 +138,7 @@ static void execute(struct tpc_participant *p, struct ptxn *t, const struct part
 		    struct part_event *followup)
 {
 	switch (a->type) {
-	case PACT_SEND_JOIN: part_send_join(p, t->m.txid); break;
+	case PACT_SEND_JOIN: part_send_join(p, t); break;
 	case PACT_SEND_VOTE:
 		part_send_vote(p, t->m.txid, a->vote, a->reason, t->incarnation);
 		if (!a->vote)
@@ -170,6 +170,12 @@ static void execute(struct tpc_participant *p, struct ptxn *t, const struct part
 		part_logf(p, TPC_LOG_WARN,
 			 "txid %llu: ignored a message from an older coordinator epoch",
 			 (unsigned long long)t->m.txid);
+		break;
+	case PACT_REJECT_JUMP:
+		p->stats.epoch_jump_rejected++;
+		part_logf(p, TPC_LOG_WARN, "txid %llu: ignored a message whose coordinator epoch "
+			  "is too far above the highest seen (%llu)", (unsigned long long)t->m.txid,
+			  (unsigned long long)p->highest_epoch);
 		break;
 	case PACT_REPORT_FORGOTTEN:
 		p->stats.forgotten++;

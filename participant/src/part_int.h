@@ -132,7 +132,7 @@ void part_logf(struct tpc_participant *p, enum tpc_log_level lvl, const char *fm
 /* part_net.c */
 int part_net_start(struct tpc_participant *p);
 void part_net_stop(struct tpc_participant *p);
-void part_send_join(struct tpc_participant *p, uint64_t txid);
+void part_send_join(struct tpc_participant *p, const struct ptxn *t);
 void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const char *reason,
 		    uint64_t incarnation);
 void part_send_ack(struct tpc_participant *p, uint64_t txid);

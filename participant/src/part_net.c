@@ -10,6 +10,11 @@
  * an older incarnation joined); a Join carries the incarnation. ERR_IDENTITY (the name
  * is bound to another folder, or a newer incarnation exists) is fatal: no reconnects,
  * every waiting and later stage call fails with TPC_EIDENTITY, the host is told.
+ *
+ * Epochs (D7): an epoch in a HelloReply, Prepare or Decision more than max_epoch_jump
+ * above the highest seen is refused, logged and never remembered (part_epoch_check): a
+ * HelloReply with one drops the connection (and reconnects with backoff), a Prepare or
+ * Decision with one is ignored. A Join carries the transaction token of its first write.
  */
 #include "part_int.h"
 #include "wire_err.h"
@@ -17,6 +22,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -43,15 +49,17 @@ static void send_env(struct tpc_participant *p, const Tpc__Envelope *env)
 			     tpc_strerror(rc));
 }
 
-void part_send_join(struct tpc_participant *p, uint64_t txid)
+void part_send_join(struct tpc_participant *p, const struct ptxn *t)
 {
 	Tpc__Envelope env = TPC__ENVELOPE__INIT;
 	Tpc__Join j = TPC__JOIN__INIT;
 
-	j.txid = txid;
+	j.txid = t->m.txid;
 	j.participant = p->name;
 	j.incarnation = p->incarnation;
-	env.request_id = txid;
+	if (t->m.has_token)
+		j.txn_token = (ProtobufCBinaryData){ sizeof(t->m.token), (uint8_t *)t->m.token };
+	env.request_id = t->m.txid;
 	env.body_case = TPC__ENVELOPE__BODY_JOIN;
 	env.join = &j;
 	send_env(p, &env);
@@ -142,10 +150,33 @@ static void step_txid(struct tpc_participant *p, uint64_t txid, const struct par
 		part_step(p, t, ev);
 }
 
-static void on_hello_reply(struct tpc_participant *p, const Tpc__HelloReply *r)
+/* An epoch too far above the highest seen: refuse it, say so, remember nothing. */
+static int epoch_jumped(struct tpc_participant *p, uint64_t epoch, const char *what,
+			uint64_t txid)
+{
+	if (part_epoch_check(epoch, p->highest_epoch, p->tcfg.max_epoch_jump) != PART_EPOCH_JUMP)
+		return 0;
+	char txn[40] = "";
+
+	if (txid)
+		snprintf(txn, sizeof(txn), " for txid %llu", (unsigned long long)txid);
+	p->stats.epoch_jump_rejected++;
+	part_set_err(p, "refused a %s%s with coordinator epoch %llu: more than %llu above the "
+		     "highest seen (%llu)", what, txn, (unsigned long long)epoch,
+		     (unsigned long long)p->tcfg.max_epoch_jump,
+		     (unsigned long long)p->highest_epoch);
+	part_logf(p, TPC_LOG_ERROR, "%s; not remembered (a fake or misconfigured coordinator?)",
+		  p->errmsg);
+	return 1;
+}
+
+/* @return -1 to drop the connection (an epoch refused), else 0 */
+static int on_hello_reply(struct tpc_participant *p, const Tpc__HelloReply *r)
 {
 	struct part_event up = { .type = PEV_CONN_UP };
 
+	if (epoch_jumped(p, r->epoch, "HelloReply", 0))
+		return -1;
 	p->connected = 1;
 	p->stats.connected = 1;
 	p->reconnect_ms = 0;
@@ -155,6 +186,7 @@ static void on_hello_reply(struct tpc_participant *p, const Tpc__HelloReply *r)
 	part_logf(p, TPC_LOG_INFO, "connected to the coordinator (epoch %llu)",
 		 (unsigned long long)r->epoch);
 	part_step_all(p, &up); /* recovered and prepared transactions ask now */
+	return 0;
 }
 
 static void on_prepare(struct tpc_participant *p, const Tpc__Prepare *m)
@@ -162,6 +194,8 @@ static void on_prepare(struct tpc_participant *p, const Tpc__Prepare *m)
 	struct ptxn *t = u64map_get(&p->txns, m->txid);
 	struct part_event ev = { .type = PEV_PREPARE, .epoch = m->epoch };
 
+	if (epoch_jumped(p, m->epoch, "Prepare", m->txid))
+		return;
 	if (!t) {
 		/* Lost (a restart before PREPARED was durable), expired, or never staged. */
 		if (m->epoch >= p->highest_epoch)
@@ -180,6 +214,8 @@ static void on_decision(struct tpc_participant *p, const Tpc__Decision *m)
 	int commit = m->decision == TPC__DECISION_KIND__DECISION_COMMIT;
 	struct part_event ev = { .type = PEV_DECISION, .epoch = m->epoch, .commit = commit };
 
+	if (epoch_jumped(p, m->epoch, "Decision", m->txid))
+		return;
 	if (t) {
 		if (commit && tpc_broken("part.ack_before_apply") && t->m.state == PS_PREPARED)
 			part_send_ack(p, m->txid); /* BROKEN (test binaries only): ack first */
@@ -255,7 +291,10 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	}
 	struct part_event ok = { .type = PEV_JOIN_OK };
 	switch (env->body_case) {
-	case TPC__ENVELOPE__BODY_HELLO_REPLY: on_hello_reply(p, env->hello_reply); break;
+	case TPC__ENVELOPE__BODY_HELLO_REPLY:
+		if (on_hello_reply(p, env->hello_reply))
+			return -1; /* on_read drops the connection; it reconnects later */
+		break;
 	case TPC__ENVELOPE__BODY_JOIN_REPLY: step_txid(p, env->join_reply->txid, &ok); break;
 	case TPC__ENVELOPE__BODY_PREPARE: on_prepare(p, env->prepare); break;
 	case TPC__ENVELOPE__BODY_DECISION: on_decision(p, env->decision); break;

@@ -19,7 +19,12 @@
  *  - D2: the YES vote leaves only on PEV_LOGGED ok; a PREPARED transaction never
  *    decides alone: it only moves on a COMMIT/ABORT decision or status answer.
  *  - D3: the Ack leaves only on PEV_APPLIED ok.
- *  - D7: a Prepare or Decision with an epoch below the highest seen is rejected.
+ *  - D7: a Prepare or Decision with an epoch below the highest seen is rejected; so is
+ *    one more than max_epoch_jump above it (once one was seen), and the highest seen
+ *    is then left as it was: a forged epoch is never remembered.
+ *  - A transaction joined with a token takes only writes carrying the same token (and
+ *    one joined without takes only writes without): TPC_EDENIED, compared in constant
+ *    time.
  *  - D8: staged writes that expired are gone, so this incarnation can never vote YES
  *    on that transaction: it says NO at once and keeps a tombstone so that a later
  *    write for the txid fails instead of joining again with only part of the writes.
@@ -35,6 +40,7 @@
 #include <string.h>
 
 #include "tpc/common.h"
+#include "util.h"
 
 #define BIT(s) (1u << (s))
 static const unsigned legal[PS_NSTATES] = {
@@ -121,15 +127,42 @@ uint64_t part_txn_next_deadline(const struct part_txn *t)
 	}
 }
 
-/* Returns 1 if the message is from an older coordinator incarnation (and rejects it). */
-static int stale(uint64_t epoch, uint64_t *highest, struct part_actions *out)
+enum part_epoch_verdict part_epoch_check(uint64_t epoch, uint64_t highest, uint64_t max_jump)
 {
-	if (epoch < *highest) {
+	if (!max_jump)
+		max_jump = PART_DEFAULT_MAX_EPOCH_JUMP;
+	if (epoch < highest)
+		return PART_EPOCH_STALE;
+	if (highest && epoch - highest > max_jump)
+		return PART_EPOCH_JUMP;
+	return PART_EPOCH_OK;
+}
+
+void part_txn_set_token(struct part_txn *t, const uint8_t *token)
+{
+	t->has_token = token != NULL;
+	if (token)
+		memcpy(t->token, token, sizeof(t->token));
+	else
+		memset(t->token, 0, sizeof(t->token));
+}
+
+/* Returns 1 if the message is from an older coordinator incarnation, or its epoch jumped
+ * too far (and rejects it); else raises the highest epoch seen. */
+static int stale(const struct part_txn_config *cfg, uint64_t epoch, uint64_t *highest,
+		 struct part_actions *out)
+{
+	switch (part_epoch_check(epoch, *highest, cfg->max_epoch_jump)) {
+	case PART_EPOCH_STALE:
 		emit(out, PACT_REJECT_STALE);
 		return 1;
+	case PART_EPOCH_JUMP:
+		emit(out, PACT_REJECT_JUMP)->err = TPC_EEPOCH;
+		return 1;
+	default:
+		*highest = epoch;
+		return 0;
 	}
-	*highest = epoch;
-	return 0;
 }
 
 static void discard(struct part_txn *t, struct part_actions *out)
@@ -156,11 +189,17 @@ static void start_apply(struct part_txn *t, struct part_actions *out)
 	emit(out, PACT_APPLY);
 }
 
-static int on_stage(struct part_txn *t)
+static int on_stage(struct part_txn *t, const struct part_event *ev)
 {
 	if (t->state == PS_EXPIRED)
 		return TPC_EEXPIRED;
-	return t->state == PS_JOINING || t->state == PS_ACTIVE ? 0 : TPC_ENOTACTIVE;
+	if (t->state != PS_JOINING && t->state != PS_ACTIVE)
+		return TPC_ENOTACTIVE;
+	if (t->has_token != (ev->token != NULL))
+		return TPC_EDENIED;
+	if (t->has_token && !tpc_secret_equal(t->token, ev->token, sizeof(t->token)))
+		return TPC_EDENIED;
+	return 0;
 }
 
 /* The staged writes expired: they are gone, so this transaction can never get our YES
@@ -195,10 +234,10 @@ static int on_join_reply(struct part_txn *t, const struct part_event *ev,
 	return 0;
 }
 
-static int on_prepare(struct part_txn *t, const struct part_event *ev, uint64_t *highest,
-		      struct part_actions *out)
+static int on_prepare(struct part_txn *t, const struct part_txn_config *cfg,
+		      const struct part_event *ev, uint64_t *highest, struct part_actions *out)
 {
-	if (stale(ev->epoch, highest, out))
+	if (stale(cfg, ev->epoch, highest, out))
 		return 0;
 	switch (t->state) {
 	case PS_JOINING: /* Prepare before our JoinReply: cannot be ours to vote on yet */
@@ -243,10 +282,10 @@ static int on_logged(struct part_txn *t, const struct part_txn_config *cfg,
 	return 0;
 }
 
-static int on_decision(struct part_txn *t, const struct part_event *ev, uint64_t *highest,
-		       struct part_actions *out)
+static int on_decision(struct part_txn *t, const struct part_txn_config *cfg,
+		       const struct part_event *ev, uint64_t *highest, struct part_actions *out)
 {
-	if (stale(ev->epoch, highest, out))
+	if (stale(cfg, ev->epoch, highest, out))
 		return 0;
 	if (!ev->commit) {
 		if (t->state == PS_APPLYING)
@@ -416,12 +455,12 @@ int part_txn_step(struct part_txn *t, const struct part_txn_config *cfg,
 		  struct part_actions *out)
 {
 	switch (ev->type) {
-	case PEV_STAGE: return on_stage(t);
+	case PEV_STAGE: return on_stage(t, ev);
 	case PEV_JOIN_OK:
 	case PEV_JOIN_FAILED: return on_join_reply(t, ev, out);
-	case PEV_PREPARE: return on_prepare(t, ev, highest_epoch, out);
+	case PEV_PREPARE: return on_prepare(t, cfg, ev, highest_epoch, out);
 	case PEV_LOGGED: return on_logged(t, cfg, ev, now_ms, out);
-	case PEV_DECISION: return on_decision(t, ev, highest_epoch, out);
+	case PEV_DECISION: return on_decision(t, cfg, ev, highest_epoch, out);
 	case PEV_APPLIED: return on_applied(t, cfg, ev, now_ms, out);
 	case PEV_STATUS: return on_status(t, cfg, ev, now_ms, out);
 	case PEV_REFUSED: return on_refused(t, ev);

@@ -25,7 +25,7 @@ enum part_state {
 };
 
 enum part_ev_type {
-	PEV_STAGE,        /* another write staged (the first one creates the txn) */
+	PEV_STAGE,        /* another write staged (the first one creates the txn): token */
 	PEV_JOIN_OK,
 	PEV_JOIN_FAILED,  /* err: why */
 	PEV_PREPARE,      /* epoch; sink_ok: the sink's prepare() answer (0 yes, <0 no) */
@@ -42,6 +42,7 @@ enum part_ev_type {
 
 struct part_event {
 	enum part_ev_type type;
+	const uint8_t *token; /* PEV_STAGE: the write's transaction token (16 bytes), or NULL */
 	uint64_t epoch;
 	int commit;
 	int status;
@@ -59,6 +60,8 @@ enum part_act_type {
 	PACT_DISCARD,         /* sink abort; drop the PREPARED record if there is one */
 	PACT_COMPLETE_STAGES, /* run pending stage callbacks with err */
 	PACT_REJECT_STALE,    /* a message from an older epoch was ignored (D7) */
+	PACT_REJECT_JUMP,     /* a message whose epoch jumped too far was ignored (err:
+				 TPC_EEPOCH); the highest epoch is unchanged */
 	PACT_REPORT_FORGOTTEN, /* PREPARED, and the coordinator forgot the outcome: log ERROR */
 };
 
@@ -82,6 +85,8 @@ struct part_txn_config {
 	uint32_t query_max_ms;        /* cap of the doubling backoff */
 	uint32_t apply_retry_ms;      /* sink commit failed: retry after */
 	uint32_t tombstone_ms;        /* an EXPIRED tombstone is dropped after this at worst */
+	uint64_t max_epoch_jump;      /* a coordinator epoch more than this above the highest
+					 seen (when one was seen) is refused: part_epoch_check() */
 };
 
 struct part_txn {
@@ -100,11 +105,37 @@ struct part_txn {
 	uint8_t join_sent;       /* JOINING: the Join went out on the current connection */
 	uint8_t tell_no;         /* EXPIRED: the coordinator may hold our Join: (re)send NO */
 	uint8_t forgotten;       /* PREPARED: told FORGOTTEN once already (logged) */
+	uint8_t has_token;       /* joined with a transaction token: every write must carry it */
+	uint8_t token[16];       /* the token of the first write (sent in the Join) */
 };
 
 /** @brief Start a transaction at the first staged write (PS_JOINING). */
 void part_txn_init(struct part_txn *t, uint64_t txid, uint64_t now_ms,
 		   const struct part_txn_config *cfg);
+
+/**
+ * @brief Keep the first write's transaction token (@p token: 16 bytes, or NULL for none).
+ *        Later writes must carry the same (PEV_STAGE: TPC_EDENIED otherwise).
+ */
+void part_txn_set_token(struct part_txn *t, const uint8_t *token);
+
+/** What part_epoch_check() makes of a coordinator's epoch. */
+enum part_epoch_verdict {
+	PART_EPOCH_OK = 0,    /* not older than the highest seen, and a sane step above it */
+	PART_EPOCH_STALE,     /* older than the highest seen (D7) */
+	PART_EPOCH_JUMP,      /* more than max_epoch_jump above the highest seen: refused,
+				 never remembered (a fake coordinator's must not lock out the
+				 real one) */
+};
+
+/**
+ * @brief Judge a coordinator epoch (HelloReply, Prepare, Decision) against the highest
+ *        seen. The first epoch ever (@p highest 0) is always OK.
+ * @param max_jump the bound; 0: PART_DEFAULT_MAX_EPOCH_JUMP
+ */
+enum part_epoch_verdict part_epoch_check(uint64_t epoch, uint64_t highest, uint64_t max_jump);
+
+#define PART_DEFAULT_MAX_EPOCH_JUMP 1000000u
 
 /** @brief A transaction recovered from the PREPARED log (PS_PREPARED, ask at once). */
 void part_txn_init_recovered(struct part_txn *t, uint64_t txid, uint64_t now_ms,
@@ -115,10 +146,12 @@ void part_txn_init_recovered(struct part_txn *t, uint64_t txid, uint64_t now_ms,
 
 /**
  * @brief Apply one event. @p highest_epoch is the highest coordinator epoch seen; the
- *        machine raises it on newer Prepare/Decision and rejects older ones (D7).
+ *        machine raises it on newer Prepare/Decision and rejects older ones (D7), and
+ *        ones more than cfg->max_epoch_jump above it (PACT_REJECT_JUMP).
  * @return 0, or a negative TPC_E* code when the event is refused (stage on a
  *         transaction that no longer takes writes: TPC_ENOTACTIVE; on one whose staged
- *         writes expired: TPC_EEXPIRED)
+ *         writes expired: TPC_EEXPIRED; a write whose token is not the one the
+ *         transaction was joined with, or that lacks it: TPC_EDENIED)
  */
 int part_txn_step(struct part_txn *t, const struct part_txn_config *cfg,
 		  const struct part_event *ev, uint64_t now_ms, uint64_t *highest_epoch,

@@ -33,6 +33,7 @@ void tpc_participant_config_init(tpc_participant_config *cfg)
 	cfg->group_commit_max = 4096;
 	cfg->max_frame = TPC_FRAME_DEFAULT_MAX;
 	cfg->map_size = 1ull << 30;
+	cfg->max_epoch_jump = PART_DEFAULT_MAX_EPOCH_JUMP;
 }
 
 void part_set_err(struct tpc_participant *p, const char *fmt, ...)
@@ -90,6 +91,8 @@ static int copy_config(struct tpc_participant *p, const tpc_participant_config *
 	 * follows its NO vote; this only bounds it when neither ever comes. */
 	p->tcfg.tombstone_ms = p->tcfg.txn_timeout_ms > 300000 ? 2 * p->tcfg.txn_timeout_ms
 								: 600000;
+	p->tcfg.max_epoch_jump = cfg->max_epoch_jump ? cfg->max_epoch_jump
+						     : PART_DEFAULT_MAX_EPOCH_JUMP;
 	return 0;
 }
 
@@ -355,13 +358,44 @@ static int stage_limits(struct tpc_participant *p, struct ptxn *t, size_t bytes)
 	return 0;
 }
 
-int tpc_participant_stage(tpc_participant *p, tpc_txid txid, const void *key, size_t key_len,
-			  const void *value, size_t value_len, tpc_stage_cb cb, void *arg)
+/* The transaction a write goes to: a new one joins (with @p token), an existing one
+ * must take the write (its state, and the same token: part_txn.c). */
+static int stage_txn(struct tpc_participant *p, tpc_txid txid, const uint8_t *token,
+		     struct ptxn **tp)
+{
+	struct ptxn *t = *tp;
+
+	if (t) {
+		struct part_event ev = { .type = PEV_STAGE, .token = token };
+		int rc = part_txn_step(&t->m, &p->tcfg, &ev, tpc_now_ms(), &p->highest_epoch,
+				       &(struct part_actions){ 0 });
+		if (rc == TPC_EDENIED)
+			part_set_err(p, "txid %llu: the write's transaction token is not the one "
+				     "the transaction was joined with", (unsigned long long)txid);
+		return rc;
+	}
+	t = part_txn_new(p, txid);
+	if (!t)
+		return -ENOMEM;
+	part_txn_set_token(&t->m, token);
+	p->stats.joined++;
+	if (p->connected) { /* otherwise the Join goes out when the connection is up */
+		t->m.join_sent = 1;
+		part_send_join(p, t);
+	}
+	*tp = t;
+	return 0;
+}
+
+int tpc_participant_stage_token(tpc_participant *p, tpc_txid txid, const uint8_t *token,
+				size_t token_len, const void *key, size_t key_len,
+				const void *value, size_t value_len, tpc_stage_cb cb, void *arg)
 {
 	struct ptxn *t;
 	int rc;
 
-	if (!txid || !key || !key_len || !cb)
+	if (!txid || !key || !key_len || !cb || (token ? token_len != TPC_TXN_TOKEN_LEN
+						       : token_len != 0))
 		return -EINVAL;
 	if (!p->base)
 		return TPC_ESTATE;
@@ -369,22 +403,9 @@ int tpc_participant_stage(tpc_participant *p, tpc_txid txid, const void *key, si
 	rc = stage_limits(p, t, key_len + value_len);
 	if (rc)
 		return rc;
-	if (!t) {
-		t = part_txn_new(p, txid);
-		if (!t)
-			return -ENOMEM;
-		p->stats.joined++;
-		if (p->connected) { /* otherwise the Join goes out when the connection is up */
-			t->m.join_sent = 1;
-			part_send_join(p, txid);
-		}
-	} else {
-		struct part_event ev = { .type = PEV_STAGE };
-		rc = part_txn_step(&t->m, &p->tcfg, &ev, tpc_now_ms(), &p->highest_epoch,
-				   &(struct part_actions){ 0 });
-		if (rc)
-			return rc;
-	}
+	rc = stage_txn(p, txid, token, &t);
+	if (rc)
+		return rc;
 	rc = part_blob_add(&t->blob, key, key_len, value, value_len);
 	if (rc)
 		goto undo;
@@ -409,10 +430,19 @@ undo:
 	return rc;
 }
 
+int tpc_participant_stage(tpc_participant *p, tpc_txid txid, const void *key, size_t key_len,
+			  const void *value, size_t value_len, tpc_stage_cb cb, void *arg)
+{
+	return tpc_participant_stage_token(p, txid, NULL, 0, key, key_len, value, value_len, cb,
+					   arg);
+}
+
 struct stage_call {
 	struct loop_call call;
 	struct tpc_participant *p;
 	tpc_txid txid;
+	const uint8_t *token;
+	size_t token_len;
 	const void *key, *value;
 	size_t key_len, value_len;
 	int result;
@@ -433,8 +463,9 @@ static void stage_call_cb(void *arg, int err, tpc_txid txid)
 static void stage_call_run(struct tpc_participant *p, void *arg)
 {
 	struct stage_call *sc = arg;
-	int rc = tpc_participant_stage(p, sc->txid, sc->key, sc->key_len, sc->value,
-				       sc->value_len, stage_call_cb, sc);
+	int rc = tpc_participant_stage_token(p, sc->txid, sc->token, sc->token_len, sc->key,
+					     sc->key_len, sc->value, sc->value_len, stage_call_cb,
+					     sc);
 
 	sc->returned = 1;
 	if (rc)
@@ -446,8 +477,17 @@ static void stage_call_run(struct tpc_participant *p, void *arg)
 int tpc_participant_stage_wait(tpc_participant *p, tpc_txid txid, const void *key,
 			       size_t key_len, const void *value, size_t value_len)
 {
-	struct stage_call sc = { .p = p, .txid = txid, .key = key, .key_len = key_len,
-				 .value = value, .value_len = value_len };
+	return tpc_participant_stage_token_wait(p, txid, NULL, 0, key, key_len, value,
+						value_len);
+}
+
+int tpc_participant_stage_token_wait(tpc_participant *p, tpc_txid txid, const uint8_t *token,
+				     size_t token_len, const void *key, size_t key_len,
+				     const void *value, size_t value_len)
+{
+	struct stage_call sc = { .p = p, .txid = txid, .token = token, .token_len = token_len,
+				 .key = key, .key_len = key_len, .value = value,
+				 .value_len = value_len };
 
 	if (!p->own_base)
 		return TPC_ESTATE;

@@ -73,6 +73,12 @@ void kv_svc_close_conn(struct kv_svc *k)
 
 int kv_svc_put_rc(struct kv_svc *k, uint64_t txid, const char *key, const char *value)
 {
+	return kv_svc_put_token_rc(k, txid, NULL, 0, key, value);
+}
+
+int kv_svc_put_token_rc(struct kv_svc *k, uint64_t txid, const uint8_t *token,
+			size_t token_len, const char *key, const char *value)
+{
 	Tpc__Envelope req = TPC__ENVELOPE__INIT, *rep = NULL;
 	Tpc__KvPut put = TPC__KV_PUT__INIT;
 	char err[160];
@@ -83,6 +89,7 @@ int kv_svc_put_rc(struct kv_svc *k, uint64_t txid, const char *key, const char *
 		tpc_wc_set_timeout(k->wc, WAIT_MS);
 	}
 	put.txid = txid;
+	put.txn_token = (ProtobufCBinaryData){ token_len, (uint8_t *)token };
 	put.key.data = (uint8_t *)key;
 	put.key.len = strlen(key);
 	put.value.data = (uint8_t *)value;

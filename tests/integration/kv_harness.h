@@ -55,6 +55,10 @@ void kv_svc_close_conn(struct kv_svc *k);
  */
 int kv_svc_put_rc(struct kv_svc *k, uint64_t txid, const char *key, const char *value);
 
+/** kv_svc_put_rc carrying KvPut.txn_token (@p token_len bytes of @p token; 0: none). */
+int kv_svc_put_token_rc(struct kv_svc *k, uint64_t txid, const uint8_t *token,
+			size_t token_len, const char *key, const char *value);
+
 /** kv_svc_put_rc that fails the test unless the put is acknowledged. */
 void kv_svc_put(struct kv_svc *k, uint64_t txid, const char *key, const char *value);
 

@@ -560,6 +560,76 @@ static void test_bad_arguments_and_modes(void **state)
 
 /* ---- asynchronous ----------------------------------------------------------------- */
 
+struct token_rec {
+	int calls, err;
+	tpc_txid txid;
+	uint8_t token[TPC_TXN_TOKEN_LEN];
+	int has_token;
+};
+
+static void rec_begin_token(void *arg, int err, tpc_txid txid, tpc_begin_result result,
+			    const uint8_t *token)
+{
+	struct token_rec *r = arg;
+
+	r->calls++;
+	r->err = err;
+	r->txid = txid;
+	r->has_token = token != NULL;
+	if (token)
+		memcpy(r->token, token, sizeof(r->token));
+}
+
+/* Begin hands out each transaction's token (blocking and async); only the client that
+ * began a transaction may commit or abort it: another gets TPC_EDENIED, nothing moves. */
+static void test_begin_gives_a_token_and_only_the_beginner_commits(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t t1[TPC_TXN_TOKEN_LEN], t2[TPC_TXN_TOKEN_LEN];
+	size_t len1 = 0, len2 = 0;
+	tpc_txid x1 = 0, x2 = 0;
+	tpc_begin_result res = TPC_BEGIN_PENDING;
+	tpc_outcome o = TPC_OUTCOME_COMMITTED;
+
+	start_coordinator(fx);
+	tpc_client *owner = fx->client = new_client(fx, 0);
+	assert_int_equal(tpc_client_begin_token(owner, NULL, 0, &x1, &res, t1, &len1), 0);
+	assert_int_equal(res, TPC_BEGIN_STARTED);
+	assert_int_equal(len1, TPC_TXN_TOKEN_LEN);
+	assert_int_equal(tpc_client_begin_token(owner, NULL, 0, &x2, NULL, t2, &len2), 0);
+	assert_int_equal(len2, TPC_TXN_TOKEN_LEN);
+	assert_memory_not_equal(t1, t2, TPC_TXN_TOKEN_LEN);
+
+	tpc_client *thief = new_client(fx, 0);
+	assert_int_equal(tpc_client_commit(thief, x1, &o, NULL, 0), TPC_EDENIED);
+	assert_int_equal(o, TPC_OUTCOME_UNKNOWN);
+	assert_int_equal(tpc_client_abort(thief, x1, "mine", &o), TPC_EDENIED);
+	expect_status(thief, x1, TPC_STATUS_PENDING);
+	tpc_client_free(thief);
+	expect_commit(owner, x1, TPC_OUTCOME_COMMITTED);
+
+	/* asynchronous, on a loop: the callback gets the token */
+	tpc_client *c = new_client(fx, 0);
+	int done = 0;
+	struct token_rec r = { 0 };
+	struct rec cm = { .done = &done };
+	assert_int_equal(tpc_client_attach(c, test_base(fx)), 0);
+	assert_int_equal(tpc_client_begin_token_async(c, "tok-key", 0, rec_begin_token, &r), 0);
+	run_until(fx, &r.calls, 1);
+	assert_int_equal(r.err, 0);
+	assert_true(r.has_token);
+	assert_int_equal(tpc_client_commit_async(c, r.txid, rec_outcome, &cm), 0);
+	run_until(fx, &done, 1);
+	assert_int_equal(cm.outcome, TPC_OUTCOME_COMMITTED);
+	/* the key's transaction committed: a Begin with it starts nothing and has no token */
+	r = (struct token_rec){ 0 };
+	assert_int_equal(tpc_client_begin_token_async(c, "tok-key", 0, rec_begin_token, &r), 0);
+	run_until(fx, &r.calls, 1);
+	assert_int_equal(r.err, 0);
+	assert_false(r.has_token);
+	tpc_client_free(c);
+}
+
 static void test_async_pipelines_200_begins_then_200_commits(void **state)
 {
 	struct fixture *fx = *state;
@@ -907,6 +977,8 @@ int main(void)
 			test_blocking_commit_abort_and_status_without_participants, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_blocking_commit_with_a_participant_applies,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_begin_gives_a_token_and_only_the_beginner_commits, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_begin_with_key_reports_commit_and_fences_open_txn, setup, teardown),
 		cmocka_unit_test_setup_teardown(

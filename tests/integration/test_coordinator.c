@@ -260,7 +260,10 @@ static void test_same_key_while_deciding_answers_pending_or_committed(void **sta
 	assert_int_equal(b.result, TPC__BEGIN_RESULT__BEGIN_PENDING);
 	assert_int_equal(b.txid, t1);
 	assert_int_equal(b.fenced_txid, 0);
-	assert_int_equal(tpc_wc_abort(other, t1, NULL, &o), 0);
+	/* The key does not make the other client its owner: only wc may abort it. */
+	assert_int_equal(tpc_wc_abort(other, t1, NULL, &o), TPC_WC_EREPLY);
+	assert_int_equal(tpc_wc_error_code(other), TPC__ERROR_CODE__ERR_DENIED);
+	assert_int_equal(tpc_wc_abort(wc, t1, NULL, &o), 0);
 	assert_int_equal(o.outcome, TPC__OUTCOME_KIND__OUTCOME_ABORTED);
 	client_expect_outcome(wc, t1, TPC__OUTCOME_KIND__OUTCOME_ABORTED, NULL, 0);
 	/* COMMITTING (p1 died before its Ack): the key answers ALREADY_COMMITTED. */
@@ -335,7 +338,10 @@ static void test_status_query_follows_presumed_abort(void **state)
 	part_expect(c, 0, "silent %llu", (unsigned long long)open);
 	client_status_expect(wc, open, TPC__TXN_STATUS__STATUS_PENDING);
 	tpc_wc *other = client_open(c, NULL);
-	assert_int_equal(tpc_wc_abort(other, open, NULL, &o), 0);
+	assert_int_equal(tpc_wc_abort(other, open, NULL, &o), TPC_WC_EREPLY); /* not its own */
+	assert_int_equal(tpc_wc_error_code(other), TPC__ERROR_CODE__ERR_DENIED);
+	client_status_expect(wc, open, TPC__TXN_STATUS__STATUS_PENDING);
+	assert_int_equal(tpc_wc_abort(wc, open, NULL, &o), 0);
 	assert_int_equal(o.outcome, TPC__OUTCOME_KIND__OUTCOME_ABORTED);
 	client_status_expect(wc, open, TPC__TXN_STATUS__STATUS_ABORTED);
 	/* the pending Commit hears the abort too */

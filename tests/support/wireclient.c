@@ -567,6 +567,11 @@ int tpc_wc_begin(tpc_wc *wc, const char *key, uint32_t timeout_ms, struct tpc_wc
 	out->txid = r ? r->txid : 0;
 	out->result = r ? r->result : TPC__BEGIN_RESULT__BEGIN_STARTED;
 	out->fenced_txid = r ? r->fenced_txid : 0;
+	out->token_len = r ? r->txn_token.len : 0;
+	memset(out->token, 0, sizeof(out->token));
+	if (out->token_len)
+		memcpy(out->token, r->txn_token.data,
+		       out->token_len < sizeof(out->token) ? out->token_len : sizeof(out->token));
 	tpc__envelope__free_unpacked(rep, NULL);
 	return 0;
 }

@@ -32,6 +32,8 @@ struct tpc_wc_begin {
 	uint64_t txid;
 	Tpc__BeginResult result;
 	uint64_t fenced_txid;
+	uint8_t token[16];      /* txn_token (the first token_len bytes) */
+	size_t token_len;       /* 0: none sent; else as sent, at most 16 kept */
 };
 
 /** Fields of an Outcome (reply to Commit and Abort). */

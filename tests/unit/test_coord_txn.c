@@ -651,9 +651,9 @@ static void test_client_abort_in_preparing_tells_aborter_and_pending_committer(v
 
 	make_preparing(&t, 2);
 	step_at(&t, ev_vote(peer_id(1), VOTE_YES), T0 + 20, &out);
-	assert_int_equal(step_at(&t, ev_abort(CLIENT2, 4), T0 + 21, &out), 0);
+	assert_int_equal(step_at(&t, ev_abort(OWNER, 4), T0 + 21, &out), 0);
 	assert_aborted_cleanly(&t, &out, ABORT_CLIENT);
-	assert_outcome(&out, CLIENT2, 4, OUTCOME_ABORTED);
+	assert_outcome(&out, OWNER, 4, OUTCOME_ABORTED);
 	assert_outcome(&out, OWNER, 7, OUTCOME_ABORTED);
 	assert_int_equal(count_type(&out, ACT_REPLY_OUTCOME), 2);
 	assert_int_equal(count_decisions_to(&out, peer_id(0), DECIDE_ABORT), 1);
@@ -972,8 +972,8 @@ static void test_committing_marked_for_drop_resends_nothing(void **state)
 	assert_int_equal(step_at(&t, ev_operator(DECIDE_COMMIT), T_LOGGED + 4, &out),
 			 COORD_ERR_NOT_ACTIVE);
 	/* A client asking hears UNKNOWN, not COMMITTED, while the answer may still change. */
-	assert_int_equal(step_at(&t, ev_commit(CLIENT2, 9), T_LOGGED + 5, &out), 0);
-	assert_outcome(&out, CLIENT2, 9, OUTCOME_UNKNOWN);
+	assert_int_equal(step_at(&t, ev_commit(OWNER, 9), T_LOGGED + 5, &out), 0);
+	assert_outcome(&out, OWNER, 9, OUTCOME_UNKNOWN);
 	coord_txn_release(&t);
 }
 
@@ -1441,8 +1441,8 @@ static void test_second_commit_while_preparing_is_refused(void **state)
 	struct coord_actions out;
 
 	make_preparing(&t, 2);
-	assert_int_equal(step_at(&t, ev_commit(CLIENT2, 8), T0 + 15, &out), COORD_ERR_NOT_ACTIVE);
-	assert_error_reply(&out, CLIENT2, 8, COORD_ERR_NOT_ACTIVE);
+	assert_int_equal(step_at(&t, ev_commit(OWNER, 8), T0 + 15, &out), COORD_ERR_NOT_ACTIVE);
+	assert_error_reply(&out, OWNER, 8, COORD_ERR_NOT_ACTIVE);
 	assert_int_equal(out.n, 1);
 	assert_int_equal(count_type(&out, ACT_SEND_PREPARE), 0);
 	assert_int_equal(t.waiter, OWNER);
@@ -1458,9 +1458,9 @@ static void test_commit_in_committing_replies_committed(void **state)
 	struct coord_actions out;
 
 	make_committing(&t, 2);
-	assert_int_equal(step_at(&t, ev_commit(CLIENT2, 8), T_LOGGED + 1, &out), 0);
+	assert_int_equal(step_at(&t, ev_commit(OWNER, 8), T_LOGGED + 1, &out), 0);
 	assert_int_equal(out.n, 1);
-	assert_outcome(&out, CLIENT2, 8, OUTCOME_COMMITTED);
+	assert_outcome(&out, OWNER, 8, OUTCOME_COMMITTED);
 	assert_int_equal(t.state, TXN_COMMITTING);
 	coord_txn_release(&t);
 }
@@ -2036,6 +2036,65 @@ static void test_recovered_txn_resends_commit_on_tick_with_backoff(void **state)
 	coord_txn_release(&t);
 }
 
+/* Only the connection that began a transaction decides it: another's Commit or Abort is
+ * refused in every live state and leaves everything as it was; the owner still commits. */
+static void test_commit_or_abort_from_another_connection_is_refused_and_changes_nothing(
+	void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_active(&t, 2);
+	assert_int_equal(step_at(&t, ev_commit(CLIENT2, 5), T0 + 1, &out), COORD_ERR_DENIED);
+	assert_error_reply(&out, CLIENT2, 5, COORD_ERR_DENIED);
+	assert_int_equal(out.n, 1);
+	assert_int_equal(step_at(&t, ev_abort(CLIENT2, 6), T0 + 2, &out), COORD_ERR_DENIED);
+	assert_error_reply(&out, CLIENT2, 6, COORD_ERR_DENIED);
+	assert_int_equal(out.n, 1);
+	assert_int_equal(t.state, TXN_ACTIVE);
+	assert_int_equal(t.waiter, 0);
+	assert_int_equal(t.abort_reason, ABORT_NONE);
+
+	assert_int_equal(step_at(&t, ev_commit(OWNER, 7), T0 + 10, &out), 0);
+	assert_int_equal(t.state, TXN_PREPARING);
+	assert_int_equal(step_at(&t, ev_abort(CLIENT2, 8), T0 + 11, &out), COORD_ERR_DENIED);
+	assert_int_equal(out.n, 1);
+	assert_int_equal(t.state, TXN_PREPARING);
+	assert_int_equal(t.waiter, OWNER);
+	assert_int_equal(t.waiter_req, 7);
+
+	step_at(&t, ev_vote(peer_id(0), VOTE_YES), T0 + 12, &out);
+	step_at(&t, ev_vote(peer_id(1), VOTE_YES), T0 + 13, &out);
+	assert_int_equal(t.state, TXN_LOGGING);
+	assert_int_equal(step_at(&t, ev_commit(CLIENT2, 9), T0 + 14, &out), COORD_ERR_DENIED);
+	assert_int_equal(out.n, 1);
+	assert_int_equal(step_at(&t, ev_logged(0), T0 + 15, &out), 0);
+	assert_outcome(&out, OWNER, 7, OUTCOME_COMMITTED);
+	assert_int_equal(step_at(&t, ev_abort(CLIENT2, 10), T0 + 16, &out), COORD_ERR_DENIED);
+	assert_error_reply(&out, CLIENT2, 10, COORD_ERR_DENIED);
+	assert_int_equal(count_type(&out, ACT_SEND_DECISION), 0);
+	assert_int_equal(t.state, TXN_COMMITTING);
+	coord_txn_release(&t);
+}
+
+/* A recovered transaction has no owner: a client only hears the outcome (it decides
+ * nothing), and a Commit or Abort does not move it. */
+static void test_recovered_txn_is_not_decided_by_any_client(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+
+	make_recovered(&t, 1);
+	assert_int_equal(step_at(&t, ev_abort(OWNER, 3), T0 + 1, &out), 0);
+	assert_outcome(&out, OWNER, 3, OUTCOME_COMMITTED);
+	assert_int_equal(count_type(&out, ACT_SEND_DECISION), 0);
+	assert_int_equal(t.state, TXN_COMMITTING);
+	assert_int_equal(t.waiter, 0);
+	coord_txn_release(&t);
+}
+
 static void test_recovered_txn_answers_clients_committed(void **state)
 {
 	(void)state;
@@ -2552,6 +2611,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_init_starts_active_with_no_participants),
+		cmocka_unit_test(
+			test_commit_or_abort_from_another_connection_is_refused_and_changes_nothing),
+		cmocka_unit_test(test_recovered_txn_is_not_decided_by_any_client),
 		cmocka_unit_test(test_join_in_active_adds_participant_and_replies),
 		cmocka_unit_test(test_rejoin_in_active_is_idempotent),
 		cmocka_unit_test(test_commit_sends_prepare_to_every_participant),

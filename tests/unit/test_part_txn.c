@@ -9,7 +9,9 @@
  *    without a successful PEV_LOGGED in the transaction's history (or a recovered record).
  *  - D3: an Ack leaves only on PEV_APPLIED ok out of APPLYING, answering an APPLY.
  *  - D7: a Prepare/Decision below the highest epoch emits PACT_REJECT_STALE and nothing
- *    else and changes nothing; a newer one raises the highest epoch.
+ *    else and changes nothing; one more than max_epoch_jump above it emits
+ *    PACT_REJECT_JUMP and nothing else and changes nothing (the highest epoch neither);
+ *    a newer one within the bound raises the highest epoch.
  *  - A prepared transaction never decides alone: it leaves PREPARED only on a COMMIT or
  *    ABORT decision or status answer, never on a timeout, a connection event, a stale
  *    message or a FORGOTTEN answer (which it reports once and keeps asking).
@@ -54,6 +56,7 @@ static const struct part_txn_config CFG = {
 	.query_max_ms = 800,
 	.apply_retry_ms = 50,
 	.tombstone_ms = 20000,
+	.max_epoch_jump = 100,
 };
 
 /* ---- the harness ---------------------------------------------------------------------- */
@@ -172,7 +175,8 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 	const struct part_event *ev = &h->ev;
 	enum part_state from = (enum part_state)b->state, to = (enum part_state)h->t.state;
 	int epoch_msg = ev->type == PEV_PREPARE || ev->type == PEV_DECISION;
-	int stale = epoch_msg && ev->epoch < hi;
+	int jump = epoch_msg && hi && ev->epoch > hi && ev->epoch - hi > h->cfg.max_epoch_jump;
+	int stale = (epoch_msg && ev->epoch < hi) || jump;
 	int abort_msg = !stale && ((ev->type == PEV_DECISION && !ev->commit) ||
 				   (ev->type == PEV_STATUS && ev->status == 2));
 	int commit_msg = !stale && ((ev->type == PEV_DECISION && ev->commit) ||
@@ -191,19 +195,24 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 
 	/* D7 */
 	if (stale) {
-		CHECK(h, h->out.n == 1 && h->out.a[0].type == PACT_REJECT_STALE);
+		CHECK(h, h->out.n == 1 && h->out.a[0].type ==
+					  (jump ? PACT_REJECT_JUMP : PACT_REJECT_STALE));
 		CHECK(h, memcmp(b, &h->t, sizeof(*b)) == 0);
 		CHECK(h, h->highest == hi);
 	} else {
-		CHECK(h, count(h, PACT_REJECT_STALE) == 0);
+		CHECK(h, count(h, PACT_REJECT_STALE) == 0 && count(h, PACT_REJECT_JUMP) == 0);
 		CHECK(h, h->highest == (epoch_msg ? ev->epoch : hi));
 	}
 	CHECK(h, h->highest >= hi);
 
-	/* return codes: only a stage on a transaction past ACTIVE is refused */
+	/* return codes: only a stage on a transaction past ACTIVE, or one whose token is not
+	 * the transaction's, is refused */
 	if (ev->type == PEV_STAGE) {
-		CHECK(h, h->rc == (from <= PS_ACTIVE ? 0 : from == PS_EXPIRED ? TPC_EEXPIRED
-									    : TPC_ENOTACTIVE));
+		int token_ok = b->has_token == (ev->token != NULL) &&
+			       (!b->has_token || memcmp(b->token, ev->token, sizeof(b->token)) == 0);
+		CHECK(h, h->rc == (from > PS_ACTIVE ? (from == PS_EXPIRED ? TPC_EEXPIRED
+									  : TPC_ENOTACTIVE)
+						    : token_ok ? 0 : TPC_EDENIED));
 		CHECK(h, h->out.n == 0 && to == from);
 	} else {
 		CHECK(h, h->rc == 0);
@@ -331,7 +340,10 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 			CHECK(h, h->forgotten_reports == 0 && h->out.n == 1);
 			break;
 		case PACT_REJECT_STALE:
-			CHECK(h, stale);
+			CHECK(h, stale && !jump);
+			break;
+		case PACT_REJECT_JUMP:
+			CHECK(h, jump && a->err == TPC_EEPOCH);
 			break;
 		default:
 			CHECK(h, !"unknown action");
@@ -992,6 +1004,98 @@ static void test_newer_epoch_raises_the_highest_seen(void **state)
 	assert_only(&h, PACT_APPLY);
 }
 
+/* A forged epoch far above the highest seen (a fake coordinator's 2^62) is refused and
+ * not remembered, so the real coordinator's next Prepare and Decision still count. */
+static void test_epoch_jump_past_the_bound_is_refused_and_not_remembered(void **state)
+{
+	struct h h;
+
+	to_active(&h);
+	step(&h, ev_prepare((uint64_t)1 << 62, 0));
+	assert_only(&h, PACT_REJECT_JUMP);
+	assert_int_equal(h.out.a[0].err, TPC_EEPOCH);
+	assert_int_equal(h.t.state, PS_ACTIVE);
+	assert_int_equal(h.highest, EPOCH);
+	step(&h, ev_prepare(EPOCH + CFG.max_epoch_jump + 1, 0)); /* one past the bound */
+	assert_only(&h, PACT_REJECT_JUMP);
+	assert_int_equal(h.highest, EPOCH);
+	step_at(&h, T0 + 10, ev_prepare(EPOCH + CFG.max_epoch_jump, 0)); /* at the bound: ok */
+	assert_only(&h, PACT_LOG_PREPARED);
+	assert_int_equal(h.highest, EPOCH + CFG.max_epoch_jump);
+	step(&h, ev_logged(0));
+	assert_int_equal(h.t.state, PS_PREPARED);
+	/* a forged COMMIT with an absurd epoch is not applied */
+	step(&h, ev_decision(1, (uint64_t)1 << 62));
+	assert_only(&h, PACT_REJECT_JUMP);
+	assert_int_equal(h.t.state, PS_PREPARED);
+	step(&h, ev_decision(1, EPOCH + CFG.max_epoch_jump));
+	assert_only(&h, PACT_APPLY);
+}
+
+static void test_epoch_check_takes_a_first_epoch_and_bounds_the_rest(void **state)
+{
+	(void)state;
+	assert_int_equal(part_epoch_check((uint64_t)1 << 62, 0, 10), PART_EPOCH_OK);
+	assert_int_equal(part_epoch_check(5, 5, 10), PART_EPOCH_OK);
+	assert_int_equal(part_epoch_check(15, 5, 10), PART_EPOCH_OK);
+	assert_int_equal(part_epoch_check(16, 5, 10), PART_EPOCH_JUMP);
+	assert_int_equal(part_epoch_check(4, 5, 10), PART_EPOCH_STALE);
+	assert_int_equal(part_epoch_check(UINT64_MAX, 5, 10), PART_EPOCH_JUMP);
+	/* 0: the default bound */
+	assert_int_equal(part_epoch_check(5 + PART_DEFAULT_MAX_EPOCH_JUMP, 5, 0), PART_EPOCH_OK);
+	assert_int_equal(part_epoch_check(6 + PART_DEFAULT_MAX_EPOCH_JUMP, 5, 0),
+			 PART_EPOCH_JUMP);
+}
+
+/* ---- transaction tokens -------------------------------------------------------------- */
+
+static const uint8_t TOKEN_A[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+static const uint8_t TOKEN_B[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17 };
+
+static struct part_event ev_stage_token(const uint8_t *token)
+{
+	return (struct part_event){ .type = PEV_STAGE, .token = token };
+}
+
+/* Joined with a token: a write with another token, or none, is refused and changes
+ * nothing; the same token is taken, while joining and once joined. */
+static void test_write_with_another_token_is_refused_and_changes_nothing(void **state)
+{
+	struct h h;
+
+	h_init(&h, T0);
+	part_txn_set_token(&h.t, TOKEN_A);
+	struct part_txn before = h.t;
+	step(&h, ev_stage_token(TOKEN_B));
+	assert_int_equal(h.rc, TPC_EDENIED);
+	assert_int_equal(h.out.n, 0);
+	assert_memory_equal(&before, &h.t, sizeof(before));
+	step(&h, ev_stage_token(NULL));
+	assert_int_equal(h.rc, TPC_EDENIED);
+	step(&h, ev_stage_token(TOKEN_A));
+	assert_int_equal(h.rc, 0);
+	step(&h, ev_join_ok());
+	assert_int_equal(h.t.state, PS_ACTIVE);
+	step(&h, ev_stage_token(TOKEN_B));
+	assert_int_equal(h.rc, TPC_EDENIED);
+	step(&h, ev_stage_token(TOKEN_A));
+	assert_int_equal(h.rc, 0);
+	assert_int_equal(h.t.state, PS_ACTIVE);
+}
+
+/* Joined without a token: a write that brings one was never checked by the coordinator
+ * for this transaction, so it is refused too (the writers are not the same party). */
+static void test_write_with_a_token_to_a_txn_joined_without_is_refused(void **state)
+{
+	struct h h;
+
+	to_active(&h);
+	step(&h, ev_stage_token(TOKEN_A));
+	assert_int_equal(h.rc, TPC_EDENIED);
+	step(&h, ev_stage());
+	assert_int_equal(h.rc, 0);
+}
+
 static void test_newer_epoch_on_an_ignored_message_still_raises_the_highest(void **state)
 {
 	struct h h;
@@ -1607,6 +1711,8 @@ static uint64_t random_epoch(uint64_t *s, uint64_t highest)
 	switch (pick(s, 6)) {
 	case 0: return highest ? highest - 1 : 0;  /* stale (or 0) */
 	case 1: return highest + 1 + pick(s, 2);  /* a restarted coordinator */
+	case 2: return pick(s, 2) ? highest + CFG.max_epoch_jump + 1 /* just too far */
+				  : (uint64_t)1 << 62;  /* a fake coordinator's */
 	default: return highest;
 	}
 }
@@ -1622,7 +1728,10 @@ static void random_event(struct h *h, uint64_t *s)
 
 	for (;;) {
 		switch (pick(s, 13)) {
-		case 0: ev.type = PEV_STAGE; break;
+		case 0:
+			ev.type = PEV_STAGE;
+			ev.token = pick(s, 4) ? NULL : TOKEN_A; /* not the txn's: refused */
+			break;
 		case 1: ev.type = PEV_JOIN_OK; break;
 		case 2:
 			ev.type = PEV_JOIN_FAILED;
@@ -1775,6 +1884,10 @@ int main(void)
 		cmocka_unit_test(test_stale_decision_is_rejected_without_state_change),
 		cmocka_unit_test(test_newer_epoch_raises_the_highest_seen),
 		cmocka_unit_test(test_newer_epoch_on_an_ignored_message_still_raises_the_highest),
+		cmocka_unit_test(test_epoch_jump_past_the_bound_is_refused_and_not_remembered),
+		cmocka_unit_test(test_epoch_check_takes_a_first_epoch_and_bounds_the_rest),
+		cmocka_unit_test(test_write_with_another_token_is_refused_and_changes_nothing),
+		cmocka_unit_test(test_write_with_a_token_to_a_txn_joined_without_is_refused),
 		cmocka_unit_test(test_staged_writes_expire_when_active_past_the_txn_timeout),
 		cmocka_unit_test(test_more_writes_do_not_extend_the_expiry),
 		cmocka_unit_test(test_expiry_while_joining_fails_stages_with_eexpired_and_votes_no),

@@ -218,7 +218,9 @@ static void on_put(void *arg, int err, uint64_t txid)
 		decide(s);
 }
 
-static void on_begin(void *arg, int err, tpc_txid txid, tpc_begin_result res)
+/* The token is valid during this call: every Put is packed before it returns. */
+static void on_begin(void *arg, int err, tpc_txid txid, tpc_begin_result res,
+		     const uint8_t *token)
 {
 	struct slot *s = arg;
 	struct lthread *th = s->th;
@@ -233,8 +235,8 @@ static void on_begin(void *arg, int err, tpc_txid txid, tpc_begin_result res)
 	int klen = snprintf(key, sizeof(key), "c%" PRIu32 "-%" PRIu64, s->client, n);
 	s->pending = 1; /* held until every put is issued */
 	for (uint32_t p = 0; p < th->sh->cfg->participants; p++) {
-		if (kvc_put(th->kv[p], txid, key, (size_t)klen, th->sh->value,
-			    th->sh->cfg->value_size, on_put, s) == 0)
+		if (kvc_put_token(th->kv[p], txid, token, key, (size_t)klen, th->sh->value,
+				  th->sh->cfg->value_size, on_put, s) == 0)
 			s->pending++;
 		else
 			s->put_failed = 1;
@@ -262,7 +264,8 @@ static void slot_begin(struct slot *s)
 	if (th->sh->cfg->txn_keys) /* unique per run, client and transaction */
 		snprintf(tkey, sizeof(tkey), "bench-%" PRIx64 "-c%" PRIu32 "-%" PRIu64,
 			 th->sh->nonce, s->client, s->seq);
-	if (tpc_client_begin_async(th->client, th->sh->cfg->txn_keys ? tkey : NULL, 0, on_begin, s))
+	if (tpc_client_begin_token_async(th->client, th->sh->cfg->txn_keys ? tkey : NULL, 0,
+					 on_begin, s))
 		complete(s, RES_ERR_BEGIN);
 }
 

@@ -138,15 +138,19 @@ static void on_put(void *arg, int err, uint64_t txid)
 		decide(s);
 }
 
-static void put(struct slot *s, int kv, const char *key, const char *val)
+static void put(struct slot *s, int kv, const char *key, const char *val,
+		const uint8_t *token)
 {
-	if (kvc_put(s->d->kv[kv], s->txid, key, strlen(key), val, strlen(val), on_put, s) == 0)
+	if (kvc_put_token(s->d->kv[kv], s->txid, token, key, strlen(key), val, strlen(val),
+			  on_put, s) == 0)
 		s->pending_puts++;
 	else
 		s->put_failed = 1;
 }
 
-static void on_begin(void *arg, int err, tpc_txid txid, tpc_begin_result res)
+/* The transaction's token goes with every Put (packed before this returns). */
+static void on_begin(void *arg, int err, tpc_txid txid, tpc_begin_result res,
+		     const uint8_t *token)
 {
 	struct slot *s = arg;
 	struct demo *d = s->d;
@@ -162,10 +166,10 @@ static void on_begin(void *arg, int err, tpc_txid txid, tpc_begin_result res)
 	s->pending_puts = 1; /* held until every put is issued */
 	for (int i = 0; i < d->nkv; i++) {
 		snprintf(val, sizeof(val), "v%" PRIu64 "@%s", s->seq, d->kvs[i].name);
-		put(s, i, key, val);
+		put(s, i, key, val, token);
 	}
 	if (s->intent == 2)
-		put(s, d->nkv - 1, REFUSE_KEY, "x");
+		put(s, d->nkv - 1, REFUSE_KEY, "x", token);
 	on_put(s, 0, txid);
 }
 
@@ -185,8 +189,8 @@ static void next_txn(struct slot *s)
 		s->intent = 1;
 	else if (d->refuse_every && s->seq % d->refuse_every == 0)
 		s->intent = 2;
-	if (tpc_client_begin_async(d->client, NULL, 0, on_begin, s))
-		on_begin(s, TPC_ECLOSED, 0, TPC_BEGIN_STARTED);
+	if (tpc_client_begin_token_async(d->client, NULL, 0, on_begin, s))
+		on_begin(s, TPC_ECLOSED, 0, TPC_BEGIN_STARTED, NULL);
 }
 
 /* Outcomes lost with a connection: ask until the coordinator says. */

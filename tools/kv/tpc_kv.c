@@ -7,6 +7,11 @@
  * initiator's Commit cannot miss this service. Committed writes land in an LMDB sink
  * (DATA/sink); the participant's PREPARED log lives in DATA/state.
  *
+ * A Put carries the transaction's token (KvPut.txn_token, from the client's BeginReply)
+ * to the participant, which sends it in its Join and refuses a later Put for the txid
+ * with another token (TPC_EDENIED -> ERR_DENIED). --require-txn-token refuses a Put
+ * without one here, before anything is staged.
+ *
  *   tpc-kv --name NAME --listen HOST:PORT --coordinator HOST:PORT --data DIR
  *   tpc-kv --dump --data DIR        every applied key: key<TAB>value<TAB>txid
  *   tpc-kv --prepared --data DIR    prepared (in-doubt) transactions
@@ -59,6 +64,7 @@ struct kv_opts {
 	uint32_t frame_timeout_ms;      /* default 30s */
 	uint64_t max_output;            /* default 4M */
 	int dump, prepared;
+	int require_token;              /* --require-txn-token: a Put must carry the token */
 };
 
 struct kv_server;
@@ -135,6 +141,7 @@ static Tpc__ErrorCode wire_code(int err)
 	case TPC_ENOTACTIVE:
 	case TPC_EEXPIRED: return TPC__ERROR_CODE__ERR_NOT_ACTIVE;
 	case TPC_EINCARNATION: return TPC__ERROR_CODE__ERR_INCARNATION;
+	case TPC_EDENIED: return TPC__ERROR_CODE__ERR_DENIED;
 	case TPC_ELIMIT: return TPC__ERROR_CODE__ERR_LIMIT;
 	case -EINVAL: return TPC__ERROR_CODE__ERR_INVALID;
 	default: return TPC__ERROR_CODE__ERR_UNAVAILABLE;
@@ -162,8 +169,27 @@ static void on_staged(void *arg, int err, tpc_txid txid)
 	free(pr);
 }
 
+/* A Put's token: none, or TPC_TXN_TOKEN_LEN bytes. @return 0, or an Error was sent. */
+static int put_token_refused(struct kv_conn *c, uint64_t req, const Tpc__KvPut *m)
+{
+	if (m->txn_token.len == 0 && c->srv->opts.require_token) {
+		send_error(c, req, TPC__ERROR_CODE__ERR_DENIED,
+			   "this service requires the transaction's token with every Put "
+			   "(--require-txn-token)", m->txid);
+		return 1;
+	}
+	if (m->txn_token.len != 0 && m->txn_token.len != TPC_TXN_TOKEN_LEN) {
+		send_error(c, req, TPC__ERROR_CODE__ERR_DENIED,
+			   "a transaction token is 16 bytes", m->txid);
+		return 1;
+	}
+	return 0;
+}
+
 static void on_put(struct kv_conn *c, uint64_t req, const Tpc__KvPut *m)
 {
+	if (put_token_refused(c, req, m))
+		return;
 	struct put_req *pr = malloc(sizeof(*pr));
 
 	if (!pr) {
@@ -172,8 +198,10 @@ static void on_put(struct kv_conn *c, uint64_t req, const Tpc__KvPut *m)
 	}
 	*pr = (struct put_req){ c->srv, c->id, req };
 	c->puts_waiting++;
-	int rc = tpc_participant_stage(c->srv->part, m->txid, m->key.data, m->key.len,
-				       m->value.data, m->value.len, on_staged, pr);
+	int rc = tpc_participant_stage_token(c->srv->part, m->txid,
+					     m->txn_token.len ? m->txn_token.data : NULL,
+					     m->txn_token.len, m->key.data, m->key.len,
+					     m->value.data, m->value.len, on_staged, pr);
 	if (rc) {
 		c->puts_waiting--;
 		send_error(c, req, wire_code(rc), tpc_strerror(rc), m->txid);
@@ -812,6 +840,10 @@ static const char usage_text[] =
 	"                             progress this long while throttled (default 30s)\n"
 	"      --max-output BYTES     stop reading from a client whose unsent replies exceed\n"
 	"                             this, until half are taken (default 4M)\n"
+	"      --require-txn-token    refuse a Put without its transaction's token (the\n"
+	"                             client's BeginReply.txn_token; default off, for\n"
+	"                             trusted setups: turn it on in an untrusted network,\n"
+	"                             with the coordinator's --require-txn-token)\n"
 	"      --refuse-key KEY       TEST ONLY: vote NO on transactions writing KEY\n"
 	"                             (repeatable, up to 16)\n"
 	"  -h, --help, -V, --version\n"
@@ -821,7 +853,7 @@ static const char usage_text[] =
 	"applied twice would show twice).\n";
 
 enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT, OPT_SINK,
-       OPT_MAX_CONNS, OPT_IDLE, OPT_FRAME, OPT_MAX_OUTPUT };
+       OPT_MAX_CONNS, OPT_IDLE, OPT_FRAME, OPT_MAX_OUTPUT, OPT_REQUIRE_TOKEN };
 
 static const struct option long_opts[] = {
 	{ "name", required_argument, NULL, 'n' },
@@ -838,6 +870,7 @@ static const struct option long_opts[] = {
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
 	{ "frame-timeout", required_argument, NULL, OPT_FRAME },
 	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
+	{ "require-txn-token", no_argument, NULL, OPT_REQUIRE_TOKEN },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -894,6 +927,7 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		o->file_sink = strcmp(v, "file") == 0;
 		return 0;
 	case OPT_PREPARED: o->prepared = 1; return 0;
+	case OPT_REQUIRE_TOKEN: o->require_token = 1; return 0;
 	case OPT_REFUSE:
 		if (o->nrefuse == MAX_REFUSE)
 			return usage_error("too many --refuse-key options");

@@ -185,6 +185,12 @@ struct kvc *kvc_new(struct event_base *base, const char *hostport, uint32_t time
 int kvc_put(struct kvc *c, uint64_t txid, const void *key, size_t klen, const void *val,
 	    size_t vlen, kvc_put_cb cb, void *arg)
 {
+	return kvc_put_token(c, txid, NULL, key, klen, val, vlen, cb, arg);
+}
+
+int kvc_put_token(struct kvc *c, uint64_t txid, const uint8_t *token, const void *key,
+		  size_t klen, const void *val, size_t vlen, kvc_put_cb cb, void *arg)
+{
 	Tpc__Envelope env = TPC__ENVELOPE__INIT;
 	Tpc__KvPut put = TPC__KV_PUT__INIT;
 	struct kv_req *r = calloc(1, sizeof(*r));
@@ -195,6 +201,8 @@ int kvc_put(struct kvc *c, uint64_t txid, const void *key, size_t klen, const vo
 		return rc;
 	}
 	put.txid = txid;
+	if (token)
+		put.txn_token = (ProtobufCBinaryData){ TPC_TXN_TOKEN_LEN, (uint8_t *)token };
 	put.key.data = (uint8_t *)key;
 	put.key.len = klen;
 	put.value.data = (uint8_t *)val;

@@ -23,6 +23,15 @@ struct kvc *kvc_new(struct event_base *base, const char *hostport, uint32_t time
 int kvc_put(struct kvc *c, uint64_t txid, const void *key, size_t klen, const void *val,
 	    size_t vlen, kvc_put_cb cb, void *arg);
 
+/**
+ * @brief Stage key=value in @p txid with the transaction's token (16 bytes, from the
+ *        coordinator's BeginReply; NULL: none, as kvc_put()). tpc-kv hands it to its
+ *        participant's Join; with --require-txn-token it refuses a Put without one.
+ * @return 0 (cb runs once) or a negative code
+ */
+int kvc_put_token(struct kvc *c, uint64_t txid, const uint8_t *token, const void *key,
+		  size_t klen, const void *val, size_t vlen, kvc_put_cb cb, void *arg);
+
 /** @brief Requests sent and not yet answered. */
 size_t kvc_inflight(const struct kvc *c);
 

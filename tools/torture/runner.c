@@ -90,10 +90,12 @@ static int define_coord(struct tt_runner *r)
 {
 	char listen[32], admin[32], data[PATH_MAX + 32], gc[16];
 	const char *retention = r->o.broken == TT_BROKEN_ACK_BEFORE_APPLY ? "0" : "24h";
+	/* Tokens required: every client write carries its transaction's token, so a run
+	 * also proves the token survives reconnects and re-sent Joins. */
 	const char *argv[TT_MAX_ARGS] = { r->coord_bin, "--listen", listen, "--data", data,
 		"--prepare-timeout", "1s", "--txn-timeout", "5s", "--retry-max", "500ms",
-		"--outcome-retention", retention, "--admin", admin, NULL };
-	size_t n = 15;
+		"--outcome-retention", retention, "--admin", admin, "--require-txn-token", NULL };
+	size_t n = 16;
 
 	hostport(listen, sizeof(listen), r->coord_port);
 	hostport(admin, sizeof(admin), r->admin_port);
@@ -115,8 +117,8 @@ static int define_kv(struct tt_runner *r, unsigned i)
 	char name[16], listen[32], coord[32], data[PATH_MAX + 32], gc[16], expiry[24];
 	const char *argv[TT_MAX_ARGS] = { r->kv_bin, "--name", name, "--listen", listen,
 		"--coordinator", coord, "--data", data, "--sink", "file", "--txn-timeout", expiry,
-		NULL };
-	size_t n = 13;
+		"--require-txn-token", NULL };
+	size_t n = 14;
 
 	/* kv1's staged writes may expire before the coordinator's 5 s transaction timeout */
 	if (i == 0 && r->o.short_expiry_ms)

@@ -65,6 +65,8 @@ struct tc_slot {
 	int pending, failed, committing;
 	char key[32];          /* client transaction key, or "" */
 	unsigned key_tries;
+	uint8_t token[TPC_TXN_TOKEN_LEN]; /* the transaction's token, passed with each Put */
+	int has_token;
 };
 
 struct tc_opts {
@@ -417,8 +419,9 @@ static void send_stage(struct tc_slot *s)
 		if (s->stage_of[i] != s->stage)
 			continue;
 		s->puts[i] = (struct tc_put){ s, i };
-		if (kvc_put(c->kv[w->part], s->txid, w->key, strlen(w->key), w->value,
-			    strlen(w->value), on_put, &s->puts[i]) == 0)
+		if (kvc_put_token(c->kv[w->part], s->txid, s->has_token ? s->token : NULL, w->key,
+				  strlen(w->key), w->value, strlen(w->value), on_put,
+				  &s->puts[i]) == 0)
 			s->pending++;
 		else
 			s->failed = 1;
@@ -445,7 +448,8 @@ static void send_puts(struct tc_slot *s)
 	send_stage(s);
 }
 
-static void on_begin(void *arg, int err, tpc_txid txid, tpc_begin_result res)
+static void on_begin(void *arg, int err, tpc_txid txid, tpc_begin_result res,
+		     const uint8_t *token)
 {
 	struct tc_slot *s = arg;
 	struct tc *c = s->c;
@@ -457,6 +461,9 @@ static void on_begin(void *arg, int err, tpc_txid txid, tpc_begin_result res)
 		return;
 	}
 	s->txid = txid;
+	s->has_token = token != NULL;
+	if (token)
+		memcpy(s->token, token, sizeof(s->token));
 	c->begun++;
 	plan_txn(c, s);
 	emit(c, &b);
@@ -489,7 +496,7 @@ static void slot_next(struct tc_slot *s)
 	s->key[0] = '\0';
 	if (tt_rand_range(&c->rng, 0, 99) < c->o.key_pct)
 		snprintf(s->key, sizeof(s->key), "t%u-%" PRIu64, c->o.id, s->seq);
-	if (tpc_client_begin_async(c->cli, s->key[0] ? s->key : NULL, 0, on_begin, s)) {
+	if (tpc_client_begin_token_async(c->cli, s->key[0] ? s->key : NULL, 0, on_begin, s)) {
 		c->begin_failures++;
 		retry_later(s, 100);
 	}

@@ -16,6 +16,15 @@
  * reconnects by itself on the next request; a failed connect completes the request
  * with the socket's error (-ECONNREFUSED, ...) or -ETIMEDOUT.
  *
+ * Transaction token: a Begin that starts a transaction also returns its token,
+ * TPC_TXN_TOKEN_LEN random bytes (tpc_client_begin_token(), _async). It proves to a
+ * service that the caller holds the transaction: pass it, with the txid, to every
+ * service the transaction writes to (tpc-kv: KvPut.txn_token), which hands it to its
+ * participant (tpc_participant_stage_token()). A coordinator started with
+ * --require-txn-token refuses a participant's Join without it. Treat it as a secret
+ * for the transaction's lifetime. Commit and Abort are taken only on the connection
+ * (the tpc_client) that began the transaction; another client gets TPC_EDENIED.
+ *
  * Signals: in blocking mode the library keeps SIGPIPE away from the calling thread for
  * the duration of a call. An attached client writes from the application's loop, so the
  * application must ignore SIGPIPE itself (signal(SIGPIPE, SIG_IGN)), as every libevent
@@ -73,6 +82,13 @@ TPC_API const char *tpc_client_errmsg(const tpc_client *c);
 
 /** @param err 0, or why it failed (then txid is 0). */
 typedef void (*tpc_begin_cb)(void *arg, int err, tpc_txid txid, tpc_begin_result result);
+/**
+ * @param token TPC_TXN_TOKEN_LEN bytes when @p result is TPC_BEGIN_STARTED, valid during
+ *        the call only (copy it); NULL on failure, for the other results, or from a
+ *        coordinator too old to make tokens
+ */
+typedef void (*tpc_begin_token_cb)(void *arg, int err, tpc_txid txid, tpc_begin_result result,
+				   const uint8_t *token);
 /** @param err 0 when @p outcome is the coordinator's answer; else outcome is UNKNOWN. */
 typedef void (*tpc_outcome_cb)(void *arg, int err, tpc_txid txid, tpc_outcome outcome,
 			       const char *reason);
@@ -87,7 +103,16 @@ typedef void (*tpc_status_cb)(void *arg, int err, tpc_txid txid, tpc_status stat
  */
 TPC_API int tpc_client_begin_async(tpc_client *c, const char *key, uint32_t timeout_ms,
 				   tpc_begin_cb cb, void *arg);
-/** @brief Ask the coordinator to commit; cb gets the outcome (see the header's note). */
+/**
+ * @brief Start a transaction and learn its token (see the header's note); otherwise as
+ *        tpc_client_begin_async().
+ * @return 0 if queued (cb will run exactly once), or a negative code (cb will not run)
+ */
+TPC_API int tpc_client_begin_token_async(tpc_client *c, const char *key, uint32_t timeout_ms,
+					 tpc_begin_token_cb cb, void *arg);
+/** @brief Ask the coordinator to commit; cb gets the outcome (see the header's note).
+ *         Only the client that began @p txid may: another gets err TPC_EDENIED (outcome
+ *         UNKNOWN) and the transaction is untouched; so does Abort. */
 TPC_API int tpc_client_commit_async(tpc_client *c, tpc_txid txid, tpc_outcome_cb cb, void *arg);
 /** @brief Ask the coordinator to abort; cb gets the outcome (COMMITTED if it was too late). */
 TPC_API int tpc_client_abort_async(tpc_client *c, tpc_txid txid, const char *reason,
@@ -110,6 +135,16 @@ TPC_API size_t tpc_client_inflight(const tpc_client *c);
  */
 TPC_API int tpc_client_begin(tpc_client *c, const char *key, uint32_t timeout_ms, tpc_txid *txid,
 			     tpc_begin_result *result);
+/**
+ * @brief Blocking begin that also returns the transaction's token.
+ * @param[out] token TPC_TXN_TOKEN_LEN bytes (may be NULL): the token when one came
+ * @param[out] token_len TPC_TXN_TOKEN_LEN when a token came (a started transaction at a
+ *        coordinator that makes tokens), else 0 (may be NULL)
+ * @return as tpc_client_begin()
+ */
+TPC_API int tpc_client_begin_token(tpc_client *c, const char *key, uint32_t timeout_ms,
+				   tpc_txid *txid, tpc_begin_result *result,
+				   uint8_t token[TPC_TXN_TOKEN_LEN], size_t *token_len);
 /**
  * @brief Blocking commit. Returns 0 with *outcome set when the coordinator answered;
  *        on a lost connection returns TPC_ECLOSED with *outcome = TPC_OUTCOME_UNKNOWN.

@@ -44,7 +44,16 @@ enum {
 	TPC_ELOCKED = -1016,     /**< the state folder is in use by another process */
 	TPC_EINCARNATION = -1017, /**< joined by an earlier incarnation of this participant (one
 				       that restarted and lost its staged writes): it aborts */
+	TPC_EDENIED = -1018,     /**< not allowed for this sender: a Commit or Abort of a
+				      transaction begun on another connection, or a write or
+				      Join without the transaction's token where one is required,
+				      or with a token that does not match. Nothing changed */
+	TPC_EEPOCH = -1019,      /**< a coordinator epoch too far above the highest seen
+				      (max_epoch_jump): refused, not remembered */
 };
+
+/** Length of a transaction token (tpc_client_begin_token(), tpc_participant_stage_token()). */
+#define TPC_TXN_TOKEN_LEN 16
 
 /** Outcome of a transaction as its client learns it. */
 typedef enum tpc_outcome {

@@ -15,7 +15,11 @@
  *  - D3: the decision is acked only after the sink's commit() returned (durable), and
  *    a COMMIT delivered twice is applied once (the sink is idempotent per txid).
  *  - D7: a Prepare or Decision from an older coordinator epoch than the highest seen
- *    is rejected; the highest epoch is kept durably.
+ *    is rejected; the highest epoch is kept durably. An epoch (in a HelloReply, Prepare
+ *    or Decision) more than max_epoch_jump above the highest seen is refused and logged,
+ *    never remembered: a fake coordinator's absurd epoch cannot lock out the real one
+ *    (a HelloReply with one closes the connection; it reconnects with backoff). The
+ *    first epoch ever seen is taken as it is.
  *
  * Identity (D8): a participant is its state folder, not its name.
  *  - The folder is locked (flock on "<state_dir>/lock", which holds the holder's pid)
@@ -90,6 +94,8 @@ typedef struct tpc_participant_config {
 	uint32_t group_commit_max;    /**< records per forced write; 1 = off (default 4096) */
 	uint32_t max_frame;           /**< default 1 MiB */
 	uint64_t map_size;            /**< LMDB map size for state_dir (default 1 GiB) */
+	uint64_t max_epoch_jump;      /**< refuse a coordinator epoch more than this above the
+					   highest seen (default 1000000; 0: the default) */
 	tpc_log_fn log;               /**< where log lines go; NULL: nowhere (the default) */
 	void *log_arg;                /**< passed to @p log */
 	tpc_fatal_fn on_fatal;        /**< told when the participant stops for good; NULL */
@@ -133,14 +139,17 @@ TPC_API void tpc_participant_free(tpc_participant *p);
  *        transaction at the coordinator; else TPC_ENOTFOUND / TPC_ENOTACTIVE (the
  *        transaction is unknown or already deciding), TPC_EINCARNATION (joined by an
  *        earlier incarnation of this participant: it aborts), TPC_EEXPIRED (the
- *        staged writes expired while waiting), TPC_EIDENTITY, TPC_ELIMIT, TPC_ECLOSED
+ *        staged writes expired while waiting), TPC_EDENIED (the coordinator refused
+ *        the Join's transaction token, or the missing token where it requires one:
+ *        nothing is kept), TPC_EIDENTITY, TPC_ELIMIT, TPC_ECLOSED
  */
 typedef void (*tpc_stage_cb)(void *arg, int err, tpc_txid txid);
 
 /**
  * @brief Stage one write for @p txid. The first write of a txid joins the transaction;
  *        @p cb runs once the join is acknowledged (later writes complete at once), so
- *        the initiator's Commit cannot miss this participant. While the participant
+ *        the initiator's Commit cannot miss this participant. Joins without a
+ *        transaction token: tpc_participant_stage_token() carries one. While the participant
  *        is not connected, the Join goes out once it is (the staged writes expire
  *        after txn_timeout_ms if that never happens). @p cb may run before this
  *        function returns. Loop thread only.
@@ -160,6 +169,33 @@ TPC_API int tpc_participant_stage(tpc_participant *p, tpc_txid txid, const void 
  */
 TPC_API int tpc_participant_stage_wait(tpc_participant *p, tpc_txid txid, const void *key,
 				       size_t key_len, const void *value, size_t value_len);
+
+/**
+ * @brief Stage one write with the transaction's token (tpc/client.h: the initiator's
+ *        tpc_client_begin_token()), as the service's caller passed it. Otherwise as
+ *        tpc_participant_stage().
+ *
+ * The first write of a txid joins with @p token in the Join, and the coordinator
+ * checks it (a wrong one, or none at a coordinator with --require-txn-token: the stage
+ * fails with TPC_EDENIED and nothing is kept). Every later write for the txid must
+ * carry the same token, or none if the first had none; a mismatch is refused here,
+ * without asking the coordinator, with TPC_EDENIED (compared in constant time), and the
+ * transaction's writes so far are untouched.
+ * @param token TPC_TXN_TOKEN_LEN bytes, or NULL (then @p token_len must be 0) for none
+ * @return 0 if accepted (cb runs exactly once), or a negative code (cb does not run):
+ *         TPC_EDENIED for a token that does not match the transaction's here, -EINVAL
+ *         for a token of another length, or any code of tpc_participant_stage()
+ */
+TPC_API int tpc_participant_stage_token(tpc_participant *p, tpc_txid txid,
+					const uint8_t *token, size_t token_len, const void *key,
+					size_t key_len, const void *value, size_t value_len,
+					tpc_stage_cb cb, void *arg);
+
+/** @brief Blocking tpc_participant_stage_token(), as tpc_participant_stage_wait(). */
+TPC_API int tpc_participant_stage_token_wait(tpc_participant *p, tpc_txid txid,
+					     const uint8_t *token, size_t token_len,
+					     const void *key, size_t key_len, const void *value,
+					     size_t value_len);
 
 /** A prepared transaction awaiting its decision. */
 typedef struct tpc_prepared_info {
@@ -189,6 +225,7 @@ TPC_API int tpc_participant_list_prepared_dir(const char *state_dir, tpc_prepare
 typedef struct tpc_participant_stats {
 	uint64_t joined, prepared, voted_no, committed, aborted, duplicate_commits;
 	uint64_t stale_epoch_rejected, expired, recovered, status_queries, reconnects;
+	uint64_t epoch_jump_rejected; /**< epochs refused as too far above the highest seen */
 	uint64_t forgotten;           /**< prepared txns the coordinator answered FORGOTTEN */
 	uint64_t log_batches, log_records;
 	uint64_t highest_epoch;
