@@ -3,7 +3,11 @@
  * It embeds a participant (LMDB sink, background thread), then acts as its own
  * initiator: begin, stage one write, commit, and print the outcome.
  *
- *   embed COORDINATOR_HOST:PORT DATA_DIR
+ *   embed COORDINATOR_HOST:PORT DATA_DIR [NAME]
+ *
+ * NAME (default embed-example) is the participant's name at the coordinator, bound there
+ * to the state folder DATA_DIR/state at its first start: a second folder needs a second
+ * name.
  */
 #include <stdio.h>
 #include <tpc/client.h>
@@ -24,8 +28,8 @@ int main(int argc, char **argv)
 	char sink_dir[512], state_dir[512];
 	int err = 0;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: embed COORDINATOR DATA_DIR\n");
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: embed COORDINATOR DATA_DIR [NAME]\n");
 		return 2;
 	}
 	snprintf(sink_dir, sizeof(sink_dir), "%s/sink", argv[2]);
@@ -36,7 +40,7 @@ int main(int argc, char **argv)
 	tpc_participant_config pc;
 	tpc_participant_config_init(&pc);
 	pc.coordinator = argv[1];
-	pc.name = "embed-example";
+	pc.name = argc == 4 ? argv[3] : "embed-example";
 	pc.state_dir = state_dir;
 	pc.log = log_line;
 	tpc_participant *p = sink ? tpc_participant_new(&pc, sink, &err) : NULL;

@@ -26,7 +26,8 @@ PKG_CONFIG_PATH="$LIBDIR/pkgconfig" cc -o "$WORK/embed-pc" "$SRC/examples/embed/
     $(PKG_CONFIG_PATH="$LIBDIR/pkgconfig" pkg-config --cflags --libs tpc)
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$PREFIX/bin/tpc-coordinator" --listen "127.0.0.1:$port" --data "$WORK/coord" 2>"$WORK/coord.log" &
+"$PREFIX/bin/tpc-coordinator" --listen "127.0.0.1:$port" --data "$WORK/coord" --admin off \
+    2>"$WORK/coord.log" &
 COORD_PID=$!
 deadline=$((SECONDS + 10))
 until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
@@ -34,7 +35,9 @@ until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
     sleep 0.05
 done
 for exe in "$WORK/embed/embed" "$WORK/embed-pc"; do
-    out=$(LD_LIBRARY_PATH="$LIBDIR" "$exe" "127.0.0.1:$port" "$WORK/data-$(basename "$exe")")
+    # one name per state folder (D8: a name is bound to the folder that first used it)
+    out=$(LD_LIBRARY_PATH="$LIBDIR" "$exe" "127.0.0.1:$port" "$WORK/data-$(basename "$exe")" \
+        "embed-$(basename "$exe")")
     echo "check-install: $(basename "$exe"): $out"
     case "$out" in *COMMITTED) ;; *) echo "check-install: FAILED" >&2; exit 1 ;; esac
 done
