@@ -3,8 +3,10 @@
  * Envelope decoding every receiver runs on each frame (proto/wire.c).
  *
  * Input: [max-frame choice][chunking seed][stream bytes ...]. The stream is decoded
- * twice, once fed whole and once in chunks of 1..64 bytes chosen by the seed; checked:
- *   - both runs yield the same frames (count, lengths, bytes) and the same final status:
+ * three times: fed whole, in chunks of 1..64 bytes chosen by the seed, and through
+ * tpc_wire_read (what every connection runs) from an evbuffer filled chunk by chunk;
+ * checked:
+ *   - all runs yield the same frames (count, lengths, bytes) and the same final status:
  *     the decoder's answer does not depend on where the bytes were split;
  *   - no frame is longer than the maximum, none is empty, and an error is sticky;
  *   - every frame goes through tpc_wire_unpack and tpc_wire_validate, and an Envelope
@@ -13,6 +15,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/buffer.h>
 
 #include "frame.h"
 #include "fuzz_input.h"
@@ -91,6 +95,35 @@ static void feed(struct tpc_frame_decoder *d, struct run *r, struct tpc_arena *a
 	}
 }
 
+static int wire_frame(void *arg, const uint8_t *body, uint32_t len)
+{
+	struct run *r = arg;
+
+	on_frame(r, NULL, UINT32_MAX, body, len);
+	return 0;
+}
+
+/* The same stream through tpc_wire_read, chunk after chunk appended to an evbuffer. */
+static void wire_run(struct run *r, uint32_t max, uint32_t seed, const uint8_t *p, size_t n)
+{
+	struct tpc_frame_decoder d;
+	struct evbuffer *in = evbuffer_new();
+
+	FZ_CHECK(in != NULL, "out of memory");
+	tpc_frame_decoder_init(&d, max);
+	for (size_t off = 0; off < n && r->status >= 0;) {
+		seed = seed * 1103515245u + 12345u;
+		size_t k = 1 + (seed >> 16) % 64;
+		k = k > n - off ? n - off : k;
+		evbuffer_add(in, p + off, k);
+		off += k;
+		int rc = tpc_wire_read(in, &d, wire_frame, r);
+		r->status = rc < 0 ? rc : TPC_FRAME_NEED_MORE;
+	}
+	tpc_frame_decoder_free(&d);
+	evbuffer_free(in);
+}
+
 static uint32_t max_of(uint8_t choice)
 {
 	static const uint32_t maxes[] = { 1, 2, 7, 64, 300, 4096, TPC_FRAME_DEFAULT_MAX };
@@ -102,9 +135,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz f = { data, size };
 	uint32_t max = max_of(fz_u8(&f));
-	uint32_t seed = fz_u8(&f) * 2654435761u + 1;
+	uint32_t seed = fz_u8(&f) * 2654435761u + 1, seed0 = seed;
 	struct tpc_frame_decoder whole, chunked;
-	struct run a = { 0, 14695981039346656037ull, 0 }, b = a;
+	struct run a = { 0, 14695981039346656037ull, 0 }, b = a, w = a;
 	struct tpc_arena arena;
 
 	tpc_arena_init(&arena, 4096);
@@ -118,9 +151,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		feed(&chunked, &b, NULL, f.p + off, n);
 		off += n;
 	}
+	wire_run(&w, max, seed0 ^ 0x5bd1e995u, f.p, f.n);
 	FZ_CHECK(a.frames == b.frames && a.hash == b.hash && a.status == b.status,
 		 "whole: %u frames status %d; chunked: %u frames status %d", a.frames, a.status,
 		 b.frames, b.status);
+	FZ_CHECK(a.frames == w.frames && a.hash == w.hash && a.status == w.status,
+		 "whole: %u frames status %d; tpc_wire_read: %u frames status %d", a.frames,
+		 a.status, w.frames, w.status);
 	tpc_frame_decoder_free(&whole);
 	tpc_frame_decoder_free(&chunked);
 	tpc_arena_free(&arena);
