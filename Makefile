@@ -7,6 +7,7 @@
 #   make lesson   exactly-once vs effectively-once vs at-least-once, run and measured
 #   make torture  a long torture run (10 minutes, random seed; see docs/failure-injection.md)
 #   make growth   rule D9: 10 minutes at peak rate, every LMDB file's size each minute
+#   make fuzz     the libFuzzer harnesses of fuzz/, each for FUZZ_SECONDS (default 60)
 #   make install  install binaries, libraries, headers, pkg-config and CMake files
 #   make clean    remove the build folders
 
@@ -89,3 +90,13 @@ torture: build
 GROWTH_MINUTES ?= 10
 growth: build
 	@bash scripts/growth.sh $(BUILD) $(GROWTH_MINUTES)
+
+# make fuzz: the libFuzzer harnesses of fuzz/ (fuzz/README.md), built with clang into
+# $(FUZZ_BUILD) with -fsanitize=fuzzer,address,undefined, each run for FUZZ_SECONDS
+# (default 60) from the seed corpus in fuzz/corpus/ (scripts/fuzz.sh prints the
+# executions per harness; a crash leaves its input in $(FUZZ_BUILD)/fuzz/).
+.PHONY: fuzz
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz: $(DEPS_STAMP)
+	@bash scripts/fuzz.sh --build $(FUZZ_BUILD) $(FUZZ_SECONDS)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <netinet/in.h>
+#include <arpa/inet.h>
 
 /* ------------------------------------------------------------------ clocks */
 
@@ -304,6 +305,19 @@ static int resolve(const char *host, const char *port, int bracketed,
 	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
 	*sslen = (socklen_t)ai->ai_addrlen;
 	freeaddrinfo(res);
+	return 0;
+}
+
+int tpc_sockaddr_is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+	}
 	return 0;
 }
 

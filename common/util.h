@@ -34,6 +34,9 @@ void tpc_logf(const struct tpc_logger *lg, enum tpc_log_level lvl, const char *f
 int tpc_parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *sslen,
 		       char *err, size_t errlen);
 
+/** @brief 1 if @p ss is a loopback address (127.0.0.0/8 or ::1), else 0. */
+int tpc_sockaddr_is_loopback(const struct sockaddr_storage *ss);
+
 /**
  * @brief Parse a plain decimal (no sign, no suffix) from @p lo to @p hi into @p out,
  *        which is left alone on failure. @return 0 or -EINVAL.

@@ -8,9 +8,12 @@
  * Owns struct coord_admin (admin_int.h). Invariants:
  *   - everything runs on the loop thread, between the RPC callbacks, so every view is a
  *     consistent snapshot of the server;
- *   - a mutating call (POST) is served only after authentication: with a token file the
- *     bearer token must match (compared in constant time); without one, only when the
- *     admin address is a loopback address;
+ *   - secure by default (docs/security.md): with a token file, every request but /livez
+ *     and /readyz needs the bearer token (compared in constant time), reads included;
+ *     without one the API serves only on a loopback address (a non-loopback --admin
+ *     without --admin-token-file is refused at start and on reload);
+ *   - a list view never walks more than one page (at most MAX_PAGE entries, resumed from
+ *     a cursor), so no request holds the 2PC loop for long;
  *   - every error is a 4xx/5xx with a JSON {"error": ...} body; nothing a request
  *     carries is trusted (txids, durations and limits are parsed strictly).
  */
@@ -39,9 +42,8 @@
 #define MAX_HEADERS 16384
 #define HTTP_TIMEOUT_S 30
 #define MAX_TOKEN 4096
-#define DEFAULT_LIST_LIMIT 1000
+#define DEFAULT_LIST_LIMIT ADMIN_MAX_PAGE
 #define DEFAULT_AUDIT_LIMIT 100
-#define MAX_LIMIT 1000000
 
 /* ------------------------------------------------------------------ replies */
 
@@ -168,14 +170,29 @@ static int parse_txid(const char *s, size_t len, uint64_t *out)
 	return 0;
 }
 
+/* A positive decimal; more than one page asks for one page (ADMIN_MAX_PAGE). */
 static int parse_limit(const char *s, uint32_t *out)
 {
 	uint64_t v;
 
-	if (parse_txid(s, strlen(s), &v) || v > MAX_LIMIT) /* a positive decimal */
+	if (parse_txid(s, strlen(s), &v))
 		return -EINVAL;
-	*out = (uint32_t)v;
+	*out = v > ADMIN_MAX_PAGE ? ADMIN_MAX_PAGE : (uint32_t)v;
 	return 0;
+}
+
+/* Query parameter @p name as a cursor (a positive decimal) into *out; absent: *out
+ * untouched. 400 (replied) when bad. */
+static int parse_cursor(struct evhttp_request *req, struct evkeyvalq *q, const char *name,
+			uint64_t *out)
+{
+	const char *v = evhttp_find_header(q, name);
+
+	if (!v || parse_txid(v, strlen(v), out) == 0)
+		return 0;
+	admin_reply_error(req, 400, NULL, "bad %s '%s' (the \"next\" of the previous page)", name,
+			  v);
+	return -EINVAL;
 }
 
 /* Parse the query; 400 (replied) for a parameter not in @p allowed (NULL-terminated). */
@@ -237,7 +254,8 @@ static int token_matches(const struct coord_admin *a, const char *given, size_t 
 	return diff == 0;
 }
 
-/* 0: may mutate; otherwise the refusal was replied. */
+/* 0: may be served; otherwise the refusal was replied. Without a token only a loopback
+ * address serves (a non-loopback one without a token is refused at start). */
 static int check_auth(struct coord_admin *a, struct evhttp_request *req)
 {
 	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
@@ -245,8 +263,8 @@ static int check_auth(struct coord_admin *a, struct evhttp_request *req)
 	if (!a->token) {
 		if (a->loopback)
 			return 0;
-		admin_reply_error(req, 403, NULL, "mutating calls need --admin-token-file when the "
-				  "admin address is not a loopback address");
+		admin_reply_error(req, 403, NULL, "the admin address is not a loopback address and "
+				  "no --admin-token-file is in use: nothing is served");
 		return -EACCES;
 	}
 	if (h && strncasecmp(h, "Bearer ", 7) == 0 && token_matches(a, h + 7, strlen(h + 7)))
@@ -347,6 +365,7 @@ struct txn_filter {
 	int state;             /* -1: any; TXN_NSTATES: stuck */
 	uint64_t older_than_ms;
 	uint32_t limit;
+	uint64_t after;        /* cursor: txids above this one (0: from the first) */
 };
 
 static int txn_matches(struct coord_server *s, const struct coord_txn *t,
@@ -361,14 +380,10 @@ static int txn_matches(struct coord_server *s, const struct coord_txn *t,
 	return f->older_than_ms == 0 || now - t->begun_ms > f->older_than_ms;
 }
 
-static int cmp_oldest(const void *x, const void *y)
+/* Txids are allocated in increasing order (epoch, then sequence): oldest first. */
+static int cmp_txid(const void *arg, uint64_t a, uint64_t b)
 {
-	const struct coord_txn *a = *(const struct coord_txn *const *)x;
-	const struct coord_txn *b = *(const struct coord_txn *const *)y;
-
-	if (a->begun_ms != b->begun_ms)
-		return a->begun_ms < b->begun_ms ? -1 : 1;
-	return a->txid < b->txid ? -1 : a->txid > b->txid;
+	return a < b ? -1 : a > b;
 }
 
 static int parse_txn_filter(struct evhttp_request *req, struct evkeyvalq *q,
@@ -381,6 +396,7 @@ static int parse_txn_filter(struct evhttp_request *req, struct evkeyvalq *q,
 	f->state = state_filter(st);
 	f->older_than_ms = 0;
 	f->limit = DEFAULT_LIST_LIMIT;
+	f->after = 0;
 	if (f->state == -2) {
 		admin_reply_error(req, 400, NULL, "unknown state '%s' (ACTIVE, PREPARING, LOGGING, "
 				  "COMMITTING or stuck)", st);
@@ -392,20 +408,27 @@ static int parse_txn_filter(struct evhttp_request *req, struct evkeyvalq *q,
 		return -EINVAL;
 	}
 	if (limit && parse_limit(limit, &f->limit)) {
-		admin_reply_error(req, 400, NULL, "bad limit '%s' (1 to %d)", limit, MAX_LIMIT);
+		admin_reply_error(req, 400, NULL, "bad limit '%s' (a positive number; at most %d "
+				  "are listed per page)", limit, ADMIN_MAX_PAGE);
 		return -EINVAL;
 	}
-	return 0;
+	return parse_cursor(req, q, "after", &f->after);
 }
 
+/*
+ * One page: the smallest txids above the cursor, picked from the table's keys alone (no
+ * transaction is touched), then looked up and filtered; so a page builds at most
+ * `limit` entries however many are open. With a filter a page may hold fewer (even none)
+ * while "next" says more follow.
+ */
 static void get_transactions(struct coord_admin *a, struct evhttp_request *req)
 {
-	static const char *const allowed[] = { "state", "older-than", "limit", NULL };
+	static const char *const allowed[] = { "state", "older-than", "limit", "after", NULL };
 	struct coord_server *s = a->srv;
 	struct evkeyvalq q;
 	struct txn_filter f;
+	struct admin_page pg;
 	uint64_t now = tpc_now_ms();
-	size_t n = 0;
 
 	if (parse_query(req, &q, allowed))
 		return;
@@ -413,25 +436,26 @@ static void get_transactions(struct coord_admin *a, struct evhttp_request *req)
 	evhttp_clear_headers(&q);
 	if (bad)
 		return;
-	const struct coord_txn **v = calloc(s->txns.n ? s->txns.n : 1, sizeof(*v));
 	json_t *arr = json_array();
-	if (!v || !arr) {
-		free(v);
+	if (!arr || admin_page_init(&pg, f.limit, cmp_txid, NULL)) {
 		json_decref(arr);
 		admin_reply_error(req, 500, NULL, "out of memory");
 		return;
 	}
-	for (size_t i = 0; i < s->txns.cap; i++) {
-		const struct coord_txn *t = s->txns.slots[i].key ? s->txns.slots[i].val : NULL;
+	for (size_t i = 0; i < s->txns.cap; i++)
+		if (s->txns.slots[i].key > f.after && s->txns.slots[i].val)
+			admin_page_offer(&pg, s->txns.slots[i].key);
+	admin_page_sort(&pg);
+	for (size_t i = 0; i < pg.n; i++) {
+		const struct coord_txn *t = u64map_get(&s->txns, pg.v[i]);
 		if (t && txn_matches(s, t, &f, now))
-			v[n++] = t;
+			json_array_append_new(arr, txn_json(s, t, now));
 	}
-	qsort(v, n, sizeof(*v), cmp_oldest);
-	for (size_t i = 0; i < n && i < f.limit; i++)
-		json_array_append_new(arr, txn_json(s, v[i], now));
-	free(v);
-	admin_reply_json(req, 200, json_pack("{s:o, s:I}", "transactions", arr, "total",
-					     (json_int_t)n));
+	json_t *o = json_pack("{s:o, s:I}", "transactions", arr, "open", (json_int_t)s->txns.n);
+	if (o && pg.more)
+		json_object_set_new(o, "next", admin_txid_json(pg.v[pg.n - 1]));
+	admin_page_free(&pg);
+	admin_reply_json(req, o ? 200 : 500, o);
 }
 
 static void get_transaction(struct coord_admin *a, struct evhttp_request *req, uint64_t txid)
@@ -539,37 +563,72 @@ static void add_identity_json(json_t *o, const struct peer *p)
 						       : json_null());
 }
 
+/* Participants by name; @p arg is the server. */
+static int cmp_peer_name(const void *arg, uint64_t x, uint64_t y)
+{
+	const struct coord_server *s = arg;
+
+	return strcmp(s->peers[x].name, s->peers[y].name);
+}
+
+static json_t *participant_json(struct coord_server *s, const struct peer *p, uint64_t wall,
+				uint64_t outstanding)
+{
+	json_t *o = json_pack(
+		"{s:s, s:b, s:o, s:o, s:o, s:I, s:I}", "name", p->name, "connected",
+		coord_conn_get(s, p->conn) != NULL, "address",
+		p->addr[0] ? json_string(p->addr) : json_null(), "last_seen_at",
+		time_json(p->last_seen_wall_ms), "last_seen_ms",
+		ms_or_null(p->last_seen_wall_ms != 0, wall, p->last_seen_wall_ms), "connects",
+		(json_int_t)p->connects, "decisions_outstanding", (json_int_t)outstanding);
+
+	if (o)
+		add_identity_json(o, p);
+	return o;
+}
+
+/* GET /v1/participants?limit=N&after=NAME: one page, by name. */
 static void get_participants(struct coord_admin *a, struct evhttp_request *req)
 {
+	static const char *const allowed[] = { "limit", "after", NULL };
 	struct coord_server *s = a->srv;
+	struct evkeyvalq q;
+	struct admin_page pg;
+	uint32_t limit = ADMIN_MAX_PAGE;
 	uint64_t wall = tpc_wall_ms();
+
+	if (parse_query(req, &q, allowed))
+		return;
+	const char *l = evhttp_find_header(&q, "limit");
+	const char *after = evhttp_find_header(&q, "after");
+	if (l && parse_limit(l, &limit)) {
+		admin_reply_error(req, 400, NULL, "bad limit '%s' (a positive number)", l);
+		evhttp_clear_headers(&q);
+		return;
+	}
 	uint64_t *outstanding = outstanding_per_peer(s);
 	json_t *arr = json_array();
-
-	if (!outstanding || !arr) {
+	if (!outstanding || !arr || admin_page_init(&pg, limit, cmp_peer_name, s)) {
 		free(outstanding);
 		json_decref(arr);
+		evhttp_clear_headers(&q);
 		admin_reply_error(req, 500, NULL, "out of memory");
 		return;
 	}
-	for (uint32_t i = 0; i < s->npeers; i++) {
-		const struct peer *p = &s->peers[i];
-		if (!p->name)
-			continue; /* a freed slot (coord_peer_release) */
-		json_t *o = json_pack(
-			"{s:s, s:b, s:o, s:o, s:o, s:I, s:I}", "name", p->name, "connected",
-			coord_conn_get(s, p->conn) != NULL, "address",
-			p->addr[0] ? json_string(p->addr) : json_null(), "last_seen_at",
-			time_json(p->last_seen_wall_ms), "last_seen_ms",
-			ms_or_null(p->last_seen_wall_ms != 0, wall, p->last_seen_wall_ms), "connects",
-			(json_int_t)p->connects, "decisions_outstanding",
-			(json_int_t)outstanding[i]);
-		if (o)
-			add_identity_json(o, p);
-		json_array_append_new(arr, o);
-	}
+	for (uint32_t i = 0; i < s->npeers; i++)
+		if (s->peers[i].name && (!after || strcmp(s->peers[i].name, after) > 0))
+			admin_page_offer(&pg, i);
+	admin_page_sort(&pg);
+	for (size_t i = 0; i < pg.n; i++)
+		json_array_append_new(arr, participant_json(s, &s->peers[pg.v[i]], wall,
+							    outstanding[pg.v[i]]));
+	json_t *o = json_pack("{s:o}", "participants", arr);
+	if (o && pg.more)
+		json_object_set_new(o, "next", json_string(s->peers[pg.v[pg.n - 1]].name));
+	evhttp_clear_headers(&q);
 	free(outstanding);
-	admin_reply_json(req, 200, json_pack("{s:o}", "participants", arr));
+	admin_page_free(&pg);
+	admin_reply_json(req, o ? 200 : 500, o);
 }
 
 /* ------------------------------------------------------------ metrics, faults */
@@ -745,9 +804,10 @@ static int route_method_ok(const struct route *r, enum evhttp_cmd_type cmd)
 
 static void get_audit(struct coord_admin *a, struct evhttp_request *req)
 {
-	static const char *const allowed[] = { "limit", NULL };
+	static const char *const allowed[] = { "limit", "before", NULL };
 	struct evkeyvalq q;
 	uint32_t limit = DEFAULT_AUDIT_LIMIT;
+	uint64_t before = 0;
 	const char *l;
 	int bad;
 
@@ -756,10 +816,12 @@ static void get_audit(struct coord_admin *a, struct evhttp_request *req)
 	l = evhttp_find_header(&q, "limit");
 	bad = l && parse_limit(l, &limit);
 	if (bad)
-		admin_reply_error(req, 400, NULL, "bad limit '%s' (1 to %d)", l, MAX_LIMIT);
+		admin_reply_error(req, 400, NULL, "bad limit '%s' (a positive number; at most %d "
+				  "are listed per page)", l, ADMIN_MAX_PAGE);
+	bad = bad || parse_cursor(req, &q, "before", &before);
 	evhttp_clear_headers(&q);
 	if (!bad)
-		heuristic_audit_list(a, req, limit);
+		heuristic_audit_list(a, req, limit, before);
 }
 
 static void serve_get(struct coord_admin *a, struct evhttp_request *req, const struct route *r)
@@ -788,8 +850,6 @@ static void serve_post(struct coord_admin *a, struct evhttp_request *req, const 
 	int bad = 0;
 	json_t *body;
 
-	if (check_auth(a, req))
-		return;
 	if (!a->srv->ready || a->srv->stopping) {
 		admin_reply_error(req, 503, NULL, "%s", a->srv->stopping ? "shutting down"
 									 : "recovering");
@@ -821,6 +881,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct route r = route_of(path ? path : "");
 
+	/* Health probes say only "up" and "ready"; everything else needs the token. */
+	if (r.kind != R_LIVEZ && r.kind != R_READYZ && check_auth(a, req))
+		return;
 	if (r.kind == R_NONE || (r.kind == R_FAULTS && !a->srv->cfg.allow_fault_injection)) {
 		admin_reply_error(req, 404, NULL, "no such route: %s%s", path ? path : "",
 				  r.kind == R_FAULTS ? " (start with --allow-fault-injection)" : "");
@@ -914,19 +977,6 @@ out:
 	return rc;
 }
 
-static int is_loopback(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)ss;
-		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-	}
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)ss;
-		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-	}
-	return 0;
-}
-
 static void setup_http(struct coord_admin *a)
 {
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
@@ -952,7 +1002,12 @@ static int bind_http(struct coord_admin *a)
 		tpc_logf(&s->log, TPC_LOG_ERROR, "--admin %s: %s (or 'off')", s->cfg.admin, err);
 		return -EINVAL;
 	}
-	a->loopback = is_loopback(&ss);
+	a->loopback = tpc_sockaddr_is_loopback(&ss);
+	if (!a->loopback && !a->token) { /* coord_config_check refuses this already */
+		tpc_logf(&s->log, TPC_LOG_ERROR, "--admin %s is not a loopback address: it needs "
+			 "--admin-token-file", s->cfg.admin);
+		return -EINVAL;
+	}
 	a->http = evhttp_new(s->base);
 	if (!a->http)
 		return -ENOMEM;
@@ -972,10 +1027,8 @@ static int bind_http(struct coord_admin *a)
 		return s->cfg.admin_explicit ? -e : 0;
 	}
 	tpc_logf(&s->log, TPC_LOG_INFO, "admin API on http://%s%s", s->cfg.admin,
-		 a->token ? " (token required for changes)" : "");
-	if (!a->token && !a->loopback)
-		tpc_logf(&s->log, TPC_LOG_WARN, "the admin address is not loopback and no "
-			 "--admin-token-file was given: mutating admin calls are refused");
+		 a->token ? " (every request but /livez and /readyz needs the token)"
+			  : " (loopback, no token)");
 	return 0;
 }
 
@@ -1032,9 +1085,9 @@ void coord_admin_reload(struct coord_server *s)
 	drop_token(a);
 	a->token = token;
 	a->token_len = len;
-	if (!a->token && !a->loopback)
+	if (!a->token && !a->loopback) /* coord_config_check refuses such a reload */
 		tpc_logf(&s->log, TPC_LOG_WARN, "no --admin-token-file any more and the admin "
-			 "address is not loopback: mutating admin calls are refused");
+			 "address is not loopback: the admin API serves nothing");
 }
 
 void coord_admin_free(struct coord_server *s)

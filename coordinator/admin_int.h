@@ -31,6 +31,31 @@ struct coord_admin {
 	struct admin_op *waiting;   /* operator calls waiting for a COMMIT record */
 };
 
+/* ---- admin_page.c: one page of a list view ---- */
+
+/** The hard maximum of entries in one page of a list view (larger limits are cut). */
+#define ADMIN_MAX_PAGE 1000
+
+/** Orders two items of a page: <0, 0, >0. */
+typedef int (*admin_page_cmp)(const void *arg, uint64_t a, uint64_t b);
+
+/** The @c cap smallest items offered (a bounded max-heap until admin_page_sort). */
+struct admin_page {
+	uint64_t *v;
+	size_t n, cap;
+	int more;                   /* an item was offered beyond the page: one follows */
+	admin_page_cmp cmp;
+	const void *arg;
+};
+
+/** @return 0 or -ENOMEM. */
+int admin_page_init(struct admin_page *p, size_t cap, admin_page_cmp cmp, const void *arg);
+/** Keep @p item if it is among the @c cap smallest so far. O(log cap). */
+void admin_page_offer(struct admin_page *p, uint64_t item);
+/** Sort the kept items ascending (after the last offer). */
+void admin_page_sort(struct admin_page *p);
+void admin_page_free(struct admin_page *p);
+
 /* ---- admin.c: replies and formatting ---- */
 
 /** Reply with @p body as JSON (compact, newline-terminated); takes @p body's reference. */
@@ -71,8 +96,10 @@ void heuristic_decide(struct coord_admin *a, struct evhttp_request *req, uint64_
 /** POST /v1/transactions/{txid}/retry. */
 void heuristic_retry(struct coord_admin *a, struct evhttp_request *req, uint64_t txid);
 
-/** GET /v1/audit?limit=N (@p limit already checked). */
-void heuristic_audit_list(struct coord_admin *a, struct evhttp_request *req, uint32_t limit);
+/** GET /v1/audit?limit=N&before=ID: at most @p limit (<= ADMIN_MAX_PAGE) entries with
+ *  id < @p before (0: from the newest), newest first, and "next" when more follow. */
+void heuristic_audit_list(struct coord_admin *a, struct evhttp_request *req, uint32_t limit,
+			  uint64_t before);
 
 /** Shutdown: answer every operator call still waiting (503) and free it. */
 void heuristic_free_waiting(struct coord_admin *a);

@@ -577,6 +577,23 @@ static int check_address(const char *what, const char *v, char *err, size_t errl
 	return -EINVAL;
 }
 
+/* The admin API off loopback is secure by default: it needs a token (docs/security.md). */
+static int check_admin(const char *v, const char *token_file, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+
+	if (check_address("admin", v, err, errlen))
+		return -EINVAL;
+	if (token_file || (tpc_parse_hostport(v, &ss, &sslen, err, errlen) == 0 &&
+			   tpc_sockaddr_is_loopback(&ss)))
+		return 0;
+	snprintf(err, errlen, "admin %s is not a loopback address: give admin-token-file too "
+		 "(every admin request then needs that token; make one with `umask 077; head -c 32 "
+		 "/dev/urandom | base64 > FILE`)", v);
+	return -EINVAL;
+}
+
 int coord_config_check(const struct coord_config *cfg, char *err, size_t errlen)
 {
 	if (!cfg->data_dir || !*cfg->data_dir) {
@@ -587,7 +604,7 @@ int coord_config_check(const struct coord_config *cfg, char *err, size_t errlen)
 	if (check_address("listen", cfg->listen, err, errlen))
 		return -EINVAL;
 	if (cfg->admin && strcmp(cfg->admin, "off") != 0 &&
-	    check_address("admin", cfg->admin, err, errlen))
+	    check_admin(cfg->admin, cfg->admin_token_file, err, errlen))
 		return -EINVAL;
 	if (cfg->txn_timeout_ms > cfg->max_txn_timeout_ms) {
 		snprintf(err, errlen, "txn-timeout (%" PRIu32 "ms) is longer than max-txn-timeout "

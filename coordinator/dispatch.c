@@ -95,7 +95,7 @@ static int begin_key_live(struct conn *c, uint64_t req, struct coord_txn *t, uin
 {
 	struct coord_event ev = { .type = EV_FENCE };
 
-	if (t->state == TXN_COMMITTING && t->dropping != DROP_WRITING) {
+	if (t->state == TXN_COMMITTING && t->dropping == DROP_NONE) {
 		reply_begin(c, req, t->txid, TPC__BEGIN_RESULT__BEGIN_ALREADY_COMMITTED, 0);
 		return 1;
 	}
@@ -399,9 +399,10 @@ static int on_ack(struct conn *c, uint64_t req, const Tpc__Ack *a)
 static Tpc__TxnStatus live_status(const struct coord_txn *t)
 {
 	switch (t->state) {
-	case TXN_COMMITTING: /* while an operator's DROP is written, nobody knows yet */
-		return t->dropping == DROP_WRITING ? TPC__TXN_STATUS__STATUS_PENDING
-						   : TPC__TXN_STATUS__STATUS_COMMITTED;
+	case TXN_COMMITTING: /* while an operator's DROP is written, or the COMMIT record
+			      * written again after one, no record is durable: nobody knows yet */
+		return t->dropping != DROP_NONE ? TPC__TXN_STATUS__STATUS_PENDING
+						: TPC__TXN_STATUS__STATUS_COMMITTED;
 	case TXN_ABORTING:
 	case TXN_DONE: return TPC__TXN_STATUS__STATUS_ABORTED;
 	default: return TPC__TXN_STATUS__STATUS_PENDING;

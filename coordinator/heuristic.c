@@ -622,25 +622,46 @@ int heuristic_load(struct coord_admin *a)
 	return rc;
 }
 
+struct audit_page {
+	json_t *arr;
+	uint32_t limit;
+	uint64_t last_id;           /* id of the last entry kept */
+	int more;                   /* one more entry than the page exists */
+};
+
 static int add_entry(void *arg, uint64_t id, const char *text, size_t len)
 {
-	json_t *e = json_loadb(text, len, 0, NULL);
+	struct audit_page *pg = arg;
+	json_t *e;
 
+	if (json_array_size(pg->arr) == pg->limit) {
+		pg->more = 1; /* the look-ahead entry: not listed */
+		return 0;
+	}
+	e = json_loadb(text, len, 0, NULL);
 	if (!e)
 		e = json_pack("{s:I, s:s}", "id", (json_int_t)id, "error", "undecodable entry");
-	return json_array_append_new(arg, e) ? -ENOMEM : 0;
+	pg->last_id = id;
+	return json_array_append_new(pg->arr, e) ? -ENOMEM : 0;
 }
 
-void heuristic_audit_list(struct coord_admin *a, struct evhttp_request *req, uint32_t limit)
+void heuristic_audit_list(struct coord_admin *a, struct evhttp_request *req, uint32_t limit,
+			  uint64_t before)
 {
 	struct coord_server *s = a->srv;
-	json_t *arr = json_array();
-	int rc = arr ? s->store.ops->audit_list(s->store.self, 0, limit, add_entry, arr) : -ENOMEM;
+	struct audit_page pg = { json_array(), limit, 0, 0 };
+	/* One entry past the page says whether a next page exists. */
+	int rc = pg.arr ? s->store.ops->audit_list(s->store.self, before, limit + 1, add_entry,
+						   &pg)
+			: -ENOMEM;
 
 	if (rc) {
-		json_decref(arr);
+		json_decref(pg.arr);
 		admin_reply_error(req, 503, NULL, "cannot read the audit log (%d)", rc);
 		return;
 	}
-	admin_reply_json(req, 200, json_pack("{s:o}", "entries", arr));
+	json_t *o = json_pack("{s:o}", "entries", pg.arr);
+	if (o && pg.more)
+		json_object_set_new(o, "next", json_integer((json_int_t)pg.last_id));
+	admin_reply_json(req, 200, o);
 }

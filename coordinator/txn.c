@@ -415,7 +415,9 @@ static int on_commit(struct coord_txn *t, const struct coord_txn_config *cfg,
 		t->waiter_req = ev->req;
 		return 0;
 	case TXN_COMMITTING:
-		if (t->dropping == DROP_WRITING)
+		/* While a DROP is written, or the COMMIT record written again after one, no
+		 * COMMIT record is known durable: nobody may hear COMMITTED (D1). */
+		if (t->dropping != DROP_NONE)
 			emit_outcome(out, ev->conn, ev->req, OUTCOME_UNKNOWN, DROP_PENDING);
 		else
 			emit_outcome(out, ev->conn, ev->req, OUTCOME_COMMITTED, "");
@@ -439,7 +441,7 @@ static int on_abort(struct coord_txn *t, const struct coord_event *ev, uint64_t 
 		return refuse(out, ev, COORD_ERR_NOT_ACTIVE,
 			      "the commit decision is being made durable; ask its status");
 	case TXN_COMMITTING:
-		if (t->dropping == DROP_WRITING)
+		if (t->dropping != DROP_NONE) /* as in on_commit */
 			emit_outcome(out, ev->conn, ev->req, OUTCOME_UNKNOWN, DROP_PENDING);
 		else
 			emit_outcome(out, ev->conn, ev->req, OUTCOME_COMMITTED,

@@ -10,6 +10,7 @@ PKGS=(build-essential cmake pkg-config
       libcmocka-dev libjansson-dev libinih-dev
       prometheus   # its promtool checks GET /metrics in tests/integration/test_admin.c
       python3      # scripts/demo.sh and the install check pick free ports with it
+      clang libclang-rt-14-dev  # the libFuzzer harnesses (make fuzz; make test runs them)
       procps psmisc)
 [ "${1:-}" = --bench ] && PKGS+=(gnuplot-nox)
 

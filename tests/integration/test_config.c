@@ -244,6 +244,29 @@ static void test_check_config_validates_without_opening_the_log(void **state)
 	free(r);
 }
 
+/* The admin API off loopback needs a token: without one the coordinator does not start
+ * (nor does --check-config pass); with one it does. */
+static void test_non_loopback_admin_without_a_token_refuses_to_start(void **state)
+{
+	struct cluster *c = *state;
+	char addr[64], token[PATH_MAX + 32];
+
+	snprintf(addr, sizeof(addr), "0.0.0.0:%d", tpc_free_port());
+	struct cmd_result *r = run_coord(c, "--data", c->data, "--admin", addr, NULL);
+	assert_int_equal(r->code, 2);
+	expect_has("stderr", r->err, "is not a loopback address: give admin-token-file");
+	assert_false(exists(c->data)); /* refused before the log was opened */
+	free(r);
+	r = run_coord(c, "--data", c->data, "--admin", addr, "--check-config", NULL);
+	assert_int_equal(r->code, 2);
+	free(r);
+	write_file(c, "admin.token", "t0ken\n", token, sizeof(token));
+	r = run_coord(c, "--data", c->data, "--admin", addr, "--admin-token-file", token,
+		      "--check-config", NULL);
+	assert_int_equal(r->code, 0);
+	free(r);
+}
+
 /* packaging/coordinator.conf is valid and documents every key there is. */
 static void test_sample_config_documents_every_key(void **state)
 {
@@ -255,7 +278,12 @@ static void test_sample_config_documents_every_key(void **state)
 	assert_non_null(f);
 	assert_true(getdelim(&sample, &cap, '\0', f) > 0);
 	fclose(f);
-	struct cmd_result *r = run_coord(c, "--config", TPC_SAMPLE_CONF, "--check-config", NULL);
+	char token[PATH_MAX + 32];
+
+	/* The sample names /etc/tpc/admin.token, which the unit makes on first start. */
+	write_file(c, "admin.token", "t0ken\n", token, sizeof(token));
+	struct cmd_result *r = run_coord(c, "--config", TPC_SAMPLE_CONF, "--admin-token-file", token,
+					 "--check-config", NULL);
 	assert_int_equal(r->code, 0);
 	for (char *line = strtok_r(r->out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (line[0] == '#' && line[1] == ' ' && strstr(line, "configuration is valid"))
@@ -341,6 +369,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_file_is_rejected_with_file_and_line,
 						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_command_line_value_names_the_option,
+						cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_non_loopback_admin_without_a_token_refuses_to_start,
 						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_check_config_validates_without_opening_the_log,
 						cluster_setup, cluster_teardown),

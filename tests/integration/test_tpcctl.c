@@ -243,7 +243,7 @@ static void test_status_list_and_show_a_preparing_txn(void **state)
 	out_has(f, "1 of 1 open transaction(s)");
 
 	expect_code(f, ctl(f, "txn", "list", "--state", "committing", NULL), 0);
-	out_has(f, "0 of 0 open transaction(s)");
+	out_has(f, "0 of 1 open transaction(s)");
 
 	expect_code(f, ctl(f, "txn", "show", id, NULL), 0);
 	out_has(f, "PREPARING");
@@ -485,9 +485,11 @@ static void test_token_required_when_configured(void **state)
 	write_token(wrong, "guess\n");
 	start(f, token);
 
-	/* Reads need no token. */
-	expect_code(f, ctl(f, "status", NULL), 0);
-	/* A change does: none given, a wrong one, the right one. */
+	/* With a token file, reads need the token too. */
+	expect_code(f, ctl(f, "status", NULL), 1);
+	err_has(f, "--token-file");
+	expect_code(f, ctl(f, "--token-file", token, "status", NULL), 0);
+	/* So does a change: none given, a wrong one, the right one. */
 	expect_code(f, ctl(f, "txn", "abort", "777", "--reason", "cleanup", NULL), 1);
 	err_has(f, "--token-file");
 	expect_code(f, ctl(f, "--token-file", wrong, "txn", "abort", "777", "--reason", "cleanup",
@@ -516,6 +518,30 @@ static void test_token_required_when_configured(void **state)
 				    "cleanup", NULL), 0);
 }
 
+/* The server lists at most 1000 per page; tpcctl follows the cursor to list them all,
+ * or as many as --limit says. */
+static void test_txn_list_follows_the_pages(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 1003 };
+
+	start(f, NULL);
+	tpc_wc *wc = client_open(f->c, NULL);
+	for (int i = 0; i < N; i++)
+		client_begin(wc, NULL);
+	expect_code(f, ctl(f, "-o", "json", "txn", "list", NULL), 0);
+	json_t *j = out_json(f);
+	assert_int_equal(json_array_size(json_object_get(j, "transactions")), N);
+	assert_null(json_object_get(j, "next"));
+	json_decref(j);
+	expect_code(f, ctl(f, "-o", "json", "txn", "list", "--limit", "1001", NULL), 0);
+	j = out_json(f);
+	assert_int_equal(json_array_size(json_object_get(j, "transactions")), 1001);
+	json_decref(j);
+	expect_code(f, ctl(f, "txn", "list", NULL), 0);
+	out_has(f, "1003 of 1003 open transaction(s)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +558,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_participant_list_shows_the_id_and_forget_unbinds_it,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_token_required_when_configured, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_txn_list_follows_the_pages, fx_setup,
 						fx_teardown),
 	};
 

@@ -1020,6 +1020,31 @@ static void test_last_ack_racing_a_drop_restores_the_commit_record(void **state)
 	coord_txn_release(&t);
 }
 
+/* Found by fuzz/fuzz_coord_txn: after a DROP raced the last ack, the COMMIT record is
+ * gone until it is written again; a client asking then must hear UNKNOWN, not COMMITTED
+ * (a crash before the rewrite would leave no record: D1). COMMITTED once it is durable. */
+static void test_client_hears_unknown_while_the_commit_record_is_restored(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_actions out;
+	struct coord_event dropped = ev_dropped(0);
+
+	make_committing(&t, 1);
+	assert_int_equal(step_at(&t, ev_operator_forced(DECIDE_ABORT), T_LOGGED + 1, &out), 0);
+	assert_int_equal(step_at(&t, ev_ack(peer_id(0)), T_LOGGED + 2, &out), 0);
+	out.n = 0;
+	assert_int_equal(coord_txn_step(&t, &CFG, &dropped, T_LOGGED + 3, &out), 0);
+	assert_int_equal(t.dropping, DROP_RESTORING);
+	assert_int_equal(step_at(&t, ev_commit(CLIENT2, 9), T_LOGGED + 4, &out), 0);
+	assert_outcome(&out, CLIENT2, 9, OUTCOME_UNKNOWN);
+	assert_int_equal(step_at(&t, ev_abort(CLIENT2, 10), T_LOGGED + 5, &out), 0);
+	assert_outcome(&out, CLIENT2, 10, OUTCOME_UNKNOWN);
+	assert_int_equal(step_at(&t, ev_logged(0), T_LOGGED + 6, &out), 0);
+	assert_int_equal(t.state, TXN_DONE);
+	coord_txn_release(&t);
+}
+
 /* A DROP that failed leaves the COMMIT in force: resends resume, and acks that came
  * meanwhile complete it. */
 static void test_failed_drop_resumes_delivery_and_completion(void **state)
@@ -2648,6 +2673,7 @@ int main(void)
 		cmocka_unit_test(test_forced_operator_abort_of_committing_tells_the_unacked_and_forgets),
 		cmocka_unit_test(test_committing_marked_for_drop_resends_nothing),
 		cmocka_unit_test(test_last_ack_racing_a_drop_restores_the_commit_record),
+		cmocka_unit_test(test_client_hears_unknown_while_the_commit_record_is_restored),
 		cmocka_unit_test(test_failed_drop_resumes_delivery_and_completion),
 		cmocka_unit_test(test_dropped_without_a_marked_drop_is_refused),
 		cmocka_unit_test(test_retry_delays_are_jittered_by_the_events_rand),

@@ -54,7 +54,7 @@ static int report_status(const struct ctl *c, const struct ctl_reply *r)
 				"or set TPC_ADMIN_TOKEN_FILE\n", error_text(r));
 		return CTL_EXIT_ERROR;
 	case 403:
-		fprintf(stderr, "tpcctl: the coordinator refuses changes (%s): give it "
+		fprintf(stderr, "tpcctl: the coordinator refuses this (%s): give it "
 			"--admin-token-file, or use a loopback admin address\n", error_text(r));
 		return CTL_EXIT_ERROR;
 	case 404:
@@ -235,6 +235,73 @@ static int add_txn_row(struct ctl_table *t, const json_t *txn)
 	return ctl_table_add(t, cells);
 }
 
+static void url_encode(const char *name, char *out, size_t len);
+
+/* Server pages hold at most this many entries (docs/admin-api.md, "Pages"). */
+#define CTL_PAGE_MAX 1000
+
+static void cursor_query(char *path, size_t len, const char *base, const char *cursor,
+			 const json_t *next, long long page)
+{
+	char enc[3 * 255 + 1] = "";
+
+	if (json_is_string(next))
+		url_encode(json_string_value(next), enc, sizeof(enc));
+	else if (json_is_integer(next))
+		snprintf(enc, sizeof(enc), "%lld", (long long)json_integer_value(next));
+	snprintf(path, len, "%s%climit=%lld%s%s%s%s", base, strchr(base, '?') ? '&' : '?', page,
+		 enc[0] ? "&" : "", enc[0] ? cursor : "", enc[0] ? "=" : "", enc);
+}
+
+/*
+ * GET @p base page after page, following the reply's "next" in the query parameter
+ * @p cursor until no "next" comes or --limit entries were collected; the entries
+ * (array @p field) of every page go into the first page's object, which *out gets (the
+ * caller decrefs). With -o json that merged object is printed, once.
+ */
+static int get_pages(struct ctl *c, const char *base, const char *field, const char *cursor,
+		     json_t **out)
+{
+	long long want = c->limit ? atoll(c->limit) : 0, got = 0;
+	int json = c->json, rc = CTL_EXIT_OK;
+	char path[1024];
+	json_t *next = NULL;
+
+	*out = NULL;
+	c->json = 0; /* print the merged object at the end, not each page */
+	for (;;) {
+		struct ctl_reply r;
+		long long page = want ? want - got : CTL_PAGE_MAX;
+		cursor_query(path, sizeof(path), base, cursor, next,
+			     page > CTL_PAGE_MAX ? CTL_PAGE_MAX : page);
+		rc = ctl_call(c, "GET", path, NULL, 0, &r);
+		if (rc != CTL_EXIT_OK)
+			break;
+		json_t *arr = json_object_get(r.json, field);
+		got += (long long)json_array_size(arr);
+		if (!*out)
+			*out = json_incref(r.json);
+		else
+			json_array_extend(json_object_get(*out, field), arr);
+		json_decref(next);
+		next = json_incref(json_object_get(r.json, "next"));
+		json_decref(r.json);
+		if (!next || (want && got >= want))
+			break;
+	}
+	c->json = json;
+	if (*out)
+		json_object_del(*out, "next");
+	if (rc == CTL_EXIT_OK && json)
+		ctl_json_print(*out, stdout);
+	json_decref(next);
+	if (rc != CTL_EXIT_OK) {
+		json_decref(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
 static int print_txn_list(const json_t *list)
 {
 	static const char *const hdr[] = { "TXID", "STATE", "AGE", "ATTEMPTS", "STUCK",
@@ -252,7 +319,7 @@ static int print_txn_list(const json_t *list)
 		ctl_table_print(t, stdout);
 	ctl_table_free(t);
 	printf("%zu of %" PRId64 " open transaction(s)\n", json_array_size(txns),
-	       ctl_json_int(list, "total", (int64_t)json_array_size(txns)));
+	       ctl_json_int(list, "open", (int64_t)json_array_size(txns)));
 	return CTL_EXIT_OK;
 }
 
@@ -267,16 +334,15 @@ static void append_query(char *path, size_t len, const char *name, const char *v
 int ctl_cmd_txn_list(struct ctl *c)
 {
 	char path[256] = "/v1/transactions";
-	struct ctl_reply r;
+	json_t *list;
 	int rc;
 
 	append_query(path, sizeof(path), "state", c->state);
 	append_query(path, sizeof(path), "older-than", c->older_than);
-	append_query(path, sizeof(path), "limit", c->limit);
-	rc = ctl_call(c, "GET", path, NULL, 0, &r);
+	rc = get_pages(c, path, "transactions", "after", &list);
 	if (rc == CTL_EXIT_OK && !c->json)
-		rc = print_txn_list(r.json);
-	json_decref(r.json);
+		rc = print_txn_list(list);
+	json_decref(list);
 	return rc;
 }
 
@@ -532,20 +598,21 @@ static int add_part_row(struct ctl_table *t, const json_t *p)
 /* A listing: a GET whose reply holds an array shown one row per element. */
 struct listing {
 	const char *field; /* the array's name in the reply */
+	const char *cursor; /* the query parameter that takes the reply's "next" */
 	int ncols;
 	const char *const *hdr;
 	int (*add_row)(struct ctl_table *t, const json_t *elem);
 	const char *none; /* printed instead of an empty table */
 };
 
-/* GET @p path; with -o json the reply is printed as it came, else as @p l says. */
+/* GET @p path, every page; with -o json the merged reply is printed, else as @p l says. */
 static int print_listing(struct ctl *c, const char *path, const struct listing *l)
 {
-	struct ctl_reply r;
 	struct ctl_table *t = NULL;
 	const json_t *e;
+	json_t *all;
 	size_t i;
-	int rc = ctl_call(c, "GET", path, NULL, 0, &r);
+	int rc = get_pages(c, path, l->field, l->cursor, &all);
 
 	if (rc != CTL_EXIT_OK || c->json)
 		goto out;
@@ -554,7 +621,7 @@ static int print_listing(struct ctl *c, const char *path, const struct listing *
 		rc = CTL_EXIT_ERROR;
 		goto out;
 	}
-	json_array_foreach(json_object_get(r.json, l->field), i, e)
+	json_array_foreach(json_object_get(all, l->field), i, e)
 		l->add_row(t, e);
 	if (i)
 		ctl_table_print(t, stdout);
@@ -562,7 +629,7 @@ static int print_listing(struct ctl *c, const char *path, const struct listing *
 		puts(l->none);
 out:
 	ctl_table_free(t);
-	json_decref(r.json);
+	json_decref(all);
 	return rc;
 }
 
@@ -571,7 +638,7 @@ int ctl_cmd_participants(struct ctl *c)
 	static const char *const hdr[] = { "NAME", "CONNECTED", "ADDRESS", "LAST-SEEN",
 					   "CONNECTS", "OUTSTANDING", "PARTICIPANT-ID",
 					   "INCARNATION" };
-	static const struct listing l = { "participants", 8, hdr, add_part_row,
+	static const struct listing l = { "participants", "after", 8, hdr, add_part_row,
 					  "no participants known" };
 
 	return print_listing(c, "/v1/participants", &l);
@@ -639,10 +706,10 @@ int ctl_cmd_audit(struct ctl *c)
 {
 	static const char *const hdr[] = { "ID", "AT", "OPERATOR", "ACTION", "TXID", "FORCED",
 					   "STATE-BEFORE", "OVERRODE", "REASON" };
-	static const struct listing l = { "entries", 9, hdr, add_audit_row,
+	static const struct listing l = { "entries", "before", 9, hdr, add_audit_row,
 					  "the audit log is empty" };
-	char path[64] = "/v1/audit";
 
-	append_query(path, sizeof(path), "limit", c->limit);
-	return print_listing(c, path, &l);
+	if (!c->limit)
+		c->limit = "100"; /* the newest 100 unless told otherwise */
+	return print_listing(c, "/v1/audit", &l);
 }

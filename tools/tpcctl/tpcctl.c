@@ -52,7 +52,8 @@ static const struct command commands[] = {
 	  "List open transactions, oldest first.\n"
 	  "  --state S        ACTIVE, PREPARING, LOGGING, COMMITTING, or stuck\n"
 	  "  --older-than D   only those older than D (500ms, 30s, 5m, 1h)\n"
-	  "  --limit N        at most N rows (the server's default is 1000)\n" },
+	  "  --limit N        at most N rows (default: all; fetched in pages of at most\n"
+	  "                   1000, following the server's cursor)\n" },
 	{ "txn", "show", 0, 1, ctl_cmd_txn_show, "txn show ID",
 	  "Show one transaction: state, age, key, delivery attempts, last error, and each\n"
 	  "participant's vote or ack and whether it is connected. For an id that is not open,\n"
@@ -96,7 +97,8 @@ static const struct command commands[] = {
 	  "  --operator NAME  who decides (default: your login name)\n" },
 	{ "audit", NULL, O_LIMIT, 0, ctl_cmd_audit, "audit [--limit N]",
 	  "Show the audit log of operator decisions, newest first: who, when, from where,\n"
-	  "what, why, whether forced, the state before, and what it overrode.\n" },
+	  "what, why, whether forced, the state before, and what it overrode.\n"
+	  "  --limit N        the newest N entries (default 100; pages of at most 1000)\n" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -105,8 +107,9 @@ static const char global_help[] =
 	"Global options (anywhere on the line):\n"
 	"  -a, --admin HOST:PORT   the coordinator's admin API (default $TPC_ADMIN, else\n"
 	"                          " CTL_DEFAULT_ADMIN ")\n"
-	"      --token-file FILE   bearer token for changes: the file's first line (default\n"
-	"                          $TPC_ADMIN_TOKEN_FILE)\n"
+	"      --token-file FILE   the admin API's bearer token: the file's first line\n"
+	"                          (default $TPC_ADMIN_TOKEN_FILE); needed for every call\n"
+	"                          when the coordinator has --admin-token-file\n"
 	"  -o, --output FORMAT     table (default) or json: the server's JSON, pretty-printed\n"
 	"                          (error bodies too; the exit status says which it is)\n"
 	"      --timeout DURATION  give up after this long (default 10s)\n"
