@@ -10,6 +10,12 @@
  * an older incarnation joined); a Join carries the incarnation. ERR_IDENTITY (the name
  * is bound to another folder, or a newer incarnation exists) is fatal: no reconnects,
  * every waiting and later stage call fails with TPC_EIDENTITY, the host is told.
+ *
+ * TLS (cfg.tls_*): the connection is a client-side TLS bufferevent; its CONNECTED event
+ * comes after the handshake, so the Hello (and everything after it) only ever goes to
+ * a coordinator whose certificate chains to tls_ca and names the host dialled
+ * (common/tls.h). A failed handshake is a connection error: logged with OpenSSL's
+ * reason, kept in errmsg, and retried with the usual backoff.
  */
 #include "part_int.h"
 #include "wire_err.h"
@@ -24,7 +30,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+
+#include "tls.h"
 
 #define RECONNECT_MIN_MS 50
 #define RECONNECT_MAX_MS 2000
@@ -305,13 +314,39 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		evtimer_add(p->hello_ev, &tv);
 		return;
 	}
+	if ((what & BEV_EVENT_ERROR) && p->tls && !p->connected) {
+		char why[320];
+		tpc_tls_describe_error(bev, "handshake failed", why, sizeof(why));
+		part_set_err(p, "TLS with the coordinator at %s failed: %s", p->coordinator, why);
+		part_logf(p, TPC_LOG_WARN, "%s; retrying", p->errmsg);
+	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
 		drop_connection(p);
 }
 
+/* A plain socket bufferevent, or a client-side TLS one checking the coordinator. */
+static struct bufferevent *new_bev(struct tpc_participant *p)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if (!p->tls)
+		return bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	ssl = tpc_tls_client_ssl(p->tls, p->coordinator, p->errmsg, sizeof(p->errmsg));
+	if (!ssl)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (!bev)
+		SSL_free(ssl);
+	else
+		tpc_tls_bev_setup(bev);
+	return bev;
+}
+
 static void do_connect(struct tpc_participant *p)
 {
-	p->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	p->bev = new_bev(p);
 	if (!p->bev) {
 		schedule_reconnect(p);
 		return;

@@ -44,6 +44,10 @@ enum {
 	TPC_ELOCKED = -1016,     /**< the state folder is in use by another process */
 	TPC_EINCARNATION = -1017, /**< joined by an earlier incarnation of this participant (one
 				       that restarted and lost its staged writes): it aborts */
+	TPC_ETLS = -1018,        /**< TLS failed: a certificate file is unusable, or the
+				      handshake did (the peer's certificate is not signed by
+				      tls_ca or not for the host dialled, or the peer speaks no
+				      TLS); the handle's errmsg says which */
 };
 
 /** Outcome of a transaction as its client learns it. */
