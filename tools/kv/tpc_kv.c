@@ -7,7 +7,13 @@
  * initiator's Commit cannot miss this service. Committed writes land in an LMDB sink
  * (DATA/sink); the participant's PREPARED log lives in DATA/state.
  *
+ * TLS (common/tls.h): with a certificate, both its own listener and its participant's
+ * connection to the coordinator use mutual TLS with the same three files: a client of
+ * tpc-kv must present a certificate signed by --tls-ca, and the certificate's CN must
+ * be --name (the coordinator refuses the participant's Hello otherwise).
+ *
  *   tpc-kv --name NAME --listen HOST:PORT --coordinator HOST:PORT --data DIR
+ *          [--tls-cert FILE --tls-key FILE --tls-ca FILE] [--tls required|off]
  *   tpc-kv --dump --data DIR        every applied key: key<TAB>value<TAB>txid
  *   tpc-kv --prepared --data DIR    prepared (in-doubt) transactions
  */
@@ -23,6 +29,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -30,6 +37,7 @@
 #include "tpc/participant.h"
 #include "tpc/sink_file.h"
 #include "tpc/sink_lmdb.h"
+#include "tls.h"
 #include "util.h"
 #include "wire.h"
 
@@ -43,6 +51,8 @@ struct kv_opts {
 	uint32_t group_commit;
 	uint32_t txn_timeout_ms;
 	int dump, prepared;
+	struct tpc_tls_files tls;       /* --tls-cert, --tls-key, --tls-ca */
+	int tls_mode;                   /* 0: required once a file is given; 1 off; 2 required */
 };
 
 struct kv_server;
@@ -59,6 +69,7 @@ struct kv_server {
 	struct tpc_logger log;
 	struct event_base *base;
 	struct evconnlistener *listener;
+	SSL_CTX *tls;                /* TLS on: the listener's context */
 	struct event *sig_term, *sig_int;
 	tpc_participant *part;
 	tpc_sink *sink;              /* owned by part; used here for Get */
@@ -218,8 +229,15 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
+	struct kv_conn *c = arg;
+	char why[320];
+
+	if ((what & BEV_EVENT_ERROR) && tpc_tls_is_tls(bev)) {
+		tpc_tls_describe_error(bev, "TLS connection failed", why, sizeof(why));
+		tpc_logf(&c->srv->log, TPC_LOG_WARN, "a client connection failed: %s", why);
+	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		conn_free(arg);
+		conn_free(c);
 }
 
 static void on_flushed(struct bufferevent *bev, void *arg)
@@ -247,6 +265,31 @@ static void on_read(struct bufferevent *bev, void *arg)
 		close_after_flush(c);
 }
 
+/* A plain bufferevent, or a server-side TLS one; owns (and on failure closes) @p fd. */
+static struct bufferevent *new_bev(struct kv_server *s, evutil_socket_t fd)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if (!s->tls) {
+		bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (!bev)
+			evutil_closesocket(fd);
+		return bev;
+	}
+	ssl = tpc_tls_server_ssl(s->tls);
+	bev = ssl ? bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						   BEV_OPT_CLOSE_ON_FREE)
+		  : NULL;
+	if (!bev) {
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		return NULL;
+	}
+	tpc_tls_bev_setup(bev);
+	return bev;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
@@ -260,10 +303,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		return;
 	}
-	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = new_bev(s, fd);
 	if (!c->bev) {
 		free(c);
-		evutil_closesocket(fd);
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -424,6 +466,11 @@ static int open_participant(struct kv_server *s)
 		cfg.group_commit_max = s->opts.group_commit;
 	if (s->opts.txn_timeout_ms)
 		cfg.txn_timeout_ms = s->opts.txn_timeout_ms;
+	if (s->tls) { /* the same files for the coordinator connection */
+		cfg.tls_cert = s->opts.tls.cert;
+		cfg.tls_key = s->opts.tls.key;
+		cfg.tls_ca = s->opts.tls.ca;
+	}
 	s->part = tpc_participant_new(&cfg, part_sink, &err);
 	if (!s->part) {
 		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot start the participant: %s",
@@ -441,6 +488,21 @@ static int mkdir_p_data(const char *dir)
 	return rc;
 }
 
+/* TLS on (--tls required, or a file given and not --tls off): the listener's context. */
+static int open_tls(struct kv_server *s)
+{
+	char err[512];
+
+	if (s->opts.tls_mode == 1 || (s->opts.tls_mode == 0 && !tpc_tls_files_given(&s->opts.tls)))
+		return 0;
+	s->tls = tpc_tls_ctx_new(TPC_TLS_SERVER, &s->opts.tls, err, sizeof(err));
+	if (!s->tls) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "%s", err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int serve(struct kv_server *s)
 {
 	struct sockaddr_storage ss;
@@ -453,6 +515,8 @@ static int serve(struct kv_server *s)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	tpc_arena_init(&s->arena, 16 * 1024);
+	if (open_tls(s))
+		return 2;
 	s->base = event_base_new();
 	if (!s->base || mkdir_p_data(s->opts.data) || open_participant(s))
 		return 1;
@@ -468,8 +532,8 @@ static int serve(struct kv_server *s)
 	s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
 	event_add(s->sig_term, NULL);
 	event_add(s->sig_int, NULL);
-	tpc_logf(&s->log, TPC_LOG_INFO, "%s serving on %s, coordinator %s", s->opts.name,
-		 s->opts.listen, s->opts.coordinator);
+	tpc_logf(&s->log, TPC_LOG_INFO, "%s serving on %s, coordinator %s, TLS %s", s->opts.name,
+		 s->opts.listen, s->opts.coordinator, s->tls ? "required" : "off");
 	event_base_dispatch(s->base);
 	return s->exit_code;
 }
@@ -488,6 +552,7 @@ static void server_free(struct kv_server *s)
 		event_free(s->sig_int);
 	if (s->base)
 		event_base_free(s->base);
+	SSL_CTX_free(s->tls);
 	tpc_arena_free(&s->arena);
 }
 
@@ -584,6 +649,12 @@ static const char usage_text[] =
 	"      --txn-timeout DURATION staged writes without Prepare expire (default 60s)\n"
 	"      --sink lmdb|file       where committed writes land: an LMDB store in\n"
 	"                             DIR/sink (default) or an append-only file DIR/sink.log\n"
+	"      --tls-cert FILE        certificate (PEM; its CN must be NAME) for mutual TLS\n"
+	"                             on the listener and to the coordinator\n"
+	"      --tls-key FILE         its private key\n"
+	"      --tls-ca FILE          CA that clients' and the coordinator's certificates\n"
+	"                             must be signed by (clients must present one)\n"
+	"      --tls required|off     default: required once --tls-cert is given\n"
 	"      --refuse-key KEY       TEST ONLY: vote NO on transactions writing KEY\n"
 	"                             (repeatable, up to 16)\n"
 	"  -h, --help, -V, --version\n"
@@ -592,7 +663,8 @@ static const char usage_text[] =
 	"With the file sink, --dump prints every applied line in file order (a write\n"
 	"applied twice would show twice).\n";
 
-enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT, OPT_SINK };
+enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT, OPT_SINK,
+       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS };
 
 static const struct option long_opts[] = {
 	{ "name", required_argument, NULL, 'n' },
@@ -605,6 +677,10 @@ static const struct option long_opts[] = {
 	{ "sink", required_argument, NULL, OPT_SINK },
 	{ "group-commit", required_argument, NULL, OPT_GROUP },
 	{ "txn-timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls", required_argument, NULL, OPT_TLS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -631,6 +707,14 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		o->file_sink = strcmp(v, "file") == 0;
 		return 0;
 	case OPT_PREPARED: o->prepared = 1; return 0;
+	case OPT_TLS_CERT: o->tls.cert = v; return 0;
+	case OPT_TLS_KEY: o->tls.key = v; return 0;
+	case OPT_TLS_CA: o->tls.ca = v; return 0;
+	case OPT_TLS:
+		if (strcmp(v, "required") && strcmp(v, "off"))
+			return usage_error("--tls expects required or off");
+		o->tls_mode = strcmp(v, "off") ? 2 : 1;
+		return 0;
 	case OPT_REFUSE:
 		if (o->nrefuse == MAX_REFUSE)
 			return usage_error("too many --refuse-key options");
