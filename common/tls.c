@@ -244,11 +244,14 @@ void tpc_tls_describe_error(struct bufferevent *bev, const char *fallback, char 
 			    size_t len)
 {
 	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-	unsigned long e, last = 0;
+	unsigned long e, last = 0; /* the first error with a library code */
 	long vr;
 
+	/* libevent queues SSL_get_error()'s small code first, then OpenSSL's own errors:
+	 * keep the first real one (its library code is never 0). */
 	while (bev && (e = bufferevent_get_openssl_error(bev)) != 0)
-		last = e;
+		if (!last && ERR_GET_LIB(e) != 0)
+			last = e;
 	vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
 	if (vr != X509_V_OK) {
 		snprintf(out, len, "TLS: certificate verify failed: %s",

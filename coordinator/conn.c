@@ -193,7 +193,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
 		if ((what & BEV_EVENT_ERROR) && tpc_tls_is_tls(bev) && !c->cn[0]) {
-			tpc_tls_describe_error(bev, "TLS handshake failed", why, sizeof(why));
+			tpc_tls_describe_error(bev, "TLS handshake failed (the peer hung up, or sent "
+					       "no certificate)", why, sizeof(why));
 			tpc_logf(&c->srv->log, TPC_LOG_WARN, "%s: refused: %s", c->addr, why);
 		} else if (what & BEV_EVENT_ERROR) {
 			tpc_logf(&c->srv->log, TPC_LOG_DEBUG, "%s: %s", c->addr,
