@@ -128,6 +128,27 @@ SSL_CTX *tpc_tls_ctx_new(enum tpc_tls_role role, const struct tpc_tls_files *f, 
 	return ctx;
 }
 
+SSL_CTX *tpc_tls_ctx_new_ca_only(const char *ca, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	if (check_file("--tls-ca", ca, err, errlen))
+		return NULL;
+	OPENSSL_init_ssl(0, NULL);
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		snprintf(err, errlen, "cannot create a TLS context: out of memory");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (load_ca(ctx, TPC_TLS_CLIENT, ca, err, errlen)) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
 int tpc_tls_ctx_reload(SSL_CTX **ctx, enum tpc_tls_role role, const struct tpc_tls_files *f,
 		       char *err, size_t errlen)
 {

@@ -61,6 +61,14 @@ SSL_CTX *tpc_tls_ctx_new(enum tpc_tls_role role, const struct tpc_tls_files *f, 
 			 size_t errlen);
 
 /**
+ * @brief A client context that checks the server against @p ca and presents no
+ *        certificate of its own: for HTTPS to the admin API (which asks for a client
+ *        certificate but does not require one; its bearer token authenticates).
+ * @return the context, or NULL with @p err set.
+ */
+SSL_CTX *tpc_tls_ctx_new_ca_only(const char *ca, char *err, size_t errlen);
+
+/**
  * @brief Reload: make a new context from @p f and, only if that worked, put it in
  *        @p *ctx and free the old one (open connections keep theirs, see above).
  * @return 0, or -EINVAL with @p err set and @p *ctx untouched.
