@@ -11,7 +11,8 @@
  * ERR_IDENTITY while A keeps its connection and commits; a coordinator whose
  * certificate comes from another CA gets no Hello from a participant (nothing is
  * prepared or applied); SIGHUP makes the coordinator trust a CA added to its --tls-ca
- * file, for new connections.
+ * file, for new connections; the admin API serves HTTPS with the same certificate
+ * (tpcctl --tls-ca), and plain HTTP to it gets no answer.
  *
  * Every wait polls a condition against a deadline (WAIT_MS); nothing sleeps for a
  * fixed time. cluster_teardown() kills every process and removes the folder.
@@ -305,6 +306,37 @@ static void test_tls_sighup_trusts_a_ca_added_to_the_ca_file(void **state)
 	tpc_wc_free(kept);
 }
 
+static int run_tpcctl(char *const argv[], char *out, size_t cap)
+{
+	int st = -1;
+
+	assert_int_equal(tpc_run_capture(argv, out, cap, WAIT_MS, &st), 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_tls_admin_api_serves_https_with_the_same_certificate(void **state)
+{
+	struct fx *f = *state;
+	char admin[64], out[8192];
+	int port = tpc_free_port();
+
+	assert_true(port > 0);
+	snprintf(admin, sizeof(admin), "127.0.0.1:%d", port);
+	coord_start(f->c, NULL, "--tls-cert", cert(f, f->one, "coord", "crt"), "--tls-key",
+		    cert(f, f->one, "coord", "key"), "--tls-ca", f->trust, "--admin", admin, NULL);
+	coord_wait_log(f->c, "admin API on https://");
+	char *https[] = { TPCCTL_BIN, "--admin", admin, "--tls-ca",
+			  (char *)cert(f, f->one, "ca", "crt"), "status", NULL };
+	assert_int_equal(run_tpcctl(https, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "ready"));
+	char *plain[] = { TPCCTL_BIN, "--admin", admin, "status", NULL };
+	assert_int_equal(run_tpcctl(plain, out, sizeof(out)), 1);
+	/* A server certificate from another CA is not trusted. */
+	char *foreign[] = { TPCCTL_BIN, "--admin", admin, "--tls-ca",
+			    (char *)cert(f, f->two, "ca", "crt"), "status", NULL };
+	assert_int_equal(run_tpcctl(foreign, out, sizeof(out)), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +351,8 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_tls_sighup_trusts_a_ca_added_to_the_ca_file,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_tls_admin_api_serves_https_with_the_same_certificate, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
