@@ -36,6 +36,7 @@
 #include "coord_harness.h"
 #include "kv_harness.h"
 #include "tls.h"
+#include "tpc/client.h"
 
 struct fx {
 	struct cluster *c;
@@ -306,6 +307,45 @@ static void test_tls_sighup_trusts_a_ca_added_to_the_ca_file(void **state)
 	tpc_wc_free(kept);
 }
 
+/* libtpc's client: a good certificate begins; a bad file or a server it does not trust
+ * is TPC_ETLS with the reason in tpc_client_errmsg(). */
+static int libtpc_begin(struct fx *f, const struct tpc_tls_files *tls, char *msg, size_t len)
+{
+	tpc_client_config cc;
+	tpc_txid txid = 0;
+	tpc_begin_result res;
+	int err = 0;
+
+	tpc_client_config_init(&cc);
+	cc.coordinator = f->c->hostport;
+	cc.tls_cert = tls->cert;
+	cc.tls_key = tls->key;
+	cc.tls_ca = tls->ca;
+	tpc_client *cli = tpc_client_new(&cc, &err);
+	assert_non_null(cli);
+	int rc = tpc_client_begin(cli, NULL, 0, &txid, &res);
+	snprintf(msg, len, "%s", tpc_client_errmsg(cli));
+	tpc_client_free(cli);
+	return rc;
+}
+
+static void test_tls_libtpc_client_says_why_tls_failed(void **state)
+{
+	struct fx *f = *state;
+	struct tpc_tls_files good = files_of(f, f->one, "client");
+	struct tpc_tls_files foreign = files_of(f, f->two, "client"); /* trusts CA two only */
+	struct tpc_tls_files missing = good;
+	char msg[512];
+
+	missing.key = cert(f, f->one, "nobody", "key");
+	coord_start_tls(f, f->one);
+	assert_int_equal(libtpc_begin(f, &good, msg, sizeof(msg)), 0);
+	assert_int_equal(libtpc_begin(f, &foreign, msg, sizeof(msg)), TPC_ETLS);
+	assert_non_null(strstr(msg, "certificate verify failed"));
+	assert_int_equal(libtpc_begin(f, &missing, msg, sizeof(msg)), TPC_ETLS);
+	assert_non_null(strstr(msg, "nobody.key"));
+}
+
 static int run_tpcctl(char *const argv[], char *out, size_t cap)
 {
 	int st = -1;
@@ -353,6 +393,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_tls_admin_api_serves_https_with_the_same_certificate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_libtpc_client_says_why_tls_failed, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
