@@ -351,8 +351,12 @@ void coord_tls_reload(struct coord_server *s)
 	struct tpc_tls_files f = tls_files(s);
 	char err[512];
 
-	if (!s->tls)
-		return; /* --tls is not a run-time option: off stays off */
+	if (!s->tls) { /* --tls is not a run-time option: off stays off */
+		if (coord_config_tls_on(&s->cfg))
+			tpc_logf(&s->log, TPC_LOG_WARN, "SIGHUP: TLS was off at start; turning it "
+				 "on needs a restart");
+		return;
+	}
 	if (tpc_tls_ctx_reload(&s->tls, TPC_TLS_SERVER, &f, err, sizeof(err)))
 		tpc_logf(&s->log, TPC_LOG_ERROR, "SIGHUP: %s; keeping the TLS certificates in use",
 			 err);

@@ -352,6 +352,10 @@ static void do_connect(struct tpc_participant *p)
 		return;
 	}
 	tpc_frame_decoder_init(&p->dec, p->cfg.max_frame);
+	if (p->tls) { /* a server that never finishes the handshake must not hold us */
+		struct timeval tv = { HELLO_TIMEOUT_MS / 1000, 0 };
+		evtimer_add(p->hello_ev, &tv);
+	}
 	bufferevent_setcb(p->bev, on_read, NULL, on_event, p);
 	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
 	if (bufferevent_socket_connect(p->bev, (struct sockaddr *)&p->addr, (int)p->addrlen) < 0)
@@ -370,8 +374,8 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg)
 static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct tpc_participant *p = arg;
-	part_logf(p, TPC_LOG_WARN, "no answer to Hello within %d ms; reconnecting",
-		  HELLO_TIMEOUT_MS);
+	part_logf(p, TPC_LOG_WARN, "no answer to Hello (or no TLS handshake) within %d ms; "
+		  "reconnecting", HELLO_TIMEOUT_MS);
 	drop_connection(p);
 }
 

@@ -28,8 +28,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <cmocka.h>
 
@@ -279,6 +282,32 @@ static void test_tls_participant_sends_nothing_to_a_coordinator_of_another_ca(vo
 	assert_string_equal(out, "");
 }
 
+/* A listener on the cluster's coordinator port that accepts TCP and never speaks. */
+static int silent_listener(struct cluster *c)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port) };
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	return fd;
+}
+
+static void test_tls_participant_gives_up_on_a_server_that_never_handshakes(void **state)
+{
+	struct fx *f = *state;
+	struct kv_svc kv;
+	int lfd = silent_listener(f->c);
+
+	kv_start_tls(f, &kv, "A");
+	kv_wait_log(&kv, "no TLS handshake");
+	assert_int_equal(kv_svc_log_count(&kv, "connected to the coordinator", NULL), 0);
+	close(lfd);
+}
+
 static void test_tls_sighup_trusts_a_ca_added_to_the_ca_file(void **state)
 {
 	struct fx *f = *state;
@@ -391,6 +420,9 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_tls_sighup_trusts_a_ca_added_to_the_ca_file,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_tls_participant_gives_up_on_a_server_that_never_handshakes, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_tls_admin_api_serves_https_with_the_same_certificate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_libtpc_client_says_why_tls_failed, setup,
