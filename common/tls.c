@@ -120,7 +120,11 @@ SSL_CTX *tpc_tls_ctx_new(enum tpc_tls_role role, const struct tpc_tls_files *f, 
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+	/* A peer that hangs up without a close_notify (a crash, a kill -9, a half-close
+	 * after an Error) is an EOF, as on a plain socket: the framing already tells a
+	 * whole message from a cut one. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
+				 SSL_OP_IGNORE_UNEXPECTED_EOF);
 	if (load_cert_and_key(ctx, f, err, errlen) || load_ca(ctx, role, f->ca, err, errlen)) {
 		SSL_CTX_free(ctx);
 		return NULL;
@@ -141,6 +145,7 @@ SSL_CTX *tpc_tls_ctx_new_ca_only(const char *ca, char *err, size_t errlen)
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	if (load_ca(ctx, TPC_TLS_CLIENT, ca, err, errlen)) {
 		SSL_CTX_free(ctx);

@@ -65,8 +65,13 @@ void tpc_wire_flush_now(struct bufferevent *bev)
 	evutil_socket_t fd = bufferevent_getfd(bev);
 	struct timespec start, now;
 
+	/* Only a socket bufferevent freezes its output's start; a TLS one drains its output
+	 * itself and must find it unfrozen. */
+	int frozen = bufferevent_openssl_get_ssl(bev) == NULL;
+
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	evbuffer_unfreeze(out, 1);
+	if (frozen)
+		evbuffer_unfreeze(out, 1);
 	while (evbuffer_get_length(out) > 0) {
 		int n = write_some(bev, out, fd);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -79,7 +84,8 @@ void tpc_wire_flush_now(struct bufferevent *bev)
 		if (now.tv_sec - start.tv_sec >= 1)
 			break;
 	}
-	evbuffer_freeze(out, 1);
+	if (frozen)
+		evbuffer_freeze(out, 1);
 }
 
 long tpc_wire_pack(const Tpc__Envelope *env, uint8_t *buf, size_t cap)

@@ -39,6 +39,8 @@ struct tt_run_opts {
 	int expect_violation, no_proxy, keep, quiet;
 	uint32_t group_commit;
 	int seed_given;
+	const char *tls_dir;  /* TLS everywhere: scripts/make-certs.sh DIR coordinator kv1..kvN
+				 client (needs no_proxy: the fault proxy reads frames) */
 };
 
 /* What healing left behind at one checkpoint. */
