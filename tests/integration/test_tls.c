@@ -211,6 +211,28 @@ static void test_tls_transaction_commits_with_tls_everywhere(void **state)
 		kv_svc_close_conn(&kv[i]);
 }
 
+/* With a fault point armed, a YES vote is written out at once (tpc_wire_flush_now)
+ * before the point may crash: through TLS that write must leave the connection as it
+ * found it (it once froze the output, and every later frame was sent again and again). */
+static void test_tls_vote_written_out_before_a_fault_point_is_sent_once(void **state)
+{
+	struct fx *f = *state;
+	const char *extra[] = { "--tls-cert", cert(f, f->one, "A", "crt"), "--tls-key",
+				cert(f, f->one, "A", "key"), "--tls-ca", cert(f, f->one, "ca", "crt"),
+				NULL };
+	struct kv_svc kv;
+
+	coord_start_tls(f, f->one);
+	kv_svc_init(&kv, f->c, "A", "A");
+	kv_svc_start(&kv, f->c, "part.vote.after_send=delay:1", extra);
+	kv_wait_log(&kv, "connected to the coordinator");
+	commit_through(f, &kv, 1, "first");
+	commit_through(f, &kv, 1, "second");
+	assert_int_equal(kv_svc_log_count(&kv, "coordinator error", NULL), 0);
+	coord_log_has(f->c, "TLS required");
+	kv_svc_close_conn(&kv);
+}
+
 static void test_tls_plaintext_peer_gets_no_hello_reply_and_is_closed(void **state)
 {
 	struct fx *f = *state;
@@ -413,6 +435,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_tls_plaintext_peer_gets_no_hello_reply_and_is_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_tls_vote_written_out_before_a_fault_point_is_sent_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_certificate_of_b_cannot_say_hello_as_a,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
