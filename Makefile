@@ -2,7 +2,7 @@
 #
 #   make          install missing Debian packages, configure and build (build/)
 #   make test     build with AddressSanitizer + UBSan (build-asan/) and run every test
-#   make demo     build and run the end-to-end demo
+#   make demo     build and run the end-to-end demo (TLS=1 make demo: with mutual TLS)
 #   make bench    build and run the benchmark matrix; writes BENCHMARKS.md
 #   make lesson   exactly-once vs effectively-once vs at-least-once, run and measured
 #   make torture  a long torture run (10 minutes, random seed; see docs/failure-injection.md)

@@ -2,8 +2,9 @@
  * admin.c - the coordinator's admin HTTP API (docs/admin-api.md): evhttp on the server's
  * own event_base, routing, bearer-token authentication, the read-only JSON views
  * (status, transactions, participants, faults), /metrics, /livez, /readyz, and the
- * periodic stuck scan. Operator decisions, retry and the audit log are in heuristic.c;
- * forgetting a participant name's binding is in admin_forget.c.
+ * periodic stuck scan; HTTPS (the protocol port's TLS context) when TLS is on.
+ * Operator decisions, retry and the audit log are in heuristic.c; forgetting a
+ * participant name's binding is in admin_forget.c.
  *
  * Owns struct coord_admin (admin_int.h). Invariants:
  *   - everything runs on the loop thread, between the RPC callbacks, so every view is a
@@ -33,6 +34,7 @@
 #include <sys/stat.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -989,6 +991,30 @@ static void setup_http(struct coord_admin *a)
 	evhttp_set_gencb(a->http, on_request, a);
 }
 
+/*
+ * HTTPS (TLS on): each admin connection is a server-side TLS bufferevent on the
+ * server's context (the protocol port's certificate, reloaded on SIGHUP). A client
+ * certificate is asked for and, when one is sent, must be signed by --tls-ca; one is
+ * not required, since the admin API has its own bearer token (curl --cacert works).
+ */
+static struct bufferevent *https_bev(struct event_base *base, void *arg)
+{
+	struct coord_admin *a = arg;
+	SSL *ssl = tpc_tls_server_ssl(a->srv->tls);
+	struct bufferevent *bev;
+
+	if (!ssl)
+		return NULL;
+	SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (!bev)
+		SSL_free(ssl);
+	else
+		tpc_tls_bev_setup(bev);
+	return bev;
+}
+
 /* Bind; a busy default address (not given by the operator) only disables the API. */
 static int bind_http(struct coord_admin *a)
 {
@@ -1012,6 +1038,8 @@ static int bind_http(struct coord_admin *a)
 	if (!a->http)
 		return -ENOMEM;
 	setup_http(a);
+	if (s->tls)
+		evhttp_set_bevcb(a->http, https_bev, a);
 	l = evconnlistener_new_bind(s->base, NULL, NULL,
 				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
 				    128, (struct sockaddr *)&ss, (int)sslen);
@@ -1026,7 +1054,8 @@ static int bind_http(struct coord_admin *a)
 			 s->cfg.admin_explicit ? "" : "; going on without it (--admin to choose)");
 		return s->cfg.admin_explicit ? -e : 0;
 	}
-	tpc_logf(&s->log, TPC_LOG_INFO, "admin API on http://%s%s", s->cfg.admin,
+	tpc_logf(&s->log, TPC_LOG_INFO, "admin API on %s://%s%s", s->tls ? "https" : "http",
+		 s->cfg.admin,
 		 a->token ? " (every request but /livez and /readyz needs the token)"
 			  : " (loopback, no token)");
 	return 0;

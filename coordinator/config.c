@@ -25,6 +25,7 @@
 
 #include <ini.h>
 
+#include "tls.h"
 #include "util.h"
 
 enum opt_kind {
@@ -33,6 +34,7 @@ enum opt_kind {
 	K_DUR,    /* uint32_t or uint64_t milliseconds; ms, s, m, h suffixes */
 	K_LEVEL,  /* enum tpc_log_level */
 	K_FLAG,   /* int 0/1; no value on the command line, a boolean in the file */
+	K_TLS,    /* enum coord_tls_mode: required or off */
 	K_META,   /* command line only: --config, --check-config, --help, --version */
 };
 
@@ -103,6 +105,10 @@ static const struct opt opts[] = {
 	  .flags = RELOAD },
 	{ "allow-fault-injection", 0, K_FLAG, FIELD(allow_fault_injection) },
 	{ "require-txn-token", 0, K_FLAG, FIELD(require_txn_token), .flags = RELOAD },
+	{ "tls-cert", 0, K_STR, FIELD(tls_cert), .flags = RELOAD },
+	{ "tls-key", 0, K_STR, FIELD(tls_key), .flags = RELOAD },
+	{ "tls-ca", 0, K_STR, FIELD(tls_ca), .flags = RELOAD },
+	{ "tls", 0, K_TLS, FIELD(tls_mode) },
 	{ .name = "config", .kind = K_META },
 	{ .name = "check-config", .kind = K_META },
 	{ .name = "help", .short_name = 'h', .kind = K_META },
@@ -198,6 +204,9 @@ static void fmt_value(const struct coord_config *cfg, const struct opt *o, char 
 	case K_FLAG:
 		snprintf(buf, len, "%s", get_int(cfg, o) ? "true" : "false");
 		return;
+	case K_TLS: /* the effective mode: AUTO says what it resolves to */
+		snprintf(buf, len, "%s", coord_config_tls_on(cfg) ? "required" : "off");
+		return;
 	case K_META:
 		break;
 	}
@@ -258,6 +267,9 @@ static void why_bad(const struct opt *o, char *why, size_t len)
 	case K_FLAG:
 		snprintf(why, len, "expected true or false");
 		return;
+	case K_TLS:
+		snprintf(why, len, "expected required or off");
+		return;
 	default:
 		snprintf(why, len, "expected a value");
 	}
@@ -294,6 +306,11 @@ static int parse_into(struct coord_config *cfg, const struct opt *o, const char 
 		if (v && parse_bool(v, &i))
 			return -EINVAL;
 		put_int(cfg, o, v ? i : 1);
+		return 0;
+	case K_TLS:
+		if (!v || (strcmp(v, "required") && strcmp(v, "off")))
+			return -EINVAL;
+		put_int(cfg, o, strcmp(v, "off") ? COORD_TLS_REQUIRED : COORD_TLS_OFF);
 		return 0;
 	case K_META:
 		break;
@@ -594,6 +611,33 @@ static int check_admin(const char *v, const char *token_file, char *err, size_t 
 	return -EINVAL;
 }
 
+int coord_config_tls_on(const struct coord_config *cfg)
+{
+	return cfg->tls_mode == COORD_TLS_REQUIRED ||
+	       (cfg->tls_mode == COORD_TLS_AUTO && cfg->tls_cert);
+}
+
+/* With TLS on, the three files must make a working context (it is thrown away here;
+ * the server makes its own). Files given with --tls off are not read. */
+static int check_tls(const struct coord_config *cfg, char *err, size_t errlen)
+{
+	struct tpc_tls_files f = { cfg->tls_cert, cfg->tls_key, cfg->tls_ca };
+	SSL_CTX *ctx;
+
+	if (!coord_config_tls_on(cfg)) {
+		if (cfg->tls_mode == COORD_TLS_AUTO && tpc_tls_files_given(&f)) {
+			snprintf(err, errlen, "--tls-key and --tls-ca need --tls-cert (or --tls off)");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	ctx = tpc_tls_ctx_new(TPC_TLS_SERVER, &f, err, errlen);
+	if (!ctx)
+		return -EINVAL;
+	SSL_CTX_free(ctx);
+	return 0;
+}
+
 int coord_config_check(const struct coord_config *cfg, char *err, size_t errlen)
 {
 	if (!cfg->data_dir || !*cfg->data_dir) {
@@ -621,7 +665,7 @@ int coord_config_check(const struct coord_config *cfg, char *err, size_t errlen)
 			 strerror(errno));
 		return -EINVAL;
 	}
-	return 0;
+	return check_tls(cfg, err, errlen);
 }
 
 /* False for a default that means "not given" (no token file, id 0: the log's own). */

@@ -16,6 +16,12 @@
  * is closed when its output makes no progress for frame-timeout); the bytes partial
  * frames hold over all connections are bounded by max-partial-bytes. Accept errors
  * (EMFILE, ENFILE) disable the listener for a growing delay, logged once a second.
+ *
+ * TLS (--tls-cert and friends, common/tls.h): every accepted connection is wrapped in
+ * a server-side TLS bufferevent; nothing is read from it before the handshake, in
+ * which the peer must present a certificate signed by --tls-ca. A peer that fails the
+ * handshake (plaintext, no certificate, another CA) is closed without an answer. The
+ * verified certificate's CN is kept on the connection (conn.cn) for identity.c.
  */
 #include "server_int.h"
 
@@ -29,6 +35,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -253,14 +260,38 @@ static void on_read(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* The TLS handshake is done: remember who the peer's certificate says it is. */
+static void on_tls_connected(struct conn *c)
+{
+	int rc = tpc_tls_peer_cn(c->bev, c->cn, sizeof(c->cn));
+
+	if (rc) {
+		c->cn[0] = '\0';
+		coord_conn_fail(c, TPC__ERROR_CODE__ERR_IDENTITY,
+				"the client certificate has no usable subject CN");
+		return;
+	}
+	tpc_logf(&c->srv->log, TPC_LOG_DEBUG, "%s: TLS peer \"%s\"", c->addr, c->cn);
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
+	char why[320];
 
+	if (what & BEV_EVENT_CONNECTED) {
+		on_tls_connected(c);
+		return;
+	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-		if (what & BEV_EVENT_ERROR)
+		if ((what & BEV_EVENT_ERROR) && tpc_tls_is_tls(bev) && !c->cn[0]) {
+			tpc_tls_describe_error(bev, "TLS handshake failed (the peer hung up, or sent "
+					       "no certificate)", why, sizeof(why));
+			tpc_logf(&c->srv->log, TPC_LOG_WARN, "%s: refused: %s", c->addr, why);
+		} else if (what & BEV_EVENT_ERROR) {
 			tpc_logf(&c->srv->log, TPC_LOG_DEBUG, "%s: %s", c->addr,
 				 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		}
 		conn_free(c);
 	}
 }
@@ -305,6 +336,27 @@ static void format_addr(const struct sockaddr *sa, char *out, size_t len)
 	snprintf(out, len, "%s:%u", host, port);
 }
 
+/* A plain socket bufferevent, or with TLS on a server-side TLS one (owns @p fd). */
+static struct bufferevent *new_bev(struct coord_server *s, evutil_socket_t fd)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if (!s->tls)
+		return bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	ssl = tpc_tls_server_ssl(s->tls);
+	if (!ssl)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	tpc_tls_bev_setup(bev);
+	return bev;
+}
+
 static struct conn *conn_new(struct coord_server *s, evutil_socket_t fd,
 			     const struct sockaddr *sa)
 {
@@ -313,7 +365,7 @@ static struct conn *conn_new(struct coord_server *s, evutil_socket_t fd,
 
 	if (!c)
 		return NULL;
-	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = new_bev(s, fd);
 	if (!c->bev) {
 		free(c);
 		return NULL;
@@ -379,7 +431,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 					  : "connection limit reached";
 		env.body_case = TPC__ENVELOPE__BODY_ERROR;
 		env.error = &err;
-		long n = tpc_wire_pack(&env, buf, sizeof(buf));
+		long n = s->tls ? 0 : tpc_wire_pack(&env, buf, sizeof(buf)); /* TLS: no plaintext */
 		if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 			(void)0; /* best effort */
 		s->stats.refused_conns++;
@@ -472,6 +524,45 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 		coord_conn_fail(c, E(LIMIT), why); /* logs; frees once the Error is written */
 	}
 	evtimer_add(s->reaper, &tv);
+}
+
+static struct tpc_tls_files tls_files(const struct coord_server *s)
+{
+	return (struct tpc_tls_files){ s->cfg.tls_cert, s->cfg.tls_key, s->cfg.tls_ca };
+}
+
+void coord_tls_reload(struct coord_server *s)
+{
+	struct tpc_tls_files f = tls_files(s);
+	char err[512];
+
+	if (!s->tls) { /* --tls is not a run-time option: off stays off */
+		if (coord_config_tls_on(&s->cfg))
+			tpc_logf(&s->log, TPC_LOG_WARN, "SIGHUP: TLS was off at start; turning it "
+				 "on needs a restart");
+		return;
+	}
+	if (tpc_tls_ctx_reload(&s->tls, TPC_TLS_SERVER, &f, err, sizeof(err)))
+		tpc_logf(&s->log, TPC_LOG_ERROR, "SIGHUP: %s; keeping the TLS certificates in use",
+			 err);
+	else
+		tpc_logf(&s->log, TPC_LOG_INFO, "SIGHUP: TLS certificate %s, CA %s loaded for new "
+			 "connections", f.cert, f.ca);
+}
+
+int coord_tls_start(struct coord_server *s)
+{
+	struct tpc_tls_files f = tls_files(s);
+	char err[512];
+
+	if (!coord_config_tls_on(&s->cfg))
+		return 0;
+	s->tls = tpc_tls_ctx_new(TPC_TLS_SERVER, &f, err, sizeof(err));
+	if (!s->tls) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "%s", err);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int coord_listen(struct coord_server *s)

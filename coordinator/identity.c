@@ -5,7 +5,10 @@
  *
  * A participant's Hello goes through here (dispatch.c hands it over):
  *   1. the fields are checked: name 1..COORD_MAX_PART_NAME bytes, participant_id 16
- *      bytes, incarnation >= 1 (ERR_INVALID otherwise);
+ *      bytes, incarnation >= 1 (ERR_INVALID otherwise); with TLS the name must equal
+ *      the CN of the connection's verified certificate (ERR_IDENTITY otherwise: a
+ *      certificate speaks for one participant name only), checked before the name is
+ *      looked at, so the real participant's connection is not touched;
  *   2. a name bound to another id is refused with ERR_IDENTITY, and only that connection
  *      closes: the real participant's connection is not touched;
  *   3. a name not bound yet: a BIND record is queued and the connection waits
@@ -101,6 +104,19 @@ static int check_hello(struct conn *c, uint64_t req, const Tpc__Hello *h)
 	if (!why)
 		return 0;
 	coord_conn_fail_req(c, req, E(INVALID), why);
+	return 1;
+}
+
+/* TLS: the Hello's name must be the certificate's CN. 1 if refused (closing). */
+static int check_cn(struct conn *c, uint64_t req, const Tpc__Hello *h)
+{
+	char msg[3 * TPC_TLS_MAX_CN + 128];
+
+	if (!c->srv->tls || strcmp(c->cn, h->name) == 0)
+		return 0;
+	snprintf(msg, sizeof(msg), "certificate CN %s may only speak for participant %s, "
+		 "not \"%.255s\"", c->cn, c->cn, h->name);
+	coord_conn_fail_req(c, req, E(IDENTITY), msg);
 	return 1;
 }
 
@@ -298,7 +314,7 @@ int coord_identity_hello(struct conn *c, uint64_t req, const Tpc__Hello *h)
 	uint32_t peer;
 	struct peer *p;
 
-	if (check_hello(c, req, h))
+	if (check_hello(c, req, h) || check_cn(c, req, h))
 		return 1;
 	peer = coord_peer_intern(s, h->name, s->cfg.max_part_names);
 	if (!peer) {

@@ -399,6 +399,7 @@ static void apply_reloaded(struct coord_server *s)
 	txn_config(s);
 	event_add(s->sweep, &sweep); /* re-adding a pending event restarts its interval */
 	coord_admin_reload(s);       /* admin-token-file, stuck-after (admin.c) */
+	coord_tls_reload(s);         /* the TLS files, read again (conn.c) */
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -519,11 +520,13 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 				     cfg->group_commit_max);
 	if (!s->writer)
 		goto fail;
-	if (coord_admin_start(s) || coord_identity_load(s) || recover(s) || coord_listen(s))
+	if (coord_tls_start(s) || coord_admin_start(s) || coord_identity_load(s) || recover(s) ||
+	    coord_listen(s))
 		goto fail;
 	s->ready = 1; /* /readyz */
-	tpc_logf(&s->log, TPC_LOG_INFO, "listening on %s (data %s, group commit %s)", cfg->listen,
-		 cfg->data_dir, cfg->group_commit_max > 1 ? "on" : "off");
+	tpc_logf(&s->log, TPC_LOG_INFO, "listening on %s (data %s, group commit %s, TLS %s)",
+		 cfg->listen, cfg->data_dir, cfg->group_commit_max > 1 ? "on" : "off",
+		 s->tls ? "required" : "off");
 	return s;
 fail:
 	coord_server_free(s);
@@ -575,6 +578,7 @@ void coord_server_free(struct coord_server *s)
 	coord_conns_close_all(s);
 	coord_conns_free_events(s);
 	coord_admin_free(s); /* after the writer: operator calls it finished get answered */
+	SSL_CTX_free(s->tls);
 	free_all_txns(s);
 	strmap_free(&s->live_keys);
 	tpc_arena_free(&s->arena);

@@ -53,11 +53,21 @@ struct coord_config {
 	uint64_t stuck_after_ms;     /* COMMITTING longer than this is "stuck" (default 30s) */
 	int allow_fault_injection;   /* POST/GET /v1/faults */
 	int require_txn_token;       /* a Join must carry its transaction's token (default off) */
+	/* Mutual TLS on the protocol port and the admin listener (common/tls.h); the files
+	 * are read again on every SIGHUP (new connections get the new certificate). */
+	const char *tls_cert, *tls_key, *tls_ca;
+	int tls_mode;                /* enum coord_tls_mode */
 	/* Running it (config.h): compaction pace, and where SIGHUP re-reads the config. */
 	uint32_t sweep_interval_ms;  /* log compaction pass every this long (default 10s) */
 	uint32_t sweep_limit;        /* entries one pass deletes per database (default 10000) */
 	struct coord_cmdline *cmdline; /* --config file and options; NULL: SIGHUP only logs */
 };
+
+/** --tls: AUTO (the default) is REQUIRED once --tls-cert is given, else OFF. */
+enum coord_tls_mode { COORD_TLS_AUTO = 0, COORD_TLS_OFF, COORD_TLS_REQUIRED };
+
+/** @brief Whether @p cfg serves TLS (--tls required, or a certificate and not off). */
+int coord_config_tls_on(const struct coord_config *cfg);
 
 /** @brief Fill @p cfg with the documented defaults. */
 void coord_config_defaults(struct coord_config *cfg);

@@ -20,6 +20,7 @@
 #include "maps.h"
 #include "metrics.h"
 #include "server.h"
+#include "tls.h"
 #include "txn.h"
 #include "util.h"
 #include "wire.h"
@@ -58,6 +59,7 @@ struct conn {
 	uint64_t frame_since_ms;    /* first byte of the unfinished frame; 0: none */
 	uint32_t held;              /* decoder bytes counted in srv->partial_bytes */
 	char addr[64];
+	char cn[TPC_TLS_MAX_CN + 1]; /* TLS: the verified certificate's CN; "" without TLS */
 };
 
 /* Where a participant name's binding to a participant id stands (identity.c, D8). */
@@ -104,6 +106,7 @@ struct coord_server {
 	struct tpc_logger log;
 	struct event_base *base;
 	struct evconnlistener *listener;
+	SSL_CTX *tls;               /* TLS on: new connections' context (SIGHUP swaps it) */
 	struct event *sig_term, *sig_int, *timer, *sweep, *sweep_next;
 	struct event *sig_hup;      /* reloads the config (server.c, config.h) */
 	struct coord_log store;
@@ -178,6 +181,12 @@ void coord_conn_send_hello_reply(struct conn *c, uint64_t req);
 void coord_conns_close_all(struct coord_server *s);
 /** Free the reaper and accept-retry events (after coord_conns_close_all). */
 void coord_conns_free_events(struct coord_server *s);
+/** With TLS on (coord_config_tls_on), make the server context s->tls, used by the
+ *  protocol port and the admin listener. @return 0 or -EINVAL (logged). */
+int coord_tls_start(struct coord_server *s);
+/** SIGHUP: read the TLS files again; new connections (protocol and admin) use them,
+ *  open ones keep theirs. A file that fails keeps the running context (logged). */
+void coord_tls_reload(struct coord_server *s);
 
 /* dispatch.c */
 int coord_dispatch(struct conn *c, const Tpc__Envelope *env);

@@ -16,6 +16,8 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 
 int tpc_wire_send(struct evbuffer *out, const Tpc__Envelope *env, uint32_t max_frame)
 {
@@ -35,16 +37,43 @@ int tpc_wire_send(struct evbuffer *out, const Tpc__Envelope *env, uint32_t max_f
 	return 0;
 }
 
+/* One write of what @p out holds: through TLS on a TLS bufferevent, else to the socket.
+ * Returns like write(); -1 with errno EAGAIN when TLS wants to read or write first. */
+static int write_some(struct bufferevent *bev, struct evbuffer *out, evutil_socket_t fd)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	struct evbuffer_iovec v;
+	int n;
+
+	if (!ssl)
+		return evbuffer_write(out, fd);
+	if (evbuffer_peek(out, -1, NULL, &v, 1) < 1)
+		return 0;
+	n = SSL_write(ssl, v.iov_base, v.iov_len > INT32_MAX ? INT32_MAX : (int)v.iov_len);
+	if (n > 0) {
+		evbuffer_drain(out, (size_t)n);
+		return n;
+	}
+	int e = SSL_get_error(ssl, n);
+	errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : EIO;
+	return -1;
+}
+
 void tpc_wire_flush_now(struct bufferevent *bev)
 {
 	struct evbuffer *out = bufferevent_get_output(bev);
 	evutil_socket_t fd = bufferevent_getfd(bev);
 	struct timespec start, now;
 
+	/* Only a socket bufferevent freezes its output's start; a TLS one drains its output
+	 * itself and must find it unfrozen. */
+	int frozen = bufferevent_openssl_get_ssl(bev) == NULL;
+
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	evbuffer_unfreeze(out, 1);
+	if (frozen)
+		evbuffer_unfreeze(out, 1);
 	while (evbuffer_get_length(out) > 0) {
-		int n = evbuffer_write(out, fd);
+		int n = write_some(bev, out, fd);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
 			poll(&pfd, 1, 100);
@@ -55,7 +84,8 @@ void tpc_wire_flush_now(struct bufferevent *bev)
 		if (now.tv_sec - start.tv_sec >= 1)
 			break;
 	}
-	evbuffer_freeze(out, 1);
+	if (frozen)
+		evbuffer_freeze(out, 1);
 }
 
 long tpc_wire_pack(const Tpc__Envelope *env, uint8_t *buf, size_t cap)

@@ -47,7 +47,8 @@ struct bufferevent;
  * @brief Write what is queued on a socket bufferevent now, blocking up to 1 s. Used
  *        before a fault point may crash the process, so "after send" means on the wire.
  *        (A socket bufferevent keeps the start of its output buffer frozen; this
- *        unfreezes it around the write, as libevent's own write callback does.)
+ *        unfreezes it around the write, as libevent's own write callback does.) On a
+ *        TLS bufferevent the bytes go through SSL_write, never around it.
  */
 void tpc_wire_flush_now(struct bufferevent *bev);
 

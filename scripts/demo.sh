@@ -3,6 +3,10 @@
 # thousand transactions that write to both (some aborted on purpose, some refused by
 # a NO vote), a kill -9 of one service in the middle and its restart, then a check that
 # both services hold exactly the committed writes, each once.
+#
+# TLS=1 (TLS=1 make demo): the same with mutual TLS everywhere. scripts/make-certs.sh
+# makes a test CA and certificates (CN = coordinator, A, B, demo) in the demo folder;
+# the coordinator, both services and the driver get --tls-cert/--tls-key/--tls-ca.
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -31,18 +35,27 @@ wait_port() { # port, deadline seconds
 }
 
 CP=$(free_port); AP=$(free_port); BP=$(free_port)
+tls() { :; } # the TLS options of certificate $1, or nothing without TLS=1
+if [ "${TLS:-0}" = 1 ]; then
+    bash "$(dirname "$0")/make-certs.sh" "$WORK/certs" coordinator A B demo
+    tls() { echo --tls-cert "$WORK/certs/$1.crt" --tls-key "$WORK/certs/$1.key" \
+                 --tls-ca "$WORK/certs/ca.crt"; }
+fi
 COORD="$BIN/coordinator/tpc-coordinator"
 KV="$BIN/tools/tpc-kv"
 DEMO="$BIN/tools/tpc-demo"
 
 start_kv() { # name port
+    # shellcheck disable=SC2046 # tls prints separate words
     "$KV" --name "$1" --listen "127.0.0.1:$2" --coordinator "127.0.0.1:$CP" \
-          --data "$WORK/$1" --refuse-key refuse-me >>"$WORK/$1.log" 2>&1 &
+          --data "$WORK/$1" --refuse-key refuse-me $(tls "$1") >>"$WORK/$1.log" 2>&1 &
     echo $!
 }
 
-echo "tpc demo: coordinator and two tpc-kv services (A, B) in $WORK"
-"$COORD" --listen "127.0.0.1:$CP" --data "$WORK/coordinator" >"$WORK/coordinator.log" 2>&1 &
+echo "tpc demo: coordinator and two tpc-kv services (A, B) in $WORK${TLS:+ (TLS=$TLS)}"
+# shellcheck disable=SC2046
+"$COORD" --listen "127.0.0.1:$CP" --data "$WORK/coordinator" $(tls coordinator) \
+    >"$WORK/coordinator.log" 2>&1 &
 PIDS+=($!)
 wait_port "$CP"
 A_PID=$(start_kv A "$AP"); PIDS+=("$A_PID")
@@ -54,7 +67,7 @@ echo "  every 10th aborted by the client, every 7th refused by B (a NO vote)"
 : >"$WORK/progress"
 "$DEMO" run --coordinator "127.0.0.1:$CP" --kv "A=127.0.0.1:$AP" --kv "B=127.0.0.1:$BP" \
     --txns "$TXNS" --concurrency 16 --abort-every 10 --refuse-every 7 \
-    --outcomes "$WORK/outcomes" --progress "$WORK/progress" >"$WORK/run.out" 2>&1 &
+    --outcomes "$WORK/outcomes" --progress "$WORK/progress" $(tls demo) >"$WORK/run.out" 2>&1 &
 RUN_PID=$!; PIDS+=("$RUN_PID")
 
 # Halfway through, kill -9 service B and start it again on the same data.

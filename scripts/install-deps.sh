@@ -8,6 +8,8 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       libevent-dev liblmdb-dev lmdb-utils libprotobuf-c-dev protobuf-c-compiler
       libcmocka-dev libjansson-dev libinih-dev
+      libssl-dev   # OpenSSL 3 for TLS (libevent_openssl comes with libevent-dev)
+      openssl      # scripts/make-certs.sh makes the test CA and certificates
       prometheus   # its promtool checks GET /metrics in tests/integration/test_admin.c
       python3      # scripts/demo.sh and the install check pick free ports with it
       clang libclang-rt-14-dev  # the libFuzzer harnesses (make fuzz; make test runs them)

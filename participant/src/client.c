@@ -51,6 +51,9 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <event2/bufferevent_ssl.h>
+
+#include "tls.h"
 #include "wire_err.h"
 #include "frame.h"
 #include "maps.h"
@@ -100,6 +103,8 @@ struct creply {
 struct tpc_client {
 	tpc_client_config cfg;
 	char *coordinator, *name;    /* owned copies behind cfg's strings */
+	char *tls_cert, *tls_key, *tls_ca;
+	SSL_CTX *tls;                /* made at the first connection when TLS files are set */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 
@@ -278,6 +283,10 @@ static void client_release(struct tpc_client *c)
 	u64map_free(&c->reqs);
 	free(c->coordinator);
 	free(c->name);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->tls_ca);
+	SSL_CTX_free(c->tls);
 	free(c);
 }
 
@@ -497,6 +506,15 @@ static int connect_failed(struct tpc_client *c, int sockerr)
 {
 	int usable = sockerr > 0 && sockerr != EAGAIN && sockerr != EINPROGRESS &&
 		     sockerr != EINTR;
+	char why[320];
+
+	if (c->bev && tpc_tls_is_tls(c->bev)) { /* TCP or TLS: OpenSSL's reason says which */
+		tpc_tls_describe_error(c->bev, "", why, sizeof(why));
+		if (why[0] || !usable)
+			return set_err(c, TPC_ETLS, "TLS with the coordinator at %s failed: %s",
+				       c->coordinator, why[0] ? why : "the handshake did not "
+				       "complete (does the coordinator speak TLS?)");
+	}
 
 	set_err(c, 0, "cannot connect to the coordinator at %s: %s", c->coordinator,
 		usable ? evutil_socket_error_to_string(sockerr) : "connection failed");
@@ -554,14 +572,42 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	leave(c);
 }
 
+/* A plain socket bufferevent, or a client-side TLS one (the context made on first use). */
+static int new_bev(struct tpc_client *c)
+{
+	struct tpc_tls_files f = { c->tls_cert, c->tls_key, c->tls_ca };
+	SSL *ssl;
+
+	if (!tpc_tls_files_given(&f)) {
+		c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+		return c->bev ? 0 : set_err(c, -ENOMEM, "cannot create a connection");
+	}
+	if (!c->tls && !(c->tls = tpc_tls_ctx_new(TPC_TLS_CLIENT, &f, c->errmsg,
+						  sizeof(c->errmsg))))
+		return TPC_ETLS;
+	ssl = tpc_tls_client_ssl(c->tls, c->coordinator, c->errmsg, sizeof(c->errmsg));
+	if (!ssl)
+		return TPC_ETLS;
+	c->bev = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+						BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		SSL_free(ssl);
+		return set_err(c, -ENOMEM, "cannot create a connection");
+	}
+	tpc_tls_bev_setup(c->bev);
+	return 0;
+}
+
 /* Make sure a connection exists (Hello queued, connect started). */
 static int ensure_connection(struct tpc_client *c)
 {
+	int rc;
+
 	if (c->bev)
 		return 0;
-	c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev)
-		return set_err(c, -ENOMEM, "cannot create a connection");
+	rc = new_bev(c);
+	if (rc)
+		return rc;
 	c->gen++;
 	c->conn_err = 0;
 	tpc_frame_decoder_init(&c->dec, c->cfg.max_frame);
@@ -693,6 +739,13 @@ void tpc_client_config_init(tpc_client_config *cfg)
 	cfg->max_frame = TPC_FRAME_DEFAULT_MAX;
 }
 
+/* A copy of @p s in @p *out (NULL stays NULL). 0, or -ENOMEM. */
+static int dup_opt(char **out, const char *s)
+{
+	*out = s ? strdup(s) : NULL;
+	return s && !*out ? -ENOMEM : 0;
+}
+
 tpc_client *tpc_client_new(const tpc_client_config *cfg, int *err)
 {
 	struct tpc_client *c = NULL;
@@ -716,6 +769,14 @@ tpc_client *tpc_client_new(const tpc_client_config *cfg, int *err)
 	}
 	c->cfg.coordinator = c->coordinator;
 	c->cfg.name = c->name;
+	if (dup_opt(&c->tls_cert, cfg->tls_cert) || dup_opt(&c->tls_key, cfg->tls_key) ||
+	    dup_opt(&c->tls_ca, cfg->tls_ca)) {
+		rc = -ENOMEM;
+		goto out_fail;
+	}
+	c->cfg.tls_cert = c->tls_cert;
+	c->cfg.tls_key = c->tls_key;
+	c->cfg.tls_ca = c->tls_ca;
 	if (!c->cfg.connect_timeout_ms)
 		c->cfg.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
 	if (!c->cfg.request_timeout_ms)

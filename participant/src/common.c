@@ -43,6 +43,9 @@ static const char *tpc_code_str(int code)
 		return "the coordinator refused this participant's identity (its name is bound to "
 		       "another state folder)";
 	case TPC_ELOCKED: return "the state folder is in use by another process";
+	case TPC_ETLS:
+		return "TLS failed: an unusable certificate file, or a failed handshake (a peer "
+		       "certificate not trusted or not for this host, or a peer without TLS)";
 	case TPC_EINCARNATION:
 		return "the transaction was joined by an earlier incarnation of this participant; "
 		       "it aborts";

@@ -75,6 +75,7 @@ struct loop_call {
 struct tpc_participant {
 	tpc_participant_config cfg;
 	char *coordinator, *name, *state_dir; /* owned copies behind cfg's strings */
+	char *tls_cert, *tls_key, *tls_ca;
 	struct part_txn_config tcfg;
 	tpc_sink *sink;
 	struct part_log *plog;
@@ -89,6 +90,7 @@ struct tpc_participant {
 
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	struct ssl_ctx_st *tls;       /* TLS to the coordinator (tls_cert..); NULL: plaintext */
 	struct bufferevent *bev;
 	struct tpc_frame_decoder dec;
 	int connected;                /* HelloReply received on the current connection */

@@ -15,6 +15,12 @@
  * above the highest seen is refused, logged and never remembered (part_epoch_check): a
  * HelloReply with one drops the connection (and reconnects with backoff), a Prepare or
  * Decision with one is ignored. A Join carries the transaction token of its first write.
+ *
+ * TLS (cfg.tls_*): the connection is a client-side TLS bufferevent; its CONNECTED event
+ * comes after the handshake, so the Hello (and everything after it) only ever goes to
+ * a coordinator whose certificate chains to tls_ca and names the host dialled
+ * (common/tls.h). A failed handshake is a connection error: logged with OpenSSL's
+ * reason, kept in errmsg, and retried with the usual backoff.
  */
 #include "part_int.h"
 #include "wire_err.h"
@@ -30,7 +36,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+
+#include "tls.h"
 
 #define RECONNECT_MIN_MS 50
 #define RECONNECT_MAX_MS 2000
@@ -344,18 +353,48 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		evtimer_add(p->hello_ev, &tv);
 		return;
 	}
+	if ((what & BEV_EVENT_ERROR) && p->tls && !p->connected) {
+		char why[320];
+		tpc_tls_describe_error(bev, "handshake failed", why, sizeof(why));
+		part_set_err(p, "TLS with the coordinator at %s failed: %s", p->coordinator, why);
+		part_logf(p, TPC_LOG_WARN, "%s; retrying", p->errmsg);
+	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
 		drop_connection(p);
 }
 
+/* A plain socket bufferevent, or a client-side TLS one checking the coordinator. */
+static struct bufferevent *new_bev(struct tpc_participant *p)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if (!p->tls)
+		return bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	ssl = tpc_tls_client_ssl(p->tls, p->coordinator, p->errmsg, sizeof(p->errmsg));
+	if (!ssl)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (!bev)
+		SSL_free(ssl);
+	else
+		tpc_tls_bev_setup(bev);
+	return bev;
+}
+
 static void do_connect(struct tpc_participant *p)
 {
-	p->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	p->bev = new_bev(p);
 	if (!p->bev) {
 		schedule_reconnect(p);
 		return;
 	}
 	tpc_frame_decoder_init(&p->dec, p->cfg.max_frame);
+	if (p->tls) { /* a server that never finishes the handshake must not hold us */
+		struct timeval tv = { HELLO_TIMEOUT_MS / 1000, 0 };
+		evtimer_add(p->hello_ev, &tv);
+	}
 	bufferevent_setcb(p->bev, on_read, NULL, on_event, p);
 	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
 	if (bufferevent_socket_connect(p->bev, (struct sockaddr *)&p->addr, (int)p->addrlen) < 0)
@@ -374,8 +413,8 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg)
 static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct tpc_participant *p = arg;
-	part_logf(p, TPC_LOG_WARN, "no answer to Hello within %d ms; reconnecting",
-		  HELLO_TIMEOUT_MS);
+	part_logf(p, TPC_LOG_WARN, "no answer to Hello (or no TLS handshake) within %d ms; "
+		  "reconnecting", HELLO_TIMEOUT_MS);
 	drop_connection(p);
 }
 

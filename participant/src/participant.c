@@ -23,6 +23,7 @@
 #include <event2/event.h>
 
 #include "tpc/libevent.h"
+#include "tls.h"
 
 void tpc_participant_config_init(tpc_participant_config *cfg)
 {
@@ -62,6 +63,24 @@ const char *tpc_participant_errmsg(const tpc_participant *p)
 	return p ? p->errmsg : "no participant";
 }
 
+/* A copy of @p s in @p *out (NULL stays NULL). 0, or -ENOMEM. */
+static int dup_opt(char **out, const char *s)
+{
+	*out = s ? strdup(s) : NULL;
+	return s && !*out ? -ENOMEM : 0;
+}
+
+/* TLS files given: the client context (TPC_ETLS with the reason in errmsg). */
+static int open_tls(struct tpc_participant *p)
+{
+	struct tpc_tls_files f = { p->tls_cert, p->tls_key, p->tls_ca };
+
+	if (!tpc_tls_files_given(&f))
+		return 0;
+	p->tls = tpc_tls_ctx_new(TPC_TLS_CLIENT, &f, p->errmsg, sizeof(p->errmsg));
+	return p->tls ? 0 : TPC_ETLS;
+}
+
 static int copy_config(struct tpc_participant *p, const tpc_participant_config *cfg)
 {
 	if (!cfg->coordinator || !cfg->name || !cfg->name[0] || !cfg->state_dir)
@@ -72,6 +91,12 @@ static int copy_config(struct tpc_participant *p, const tpc_participant_config *
 	p->state_dir = strdup(cfg->state_dir);
 	if (!p->coordinator || !p->name || !p->state_dir)
 		return -ENOMEM;
+	if (dup_opt(&p->tls_cert, cfg->tls_cert) || dup_opt(&p->tls_key, cfg->tls_key) ||
+	    dup_opt(&p->tls_ca, cfg->tls_ca))
+		return -ENOMEM;
+	p->cfg.tls_cert = p->tls_cert;
+	p->cfg.tls_key = p->tls_key;
+	p->cfg.tls_ca = p->tls_ca;
 	p->cfg.coordinator = p->coordinator;
 	p->cfg.name = p->name;
 	p->cfg.state_dir = p->state_dir;
@@ -203,7 +228,9 @@ tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink
 		rc = -EINVAL;
 		goto fail;
 	}
-	rc = tpc_faults_arm_from_env(&p->faults, p->errmsg, sizeof(p->errmsg));
+	rc = open_tls(p);
+	if (!rc)
+		rc = tpc_faults_arm_from_env(&p->faults, p->errmsg, sizeof(p->errmsg));
 	if (!rc)
 		rc = open_state(p);
 	if (rc)
@@ -665,5 +692,9 @@ void tpc_participant_free(tpc_participant *p)
 	free(p->coordinator);
 	free(p->name);
 	free(p->state_dir);
+	free(p->tls_cert);
+	free(p->tls_key);
+	free(p->tls_ca);
+	SSL_CTX_free(p->tls); /* a connection still holds its own reference until freed */
 	free(p);
 }

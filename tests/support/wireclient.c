@@ -5,6 +5,8 @@
  * before the next read() (so a frame pointer into it stays valid until it is unpacked),
  * and the FIFO of Envelopes set aside while a call waited for its own reply.
  * Invariant: every wait computes its poll() timeout from one absolute deadline.
+ * With TLS (tpc_wc_connect_tls), every byte goes through the handle's SSL (blocking
+ * socket; bytes OpenSSL already holds are read before poll() is asked).
  */
 #include "wireclient.h"
 
@@ -21,6 +23,9 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
+#include "tls.h"
 #include "util.h"
 #include "wire.h"
 
@@ -45,6 +50,7 @@ struct tpc_wc {
 	Tpc__ErrorCode err_code;
 	char errmsg[512];
 	char unsolicited[256]; /* last Error with request_id 0, for EOF explanations */
+	SSL *ssl;              /* TLS: all I/O goes through it; NULL: plain socket */
 };
 
 static int set_err(tpc_wc *wc, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -128,6 +134,7 @@ void tpc_wc_free(tpc_wc *wc)
 		tpc__envelope__free_unpacked(n->env, NULL);
 		free(n);
 	}
+	SSL_free(wc->ssl);
 	if (wc->fd >= 0)
 		close(wc->fd);
 	tpc_frame_decoder_free(&wc->dec);
@@ -217,6 +224,46 @@ out_close:
 	return rc;
 }
 
+int tpc_wc_connect_tls(const char *hostport, int timeout_ms, const struct tpc_tls_files *f,
+		       tpc_wc **out, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = tpc_tls_ctx_new(TPC_TLS_CLIENT, f, err, errlen);
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	int rc;
+
+	*out = NULL;
+	if (!ctx)
+		return -EINVAL;
+	rc = tpc_wc_connect(hostport, timeout_ms, out, err, errlen);
+	if (rc == 0) {
+		(*out)->ssl = tpc_tls_client_ssl(ctx, hostport, err, errlen);
+		rc = (*out)->ssl ? 0 : -EINVAL;
+	}
+	SSL_CTX_free(ctx); /* the SSL keeps its own reference */
+	if (rc)
+		goto out_fail;
+	(void)setsockopt((*out)->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	SSL_set_fd((*out)->ssl, (*out)->fd);
+	if (SSL_connect((*out)->ssl) != 1) {
+		long vr = SSL_get_verify_result((*out)->ssl);
+		char why[256] = "";
+		ERR_error_string_n(ERR_peek_last_error(), why, sizeof(why));
+		ERR_clear_error();
+		if (err)
+			snprintf(err, errlen, "TLS handshake with %s failed: %s", hostport,
+				 vr != X509_V_OK ? X509_verify_cert_error_string(vr) : why);
+		rc = -EPROTO;
+		goto out_fail;
+	}
+	tv = (struct timeval){ 0, 0 };
+	(void)setsockopt((*out)->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return 0;
+out_fail:
+	tpc_wc_free(*out);
+	*out = NULL;
+	return rc;
+}
+
 /* ---- sending ------------------------------------------------------------------ */
 
 int tpc_wc_send_raw(tpc_wc *wc, const void *buf, size_t len)
@@ -224,7 +271,12 @@ int tpc_wc_send_raw(tpc_wc *wc, const void *buf, size_t len)
 	const uint8_t *p = buf;
 
 	while (len > 0) {
-		ssize_t n = send(wc->fd, p, len, MSG_NOSIGNAL);
+		ssize_t n = wc->ssl ? SSL_write(wc->ssl, p, (int)(len > INT32_MAX ? INT32_MAX : len))
+				    : send(wc->fd, p, len, MSG_NOSIGNAL);
+		if (wc->ssl && n <= 0) {
+			ERR_clear_error();
+			return set_err(wc, -EPIPE, "TLS write failed");
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -291,11 +343,28 @@ static int decode_buffered(tpc_wc *wc, Tpc__Envelope **env)
 	return 0;
 }
 
+/* One SSL_read into the (empty) buffer; the socket is readable or OpenSSL has bytes. */
+static int fill_tls(tpc_wc *wc)
+{
+	int got = SSL_read(wc->ssl, wc->rbuf, WC_RBUF_SIZE);
+
+	if (got <= 0) {
+		int e = SSL_get_error(wc->ssl, got);
+		ERR_clear_error();
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			return 0;
+		return set_err(wc, -ECONNRESET, "connection closed by peer (TLS)");
+	}
+	wc->rstart = 0;
+	wc->rend = (size_t)got;
+	return 0;
+}
+
 /* Wait for readability and read once into the (empty) buffer. 0 or <0. */
 static int fill_buffer(tpc_wc *wc, uint64_t deadline)
 {
 	struct pollfd p = { .fd = wc->fd, .events = POLLIN };
-	int n = poll(&p, 1, remaining_ms(deadline));
+	int n = wc->ssl && SSL_pending(wc->ssl) > 0 ? 1 : poll(&p, 1, remaining_ms(deadline));
 
 	if (n < 0 && errno == EINTR)
 		return 0;
@@ -303,6 +372,8 @@ static int fill_buffer(tpc_wc *wc, uint64_t deadline)
 		return set_err(wc, -errno, "poll: %s", strerror(errno));
 	if (n == 0)
 		return set_err(wc, -ETIMEDOUT, "no message before the deadline");
+	if (wc->ssl)
+		return fill_tls(wc);
 	ssize_t got = read(wc->fd, wc->rbuf, WC_RBUF_SIZE);
 	if (got < 0 && (errno == EINTR || errno == EAGAIN))
 		return 0;

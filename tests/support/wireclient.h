@@ -52,6 +52,18 @@ struct tpc_wc_outcome {
 int tpc_wc_connect(const char *hostport, int timeout_ms, tpc_wc **out, char *err,
 		   size_t errlen);
 
+struct tpc_tls_files;
+
+/**
+ * @brief tpc_wc_connect, then a mutual TLS handshake (common/tls.h: our certificate
+ *        from @p f, the server's checked against f->ca and the host of @p hostport).
+ *        Everything the handle sends and receives afterwards goes through TLS.
+ * @return 0; -EINVAL (a TLS file is unusable: @p err says why), -EPROTO (the handshake
+ *         failed: @p err has OpenSSL's reason), or what tpc_wc_connect returns.
+ */
+int tpc_wc_connect_tls(const char *hostport, int timeout_ms, const struct tpc_tls_files *f,
+		       tpc_wc **out, char *err, size_t errlen);
+
 /**
  * @brief Wrap an already connected stream socket (e.g. one a fake server accepted).
  * @return the handle, which now owns @p fd, or NULL on out-of-memory (fd is then closed).

@@ -43,6 +43,11 @@ struct bench_config {
 	uint32_t group_commit;         /* 0: the servers' default */
 	const char *bin_dir, *dir;
 	int keep;
+	/* TLS (common/tls.h): the client's files (--tls-cert/-key/-ca), and with --spawn
+	 * --tls-dir the folder scripts/make-certs.sh filled for every process */
+	const char *tls_cert, *tls_key, *tls_ca;
+	const char *tls_dir;
+	char tls_path[3][PATH_MAX];    /* --tls-dir: the client's files, filled in */
 	/* measurements */
 	int calibrate;
 	uint64_t calibrate_ms;

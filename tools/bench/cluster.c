@@ -227,12 +227,32 @@ static int start_child(struct cluster *cl, const char *name, char *const argv[],
 	return wait_ready(k, port);
 }
 
+/* --tls-dir: "--tls-cert DIR/NAME.crt --tls-key DIR/NAME.key --tls-ca DIR/ca.crt" into
+ * @p argv at @p n (paths in @p buf, which must outlive the spawn). @return the new n. */
+static int add_tls(const struct bench_config *cfg, const char *name, char *argv[], int n,
+		   char buf[3][PATH_MAX + 48])
+{
+	if (!cfg->tls_dir)
+		return n;
+	snprintf(buf[0], sizeof(buf[0]), "%s/%s.crt", cfg->tls_dir, name);
+	snprintf(buf[1], sizeof(buf[1]), "%s/%s.key", cfg->tls_dir, name);
+	snprintf(buf[2], sizeof(buf[2]), "%s/ca.crt", cfg->tls_dir);
+	argv[n++] = "--tls-cert";
+	argv[n++] = buf[0];
+	argv[n++] = "--tls-key";
+	argv[n++] = buf[1];
+	argv[n++] = "--tls-ca";
+	argv[n++] = buf[2];
+	return n;
+}
+
 static int start_coordinator(struct cluster *cl, const struct bench_config *cfg,
 			     enum cluster_profile profile)
 {
+	char tls[3][PATH_MAX + 48];
 	char listen[32], data[PATH_MAX + 32], gc[16], lim[32];
 	int port = free_port();
-	char *argv[16] = { cl->coord_bin, "--listen", listen, "--data", data, "--log-level",
+	char *argv[24] = { cl->coord_bin, "--listen", listen, "--data", data, "--log-level",
 			   "warn" };
 	int n = 7;
 
@@ -254,6 +274,7 @@ static int start_coordinator(struct cluster *cl, const struct bench_config *cfg,
 		argv[n++] = "--txn-timeout";
 		argv[n++] = "1h";
 	}
+	n = add_tls(cfg, "coordinator", argv, n, tls);
 	argv[n] = NULL;
 	return start_child(cl, "coordinator", argv, port);
 }
@@ -261,9 +282,9 @@ static int start_coordinator(struct cluster *cl, const struct bench_config *cfg,
 static int start_kv(struct cluster *cl, const struct bench_config *cfg,
 		    enum cluster_profile profile, unsigned i)
 {
-	char name[16], listen[32], data[PATH_MAX + 32], gc[16];
+	char name[16], listen[32], data[PATH_MAX + 32], gc[16], tls[3][PATH_MAX + 48];
 	int port = free_port();
-	char *argv[16] = { cl->kv_bin, "--name", name, "--listen", listen, "--coordinator",
+	char *argv[24] = { cl->kv_bin, "--name", name, "--listen", listen, "--coordinator",
 			   cl->kids[0].addr, "--data", data };
 	int n = 9;
 
@@ -281,6 +302,7 @@ static int start_kv(struct cluster *cl, const struct bench_config *cfg,
 		argv[n++] = "--txn-timeout";
 		argv[n++] = "1h";
 	}
+	n = add_tls(cfg, name, argv, n, tls);
 	argv[n] = NULL;
 	return start_child(cl, name, argv, port);
 }

@@ -31,6 +31,7 @@
 #include <event2/event.h>
 
 #include "kvclient.h"
+#include "tls.h"
 #include "tpc/client.h"
 #include "tpc/libevent.h"
 #include "util.h"
@@ -324,16 +325,26 @@ static int thread_setup(struct lthread *th, struct load_shared *sh, unsigned ind
 	cc.coordinator = cfg->coordinator;
 	cc.name = "tpc-bench";
 	cc.request_timeout_ms = cfg->timeout_ms;
+	cc.tls_cert = cfg->tls_cert;
+	cc.tls_key = cfg->tls_key;
+	cc.tls_ca = cfg->tls_ca;
 	th->client = tpc_client_new(&cc, &err);
 	if (!th->client || tpc_client_attach(th->client, th->base)) {
 		fprintf(stderr, "tpc-bench: client for %s: %s\n", cfg->coordinator, tpc_strerror(err));
 		return err ? err : -EINVAL;
 	}
-	for (uint32_t p = 0; p < cfg->participants; p++)
+	struct tpc_tls_files tls = { cfg->tls_cert, cfg->tls_key, cfg->tls_ca };
+	char why[512];
+	for (uint32_t p = 0; p < cfg->participants; p++) {
 		if (!(th->kv[p] = kvc_new(th->base, cfg->kv[p], cfg->timeout_ms))) {
 			fprintf(stderr, "tpc-bench: bad tpc-kv address %s\n", cfg->kv[p]);
 			return -EINVAL;
 		}
+		if (kvc_set_tls(th->kv[p], &tls, why, sizeof(why))) {
+			fprintf(stderr, "tpc-bench: %s\n", why);
+			return -EINVAL;
+		}
+	}
 	th->tick = event_new(th->base, -1, EV_PERSIST, on_tick, th);
 	if (!th->tick || event_add(th->tick, &tv))
 		return -ENOMEM;

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 
 #include "kvclient.h"
+#include "tls.h"
 #include "tpc/client.h"
 #include "tpc/libevent.h"
 #include "util.h"
@@ -111,12 +112,22 @@ static int setup(struct memtest *m, struct bench *b)
 	cc.coordinator = b->cfg.coordinator;
 	cc.name = "tpc-bench-memtest";
 	cc.request_timeout_ms = b->cfg.timeout_ms;
+	cc.tls_cert = b->cfg.tls_cert;
+	cc.tls_key = b->cfg.tls_key;
+	cc.tls_ca = b->cfg.tls_ca;
 	m->client = tpc_client_new(&cc, &err);
 	if (!m->client || tpc_client_attach(m->client, m->base))
 		return err ? err : -EINVAL;
-	for (uint32_t p = 0; p < b->cfg.participants; p++)
+	struct tpc_tls_files tls = { b->cfg.tls_cert, b->cfg.tls_key, b->cfg.tls_ca };
+	char why[512];
+	for (uint32_t p = 0; p < b->cfg.participants; p++) {
 		if (!(m->kv[p] = kvc_new(m->base, b->cfg.kv[p], b->cfg.timeout_ms)))
 			return -EINVAL;
+		if (kvc_set_tls(m->kv[p], &tls, why, sizeof(why))) {
+			fprintf(stderr, "tpc-bench: %s\n", why);
+			return -EINVAL;
+		}
+	}
 	return 0;
 }
 

@@ -50,6 +50,11 @@ static const char usage_text[] =
 	"      --dir DIR              parent of the run folder (default $TMPDIR or /tmp);\n"
 	"                             without --spawn, where --calibrate measures\n"
 	"      --keep                 keep the run folder (logs, data)\n"
+	"      --tls-cert FILE, --tls-key FILE, --tls-ca FILE\n"
+	"                             mutual TLS to the coordinator and the tpc-kv services\n"
+	"      --tls-dir DIR          with --spawn: TLS everywhere, with the certificates\n"
+	"                             of `scripts/make-certs.sh DIR coordinator kv1 .. kvP\n"
+	"                             bench` (the client uses DIR/bench.crt)\n"
 	"\n"
 	"Load:\n"
 	"  -c, --clients C            concurrent clients (default 8)\n"
@@ -96,7 +101,7 @@ static const char usage_text[] =
 enum {
 	OPT_SPAWN = 256, OPT_COORD, OPT_KV, OPT_PID, OPT_GROUP, OPT_BIN_DIR, OPT_DIR, OPT_KEEP,
 	OPT_VALUE, OPT_KEY_SPACE, OPT_TXN_KEYS, OPT_TIMEOUT, OPT_CALIBRATE, OPT_CAL_TIME, OPT_MEMTEST, OPT_JSON,
-	OPT_JSON_FILE, OPT_NO_PROGRESS,
+	OPT_JSON_FILE, OPT_NO_PROGRESS, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_DIR,
 };
 
 static const struct option long_opts[] = {
@@ -108,6 +113,10 @@ static const struct option long_opts[] = {
 	{ "bin-dir", required_argument, NULL, OPT_BIN_DIR },
 	{ "dir", required_argument, NULL, OPT_DIR },
 	{ "keep", no_argument, NULL, OPT_KEEP },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls-dir", required_argument, NULL, OPT_TLS_DIR },
 	{ "clients", required_argument, NULL, 'c' },
 	{ "participants", required_argument, NULL, 'p' },
 	{ "threads", required_argument, NULL, 't' },
@@ -183,6 +192,10 @@ static int take_option(struct bench *b, struct cli *cli, int c, const char *arg)
 	case OPT_BIN_DIR: cfg->bin_dir = arg; break;
 	case OPT_DIR: cfg->dir = arg; break;
 	case OPT_KEEP: cfg->keep = 1; break;
+	case OPT_TLS_CERT: cfg->tls_cert = arg; break;
+	case OPT_TLS_KEY: cfg->tls_key = arg; break;
+	case OPT_TLS_CA: cfg->tls_ca = arg; break;
+	case OPT_TLS_DIR: cfg->tls_dir = arg; break;
 	case 'c': rc = parse_u32(arg, 1, 1u << 20, &cfg->clients); name = "clients"; break;
 	case 'p':
 		rc = parse_u32(arg, 0, BENCH_MAX_PARTS, &cfg->participants);
@@ -244,6 +257,21 @@ static int settle_config(struct bench *b, const struct cli *cli)
 	if (!cfg->spawn && cfg->group_commit) {
 		fputs("tpc-bench: --group-commit needs --spawn (set it on your servers)\n", stderr);
 		return 2;
+	}
+	if (cfg->tls_dir && !cfg->spawn) {
+		fputs("tpc-bench: --tls-dir goes with --spawn (give --tls-cert, --tls-key and "
+		      "--tls-ca for running servers)\n", stderr);
+		return 2;
+	}
+	if (cfg->tls_dir) { /* the client's own files, unless given */
+		static const char *const ext[3] = { "bench.crt", "bench.key", "ca.crt" };
+		const char **dst[3] = { &cfg->tls_cert, &cfg->tls_key, &cfg->tls_ca };
+		for (int i = 0; i < 3; i++) {
+			snprintf(cfg->tls_path[i], sizeof(cfg->tls_path[i]), "%s/%s", cfg->tls_dir,
+				 ext[i]);
+			if (!*dst[i])
+				*dst[i] = cfg->tls_path[i];
+		}
 	}
 	if (!cli->participants_set)
 		cfg->participants = cfg->spawn ? 2 : cfg->nkv;

@@ -2,6 +2,7 @@
  * tpc_demo.c - tpc-demo, the driver behind `make demo`.
  *
  *   tpc-demo run --coordinator H:P --kv NAME=H:P [--kv ...] --txns N --outcomes FILE
+ *                [--tls-cert FILE --tls-key FILE --tls-ca FILE]
  *   tpc-demo verify --outcomes FILE --data NAME=DIR [--data ...]
  *
  * `run` drives N transactions, C at a time, each writing one key to every tpc-kv
@@ -15,6 +16,9 @@
  * committed writes: every committed transaction's key with its txid, no aborted one,
  * nothing else, each once (the sink keeps applied txids only until they can no longer
  * come again, DESIGN D9).
+ *
+ * With --tls-cert, --tls-key and --tls-ca, both the coordinator client and the tpc-kv
+ * clients use mutual TLS with that one certificate (scripts/demo.sh: TLS=1).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +31,7 @@
 #include <event2/event.h>
 
 #include "kvclient.h"
+#include "tls.h"
 #include "tpc/client.h"
 #include "tpc/libevent.h"
 #include "tpc/sink_lmdb.h"
@@ -69,6 +74,7 @@ struct demo {
 	uint64_t by_intent[3][3];
 	uint64_t put_failures, unknown;
 	FILE *progress;
+	struct tpc_tls_files tls;  /* --tls-cert, --tls-key, --tls-ca; all NULL: plaintext */
 };
 
 static void next_txn(struct slot *s);
@@ -267,16 +273,25 @@ static int cmd_run(struct demo *d, const char *coordinator, const char *outcomes
 	tpc_client_config_init(&cc);
 	cc.coordinator = coordinator;
 	cc.name = "tpc-demo";
+	cc.tls_cert = d->tls.cert;
+	cc.tls_key = d->tls.key;
+	cc.tls_ca = d->tls.ca;
 	d->client = tpc_client_new(&cc, &err);
 	if (!d->base || !d->client || tpc_client_attach(d->client, d->base)) {
 		fprintf(stderr, "tpc-demo: cannot set up the client: %s\n", tpc_strerror(err));
 		return 1;
 	}
-	for (int i = 0; i < d->nkv; i++)
+	for (int i = 0; i < d->nkv; i++) {
+		char why[512];
 		if (!(d->kv[i] = kvc_new(d->base, d->kvs[i].where, 10000))) {
 			fprintf(stderr, "tpc-demo: bad address %s\n", d->kvs[i].where);
 			return 2;
 		}
+		if (kvc_set_tls(d->kv[i], &d->tls, why, sizeof(why))) {
+			fprintf(stderr, "tpc-demo: %s\n", why);
+			return 2;
+		}
+	}
 	d->results = calloc(d->txns, sizeof(*d->results));
 	d->slots = calloc(d->concurrency, sizeof(*d->slots));
 	if (!d->results || !d->slots)
@@ -429,6 +444,7 @@ static const char usage_text[] =
 	"Usage: tpc-demo run --coordinator H:P --kv NAME=H:P [--kv ...] --txns N\n"
 	"                    --outcomes FILE [--concurrency C] [--abort-every K]\n"
 	"                    [--refuse-every R] [--progress FILE]\n"
+	"                    [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
 	"       tpc-demo verify --outcomes FILE --data NAME=DIR [--data ...]\n";
 
 int main(int argc, char **argv)
@@ -443,6 +459,9 @@ int main(int argc, char **argv)
 		{ "refuse-every", required_argument, NULL, 'r' },
 		{ "outcomes", required_argument, NULL, 'o' },
 		{ "progress", required_argument, NULL, 'p' },
+		{ "tls-cert", required_argument, NULL, 1 },
+		{ "tls-key", required_argument, NULL, 2 },
+		{ "tls-ca", required_argument, NULL, 3 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -471,6 +490,9 @@ int main(int argc, char **argv)
 		case 'r': d.refuse_every = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'o': outcomes = optarg; break;
 		case 'p': d.progress = fopen(optarg, "w"); break;
+		case 1: d.tls.cert = optarg; break;
+		case 2: d.tls.key = optarg; break;
+		case 3: d.tls.ca = optarg; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		default: fputs(usage_text, stderr); return 2;
 		}

@@ -12,7 +12,13 @@
  * with another token (TPC_EDENIED -> ERR_DENIED). --require-txn-token refuses a Put
  * without one here, before anything is staged.
  *
+ * TLS (common/tls.h): with a certificate, both its own listener and its participant's
+ * connection to the coordinator use mutual TLS with the same three files: a client of
+ * tpc-kv must present a certificate signed by --tls-ca, and the certificate's CN must
+ * be --name (the coordinator refuses the participant's Hello otherwise).
+ *
  *   tpc-kv --name NAME --listen HOST:PORT --coordinator HOST:PORT --data DIR
+ *          [--tls-cert FILE --tls-key FILE --tls-ca FILE] [--tls required|off]
  *   tpc-kv --dump --data DIR        every applied key: key<TAB>value<TAB>txid
  *   tpc-kv --prepared --data DIR    prepared (in-doubt) transactions
  *
@@ -37,6 +43,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -44,6 +51,7 @@
 #include "tpc/participant.h"
 #include "tpc/sink_file.h"
 #include "tpc/sink_lmdb.h"
+#include "tls.h"
 #include "util.h"
 #include "wire.h"
 
@@ -65,6 +73,8 @@ struct kv_opts {
 	uint64_t max_output;            /* default 4M */
 	int dump, prepared;
 	int require_token;              /* --require-txn-token: a Put must carry the token */
+	struct tpc_tls_files tls;       /* --tls-cert, --tls-key, --tls-ca */
+	int tls_mode;                   /* 0: required once a file is given; 1 off; 2 required */
 };
 
 struct kv_server;
@@ -85,6 +95,7 @@ struct kv_server {
 	struct tpc_logger log;
 	struct event_base *base;
 	struct evconnlistener *listener;
+	SSL_CTX *tls;                /* TLS on: the listener's context */
 	struct event *sig_term, *sig_int;
 	struct event *reaper;        /* idle and frame timeouts */
 	struct event *accept_retry;  /* re-enables the listener after an accept error */
@@ -275,8 +286,15 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
+	struct kv_conn *c = arg;
+	char why[320];
+
+	if ((what & BEV_EVENT_ERROR) && tpc_tls_is_tls(bev)) {
+		tpc_tls_describe_error(bev, "TLS connection failed", why, sizeof(why));
+		tpc_logf(&c->srv->log, TPC_LOG_WARN, "a client connection failed: %s", why);
+	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-		conn_free(arg); /* a timeout: a write that made no progress (throttled, linger) */
+		conn_free(c); /* a timeout: a write that made no progress (throttled, linger) */
 }
 
 static void on_flushed(struct bufferevent *bev, void *arg)
@@ -430,6 +448,31 @@ static void refuse(struct kv_server *s, evutil_socket_t fd)
 	evutil_closesocket(fd);
 }
 
+/* A plain bufferevent, or a server-side TLS one; owns (and on failure closes) @p fd. */
+static struct bufferevent *new_bev(struct kv_server *s, evutil_socket_t fd)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if (!s->tls) {
+		bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (!bev)
+			evutil_closesocket(fd);
+		return bev;
+	}
+	ssl = tpc_tls_server_ssl(s->tls);
+	bev = ssl ? bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						   BEV_OPT_CLOSE_ON_FREE)
+		  : NULL;
+	if (!bev) {
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		return NULL;
+	}
+	tpc_tls_bev_setup(bev);
+	return bev;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
@@ -449,10 +492,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		return;
 	}
-	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = new_bev(s, fd);
 	if (!c->bev) {
 		free(c);
-		evutil_closesocket(fd);
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -658,6 +700,11 @@ static int open_participant(struct kv_server *s)
 		cfg.group_commit_max = s->opts.group_commit;
 	if (s->opts.txn_timeout_ms)
 		cfg.txn_timeout_ms = s->opts.txn_timeout_ms;
+	if (s->tls) { /* the same files for the coordinator connection */
+		cfg.tls_cert = s->opts.tls.cert;
+		cfg.tls_key = s->opts.tls.key;
+		cfg.tls_ca = s->opts.tls.ca;
+	}
 	s->part = tpc_participant_new(&cfg, part_sink, &err);
 	if (!s->part) {
 		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot start the participant: %s",
@@ -675,6 +722,21 @@ static int mkdir_p_data(const char *dir)
 	return rc;
 }
 
+/* TLS on (--tls required, or a file given and not --tls off): the listener's context. */
+static int open_tls(struct kv_server *s)
+{
+	char err[512];
+
+	if (s->opts.tls_mode == 1 || (s->opts.tls_mode == 0 && !tpc_tls_files_given(&s->opts.tls)))
+		return 0;
+	s->tls = tpc_tls_ctx_new(TPC_TLS_SERVER, &s->opts.tls, err, sizeof(err));
+	if (!s->tls) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "%s", err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int serve(struct kv_server *s)
 {
 	struct sockaddr_storage ss;
@@ -689,6 +751,8 @@ static int serve(struct kv_server *s)
 		return 2;
 	signal(SIGPIPE, SIG_IGN);
 	tpc_arena_init(&s->arena, 16 * 1024);
+	if (open_tls(s))
+		return 2;
 	s->base = event_base_new();
 	if (!s->base || mkdir_p_data(s->opts.data) || open_participant(s))
 		return 1;
@@ -711,8 +775,8 @@ static int serve(struct kv_server *s)
 	event_add(s->sig_int, NULL);
 	struct timeval reap = ms_tv(reap_period_ms(&s->opts));
 	evtimer_add(s->reaper, &reap);
-	tpc_logf(&s->log, TPC_LOG_INFO, "%s serving on %s, coordinator %s", s->opts.name,
-		 s->opts.listen, s->opts.coordinator);
+	tpc_logf(&s->log, TPC_LOG_INFO, "%s serving on %s, coordinator %s, TLS %s", s->opts.name,
+		 s->opts.listen, s->opts.coordinator, s->tls ? "required" : "off");
 	event_base_dispatch(s->base);
 	return s->exit_code;
 }
@@ -735,6 +799,7 @@ static void server_free(struct kv_server *s)
 		event_free(s->accept_retry);
 	if (s->base)
 		event_base_free(s->base);
+	SSL_CTX_free(s->tls);
 	tpc_arena_free(&s->arena);
 }
 
@@ -844,6 +909,12 @@ static const char usage_text[] =
 	"                             client's BeginReply.txn_token; default off, for\n"
 	"                             trusted setups: turn it on in an untrusted network,\n"
 	"                             with the coordinator's --require-txn-token)\n"
+	"      --tls-cert FILE        certificate (PEM; its CN must be NAME) for mutual TLS\n"
+	"                             on the listener and to the coordinator\n"
+	"      --tls-key FILE         its private key\n"
+	"      --tls-ca FILE          CA that clients' and the coordinator's certificates\n"
+	"                             must be signed by (clients must present one)\n"
+	"      --tls required|off     default: required once --tls-cert is given\n"
 	"      --refuse-key KEY       TEST ONLY: vote NO on transactions writing KEY\n"
 	"                             (repeatable, up to 16)\n"
 	"  -h, --help, -V, --version\n"
@@ -853,7 +924,8 @@ static const char usage_text[] =
 	"applied twice would show twice).\n";
 
 enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT, OPT_SINK,
-       OPT_MAX_CONNS, OPT_IDLE, OPT_FRAME, OPT_MAX_OUTPUT, OPT_REQUIRE_TOKEN };
+       OPT_MAX_CONNS, OPT_IDLE, OPT_FRAME, OPT_MAX_OUTPUT, OPT_REQUIRE_TOKEN,
+       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS };
 
 static const struct option long_opts[] = {
 	{ "name", required_argument, NULL, 'n' },
@@ -871,6 +943,10 @@ static const struct option long_opts[] = {
 	{ "frame-timeout", required_argument, NULL, OPT_FRAME },
 	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
 	{ "require-txn-token", no_argument, NULL, OPT_REQUIRE_TOKEN },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls", required_argument, NULL, OPT_TLS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -928,6 +1004,14 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		return 0;
 	case OPT_PREPARED: o->prepared = 1; return 0;
 	case OPT_REQUIRE_TOKEN: o->require_token = 1; return 0;
+	case OPT_TLS_CERT: o->tls.cert = v; return 0;
+	case OPT_TLS_KEY: o->tls.key = v; return 0;
+	case OPT_TLS_CA: o->tls.ca = v; return 0;
+	case OPT_TLS:
+		if (strcmp(v, "required") && strcmp(v, "off"))
+			return usage_error("--tls expects required or off");
+		o->tls_mode = strcmp(v, "off") ? 2 : 1;
+		return 0;
 	case OPT_REFUSE:
 		if (o->nrefuse == MAX_REFUSE)
 			return usage_error("too many --refuse-key options");

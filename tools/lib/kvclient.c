@@ -3,11 +3,14 @@
  *
  * Pending requests sit in a FIFO list with their deadline; replies are matched by
  * request id (tpc-kv answers each connection in order, but matching by id keeps the
- * client right even if that ever changes).
+ * client right even if that ever changes). With kvc_set_tls, each connection is a
+ * client-side TLS bufferevent (common/tls.h); a failed handshake drops it like any
+ * other connection error (pending requests fail with TPC_ECLOSED).
  */
 #include "kvclient.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -15,8 +18,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
+#include "tls.h"
 #include "tpc/common.h"
 #include "util.h"
 #include "wire.h"
@@ -39,6 +44,8 @@ struct kvc {
 	size_t inflight;
 	uint64_t next_id;
 	uint32_t timeout_ms;
+	SSL_CTX *tls;               /* kvc_set_tls: TLS from the next connection on */
+	char hostport[256];         /* for the TLS host check */
 };
 
 static void fail_all(struct kvc *c, int err)
@@ -142,11 +149,44 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(c->timer, &tv);
 }
 
+static struct bufferevent *new_bev(struct kvc *c)
+{
+	struct bufferevent *bev;
+	char err[256];
+	SSL *ssl;
+
+	if (!c->tls)
+		return bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	ssl = tpc_tls_client_ssl(c->tls, c->hostport, err, sizeof(err));
+	bev = ssl ? bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+						   BEV_OPT_CLOSE_ON_FREE)
+		  : NULL;
+	if (!bev)
+		SSL_free(ssl);
+	else
+		tpc_tls_bev_setup(bev);
+	return bev;
+}
+
+int kvc_set_tls(struct kvc *c, const struct tpc_tls_files *f, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	if (!tpc_tls_files_given(f))
+		return 0;
+	ctx = tpc_tls_ctx_new(TPC_TLS_CLIENT, f, err, errlen);
+	if (!ctx)
+		return -EINVAL;
+	SSL_CTX_free(c->tls);
+	c->tls = ctx;
+	return 0;
+}
+
 static int ensure_connected(struct kvc *c)
 {
 	if (c->bev)
 		return 0;
-	c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = new_bev(c);
 	if (!c->bev)
 		return -ENOMEM;
 	tpc_frame_decoder_init(&c->dec, TPC_FRAME_DEFAULT_MAX);
@@ -172,6 +212,7 @@ struct kvc *kvc_new(struct event_base *base, const char *hostport, uint32_t time
 		return NULL;
 	}
 	c->base = base;
+	snprintf(c->hostport, sizeof(c->hostport), "%s", hostport);
 	c->timeout_ms = timeout_ms ? timeout_ms : 10000;
 	c->timer = evtimer_new(base, on_timer, c);
 	struct timeval tv = { 0, 100000 };
@@ -237,5 +278,6 @@ void kvc_free(struct kvc *c)
 	drop(c);
 	if (c->timer)
 		event_free(c->timer);
+	SSL_CTX_free(c->tls);
 	free(c);
 }

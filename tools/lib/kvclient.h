@@ -12,12 +12,21 @@
 
 struct event_base;
 struct kvc;
+struct tpc_tls_files;
 
 /** @param err 0 once the write is staged and joined; else a negative tpc code. */
 typedef void (*kvc_put_cb)(void *arg, int err, uint64_t txid);
 
 /** @brief A client for the tpc-kv at @p hostport. @return NULL on a bad address. */
 struct kvc *kvc_new(struct event_base *base, const char *hostport, uint32_t timeout_ms);
+
+/**
+ * @brief Talk TLS to tpc-kv from the next connection on: @p f's certificate (tpc-kv
+ *        requires one), tpc-kv's checked against f->ca and the host of its address
+ *        (common/tls.h). @p f NULL or empty: plaintext. The files are read now.
+ * @return 0, or -EINVAL with why in @p err (a missing, unreadable or mismatched file).
+ */
+int kvc_set_tls(struct kvc *c, const struct tpc_tls_files *f, char *err, size_t errlen);
 
 /** @brief Stage key=value in @p txid. @return 0 (cb runs once) or a negative code. */
 int kvc_put(struct kvc *c, uint64_t txid, const void *key, size_t klen, const void *val,

@@ -147,6 +147,15 @@ int tt_resolve_unknown(struct tt_runner *r)
 	cc.coordinator = addr;
 	cc.name = "tpc-torture-resolve";
 	cc.request_timeout_ms = 3000;
+	char tls[3][PATH_MAX + 48];
+	if (r->o.tls_dir) { /* the clients' certificate */
+		snprintf(tls[0], sizeof(tls[0]), "%s/client.crt", r->o.tls_dir);
+		snprintf(tls[1], sizeof(tls[1]), "%s/client.key", r->o.tls_dir);
+		snprintf(tls[2], sizeof(tls[2]), "%s/ca.crt", r->o.tls_dir);
+		cc.tls_cert = tls[0];
+		cc.tls_key = tls[1];
+		cc.tls_ca = tls[2];
+	}
 	tpc_client *cli = tpc_client_new(&cc, &err);
 	if (!cli)
 		return err;

@@ -86,8 +86,26 @@ static void hostport(char *buf, size_t cap, int port)
 	snprintf(buf, cap, "127.0.0.1:%d", port);
 }
 
+/* --tls-dir: the three TLS options of certificate @p name, appended at argv[*n]. */
+static void add_tls(const struct tt_runner *r, const char *name, const char *argv[],
+		    size_t *n, char buf[3][PATH_MAX + 48])
+{
+	if (!r->o.tls_dir)
+		return;
+	snprintf(buf[0], sizeof(buf[0]), "%s/%s.crt", r->o.tls_dir, name);
+	snprintf(buf[1], sizeof(buf[1]), "%s/%s.key", r->o.tls_dir, name);
+	snprintf(buf[2], sizeof(buf[2]), "%s/ca.crt", r->o.tls_dir);
+	argv[(*n)++] = "--tls-cert";
+	argv[(*n)++] = buf[0];
+	argv[(*n)++] = "--tls-key";
+	argv[(*n)++] = buf[1];
+	argv[(*n)++] = "--tls-ca";
+	argv[(*n)++] = buf[2];
+}
+
 static int define_coord(struct tt_runner *r)
 {
+	char tls[3][PATH_MAX + 48];
 	char listen[32], admin[32], data[PATH_MAX + 32], gc[16];
 	const char *retention = r->o.broken == TT_BROKEN_ACK_BEFORE_APPLY ? "0" : "24h";
 	/* Tokens required: every client write carries its transaction's token, so a run
@@ -105,6 +123,7 @@ static int define_coord(struct tt_runner *r)
 		argv[n++] = "--group-commit";
 		argv[n++] = gc;
 	}
+	add_tls(r, "coordinator", argv, &n, tls);
 	argv[n] = NULL;
 	snprintf(r->coord.name, sizeof(r->coord.name), "coordinator");
 	r->coord.role = TT_ROLE_COORD;
@@ -115,6 +134,7 @@ static int define_kv(struct tt_runner *r, unsigned i)
 {
 	struct tt_proc *p = &r->kv[i];
 	char name[16], listen[32], coord[32], data[PATH_MAX + 32], gc[16], expiry[24];
+	char tls[3][PATH_MAX + 48];
 	const char *argv[TT_MAX_ARGS] = { r->kv_bin, "--name", name, "--listen", listen,
 		"--coordinator", coord, "--data", data, "--sink", "file", "--txn-timeout", expiry,
 		"--require-txn-token", NULL };
@@ -138,6 +158,7 @@ static int define_kv(struct tt_runner *r, unsigned i)
 		argv[n++] = "--group-commit";
 		argv[n++] = gc;
 	}
+	add_tls(r, name, argv, &n, tls);
 	argv[n] = NULL;
 	snprintf(p->name, sizeof(p->name), "kv%u", i + 1);
 	p->role = TT_ROLE_PART;
@@ -169,7 +190,7 @@ static int define_client(struct tt_runner *r, unsigned i)
 {
 	struct tt_proc *p = &r->client[i];
 	char id[16], coord[32], kv[TT_MAX_PARTS][32], refuse[16], out[PATH_MAX + 32];
-	char seed[24], inflight[16], staged[16], pause[24];
+	char seed[24], inflight[16], staged[16], pause[24], tls[3][PATH_MAX + 48];
 	const char *argv[TT_MAX_ARGS] = { r->self, "client", "--id", id, "--coordinator", coord,
 		"--refuse", refuse, "--outcomes", out, "--seed", seed, "--inflight", inflight,
 		"--timeout", "3s", "--drain", "2s", "--staged-pct", staged, NULL };
@@ -194,6 +215,7 @@ static int define_client(struct tt_runner *r, unsigned i)
 		argv[n++] = "--kv";
 		argv[n++] = kv[k];
 	}
+	add_tls(r, "client", argv, &n, tls);
 	argv[n] = NULL;
 	snprintf(p->name, sizeof(p->name), "client%u", i + 1);
 	p->role = TT_ROLE_CLIENT;

@@ -45,6 +45,8 @@ struct tt_run_opts {
 	int classic;            /* the workload and schedule from before staged writes */
 	unsigned staged_pct;    /* clients' --staged-pct */
 	uint64_t short_expiry_ms; /* kv1's --txn-timeout (0: the others' 10s) */
+	const char *tls_dir;  /* TLS everywhere: scripts/make-certs.sh DIR coordinator kv1..kvN
+				 client (needs no_proxy: the fault proxy reads frames) */
 };
 
 /* What healing left behind at one checkpoint. */

@@ -41,6 +41,7 @@
 #include "kvclient.h"
 #include "records.h"
 #include "schedule.h"
+#include "tls.h"
 #include "torture.h"
 #include "tpc/client.h"
 #include "tpc/libevent.h"
@@ -77,6 +78,7 @@ struct tc_opts {
 	const char *kv[TT_MAX_PARTS];
 	uint64_t seed;
 	uint32_t timeout_ms, drain_ms;
+	struct tpc_tls_files tls;     /* --tls-cert, --tls-key, --tls-ca */
 };
 
 struct tc {
@@ -548,17 +550,26 @@ static int setup(struct tc *c)
 	cc.name = "tpc-torture";
 	cc.connect_timeout_ms = 1000;
 	cc.request_timeout_ms = c->o.timeout_ms;
+	cc.tls_cert = c->o.tls.cert;
+	cc.tls_key = c->o.tls.key;
+	cc.tls_ca = c->o.tls.ca;
 	c->cli = c->base ? tpc_client_new(&cc, &err) : NULL;
 	if (!c->cli || tpc_client_attach(c->cli, c->base)) {
 		fprintf(stderr, "tpc-torture client: cannot set up the client: %s\n",
 			tpc_strerror(err));
 		return err ? err : -ENOMEM;
 	}
-	for (unsigned i = 0; i < c->o.nparts; i++)
+	for (unsigned i = 0; i < c->o.nparts; i++) {
+		char why[512];
 		if (!(c->kv[i] = kvc_new(c->base, c->o.kv[i], c->o.timeout_ms))) {
 			fprintf(stderr, "tpc-torture client: bad --kv address %s\n", c->o.kv[i]);
 			return -EINVAL;
 		}
+		if (kvc_set_tls(c->kv[i], &c->o.tls, why, sizeof(why))) {
+			fprintf(stderr, "tpc-torture client: %s\n", why);
+			return -EINVAL;
+		}
+	}
 	c->sig_term = evsignal_new(c->base, SIGTERM, on_signal, c);
 	c->sig_int = evsignal_new(c->base, SIGINT, on_signal, c);
 	c->drain = evtimer_new(c->base, on_drained, c);
@@ -641,7 +652,7 @@ static const char usage_text[] =
 
 enum { OPT_ID = 256, OPT_COORD, OPT_KV, OPT_OUT, OPT_REFUSE, OPT_SEED, OPT_INFLIGHT,
        OPT_ABORT, OPT_REFPCT, OPT_KEYPCT, OPT_TIMEOUT, OPT_DRAIN, OPT_STAGED, OPT_STAGE_PAUSE,
-       OPT_EXP_PCT, OPT_EXP_PAUSE };
+       OPT_EXP_PCT, OPT_EXP_PAUSE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA };
 
 static int num(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 {
@@ -701,6 +712,9 @@ static int parse_opt(struct tc_opts *o, int c, const char *v)
 		o->expiry_pause_pct = (unsigned)n;
 		break;
 	case OPT_EXP_PAUSE: rc = dur("expiry-pause", v, &o->expiry_pause_ms); break;
+	case OPT_TLS_CERT: o->tls.cert = v; break;
+	case OPT_TLS_KEY: o->tls.key = v; break;
+	case OPT_TLS_CA: o->tls.ca = v; break;
 	default: return -EINVAL;
 	}
 	return rc;
@@ -725,6 +739,9 @@ int tt_client_main(int argc, char **argv)
 		{ "stage-pause", required_argument, NULL, OPT_STAGE_PAUSE },
 		{ "expiry-pause-pct", required_argument, NULL, OPT_EXP_PCT },
 		{ "expiry-pause", required_argument, NULL, OPT_EXP_PAUSE },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};

@@ -68,6 +68,9 @@ static const char usage_text[] =
 	"                         part.ack_before_apply, sink.no_dedup or coord.accept_rejoin\n"
 	"  --expect-violation     succeed only if a violation is found (tests the checker)\n"
 	"  --no-proxy             connect everything directly (no link faults)\n"
+	"  --tls-dir DIR          mutual TLS everywhere, with the certificates of\n"
+	"                         `scripts/make-certs.sh DIR coordinator kv1 .. kvN client`;\n"
+	"                         needs --no-proxy (the fault proxy reads frames)\n"
 	"  --group-commit N       passed to the coordinator and the participants\n"
 	"  --quiet-bound DURATION heal-to-quiet limit (default 10s)\n"
 	"  --workdir DIR          where the run folder is made (default $TMPDIR or /tmp)\n"
@@ -137,6 +140,8 @@ void tt_replay_command(const struct tt_run_opts *o, char *buf, size_t cap)
 	}
 	if (len < cap && o->no_proxy)
 		len += (size_t)snprintf(buf + len, cap - len, " --no-proxy");
+	if (len < cap && o->tls_dir)
+		len += (size_t)snprintf(buf + len, cap - len, " --tls-dir %s", o->tls_dir);
 	if (len < cap && o->group_commit)
 		len += (size_t)snprintf(buf + len, cap - len, " --group-commit %u", o->group_commit);
 	if (len < cap && o->quiet_bound_ms != 10000)
@@ -225,7 +230,7 @@ enum {
 	OPT_SEED = 256, OPT_DURATION, OPT_ROUND, OPT_CLIENTS, OPT_INFLIGHT, OPT_PARTS,
 	OPT_PROFILE, OPT_BROKEN, OPT_EXPECT, OPT_NO_PROXY, OPT_GROUP, OPT_QUIET_BOUND,
 	OPT_WORKDIR, OPT_BIN_DIR, OPT_COORD_BIN, OPT_KV_BIN, OPT_PROXY_BIN, OPT_KEEP, OPT_QUIET,
-	OPT_RUN_DIR, OPT_STAGED, OPT_SHORT_EXPIRY, OPT_CLASSIC,
+	OPT_RUN_DIR, OPT_STAGED, OPT_SHORT_EXPIRY, OPT_CLASSIC, OPT_TLS_DIR,
 };
 
 static const struct option run_opts[] = {
@@ -239,6 +244,7 @@ static const struct option run_opts[] = {
 	{ "broken", required_argument, NULL, OPT_BROKEN },
 	{ "expect-violation", no_argument, NULL, OPT_EXPECT },
 	{ "no-proxy", no_argument, NULL, OPT_NO_PROXY },
+	{ "tls-dir", required_argument, NULL, OPT_TLS_DIR },
 	{ "group-commit", required_argument, NULL, OPT_GROUP },
 	{ "quiet-bound", required_argument, NULL, OPT_QUIET_BOUND },
 	{ "workdir", required_argument, NULL, OPT_WORKDIR },
@@ -317,6 +323,7 @@ static int apply_opt(struct tt_run_opts *o, int c, const char *v, const char **r
 	case OPT_CLASSIC: o->classic = 1; break;
 	case OPT_EXPECT: o->expect_violation = 1; break;
 	case OPT_NO_PROXY: o->no_proxy = 1; break;
+	case OPT_TLS_DIR: o->tls_dir = v; break;
 	case OPT_GROUP: rc = num_opt("group-commit", v, 1, 1u << 20, &n); o->group_commit = (uint32_t)n; break;
 	case OPT_QUIET_BOUND: rc = dur_opt("quiet-bound", v, 100, &o->quiet_bound_ms); break;
 	case OPT_WORKDIR: o->workdir = v; break;
@@ -371,6 +378,11 @@ static int parse_run(int argc, char **argv, struct tt_run_opts *o, const char **
 	if (optind < argc) {
 		fprintf(stderr, "tpc-torture: unexpected argument '%s'\nTry 'tpc-torture --help'.\n",
 			argv[optind]);
+		return 2;
+	}
+	if (o->tls_dir && !o->no_proxy) {
+		fprintf(stderr, "tpc-torture: --tls-dir needs --no-proxy: the fault proxy reads "
+			"frames, which TLS hides from it\n");
 		return 2;
 	}
 	if (!o->seed_given)

@@ -36,6 +36,9 @@ static void report_network(const struct ctl *c, int rc, const char *err)
 			"  Is tpc-coordinator running with its admin API on %s? Start it with\n"
 			"  --admin %s, or point tpcctl elsewhere with --admin HOST:PORT or TPC_ADMIN.\n",
 			c->admin, c->admin);
+	if (rc == -EPROTO && !c->tls.ca)
+		fprintf(stderr, "  A coordinator with TLS serves its admin API over HTTPS: pass "
+			"--tls-ca FILE (its CA).\n");
 }
 
 static int report_status(const struct ctl *c, const struct ctl_reply *r)
@@ -77,7 +80,7 @@ int ctl_call(struct ctl *c, const char *method, const char *path, json_t *body, 
 	     struct ctl_reply *out)
 {
 	struct ctl_http_resp resp;
-	char err[256] = "", *text = NULL;
+	char *text = NULL;
 	json_error_t jerr;
 	int rc;
 
@@ -87,8 +90,9 @@ int ctl_call(struct ctl *c, const char *method, const char *path, json_t *body, 
 		if (!text)
 			return CTL_EXIT_ERROR;
 	}
-	rc = ctl_http_request(c->admin, method, path, c->token, text, c->timeout_ms, &resp, err,
-			      sizeof(err));
+	char err[512] = "";
+	rc = ctl_http_request_tls(c->admin, &c->tls, method, path, c->token, text, c->timeout_ms,
+				  &resp, err, sizeof(err));
 	free(text);
 	if (rc) {
 		report_network(c, rc, err);

@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "tls.h"
+
 enum ctl_exit {
 	CTL_EXIT_OK = 0,
 	CTL_EXIT_ERROR = 1,    /* server, network, refused (409), token (401) */
@@ -26,6 +28,7 @@ struct ctl {
 	const char *token_file;   /* NULL: no token */
 	char *token;              /* its first line, trimmed (owned) */
 	int json;                 /* -o json */
+	struct tpc_tls_files tls; /* --tls-ca (HTTPS), --tls-cert/--tls-key; NULL: HTTP */
 	int timeout_ms;
 	/* command arguments */
 	const char *txid;         /* decimal, checked */

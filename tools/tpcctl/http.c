@@ -7,6 +7,10 @@
  */
 #include "http.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -18,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tls.h"
 #include "util.h"
 
 /* ---- the pure parser -------------------------------------------------------------- */
@@ -315,22 +320,95 @@ fail:
 	return rc;
 }
 
-static int send_all(int fd, const char *p, size_t len, uint64_t deadline)
+/* One connection: the socket, and the TLS session over it (NULL: plain HTTP). */
+struct io {
+	int fd;
+	SSL *ssl;
+};
+
+/* -EAGAIN-style result of a TLS call: wait for what OpenSSL wants; else an error. */
+static int tls_wait(struct io *io, int n, uint64_t deadline)
+{
+	int e = SSL_get_error(io->ssl, n);
+
+	if (e == SSL_ERROR_WANT_READ)
+		return wait_fd(io->fd, POLLIN, deadline);
+	if (e == SSL_ERROR_WANT_WRITE)
+		return wait_fd(io->fd, POLLOUT, deadline);
+	ERR_clear_error();
+	return e == SSL_ERROR_ZERO_RETURN ? 1 : -EPROTO;
+}
+
+static int send_all(struct io *io, const char *p, size_t len, uint64_t deadline)
 {
 	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		ssize_t n = io->ssl ? SSL_write(io->ssl, p, (int)(len > INT32_MAX ? INT32_MAX : len))
+				    : send(io->fd, p, len, MSG_NOSIGNAL);
 		if (n > 0) {
 			p += n;
 			len -= (size_t)n;
+			continue;
+		}
+		if (io->ssl) {
+			int rc = tls_wait(io, (int)n, deadline);
+			if (rc)
+				return rc > 0 ? -EPIPE : rc;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno != EAGAIN)
 			return -errno;
-		int rc = wait_fd(fd, POLLOUT, deadline);
+		int rc = wait_fd(io->fd, POLLOUT, deadline);
 		if (rc)
 			return rc;
+	}
+	return 0;
+}
+
+/* One read: >0 bytes, 0 EOF, -EAGAIN (waited: try again), or -errno. */
+static ssize_t read_some(struct io *io, char *buf, size_t cap, uint64_t deadline)
+{
+	ssize_t n;
+	int rc;
+
+	if (!io->ssl) {
+		n = recv(io->fd, buf, cap, 0);
+		if (n >= 0)
+			return n;
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		rc = wait_fd(io->fd, POLLIN, deadline);
+		return rc ? rc : -EAGAIN;
+	}
+	n = SSL_read(io->ssl, buf, (int)(cap > INT32_MAX ? INT32_MAX : cap));
+	if (n > 0)
+		return n;
+	rc = tls_wait(io, (int)n, deadline);
+	return rc > 0 ? 0 : rc ? rc : -EAGAIN;
+}
+
+/* The TLS handshake on io->fd within @p deadline; @p err says why it failed. */
+static int tls_handshake(struct io *io, SSL_CTX *ctx, const char *hostport, uint64_t deadline,
+			 char *err, size_t errlen)
+{
+	int n, rc;
+
+	io->ssl = tpc_tls_client_ssl(ctx, hostport, err, errlen);
+	if (!io->ssl || SSL_set_fd(io->ssl, io->fd) != 1)
+		return -EINVAL;
+	while ((n = SSL_connect(io->ssl)) != 1) {
+		long vr = SSL_get_verify_result(io->ssl);
+		char why[256] = "";
+		ERR_error_string_n(ERR_peek_last_error(), why, sizeof(why));
+		rc = tls_wait(io, n, deadline);
+		if (rc == 0)
+			continue;
+		snprintf(err, errlen, "%s: TLS handshake failed: %s", hostport,
+			 vr != X509_V_OK ? X509_verify_cert_error_string(vr)
+			 : rc == -ETIMEDOUT ? "timed out" : why[0] ? why : "the server hung up "
+			 "(is the admin API HTTPS?)");
+		return rc == -ETIMEDOUT ? rc : -EPROTO;
 	}
 	return 0;
 }
@@ -360,7 +438,7 @@ static char *format_request(const char *hostport, const char *method, const char
 }
 
 /* Read until the response is whole (or the peer closes): 1 done, <0 error. */
-static int recv_response(int fd, uint64_t deadline, struct ctl_http_resp *out)
+static int recv_response(struct io *io, uint64_t deadline, struct ctl_http_resp *out)
 {
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
@@ -376,16 +454,15 @@ static int recv_response(int fd, uint64_t deadline, struct ctl_http_resp *out)
 			}
 			buf = nb;
 		}
-		ssize_t n = recv(fd, buf + len, cap - len, 0);
+		ssize_t n = read_some(io, buf + len, cap - len, deadline);
 		if (n > 0)
 			len += (size_t)n;
 		else if (n == 0)
 			eof = 1;
-		else if (errno == EAGAIN || errno == EINTR) {
-			rc = wait_fd(fd, POLLIN, deadline);
+		else if (n == -EAGAIN)
 			continue;
-		} else {
-			rc = -errno;
+		else {
+			rc = (int)n;
 			break;
 		}
 		rc = ctl_http_parse(buf, len, eof, out);
@@ -394,31 +471,54 @@ static int recv_response(int fd, uint64_t deadline, struct ctl_http_resp *out)
 	return rc;
 }
 
+/* The TLS context for @p tls: with a client certificate, or checking the server only. */
+static SSL_CTX *tls_ctx(const struct tpc_tls_files *tls, char *err, size_t errlen)
+{
+	if (tls->cert || tls->key)
+		return tpc_tls_ctx_new(TPC_TLS_CLIENT, tls, err, errlen);
+	return tpc_tls_ctx_new_ca_only(tls->ca, err, errlen);
+}
+
 int ctl_http_request(const char *hostport, const char *method, const char *path,
 		     const char *token, const char *body, int timeout_ms,
 		     struct ctl_http_resp *out, char *err, size_t errlen)
 {
+	return ctl_http_request_tls(hostport, NULL, method, path, token, body, timeout_ms, out,
+				    err, errlen);
+}
+
+int ctl_http_request_tls(const char *hostport, const struct tpc_tls_files *tls,
+			 const char *method, const char *path, const char *token,
+			 const char *body, int timeout_ms, struct ctl_http_resp *out, char *err,
+			 size_t errlen)
+{
 	uint64_t deadline = tpc_now_ms() + (uint64_t)timeout_ms;
+	struct io io = { -1, NULL };
+	SSL_CTX *ctx = NULL;
 	size_t len;
-	int fd = -1, rc;
+	int rc;
 	char *req;
 
 	memset(out, 0, sizeof(*out));
-	rc = connect_to(hostport, deadline, &fd, err, errlen);
+	if (tpc_tls_files_given(tls) && !(ctx = tls_ctx(tls, err, errlen)))
+		return -EINVAL;
+	rc = connect_to(hostport, deadline, &io.fd, err, errlen);
 	if (rc)
-		return rc;
+		goto out_ctx;
+	if (ctx && (rc = tls_handshake(&io, ctx, hostport, deadline, err, errlen)))
+		goto out_close;
 	req = format_request(hostport, method, path, token, body, &len);
 	if (!req) {
 		rc = -ENOMEM;
 		goto out_close;
 	}
-	rc = send_all(fd, req, len, deadline);
+	rc = send_all(&io, req, len, deadline);
 	free(req);
 	if (rc) {
 		snprintf(err, errlen, "%s: sending the request: %s", hostport, strerror(-rc));
 		goto out_close;
 	}
-	rc = recv_response(fd, deadline, out);
+	rc = recv_response(&io, deadline, out);
 	if (rc == 1)
 		rc = 0;
 	else if (rc == -EPROTO)
@@ -426,6 +526,9 @@ int ctl_http_request(const char *hostport, const char *method, const char *path,
 	else
 		snprintf(err, errlen, "%s: reading the response: %s", hostport, strerror(-rc));
 out_close:
-	close(fd);
+	SSL_free(io.ssl);
+	close(io.fd);
+out_ctx:
+	SSL_CTX_free(ctx);
 	return rc;
 }

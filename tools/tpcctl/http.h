@@ -9,6 +9,10 @@
  * The response parser (ctl_http_parse) is pure: it takes bytes and says whether they
  * hold a whole response, so a test can feed it one byte at a time.
  *
+ * HTTPS (ctl_http_request_tls): OpenSSL over the same non-blocking socket, the server's
+ * certificate checked against --tls-ca and the admin host (common/tls.h's rule); a
+ * client certificate is presented when --tls-cert and --tls-key are given.
+ *
  * Error space: 0 on success; -errno (-ECONNREFUSED, -ETIMEDOUT, ...) or -EPROTO for a
  * response that is not HTTP; a message goes to the caller's err buffer.
  */
@@ -45,6 +49,20 @@ int ctl_http_parse(const char *buf, size_t len, int eof, struct ctl_http_resp *o
 int ctl_http_request(const char *hostport, const char *method, const char *path,
 		     const char *token, const char *body, int timeout_ms,
 		     struct ctl_http_resp *out, char *err, size_t errlen);
+
+struct tpc_tls_files;
+
+/**
+ * @brief ctl_http_request over HTTPS when @p tls names a CA (tls->ca; with tls->cert
+ *        and tls->key also a client certificate); plain HTTP when @p tls is NULL or
+ *        names no file.
+ * @return as ctl_http_request; -EPROTO for a failed handshake (OpenSSL's reason, e.g.
+ *         "certificate verify failed", in @p err), -EINVAL for an unusable file.
+ */
+int ctl_http_request_tls(const char *hostport, const struct tpc_tls_files *tls,
+			 const char *method, const char *path, const char *token,
+			 const char *body, int timeout_ms, struct ctl_http_resp *out, char *err,
+			 size_t errlen);
 
 /** @brief Free what ctl_http_parse / ctl_http_request put in @p r. */
 void ctl_http_resp_free(struct ctl_http_resp *r);

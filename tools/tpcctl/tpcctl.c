@@ -113,6 +113,10 @@ static const char global_help[] =
 	"  -o, --output FORMAT     table (default) or json: the server's JSON, pretty-printed\n"
 	"                          (error bodies too; the exit status says which it is)\n"
 	"      --timeout DURATION  give up after this long (default 10s)\n"
+	"      --tls-ca FILE       HTTPS: the admin API's certificate must be signed by\n"
+	"                          this CA and be for its host (the coordinator's --tls-ca\n"
+	"                          file works); without it, plain HTTP\n"
+	"      --tls-cert FILE, --tls-key FILE  a client certificate to present (optional)\n"
 	"  -h, --help              help (also: tpcctl COMMAND --help)\n"
 	"  -V, --version           show the version\n"
 	"\n"
@@ -157,11 +161,14 @@ static int usage_error(const char *fmt, const char *arg)
 /* ---- arguments -------------------------------------------------------------------- */
 
 enum { OPT_TOKEN = 256, OPT_TIMEOUT, OPT_STATE, OPT_OLDER, OPT_LIMIT, OPT_REASON, OPT_FORCE,
-       OPT_OPERATOR };
+       OPT_OPERATOR, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY };
 
 static const struct option long_opts[] = {
 	{ "admin", required_argument, NULL, 'a' },
 	{ "token-file", required_argument, NULL, OPT_TOKEN },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "output", required_argument, NULL, 'o' },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "state", required_argument, NULL, OPT_STATE },
@@ -239,6 +246,9 @@ static int take_option(struct ctl *c, struct parsed *p, int opt, const char *v)
 	switch (opt) {
 	case 'a': c->admin = v; return 0;
 	case OPT_TOKEN: c->token_file = v; return 0;
+	case OPT_TLS_CA: c->tls.ca = v; return 0;
+	case OPT_TLS_CERT: c->tls.cert = v; return 0;
+	case OPT_TLS_KEY: c->tls.key = v; return 0;
 	case 'o': return set_output(c, v);
 	case OPT_TIMEOUT: return set_timeout(c, v);
 	case 'h': p->help = 1; return 0;

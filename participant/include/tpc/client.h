@@ -48,6 +48,19 @@ typedef struct tpc_client_config {
 	uint32_t request_timeout_ms;  /**< a reply not received in time fails with -ETIMEDOUT
 					   (a Commit: TPC_OUTCOME_UNKNOWN); default 30000 */
 	uint32_t max_frame;           /**< default 1 MiB */
+	/**
+	 * Mutual TLS to the coordinator (PEM files; all three, or all NULL for plaintext).
+	 * The certificate's subject CN is this client's identity at the coordinator. The
+	 * coordinator's certificate must be signed by tls_ca and be for the host in
+	 * @p coordinator (a DNS SAN, or the CN without one, for a host name; an IP SAN for
+	 * an IP address). The files are read when the first connection is made: a
+	 * missing, unreadable or mismatched file fails that request with TPC_ETLS, and a
+	 * failed handshake fails the requests on that connection with TPC_ETLS; in both
+	 * cases tpc_client_errmsg() says why. The library initialises OpenSSL itself.
+	 */
+	const char *tls_cert;         /**< this client's certificate */
+	const char *tls_key;          /**< its private key */
+	const char *tls_ca;           /**< CA the coordinator's certificate must chain to */
 } tpc_client_config;
 
 /** What a Begin did. */
@@ -62,7 +75,8 @@ TPC_API void tpc_client_config_init(tpc_client_config *cfg);
 
 /**
  * @brief Create a client. No connection is made until the first request.
- * @param cfg copied; the caller keeps ownership of its strings only for this call
+ * @param cfg copied, strings (the TLS file names too) included: the caller keeps
+ *        ownership of its strings and may free them when this returns
  * @param[out] err on failure, a negative code (-EINVAL for a bad address)
  * @return the client, or NULL
  */

@@ -50,6 +50,10 @@ enum {
 				      or with a token that does not match. Nothing changed */
 	TPC_EEPOCH = -1019,      /**< a coordinator epoch too far above the highest seen
 				      (max_epoch_jump): refused, not remembered */
+	TPC_ETLS = -1020,        /**< TLS failed: a certificate file is unusable, or the
+				      handshake did (the peer's certificate is not signed by
+				      tls_ca or not for the host dialled, or the peer speaks no
+				      TLS); the handle's errmsg says which */
 };
 
 /** Length of a transaction token (tpc_client_begin_token(), tpc_participant_stage_token()). */

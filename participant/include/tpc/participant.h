@@ -100,6 +100,20 @@ typedef struct tpc_participant_config {
 	void *log_arg;                /**< passed to @p log */
 	tpc_fatal_fn on_fatal;        /**< told when the participant stops for good; NULL */
 	void *fatal_arg;              /**< passed to @p on_fatal */
+	/**
+	 * Mutual TLS to the coordinator (PEM files; all three, or all NULL for plaintext).
+	 * tls_cert's subject CN must equal @p name: the coordinator refuses a Hello whose
+	 * name is not its certificate's CN. The coordinator's certificate must be signed
+	 * by tls_ca and be for the host in @p coordinator: a DNS SAN (or the CN when it
+	 * has no DNS SAN) matching a host name, an IP SAN equal to an IP address. A failed
+	 * handshake is a connection error (logged with OpenSSL's reason, kept in errmsg);
+	 * the participant keeps reconnecting with backoff, and nothing is sent before the
+	 * handshake succeeds. The files are read once, in tpc_participant_new(); the
+	 * library initialises OpenSSL itself.
+	 */
+	const char *tls_cert;         /**< this participant's certificate (CN = name) */
+	const char *tls_key;          /**< its private key */
+	const char *tls_ca;           /**< CA the coordinator's certificate must chain to */
 } tpc_participant_config;
 
 /** @brief Fill @p cfg with the defaults above (coordinator, name, state_dir unset). */
@@ -109,11 +123,13 @@ TPC_API void tpc_participant_config_init(tpc_participant_config *cfg);
  * @brief Create a participant. Locks state_dir, opens it as a new incarnation (durable
  *        when this returns) and loads prepared transactions; makes no connection until
  *        attached or started.
- * @param cfg copied (strings too)
+ * @param cfg copied (strings too: the caller keeps ownership of its strings; the TLS
+ *        files are read during this call)
  * @param sink the participant takes ownership and frees it in tpc_participant_free()
  * @param[out] err on failure, a negative code: TPC_ELOCKED when another participant
  *        holds state_dir; TPC_EVERSION when it holds PREPARED records of an older
- *        libtpc; -errno, TPC_ECORRUPT, ...
+ *        libtpc; TPC_ETLS when a TLS file is missing, unreadable or does not match
+ *        (the reason goes to cfg->log); -errno, TPC_ECORRUPT, ...
  * @return the participant, or NULL (the sink is then freed too). On failure the reason
  *         (for TPC_ELOCKED: the holder's pid) goes to cfg->log at ERROR level.
  */
