@@ -1036,10 +1036,10 @@ static void test_client_hears_unknown_while_the_commit_record_is_restored(void *
 	out.n = 0;
 	assert_int_equal(coord_txn_step(&t, &CFG, &dropped, T_LOGGED + 3, &out), 0);
 	assert_int_equal(t.dropping, DROP_RESTORING);
-	assert_int_equal(step_at(&t, ev_commit(CLIENT2, 9), T_LOGGED + 4, &out), 0);
-	assert_outcome(&out, CLIENT2, 9, OUTCOME_UNKNOWN);
-	assert_int_equal(step_at(&t, ev_abort(CLIENT2, 10), T_LOGGED + 5, &out), 0);
-	assert_outcome(&out, CLIENT2, 10, OUTCOME_UNKNOWN);
+	assert_int_equal(step_at(&t, ev_commit(OWNER, 9), T_LOGGED + 4, &out), 0);
+	assert_outcome(&out, OWNER, 9, OUTCOME_UNKNOWN);
+	assert_int_equal(step_at(&t, ev_abort(OWNER, 10), T_LOGGED + 5, &out), 0);
+	assert_outcome(&out, OWNER, 10, OUTCOME_UNKNOWN);
 	assert_int_equal(step_at(&t, ev_logged(0), T_LOGGED + 6, &out), 0);
 	assert_int_equal(t.state, TXN_DONE);
 	coord_txn_release(&t);
