@@ -7,6 +7,7 @@
 #   make lesson   exactly-once vs effectively-once vs at-least-once, run and measured
 #   make torture  a long torture run (10 minutes, random seed; see docs/failure-injection.md)
 #   make growth   rule D9: 10 minutes at peak rate, every LMDB file's size each minute
+#   make bench-tls  tpc-bench with TLS beside plaintext (a section of BENCHMARKS.md)
 #   make fuzz     the libFuzzer harnesses of fuzz/, each for FUZZ_SECONDS (default 60)
 #   make install  install binaries, libraries, headers, pkg-config and CMake files
 #   make clean    remove the build folders
@@ -100,3 +101,9 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 fuzz: $(DEPS_STAMP)
 	@bash scripts/fuzz.sh --build $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# make bench-tls: what mutual TLS costs (scripts/bench-tls.sh): tpc-bench pairs, plaintext
+# then TLS, at 256 clients; rewrites the "TLS beside plaintext" section of BENCHMARKS.md.
+.PHONY: bench-tls
+bench-tls: build
+	@bash scripts/bench-tls.sh $(BUILD)
