@@ -267,6 +267,8 @@ static void test_non_loopback_admin_without_a_token_refuses_to_start(void **stat
 	free(r);
 }
 
+#define VALUE_LINE_MAX (PATH_MAX + 96)
+
 /* The options --check-config lists (every option of the table that a config file may
  * set), with their defaults: "key = value" lines, or "# key =" for those without one. */
 static struct cmd_result *default_dump(struct cluster *c)
@@ -398,6 +400,33 @@ static void test_help_lists_every_option_with_its_default(void **state)
 	free(help);
 }
 
+/* The sample says its values are the defaults (but data and admin-token-file): the
+ * configuration it makes is the one built from the table alone. */
+static void test_sample_config_values_are_the_defaults(void **state)
+{
+	struct cluster *c = *state;
+	char token[PATH_MAX + 32], key[64], want[VALUE_LINE_MAX];
+	const char *value;
+
+	write_file(c, "admin.token", "t0ken\n", token, sizeof(token));
+	struct cmd_result *r = run_coord(c, "--config", TPC_SAMPLE_CONF, "--admin-token-file", token,
+					 "--data", c->data, "--check-config", NULL);
+	struct cmd_result *dump = default_dump(c);
+	char *at = r->out;
+
+	assert_int_equal(r->code, 0);
+	while (next_key(&at, key, sizeof(key), &value)) {
+		if (strcmp(key, "admin-token-file") == 0)
+			continue;
+		snprintf(want, sizeof(want), value ? "\n%s = %s\n" : "\n# %s =\n", key, value);
+		if (!strstr(dump->out, want))
+			fail_msg("%s sets %s = %s, not the default:\n%s", TPC_SAMPLE_CONF, key,
+				 value ? value : "", dump->out);
+	}
+	free(dump);
+	free(r);
+}
+
 /* ---- SIGHUP ------------------------------------------------------------------------ */
 
 static void sighup(struct cluster *c)
@@ -474,6 +503,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sample_config_documents_every_key,
 						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_help_lists_every_option_with_its_default,
+						cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_sample_config_values_are_the_defaults,
 						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_sighup_changes_the_txn_timeout, cluster_setup,
 						cluster_teardown),
