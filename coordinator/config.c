@@ -2,11 +2,14 @@
  * config.c - tpc-coordinator's option table, command line, INI config file and the
  * run-time part of a SIGHUP reload (see config.h).
  *
- * Owns the table `opts`: for each option its name (long option and file key), its kind
- * (which parser), where it lands in struct coord_config, its accepted range, and
- * whether a SIGHUP may change it in a running server. Everything else here is driven by
- * that table: getopt's option list, the file's keys, --check-config's dump, and the
- * reload's copy-and-describe. Invariant: a value reaches a struct coord_config only
+ * Owns the table `opts`, the one place an option is declared: its name (long option
+ * and file key), short option, kind (which parser, and the unit: a count, bytes or a
+ * duration), where it lands in struct coord_config, its default, its accepted range,
+ * its help text, and whether a SIGHUP may change it in a running server. Everything
+ * else here is driven by that table: the defaults (coord_config_defaults), --help's
+ * option list (coord_config_help), getopt's option list, the file's keys,
+ * --check-config's dump, and the reload's copy-and-describe. To add an option, add a
+ * field to struct coord_config and a row here. Invariant: a value reaches a struct coord_config only
  * after its parser accepted it, so a half-read bad file never leaves a bad value
  * (the caller throws the whole half-built config away).
  */
@@ -25,12 +28,14 @@
 
 #include <ini.h>
 
+#include "frame.h"
 #include "tls.h"
 #include "util.h"
 
 enum opt_kind {
 	K_STR,    /* const char * */
-	K_NUM,    /* uint32_t or uint64_t by field size; K, M, G suffixes */
+	K_NUM,    /* a count: uint32_t or uint64_t by field size; K, M, G suffixes accepted */
+	K_SIZE,   /* bytes: as K_NUM, and shown with K, M or G when exact */
 	K_DUR,    /* uint32_t or uint64_t milliseconds; ms, s, m, h suffixes */
 	K_LEVEL,  /* enum tpc_log_level */
 	K_FLAG,   /* int 0/1; no value on the command line, a boolean in the file */
@@ -41,78 +46,148 @@ enum opt_kind {
 #define RELOAD 1u   /* a SIGHUP applies it to the running server */
 #define MARK 2u     /* giving it sets the int at mark_off to 1 (e.g. admin_explicit) */
 
+/*
+ * One option. The default is `def` (numbers, durations in ms, enum values, flags) or
+ * `sdef` (strings; NULL: none); a number or duration below `lo` in the defaults means
+ * "not given" (id 0: the log's own). `arg` names the value in --help (NULL: from the
+ * kind); `help` is the --help text, to which the default, the range and [reload] are
+ * added from the other fields.
+ */
 struct opt {
 	const char *name;
 	int short_name;
 	enum opt_kind kind;
 	size_t off, size;  /* the field in struct coord_config */
-	uint64_t lo, hi;   /* K_NUM, K_DUR: accepted range */
+	uint64_t lo, hi;   /* K_NUM, K_SIZE, K_DUR: accepted range */
 	unsigned flags;
 	size_t mark_off;   /* MARK: an int in struct coord_config */
+	uint64_t def;
+	const char *sdef;
+	const char *arg;
+	const char *help;
 };
 
 #define FIELD(f) .off = offsetof(struct coord_config, f), \
 		 .size = sizeof(((struct coord_config *)0)->f)
 #define DUR_MAX (UINT64_MAX / 2)
 #define VALUE_MAX 1024  /* longest value shown by dump and reload messages */
+#define MIN_MS 60000ull
+#define HOUR_MS (60 * MIN_MS)
 
 static const struct opt opts[] = {
-	{ "listen", 'l', K_STR, FIELD(listen) },
-	{ "data", 'd', K_STR, FIELD(data_dir) },
-	{ "id", 0, K_NUM, FIELD(id), .lo = 1, .hi = UINT32_MAX },
-	{ "max-frame", 0, K_NUM, FIELD(max_frame), .lo = 64, .hi = 64u << 20 },
+	{ "listen", 'l', K_STR, FIELD(listen), .sdef = "127.0.0.1:7400", .arg = "HOST:PORT",
+	  .help = "address to serve on" },
+	{ "data", 'd', K_STR, FIELD(data_dir), .arg = "DIR",
+	  .help = "log folder, created if missing (required)" },
+	{ "id", 0, K_NUM, FIELD(id), .lo = 1, .hi = UINT32_MAX,
+	  .help = "coordinator id stored in a new log; a log with another id is refused "
+		  "(default: the log's own, 1 for a new log)" },
+	{ "max-frame", 0, K_SIZE, FIELD(max_frame), .lo = 64, .hi = 64u << 20,
+	  .def = TPC_FRAME_DEFAULT_MAX, .help = "largest accepted frame" },
 	{ "txn-timeout", 0, K_DUR, FIELD(txn_timeout_ms), .lo = 1, .hi = UINT32_MAX,
-	  .flags = RELOAD },
+	  .flags = RELOAD, .def = MIN_MS,
+	  .help = "abort transactions not committed in time" },
 	{ "prepare-timeout", 0, K_DUR, FIELD(prepare_timeout_ms), .lo = 1, .hi = UINT32_MAX,
-	  .flags = RELOAD },
-	{ "max-conns", 0, K_NUM, FIELD(max_conns), .lo = 1, .hi = 1u << 20, .flags = RELOAD },
-	{ "hello-timeout", 0, K_DUR, FIELD(hello_timeout_ms), .lo = 10, .hi = 3600000,
-	  .flags = RELOAD },
+	  .flags = RELOAD, .def = 10000, .help = "abort when votes take longer" },
+	{ "max-conns", 0, K_NUM, FIELD(max_conns), .lo = 1, .hi = 1u << 20, .flags = RELOAD,
+	  .def = 4096,
+	  .help = "connection limit; the open-file limit is raised to N + 64 at start, or "
+		  "the start is refused (exit 2) when the hard limit is lower" },
+	{ "hello-timeout", 0, K_DUR, FIELD(hello_timeout_ms), .lo = 10, .hi = HOUR_MS,
+	  .flags = RELOAD, .def = 5000,
+	  .help = "close a connection that has not said Hello within this" },
 	{ "idle-timeout", 0, K_DUR, FIELD(idle_timeout_ms), .lo = 0, .hi = UINT32_MAX,
-	  .flags = RELOAD },
-	{ "frame-timeout", 0, K_DUR, FIELD(frame_timeout_ms), .lo = 10, .hi = 3600000,
-	  .flags = RELOAD },
-	{ "max-output", 0, K_NUM, FIELD(max_output), .lo = 64u << 10, .hi = 1ull << 32,
-	  .flags = RELOAD },
-	{ "max-partial-bytes", 0, K_NUM, FIELD(max_partial_bytes), .lo = 1u << 20,
-	  .hi = 1ull << 40, .flags = RELOAD },
+	  .flags = RELOAD, .def = 0, /* off: libtpc's client does not reconnect by itself */
+	  .help = "close a client connection idle this long with no open transaction; "
+		  "0: never" },
+	{ "frame-timeout", 0, K_DUR, FIELD(frame_timeout_ms), .lo = 10, .hi = HOUR_MS,
+	  .flags = RELOAD, .def = 30000,
+	  .help = "close a connection whose frame is not complete this long after its "
+		  "first byte, or whose replies make no progress this long while it is "
+		  "throttled" },
+	{ "max-output", 0, K_SIZE, FIELD(max_output), .lo = 64u << 10, .hi = 1ull << 32,
+	  .flags = RELOAD, .def = 4u << 20,
+	  .help = "stop reading from a peer whose unsent replies exceed this, until half "
+		  "are taken; at least max-frame" },
+	{ "max-partial-bytes", 0, K_SIZE, FIELD(max_partial_bytes), .lo = 1u << 20,
+	  .hi = 1ull << 40, .flags = RELOAD, .def = 256u << 20,
+	  .help = "bytes of unfinished frames held over all connections; past it the "
+		  "sender is closed" },
 	{ "max-txn-timeout", 0, K_DUR, FIELD(max_txn_timeout_ms), .lo = 1, .hi = UINT32_MAX,
-	  .flags = RELOAD },
+	  .flags = RELOAD, .def = HOUR_MS,
+	  .help = "a Begin asking for a longer timeout_ms is refused with ERR_INVALID; "
+		  "txn-timeout may not exceed it" },
 	{ "max-participant-names", 0, K_NUM, FIELD(max_part_names), .lo = 1,
-	  .hi = 1u << 24, .flags = RELOAD },
+	  .hi = 1u << 24, .flags = RELOAD, .def = 65536,
+	  .help = "participant names known at once; a Hello with a new name past it gets "
+		  "ERR_LIMIT" },
 	{ "max-open-txns", 0, K_NUM, FIELD(max_open_txns), .lo = 1, .hi = UINT32_MAX,
-	  .flags = RELOAD },
+	  .flags = RELOAD, .def = 1000000, .help = "open transaction limit" },
 	{ "max-txns-per-conn", 0, K_NUM, FIELD(max_txns_per_conn), .lo = 1, .hi = UINT32_MAX,
-	  .flags = RELOAD },
-	{ "max-participants", 0, K_NUM, FIELD(max_parts), .lo = 1, .hi = 64 },
-	{ "retry-max", 0, K_DUR, FIELD(retry_max_ms), .lo = 1, .hi = 3600000, .flags = RELOAD },
+	  .flags = RELOAD, .def = 100000,
+	  .help = "open transactions per client connection" },
+	{ "max-participants", 0, K_NUM, FIELD(max_parts), .lo = 1, .hi = 64, .def = 32,
+	  .help = "participants per transaction" },
+	{ "retry-max", 0, K_DUR, FIELD(retry_max_ms), .lo = 1, .hi = HOUR_MS, .flags = RELOAD,
+	  .def = 10000, .help = "cap of the decision resend backoff" },
 	{ "outcome-retention", 0, K_DUR, FIELD(outcome_retention_ms), .lo = 0, .hi = DUR_MAX,
-	  .flags = RELOAD },
+	  .flags = RELOAD, .def = 10 * MIN_MS,
+	  .help = "how long a completed commit still answers status queries; 0: forget "
+		  "at once" },
 	{ "key-retention", 0, K_DUR, FIELD(key_retention_ms), .lo = 0, .hi = DUR_MAX,
-	  .flags = RELOAD },
+	  .flags = RELOAD, .def = 24 * HOUR_MS,
+	  .help = "how long client transaction keys are kept" },
 	{ "audit-retention", 0, K_DUR, FIELD(audit_retention_ms), .lo = 0, .hi = DUR_MAX,
-	  .flags = RELOAD },
-	{ "sweep-interval", 0, K_DUR, FIELD(sweep_interval_ms), .lo = 10, .hi = 3600000,
-	  .flags = RELOAD },
-	{ "sweep-limit", 0, K_NUM, FIELD(sweep_limit), .lo = 1, .hi = 1000000, .flags = RELOAD },
-	{ "group-commit", 0, K_NUM, FIELD(group_commit_max), .lo = 1, .hi = 1u << 20 },
-	{ "map-size", 0, K_NUM, FIELD(map_size), .lo = 1u << 20, .hi = 1ull << 40 },
-	{ "log-level", 0, K_LEVEL, FIELD(log_level), .flags = RELOAD },
+	  .flags = RELOAD, .def = 90 * 24 * HOUR_MS,
+	  .help = "how long operator audit entries are kept; 0: for ever" },
+	{ "sweep-interval", 0, K_DUR, FIELD(sweep_interval_ms), .lo = 10, .hi = HOUR_MS,
+	  .flags = RELOAD, .def = 10000, .help = "how often log compaction runs" },
+	{ "sweep-limit", 0, K_NUM, FIELD(sweep_limit), .lo = 1, .hi = 1000000, .flags = RELOAD,
+	  .def = 10000,
+	  .help = "entries one compaction pass deletes per table; a pass that reaches it "
+		  "is followed at once by another" },
+	{ "group-commit", 0, K_NUM, FIELD(group_commit_max), .lo = 1, .hi = 1u << 20,
+	  .def = 4096, .help = "records per log batch; 1 turns group commit off" },
+	{ "map-size", 0, K_SIZE, FIELD(map_size), .lo = 1u << 20, .hi = 1ull << 40,
+	  .def = 1ull << 30, .help = "LMDB map size: the largest the log file may grow to" },
+	{ "log-level", 0, K_LEVEL, FIELD(log_level), .flags = RELOAD, .def = TPC_LOG_INFO,
+	  .help = "debug, info, warn or error" },
 	{ "admin", 0, K_STR, FIELD(admin), .flags = MARK,
-	  .mark_off = offsetof(struct coord_config, admin_explicit) },
-	{ "admin-token-file", 0, K_STR, FIELD(admin_token_file), .flags = RELOAD },
+	  .mark_off = offsetof(struct coord_config, admin_explicit), .sdef = "127.0.0.1:7401",
+	  .arg = "HOST:PORT|off",
+	  .help = "admin HTTP API and /metrics (see docs/admin-api.md); an address that is "
+		  "not loopback needs --admin-token-file" },
+	{ "admin-token-file", 0, K_STR, FIELD(admin_token_file), .flags = RELOAD,
+	  .arg = "FILE",
+	  .help = "bearer token (the file's first line) that every admin request but /livez "
+		  "and /readyz must carry" },
 	{ "stuck-after", 0, K_DUR, FIELD(stuck_after_ms), .lo = 1, .hi = UINT32_MAX,
-	  .flags = RELOAD },
-	{ "allow-fault-injection", 0, K_FLAG, FIELD(allow_fault_injection) },
-	{ "require-txn-token", 0, K_FLAG, FIELD(require_txn_token), .flags = RELOAD },
-	{ "tls-cert", 0, K_STR, FIELD(tls_cert), .flags = RELOAD },
-	{ "tls-key", 0, K_STR, FIELD(tls_key), .flags = RELOAD },
-	{ "tls-ca", 0, K_STR, FIELD(tls_ca), .flags = RELOAD },
-	{ "tls", 0, K_TLS, FIELD(tls_mode) },
-	{ .name = "config", .kind = K_META },
-	{ .name = "check-config", .kind = K_META },
-	{ .name = "help", .short_name = 'h', .kind = K_META },
-	{ .name = "version", .short_name = 'V', .kind = K_META },
+	  .flags = RELOAD, .def = 30000,
+	  .help = "flag a COMMIT not delivered within this" },
+	{ "allow-fault-injection", 0, K_FLAG, FIELD(allow_fault_injection),
+	  .help = "let the admin API arm fault points at run time" },
+	{ "require-txn-token", 0, K_FLAG, FIELD(require_txn_token), .flags = RELOAD,
+	  .help = "refuse a Join without its transaction's token (BeginReply.txn_token); "
+		  "off suits trusted setups: turn it on in an untrusted network" },
+	{ "tls-cert", 0, K_STR, FIELD(tls_cert), .flags = RELOAD, .arg = "FILE",
+	  .help = "this server's certificate (PEM); turns TLS on for the protocol port and "
+		  "the admin API" },
+	{ "tls-key", 0, K_STR, FIELD(tls_key), .flags = RELOAD, .arg = "FILE",
+	  .help = "its private key (PEM)" },
+	{ "tls-ca", 0, K_STR, FIELD(tls_ca), .flags = RELOAD, .arg = "FILE",
+	  .help = "CA every peer's certificate must be signed by; peers must present one "
+		  "(mutual TLS). A participant's Hello name must equal its certificate's CN" },
+	{ "tls", 0, K_TLS, FIELD(tls_mode), .def = COORD_TLS_AUTO, .arg = "required|off",
+	  .help = "required: every connection is TLS, a plaintext peer is closed "
+		  "unanswered (default: required once --tls-cert is given, else off)" },
+	{ .name = "config", .kind = K_META, .arg = "FILE",
+	  .help = "read options from an INI file first (keys are the long option names: "
+		  "txn-timeout = 5s); the command line overrides it; SIGHUP re-reads it" },
+	{ .name = "check-config", .kind = K_META,
+	  .help = "check the options and the file, print the resulting configuration, and "
+		  "exit (0 valid, 2 not)" },
+	{ .name = "help", .short_name = 'h', .kind = K_META, .help = "show this help" },
+	{ .name = "version", .short_name = 'V', .kind = K_META, .help = "show the version" },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -129,8 +204,24 @@ static void fmt_duration(uint64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "%" PRIu64 "m", ms / 60000);
 	else if (ms && ms % 1000 == 0)
 		snprintf(buf, len, "%" PRIu64 "s", ms / 1000);
-	else
+	else if (ms)
 		snprintf(buf, len, "%" PRIu64 "ms", ms);
+	else
+		snprintf(buf, len, "0");
+}
+
+static void fmt_size(uint64_t n, char *buf, size_t len)
+{
+	static const char units[] = "GMK";
+
+	for (int i = 0; i < 3; i++) {
+		uint64_t mul = 1ull << (10 * (3 - i));
+		if (n && n % mul == 0) {
+			snprintf(buf, len, "%" PRIu64 "%c", n / mul, units[i]);
+			return;
+		}
+	}
+	snprintf(buf, len, "%" PRIu64, n);
 }
 
 static uint64_t get_u(const struct coord_config *cfg, const struct opt *o)
@@ -184,6 +275,16 @@ static void put_int(struct coord_config *cfg, const struct opt *o, int v)
 	memcpy((char *)cfg + o->off, &v, sizeof(v));
 }
 
+/* False for a default that means "not given" (no token file, id 0: the log's own). */
+static int is_set(const struct coord_config *cfg, const struct opt *o)
+{
+	if (o->kind == K_STR)
+		return get_str(cfg, o) != NULL;
+	if (o->kind == K_NUM || o->kind == K_SIZE || o->kind == K_DUR)
+		return get_u(cfg, o) >= o->lo;
+	return 1;
+}
+
 /* The value of option @p o in @p cfg, as a config file would say it. */
 static void fmt_value(const struct coord_config *cfg, const struct opt *o, char *buf,
 		      size_t len)
@@ -194,6 +295,9 @@ static void fmt_value(const struct coord_config *cfg, const struct opt *o, char 
 		return;
 	case K_NUM:
 		snprintf(buf, len, "%" PRIu64, get_u(cfg, o));
+		return;
+	case K_SIZE:
+		fmt_size(get_u(cfg, o), buf, len);
 		return;
 	case K_DUR:
 		fmt_duration(get_u(cfg, o), buf, len);
@@ -251,6 +355,12 @@ static void why_bad(const struct opt *o, char *why, size_t len)
 		snprintf(why, len, "expected a number from %" PRIu64 " to %" PRIu64
 			 " (K, M and G suffixes allowed)", o->lo, o->hi);
 		return;
+	case K_SIZE:
+		fmt_size(o->lo, lo, sizeof(lo));
+		fmt_size(o->hi, hi, sizeof(hi));
+		snprintf(why, len, "expected a size from %s to %s (K, M and G suffixes allowed)",
+			 lo, hi);
+		return;
 	case K_DUR:
 		fmt_duration(o->lo, lo, sizeof(lo));
 		fmt_duration(o->hi, hi, sizeof(hi));
@@ -288,6 +398,7 @@ static int parse_into(struct coord_config *cfg, const struct opt *o, const char 
 		put_str(cfg, o, v);
 		return 0;
 	case K_NUM:
+	case K_SIZE:
 		if (tpc_parse_size(v, &n) || n < o->lo || n > o->hi)
 			return -EINVAL;
 		put_u(cfg, o, n);
@@ -334,6 +445,140 @@ static const struct opt *find_opt(const char *name)
 		if (strcmp(opts[i].name, name) == 0)
 			return &opts[i];
 	return NULL;
+}
+
+/* ---- defaults and --help ------------------------------------------------------------ */
+
+/* Set by coord_config_defaults() but not options: fixed by the protocol and the design. */
+#define MAX_KEY_LEN 256        /* client transaction key, bytes */
+#define RETRY_INITIAL_MS 500   /* first decision resend; doubles up to retry-max */
+
+void coord_config_defaults(struct coord_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct opt *o = &opts[i];
+		switch (o->kind) {
+		case K_STR:
+			put_str(cfg, o, o->sdef);
+			break;
+		case K_NUM:
+		case K_SIZE:
+		case K_DUR:
+			put_u(cfg, o, o->def);
+			break;
+		case K_LEVEL:
+		case K_FLAG:
+		case K_TLS:
+			put_int(cfg, o, (int)o->def);
+			break;
+		case K_META:
+			break;
+		}
+	}
+	cfg->max_key_len = MAX_KEY_LEN;
+	cfg->retry_initial_ms = RETRY_INITIAL_MS;
+}
+
+#define HELP_COL 31    /* where the text of an option starts */
+#define HELP_WIDTH 79
+
+/* Print @p text from column @p col (the cursor is there), wrapped at HELP_WIDTH with
+ * continuation lines starting at HELP_COL. */
+static void wrap(FILE *f, const char *text, int col)
+{
+	const char *p = text;
+	int first = 1;
+
+	while (*p) {
+		size_t word = strcspn(p, " ");
+		if (!first && col + 1 + (int)word > HELP_WIDTH) {
+			fprintf(f, "\n%*s", HELP_COL, "");
+			col = HELP_COL;
+		} else if (!first) {
+			fputc(' ', f);
+			col++;
+		}
+		first = 0;
+		fprintf(f, "%.*s", (int)word, p);
+		col += (int)word;
+		p += word;
+		p += strspn(p, " ");
+	}
+	fputc('\n', f);
+}
+
+/* "; 1 to 64" for a range worth saying (not just "a positive 32-bit number"). */
+static void fmt_range(const struct opt *o, char *buf, size_t len)
+{
+	char lo[32], hi[32];
+
+	buf[0] = '\0';
+	if ((o->kind != K_NUM && o->kind != K_SIZE && o->kind != K_DUR) ||
+	    o->hi == UINT32_MAX || o->hi == DUR_MAX)
+		return;
+	if (o->kind == K_DUR) {
+		fmt_duration(o->lo, lo, sizeof(lo));
+		fmt_duration(o->hi, hi, sizeof(hi));
+	} else if (o->kind == K_SIZE) {
+		fmt_size(o->lo, lo, sizeof(lo));
+		fmt_size(o->hi, hi, sizeof(hi));
+	} else {
+		snprintf(lo, sizeof(lo), "%" PRIu64, o->lo);
+		snprintf(hi, sizeof(hi), "%" PRIu64, o->hi);
+	}
+	snprintf(buf, len, "; %s to %s", lo, hi);
+}
+
+static const char *arg_name(const struct opt *o)
+{
+	static const char *const by_kind[] = {
+		[K_NUM] = "N", [K_SIZE] = "BYTES", [K_DUR] = "DURATION", [K_LEVEL] = "LEVEL",
+	};
+
+	if (o->arg)
+		return o->arg;
+	return (size_t)o->kind < sizeof(by_kind) / sizeof(by_kind[0]) ? by_kind[o->kind] : NULL;
+}
+
+/* One option's --help entry: "  -l, --listen HOST:PORT   text (default X; range) [reload]" */
+static void help_one(FILE *f, const struct opt *o, const struct coord_config *defaults)
+{
+	char spec[80], text[640], v[96], range[80];
+	const char *arg = arg_name(o);
+	char shorts[8] = "    ";
+	int n;
+
+	if (o->short_name)
+		snprintf(shorts, sizeof(shorts), "-%c, ", o->short_name);
+	n = snprintf(spec, sizeof(spec), "  %s--%s%s%s", shorts, o->name, arg ? " " : "",
+		     arg ? arg : "");
+	fmt_range(o, range, sizeof(range));
+	if (o->kind != K_META && o->kind != K_TLS && is_set(defaults, o)) {
+		fmt_value(defaults, o, v, sizeof(v));
+		snprintf(text, sizeof(text), "%s (default %s%s)", o->help, v, range);
+	} else if (*range) {
+		snprintf(text, sizeof(text), "%s (%s)", o->help, range + 2);
+	} else {
+		snprintf(text, sizeof(text), "%s", o->help);
+	}
+	if (o->flags & RELOAD)
+		strncat(text, " [reload]", sizeof(text) - strlen(text) - 1);
+	fputs(spec, f);
+	if (n + 2 > HELP_COL)
+		n = fprintf(f, "  ") + n;
+	else
+		n = fprintf(f, "%*s", HELP_COL - n, "") + n;
+	wrap(f, text, n);
+}
+
+void coord_config_help(FILE *f)
+{
+	struct coord_config defaults;
+
+	coord_config_defaults(&defaults);
+	for (size_t i = 0; i < NOPTS; i++)
+		help_one(f, &opts[i], &defaults);
 }
 
 /* ---- the command line ------------------------------------------------------------- */
@@ -666,16 +911,6 @@ int coord_config_check(const struct coord_config *cfg, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	return check_tls(cfg, err, errlen);
-}
-
-/* False for a default that means "not given" (no token file, id 0: the log's own). */
-static int is_set(const struct coord_config *cfg, const struct opt *o)
-{
-	if (o->kind == K_STR)
-		return get_str(cfg, o) != NULL;
-	if (o->kind == K_NUM || o->kind == K_DUR)
-		return get_u(cfg, o) >= o->lo;
-	return 1;
 }
 
 void coord_config_dump(const struct coord_config *cfg, FILE *f)

@@ -4,10 +4,12 @@
  *
  * Every option has one name, used as the long option (--txn-timeout 5s) and as the
  * file key (txn-timeout = 5s), one parser and one range, so the two ways of saying it
- * can never disagree. Precedence: built-in defaults, then the file, then the command
- * line. A SIGHUP rebuilds the configuration the same way (the file is read again, the
- * command line applied again over it) and copies only the options that may change at
- * run time into the running server (coord_config_reload).
+ * can never disagree; its default, range, unit and help text sit in the same table
+ * row, which --help and --check-config read. Precedence: the table's defaults, then
+ * the file, then the command line. A SIGHUP rebuilds the configuration the same way
+ * (the file is read again, the command line applied again over it) and copies only
+ * the options that may change at run time into the running server
+ * (coord_config_reload).
  *
  * Ownership: struct coord_cmdline keeps the command line's settings (pointers into
  * argv) and every string read from a file; a struct coord_config built from it points
@@ -71,6 +73,20 @@ int coord_config_build(struct coord_cmdline *cl, struct coord_config *cfg, char 
  * @return 0 or -EINVAL with a message.
  */
 int coord_config_check(const struct coord_config *cfg, char *err, size_t errlen);
+
+/**
+ * @brief Fill @p cfg with the defaults in the option table (and the two fixed values
+ *        that are not options: max_key_len, retry_initial_ms). Strings point at
+ *        constants.
+ */
+void coord_config_defaults(struct coord_config *cfg);
+
+/**
+ * @brief Print the option list of --help: each option with its value's name, its help
+ *        text, its default and range from the table, and [reload] when a SIGHUP
+ *        applies it to a running server.
+ */
+void coord_config_help(FILE *f);
 
 /** @brief Print every option as "key = value" lines, a valid config file. */
 void coord_config_dump(const struct coord_config *cfg, FILE *f);

@@ -27,41 +27,6 @@
 #include "config.h"
 #include "notify.h"
 
-
-void coord_config_defaults(struct coord_config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->listen = "127.0.0.1:7400";
-	cfg->data_dir = NULL;
-	cfg->max_frame = TPC_FRAME_DEFAULT_MAX;
-	cfg->txn_timeout_ms = 60000;
-	cfg->prepare_timeout_ms = 10000;
-	cfg->max_conns = 4096;
-	cfg->hello_timeout_ms = 5000;
-	cfg->idle_timeout_ms = 0; /* off: libtpc's client does not reconnect by itself */
-	cfg->frame_timeout_ms = 30000;
-	cfg->max_output = 4u << 20;
-	cfg->max_partial_bytes = 256u << 20;
-	cfg->max_txn_timeout_ms = 60 * 60 * 1000;
-	cfg->max_part_names = 65536;
-	cfg->max_open_txns = 1000000;
-	cfg->max_txns_per_conn = 100000;
-	cfg->max_parts = 32;
-	cfg->max_key_len = 256;
-	cfg->retry_initial_ms = 500;
-	cfg->retry_max_ms = 10000;
-	cfg->outcome_retention_ms = 10 * 60 * 1000;
-	cfg->key_retention_ms = 24 * 60 * 60 * 1000;
-	cfg->audit_retention_ms = 90ull * 24 * 60 * 60 * 1000;
-	cfg->group_commit_max = 4096;
-	cfg->map_size = 1ull << 30;
-	cfg->log_level = TPC_LOG_INFO;
-	cfg->admin = "127.0.0.1:7401";
-	cfg->stuck_after_ms = 30000;
-	cfg->sweep_interval_ms = 10000;
-	cfg->sweep_limit = 10000;
-}
-
 struct peer *coord_peer(struct coord_server *s, uint32_t peer_id)
 {
 	return peer_id && peer_id <= s->npeers ? &s->peers[peer_id - 1] : NULL;

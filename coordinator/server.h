@@ -69,9 +69,6 @@ enum coord_tls_mode { COORD_TLS_AUTO = 0, COORD_TLS_OFF, COORD_TLS_REQUIRED };
 /** @brief Whether @p cfg serves TLS (--tls required, or a certificate and not off). */
 int coord_config_tls_on(const struct coord_config *cfg);
 
-/** @brief Fill @p cfg with the documented defaults. */
-void coord_config_defaults(struct coord_config *cfg);
-
 /** File descriptors kept beside max_conns (log, listeners, admin clients, the loop). */
 #define COORD_FD_RESERVE 64
 

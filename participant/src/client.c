@@ -729,14 +729,29 @@ static int check_async(struct tpc_client *c, uint64_t txid, int need_txid, int h
 
 /* ---- public: lifecycle ---------------------------------------------------------------- */
 
+/* The documented defaults (tpc/client.h): what tpc_client_config_init() gives and what
+ * a zero field stands for. */
+static const tpc_client_config client_defaults = {
+	.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS,
+	.request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS,
+	.max_frame = TPC_FRAME_DEFAULT_MAX,
+};
+
 void tpc_client_config_init(tpc_client_config *cfg)
 {
-	if (!cfg)
-		return;
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
-	cfg->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
-	cfg->max_frame = TPC_FRAME_DEFAULT_MAX;
+	if (cfg)
+		*cfg = client_defaults;
+}
+
+/* Zero means the default, for every numeric field. */
+static void config_resolve(tpc_client_config *cfg)
+{
+	if (!cfg->connect_timeout_ms)
+		cfg->connect_timeout_ms = client_defaults.connect_timeout_ms;
+	if (!cfg->request_timeout_ms)
+		cfg->request_timeout_ms = client_defaults.request_timeout_ms;
+	if (!cfg->max_frame)
+		cfg->max_frame = client_defaults.max_frame;
 }
 
 /* A copy of @p s in @p *out (NULL stays NULL). 0, or -ENOMEM. */
@@ -777,12 +792,7 @@ tpc_client *tpc_client_new(const tpc_client_config *cfg, int *err)
 	c->cfg.tls_cert = c->tls_cert;
 	c->cfg.tls_key = c->tls_key;
 	c->cfg.tls_ca = c->tls_ca;
-	if (!c->cfg.connect_timeout_ms)
-		c->cfg.connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
-	if (!c->cfg.request_timeout_ms)
-		c->cfg.request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
-	if (!c->cfg.max_frame)
-		c->cfg.max_frame = TPC_FRAME_DEFAULT_MAX;
+	config_resolve(&c->cfg);
 	c->addrlen = sizeof(c->addr);
 	if (tpc_parse_hostport(c->coordinator, &c->addr, &c->addrlen, why, sizeof(why)))
 		goto out_fail;

@@ -156,4 +156,10 @@ void part_writer_done(void *ctx, struct bw_item *item, int status);
 void part_timer_arm(struct tpc_participant *p, uint64_t at_ms);
 void part_on_timer(int fd, short what, void *arg);
 
+/**
+ * @brief Replace every zero numeric field of @p cfg by its documented default (the
+ *        rule of tpc/participant.h: zero means the default, never "none").
+ */
+void part_config_resolve(tpc_participant_config *cfg);
+
 #endif

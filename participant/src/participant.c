@@ -25,16 +25,39 @@
 #include "tpc/libevent.h"
 #include "tls.h"
 
+/* The documented defaults (tpc/participant.h), the one place they are written: what
+ * tpc_participant_config_init() gives and what a zero field stands for. */
+static const tpc_participant_config part_defaults = {
+	.txn_timeout_ms = 60000,
+	.max_open_txns = 100000,
+	.max_staged_bytes = 256ull << 20,
+	.group_commit_max = 4096,
+	.max_frame = TPC_FRAME_DEFAULT_MAX,
+	.map_size = 1ull << 30,
+	.max_epoch_jump = PART_DEFAULT_MAX_EPOCH_JUMP,
+};
+
 void tpc_participant_config_init(tpc_participant_config *cfg)
 {
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->txn_timeout_ms = 60000;
-	cfg->max_open_txns = 100000;
-	cfg->max_staged_bytes = 256ull << 20;
-	cfg->group_commit_max = 4096;
-	cfg->max_frame = TPC_FRAME_DEFAULT_MAX;
-	cfg->map_size = 1ull << 30;
-	cfg->max_epoch_jump = PART_DEFAULT_MAX_EPOCH_JUMP;
+	*cfg = part_defaults;
+}
+
+void part_config_resolve(tpc_participant_config *cfg)
+{
+	if (!cfg->txn_timeout_ms)
+		cfg->txn_timeout_ms = part_defaults.txn_timeout_ms;
+	if (!cfg->max_open_txns)
+		cfg->max_open_txns = part_defaults.max_open_txns;
+	if (!cfg->max_staged_bytes)
+		cfg->max_staged_bytes = part_defaults.max_staged_bytes;
+	if (!cfg->group_commit_max)
+		cfg->group_commit_max = part_defaults.group_commit_max;
+	if (!cfg->max_frame)
+		cfg->max_frame = part_defaults.max_frame;
+	if (!cfg->map_size)
+		cfg->map_size = part_defaults.map_size;
+	if (!cfg->max_epoch_jump)
+		cfg->max_epoch_jump = part_defaults.max_epoch_jump;
 }
 
 void part_set_err(struct tpc_participant *p, const char *fmt, ...)
@@ -100,11 +123,8 @@ static int copy_config(struct tpc_participant *p, const tpc_participant_config *
 	p->cfg.coordinator = p->coordinator;
 	p->cfg.name = p->name;
 	p->cfg.state_dir = p->state_dir;
-	if (!p->cfg.max_frame)
-		p->cfg.max_frame = TPC_FRAME_DEFAULT_MAX;
-	if (!p->cfg.group_commit_max)
-		p->cfg.group_commit_max = 1;
-	p->tcfg.txn_timeout_ms = cfg->txn_timeout_ms ? cfg->txn_timeout_ms : 60000;
+	part_config_resolve(&p->cfg);
+	p->tcfg.txn_timeout_ms = p->cfg.txn_timeout_ms;
 	p->tcfg.query_initial_ms = 2000;
 	/* An ABORT is never resent (presumed abort), so after a partition heals a prepared
 	 * transaction learns its fate at its next StatusQuery: the cap bounds how long it
@@ -116,8 +136,7 @@ static int copy_config(struct tpc_participant *p, const tpc_participant_config *
 	 * follows its NO vote; this only bounds it when neither ever comes. */
 	p->tcfg.tombstone_ms = p->tcfg.txn_timeout_ms > 300000 ? 2 * p->tcfg.txn_timeout_ms
 								: 600000;
-	p->tcfg.max_epoch_jump = cfg->max_epoch_jump ? cfg->max_epoch_jump
-						     : PART_DEFAULT_MAX_EPOCH_JUMP;
+	p->tcfg.max_epoch_jump = p->cfg.max_epoch_jump;
 	return 0;
 }
 

@@ -490,6 +490,25 @@ static void test_connect_times_out(void **state)
 	assert_int_equal(tpc_client_inflight(c), 0);
 }
 
+/* Zero means the default (tpc/client.h): a config of zeros but the address works (read
+ * as "none", its zero max_frame would refuse every reply and its zero timeouts would
+ * fail every request at once). */
+static void test_a_config_of_zeros_means_the_defaults(void **state)
+{
+	struct fixture *fx = *state;
+	tpc_client_config cfg;
+	int err = 0;
+
+	start_coordinator(fx);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.coordinator = fx->hostport;
+	tpc_client *c = fx->client = tpc_client_new(&cfg, &err);
+	assert_non_null(c);
+	assert_int_equal(err, 0);
+	tpc_txid t = begin_ok(c, NULL);
+	expect_commit(c, t, TPC_OUTCOME_COMMITTED);
+}
+
 static void test_new_rejects_bad_addresses(void **state)
 {
 	static const char *const bad[] = { "", "nonsense", "127.0.0.1", "127.0.0.1:port",
@@ -988,6 +1007,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_request_times_out_when_nobody_answers, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_connect_times_out, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_config_of_zeros_means_the_defaults, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_new_rejects_bad_addresses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments_and_modes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_async_pipelines_200_begins_then_200_commits,

@@ -267,7 +267,38 @@ static void test_non_loopback_admin_without_a_token_refuses_to_start(void **stat
 	free(r);
 }
 
-/* packaging/coordinator.conf is valid and documents every key there is. */
+#define VALUE_LINE_MAX (PATH_MAX + 96)
+
+/* The options --check-config lists (every option of the table that a config file may
+ * set), with their defaults: "key = value" lines, or "# key =" for those without one. */
+static struct cmd_result *default_dump(struct cluster *c)
+{
+	struct cmd_result *r = run_coord(c, "--data", c->data, "--check-config", NULL);
+
+	assert_int_equal(r->code, 0);
+	return r;
+}
+
+/* The next option key in a dump (or a config file), from @p *at on: its name in @p key
+ * and its value (NULL: none) in @p value. 0 at the end. */
+static int next_key(char **at, char *key, size_t keylen, const char **value)
+{
+	char *line;
+
+	while ((line = strsep(at, "\n")) != NULL) {
+		const char *k = line[0] == '#' && line[1] == ' ' ? line + 2 : line;
+		size_t n = strspn(k, "abcdefghijklmnopqrstuvwxyz-");
+		if (n == 0 || n >= keylen || strncmp(k + n, " =", 2) != 0)
+			continue;
+		memcpy(key, k, n);
+		key[n] = '\0';
+		*value = line[0] == '#' || k[n + 2] != ' ' ? NULL : k + n + 3;
+		return 1;
+	}
+	return 0;
+}
+
+/* packaging/coordinator.conf is valid, documents every key there is, and names no other. */
 static void test_sample_config_documents_every_key(void **state)
 {
 	struct cluster *c = *state;
@@ -298,7 +329,102 @@ static void test_sample_config_documents_every_key(void **state)
 		}
 	}
 	free(r);
+
+	/* ...and names no key the coordinator does not have, commented-out ones included. */
+	struct cmd_result *dump = default_dump(c);
+	char *at = sample, key[64], want_key[80];
+	const char *value;
+	while (next_key(&at, key, sizeof(key), &value)) {
+		snprintf(want, sizeof(want), "\n%s = ", key);
+		snprintf(want_key, sizeof(want_key), "\n# %s =", key);
+		if (!strstr(dump->out, want) && !strstr(dump->out, want_key))
+			fail_msg("%s names '%s', which is not an option", TPC_SAMPLE_CONF, key);
+	}
+	free(dump);
 	free(sample);
+}
+
+/* --help's entry for --@p key, from its option line to the next option line, on one
+ * line. */
+static char *help_entry(const char *help, const char *key, char *buf, size_t len)
+{
+	char want[96];
+	const char *p, *end;
+
+	snprintf(want, sizeof(want), "--%s ", key);
+	p = strstr(help, want);
+	while (p && !(p[-1] == ' ' && (p[-2] == ' ' || p[-2] == ',')))
+		p = strstr(p + 1, want); /* the option line, not a mention in prose */
+	if (!p) {
+		snprintf(want, sizeof(want), "--%s\n", key);
+		p = strstr(help, want);
+	}
+	if (!p)
+		fail_msg("--help does not list --%s:\n%s", key, help);
+	end = p + strcspn(p, "\n");
+	while (strncmp(end, "\n                               ", 32) == 0)
+		end += 1 + strcspn(end + 1, "\n"); /* continuation lines */
+	size_t n = 0; /* the text with its line breaks and indents as single spaces */
+	for (; p < end && n + 1 < len; p++)
+		if (*p != ' ' && *p != '\n')
+			buf[n++] = *p;
+		else if (n && buf[n - 1] != ' ')
+			buf[n++] = ' ';
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Every option of the table is in --help, with the default the server really uses. */
+static void test_help_lists_every_option_with_its_default(void **state)
+{
+	struct cluster *c = *state;
+	struct cmd_result *dump = default_dump(c), *help = run_coord(c, "--help", NULL);
+	char *at = dump->out, key[64], entry[1024], want[160];
+	const char *value;
+	int n = 0;
+
+	assert_int_equal(help->code, 0);
+	while (next_key(&at, key, sizeof(key), &value)) {
+		help_entry(help->out, key, entry, sizeof(entry));
+		n++;
+		if (!value || strcmp(key, "data") == 0)
+			continue; /* no default (data: the test's own folder) */
+		snprintf(want, sizeof(want), "default %s", value);
+		if (strcmp(key, "tls") == 0) /* its default depends on tls-cert */
+			snprintf(want, sizeof(want), "else %s", value);
+		if (!strstr(entry, want))
+			fail_msg("--help's --%s does not say \"%s\":\n%s", key, want, entry);
+	}
+	assert_true(n >= 30);
+	free(dump);
+	free(help);
+}
+
+/* The sample says its values are the defaults (but data and admin-token-file): the
+ * configuration it makes is the one built from the table alone. */
+static void test_sample_config_values_are_the_defaults(void **state)
+{
+	struct cluster *c = *state;
+	char token[PATH_MAX + 32], key[64], want[VALUE_LINE_MAX];
+	const char *value;
+
+	write_file(c, "admin.token", "t0ken\n", token, sizeof(token));
+	struct cmd_result *r = run_coord(c, "--config", TPC_SAMPLE_CONF, "--admin-token-file", token,
+					 "--data", c->data, "--check-config", NULL);
+	struct cmd_result *dump = default_dump(c);
+	char *at = r->out;
+
+	assert_int_equal(r->code, 0);
+	while (next_key(&at, key, sizeof(key), &value)) {
+		if (strcmp(key, "admin-token-file") == 0)
+			continue;
+		snprintf(want, sizeof(want), value ? "\n%s = %s\n" : "\n# %s =\n", key, value);
+		if (!strstr(dump->out, want))
+			fail_msg("%s sets %s = %s, not the default:\n%s", TPC_SAMPLE_CONF, key,
+				 value ? value : "", dump->out);
+	}
+	free(dump);
+	free(r);
 }
 
 /* ---- SIGHUP ------------------------------------------------------------------------ */
@@ -375,6 +501,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_config_validates_without_opening_the_log,
 						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_sample_config_documents_every_key,
+						cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_help_lists_every_option_with_its_default,
+						cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(test_sample_config_values_are_the_defaults,
 						cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_sighup_changes_the_txn_timeout, cluster_setup,
 						cluster_teardown),

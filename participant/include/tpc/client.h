@@ -41,13 +41,20 @@ extern "C" {
 
 typedef struct tpc_client tpc_client;
 
+/**
+ * A client's settings. Fill it with tpc_client_config_init(), then set what differs.
+ *
+ * One rule for zero, as in tpc_participant_config: a numeric field left 0 means its
+ * documented default, never "no timeout" or "no limit". A NULL pointer means "not
+ * given" (no name, no TLS).
+ */
 typedef struct tpc_client_config {
 	const char *coordinator;      /**< "HOST:PORT" of the coordinator (required) */
 	const char *name;             /**< a label for the coordinator's logs (optional) */
 	uint32_t connect_timeout_ms;  /**< default 5000 */
 	uint32_t request_timeout_ms;  /**< a reply not received in time fails with -ETIMEDOUT
 					   (a Commit: TPC_OUTCOME_UNKNOWN); default 30000 */
-	uint32_t max_frame;           /**< default 1 MiB */
+	uint32_t max_frame;           /**< largest frame sent or accepted (default 1 MiB) */
 	/**
 	 * Mutual TLS to the coordinator (PEM files; all three, or all NULL for plaintext).
 	 * The certificate's subject CN is this client's identity at the coordinator. The

@@ -84,6 +84,17 @@ typedef void (*tpc_log_fn)(void *arg, int level, const char *msg);
  */
 typedef void (*tpc_fatal_fn)(tpc_participant *p, int code, const char *msg, void *arg);
 
+/**
+ * A participant's settings. Fill it with tpc_participant_config_init(), then set what
+ * differs.
+ *
+ * One rule for zero: a numeric field left 0 means its documented default (so a
+ * zero-initialised struct with coordinator, name and state_dir set is a working
+ * configuration, the same as tpc_participant_config_init()'s). Zero never means
+ * "none", "off" or "unlimited"; where a setting can be turned off, the off value is
+ * explicit and non-zero (group_commit_max = 1). A NULL pointer means "not given":
+ * no log callback, no TLS.
+ */
 typedef struct tpc_participant_config {
 	const char *coordinator;      /**< "HOST:PORT" (required) */
 	const char *name;             /**< participant name, unique per coordinator (required) */
@@ -91,11 +102,12 @@ typedef struct tpc_participant_config {
 	uint32_t txn_timeout_ms;      /**< staged writes with no Prepare expire (default 60000) */
 	uint32_t max_open_txns;       /**< transactions with staged writes (default 100000) */
 	uint64_t max_staged_bytes;    /**< bytes staged across transactions (default 256 MiB) */
-	uint32_t group_commit_max;    /**< records per forced write; 1 = off (default 4096) */
-	uint32_t max_frame;           /**< default 1 MiB */
+	uint32_t group_commit_max;    /**< records per forced write; 1 turns group commit off
+					   (default 4096) */
+	uint32_t max_frame;           /**< largest frame sent or accepted (default 1 MiB) */
 	uint64_t map_size;            /**< LMDB map size for state_dir (default 1 GiB) */
 	uint64_t max_epoch_jump;      /**< refuse a coordinator epoch more than this above the
-					   highest seen (default 1000000; 0: the default) */
+					   highest seen (default 1000000) */
 	tpc_log_fn log;               /**< where log lines go; NULL: nowhere (the default) */
 	void *log_arg;                /**< passed to @p log */
 	tpc_fatal_fn on_fatal;        /**< told when the participant stops for good; NULL */
@@ -116,7 +128,8 @@ typedef struct tpc_participant_config {
 	const char *tls_ca;           /**< CA the coordinator's certificate must chain to */
 } tpc_participant_config;
 
-/** @brief Fill @p cfg with the defaults above (coordinator, name, state_dir unset). */
+/** @brief Fill @p cfg with the defaults above (coordinator, name, state_dir unset): the
+ *         same values a zero field stands for. */
 TPC_API void tpc_participant_config_init(tpc_participant_config *cfg);
 
 /**
