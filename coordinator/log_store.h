@@ -22,7 +22,7 @@
  * rule D6). A COMMIT record and its key record land in the same transaction (D1).
  *
  * The store is reached through struct coord_log_ops, so tests can put a failing or
- * crashing store under the coordinator. coord_log_lmdb_new() returns the real one.
+ * crashing store under the coordinator. coord_log_lmdb_open() opens the real one.
  */
 #ifndef TPC_COORD_LOG_STORE_H
 #define TPC_COORD_LOG_STORE_H

@@ -105,7 +105,7 @@ static void before_step(struct model *m, const struct part_event *ev, uint64_t h
 	if (ev->type == PEV_APPLIED && ev->status == 0)
 		m->applied = 1;
 	if ((ev->type == PEV_DECISION && ev->commit && !m->stale) ||
-	    (ev->type == PEV_STATUS && ev->status == 1))
+	    (ev->type == PEV_STATUS && ev->status == PART_STATUS_COMMITTED))
 		m->commit_seen = 1;
 }
 

@@ -287,6 +287,7 @@ const char *tpc_wire_outcome_name(Tpc__OutcomeKind k)
 	switch (k) {
 	case TPC__OUTCOME_KIND__OUTCOME_COMMITTED: return "COMMITTED";
 	case TPC__OUTCOME_KIND__OUTCOME_ABORTED: return "ABORTED";
+	case TPC__OUTCOME_KIND__OUTCOME_FORGOTTEN: return "FORGOTTEN";
 	default: return "UNKNOWN";
 	}
 }
@@ -296,15 +297,7 @@ const char *tpc_wire_status_name(Tpc__TxnStatus s)
 	switch (s) {
 	case TPC__TXN_STATUS__STATUS_COMMITTED: return "COMMITTED";
 	case TPC__TXN_STATUS__STATUS_ABORTED: return "ABORTED";
+	case TPC__TXN_STATUS__STATUS_FORGOTTEN: return "FORGOTTEN";
 	default: return "PENDING";
-	}
-}
-
-const char *tpc_wire_vote_name(Tpc__VoteKind v)
-{
-	switch (v) {
-	case TPC__VOTE_KIND__VOTE_YES: return "YES";
-	case TPC__VOTE_KIND__VOTE_READ_ONLY: return "READ_ONLY";
-	default: return "NO";
 	}
 }

@@ -108,6 +108,5 @@ const char *tpc_wire_body_name(Tpc__Envelope__BodyCase c);
 /** @brief Names for enum values, for logs and tools. */
 const char *tpc_wire_outcome_name(Tpc__OutcomeKind k);
 const char *tpc_wire_status_name(Tpc__TxnStatus s);
-const char *tpc_wire_vote_name(Tpc__VoteKind v);
 
 #endif

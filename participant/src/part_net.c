@@ -248,10 +248,10 @@ static void on_status_reply(struct tpc_participant *p, const Tpc__StatusReply *m
 	struct part_event ev = { .type = PEV_STATUS };
 
 	switch (m->status) {
-	case TPC__TXN_STATUS__STATUS_COMMITTED: ev.status = 1; break;
-	case TPC__TXN_STATUS__STATUS_ABORTED: ev.status = 2; break;
-	case TPC__TXN_STATUS__STATUS_FORGOTTEN: ev.status = 3; break;
-	default: ev.status = 0; break;
+	case TPC__TXN_STATUS__STATUS_COMMITTED: ev.status = PART_STATUS_COMMITTED; break;
+	case TPC__TXN_STATUS__STATUS_ABORTED: ev.status = PART_STATUS_ABORTED; break;
+	case TPC__TXN_STATUS__STATUS_FORGOTTEN: ev.status = PART_STATUS_FORGOTTEN; break;
+	default: ev.status = PART_STATUS_PENDING; break;
 	}
 	step_txid(p, m->txid, &ev);
 }

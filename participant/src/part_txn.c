@@ -341,7 +341,7 @@ static void keep_asking(struct part_txn *t, const struct part_txn_config *cfg, u
 static int on_status_expired(struct part_txn *t, const struct part_event *ev,
 			     struct part_actions *out)
 {
-	if (ev->status == 0) {
+	if (ev->status == PART_STATUS_PENDING) {
 		if (t->tell_no)
 			emit_vote(out, 0, PART_EXPIRED_REASON);
 		return 0;
@@ -358,9 +358,9 @@ static int on_status(struct part_txn *t, const struct part_txn_config *cfg,
 	if (t->state != PS_PREPARED)
 		return 0;
 	switch (ev->status) {
-	case 1: start_apply(t, out); break;          /* COMMITTED */
-	case 2: discard(t, out); break;              /* ABORTED */
-	case 3:                                      /* FORGOTTEN: never guess, keep asking */
+	case PART_STATUS_COMMITTED: start_apply(t, out); break;
+	case PART_STATUS_ABORTED: discard(t, out); break;
+	case PART_STATUS_FORGOTTEN:                  /* never guess, keep asking */
 		if (!t->forgotten) {
 			t->forgotten = 1;
 			emit(out, PACT_REPORT_FORGOTTEN);

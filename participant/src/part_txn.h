@@ -32,12 +32,19 @@ enum part_ev_type {
 	PEV_LOGGED,       /* PREPARED record batch finished: status */
 	PEV_DECISION,     /* commit (1/0), epoch */
 	PEV_APPLIED,      /* sink apply finished: status */
-	PEV_STATUS,       /* StatusQuery answer: status (0 pending, 1 committed, 2 aborted,
-			     3 forgotten) */
+	PEV_STATUS,       /* StatusQuery answer: status, an enum part_status */
 	PEV_REFUSED,      /* an Error for this txn's vote: err (TPC_ENOTFOUND, ...) */
 	PEV_TICK,
 	PEV_CONN_UP,      /* (re)connected and Hello answered */
 	PEV_CONN_DOWN,
+};
+
+/* PEV_STATUS's status: the coordinator's answer to a StatusQuery. */
+enum part_status {
+	PART_STATUS_PENDING = 0, /* still live there: it waits for votes */
+	PART_STATUS_COMMITTED,
+	PART_STATUS_ABORTED,     /* or no decision and not live (D5, presumed abort) */
+	PART_STATUS_FORGOTTEN,   /* an operator forgot the decision: never guess */
 };
 
 struct part_event {

@@ -128,8 +128,9 @@ static int copy_config(struct tpc_participant *p, const tpc_participant_config *
 	p->tcfg.query_initial_ms = 2000;
 	/* An ABORT is never resent (presumed abort), so after a partition heals a prepared
 	 * transaction learns its fate at its next StatusQuery: the cap bounds how long it
-	 * stays in doubt after healing (DESIGN: quiet within 10 s). It was 30 s, which left
-	 * transactions prepared for up to 30 s after a long partition healed. */
+	 * stays in doubt after healing (the torture runner's quiet bound is 10 s:
+	 * docs/failure-injection.md). It was 30 s, which left transactions prepared for up
+	 * to 30 s after a long partition healed. */
 	p->tcfg.query_max_ms = 4000;
 	p->tcfg.apply_retry_ms = 1000;
 	/* An EXPIRED tombstone normally ends on the ABORT or the StatusQuery answer that
@@ -288,8 +289,26 @@ static void arm_all(struct tpc_participant *p)
 	free(ids);
 }
 
+/* Undo what attach made on @p base, leaving the participant unattached (attach may be
+ * called again; the caller's base is the caller's). */
+static void detach(struct tpc_participant *p)
+{
+	part_net_stop(p);
+	if (p->lazy_ev)
+		event_free(p->lazy_ev);
+	if (p->sink_writer)
+		batch_writer_free(p->sink_writer);
+	if (p->writer)
+		batch_writer_free(p->writer);
+	p->lazy_ev = NULL;
+	p->sink_writer = p->writer = NULL;
+	p->base = NULL;
+}
+
 int tpc_participant_attach(tpc_participant *p, struct event_base *base)
 {
+	int rc = -ENOMEM;
+
 	if (p->base)
 		return TPC_ESTATE;
 	p->base = base;
@@ -299,12 +318,16 @@ int tpc_participant_attach(tpc_participant *p, struct event_base *base)
 					  p->cfg.group_commit_max);
 	p->lazy_ev = evtimer_new(base, part_on_lazy_timer, p);
 	if (!p->writer || !p->sink_writer || !p->lazy_ev)
-		return -ENOMEM;
-	int rc = part_net_start(p);
+		goto out_detach;
+	rc = part_net_start(p);
 	if (rc)
-		return rc;
+		goto out_detach;
 	arm_all(p);
 	return 0;
+out_detach:
+	detach(p);
+	part_set_err(p, "cannot attach to the event loop: %s", tpc_strerror(rc));
+	return rc;
 }
 
 /* ---- background-thread mode ---- */
@@ -337,31 +360,47 @@ static void *loop_main(void *arg)
 
 int tpc_participant_start(tpc_participant *p)
 {
+	int rc = -ENOMEM;
+
 	if (p->base)
 		return TPC_ESTATE;
 	struct event_base *base = event_base_new();
 	p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->wake_fd < 0)
+		rc = -errno;
 	if (!base || p->wake_fd < 0)
-		goto fail;
+		goto out_free;
 	p->wake_ev = event_new(base, p->wake_fd, EV_READ | EV_PERSIST, on_wake, p);
 	if (!p->wake_ev || event_add(p->wake_ev, NULL))
-		goto fail;
-	int rc = tpc_participant_attach(p, base);
+		goto out_free;
+	rc = tpc_participant_attach(p, base);
 	if (rc)
-		return rc;
+		goto out_free;
 	p->own_base = 1;
-	if (pthread_create(&p->thread, NULL, loop_main, p))
-		return -errno;
+	rc = -pthread_create(&p->thread, NULL, loop_main, p); /* it returns the code */
+	if (rc) {
+		p->own_base = 0;
+		detach(p);
+		part_set_err(p, "cannot start the loop thread: %s", tpc_strerror(rc));
+		goto out_free;
+	}
 	p->thread_running = 1;
 	return 0;
-fail:
-	if (base && !p->base)
+out_free:
+	if (p->wake_ev)
+		event_free(p->wake_ev);
+	p->wake_ev = NULL;
+	if (base)
 		event_base_free(base);
-	return -ENOMEM;
+	if (p->wake_fd >= 0)
+		close(p->wake_fd);
+	p->wake_fd = -1;
+	return rc;
 }
 
-/* Run fn on the loop thread and wait for it (background-thread mode only). */
-static void call_on_loop(struct tpc_participant *p, struct loop_call *c)
+/* Run c->fn on the loop thread and wait for it (background-thread mode only). Returns
+ * 0 once it ran, or -errno when the loop could not be woken: then it never runs. */
+static int call_on_loop(struct tpc_participant *p, struct loop_call *c)
 {
 	uint64_t one = 1;
 
@@ -369,12 +408,22 @@ static void call_on_loop(struct tpc_participant *p, struct loop_call *c)
 	c->next = p->calls;
 	p->calls = c;
 	pthread_mutex_unlock(&p->mu);
-	if (write(p->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		return;
+	/* EAGAIN: the counter is full, so the loop is woken already. */
+	int rc = write(p->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN ? -errno : 0;
 	pthread_mutex_lock(&p->mu);
-	while (!c->done)
+	if (rc) { /* take c back unless another caller's wake-up took it to the loop */
+		struct loop_call **pp = &p->calls;
+		while (*pp && *pp != c)
+			pp = &(*pp)->next;
+		if (*pp)
+			*pp = c->next;
+		else
+			rc = 0;
+	}
+	while (!rc && !c->done)
 		pthread_cond_wait(&p->cv, &p->mu);
 	pthread_mutex_unlock(&p->mu);
+	return rc;
 }
 
 static void call_done(struct tpc_participant *p, struct loop_call *c)
@@ -539,7 +588,11 @@ int tpc_participant_stage_token_wait(tpc_participant *p, tpc_txid txid, const ui
 		return TPC_ESTATE;
 	sc.call.fn = stage_call_run;
 	sc.call.arg = &sc;
-	call_on_loop(p, &sc.call);
+	int rc = call_on_loop(p, &sc.call);
+	if (rc) {
+		part_set_err(p, "cannot wake the loop thread: %s", tpc_strerror(rc));
+		return rc;
+	}
 	return sc.result;
 }
 
@@ -591,9 +644,15 @@ int tpc_participant_list_prepared(tpc_participant *p, tpc_prepared_info **out, s
 	struct list_call lc = { .call = { .fn = list_run } };
 
 	lc.call.arg = &lc;
-	if (p->own_base && p->thread_running)
-		call_on_loop(p, &lc.call);
-	else
+	if (p->own_base && p->thread_running) {
+		int rc = call_on_loop(p, &lc.call);
+		if (rc) {
+			part_set_err(p, "cannot wake the loop thread: %s", tpc_strerror(rc));
+			*out = NULL;
+			*n = 0;
+			return rc;
+		}
+	} else
 		list_run(p, &lc);
 	*out = lc.v;
 	*n = lc.n;
@@ -638,10 +697,10 @@ void tpc_participant_get_stats(tpc_participant *p, tpc_participant_stats *out)
 	struct stats_call sc = { .call = { .fn = stats_run }, .out = out };
 
 	sc.call.arg = &sc;
-	if (p->own_base && p->thread_running)
-		call_on_loop(p, &sc.call);
-	else
+	if (!(p->own_base && p->thread_running))
 		stats_run(p, &sc);
+	else if (call_on_loop(p, &sc.call))
+		memset(out, 0, sizeof(*out)); /* the loop could not be reached: nothing known */
 }
 
 /* ---- shutdown ---- */
@@ -670,7 +729,14 @@ void tpc_participant_free(tpc_participant *p)
 	if (p->thread_running) {
 		struct loop_call stop = { .fn = stop_run };
 		stop.arg = &stop;
-		call_on_loop(p, &stop); /* on_wake breaks the loop after running it */
+		/* on_wake breaks the loop after running it. If the loop cannot be woken,
+		 * its thread still uses p: leaking p is the only safe thing left. */
+		int rc = call_on_loop(p, &stop);
+		if (rc) {
+			part_logf(p, TPC_LOG_ERROR, "cannot stop the loop thread (%s); "
+				  "the participant is left running", tpc_strerror(rc));
+			return;
+		}
 		pthread_join(p->thread, NULL);
 		p->thread_running = 0;
 	}

@@ -1,7 +1,7 @@
 /*
- * test_coordinator_recovery.c - kill -9 of tpc-coordinator at the places DESIGN.md's
- * crash table names, a restart on the same port and data folder, and what clients and
- * participants learn afterwards.
+ * test_coordinator_recovery.c - kill -9 of tpc-coordinator at the places the crash
+ * table in docs/design.md ("After a crash") names, a restart on the same port and data
+ * folder, and what clients and participants learn afterwards.
  *
  * The crash after the COMMIT record is durable and before anybody heard it is made
  * deterministic by the coordinator's fault point coord.decision.after_log (TPC_FAULTS):

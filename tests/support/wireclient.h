@@ -146,7 +146,7 @@ int tpc_wc_call(tpc_wc *wc, Tpc__Envelope *req, Tpc__Envelope **reply);
  */
 int tpc_wc_hello(tpc_wc *wc, Tpc__Role role, const char *name, uint64_t *epoch);
 
-/** What a participant's Hello says about who it is (DESIGN rule D8). */
+/** What a participant's Hello says about who it is (rule D8, docs/design.md). */
 struct tpc_wc_identity {
 	uint8_t participant_id[16];
 	uint64_t incarnation;            /* >= 1 */

@@ -178,9 +178,9 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 	int jump = epoch_msg && hi && ev->epoch > hi && ev->epoch - hi > h->cfg.max_epoch_jump;
 	int stale = (epoch_msg && ev->epoch < hi) || jump;
 	int abort_msg = !stale && ((ev->type == PEV_DECISION && !ev->commit) ||
-				   (ev->type == PEV_STATUS && ev->status == 2));
+				   (ev->type == PEV_STATUS && ev->status == PART_STATUS_ABORTED));
 	int commit_msg = !stale && ((ev->type == PEV_DECISION && ev->commit) ||
-				    (ev->type == PEV_STATUS && ev->status == 1));
+				    (ev->type == PEV_STATUS && ev->status == PART_STATUS_COMMITTED));
 	int applied_ok = ev->type == PEV_APPLIED && ev->status == 0;
 	int logged_ok = ev->type == PEV_LOGGED && ev->status == 0;
 	int expiry = ev->type == PEV_TICK && from <= PS_ACTIVE && h->now >= b->expires_ms;
@@ -267,7 +267,7 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 	if (from == PS_EXPIRED && to == PS_DONE)
 		CHECK(h, h->out.n == 0 &&
 			 ((ev->type == PEV_DECISION && !ev->commit && !stale) ||
-			  (ev->type == PEV_STATUS && ev->status != 0) || refused_gone ||
+			  (ev->type == PEV_STATUS && ev->status != PART_STATUS_PENDING) || refused_gone ||
 			  (ev->type == PEV_TICK && h->now >= b->expires_ms)));
 	if (from == PS_EXPIRED && to == PS_EXPIRED)
 		CHECK(h, h->t.expires_ms == b->expires_ms && h->t.tell_no == b->tell_no);
@@ -288,7 +288,7 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 				CHECK(h, (from == PS_LOGGING && logged_ok) ||
 					 (from == PS_PREPARED && (ev->type == PEV_PREPARE ||
 								  (ev->type == PEV_STATUS &&
-								   ev->status == 0))));
+								   ev->status == PART_STATUS_PENDING))));
 				CHECK(h, to == PS_PREPARED);
 				CHECK(h, h->logged_ok || logged_ok || h->t.recovered);
 				CHECK(h, count(h, PACT_SEND_VOTE) == 1);
@@ -302,7 +302,7 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 					CHECK(h, ev->type == PEV_PREPARE ||
 						 (b->tell_no && (ev->type == PEV_CONN_UP ||
 								 (ev->type == PEV_STATUS &&
-								  ev->status == 0))));
+								  ev->status == PART_STATUS_PENDING))));
 				if (to == PS_EXPIRED)
 					CHECK(h, !strcmp(a->reason, PART_EXPIRED_REASON));
 			}
@@ -336,7 +336,7 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 			break;
 		case PACT_REPORT_FORGOTTEN: /* in doubt, told once, never decided */
 			CHECK(h, from == PS_PREPARED && to == PS_PREPARED);
-			CHECK(h, ev->type == PEV_STATUS && ev->status == 3);
+			CHECK(h, ev->type == PEV_STATUS && ev->status == PART_STATUS_FORGOTTEN);
 			CHECK(h, h->forgotten_reports == 0 && h->out.n == 1);
 			break;
 		case PACT_REJECT_STALE:
@@ -454,7 +454,12 @@ static struct part_event ev_applied(int status)
 	return (struct part_event){ .type = PEV_APPLIED, .status = status };
 }
 
-enum { PENDING = 0, COMMITTED = 1, ABORTED = 2, FORGOTTEN = 3 };
+enum {
+	PENDING = PART_STATUS_PENDING,
+	COMMITTED = PART_STATUS_COMMITTED,
+	ABORTED = PART_STATUS_ABORTED,
+	FORGOTTEN = PART_STATUS_FORGOTTEN,
+};
 
 static struct part_event ev_status(int status)
 {

@@ -15,7 +15,7 @@
  * `verify` reads every service's store (read-only) and checks it holds exactly the
  * committed writes: every committed transaction's key with its txid, no aborted one,
  * nothing else, each once (the sink keeps applied txids only until they can no longer
- * come again, DESIGN D9).
+ * come again, rule D9 in docs/design.md).
  *
  * With --tls-cert, --tls-key and --tls-ca, both the coordinator client and the tpc-kv
  * clients use mutual TLS with that one certificate (scripts/demo.sh: TLS=1).

@@ -6,7 +6,7 @@
  * files, no processes, no clock; the runner reads the files and feeds it, and a unit
  * test feeds it synthetic histories.
  *
- * Invariants checked (see DESIGN.md, "Failure injection is a feature"):
+ * Invariants checked (see docs/design.md, "What the torture checker proves"):
  *   partial          atomicity: the txid's writes are in some intended sinks, not all
  *                    (or only some of its writes are in one sink)
  *   commit-lost      the client was told COMMITTED; an intended sink lacks the writes

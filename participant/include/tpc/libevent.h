@@ -19,7 +19,8 @@ extern "C" {
 /**
  * @brief Run the participant on @p base: it connects to the coordinator, recovers its
  *        prepared transactions, and serves prepare/decision from the loop.
- * @return 0, TPC_ESTATE if already attached or started, or a negative code
+ * @return 0, TPC_ESTATE if already attached or started, or a negative code (then
+ *         nothing is left on @p base and attach may be called again)
  */
 TPC_API int tpc_participant_attach(tpc_participant *p, struct event_base *base);
 

@@ -151,7 +151,9 @@ TPC_API tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, 
 
 /**
  * @brief Run the participant on a background thread with its own loop.
- * @return 0, or TPC_ESTATE if already attached or started
+ * @return 0; TPC_ESTATE if already attached or started; or a negative code (-ENOMEM,
+ *         -EAGAIN from thread creation, ...) with tpc_participant_errmsg() saying why.
+ *         On failure nothing is kept: the participant may be started again.
  */
 TPC_API int tpc_participant_start(tpc_participant *p);
 
@@ -194,7 +196,8 @@ TPC_API int tpc_participant_stage(tpc_participant *p, tpc_txid txid, const void 
 
 /**
  * @brief Blocking stage, for participants run with tpc_participant_start(); any thread.
- * @return 0, or the code the callback form would have passed
+ * @return 0, or the code the callback form would have passed, or -errno when the loop
+ *         thread could not be woken (nothing was staged)
  */
 TPC_API int tpc_participant_stage_wait(tpc_participant *p, tpc_txid txid, const void *key,
 				       size_t key_len, const void *value, size_t value_len);
@@ -261,7 +264,10 @@ typedef struct tpc_participant_stats {
 	int connected;
 } tpc_participant_stats;
 
-/** @brief Copy the counters. Loop thread, or any thread when started. */
+/**
+ * @brief Copy the counters. Loop thread, or any thread when started (all zero if the
+ *        loop thread could not be woken).
+ */
 TPC_API void tpc_participant_get_stats(tpc_participant *p, tpc_participant_stats *out);
 
 /** @brief The last error message (never NULL; "" when none). */

@@ -22,7 +22,7 @@
  * YES (D2), calls commit() again after a crash until it succeeds, and acks the
  * decision only after commit() returned 0 (D3).
  *
- * Bounded state (DESIGN D9): what a sink keeps to make commit() idempotent grows with
+ * Bounded state (rule D9): what a sink keeps to make commit() idempotent grows with
  * every transaction. The participant tells it, through the optional forget(), when a
  * txid can never be committed again: once the participant's PREPARED record of that
  * txid is durably gone, a repeated COMMIT is acknowledged without reaching the sink
