@@ -176,12 +176,11 @@ int tpc_faults_arm(struct tpc_faults *f, const char *spec, char *err, size_t err
 	return rc;
 }
 
-int tpc_faults_arm_from_env(struct tpc_faults *f, char *err, size_t errlen)
+void tpc_faults_seed(struct tpc_faults *f, uint64_t seed)
 {
-	const char *seed = getenv("TPC_FAULT_SEED");
-	if (seed && *seed)
-		seed_rng(f, strtoull(seed, NULL, 0));
-	return tpc_faults_arm(f, getenv("TPC_FAULTS"), err, errlen);
+	pthread_mutex_lock(&f->mu);
+	seed_rng(f, seed);
+	pthread_mutex_unlock(&f->mu);
 }
 
 static uint32_t next_rand(struct tpc_faults *f)

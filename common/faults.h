@@ -83,8 +83,9 @@ void tpc_faults_set_log(struct tpc_faults *f, void (*fn)(void *arg, const char *
  */
 int tpc_faults_arm(struct tpc_faults *f, const char *spec, char *err, size_t errlen);
 
-/** @brief Arm from TPC_FAULTS and TPC_FAULT_SEED. */
-int tpc_faults_arm_from_env(struct tpc_faults *f, char *err, size_t errlen);
+/** @brief Seed the random actions (as a "seed=N" entry does). Nothing here reads the
+ *         environment: the coordinator passes TPC_FAULT_SEED, tpc-kv its spec. */
+void tpc_faults_seed(struct tpc_faults *f, uint64_t seed);
 
 /** @brief Disarm every point (counters kept). */
 void tpc_faults_clear(struct tpc_faults *f);
