@@ -29,6 +29,17 @@ static const char *const names[TPC_FP_COUNT] = {
 	[TPC_FP_LOG_SYNC] = "log.sync",
 };
 
+static void discard_line(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+static void seed_rng(struct tpc_faults *f, uint64_t seed)
+{
+	f->rng = seed * 0x9e3779b97f4a7c15ULL | 1;
+}
+
 const char *tpc_fault_name(enum tpc_fault_point p)
 {
 	return (unsigned)p < TPC_FP_COUNT ? names[p] : NULL;
@@ -46,8 +57,15 @@ void tpc_faults_init(struct tpc_faults *f, const char *prog)
 {
 	memset(f, 0, sizeof(*f));
 	f->prog = prog;
-	f->rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL | 1;
+	seed_rng(f, (uint64_t)getpid());
 	pthread_mutex_init(&f->mu, NULL);
+}
+
+void tpc_faults_set_log(struct tpc_faults *f, void (*fn)(void *arg, const char *msg),
+			void *arg)
+{
+	f->log = fn ? fn : discard_line;
+	f->log_arg = arg;
 }
 
 void tpc_faults_destroy(struct tpc_faults *f)
@@ -111,6 +129,16 @@ static int arm_one(struct tpc_faults *f, char *entry, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	*eq = '\0';
+	if (strcmp(entry, "seed") == 0) {
+		char *end;
+		unsigned long long v = strtoull(eq + 1, &end, 0);
+		if (end == eq + 1 || *end) {
+			tpc_set_err(err, errlen, "fault seed '%s': expected a number", eq + 1);
+			return -EINVAL;
+		}
+		seed_rng(f, v);
+		return 0;
+	}
 	int p = tpc_fault_lookup(entry);
 	if (p < 0) {
 		tpc_set_err(err, errlen, "unknown fault point '%s'", entry);
@@ -148,12 +176,11 @@ int tpc_faults_arm(struct tpc_faults *f, const char *spec, char *err, size_t err
 	return rc;
 }
 
-int tpc_faults_arm_from_env(struct tpc_faults *f, char *err, size_t errlen)
+void tpc_faults_seed(struct tpc_faults *f, uint64_t seed)
 {
-	const char *seed = getenv("TPC_FAULT_SEED");
-	if (seed && *seed)
-		f->rng = strtoull(seed, NULL, 0) * 0x9e3779b97f4a7c15ULL | 1;
-	return tpc_faults_arm(f, getenv("TPC_FAULTS"), err, errlen);
+	pthread_mutex_lock(&f->mu);
+	seed_rng(f, seed);
+	pthread_mutex_unlock(&f->mu);
 }
 
 static uint32_t next_rand(struct tpc_faults *f)
@@ -175,10 +202,24 @@ static int should_fire(struct tpc_faults *f, struct tpc_fault *pt)
 	return 1;
 }
 
-int tpc_fault_fire(struct tpc_faults *f, enum tpc_fault_point p)
+/* One line for a fired fault: the set's log function, or stderr. */
+static void fired(struct tpc_faults *f, const char *fmt, ...)
 {
 	struct tpc_logger lg = { f->prog ? f->prog : "tpc", TPC_LOG_WARN };
+	char msg[160];
+	va_list ap;
 
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (f->log)
+		f->log(f->log_arg, msg);
+	else
+		tpc_logf(&lg, TPC_LOG_WARN, "%s", msg);
+}
+
+int tpc_fault_fire(struct tpc_faults *f, enum tpc_fault_point p)
+{
 	pthread_mutex_lock(&f->mu);
 	struct tpc_fault *pt = &f->pt[p];
 	uint8_t action = pt->action;
@@ -191,18 +232,18 @@ int tpc_fault_fire(struct tpc_faults *f, enum tpc_fault_point p)
 		return 0;
 	switch (action) {
 	case TPC_FA_CRASH:
-		tpc_logf(&lg, TPC_LOG_WARN, "fault %s fired: crash", names[p]);
+		fired(f, "fault %s fired: crash", names[p]);
 		raise(SIGKILL);
 		return 0;
 	case TPC_FA_DELAY: {
-		tpc_logf(&lg, TPC_LOG_WARN, "fault %s fired: delay %u ms", names[p], delay);
+		fired(f, "fault %s fired: delay %u ms", names[p], delay);
 		struct timespec ts = { delay / 1000, (long)(delay % 1000) * 1000000L };
 		while (nanosleep(&ts, &ts) && errno == EINTR)
 			;
 		return 0;
 	}
 	case TPC_FA_FAIL:
-		tpc_logf(&lg, TPC_LOG_WARN, "fault %s fired: fail", names[p]);
+		fired(f, "fault %s fired: fail", names[p]);
 		return -EIO;
 	default:
 		return 0;

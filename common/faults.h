@@ -1,8 +1,10 @@
 /*
  * faults.h - named fault points for failure injection, shared by the coordinator and
- * libtpc. Armed from a spec string, usually the TPC_FAULTS environment variable:
+ * libtpc. Armed from a spec string: the coordinator reads it from the TPC_FAULTS
+ * environment variable; libtpc never reads the environment, a participant is armed only
+ * through tpc_participant_config.faults (tpc-kv passes its --faults, or TPC_FAULTS):
  *
- *   TPC_FAULTS="POINT=ACTION[,POINT=ACTION...]"
+ *   "POINT=ACTION[,POINT=ACTION...][,seed=N]"
  *
  * Actions:
  *   crash          crash now, as kill -9 would (raise(SIGKILL): no cleanup, no flush)
@@ -11,11 +13,13 @@
  *   delay:MS       sleep MS milliseconds at the point, then go on
  *   fail           the I/O at the point fails with -EIO (where the point does I/O)
  *   fail@N, fail%P as crash@N / crash%P, but failing
- * Randomness comes from TPC_FAULT_SEED (default: the process id) so a run can be replayed.
+ * Randomness comes from seed=N in the spec (or TPC_FAULT_SEED, for the coordinator;
+ * default: the process id) so a run can be replayed.
  *
  * An unarmed fault point costs one predictable branch on a flag in the set. Every hit
- * of an armed point is counted; a fired fault logs one line on stderr first (the
- * torture runner counts those lines).
+ * of an armed point is counted; a fired fault logs one line first (the torture runner
+ * counts those lines): through the set's log function when one is set (libtpc: its
+ * cfg.log, nowhere when that is NULL), else on stderr (the coordinator).
  */
 #ifndef TPC_COMMON_FAULTS_H
 #define TPC_COMMON_FAULTS_H
@@ -55,7 +59,9 @@ struct tpc_faults {
 	int armed;                          /* any point armed: the fast-path flag */
 	struct tpc_fault pt[TPC_FP_COUNT];
 	uint64_t rng;
-	const char *prog;                   /* for the log line */
+	const char *prog;                   /* for the stderr line */
+	void (*log)(void *arg, const char *msg); /* NULL: stderr (tpc_faults_set_log) */
+	void *log_arg;
 	pthread_mutex_t mu;                 /* hits and rng: points fire on several threads */
 };
 
@@ -64,13 +70,22 @@ void tpc_faults_init(struct tpc_faults *f, const char *prog);
 void tpc_faults_destroy(struct tpc_faults *f);
 
 /**
- * @brief Arm the points named in @p spec (see above). NULL or "" arms nothing.
+ * @brief Send the fired-fault lines to @p fn (WARN level) instead of stderr. With
+ *        @p fn NULL they go nowhere. Call before arming.
+ */
+void tpc_faults_set_log(struct tpc_faults *f, void (*fn)(void *arg, const char *msg),
+			void *arg);
+
+/**
+ * @brief Arm the points named in @p spec (see above; a "seed=N" entry seeds the random
+ *        actions). NULL or "" arms nothing.
  * @return 0, or -EINVAL with a message in @p err for an unknown point or action.
  */
 int tpc_faults_arm(struct tpc_faults *f, const char *spec, char *err, size_t errlen);
 
-/** @brief Arm from TPC_FAULTS and TPC_FAULT_SEED. */
-int tpc_faults_arm_from_env(struct tpc_faults *f, char *err, size_t errlen);
+/** @brief Seed the random actions (as a "seed=N" entry does). Nothing here reads the
+ *         environment: the coordinator passes TPC_FAULT_SEED, tpc-kv its spec. */
+void tpc_faults_seed(struct tpc_faults *f, uint64_t seed);
 
 /** @brief Disarm every point (counters kept). */
 void tpc_faults_clear(struct tpc_faults *f);

@@ -19,6 +19,7 @@
  *     carries is trusted (txids, durations and limits are parsed strictly).
  */
 #include "admin_int.h"
+#include "errname.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -299,7 +300,7 @@ static const char *txn_error_text(struct coord_server *s, const struct coord_txn
 		return buf;
 	case TXN_ERR_LOG_FAILED:
 		snprintf(buf, len, "the COMMIT record write failed (%s); the coordinator retries it",
-			 t->err_status > -4096 ? strerror(-t->err_status) : "log error");
+			 tpc_errname(t->err_status));
 		return buf;
 	default:
 		return NULL;

@@ -29,6 +29,7 @@
  * DROP records back here instead of freeing them).
  */
 #include "admin_int.h"
+#include "errname.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -445,7 +446,7 @@ static void drop_done(struct admin_op *op, int status)
 	coord_step(s, t, &ev);
 	if (status < 0) {
 		op_reply_error(op, 500, "the COMMIT record could not be dropped (%s); nothing was "
-			       "changed", strerror(status > -4096 ? -status : EIO));
+			       "changed", tpc_errname(status));
 		return;
 	}
 	t = u64map_get(&s->txns, op->txid);
@@ -463,7 +464,7 @@ static void reply_restored(struct admin_op *op, int status)
 		op_reply_error(op, 500, "every participant acknowledged (applied) the COMMIT while "
 			       "the override was written; writing its record again failed (%s) and "
 			       "the coordinator retries it: nothing was aborted",
-			       strerror(status > -4096 ? -status : EIO));
+			       tpc_errname(status));
 		return;
 	}
 	op_reply_error(op, 409, "%s", "the transaction committed everywhere: every participant "
@@ -491,7 +492,7 @@ static void audit_done(struct admin_op *op, int status)
 {
 	if (status < 0) {
 		op_reply_error(op, 500, "the audit entry could not be written (%s); nothing was "
-			       "changed", strerror(status > -4096 ? -status : EIO));
+			       "changed", tpc_errname(status));
 		return;
 	}
 	if (op->a->srv->stopping) {
@@ -543,7 +544,7 @@ void coord_heuristic_commit_logged(struct coord_server *s, uint64_t txid, int st
 	if (status < 0) {
 		op_reply_error(op, 500, "the COMMIT record write failed (%s); the coordinator "
 			       "retries it: see GET /v1/transactions/{txid}",
-			       strerror(status > -4096 ? -status : EIO));
+			       tpc_errname(status));
 		return;
 	}
 	if (op->plan == PLAN_COMMIT_UNKNOWN && !s->stopping)

@@ -439,13 +439,17 @@ static void txn_config(struct coord_server *s)
 	s->tcfg.max_parts = s->cfg.max_parts;
 }
 
-/* Fault points (faults.h): TPC_FAULTS is read once, here; a bad value stops the start. */
+/* Fault points (faults.h): TPC_FAULTS and TPC_FAULT_SEED are read once, here; a bad
+ * value stops the start. */
 static int setup_faults(struct coord_server *s)
 {
+	const char *seed = getenv("TPC_FAULT_SEED");
 	char err[160];
 
 	tpc_faults_init(&s->faults, "tpc-coordinator");
-	if (tpc_faults_arm_from_env(&s->faults, err, sizeof(err))) {
+	if (seed && *seed)
+		tpc_faults_seed(&s->faults, strtoull(seed, NULL, 0));
+	if (tpc_faults_arm(&s->faults, getenv("TPC_FAULTS"), err, sizeof(err))) {
 		tpc_logf(&s->log, TPC_LOG_ERROR, "TPC_FAULTS: %s", err);
 		return -EINVAL;
 	}

@@ -13,9 +13,7 @@
 #include "wire_err.h"
 #include "tpc/common.h"
 
-#include <string.h>
-
-#include <lmdb.h>
+#include "errname.h"
 
 #ifndef TPC_VERSION
 #error "TPC_VERSION must be defined by the build (CMake: PROJECT_VERSION)"
@@ -61,24 +59,9 @@ static const char *tpc_code_str(int code)
 
 const char *tpc_strerror(int code)
 {
-	const char *s;
+	const char *s = code < 0 ? tpc_code_str(code) : NULL;
 
-	if (code == 0)
-		return "success";
-	if (code > 0)
-		return "invalid error code (positive)";
-	s = tpc_code_str(code);
-	if (s)
-		return s;
-	/* mdb_strerror() returns static strings for its own range only. */
-	if (code >= MDB_KEYEXIST && code <= MDB_LAST_ERRCODE)
-		return mdb_strerror(code);
-	if (code > -1000) {
-		s = strerrordesc_np(-code); /* glibc >= 2.32: static, thread-safe */
-		if (s)
-			return s;
-	}
-	return "unknown error";
+	return s ? s : tpc_errname(code); /* 0, -errno and LMDB's codes: common/errname.c */
 }
 
 const char *tpc_outcome_str(tpc_outcome o)

@@ -120,7 +120,7 @@ struct tpc_participant {
 	int stopping;
 
 	struct tpc_arena arena;       /* unpacked Envelopes, one frame at a time */
-	struct tpc_faults faults;      /* armed from TPC_FAULTS at creation */
+	struct tpc_faults faults;      /* armed from cfg.faults at creation */
 	tpc_participant_stats stats;
 	char errmsg[256];
 };

@@ -197,6 +197,27 @@ static int open_state(struct tpc_participant *p)
 	return rc;
 }
 
+/* A fired fault's line: only through cfg.log, like every other line of the library. */
+static void fault_log(void *arg, const char *msg)
+{
+	part_logf(arg, TPC_LOG_WARN, "%s", msg);
+}
+
+/* Test-only fault points (tpc_participant_config.faults); never the environment. */
+static int arm_faults(struct tpc_participant *p, const char *spec)
+{
+	int rc;
+
+	p->cfg.faults = NULL; /* the caller's string: not kept */
+	tpc_faults_set_log(&p->faults, fault_log, p);
+	rc = tpc_faults_arm(&p->faults, spec, p->errmsg, sizeof(p->errmsg));
+	if (rc)
+		part_logf(p, TPC_LOG_ERROR, "faults: %s", p->errmsg);
+	else if (p->faults.armed)
+		part_logf(p, TPC_LOG_WARN, "fault injection armed: %s", spec);
+	return rc;
+}
+
 static void hex_id(const uint8_t id[PART_ID_LEN], char out[2 * PART_ID_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
@@ -250,7 +271,7 @@ tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink
 	}
 	rc = open_tls(p);
 	if (!rc)
-		rc = tpc_faults_arm_from_env(&p->faults, p->errmsg, sizeof(p->errmsg));
+		rc = arm_faults(p, cfg->faults);
 	if (!rc)
 		rc = open_state(p);
 	if (rc)

@@ -5,7 +5,9 @@
  * Owns only the small handle struct; the implementation's state belongs to it and is
  * released by ops->destroy in tpc_sink_free(). Invariants: a handle always has an ops
  * table with prepare and commit set (tpc_sink_new refuses anything else); the handle
- * adds no locking (the participant never calls two sink functions at once).
+ * adds no locking: the participant keeps the threading contract of tpc/sink.h (at most
+ * one loop-side and one writer-side call at once, never on the same txid), and a sink
+ * locks whatever its two sides share.
  */
 #include "tpc/sink.h"
 

@@ -75,6 +75,7 @@ struct kv_opts {
 	int require_token;              /* --require-txn-token: a Put must carry the token */
 	struct tpc_tls_files tls;       /* --tls-cert, --tls-key, --tls-ca */
 	int tls_mode;                   /* 0: required once a file is given; 1 off; 2 required */
+	const char *faults;             /* --faults, else TPC_FAULTS (test only) */
 };
 
 struct kv_server;
@@ -656,6 +657,22 @@ static const char *lock_holder(const char *state_dir, char *out, size_t cap)
 	return out[0] ? out : "unknown";
 }
 
+/* --faults (or TPC_FAULTS), with TPC_FAULT_SEED as its seed: the library reads no
+ * environment, so this service passes them on. NULL: none. */
+static const char *fault_spec(const char *faults, char *buf, size_t cap)
+{
+	const char *seed = getenv("TPC_FAULT_SEED");
+
+	if (!faults)
+		faults = getenv("TPC_FAULTS");
+	if (!faults || !*faults)
+		return NULL;
+	if (!seed || !*seed)
+		return faults;
+	snprintf(buf, cap, "%s,seed=%s", faults, seed);
+	return buf;
+}
+
 static int open_participant(struct kv_server *s)
 {
 	char sink_dir[4096], state_dir[4096], holder[32];
@@ -698,6 +715,8 @@ static int open_participant(struct kv_server *s)
 	cfg.fatal_arg = s;
 	if (s->opts.group_commit)
 		cfg.group_commit_max = s->opts.group_commit;
+	char faults[1024];
+	cfg.faults = fault_spec(s->opts.faults, faults, sizeof(faults));
 	if (s->opts.txn_timeout_ms)
 		cfg.txn_timeout_ms = s->opts.txn_timeout_ms;
 	if (s->tls) { /* the same files for the coordinator connection */
@@ -917,6 +936,9 @@ static const char usage_text[] =
 	"      --tls required|off     default: required once --tls-cert is given\n"
 	"      --refuse-key KEY       TEST ONLY: vote NO on transactions writing KEY\n"
 	"                             (repeatable, up to 16)\n"
+	"      --faults POINT=ACTION[,...]  TEST ONLY: arm libtpc's fault points (see\n"
+	"                             docs/failure-injection.md); default: $TPC_FAULTS,\n"
+	"                             seeded by $TPC_FAULT_SEED\n"
 	"  -h, --help, -V, --version\n"
 	"\n"
 	"Bytes that are not printable, tab, newline and backslash print as \\xHH in --dump.\n"
@@ -925,7 +947,7 @@ static const char usage_text[] =
 
 enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT, OPT_SINK,
        OPT_MAX_CONNS, OPT_IDLE, OPT_FRAME, OPT_MAX_OUTPUT, OPT_REQUIRE_TOKEN,
-       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS };
+       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS, OPT_FAULTS };
 
 static const struct option long_opts[] = {
 	{ "name", required_argument, NULL, 'n' },
@@ -947,6 +969,7 @@ static const struct option long_opts[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 	{ "tls", required_argument, NULL, OPT_TLS },
+	{ "faults", required_argument, NULL, OPT_FAULTS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -1003,6 +1026,7 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		o->file_sink = strcmp(v, "file") == 0;
 		return 0;
 	case OPT_PREPARED: o->prepared = 1; return 0;
+	case OPT_FAULTS: o->faults = v; return 0;
 	case OPT_REQUIRE_TOKEN: o->require_token = 1; return 0;
 	case OPT_TLS_CERT: o->tls.cert = v; return 0;
 	case OPT_TLS_KEY: o->tls.key = v; return 0;

@@ -126,6 +126,17 @@ typedef struct tpc_participant_config {
 	const char *tls_cert;         /**< this participant's certificate (CN = name) */
 	const char *tls_key;          /**< its private key */
 	const char *tls_ca;           /**< CA the coordinator's certificate must chain to */
+	/**
+	 * TESTING AID, never for production: fault points to arm, in the syntax of the
+	 * coordinator's TPC_FAULTS ("POINT=ACTION[,...][,seed=N]", e.g.
+	 * "part.commit.after_apply=crash"; see docs/failure-injection.md). An armed point
+	 * may SIGKILL this process, sleep on the loop or a writer thread, or fail an I/O.
+	 * NULL (the default): none. libtpc never reads TPC_FAULTS from the environment;
+	 * a host that wants it passes the value here (tpc-kv's --faults does). Parsed in
+	 * tpc_participant_new() (a bad spec fails it with -EINVAL); not kept. A fired
+	 * fault is logged only through @p log, at WARN, possibly from a writer thread.
+	 */
+	const char *faults;
 } tpc_participant_config;
 
 /** @brief Fill @p cfg with the defaults above (coordinator, name, state_dir unset): the

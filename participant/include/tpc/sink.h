@@ -28,10 +28,28 @@
  * txid is durably gone, a repeated COMMIT is acknowledged without reaching the sink
  * (it can only mean "already applied"), so the sink may drop its memory of the txid.
  *
- * Threads: prepare() and abort() run on the participant's event-loop thread; commit(),
- * forget() and applied() run on its sink-writer thread (forget() also from
- * tpc_participant_free()). The participant never calls two sink functions at the
- * same time.
+ * Threads, and exactly what may overlap. The participant calls a sink from two threads:
+ *  - its event-loop thread: prepare() and abort();
+ *  - its sink-writer thread: commit() and forget() (forget() also from
+ *    tpc_participant_free(), once that thread has stopped).
+ * The participant never calls applied() (it is for the service and tools), nor
+ * destroy() before every other call returned. Calls from one side never overlap, so
+ * at most two run at once: one prepare() or abort() with one commit() or forget().
+ * Those two never concern the same txid:
+ *  - prepare(T) has returned before the first commit() holding T starts, and what it
+ *    wrote is visible to that commit() (the writes are handed over through the
+ *    writer's locked queue). A T recovered from the state log after a restart is
+ *    committed with no prepare() in this process.
+ *  - abort(T) and commit() of T exclude each other: a T passed to commit() is never
+ *    aborted, an aborted T is never committed. abort(T) may come with no prepare()
+ *    (the transaction ended before its Prepare, or its writes expired).
+ *  - forget(T) comes only after a commit() holding T returned 0; T is not prepared
+ *    or aborted again.
+ * So a sink whose prepare() or abort() shares state with commit() or forget() (a
+ * reservation table, a counter, a connection) must lock that state itself; state kept
+ * per txid needs no lock. The shipped sinks share none (their prepare() only checks
+ * the writes). tests/integration/test_participant_inproc.c holds a sink that fails
+ * on any overlap this paragraph forbids, under parallel load.
  */
 #ifndef TPC_SINK_H
 #define TPC_SINK_H
