@@ -31,6 +31,31 @@ void *u64map_del(struct u64map *m, uint64_t key);
 /** Copy every key into a new array (caller frees) so callers may mutate while walking. */
 uint64_t *u64map_keys(const struct u64map *m, size_t *n);
 
+/*
+ * A walk over a snapshot of the keys, each looked up again when its turn comes: the
+ * caller may put, delete (the current entry or any other) while walking. An entry
+ * deleted before its turn is skipped; one put after the start is not visited.
+ *
+ *	struct u64map_iter it;
+ *	for (t = u64map_iter_first(&it, &s->txns); t; t = u64map_iter_next(&it))
+ *		...;
+ *	u64map_iter_end(&it);
+ */
+struct u64map_iter {
+	const struct u64map *m;
+	uint64_t *keys;
+	size_t n, i;
+	uint64_t key; /* the current entry's key */
+	int nomem;    /* the snapshot could not be taken: nothing was visited */
+};
+
+/** @return the first live value (NULL: none, or out of memory: it->nomem). */
+void *u64map_iter_first(struct u64map_iter *it, const struct u64map *m);
+/** @return the next value still in the map, or NULL at the end. */
+void *u64map_iter_next(struct u64map_iter *it);
+/** Free the snapshot (also after a break). */
+void u64map_iter_end(struct u64map_iter *it);
+
 struct strmap_slot {
 	char *key; /* owned copy; NULL marks an empty slot */
 	size_t len;

@@ -451,14 +451,11 @@ void coord_step(struct coord_server *s, struct coord_txn *t, const struct coord_
 
 void coord_step_peer_all(struct coord_server *s, uint32_t peer, enum coord_ev_type type)
 {
-	size_t n;
-	uint64_t *ids = u64map_keys(&s->txns, &n);
+	struct u64map_iter it;
 	struct coord_event ev = { .type = type, .peer = peer };
 
-	for (size_t i = 0; ids && i < n; i++) {
-		struct coord_txn *t = u64map_get(&s->txns, ids[i]);
-		if (t && coord_txn_find_part(t, peer))
+	for (struct coord_txn *t = u64map_iter_first(&it, &s->txns); t; t = u64map_iter_next(&it))
+		if (coord_txn_find_part(t, peer))
 			coord_step(s, t, &ev);
-	}
-	free(ids);
+	u64map_iter_end(&it);
 }

@@ -105,8 +105,8 @@ uint32_t coord_peer_intern(struct coord_server *s, const char *name, uint32_t li
 static int peer_in_use(struct coord_server *s, uint32_t peer)
 {
 	const struct peer *p = coord_peer(s, peer);
-	size_t n;
-	uint64_t *ids;
+	struct u64map_iter it;
+	struct coord_txn *t;
 	int used = 0;
 
 	if (!p || !p->name || p->bound != PEER_UNBOUND || p->binds_inflight || p->forgetting ||
@@ -115,14 +115,10 @@ static int peer_in_use(struct coord_server *s, uint32_t peer)
 	for (uint32_t i = 0; i < s->conns_cap; i++)
 		if (s->conns[i] && s->conns[i]->peer == peer)
 			return 1;
-	ids = u64map_keys(&s->txns, &n);
-	if (!ids && n)
-		return 1; /* out of memory: keep it */
-	for (size_t i = 0; i < n && !used; i++) {
-		struct coord_txn *t = u64map_get(&s->txns, ids[i]);
-		used = t && coord_txn_find_part(t, peer) != NULL;
-	}
-	free(ids);
+	for (t = u64map_iter_first(&it, &s->txns); t && !used; t = u64map_iter_next(&it))
+		used = coord_txn_find_part(t, peer) != NULL;
+	used |= it.nomem; /* out of memory: keep it */
+	u64map_iter_end(&it);
 	return used;
 }
 
@@ -368,14 +364,13 @@ static int recover(struct coord_server *s)
 		tpc_logf(&s->log, TPC_LOG_ERROR, "recovery failed reading the decision log: %d", rc);
 		return rc;
 	}
-	size_t n;
-	uint64_t *ids = u64map_keys(&s->txns, &n);
-	for (size_t i = 0; ids && i < n; i++)
-		coord_arm(s, u64map_get(&s->txns, ids[i]));
-	free(ids);
+	struct u64map_iter it;
+	for (struct coord_txn *t = u64map_iter_first(&it, &s->txns); t; t = u64map_iter_next(&it))
+		coord_arm(s, t);
+	u64map_iter_end(&it);
 	tpc_logf(&s->log, TPC_LOG_INFO,
 		 "recovered %zu undelivered commit decision(s); epoch %llu, coordinator id %llu",
-		 n, (unsigned long long)s->epoch, (unsigned long long)s->id);
+		 s->txns.n, (unsigned long long)s->epoch, (unsigned long long)s->id);
 	return 0;
 }
 
@@ -545,16 +540,14 @@ int coord_server_run(struct coord_server *s)
 
 static void free_all_txns(struct coord_server *s)
 {
-	size_t n;
-	uint64_t *ids = u64map_keys(&s->txns, &n);
+	struct u64map_iter it;
 
-	for (size_t i = 0; ids && i < n; i++) {
-		struct coord_txn *t = u64map_get(&s->txns, ids[i]);
+	for (struct coord_txn *t = u64map_iter_first(&it, &s->txns); t; t = u64map_iter_next(&it)) {
 		free(t->key);
 		coord_txn_release(t);
 		free(t);
 	}
-	free(ids);
+	u64map_iter_end(&it);
 	u64map_free(&s->txns);
 }
 

@@ -224,15 +224,11 @@ int part_step(struct tpc_participant *p, struct ptxn *t, const struct part_event
 
 void part_step_all(struct tpc_participant *p, const struct part_event *ev)
 {
-	size_t n;
-	uint64_t *ids = u64map_keys(&p->txns, &n);
+	struct u64map_iter it;
 
-	for (size_t i = 0; ids && i < n; i++) {
-		struct ptxn *t = u64map_get(&p->txns, ids[i]);
-		if (t)
-			part_step(p, t, ev);
-	}
-	free(ids);
+	for (struct ptxn *t = u64map_iter_first(&it, &p->txns); t; t = u64map_iter_next(&it))
+		part_step(p, t, ev);
+	u64map_iter_end(&it);
 }
 
 /* The sink's prepare() on the staged writes: 0 vote YES, negative vote NO. */
@@ -535,13 +531,10 @@ void part_writer_done(void *ctx, struct bw_item *item, int status)
  * its Join fails with @p err, and those transactions end. */
 void part_fail_all_stages(struct tpc_participant *p, int err)
 {
-	size_t n;
-	uint64_t *ids = u64map_keys(&p->txns, &n);
+	struct u64map_iter it;
 
-	for (size_t i = 0; ids && i < n; i++) {
-		struct ptxn *t = u64map_get(&p->txns, ids[i]);
-		if (t && t->m.state == PS_JOINING)
+	for (struct ptxn *t = u64map_iter_first(&it, &p->txns); t; t = u64map_iter_next(&it))
+		if (t->m.state == PS_JOINING)
 			part_step(p, t, &(struct part_event){ .type = PEV_JOIN_FAILED, .err = err });
-	}
-	free(ids);
+	u64map_iter_end(&it);
 }

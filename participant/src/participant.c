@@ -255,18 +255,16 @@ fail:
 /* Put every recovered transaction's first deadline in the heap. */
 static void arm_all(struct tpc_participant *p)
 {
-	size_t n;
-	uint64_t *ids = u64map_keys(&p->txns, &n);
+	struct u64map_iter it;
 
-	for (size_t i = 0; ids && i < n; i++) {
-		struct ptxn *t = u64map_get(&p->txns, ids[i]);
+	for (struct ptxn *t = u64map_iter_first(&it, &p->txns); t; t = u64map_iter_next(&it)) {
 		uint64_t at = part_txn_next_deadline(&t->m);
 		if (at && !deadline_heap_push(&p->deadlines, at, t->m.txid)) {
 			t->m.armed_ms = at;
 			part_timer_arm(p, at);
 		}
 	}
-	free(ids);
+	u64map_iter_end(&it);
 }
 
 int tpc_participant_attach(tpc_participant *p, struct event_base *base)
@@ -536,17 +534,17 @@ struct list_call {
 static void list_run(struct tpc_participant *p, void *arg)
 {
 	struct list_call *lc = arg;
-	size_t n, k = 0;
-	uint64_t *ids = u64map_keys(&p->txns, &n);
+	size_t k = 0;
+	struct u64map_iter it;
+	struct ptxn *t;
 	uint64_t now = tpc_wall_ms();
 
-	lc->v = calloc(n ? n : 1, sizeof(*lc->v));
-	if (!ids || !lc->v) {
+	lc->v = calloc(p->txns.n ? p->txns.n : 1, sizeof(*lc->v));
+	if (!lc->v) {
 		lc->rc = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct ptxn *t = u64map_get(&p->txns, ids[i]);
+	for (t = u64map_iter_first(&it, &p->txns); t; t = u64map_iter_next(&it)) {
 		if (t->m.state != PS_PREPARED && t->m.state != PS_APPLYING)
 			continue;
 		tpc_prepared_info *info = &lc->v[k++];
@@ -556,9 +554,11 @@ static void list_run(struct tpc_participant *p, void *arg)
 		info->bytes = part_blob_payload(&t->blob);
 		info->queries = t->m.queries;
 	}
+	u64map_iter_end(&it);
+	if (it.nomem)
+		lc->rc = -ENOMEM;
 	lc->n = k;
 out:
-	free(ids);
 	if (lc->rc) {
 		free(lc->v);
 		lc->v = NULL;
@@ -635,12 +635,11 @@ static void stop_run(struct tpc_participant *p, void *arg)
 
 static void free_txns(struct tpc_participant *p)
 {
-	size_t n;
-	uint64_t *ids = u64map_keys(&p->txns, &n);
+	struct u64map_iter it;
 
-	for (size_t i = 0; ids && i < n; i++)
-		part_txn_free(p, u64map_get(&p->txns, ids[i]));
-	free(ids);
+	for (struct ptxn *t = u64map_iter_first(&it, &p->txns); t; t = u64map_iter_next(&it))
+		part_txn_free(p, t);
+	u64map_iter_end(&it);
 	u64map_free(&p->txns);
 }
 
