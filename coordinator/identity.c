@@ -275,7 +275,7 @@ static int start_bind(struct conn *c, uint64_t req, uint32_t peer, const Tpc__He
 	c->incarnation = h->incarnation;
 	tpc_logf(&s->log, TPC_LOG_INFO, "binding participant name %s to %s's state folder",
 		 p->name, c->addr);
-	coord_submit_with_lazy(s, &op->rec); /* forced; waiting COMPLETEs ride along */
+	lazy_queue_submit_with(&s->lazy, &op->rec.item); /* forced; waiting COMPLETEs ride along */
 	return 0;
 }
 

@@ -432,9 +432,8 @@ static void schedule_reconnect(struct tpc_participant *p)
 int part_net_start(struct tpc_participant *p)
 {
 	p->reconnect_ev = evtimer_new(p->base, on_reconnect, p);
-	p->timer = evtimer_new(p->base, part_on_timer, p);
 	p->hello_ev = evtimer_new(p->base, on_hello_timeout, p);
-	if (!p->reconnect_ev || !p->timer || !p->hello_ev)
+	if (!p->reconnect_ev || !p->hello_ev)
 		return -ENOMEM;
 	do_connect(p);
 	return 0;
@@ -450,9 +449,7 @@ void part_net_stop(struct tpc_participant *p)
 	p->connected = 0;
 	if (p->reconnect_ev)
 		event_free(p->reconnect_ev);
-	if (p->timer)
-		event_free(p->timer);
 	if (p->hello_ev)
 		event_free(p->hello_ev);
-	p->reconnect_ev = p->timer = p->hello_ev = NULL;
+	p->reconnect_ev = p->hello_ev = NULL;
 }

@@ -216,7 +216,7 @@ tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink
 	p->sink = sink;
 	p->wake_fd = -1;
 	u64map_init(&p->txns);
-	deadline_heap_init(&p->deadlines);
+	deadline_timer_init(&p->deadlines, part_deadline_armed, part_deadline_fire, p);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	tpc_faults_init(&p->faults, "libtpc");
@@ -257,13 +257,9 @@ static void arm_all(struct tpc_participant *p)
 {
 	struct u64map_iter it;
 
-	for (struct ptxn *t = u64map_iter_first(&it, &p->txns); t; t = u64map_iter_next(&it)) {
-		uint64_t at = part_txn_next_deadline(&t->m);
-		if (at && !deadline_heap_push(&p->deadlines, at, t->m.txid)) {
-			t->m.armed_ms = at;
-			part_timer_arm(p, at);
-		}
-	}
+	for (struct ptxn *t = u64map_iter_first(&it, &p->txns); t; t = u64map_iter_next(&it))
+		deadline_timer_set(&p->deadlines, t->m.txid, part_txn_next_deadline(&t->m),
+				   &t->m.armed_ms);
 	u64map_iter_end(&it);
 }
 
@@ -276,8 +272,11 @@ int tpc_participant_attach(tpc_participant *p, struct event_base *base)
 				     p->cfg.group_commit_max);
 	p->sink_writer = batch_writer_new(base, part_sink_writer_write, part_writer_done, p,
 					  p->cfg.group_commit_max);
-	p->lazy_ev = evtimer_new(base, part_on_lazy_timer, p);
-	if (!p->writer || !p->sink_writer || !p->lazy_ev)
+	if (!p->writer || !p->sink_writer ||
+	    lazy_queue_init(&p->lazy, base, p->writer, PART_LAZY_FLUSH_MS, PART_LAZY_MAX,
+			    part_on_lazy_timer, p))
+		return -ENOMEM;
+	if (deadline_timer_attach(&p->deadlines, base))
 		return -ENOMEM;
 	int rc = part_net_start(p);
 	if (rc)
@@ -661,21 +660,17 @@ void tpc_participant_free(tpc_participant *p)
 		batch_writer_free(p->sink_writer);
 	p->sink_writer = NULL;
 	if (p->writer) {
-		part_flush_lazy(p);
+		lazy_queue_flush(&p->lazy);
 		batch_writer_free(p->writer);
 	}
 	p->writer = NULL;
 	/* No writer thread is left: hand the last forgets to the sink from here. */
 	tpc_sink_forget(p->sink, p->forgets, p->nforgets);
 	free(p->forgets);
-	for (size_t i = 0; i < p->nlazy; i++)
-		free(p->lazy[i]);
-	free(p->lazy);
-	if (p->lazy_ev)
-		event_free(p->lazy_ev);
+	lazy_queue_free(&p->lazy, NULL);
 	part_net_stop(p);
 	free_txns(p);
-	deadline_heap_free(&p->deadlines);
+	deadline_timer_free(&p->deadlines);
 	if (p->wake_ev)
 		event_free(p->wake_ev);
 	if (p->own_base)
