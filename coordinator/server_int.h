@@ -1,6 +1,6 @@
 /*
  * server_int.h - the coordinator server's internal state, shared by server.c (start-up,
- * timers, shutdown), conn.c (connections and framing), dispatch.c (requests into the
+ * timers, shutdown), peers.c (the participant table), conn.c (connections and framing), dispatch.c (requests into the
  * state machine) and actions.c (carrying out what the state machine returns).
  *
  * Everything here lives on the event-loop thread, except the log writer's thread,
@@ -250,5 +250,7 @@ uint32_t coord_peer_intern(struct coord_server *s, const char *name, uint32_t li
 /** Free @p peer's name if nothing refers to it any more: no binding (nor one being
  *  written or forgotten), no connection, no transaction. Its id may then be reused. */
 void coord_peer_release(struct coord_server *s, uint32_t peer);
+/** Free every name and the table (shutdown). */
+void coord_peers_free(struct coord_server *s);
 
 #endif
