@@ -21,6 +21,7 @@
 #include "frame.h"
 #include "lazy_queue.h"
 #include "maps.h"
+#include "part_blob.h"
 #include "part_log.h"
 #include "part_txn.h"
 #include "tpc/participant.h"

@@ -1,6 +1,7 @@
 /*
  * part_log.h - the participant stub's own durable state, in one LMDB environment in
- * its state folder, the folder's lock and identity, and the encoding of staged writes.
+ * its state folder, and the folder's lock and identity. The writes blob a PREPARED
+ * record carries is part_blob.h's.
  *
  *   prepared  txid (u64 big-endian) -> { format u8 = 2, wall_ms u64, epoch u64,
  *                                        incarnation u64 (the one that joined), writes blob }
@@ -13,11 +14,7 @@
  * Records written before the incarnation was kept (format 1: wall_ms first, so the
  * first byte is 0) are listed by part_log_list_dir() but refused by part_log_load():
  * the incarnation that joined them is unknown, so they cannot be voted on again.
- *
- * A writes blob is: u32 count, then per write: u32 key length, key, u32 value
- * length, value (integers big-endian). Staged writes live in memory in this form, so
- * the PREPARED record is written without re-encoding.
- */
+ * */
 #ifndef TPC_PART_LOG_H
 #define TPC_PART_LOG_H
 
@@ -26,28 +23,6 @@
 
 #include "tpc/participant.h"
 #include "tpc/sink.h"
-
-/* A growing writes blob. */
-struct part_blob {
-	uint8_t *data;
-	size_t len, cap;
-	uint32_t count;
-};
-
-/** @brief Append one write. @return 0 or -ENOMEM. */
-int part_blob_add(struct part_blob *b, const void *key, size_t klen, const void *val,
-		  size_t vlen);
-/** @brief The blob's bytes with the count in front (valid until the next add). */
-const uint8_t *part_blob_bytes(struct part_blob *b, size_t *len);
-void part_blob_free(struct part_blob *b);
-/** @brief Key and value bytes the blob holds (what counts against max_staged_bytes). */
-uint64_t part_blob_payload(const struct part_blob *b);
-
-/**
- * @brief Decode a blob into a malloc'd array of writes pointing into @p data.
- * @return 0, -ENOMEM, or TPC_ECORRUPT for a malformed blob
- */
-int part_blob_decode(const uint8_t *data, size_t len, tpc_write **writes, size_t *n);
 
 struct part_log;
 
