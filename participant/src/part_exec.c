@@ -316,7 +316,7 @@ int part_log_writer_write(void *ctx, struct bw_item *head, size_t n)
 	if (!rc)
 		rc = tpc_fault(&p->faults, TPC_FP_LOG_SYNC); /* slow or failing fsync */
 	if (!rc)
-		rc = part_log_write(p->plog, puts, nputs, dels, ndels, epoch);
+		rc = p->store.ops->write(p->store.self, puts, nputs, dels, ndels, epoch);
 	free(puts);
 	free(dels);
 	return rc;

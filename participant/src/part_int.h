@@ -81,7 +81,7 @@ struct tpc_participant {
 	char *tls_cert, *tls_key, *tls_ca;
 	struct part_txn_config tcfg;
 	tpc_sink *sink;
-	struct part_log *plog;
+	struct part_store store;      /* the state log (part_log.h), through its ops */
 	uint8_t id[PART_ID_LEN];      /* the state folder's participant id (D8) */
 	uint64_t incarnation;         /* this process's, durable before anything was sent */
 	int fatal;                    /* TPC_EIDENTITY once refused: no more connections */

@@ -432,3 +432,51 @@ int part_log_list_dir(const char *dir, tpc_prepared_info **out, size_t *n)
 	return 0;
 }
 
+/* ---- the store table ---- */
+
+static int ops_write(void *self, const struct part_log_put *puts, size_t nputs,
+		     const uint64_t *dels, size_t ndels, uint64_t highest_epoch)
+{
+	return part_log_write(self, puts, nputs, dels, ndels, highest_epoch);
+}
+
+static int ops_read_epoch(void *self, uint64_t *epoch)
+{
+	return part_log_read_epoch(self, epoch);
+}
+
+static int ops_load(void *self, part_log_load_fn fn, void *arg)
+{
+	return part_log_load(self, fn, arg);
+}
+
+static void ops_identity(const void *self, uint8_t id[PART_ID_LEN], uint64_t *incarnation)
+{
+	part_log_identity(self, id, incarnation);
+}
+
+static void ops_close(void *self)
+{
+	part_log_close(self);
+}
+
+static const struct part_log_ops lmdb_ops = {
+	.write = ops_write,
+	.read_epoch = ops_read_epoch,
+	.load = ops_load,
+	.identity = ops_identity,
+	.close = ops_close,
+};
+
+int part_log_lmdb_open(struct part_store *out, const char *dir, uint64_t map_size,
+		       char *err, size_t errlen)
+{
+	struct part_log *l;
+	int rc = part_log_open(&l, dir, map_size, err, errlen);
+
+	*out = (struct part_store){ 0 };
+	if (rc)
+		return rc;
+	*out = (struct part_store){ .ops = &lmdb_ops, .self = l };
+	return 0;
+}

@@ -72,6 +72,34 @@ typedef int (*part_log_load_fn)(void *arg, const struct part_log_put *rec);
  *  @return 0, TPC_EVERSION for a record in the old format (see above), or an error */
 int part_log_load(struct part_log *l, part_log_load_fn fn, void *arg);
 
+/*
+ * The participant reaches its log through this table (like the coordinator's
+ * coord_log_ops), so a test can put a failing or crashing log under it;
+ * part_log_lmdb_open() gives the LMDB one above.
+ */
+struct part_log_ops {
+	/** part_log_write(): one synced transaction of puts, drops and the epoch. */
+	int (*write)(void *self, const struct part_log_put *puts, size_t nputs,
+		     const uint64_t *dels, size_t ndels, uint64_t highest_epoch);
+	/** part_log_read_epoch(). */
+	int (*read_epoch)(void *self, uint64_t *epoch);
+	/** part_log_load(): every PREPARED record in txid order. */
+	int (*load)(void *self, part_log_load_fn fn, void *arg);
+	/** part_log_identity(): the folder's participant id and this open's incarnation. */
+	void (*identity)(const void *self, uint8_t id[PART_ID_LEN], uint64_t *incarnation);
+	/** part_log_close(). */
+	void (*close)(void *self);
+};
+
+struct part_store {
+	const struct part_log_ops *ops; /* NULL: no log open */
+	void *self;
+};
+
+/** @brief part_log_open() as a store. @return as part_log_open(). */
+int part_log_lmdb_open(struct part_store *out, const char *dir, uint64_t map_size,
+		       char *err, size_t errlen);
+
 /** @brief List the PREPARED records of the state folder @p dir, read-only. */
 int part_log_list_dir(const char *dir, tpc_prepared_info **out, size_t *n);
 

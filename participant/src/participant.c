@@ -154,16 +154,16 @@ static int recover_one(void *arg, const struct part_log_put *r)
 static int open_state(struct tpc_participant *p)
 {
 	char err[256];
-	int rc = part_log_open(&p->plog, p->state_dir, p->cfg.map_size, err, sizeof(err));
+	int rc = part_log_lmdb_open(&p->store, p->state_dir, p->cfg.map_size, err, sizeof(err));
 
 	if (rc) {
 		part_set_err(p, "%s", err);
 		return rc;
 	}
-	part_log_identity(p->plog, p->id, &p->incarnation);
-	rc = part_log_read_epoch(p->plog, &p->highest_epoch);
+	p->store.ops->identity(p->store.self, p->id, &p->incarnation);
+	rc = p->store.ops->read_epoch(p->store.self, &p->highest_epoch);
 	if (!rc)
-		rc = part_log_load(p->plog, recover_one, p);
+		rc = p->store.ops->load(p->store.self, recover_one, p);
 	if (!rc && p->stats.recovered)
 		part_logf(p, TPC_LOG_INFO, "recovered %llu prepared transaction(s); asking the "
 			  "coordinator how each ended", (unsigned long long)p->stats.recovered);
@@ -190,7 +190,7 @@ static void hex_id(const uint8_t id[PART_ID_LEN], char out[2 * PART_ID_LEN + 1])
 
 int tpc_participant_identity(const tpc_participant *p, char id_hex[33], uint64_t *incarnation)
 {
-	if (!p || !p->plog)
+	if (!p || !p->store.ops)
 		return -EINVAL;
 	if (id_hex)
 		hex_id(p->id, id_hex);
@@ -677,7 +677,8 @@ void tpc_participant_free(tpc_participant *p)
 		event_base_free(p->base);
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
-	part_log_close(p->plog);
+	if (p->store.ops)
+		p->store.ops->close(p->store.self);
 	tpc_sink_free(p->sink);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
