@@ -401,12 +401,9 @@ static int stage_txn(struct tpc_participant *p, tpc_txid txid, const uint8_t *to
 	t = part_txn_new(p, txid);
 	if (!t)
 		return -ENOMEM;
-	part_txn_set_token(&t->m, token);
 	p->stats.joined++;
-	if (p->connected) { /* otherwise the Join goes out when the connection is up */
-		t->m.join_sent = 1;
-		part_send_join(p, t);
-	}
+	part_step(p, t, &(struct part_event){ .type = PEV_BEGIN, .token = token,
+					      .connected = p->connected }); /* the Join */
 	*tp = t;
 	return 0;
 }
