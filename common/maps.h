@@ -1,8 +1,9 @@
 /*
  * maps.h - in-memory indexes: u64 -> pointer (open transactions by
  * txid) and string -> u64 (live client transaction keys -> txid), both open addressing
- * with linear probing and backward-shift deletion (no tombstones), and a min-heap of
- * (deadline, txid) for timers, where stale entries are skipped by the caller.
+ * with linear probing and backward-shift deletion (no tombstones), a walk over a u64map
+ * that tolerates changes (u64map_iter), and a min-heap of (deadline, txid) for timers,
+ * whose stale entries deadline_timer.c skips.
  */
 #ifndef TPC_COMMON_MAPS_H
 #define TPC_COMMON_MAPS_H
