@@ -129,6 +129,34 @@ uint64_t *u64map_keys(const struct u64map *m, size_t *n)
 	return keys;
 }
 
+void *u64map_iter_first(struct u64map_iter *it, const struct u64map *m)
+{
+	*it = (struct u64map_iter){ .m = m };
+	it->keys = u64map_keys(m, &it->n);
+	it->nomem = !it->keys;
+	return u64map_iter_next(it);
+}
+
+void *u64map_iter_next(struct u64map_iter *it)
+{
+	while (it->keys && it->i < it->n) {
+		uint64_t key = it->keys[it->i++];
+		void *val = u64map_get(it->m, key);
+		if (val) {
+			it->key = key;
+			return val;
+		}
+	}
+	return NULL;
+}
+
+void u64map_iter_end(struct u64map_iter *it)
+{
+	free(it->keys);
+	it->keys = NULL;
+	it->n = it->i = 0;
+}
+
 /* ---- strmap ---- */
 
 void strmap_init(struct strmap *m)

@@ -1,8 +1,9 @@
 /*
  * maps.h - in-memory indexes: u64 -> pointer (open transactions by
  * txid) and string -> u64 (live client transaction keys -> txid), both open addressing
- * with linear probing and backward-shift deletion (no tombstones), and a min-heap of
- * (deadline, txid) for timers, where stale entries are skipped by the caller.
+ * with linear probing and backward-shift deletion (no tombstones), a walk over a u64map
+ * that tolerates changes (u64map_iter), and a min-heap of (deadline, txid) for timers,
+ * whose stale entries deadline_timer.c skips.
  */
 #ifndef TPC_COMMON_MAPS_H
 #define TPC_COMMON_MAPS_H
@@ -30,6 +31,31 @@ int u64map_put(struct u64map *m, uint64_t key, void *val);
 void *u64map_del(struct u64map *m, uint64_t key);
 /** Copy every key into a new array (caller frees) so callers may mutate while walking. */
 uint64_t *u64map_keys(const struct u64map *m, size_t *n);
+
+/*
+ * A walk over a snapshot of the keys, each looked up again when its turn comes: the
+ * caller may put, delete (the current entry or any other) while walking. An entry
+ * deleted before its turn is skipped; one put after the start is not visited.
+ *
+ *	struct u64map_iter it;
+ *	for (t = u64map_iter_first(&it, &s->txns); t; t = u64map_iter_next(&it))
+ *		...;
+ *	u64map_iter_end(&it);
+ */
+struct u64map_iter {
+	const struct u64map *m;
+	uint64_t *keys;
+	size_t n, i;
+	uint64_t key; /* the current entry's key */
+	int nomem;    /* the snapshot could not be taken: nothing was visited */
+};
+
+/** @return the first live value (NULL: none, or out of memory: it->nomem). */
+void *u64map_iter_first(struct u64map_iter *it, const struct u64map *m);
+/** @return the next value still in the map, or NULL at the end. */
+void *u64map_iter_next(struct u64map_iter *it);
+/** Free the snapshot (also after a break). */
+void u64map_iter_end(struct u64map_iter *it);
 
 struct strmap_slot {
 	char *key; /* owned copy; NULL marks an empty slot */

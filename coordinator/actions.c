@@ -163,41 +163,8 @@ static int log_commit(struct coord_server *s, struct coord_txn *t)
 			return -ENOMEM;
 		}
 	}
-	coord_submit_with_lazy(s, r); /* waiting COMPLETEs share this forced batch */
+	lazy_queue_submit_with(&s->lazy, &r->item); /* waiting COMPLETEs share this sync */
 	return 0;
-}
-
-#define LAZY_FLUSH_MS 50
-#define LAZY_MAX 4096
-
-/*
- * Hand every waiting unforced record to the writer, followed by @p then (a forced
- * record, or NULL), as one chain: the writer never wakes between them, so the lazy
- * records share the forced record's sync instead of costing one of their own first.
- */
-void coord_submit_with_lazy(struct coord_server *s, struct coord_rec *then)
-{
-	struct bw_item *head = then ? &then->item : NULL;
-
-	if (then)
-		then->item.next = NULL;
-	for (size_t i = s->nlazy; i-- > 0;) {
-		s->lazy[i]->item.next = head;
-		head = &s->lazy[i]->item;
-	}
-	s->nlazy = 0;
-	if (head)
-		batch_writer_submit_chain(s->writer, head);
-}
-
-void coord_flush_lazy(struct coord_server *s)
-{
-	coord_submit_with_lazy(s, NULL);
-}
-
-void coord_on_lazy_timer(evutil_socket_t fd, short what, void *arg)
-{
-	coord_flush_lazy(arg);
 }
 
 /*
@@ -212,23 +179,7 @@ static void log_complete(struct coord_server *s, uint64_t txid)
 	if (!r)
 		return; /* the record stays; resent and acked again after a restart: safe */
 	r->forget = s->cfg.outcome_retention_ms == 0;
-	if (s->nlazy == s->lazy_cap) {
-		size_t ncap = s->lazy_cap ? s->lazy_cap * 2 : 64;
-		struct coord_rec **nl = realloc(s->lazy, ncap * sizeof(*nl));
-		if (!nl) {
-			batch_writer_submit(s->writer, &r->item);
-			return;
-		}
-		s->lazy = nl;
-		s->lazy_cap = ncap;
-	}
-	s->lazy[s->nlazy++] = r;
-	if (s->nlazy >= LAZY_MAX) {
-		coord_flush_lazy(s);
-	} else if (s->nlazy == 1) {
-		struct timeval tv = { 0, LAZY_FLUSH_MS * 1000 };
-		evtimer_add(s->lazy_ev, &tv);
-	}
+	lazy_queue_add(&s->lazy, &r->item);
 }
 
 static void rec_free(struct coord_rec *r)
@@ -317,16 +268,8 @@ void coord_free_txn(struct coord_server *s, struct coord_txn *t)
 /* Put the transaction's next deadline in the timer heap if it changed. */
 void coord_arm(struct coord_server *s, struct coord_txn *t)
 {
-	uint64_t at = coord_txn_next_deadline(t);
-
-	if (!at || at == t->armed_ms)
-		return;
-	if (deadline_heap_push(&s->deadlines, at, t->txid)) {
+	if (deadline_timer_set(&s->deadlines, t->txid, coord_txn_next_deadline(t), &t->armed_ms))
 		tpc_logf(&s->log, TPC_LOG_ERROR, "out of memory arming a timer");
-		return;
-	}
-	t->armed_ms = at;
-	coord_timer_arm(s, at);
 }
 
 /* BROKEN (test binaries only, broken.h): COMMIT leaves before the decision is forced. */
@@ -451,14 +394,11 @@ void coord_step(struct coord_server *s, struct coord_txn *t, const struct coord_
 
 void coord_step_peer_all(struct coord_server *s, uint32_t peer, enum coord_ev_type type)
 {
-	size_t n;
-	uint64_t *ids = u64map_keys(&s->txns, &n);
+	struct u64map_iter it;
 	struct coord_event ev = { .type = type, .peer = peer };
 
-	for (size_t i = 0; ids && i < n; i++) {
-		struct coord_txn *t = u64map_get(&s->txns, ids[i]);
-		if (t && coord_txn_find_part(t, peer))
+	for (struct coord_txn *t = u64map_iter_first(&it, &s->txns); t; t = u64map_iter_next(&it))
+		if (coord_txn_find_part(t, peer))
 			coord_step(s, t, &ev);
-	}
-	free(ids);
+	u64map_iter_end(&it);
 }

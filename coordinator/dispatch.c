@@ -489,13 +489,10 @@ void coord_on_conn_closed(struct coord_server *s, struct conn *c)
 	}
 	if (c->role != CONN_CLIENT || s->stopping)
 		return;
-	size_t n;
-	uint64_t *ids = u64map_keys(&s->txns, &n);
+	struct u64map_iter it;
 	struct coord_event ev = { .type = EV_CLIENT_GONE, .conn = c->id };
-	for (size_t i = 0; ids && i < n; i++) {
-		struct coord_txn *t = find_txn(s, ids[i]);
-		if (t && (t->owner == c->id || t->waiter == c->id))
+	for (struct coord_txn *t = u64map_iter_first(&it, &s->txns); t; t = u64map_iter_next(&it))
+		if (t->owner == c->id || t->waiter == c->id)
 			coord_step(s, t, &ev);
-	}
-	free(ids);
+	u64map_iter_end(&it);
 }

@@ -42,7 +42,8 @@
 #define MAX_REASON 1024
 #define MAX_OPERATOR 128
 
-enum op_plan { PLAN_NOOP, PLAN_STEP, PLAN_DROP, PLAN_COMMIT_UNKNOWN };
+enum op_plan { PLAN_NOOP = COORD_OP_NOOP, PLAN_STEP = COORD_OP_STEP, PLAN_DROP = COORD_OP_DROP,
+	       PLAN_COMMIT_UNKNOWN };
 
 struct admin_op {
 	struct coord_rec rec;       /* AUDIT, then DROP (owner = this op) */
@@ -128,14 +129,6 @@ static struct admin_op *take_waiting(struct coord_admin *a, uint64_t txid)
 
 /* ------------------------------------------------------------ deciding the plan */
 
-static int has_unvoted(const struct coord_txn *t)
-{
-	for (uint8_t i = 0; i < t->nparts; i++)
-		if (t->parts[i].state == PART_JOINED)
-			return 1;
-	return 0;
-}
-
 static void plan_accept(struct verdict *v, enum op_plan plan, const char *overrode,
 		   const char *already)
 {
@@ -151,42 +144,16 @@ static void plan_refuse(struct verdict *v, int code, const char *why)
 	v->why = why;
 }
 
+/* An open transaction: the machine's own rules (coord_txn_operator_check()). */
 static void plan_open(const struct coord_txn *t, int decision, int force, struct verdict *v)
 {
+	struct coord_op_check c;
+
 	v->state_before = coord_txn_state_str(t->state);
-	switch (t->state) {
-	case TXN_ACTIVE:
-	case TXN_PREPARING:
-		if (decision == DECIDE_ABORT || force)
-			plan_accept(v, PLAN_STEP, "none", NULL);
-		else if (t->state == TXN_ACTIVE)
-			plan_refuse(v, 409, "the participants have not prepared; \"force\": true commits "
-			       "only those that voted (none yet) and aborts the rest");
-		else if (has_unvoted(t))
-			plan_refuse(v, 409, "not every participant has voted; \"force\": true commits "
-			       "those that voted YES and sends ABORT to the rest");
-		else
-			plan_accept(v, PLAN_STEP, "none", NULL);
-		return;
-	case TXN_LOGGING:
-		plan_refuse(v, 409, "the COMMIT decision is being made durable; retry");
-		return;
-	case TXN_COMMITTING:
-		if (t->dropping)
-			plan_refuse(v, 409, "an operator's abort of this COMMIT is being written; ask "
-			       "again");
-		else if (decision == DECIDE_COMMIT)
-			plan_accept(v, PLAN_NOOP, "none", "COMMITTED");
-		else if (force)
-			plan_accept(v, PLAN_DROP, "COMMIT", NULL);
-		else
-			plan_refuse(v, 409, "the COMMIT is durable and participants may have applied it; "
-			       "\"force\": true sends ABORT to those that have not acknowledged");
-		return;
-	default:
-		plan_refuse(v, 409, "the transaction is finishing; ask again");
-		return;
-	}
+	if (coord_txn_operator_check(t, decision, force, &c))
+		plan_refuse(v, 409, c.why);
+	else
+		plan_accept(v, (enum op_plan)c.plan, c.overrode, c.already);
 }
 
 /* A txid this coordinator never handed out: a later epoch, or beyond this one's count. */

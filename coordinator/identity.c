@@ -167,9 +167,9 @@ static int cmp_u64(const void *a, const void *b)
 static void abort_restarted(struct coord_server *s, uint32_t peer, uint64_t inc,
 			    const uint64_t *prepared, size_t nprepared)
 {
-	size_t n, np = nprepared < MAX_PREPARED_READ ? nprepared : MAX_PREPARED_READ;
+	size_t np = nprepared < MAX_PREPARED_READ ? nprepared : MAX_PREPARED_READ;
 	uint64_t *spared = np ? malloc(np * sizeof(*spared)) : NULL;
-	uint64_t *ids = u64map_keys(&s->txns, &n);
+	struct u64map_iter it;
 	struct coord_event ev = { .type = EV_PEER_RESTARTED, .peer = peer, .inc = inc };
 
 	if (spared) {
@@ -178,15 +178,14 @@ static void abort_restarted(struct coord_server *s, uint32_t peer, uint64_t inc,
 	} else {
 		np = 0; /* out of memory: spare nothing; a prepared one then aborts, safely */
 	}
-	for (size_t i = 0; ids && i < n; i++) {
-		struct coord_txn *t = u64map_get(&s->txns, ids[i]);
-		if (!t || !coord_txn_find_part(t, peer))
+	for (struct coord_txn *t = u64map_iter_first(&it, &s->txns); t; t = u64map_iter_next(&it)) {
+		if (!coord_txn_find_part(t, peer))
 			continue;
-		if (np && bsearch(&ids[i], spared, np, sizeof(*spared), cmp_u64))
+		if (np && bsearch(&it.key, spared, np, sizeof(*spared), cmp_u64))
 			continue;
 		coord_step(s, t, &ev);
 	}
-	free(ids);
+	u64map_iter_end(&it);
 	free(spared);
 }
 
@@ -276,7 +275,7 @@ static int start_bind(struct conn *c, uint64_t req, uint32_t peer, const Tpc__He
 	c->incarnation = h->incarnation;
 	tpc_logf(&s->log, TPC_LOG_INFO, "binding participant name %s to %s's state folder",
 		 p->name, c->addr);
-	coord_submit_with_lazy(s, &op->rec); /* forced; waiting COMPLETEs ride along */
+	lazy_queue_submit_with(&s->lazy, &op->rec.item); /* forced; waiting COMPLETEs ride along */
 	return 0;
 }
 
@@ -345,9 +344,10 @@ int coord_identity_forget_blocker(struct coord_server *s, uint32_t peer, char *w
 				  size_t len)
 {
 	struct peer *p = coord_peer(s, peer);
-	size_t n, open = 0;
+	size_t open = 0;
 	uint64_t first = 0;
-	uint64_t *ids;
+	struct u64map_iter it;
+	struct coord_txn *t;
 
 	if (p->bound == PEER_UNBOUND) {
 		snprintf(why, len, "participant %s is not bound to any participant id", p->name);
@@ -363,17 +363,14 @@ int coord_identity_forget_blocker(struct coord_server *s, uint32_t peer, char *w
 		snprintf(why, len, "a forget of participant %s is already being written", p->name);
 		return 409;
 	}
-	ids = u64map_keys(&s->txns, &n);
-	for (size_t i = 0; ids && i < n; i++) {
-		struct coord_txn *t = u64map_get(&s->txns, ids[i]);
-		if (t && coord_txn_find_part(t, peer) && open++ == 0)
+	for (t = u64map_iter_first(&it, &s->txns); t; t = u64map_iter_next(&it))
+		if (coord_txn_find_part(t, peer) && open++ == 0)
 			first = t->txid;
-	}
-	if (!ids) {
+	u64map_iter_end(&it);
+	if (it.nomem) {
 		snprintf(why, len, "out of memory");
 		return 500;
 	}
-	free(ids);
 	if (open) {
 		snprintf(why, len, "%zu open transaction(s) still name participant %s (txid %"
 			 PRIu64 " first): resolve them first (tpcctl txn list, txn show, txn abort)",

@@ -1,7 +1,8 @@
 /*
- * server.c - coordinator start-up, recovery, timers, compaction, SIGHUP reloads
- * (config.h: only run-time options change; systemd hears RELOADING/READY, notify.h)
- * and shutdown.
+ * server.c - coordinator start-up, recovery, the deadline timer's wiring
+ * (common/deadline_timer.h), compaction, SIGHUP reloads (config.h: only run-time options
+ * change; systemd hears RELOADING/READY, notify.h) and shutdown. The participant table
+ * is peers.c.
  *
  * Start-up order (nothing is served before the last step):
  *   1. open the LMDB log; 2. bump the epoch durably (D7); 2b. load the participant
@@ -26,79 +27,6 @@
 
 #include "config.h"
 #include "notify.h"
-
-struct peer *coord_peer(struct coord_server *s, uint32_t peer_id)
-{
-	return peer_id && peer_id <= s->npeers ? &s->peers[peer_id - 1] : NULL;
-}
-
-/*
- * Participant names. A slot whose name is NULL is free (coord_peer_release) and reused
- * by the next new name; ids of live slots never change.
- */
-uint32_t coord_peer_intern(struct coord_server *s, const char *name, uint32_t limit)
-{
-	uint32_t free_slot = 0, known = 0;
-
-	for (uint32_t i = 0; i < s->npeers; i++) {
-		if (!s->peers[i].name) {
-			free_slot = free_slot ? free_slot : i + 1;
-			continue;
-		}
-		if (strcmp(s->peers[i].name, name) == 0)
-			return i + 1;
-		known++;
-	}
-	if (known >= limit)
-		return 0;
-	if (!free_slot && s->npeers == s->peers_cap) {
-		uint32_t ncap = s->peers_cap ? s->peers_cap * 2 : 16;
-		struct peer *np = realloc(s->peers, ncap * sizeof(*np));
-		if (!np)
-			return 0;
-		s->peers = np;
-		s->peers_cap = ncap;
-	}
-	if (!free_slot)
-		free_slot = ++s->npeers;
-	struct peer *p = &s->peers[free_slot - 1];
-	memset(p, 0, sizeof(*p));
-	p->name = strdup(name); /* NULL: the slot stays free */
-	return p->name ? free_slot : 0;
-}
-
-static int peer_in_use(struct coord_server *s, uint32_t peer)
-{
-	const struct peer *p = coord_peer(s, peer);
-	size_t n;
-	uint64_t *ids;
-	int used = 0;
-
-	if (!p || !p->name || p->bound != PEER_UNBOUND || p->binds_inflight || p->forgetting ||
-	    p->conn)
-		return 1;
-	for (uint32_t i = 0; i < s->conns_cap; i++)
-		if (s->conns[i] && s->conns[i]->peer == peer)
-			return 1;
-	ids = u64map_keys(&s->txns, &n);
-	if (!ids && n)
-		return 1; /* out of memory: keep it */
-	for (size_t i = 0; i < n && !used; i++) {
-		struct coord_txn *t = u64map_get(&s->txns, ids[i]);
-		used = t && coord_txn_find_part(t, peer) != NULL;
-	}
-	free(ids);
-	return used;
-}
-
-void coord_peer_release(struct coord_server *s, uint32_t peer)
-{
-	if (peer_in_use(s, peer))
-		return;
-	struct peer *p = coord_peer(s, peer);
-	free(p->name);
-	memset(p, 0, sizeof(*p));
-}
 
 int coord_fd_limit_fit(uint32_t max_conns, char *err, size_t errlen)
 {
@@ -137,35 +65,20 @@ int coord_fd_limit_fit(uint32_t max_conns, char *err, size_t errlen)
 
 /* ---- timers ---- */
 
-void coord_timer_arm(struct coord_server *s, uint64_t at_ms)
+/* The deadline timer's view of a transaction (common/deadline_timer.h). */
+static uint64_t *txn_armed(void *ctx, uint64_t txid)
 {
-	if (s->timer_at_ms && s->timer_at_ms <= at_ms)
-		return;
-	uint64_t now = tpc_now_ms();
-	uint64_t delay = at_ms > now ? at_ms - now : 0;
-	struct timeval tv = { (time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000 };
-	s->timer_at_ms = at_ms;
-	evtimer_add(s->timer, &tv);
+	struct coord_txn *t = u64map_get(&((struct coord_server *)ctx)->txns, txid);
+
+	return t ? &t->armed_ms : NULL;
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+static void txn_deadline(void *ctx, uint64_t txid)
 {
-	struct coord_server *s = arg;
-	uint64_t now = tpc_now_ms();
-	struct deadline d;
+	struct coord_server *s = ctx;
+	struct coord_event ev = { .type = EV_TICK };
 
-	s->timer_at_ms = 0;
-	while (deadline_heap_peek(&s->deadlines, &d) && d.at_ms <= now) {
-		deadline_heap_pop(&s->deadlines);
-		struct coord_txn *t = u64map_get(&s->txns, d.txid);
-		if (!t || t->armed_ms != d.at_ms)
-			continue; /* stale: the transaction moved on */
-		t->armed_ms = 0;
-		struct coord_event ev = { .type = EV_TICK };
-		coord_step(s, t, &ev);
-	}
-	if (deadline_heap_peek(&s->deadlines, &d))
-		coord_timer_arm(s, d.at_ms);
+	coord_step(s, u64map_get(&s->txns, txid), &ev);
 }
 
 static uint64_t cutoff(uint64_t now, uint64_t retention_ms)
@@ -199,7 +112,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	r->sweep_limit = s->cfg.sweep_limit;
 	r->queued_ns = tpc_now_ns();
 	s->sweeping = 1;
-	coord_submit_with_lazy(s, r);
+	lazy_queue_submit_with(&s->lazy, &r->item);
 }
 
 void coord_sweep_done(struct coord_server *s, struct coord_rec *r, int status)
@@ -333,14 +246,13 @@ static int recover(struct coord_server *s)
 		tpc_logf(&s->log, TPC_LOG_ERROR, "recovery failed reading the decision log: %d", rc);
 		return rc;
 	}
-	size_t n;
-	uint64_t *ids = u64map_keys(&s->txns, &n);
-	for (size_t i = 0; ids && i < n; i++)
-		coord_arm(s, u64map_get(&s->txns, ids[i]));
-	free(ids);
+	struct u64map_iter it;
+	for (struct coord_txn *t = u64map_iter_first(&it, &s->txns); t; t = u64map_iter_next(&it))
+		coord_arm(s, t);
+	u64map_iter_end(&it);
 	tpc_logf(&s->log, TPC_LOG_INFO,
 		 "recovered %zu undelivered commit decision(s); epoch %llu, coordinator id %llu",
-		 n, (unsigned long long)s->epoch, (unsigned long long)s->id);
+		 s->txns.n, (unsigned long long)s->epoch, (unsigned long long)s->id);
 	return 0;
 }
 
@@ -410,7 +322,6 @@ static int setup_events(struct coord_server *s)
 {
 	struct timeval sweep = ms_tv(s->cfg.sweep_interval_ms);
 
-	s->timer = evtimer_new(s->base, on_timer, s);
 	s->sweep = event_new(s->base, -1, EV_PERSIST, on_sweep, s);
 	/* A pass that stopped at its limit starts the next one through this event, not the
 	 * periodic one: activating a persistent timer by hand pushes its next firing one
@@ -419,8 +330,8 @@ static int setup_events(struct coord_server *s)
 	s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
 	s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
 	s->sig_hup = evsignal_new(s->base, SIGHUP, on_hup, s);
-	s->lazy_ev = evtimer_new(s->base, coord_on_lazy_timer, s);
-	if (!s->timer || !s->sweep || !s->sweep_next || !s->sig_term || !s->sig_int || !s->sig_hup || !s->lazy_ev)
+	if (deadline_timer_attach(&s->deadlines, s->base) || !s->sweep || !s->sweep_next ||
+	    !s->sig_term || !s->sig_int || !s->sig_hup)
 		return -ENOMEM;
 	event_add(s->sweep, &sweep);
 	event_add(s->sig_term, NULL);
@@ -478,7 +389,7 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 	u64map_init(&s->txns);
 	tpc_arena_init(&s->arena, 64 * 1024);
 	strmap_init(&s->live_keys);
-	deadline_heap_init(&s->deadlines);
+	deadline_timer_init(&s->deadlines, txn_armed, txn_deadline, s);
 	signal(SIGPIPE, SIG_IGN);
 	s->base = event_base_new();
 	if (!s->base || setup_events(s))
@@ -487,7 +398,8 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 		goto fail;
 	s->writer = batch_writer_new(s->base, coord_log_write, coord_log_done, s,
 				     cfg->group_commit_max);
-	if (!s->writer)
+	if (!s->writer || lazy_queue_init(&s->lazy, s->base, s->writer, COORD_LAZY_FLUSH_MS,
+					  COORD_LAZY_MAX, NULL, NULL))
 		goto fail;
 	if (coord_tls_start(s) || coord_admin_start(s) || coord_identity_load(s) || recover(s) ||
 	    coord_listen(s))
@@ -514,16 +426,14 @@ int coord_server_run(struct coord_server *s)
 
 static void free_all_txns(struct coord_server *s)
 {
-	size_t n;
-	uint64_t *ids = u64map_keys(&s->txns, &n);
+	struct u64map_iter it;
 
-	for (size_t i = 0; ids && i < n; i++) {
-		struct coord_txn *t = u64map_get(&s->txns, ids[i]);
+	for (struct coord_txn *t = u64map_iter_first(&it, &s->txns); t; t = u64map_iter_next(&it)) {
 		free(t->key);
 		coord_txn_release(t);
 		free(t);
 	}
-	free(ids);
+	u64map_iter_end(&it);
 	u64map_free(&s->txns);
 }
 
@@ -535,15 +445,11 @@ void coord_server_free(struct coord_server *s)
 	if (s->listener)
 		evconnlistener_free(s->listener);
 	if (s->writer) {
-		coord_flush_lazy(s);
+		lazy_queue_flush(&s->lazy);
 		batch_writer_free(s->writer); /* flushes: every queued record reaches the disk */
 		s->writer = NULL;
 	}
-	for (size_t i = 0; i < s->nlazy; i++) /* completed while flushing: harmless to drop */
-		free(s->lazy[i]);
-	free(s->lazy);
-	if (s->lazy_ev)
-		event_free(s->lazy_ev);
+	lazy_queue_free(&s->lazy, NULL); /* completed while flushing: harmless to drop */
 	coord_conns_close_all(s);
 	coord_conns_free_events(s);
 	coord_admin_free(s); /* after the writer: operator calls it finished get answered */
@@ -551,16 +457,12 @@ void coord_server_free(struct coord_server *s)
 	free_all_txns(s);
 	strmap_free(&s->live_keys);
 	tpc_arena_free(&s->arena);
-	deadline_heap_free(&s->deadlines);
-	for (uint32_t i = 0; i < s->npeers; i++)
-		free(s->peers[i].name);
-	free(s->peers);
+	deadline_timer_free(&s->deadlines);
+	coord_peers_free(s);
 	free(s->conns);
 	free(s->conn_gen);
 	if (s->store.ops)
 		s->store.ops->close(s->store.self);
-	if (s->timer)
-		event_free(s->timer);
 	if (s->sweep)
 		event_free(s->sweep);
 	if (s->sweep_next)

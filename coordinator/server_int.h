@@ -1,6 +1,6 @@
 /*
  * server_int.h - the coordinator server's internal state, shared by server.c (start-up,
- * timers, shutdown), conn.c (connections and framing), dispatch.c (requests into the
+ * timers, shutdown), peers.c (the participant table), conn.c (connections and framing), dispatch.c (requests into the
  * state machine) and actions.c (carrying out what the state machine returns).
  *
  * Everything here lives on the event-loop thread, except the log writer's thread,
@@ -14,8 +14,10 @@
 #include <event2/util.h>
 
 #include "batch_writer.h"
+#include "deadline_timer.h"
 #include "faults.h"
 #include "frame.h"
+#include "lazy_queue.h"
 #include "log_store.h"
 #include "maps.h"
 #include "metrics.h"
@@ -107,7 +109,7 @@ struct coord_server {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	SSL_CTX *tls;               /* TLS on: new connections' context (SIGHUP swaps it) */
-	struct event *sig_term, *sig_int, *timer, *sweep, *sweep_next;
+	struct event *sig_term, *sig_int, *sweep, *sweep_next;
 	struct event *sig_hup;      /* reloads the config (server.c, config.h) */
 	struct coord_log store;
 	struct batch_writer *writer;
@@ -118,8 +120,7 @@ struct coord_server {
 	uint32_t token_pool_left;   /* unused bytes at the pool's end; 0: refill */
 	struct u64map txns;         /* txid -> struct coord_txn * */
 	struct strmap live_keys;    /* client key -> txid of its open transaction */
-	struct deadline_heap deadlines;
-	uint64_t timer_at_ms;       /* when the libevent timer is armed for; 0: not armed */
+	struct deadline_timer deadlines; /* each open transaction's next EV_TICK */
 
 	struct peer *peers;
 	uint32_t npeers, peers_cap;
@@ -135,10 +136,8 @@ struct coord_server {
 	uint64_t accept_quiet;      /* errors not logged since then */
 
 	/* Unforced records (COMPLETE) wait here and ride with the next forced batch, or go
-	 * on their own when lazy_ev fires (LAZY_FLUSH_MS after the first one waited). */
-	struct coord_rec **lazy;
-	size_t nlazy, lazy_cap;
-	struct event *lazy_ev;
+	 * on their own COORD_LAZY_FLUSH_MS after the first one waited (lazy_queue.h). */
+	struct lazy_queue lazy;
 
 	struct tpc_arena arena;     /* unpacked Envelopes, one frame at a time */
 	struct coord_stats stats;
@@ -203,9 +202,8 @@ void coord_log_done(void *ctx, struct bw_item *item, int status);
 int coord_log_write(void *ctx, struct bw_item *head, size_t n);
 void coord_free_txn(struct coord_server *s, struct coord_txn *t);
 void coord_arm(struct coord_server *s, struct coord_txn *t);
-void coord_flush_lazy(struct coord_server *s);
-void coord_submit_with_lazy(struct coord_server *s, struct coord_rec *then);
-void coord_on_lazy_timer(evutil_socket_t fd, short what, void *arg);
+#define COORD_LAZY_FLUSH_MS 50
+#define COORD_LAZY_MAX 4096
 
 /* admin.c: start before recovery (binds the admin address), free after the log
  * writer (pending operator calls get their answer); heuristic.c: operator decisions */
@@ -252,6 +250,7 @@ uint32_t coord_peer_intern(struct coord_server *s, const char *name, uint32_t li
 /** Free @p peer's name if nothing refers to it any more: no binding (nor one being
  *  written or forgotten), no connection, no transaction. Its id may then be reused. */
 void coord_peer_release(struct coord_server *s, uint32_t peer);
-void coord_timer_arm(struct coord_server *s, uint64_t at_ms);
+/** Free every name and the table (shutdown). */
+void coord_peers_free(struct coord_server *s);
 
 #endif

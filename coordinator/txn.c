@@ -683,41 +683,77 @@ static void exclude_unvoted(struct coord_txn *t, struct coord_actions *out)
 	}
 }
 
-static int on_operator_commit(struct coord_txn *t, const struct coord_event *ev,
-			      uint64_t now_ms, struct coord_actions *out)
+static int op_accept(struct coord_op_check *out, enum coord_op_plan plan,
+		     const char *overrode, const char *already)
+{
+	*out = (struct coord_op_check){ .plan = plan, .overrode = overrode, .already = already };
+	return 0;
+}
+
+static int op_refuse(struct coord_op_check *out, const char *why)
+{
+	*out = (struct coord_op_check){ .plan = COORD_OP_NOOP, .overrode = "none", .why = why };
+	return COORD_ERR_NOT_ACTIVE;
+}
+
+int coord_txn_operator_check(const struct coord_txn *t, int decision, int force,
+			     struct coord_op_check *out)
 {
 	switch (t->state) {
 	case TXN_ACTIVE:
 	case TXN_PREPARING:
-		if (!ev->force && (t->state == TXN_ACTIVE || count_parts(t, PART_JOINED)))
-			return COORD_ERR_NOT_ACTIVE;
-		exclude_unvoted(t, out);
-		all_voted(t, out, now_ms); /* the normal COMMIT logging path (D1) */
-		return 0;
+		if (decision == DECIDE_ABORT || force)
+			return op_accept(out, COORD_OP_STEP, "none", NULL);
+		if (t->state == TXN_ACTIVE)
+			return op_refuse(out, "the participants have not prepared; \"force\": true "
+					 "commits only those that voted (none yet) and aborts the rest");
+		if (count_parts(t, PART_JOINED))
+			return op_refuse(out, "not every participant has voted; \"force\": true "
+					 "commits those that voted YES and sends ABORT to the rest");
+		return op_accept(out, COORD_OP_STEP, "none", NULL);
+	case TXN_LOGGING:
+		return op_refuse(out, "the COMMIT decision is being made durable; retry");
 	case TXN_COMMITTING:
-		return t->dropping ? COORD_ERR_NOT_ACTIVE : 0; /* already committed */
+		if (t->dropping)
+			return op_refuse(out, "an operator's abort of this COMMIT is being written; "
+					 "ask again");
+		if (decision == DECIDE_COMMIT)
+			return op_accept(out, COORD_OP_NOOP, "none", "COMMITTED");
+		if (force)
+			return op_accept(out, COORD_OP_DROP, "COMMIT", NULL);
+		return op_refuse(out, "the COMMIT is durable and participants may have applied "
+				 "it; \"force\": true sends ABORT to those that have not "
+				 "acknowledged");
 	default:
-		return COORD_ERR_NOT_ACTIVE;
+		return op_refuse(out, "the transaction is finishing; ask again");
 	}
 }
 
-static int on_operator_abort(struct coord_txn *t, const struct coord_event *ev,
-			     uint64_t now_ms, struct coord_actions *out)
+static int on_operator(struct coord_txn *t, const struct coord_event *ev, uint64_t now_ms,
+		       struct coord_actions *out)
 {
-	switch (t->state) {
-	case TXN_ACTIVE:
-	case TXN_PREPARING:
-		do_abort(t, out, ABORT_OPERATOR, now_ms);
+	struct coord_op_check c;
+	int rc = coord_txn_operator_check(t, ev->decision, ev->force, &c);
+
+	if (rc)
+		return rc;
+	switch (c.plan) {
+	case COORD_OP_NOOP:
 		return 0;
-	case TXN_COMMITTING:
-		if (!ev->force || t->dropping)
-			return COORD_ERR_NOT_ACTIVE;
+	case COORD_OP_DROP:
 		t->dropping = DROP_WRITING; /* the server deletes the COMMIT record now */
 		t->retry_at_ms = 0;
 		return 0;
-	default:
-		return COORD_ERR_NOT_ACTIVE;
+	case COORD_OP_STEP:
+		if (ev->decision != DECIDE_COMMIT) {
+			do_abort(t, out, ABORT_OPERATOR, now_ms);
+			return 0;
+		}
+		exclude_unvoted(t, out);
+		all_voted(t, out, now_ms); /* the normal COMMIT logging path (D1) */
+		return 0;
 	}
+	return COORD_ERR_NOT_ACTIVE;
 }
 
 /* The DROP record of a forced abort is done (see the top of the file). */
@@ -768,9 +804,7 @@ int coord_txn_step(struct coord_txn *t, const struct coord_txn_config *cfg,
 	case EV_CLIENT_GONE: on_client_gone(t, ev, now_ms, out); return 0;
 	case EV_PEER_RESTARTED: on_peer_restarted(t, ev, now_ms, out); return 0;
 	case EV_FENCE: return on_fence_or_operator(t, ABORT_FENCED, now_ms, out);
-	case EV_OPERATOR:
-		return ev->decision == DECIDE_COMMIT ? on_operator_commit(t, ev, now_ms, out)
-						     : on_operator_abort(t, ev, now_ms, out);
+	case EV_OPERATOR: return on_operator(t, ev, now_ms, out);
 	case EV_DROPPED: return on_dropped(t, ev, now_ms, out);
 	}
 	return COORD_ERR_PROTOCOL;

@@ -214,6 +214,29 @@ void coord_txn_release(struct coord_txn *t);
 int coord_txn_step(struct coord_txn *t, const struct coord_txn_config *cfg,
 		   const struct coord_event *ev, uint64_t now_ms, struct coord_actions *out);
 
+/* What an operator's decision (EV_OPERATOR) would do to an open transaction. */
+enum coord_op_plan {
+	COORD_OP_NOOP, /* it already has that outcome */
+	COORD_OP_STEP, /* the machine decides now (abort, or commit through the log) */
+	COORD_OP_DROP, /* a forced abort of a durable COMMIT: the server deletes the record */
+};
+
+struct coord_op_check {
+	enum coord_op_plan plan;
+	const char *overrode; /* the decision it overrides: "none" or "COMMIT" */
+	const char *already;  /* COORD_OP_NOOP: the outcome it has ("COMMITTED"); else NULL */
+	const char *why;      /* refused: why, for the operator */
+};
+
+/**
+ * @brief The operator's rules, in one place: EV_OPERATOR follows them, and the admin API
+ *        asks first so it can refuse before it writes an audit record. Pure.
+ * @param decision enum coord_decision_kind; @param force override what is else refused.
+ * @return 0 (accepted: out->plan) or COORD_ERR_NOT_ACTIVE (refused: out->why).
+ */
+int coord_txn_operator_check(const struct coord_txn *t, int decision, int force,
+			     struct coord_op_check *out);
+
 /** @brief The earliest time the transaction needs an EV_TICK, or 0 for none. */
 uint64_t coord_txn_next_deadline(const struct coord_txn *t);
 

@@ -56,6 +56,7 @@
 #include "tls.h"
 #include "wire_err.h"
 #include "frame.h"
+#include "list.h"
 #include "maps.h"
 #include "tpc/client.h"
 #include "tpc/libevent.h"
@@ -79,7 +80,7 @@ union creq_cb {
 
 /* One request sent and not answered yet. */
 struct creq {
-	struct creq *prev, *next; /* the pending list, in submit (= deadline) order */
+	struct list_node link;    /* first: the pending list, in submit (= deadline) order */
 	uint64_t id;              /* request_id on the wire; key in c->reqs */
 	uint64_t gen;             /* connection generation it was written to */
 	uint64_t deadline_ms;
@@ -123,8 +124,7 @@ struct tpc_client {
 	uint64_t next_id;
 	uint64_t hello_id;           /* request_id of the current connection's Hello */
 	struct u64map reqs;          /* request_id -> struct creq * */
-	struct creq *head, *tail;
-	size_t inflight;
+	struct list pending;         /* struct creq, oldest (= earliest deadline) first */
 
 	int depth;                   /* nested callback frames running right now */
 	int freeing;                 /* tpc_client_free was called */
@@ -160,30 +160,10 @@ static const char *kind_name(enum req_kind k)
 
 /* ---- the pending list ----------------------------------------------------------------- */
 
-static void list_append(struct tpc_client *c, struct creq *r)
+/* The oldest pending request (the earliest deadline), or NULL. */
+static struct creq *oldest(const struct tpc_client *c)
 {
-	r->prev = c->tail;
-	r->next = NULL;
-	if (c->tail)
-		c->tail->next = r;
-	else
-		c->head = r;
-	c->tail = r;
-	c->inflight++;
-}
-
-static void list_unlink(struct tpc_client *c, struct creq *r)
-{
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		c->head = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	else
-		c->tail = r->prev;
-	r->prev = r->next = NULL;
-	c->inflight--;
+	return (struct creq *)c->pending.head;
 }
 
 /* ---- the timer ------------------------------------------------------------------------ */
@@ -191,7 +171,8 @@ static void list_unlink(struct tpc_client *c, struct creq *r)
 /* Aim the timer at the earliest of the head request's deadline and the connect deadline. */
 static void arm_timer(struct tpc_client *c)
 {
-	uint64_t at = c->head ? c->head->deadline_ms : 0;
+	struct creq *head = oldest(c);
+	uint64_t at = head ? head->deadline_ms : 0;
 
 	if (c->connecting && c->bev && (!at || c->connect_deadline_ms < at))
 		at = c->connect_deadline_ms;
@@ -227,7 +208,7 @@ static void finish(struct tpc_client *c, struct creq *r, int err, const struct c
 		memcpy(msg, err ? c->errmsg : "", err ? sizeof(msg) : 1);
 		reason = msg;
 	}
-	list_unlink(c, r);
+	list_unlink(&c->pending, &r->link);
 	u64map_del(&c->reqs, r->id);
 	c->depth++;
 	switch (r->kind) {
@@ -264,7 +245,7 @@ static void fail_pending(struct tpc_client *c, uint64_t gen, int err)
 	struct creq *r;
 
 	memcpy(reason, c->errmsg, sizeof(reason)); /* callbacks may overwrite errmsg */
-	while ((r = c->head) && r->gen <= gen) {
+	while ((r = oldest(c)) && r->gen <= gen) {
 		struct creply rep = { .reason = reason };
 		finish(c, r, err, &rep);
 	}
@@ -561,7 +542,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 			c->coordinator, (unsigned)c->cfg.connect_timeout_ms);
 		drop_connection(c, -ETIMEDOUT);
 	}
-	while (!c->freeing && (r = c->head) && r->deadline_ms <= now) {
+	while (!c->freeing && (r = oldest(c)) && r->deadline_ms <= now) {
 		set_err(c, 0, "no reply to %s within %u ms", kind_name(r->kind),
 			(unsigned)c->cfg.request_timeout_ms);
 		struct creply rep = { .reason = "request timed out" };
@@ -709,7 +690,7 @@ static int submit(struct tpc_client *c, const struct submit *s)
 		free(r);
 		return rc;
 	}
-	list_append(c, r);
+	list_append(&c->pending, &r->link);
 	arm_timer(c);
 	return 0;
 }
@@ -835,7 +816,7 @@ const char *tpc_client_errmsg(const tpc_client *c)
 
 size_t tpc_client_inflight(const tpc_client *c)
 {
-	return c ? c->inflight : 0;
+	return c ? c->pending.n : 0;
 }
 
 /* Give the client a base: the caller's, or a private one for blocking calls. */

@@ -30,7 +30,6 @@
 
 static void queue_drop(struct tpc_participant *p, uint64_t txid, int forget_after);
 static struct part_rec *take_forgets(struct tpc_participant *p);
-static void submit_with_lazy(struct tpc_participant *p, struct part_rec *then);
 
 struct ptxn *part_txn_new(struct tpc_participant *p, uint64_t txid)
 {
@@ -97,7 +96,7 @@ static int log_prepared(struct tpc_participant *p, struct ptxn *t)
 	r->incarnation = t->incarnation;
 	t->logged = 1;
 	t->m.prepared_wall_ms = r->wall_ms;
-	submit_with_lazy(p, r); /* waiting drops share this forced batch */
+	lazy_queue_submit_with(&p->lazy, &r->item); /* waiting drops share this sync */
 	return 0;
 }
 
@@ -195,14 +194,8 @@ static void execute(struct tpc_participant *p, struct ptxn *t, const struct part
 
 static void arm(struct tpc_participant *p, struct ptxn *t)
 {
-	uint64_t at = part_txn_next_deadline(&t->m);
-
-	if (!at || at == t->m.armed_ms)
-		return;
-	if (deadline_heap_push(&p->deadlines, at, t->m.txid))
-		return;
-	t->m.armed_ms = at;
-	part_timer_arm(p, at);
+	deadline_timer_set(&p->deadlines, t->m.txid, part_txn_next_deadline(&t->m),
+			   &t->m.armed_ms); /* out of memory: no timer; the next event steps it */
 }
 
 /* Step one transaction; free it when done. @return the machine's result. */
@@ -230,15 +223,11 @@ int part_step(struct tpc_participant *p, struct ptxn *t, const struct part_event
 
 void part_step_all(struct tpc_participant *p, const struct part_event *ev)
 {
-	size_t n;
-	uint64_t *ids = u64map_keys(&p->txns, &n);
+	struct u64map_iter it;
 
-	for (size_t i = 0; ids && i < n; i++) {
-		struct ptxn *t = u64map_get(&p->txns, ids[i]);
-		if (t)
-			part_step(p, t, ev);
-	}
-	free(ids);
+	for (struct ptxn *t = u64map_iter_first(&it, &p->txns); t; t = u64map_iter_next(&it))
+		part_step(p, t, ev);
+	u64map_iter_end(&it);
 }
 
 /* The sink's prepare() on the staged writes: 0 vote YES, negative vote NO. */
@@ -262,43 +251,29 @@ int part_sink_prepare(struct tpc_participant *p, struct ptxn *t)
 
 /* ---- timers ---- */
 
-void part_timer_arm(struct tpc_participant *p, uint64_t at_ms)
+/* The deadline timer's view of a transaction (common/deadline_timer.h). */
+uint64_t *part_deadline_armed(void *ctx, uint64_t txid)
 {
-	if (p->timer_at_ms && p->timer_at_ms <= at_ms)
-		return;
-	uint64_t now = tpc_now_ms();
-	uint64_t delay = at_ms > now ? at_ms - now : 0;
-	struct timeval tv = { (time_t)(delay / 1000), (suseconds_t)(delay % 1000) * 1000 };
-	p->timer_at_ms = at_ms;
-	evtimer_add(p->timer, &tv);
+	struct ptxn *t = u64map_get(&((struct tpc_participant *)ctx)->txns, txid);
+
+	return t ? &t->m.armed_ms : NULL;
 }
 
-void part_on_timer(int fd, short what, void *arg)
+void part_deadline_fire(void *ctx, uint64_t txid)
 {
-	struct tpc_participant *p = arg;
-	uint64_t now = tpc_now_ms();
-	struct deadline d;
+	struct tpc_participant *p = ctx;
+	struct ptxn *t = u64map_get(&p->txns, txid);
+	struct part_event ev = { .type = PEV_TICK };
+	int was_active = t->m.state <= PS_ACTIVE;
 
-	p->timer_at_ms = 0;
-	while (deadline_heap_peek(&p->deadlines, &d) && d.at_ms <= now) {
-		deadline_heap_pop(&p->deadlines);
-		struct ptxn *t = u64map_get(&p->txns, d.txid);
-		if (!t || t->m.armed_ms != d.at_ms)
-			continue;
-		t->m.armed_ms = 0;
-		struct part_event ev = { .type = PEV_TICK };
-		int was_active = t->m.state <= PS_ACTIVE;
-		part_step(p, t, &ev);
-		t = u64map_get(&p->txns, d.txid);
-		if (was_active && t && t->m.state == PS_EXPIRED) {
-			p->stats.expired++;
-			part_logf(p, TPC_LOG_WARN, "txid %llu: staged writes expired (no Prepare "
-				  "within %u ms); voted NO, later writes for it fail",
-				  (unsigned long long)d.txid, p->tcfg.txn_timeout_ms);
-		}
+	part_step(p, t, &ev);
+	t = u64map_get(&p->txns, txid);
+	if (was_active && t && t->m.state == PS_EXPIRED) {
+		p->stats.expired++;
+		part_logf(p, TPC_LOG_WARN, "txid %llu: staged writes expired (no Prepare "
+			  "within %u ms); voted NO, later writes for it fail",
+			  (unsigned long long)txid, p->tcfg.txn_timeout_ms);
 	}
-	if (deadline_heap_peek(&p->deadlines, &d))
-		part_timer_arm(p, d.at_ms);
 }
 
 /* ---- the writers (their own threads) ----
@@ -310,12 +285,10 @@ void part_on_timer(int fd, short what, void *arg)
  *   p->sink_writer  the sink: applies (durable before the ack, D3).
  * Drops are unforced: a drop that is lost only means the transaction is resolved
  * again after a restart, which the sink's idempotency makes harmless. So drops wait on
- * the loop thread (p->lazy) and ride with the next PREPARED batch, or go on their own
- * LAZY_FLUSH_MS after the first one started waiting.
+ * the loop thread (p->lazy, lazy_queue.h) and ride with the next PREPARED batch, or go
+ * on their own PART_LAZY_FLUSH_MS after the first one started waiting.
  */
 
-#define LAZY_FLUSH_MS 50
-#define LAZY_MAX 4096
 
 static struct part_rec *rec_at(struct bw_item *it)
 {
@@ -349,7 +322,7 @@ int part_log_writer_write(void *ctx, struct bw_item *head, size_t n)
 	if (!rc)
 		rc = tpc_fault(&p->faults, TPC_FP_LOG_SYNC); /* slow or failing fsync */
 	if (!rc)
-		rc = part_log_write(p->plog, puts, nputs, dels, ndels, epoch);
+		rc = p->store.ops->write(p->store.self, puts, nputs, dels, ndels, epoch);
 	free(puts);
 	free(dels);
 	return rc;
@@ -391,28 +364,6 @@ int part_sink_writer_write(void *ctx, struct bw_item *head, size_t n)
 	return rc;
 }
 
-/* Hand every waiting drop to the state log writer followed by @p then (or NULL), as
- * one chain, so they share one sync (see coord_submit_with_lazy()). */
-static void submit_with_lazy(struct tpc_participant *p, struct part_rec *then)
-{
-	struct bw_item *head = then ? &then->item : NULL;
-
-	if (then)
-		then->item.next = NULL;
-	for (size_t i = p->nlazy; i-- > 0;) {
-		p->lazy[i]->item.next = head;
-		head = &p->lazy[i]->item;
-	}
-	p->nlazy = 0;
-	if (head)
-		batch_writer_submit_chain(p->writer, head);
-}
-
-void part_flush_lazy(struct tpc_participant *p)
-{
-	submit_with_lazy(p, NULL);
-}
-
 /* The waiting forgets as one FORGET record (NULL: none, or no memory: they wait). */
 static struct part_rec *take_forgets(struct tpc_participant *p)
 {
@@ -438,18 +389,10 @@ void part_flush_forgets(struct tpc_participant *p)
 		batch_writer_submit(p->sink_writer, &f->item);
 }
 
-void part_on_lazy_timer(evutil_socket_t fd, short what, void *arg)
+/* The lazy queue's timer: the drops went; the forgets go too. */
+void part_on_lazy_timer(void *arg)
 {
-	part_flush_lazy(arg);
 	part_flush_forgets(arg);
-}
-
-static void arm_lazy(struct tpc_participant *p)
-{
-	if (!evtimer_pending(p->lazy_ev, NULL)) {
-		struct timeval tv = { 0, LAZY_FLUSH_MS * 1000 };
-		evtimer_add(p->lazy_ev, &tv);
-	}
 }
 
 /* An applied transaction's record drop is durable: its sink entry may go (D9). */
@@ -464,10 +407,10 @@ static void queue_forget(struct tpc_participant *p, uint64_t txid)
 		p->forgets_cap = ncap;
 	}
 	p->forgets[p->nforgets++] = txid;
-	if (p->nforgets >= LAZY_MAX)
+	if (p->nforgets >= PART_LAZY_MAX)
 		part_flush_forgets(p);
-	else if (p->lazy_ev)
-		arm_lazy(p);
+	else
+		lazy_queue_arm(&p->lazy);
 }
 
 /* Queue a record drop: unforced, it waits for the next forced batch (see above). */
@@ -478,21 +421,7 @@ static void queue_drop(struct tpc_participant *p, uint64_t txid, int forget_afte
 	if (!r)
 		return; /* the record stays and is resolved again after a restart: safe */
 	r->forget_after = forget_after;
-	if (p->nlazy == p->lazy_cap) {
-		size_t ncap = p->lazy_cap ? p->lazy_cap * 2 : 64;
-		struct part_rec **nl = realloc(p->lazy, ncap * sizeof(*nl));
-		if (!nl) {
-			batch_writer_submit(p->writer, &r->item);
-			return;
-		}
-		p->lazy = nl;
-		p->lazy_cap = ncap;
-	}
-	p->lazy[p->nlazy++] = r;
-	if (p->nlazy >= LAZY_MAX)
-		part_flush_lazy(p);
-	else if (p->lazy_ev)
-		arm_lazy(p);
+	lazy_queue_add(&p->lazy, &r->item);
 }
 
 /* Loop thread: a record's batch is done. */
@@ -541,13 +470,10 @@ void part_writer_done(void *ctx, struct bw_item *item, int status)
  * its Join fails with @p err, and those transactions end. */
 void part_fail_all_stages(struct tpc_participant *p, int err)
 {
-	size_t n;
-	uint64_t *ids = u64map_keys(&p->txns, &n);
+	struct u64map_iter it;
 
-	for (size_t i = 0; ids && i < n; i++) {
-		struct ptxn *t = u64map_get(&p->txns, ids[i]);
-		if (t && t->m.state == PS_JOINING)
+	for (struct ptxn *t = u64map_iter_first(&it, &p->txns); t; t = u64map_iter_next(&it))
+		if (t->m.state == PS_JOINING)
 			part_step(p, t, &(struct part_event){ .type = PEV_JOIN_FAILED, .err = err });
-	}
-	free(ids);
+	u64map_iter_end(&it);
 }

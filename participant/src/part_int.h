@@ -16,9 +16,12 @@
 #include <event2/util.h>
 
 #include "batch_writer.h"
+#include "deadline_timer.h"
 #include "faults.h"
 #include "frame.h"
+#include "lazy_queue.h"
 #include "maps.h"
+#include "part_blob.h"
 #include "part_log.h"
 #include "part_txn.h"
 #include "tpc/participant.h"
@@ -78,7 +81,7 @@ struct tpc_participant {
 	char *tls_cert, *tls_key, *tls_ca;
 	struct part_txn_config tcfg;
 	tpc_sink *sink;
-	struct part_log *plog;
+	struct part_store store;      /* the state log (part_log.h), through its ops */
 	uint8_t id[PART_ID_LEN];      /* the state folder's participant id (D8) */
 	uint64_t incarnation;         /* this process's, durable before anything was sent */
 	int fatal;                    /* TPC_EIDENTITY once refused: no more connections */
@@ -95,19 +98,16 @@ struct tpc_participant {
 	struct tpc_frame_decoder dec;
 	int connected;                /* HelloReply received on the current connection */
 	uint32_t reconnect_ms;
-	struct event *reconnect_ev, *timer, *hello_ev;
-	uint64_t timer_at_ms;
+	struct event *reconnect_ev, *hello_ev;
 
 	struct batch_writer *writer;      /* the state log: PREPARED records, drops */
 	struct batch_writer *sink_writer; /* the sink: applies */
-	struct part_rec **lazy;           /* drops waiting for the next forced batch */
-	size_t nlazy, lazy_cap;
-	struct event *lazy_ev;
+	struct lazy_queue lazy;           /* drops waiting for the next forced batch */
 	uint64_t *forgets;            /* applied txids whose drop is durable: for the sink */
 	size_t nforgets, forgets_cap;
 	struct u64map txns;           /* txid -> struct ptxn * */
 	size_t ntombstones;           /* txns in PS_EXPIRED (not counted as open) */
-	struct deadline_heap deadlines;
+	struct deadline_timer deadlines; /* each transaction's next PEV_TICK */
 	uint64_t highest_epoch;
 	uint64_t staged_bytes;
 
@@ -148,13 +148,14 @@ void part_txn_free(struct tpc_participant *p, struct ptxn *t);
 int part_sink_prepare(struct tpc_participant *p, struct ptxn *t);
 int part_log_writer_write(void *ctx, struct bw_item *head, size_t n);
 int part_sink_writer_write(void *ctx, struct bw_item *head, size_t n);
-void part_flush_lazy(struct tpc_participant *p);
 void part_flush_forgets(struct tpc_participant *p);
 void part_fail_all_stages(struct tpc_participant *p, int err);
-void part_on_lazy_timer(evutil_socket_t fd, short what, void *arg);
+void part_on_lazy_timer(void *arg);
+#define PART_LAZY_FLUSH_MS 50
+#define PART_LAZY_MAX 4096
 void part_writer_done(void *ctx, struct bw_item *item, int status);
-void part_timer_arm(struct tpc_participant *p, uint64_t at_ms);
-void part_on_timer(int fd, short what, void *arg);
+uint64_t *part_deadline_armed(void *ctx, uint64_t txid);
+void part_deadline_fire(void *ctx, uint64_t txid);
 
 /**
  * @brief Replace every zero numeric field of @p cfg by its documented default (the

@@ -1,6 +1,6 @@
 /*
  * part_log.c - the participant's PREPARED log in LMDB, its state folder's lock and
- * identity, and the writes blob (part_log.h).
+ * identity (part_log.h). The writes blob inside a record is part_blob.c's.
  *
  * Every write is one LMDB write transaction with a normal synced commit (rule D6):
  * when part_log_write() returns 0 the PREPARED records it put are on disk, which is
@@ -12,6 +12,7 @@
  * processes that ever used the folder never share an incarnation.
  */
 #include "part_log.h"
+#include "part_blob.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -41,107 +42,6 @@ struct part_log {
 	uint8_t id[PART_ID_LEN];
 	uint64_t incarnation;
 };
-
-/* ---- writes blob ---- */
-
-static int blob_reserve(struct part_blob *b, size_t more)
-{
-	if (!b->data) {
-		b->cap = 256 > more + 4 ? 256 : more + 4;
-		b->data = malloc(b->cap);
-		if (!b->data)
-			return -ENOMEM;
-		b->len = 4; /* the count, filled in by part_blob_bytes() */
-	}
-	if (b->len + more <= b->cap)
-		return 0;
-	size_t ncap = b->cap * 2 > b->len + more ? b->cap * 2 : b->len + more;
-	uint8_t *nd = realloc(b->data, ncap);
-	if (!nd)
-		return -ENOMEM;
-	b->data = nd;
-	b->cap = ncap;
-	return 0;
-}
-
-int part_blob_add(struct part_blob *b, const void *key, size_t klen, const void *val,
-		  size_t vlen)
-{
-	if (klen > UINT32_MAX || vlen > UINT32_MAX || b->count == UINT32_MAX)
-		return -E2BIG;
-	if (blob_reserve(b, 8 + klen + vlen))
-		return -ENOMEM;
-	uint8_t *p = b->data + b->len;
-	tpc_put_be32(p, (uint32_t)klen);
-	if (klen)
-		memcpy(p + 4, key, klen);
-	tpc_put_be32(p + 4 + klen, (uint32_t)vlen);
-	if (vlen)
-		memcpy(p + 8 + klen, val, vlen);
-	b->len += 8 + klen + vlen;
-	b->count++;
-	return 0;
-}
-
-const uint8_t *part_blob_bytes(struct part_blob *b, size_t *len)
-{
-	if (blob_reserve(b, 0)) {
-		*len = 0;
-		return NULL;
-	}
-	tpc_put_be32(b->data, b->count);
-	*len = b->len;
-	return b->data;
-}
-
-uint64_t part_blob_payload(const struct part_blob *b)
-{
-	return b->len > 4 ? b->len - 4 - 8ull * b->count : 0;
-}
-
-void part_blob_free(struct part_blob *b)
-{
-	free(b->data);
-	memset(b, 0, sizeof(*b));
-}
-
-int part_blob_decode(const uint8_t *data, size_t len, tpc_write **writes, size_t *n)
-{
-	*writes = NULL;
-	*n = 0;
-	if (len < 4)
-		return TPC_ECORRUPT;
-	uint32_t count = tpc_get_be32(data);
-	if (count > (len - 4) / 8)
-		return TPC_ECORRUPT;
-	tpc_write *w = calloc(count ? count : 1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	size_t pos = 4;
-	for (uint32_t i = 0; i < count; i++) {
-		if (len - pos < 4)
-			goto corrupt;
-		size_t kl = tpc_get_be32(data + pos);
-		if (len - pos - 4 < kl + 4)
-			goto corrupt;
-		w[i].key = data + pos + 4;
-		w[i].key_len = kl;
-		size_t vl = tpc_get_be32(data + pos + 4 + kl);
-		if (len - pos - 8 - kl < vl)
-			goto corrupt;
-		w[i].value = data + pos + 8 + kl;
-		w[i].value_len = vl;
-		pos += 8 + kl + vl;
-	}
-	if (pos != len)
-		goto corrupt;
-	*writes = w;
-	*n = count;
-	return 0;
-corrupt:
-	free(w);
-	return TPC_ECORRUPT;
-}
 
 /* ---- LMDB ---- */
 
@@ -529,5 +429,54 @@ int part_log_list_dir(const char *dir, tpc_prepared_info **out, size_t *n)
 	}
 	*out = lc.v;
 	*n = lc.n;
+	return 0;
+}
+
+/* ---- the store table ---- */
+
+static int ops_write(void *self, const struct part_log_put *puts, size_t nputs,
+		     const uint64_t *dels, size_t ndels, uint64_t highest_epoch)
+{
+	return part_log_write(self, puts, nputs, dels, ndels, highest_epoch);
+}
+
+static int ops_read_epoch(void *self, uint64_t *epoch)
+{
+	return part_log_read_epoch(self, epoch);
+}
+
+static int ops_load(void *self, part_log_load_fn fn, void *arg)
+{
+	return part_log_load(self, fn, arg);
+}
+
+static void ops_identity(const void *self, uint8_t id[PART_ID_LEN], uint64_t *incarnation)
+{
+	part_log_identity(self, id, incarnation);
+}
+
+static void ops_close(void *self)
+{
+	part_log_close(self);
+}
+
+static const struct part_log_ops lmdb_ops = {
+	.write = ops_write,
+	.read_epoch = ops_read_epoch,
+	.load = ops_load,
+	.identity = ops_identity,
+	.close = ops_close,
+};
+
+int part_log_lmdb_open(struct part_store *out, const char *dir, uint64_t map_size,
+		       char *err, size_t errlen)
+{
+	struct part_log *l;
+	int rc = part_log_open(&l, dir, map_size, err, errlen);
+
+	*out = (struct part_store){ 0 };
+	if (rc)
+		return rc;
+	*out = (struct part_store){ .ops = &lmdb_ops, .self = l };
 	return 0;
 }

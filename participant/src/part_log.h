@@ -1,6 +1,7 @@
 /*
  * part_log.h - the participant stub's own durable state, in one LMDB environment in
- * its state folder, the folder's lock and identity, and the encoding of staged writes.
+ * its state folder, and the folder's lock and identity. The writes blob a PREPARED
+ * record carries is part_blob.h's.
  *
  *   prepared  txid (u64 big-endian) -> { format u8 = 2, wall_ms u64, epoch u64,
  *                                        incarnation u64 (the one that joined), writes blob }
@@ -13,11 +14,7 @@
  * Records written before the incarnation was kept (format 1: wall_ms first, so the
  * first byte is 0) are listed by part_log_list_dir() but refused by part_log_load():
  * the incarnation that joined them is unknown, so they cannot be voted on again.
- *
- * A writes blob is: u32 count, then per write: u32 key length, key, u32 value
- * length, value (integers big-endian). Staged writes live in memory in this form, so
- * the PREPARED record is written without re-encoding.
- */
+ * */
 #ifndef TPC_PART_LOG_H
 #define TPC_PART_LOG_H
 
@@ -26,28 +23,6 @@
 
 #include "tpc/participant.h"
 #include "tpc/sink.h"
-
-/* A growing writes blob. */
-struct part_blob {
-	uint8_t *data;
-	size_t len, cap;
-	uint32_t count;
-};
-
-/** @brief Append one write. @return 0 or -ENOMEM. */
-int part_blob_add(struct part_blob *b, const void *key, size_t klen, const void *val,
-		  size_t vlen);
-/** @brief The blob's bytes with the count in front (valid until the next add). */
-const uint8_t *part_blob_bytes(struct part_blob *b, size_t *len);
-void part_blob_free(struct part_blob *b);
-/** @brief Key and value bytes the blob holds (what counts against max_staged_bytes). */
-uint64_t part_blob_payload(const struct part_blob *b);
-
-/**
- * @brief Decode a blob into a malloc'd array of writes pointing into @p data.
- * @return 0, -ENOMEM, or TPC_ECORRUPT for a malformed blob
- */
-int part_blob_decode(const uint8_t *data, size_t len, tpc_write **writes, size_t *n);
 
 struct part_log;
 
@@ -96,6 +71,34 @@ typedef int (*part_log_load_fn)(void *arg, const struct part_log_put *rec);
 /** @brief Call @p fn for every PREPARED record in txid order.
  *  @return 0, TPC_EVERSION for a record in the old format (see above), or an error */
 int part_log_load(struct part_log *l, part_log_load_fn fn, void *arg);
+
+/*
+ * The participant reaches its log through this table (like the coordinator's
+ * coord_log_ops), so a test can put a failing or crashing log under it;
+ * part_log_lmdb_open() gives the LMDB one above.
+ */
+struct part_log_ops {
+	/** part_log_write(): one synced transaction of puts, drops and the epoch. */
+	int (*write)(void *self, const struct part_log_put *puts, size_t nputs,
+		     const uint64_t *dels, size_t ndels, uint64_t highest_epoch);
+	/** part_log_read_epoch(). */
+	int (*read_epoch)(void *self, uint64_t *epoch);
+	/** part_log_load(): every PREPARED record in txid order. */
+	int (*load)(void *self, part_log_load_fn fn, void *arg);
+	/** part_log_identity(): the folder's participant id and this open's incarnation. */
+	void (*identity)(const void *self, uint8_t id[PART_ID_LEN], uint64_t *incarnation);
+	/** part_log_close(). */
+	void (*close)(void *self);
+};
+
+struct part_store {
+	const struct part_log_ops *ops; /* NULL: no log open */
+	void *self;
+};
+
+/** @brief part_log_open() as a store. @return as part_log_open(). */
+int part_log_lmdb_open(struct part_store *out, const char *dir, uint64_t map_size,
+		       char *err, size_t errlen);
 
 /** @brief List the PREPARED records of the state folder @p dir, read-only. */
 int part_log_list_dir(const char *dir, tpc_prepared_info **out, size_t *n);

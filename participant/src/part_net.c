@@ -120,15 +120,17 @@ void part_send_status_query(struct tpc_participant *p, uint64_t txid)
 /* The txids whose PREPARED record is durable here (at most HELLO_MAX_PREPARED). */
 static uint64_t *prepared_txids(struct tpc_participant *p, size_t *k)
 {
-	size_t n;
-	uint64_t *ids = u64map_keys(&p->txns, &n);
+	uint64_t *ids = malloc((p->txns.n ? p->txns.n : 1) * sizeof(*ids));
+	struct u64map_iter it;
 
 	*k = 0;
-	for (size_t i = 0; ids && i < n && *k < HELLO_MAX_PREPARED; i++) {
-		struct ptxn *t = u64map_get(&p->txns, ids[i]);
+	if (!ids)
+		return NULL;
+	for (struct ptxn *t = u64map_iter_first(&it, &p->txns); t && *k < HELLO_MAX_PREPARED;
+	     t = u64map_iter_next(&it))
 		if (t->m.state == PS_PREPARED || t->m.state == PS_APPLYING)
-			ids[(*k)++] = ids[i];
-	}
+			ids[(*k)++] = t->m.txid;
+	u64map_iter_end(&it);
 	return ids;
 }
 
@@ -430,9 +432,8 @@ static void schedule_reconnect(struct tpc_participant *p)
 int part_net_start(struct tpc_participant *p)
 {
 	p->reconnect_ev = evtimer_new(p->base, on_reconnect, p);
-	p->timer = evtimer_new(p->base, part_on_timer, p);
 	p->hello_ev = evtimer_new(p->base, on_hello_timeout, p);
-	if (!p->reconnect_ev || !p->timer || !p->hello_ev)
+	if (!p->reconnect_ev || !p->hello_ev)
 		return -ENOMEM;
 	do_connect(p);
 	return 0;
@@ -448,9 +449,7 @@ void part_net_stop(struct tpc_participant *p)
 	p->connected = 0;
 	if (p->reconnect_ev)
 		event_free(p->reconnect_ev);
-	if (p->timer)
-		event_free(p->timer);
 	if (p->hello_ev)
 		event_free(p->hello_ev);
-	p->reconnect_ev = p->timer = p->hello_ev = NULL;
+	p->reconnect_ev = p->hello_ev = NULL;
 }

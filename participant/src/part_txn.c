@@ -189,6 +189,20 @@ static void start_apply(struct part_txn *t, struct part_actions *out)
 	emit(out, PACT_APPLY);
 }
 
+/* The first write made the transaction: keep its token; connected, the Join goes out
+ * now, else at PEV_CONN_UP (on_conn). */
+static int on_begin(struct part_txn *t, const struct part_event *ev, struct part_actions *out)
+{
+	if (t->state != PS_JOINING || t->join_sent)
+		return TPC_ENOTACTIVE;
+	part_txn_set_token(t, ev->token);
+	if (ev->connected) {
+		t->join_sent = 1;
+		emit(out, PACT_SEND_JOIN);
+	}
+	return 0;
+}
+
 static int on_stage(struct part_txn *t, const struct part_event *ev)
 {
 	if (t->state == PS_EXPIRED)
@@ -455,6 +469,7 @@ int part_txn_step(struct part_txn *t, const struct part_txn_config *cfg,
 		  struct part_actions *out)
 {
 	switch (ev->type) {
+	case PEV_BEGIN: return on_begin(t, ev, out);
 	case PEV_STAGE: return on_stage(t, ev);
 	case PEV_JOIN_OK:
 	case PEV_JOIN_FAILED: return on_join_reply(t, ev, out);

@@ -25,6 +25,8 @@ enum part_state {
 };
 
 enum part_ev_type {
+	PEV_BEGIN,        /* the first write made the txn: token (kept), connected (the Join
+			     goes out now; otherwise at PEV_CONN_UP) */
 	PEV_STAGE,        /* another write staged (the first one creates the txn): token */
 	PEV_JOIN_OK,
 	PEV_JOIN_FAILED,  /* err: why */
@@ -49,7 +51,9 @@ enum part_status {
 
 struct part_event {
 	enum part_ev_type type;
-	const uint8_t *token; /* PEV_STAGE: the write's transaction token (16 bytes), or NULL */
+	const uint8_t *token; /* PEV_BEGIN, PEV_STAGE: the write's transaction token (16
+			       * bytes), or NULL */
+	int connected;        /* PEV_BEGIN: the coordinator connection is up */
 	uint64_t epoch;
 	int commit;
 	int status;

@@ -174,16 +174,16 @@ static int recover_one(void *arg, const struct part_log_put *r)
 static int open_state(struct tpc_participant *p)
 {
 	char err[256];
-	int rc = part_log_open(&p->plog, p->state_dir, p->cfg.map_size, err, sizeof(err));
+	int rc = part_log_lmdb_open(&p->store, p->state_dir, p->cfg.map_size, err, sizeof(err));
 
 	if (rc) {
 		part_set_err(p, "%s", err);
 		return rc;
 	}
-	part_log_identity(p->plog, p->id, &p->incarnation);
-	rc = part_log_read_epoch(p->plog, &p->highest_epoch);
+	p->store.ops->identity(p->store.self, p->id, &p->incarnation);
+	rc = p->store.ops->read_epoch(p->store.self, &p->highest_epoch);
 	if (!rc)
-		rc = part_log_load(p->plog, recover_one, p);
+		rc = p->store.ops->load(p->store.self, recover_one, p);
 	if (!rc && p->stats.recovered)
 		part_logf(p, TPC_LOG_INFO, "recovered %llu prepared transaction(s); asking the "
 			  "coordinator how each ended", (unsigned long long)p->stats.recovered);
@@ -231,7 +231,7 @@ static void hex_id(const uint8_t id[PART_ID_LEN], char out[2 * PART_ID_LEN + 1])
 
 int tpc_participant_identity(const tpc_participant *p, char id_hex[33], uint64_t *incarnation)
 {
-	if (!p || !p->plog)
+	if (!p || !p->store.ops)
 		return -EINVAL;
 	if (id_hex)
 		hex_id(p->id, id_hex);
@@ -257,7 +257,7 @@ tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink
 	p->sink = sink;
 	p->wake_fd = -1;
 	u64map_init(&p->txns);
-	deadline_heap_init(&p->deadlines);
+	deadline_timer_init(&p->deadlines, part_deadline_armed, part_deadline_fire, p);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	tpc_faults_init(&p->faults, "libtpc");
@@ -296,18 +296,12 @@ fail:
 /* Put every recovered transaction's first deadline in the heap. */
 static void arm_all(struct tpc_participant *p)
 {
-	size_t n;
-	uint64_t *ids = u64map_keys(&p->txns, &n);
+	struct u64map_iter it;
 
-	for (size_t i = 0; ids && i < n; i++) {
-		struct ptxn *t = u64map_get(&p->txns, ids[i]);
-		uint64_t at = part_txn_next_deadline(&t->m);
-		if (at && !deadline_heap_push(&p->deadlines, at, t->m.txid)) {
-			t->m.armed_ms = at;
-			part_timer_arm(p, at);
-		}
-	}
-	free(ids);
+	for (struct ptxn *t = u64map_iter_first(&it, &p->txns); t; t = u64map_iter_next(&it))
+		deadline_timer_set(&p->deadlines, t->m.txid, part_txn_next_deadline(&t->m),
+				   &t->m.armed_ms);
+	u64map_iter_end(&it);
 }
 
 /* Undo what attach made on @p base, leaving the participant unattached (attach may be
@@ -315,13 +309,15 @@ static void arm_all(struct tpc_participant *p)
 static void detach(struct tpc_participant *p)
 {
 	part_net_stop(p);
-	if (p->lazy_ev)
-		event_free(p->lazy_ev);
+	lazy_queue_free(&p->lazy, NULL); /* nothing waits: no work was taken yet */
+	if (p->deadlines.ev) /* its heap stays: arm_all() fills it again at the next attach */
+		event_free(p->deadlines.ev);
+	p->deadlines.ev = NULL;
+	p->deadlines.at_ms = 0;
 	if (p->sink_writer)
 		batch_writer_free(p->sink_writer);
 	if (p->writer)
 		batch_writer_free(p->writer);
-	p->lazy_ev = NULL;
 	p->sink_writer = p->writer = NULL;
 	p->base = NULL;
 }
@@ -337,8 +333,11 @@ int tpc_participant_attach(tpc_participant *p, struct event_base *base)
 				     p->cfg.group_commit_max);
 	p->sink_writer = batch_writer_new(base, part_sink_writer_write, part_writer_done, p,
 					  p->cfg.group_commit_max);
-	p->lazy_ev = evtimer_new(base, part_on_lazy_timer, p);
-	if (!p->writer || !p->sink_writer || !p->lazy_ev)
+	rc = -ENOMEM;
+	if (!p->writer || !p->sink_writer ||
+	    lazy_queue_init(&p->lazy, base, p->writer, PART_LAZY_FLUSH_MS, PART_LAZY_MAX,
+			    part_on_lazy_timer, p) ||
+	    deadline_timer_attach(&p->deadlines, base))
 		goto out_detach;
 	rc = part_net_start(p);
 	if (rc)
@@ -493,12 +492,9 @@ static int stage_txn(struct tpc_participant *p, tpc_txid txid, const uint8_t *to
 	t = part_txn_new(p, txid);
 	if (!t)
 		return -ENOMEM;
-	part_txn_set_token(&t->m, token);
 	p->stats.joined++;
-	if (p->connected) { /* otherwise the Join goes out when the connection is up */
-		t->m.join_sent = 1;
-		part_send_join(p, t);
-	}
+	part_step(p, t, &(struct part_event){ .type = PEV_BEGIN, .token = token,
+					      .connected = p->connected }); /* the Join */
 	*tp = t;
 	return 0;
 }
@@ -629,17 +625,17 @@ struct list_call {
 static void list_run(struct tpc_participant *p, void *arg)
 {
 	struct list_call *lc = arg;
-	size_t n, k = 0;
-	uint64_t *ids = u64map_keys(&p->txns, &n);
+	size_t k = 0;
+	struct u64map_iter it;
+	struct ptxn *t;
 	uint64_t now = tpc_wall_ms();
 
-	lc->v = calloc(n ? n : 1, sizeof(*lc->v));
-	if (!ids || !lc->v) {
+	lc->v = calloc(p->txns.n ? p->txns.n : 1, sizeof(*lc->v));
+	if (!lc->v) {
 		lc->rc = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct ptxn *t = u64map_get(&p->txns, ids[i]);
+	for (t = u64map_iter_first(&it, &p->txns); t; t = u64map_iter_next(&it)) {
 		if (t->m.state != PS_PREPARED && t->m.state != PS_APPLYING)
 			continue;
 		tpc_prepared_info *info = &lc->v[k++];
@@ -649,9 +645,11 @@ static void list_run(struct tpc_participant *p, void *arg)
 		info->bytes = part_blob_payload(&t->blob);
 		info->queries = t->m.queries;
 	}
+	u64map_iter_end(&it);
+	if (it.nomem)
+		lc->rc = -ENOMEM;
 	lc->n = k;
 out:
-	free(ids);
 	if (lc->rc) {
 		free(lc->v);
 		lc->v = NULL;
@@ -734,12 +732,11 @@ static void stop_run(struct tpc_participant *p, void *arg)
 
 static void free_txns(struct tpc_participant *p)
 {
-	size_t n;
-	uint64_t *ids = u64map_keys(&p->txns, &n);
+	struct u64map_iter it;
 
-	for (size_t i = 0; ids && i < n; i++)
-		part_txn_free(p, u64map_get(&p->txns, ids[i]));
-	free(ids);
+	for (struct ptxn *t = u64map_iter_first(&it, &p->txns); t; t = u64map_iter_next(&it))
+		part_txn_free(p, t);
+	u64map_iter_end(&it);
 	u64map_free(&p->txns);
 }
 
@@ -768,28 +765,25 @@ void tpc_participant_free(tpc_participant *p)
 		batch_writer_free(p->sink_writer);
 	p->sink_writer = NULL;
 	if (p->writer) {
-		part_flush_lazy(p);
+		lazy_queue_flush(&p->lazy);
 		batch_writer_free(p->writer);
 	}
 	p->writer = NULL;
 	/* No writer thread is left: hand the last forgets to the sink from here. */
 	tpc_sink_forget(p->sink, p->forgets, p->nforgets);
 	free(p->forgets);
-	for (size_t i = 0; i < p->nlazy; i++)
-		free(p->lazy[i]);
-	free(p->lazy);
-	if (p->lazy_ev)
-		event_free(p->lazy_ev);
+	lazy_queue_free(&p->lazy, NULL);
 	part_net_stop(p);
 	free_txns(p);
-	deadline_heap_free(&p->deadlines);
+	deadline_timer_free(&p->deadlines);
 	if (p->wake_ev)
 		event_free(p->wake_ev);
 	if (p->own_base)
 		event_base_free(p->base);
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
-	part_log_close(p->plog);
+	if (p->store.ops)
+		p->store.ops->close(p->store.self);
 	tpc_sink_free(p->sink);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);

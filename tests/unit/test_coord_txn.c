@@ -917,6 +917,68 @@ static void test_operator_commit_in_committing_is_a_no_op(void **state)
 	coord_txn_release(&t);
 }
 
+/* coord_txn_operator_check() is the rule EV_OPERATOR follows: in every state, for each
+ * decision with and without force, a refusal by the check is a refusal by the step, and
+ * an acceptance is a step that applies (the admin API plans from the check). */
+static void test_operator_check_agrees_with_the_step(void **state)
+{
+	(void)state;
+	void (*make[])(struct coord_txn *, unsigned) = { make_active, make_preparing,
+							 make_logging, make_committing };
+	static const uint64_t at[] = { T0 + 5, T0 + 21, T0 + 25, T_LOGGED + 1 };
+
+	for (size_t m = 0; m < sizeof(make) / sizeof(make[0]); m++)
+		for (int d = 0; d < 2; d++)
+			for (int force = 0; force < 2; force++) {
+				struct coord_txn t;
+				struct coord_actions out;
+				struct coord_op_check c;
+				int decision = d ? DECIDE_COMMIT : DECIDE_ABORT;
+				struct coord_event ev = { .type = EV_OPERATOR,
+							  .decision = decision, .force = force };
+
+				make[m](&t, 2);
+				int rc = coord_txn_operator_check(&t, decision, force, &c);
+				assert_true(rc == 0 || rc == COORD_ERR_NOT_ACTIVE);
+				if (rc)
+					assert_non_null(c.why);
+				assert_int_equal(step_at(&t, ev, at[m], &out), rc);
+				coord_txn_release(&t);
+			}
+}
+
+static void test_operator_check_plans(void **state)
+{
+	(void)state;
+	struct coord_txn t;
+	struct coord_op_check c;
+
+	make_preparing(&t, 2);
+	assert_int_equal(coord_txn_operator_check(&t, DECIDE_COMMIT, 0, &c),
+			 COORD_ERR_NOT_ACTIVE); /* nobody voted yet */
+	assert_int_equal(coord_txn_operator_check(&t, DECIDE_COMMIT, 1, &c), 0);
+	assert_int_equal(c.plan, COORD_OP_STEP);
+	assert_string_equal(c.overrode, "none");
+	coord_txn_release(&t);
+
+	make_logging(&t, 2);
+	assert_int_equal(coord_txn_operator_check(&t, DECIDE_ABORT, 1, &c),
+			 COORD_ERR_NOT_ACTIVE);
+	assert_non_null(strstr(c.why, "durable"));
+	coord_txn_release(&t);
+
+	make_committing(&t, 2);
+	assert_int_equal(coord_txn_operator_check(&t, DECIDE_COMMIT, 0, &c), 0);
+	assert_int_equal(c.plan, COORD_OP_NOOP);
+	assert_string_equal(c.already, "COMMITTED");
+	assert_int_equal(coord_txn_operator_check(&t, DECIDE_ABORT, 0, &c),
+			 COORD_ERR_NOT_ACTIVE);
+	assert_int_equal(coord_txn_operator_check(&t, DECIDE_ABORT, 1, &c), 0);
+	assert_int_equal(c.plan, COORD_OP_DROP);
+	assert_string_equal(c.overrode, "COMMIT");
+	coord_txn_release(&t);
+}
+
 static struct coord_event ev_dropped(int status)
 {
 	return (struct coord_event){ .type = EV_DROPPED, .status = status };
@@ -2667,6 +2729,8 @@ int main(void)
 		cmocka_unit_test(test_operator_abort_in_active_and_preparing),
 		cmocka_unit_test(test_operator_cannot_abort_once_the_decision_is_being_logged),
 		cmocka_unit_test(test_operator_commit_is_refused),
+		cmocka_unit_test(test_operator_check_agrees_with_the_step),
+		cmocka_unit_test(test_operator_check_plans),
 		cmocka_unit_test(test_forced_operator_commit_leaves_out_the_unvoted_and_logs),
 		cmocka_unit_test(test_operator_commit_in_active_needs_force),
 		cmocka_unit_test(test_operator_commit_in_committing_is_a_no_op),

@@ -20,6 +20,7 @@
 
 #include <lmdb.h>
 
+#include "part_blob.h"
 #include "part_log.h"
 #include "proc.h"
 

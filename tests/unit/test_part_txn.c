@@ -28,9 +28,9 @@
  * is acked without applying (already applied). The machine's part of those paths is that
  * it reaches PS_DONE, after which the caller frees the transaction.
  *
- * The Join: the caller sends it at the first write when connected and sets join_sent
- * (h_init() does the same); a write staged while disconnected leaves join_sent 0 and the
- * machine emits PACT_SEND_JOIN on PEV_CONN_UP (h_init_disconnected()).
+ * The Join: the first write is PEV_BEGIN, which emits PACT_SEND_JOIN when connected
+ * (h_init()); a write staged while disconnected leaves join_sent 0 and the machine emits
+ * PACT_SEND_JOIN on PEV_CONN_UP (h_init_disconnected()).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -85,7 +85,7 @@ struct h {
 static const char *ev_name(enum part_ev_type t)
 {
 	static const char *const n[] = {
-		"STAGE", "JOIN_OK", "JOIN_FAILED", "PREPARE", "LOGGED", "DECISION",
+		"BEGIN", "STAGE", "JOIN_OK", "JOIN_FAILED", "PREPARE", "LOGGED", "DECISION",
 		"APPLIED", "STATUS", "REFUSED", "TICK", "CONN_UP", "CONN_DOWN",
 	};
 	return (unsigned)t < sizeof(n) / sizeof(n[0]) ? n[t] : "?";
@@ -112,22 +112,31 @@ static void fail_at(const struct h *h, const char *what, int line)
 			fail_at((h), #cond, __LINE__);  \
 	} while (0)
 
-/* The first write while connected: the caller sends the Join itself and says so. */
-static void h_init(struct h *h, uint64_t now)
+static int step(struct h *h, struct part_event ev);
+
+/* The first write (PEV_BEGIN): connected, its Join goes out at once. */
+static void h_init_begin(struct h *h, uint64_t now, int connected)
 {
 	memset(h, 0, sizeof(*h));
 	h->cfg = CFG;
 	h->now = now;
 	h->highest = EPOCH;
 	part_txn_init(&h->t, TXID, now, &h->cfg);
-	h->t.join_sent = 1;
+	step(h, (struct part_event){ .type = PEV_BEGIN, .connected = connected });
+	CHECK(h, h->rc == 0 && h->t.join_sent == connected);
+	CHECK(h, h->out.n == (size_t)connected);
+	h->nstep = 0;
+}
+
+static void h_init(struct h *h, uint64_t now)
+{
+	h_init_begin(h, now, 1);
 }
 
 /* The first write while disconnected: the Join waits for PEV_CONN_UP. */
 static void h_init_disconnected(struct h *h, uint64_t now)
 {
-	h_init(h, now);
-	h->t.join_sent = 0;
+	h_init_begin(h, now, 0);
 }
 
 static void h_init_recovered(struct h *h, uint64_t now, uint64_t highest)
@@ -214,6 +223,12 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 									  : TPC_ENOTACTIVE)
 						    : token_ok ? 0 : TPC_EDENIED));
 		CHECK(h, h->out.n == 0 && to == from);
+	} else if (ev->type == PEV_BEGIN) { /* once, on a fresh transaction */
+		CHECK(h, h->rc == (from == PS_JOINING && !b->join_sent ? 0 : TPC_ENOTACTIVE));
+		CHECK(h, to == from);
+		if (!h->rc)
+			CHECK(h, h->t.join_sent == !!ev->connected &&
+				 count(h, PACT_SEND_JOIN) == !!ev->connected);
 	} else {
 		CHECK(h, h->rc == 0);
 	}
@@ -234,7 +249,8 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 	if (from == PS_JOINING && ev->type == PEV_CONN_UP)
 		CHECK(h, to == PS_JOINING && h->t.join_sent &&
 			 count(h, PACT_SEND_JOIN) == !b->join_sent);
-	if (from == PS_JOINING && to == PS_JOINING && ev->type != PEV_CONN_UP)
+	if (from == PS_JOINING && to == PS_JOINING && ev->type != PEV_CONN_UP &&
+	    ev->type != PEV_BEGIN)
 		CHECK(h, h->t.join_sent == b->join_sent);
 	if (to == PS_LOGGING && from == PS_ACTIVE)
 		CHECK(h, ev->type == PEV_PREPARE && ev->sink_ok >= 0 && h->out.n == 1 &&
@@ -276,8 +292,9 @@ static void check_step(struct h *h, const struct part_txn *b, uint64_t hi)
 	for (size_t i = 0; i < h->out.n && i < PART_MAX_ACTIONS; i++) {
 		const struct part_action *a = &h->out.a[i];
 		switch (a->type) {
-		case PACT_SEND_JOIN: /* only a Join staged while disconnected, once connected */
-			CHECK(h, ev->type == PEV_CONN_UP && from == PS_JOINING && to == PS_JOINING);
+		case PACT_SEND_JOIN: /* at the first write when connected, else once connected */
+			CHECK(h, (ev->type == PEV_CONN_UP || (ev->type == PEV_BEGIN && ev->connected)) &&
+				 from == PS_JOINING && to == PS_JOINING);
 			CHECK(h, !b->join_sent && h->t.join_sent);
 			CHECK(h, h->out.n == 1);
 			break;
@@ -1060,6 +1077,33 @@ static const uint8_t TOKEN_B[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 
 static struct part_event ev_stage_token(const uint8_t *token)
 {
 	return (struct part_event){ .type = PEV_STAGE, .token = token };
+}
+
+/* The first write's PEV_BEGIN keeps its token and sends the Join when connected; a
+ * second PEV_BEGIN is refused and changes nothing. */
+static void test_begin_keeps_the_token_and_sends_the_join_once(void **state)
+{
+	struct h h;
+
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	h.cfg = CFG;
+	h.now = T0;
+	h.highest = EPOCH;
+	part_txn_init(&h.t, TXID, T0, &h.cfg);
+	step(&h, (struct part_event){ .type = PEV_BEGIN, .token = TOKEN_A, .connected = 1 });
+	assert_int_equal(h.rc, 0);
+	assert_int_equal(count(&h, PACT_SEND_JOIN), 1);
+	assert_true(h.t.has_token && h.t.join_sent);
+	struct part_txn before = h.t;
+	step(&h, (struct part_event){ .type = PEV_BEGIN, .token = TOKEN_B, .connected = 1 });
+	assert_int_equal(h.rc, TPC_ENOTACTIVE);
+	assert_int_equal(h.out.n, 0);
+	assert_memory_equal(&before, &h.t, sizeof(before));
+	step(&h, ev_stage_token(TOKEN_A));
+	assert_int_equal(h.rc, 0);
+	step(&h, ev_stage_token(TOKEN_B));
+	assert_int_equal(h.rc, TPC_EDENIED);
 }
 
 /* Joined with a token: a write with another token, or none, is refused and changes
@@ -1891,6 +1935,7 @@ int main(void)
 		cmocka_unit_test(test_newer_epoch_on_an_ignored_message_still_raises_the_highest),
 		cmocka_unit_test(test_epoch_jump_past_the_bound_is_refused_and_not_remembered),
 		cmocka_unit_test(test_epoch_check_takes_a_first_epoch_and_bounds_the_rest),
+		cmocka_unit_test(test_begin_keeps_the_token_and_sends_the_join_once),
 		cmocka_unit_test(test_write_with_another_token_is_refused_and_changes_nothing),
 		cmocka_unit_test(test_write_with_a_token_to_a_txn_joined_without_is_refused),
 		cmocka_unit_test(test_staged_writes_expire_when_active_past_the_txn_timeout),

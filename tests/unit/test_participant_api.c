@@ -28,6 +28,7 @@
 #include <tpc/participant.h>
 #include <tpc/sink_lmdb.h>
 
+#include "part_blob.h"
 #include "part_log.h"
 #include "proc.h"
 

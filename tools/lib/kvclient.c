@@ -21,13 +21,14 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
+#include "list.h"
 #include "tls.h"
 #include "tpc/common.h"
 #include "util.h"
 #include "wire.h"
 
 struct kv_req {
-	struct kv_req *next;
+	struct list_node link; /* first: the pending list, oldest first */
 	uint64_t id, txid, deadline_ms;
 	kvc_put_cb cb;
 	void *arg;
@@ -40,25 +41,26 @@ struct kvc {
 	struct bufferevent *bev;
 	struct tpc_frame_decoder dec;
 	struct event *timer;
-	struct kv_req *head, *tail;
-	size_t inflight;
+	struct list pending;        /* struct kv_req */
 	uint64_t next_id;
 	uint32_t timeout_ms;
 	SSL_CTX *tls;               /* kvc_set_tls: TLS from the next connection on */
 	char hostport[256];         /* for the TLS host check */
 };
 
+static struct kv_req *oldest(const struct kvc *c)
+{
+	return (struct kv_req *)c->pending.head;
+}
+
 static void fail_all(struct kvc *c, int err)
 {
-	struct kv_req *r = c->head;
+	struct kv_req *r;
 
-	c->head = c->tail = NULL;
-	c->inflight = 0;
-	while (r) {
-		struct kv_req *next = r->next;
+	while ((r = oldest(c))) {
+		list_unlink(&c->pending, &r->link);
 		r->cb(r->arg, err, r->txid);
 		free(r);
-		r = next;
 	}
 }
 
@@ -74,15 +76,12 @@ static void drop(struct kvc *c)
 
 static struct kv_req *take(struct kvc *c, uint64_t id)
 {
-	for (struct kv_req **pp = &c->head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
-		struct kv_req *r = *pp;
-		if (r->id != id)
-			continue;
-		*pp = r->next;
-		if (c->tail == r)
-			c->tail = prev;
-		c->inflight--;
-		return r;
+	for (struct list_node *x = c->pending.head; x; x = x->next) {
+		struct kv_req *r = (struct kv_req *)x;
+		if (r->id == id) {
+			list_unlink(&c->pending, x);
+			return r;
+		}
 	}
 	return NULL;
 }
@@ -141,7 +140,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	uint64_t now = tpc_now_ms();
 
 	/* A request past its deadline: the connection is presumed stuck; drop it. */
-	if (c->head && c->head->deadline_ms <= now) {
+	if (oldest(c) && oldest(c)->deadline_ms <= now) {
 		drop(c);
 		return;
 	}
@@ -256,19 +255,15 @@ int kvc_put_token(struct kvc *c, uint64_t txid, const uint8_t *token, const void
 		free(r);
 		return rc;
 	}
-	*r = (struct kv_req){ NULL, env.request_id, txid, tpc_now_ms() + c->timeout_ms, cb, arg };
-	if (c->tail)
-		c->tail->next = r;
-	else
-		c->head = r;
-	c->tail = r;
-	c->inflight++;
+	*r = (struct kv_req){ .id = env.request_id, .txid = txid,
+			      .deadline_ms = tpc_now_ms() + c->timeout_ms, .cb = cb, .arg = arg };
+	list_append(&c->pending, &r->link);
 	return 0;
 }
 
 size_t kvc_inflight(const struct kvc *c)
 {
-	return c->inflight;
+	return c->pending.n;
 }
 
 void kvc_free(struct kvc *c)
