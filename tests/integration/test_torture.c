@@ -167,7 +167,7 @@ static void test_torture_catches_a_rejoin_from_a_new_incarnation(void **state)
 	/* Participants bounced between the stages of staged transactions; the coordinator
 	 * accepts the restarted participant's Join of a transaction its old incarnation
 	 * joined, so the first stages are lost while the rest commits (breaks D8). */
-	expect_caught_within(*state, "coord.accept_rejoin", "7004", "6s",
+	expect_caught_within(*state, "coord.accept_rejoin", "7004", "10s",
 			     TPC_COORDINATOR_BROKEN_BIN, TPC_KV_BIN, "lost-write");
 }
 
