@@ -8,7 +8,8 @@
  * Hellos as a client or as a participant (name, participant id, incarnation, prepared
  * txids), Begin, Join (with the right, no, or a wrong transaction token), Commit, Abort,
  * Vote, Ack, StatusQuery, every body a coordinator must refuse (KvPut, Prepare, ...),
- * garbage bytes, bad frame headers and unfinished frames. The harness drives the
+ * garbage bytes, bad frame headers, unfinished frames, and waits of a few ms (so that
+ * transaction and prepare timeouts and decision resends fire). The harness drives the
  * server's event loop itself (EVLOOP_NONBLOCK) after each send until the replies stop
  * and no log write is in flight, and reads every reply.
  *
@@ -158,9 +159,15 @@ static void harness_exit(void)
 {
 	if (!H)
 		return;
-	if (H->trace)
-		fprintf(stderr, "exit: freeing the coordinator (%zu transactions open)\n",
-			(size_t)H->s->txns.n);
+	{ /* one line: what a run left behind */
+		uint64_t decisions = 0, keys = 0, bytes = 0;
+		H->s->store.ops->stats(H->s->store.self, &decisions, &keys, &bytes);
+		fprintf(stderr, "fuzz_coord_dispatch: %zu transactions open, %zu "
+			"connection slots; the log holds %llu decisions, %llu keys, %llu bytes\n",
+			(size_t)H->s->txns.n, (size_t)H->s->conns_cap,
+			(unsigned long long)decisions, (unsigned long long)keys,
+			(unsigned long long)bytes);
+	}
 	coord_server_free(H->s);
 	tpc_arena_free(&H->arena);
 	if (H->dir[0])
@@ -176,10 +183,11 @@ static void server_config(struct coord_config *cfg, const char *dir)
 	cfg->data_dir = dir;
 	cfg->admin = "off";
 	cfg->log_level = TPC_LOG_ERROR;
+	/* Short enough for OP_WAIT to see prepare timeouts and decision resends. */
 	cfg->txn_timeout_ms = 1000;
-	cfg->prepare_timeout_ms = 200;
-	cfg->retry_initial_ms = 50;
-	cfg->retry_max_ms = 200;
+	cfg->prepare_timeout_ms = 15;
+	cfg->retry_initial_ms = 5;
+	cfg->retry_max_ms = 20;
 	cfg->hello_timeout_ms = 1000;
 	cfg->max_conns = 64;
 	cfg->map_size = 256u << 20;
@@ -661,7 +669,7 @@ static void op_hello_part(struct input *in, struct hconn *c)
 /* [timeout][key] */
 static void op_begin(struct input *in, struct hconn *c)
 {
-	static const uint32_t timeouts[] = { 0, 50, 2000, UINT32_MAX };
+	static const uint32_t timeouts[] = { 0, 5, 2000, UINT32_MAX };
 	static char long_key[300];
 	Tpc__Envelope env = TPC__ENVELOPE__INIT;
 	Tpc__Begin b = TPC__BEGIN__INIT;
@@ -848,7 +856,7 @@ static void op_partial(struct input *in, struct hconn *c)
 enum op {
 	OP_HELLO_CLIENT, OP_HELLO_PART, OP_BEGIN, OP_JOIN, OP_COMMIT, OP_ABORT, OP_VOTE,
 	OP_ACK, OP_STATUS, OP_OTHER, OP_GARBAGE, OP_BAD_FRAME, OP_PARTIAL, OP_RECONNECT,
-	OP_CLOSE, OP_COUNT
+	OP_CLOSE, OP_WAIT, OP_COUNT
 };
 
 /* One step: [connection][op][arguments]; a closed connection sends nothing. */
@@ -876,6 +884,9 @@ static void step(struct input *in)
 	case OP_PARTIAL: op_partial(in, c); break;
 	case OP_RECONNECT: hconn_open(c); break;
 	case OP_CLOSE: hconn_close(c); break;
+	case OP_WAIT: /* [3-12 ms]: timers fire (transaction and prepare timeouts, resends) */
+		usleep(3000 * (1 + fz_pick(&in->f, 4)));
+		break;
 	case OP_COUNT: break;
 	}
 	drive(in);

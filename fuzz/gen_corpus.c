@@ -202,7 +202,8 @@ static int part(const char *dir)
 /* ---- fuzz_coord_dispatch: see its step() for the layout ---- */
 
 enum { D_HELLO_CLIENT, D_HELLO_PART, D_BEGIN, D_JOIN, D_COMMIT, D_ABORT, D_VOTE, D_ACK,
-       D_STATUS, D_OTHER, D_GARBAGE, D_BAD_FRAME, D_PARTIAL, D_RECONNECT, D_CLOSE };
+       D_STATUS, D_OTHER, D_GARBAGE, D_BAD_FRAME, D_PARTIAL, D_RECONNECT, D_CLOSE,
+       D_WAIT };
 enum { AUTO_YES = 1, AUTO_NO = 2, AUTO_READ_ONLY = 3, AUTO_ACK = 4 };
 
 /* [connections - 2][flags]; conn 0 a client, conns 1.. participants p0.. */
@@ -254,7 +255,7 @@ static int dispatch_commits(const char *dir)
 
 static int dispatch_refused(const char *dir)
 {
-	struct buf ab = { .n = 0 }, bad = { .n = 0 }, deny = { .n = 0 };
+	struct buf ab = { .n = 0 }, bad = { .n = 0 }, deny = { .n = 0 }, late = { .n = 0 };
 
 	script_start(&ab, 2, AUTO_YES);
 	script_begin_join(&ab, 2, 0);
@@ -276,6 +277,19 @@ static int dispatch_refused(const char *dir)
 	put(&deny, 6, 1, D_HELLO_PART, 0, 6, 1, 0);             /* p0 with another id */
 	put(&deny, 6, 2, D_HELLO_PART, 0, 0, 0, 0);             /* incarnation 0 */
 	put(&deny, 6, 0, D_COMMIT, 0, 0, D_STATUS, 0);
+	/* p0 votes YES, p1 never does: the prepare timeout aborts; then a commit whose
+	 * Decision is not acked and is resent while the harness waits. */
+	script_start(&late, 3, 0);
+	script_begin_join(&late, 3, 0);
+	put(&late, 8, 0, D_COMMIT, 0, 1, D_VOTE, 0, 1, 0);
+	put(&late, 6, 0, D_WAIT, 3, 0, D_WAIT, 3); /* 24 ms: past the prepare timeout */
+	put(&late, 5, 0, D_STATUS, 0, 2, D_CLOSE);
+	put(&late, 4, 0, D_BEGIN, 2, 0);
+	put(&late, 6, 1, D_JOIN, 1, 0, 0, 0);
+	put(&late, 8, 0, D_COMMIT, 1, 1, D_VOTE, 1, 1, 0);
+	put(&late, 6, 0, D_WAIT, 3, 1, D_ACK, 1);
+	if (save(dir, "fuzz_coord_dispatch", "timeouts.bin", &late))
+		return -1;
 	return save(dir, "fuzz_coord_dispatch", "abort.bin", &ab) ||
 	       save(dir, "fuzz_coord_dispatch", "refused_bodies.bin", &bad) ||
 	       save(dir, "fuzz_coord_dispatch", "denied.bin", &deny);
