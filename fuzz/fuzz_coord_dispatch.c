@@ -58,8 +58,9 @@
 #include "server_int.h"
 
 #define MAX_CONNS 4
-#define POOL 1024        /* txids one input remembers (more are not checked for D1's
-                           * read-only exception: the harness cannot tell) */
+#define POOL 1024         /* txids one input remembers; once it is full, a COMMITTED
+			   * with no record for a txid not among them is let pass (it
+			   * may be a read-only commit: the harness cannot tell) */
 #define NNAMES 6          /* p0..p3, an empty name, one over COORD_MAX_PART_NAME */
 #define NBOUND 4          /* names that can be bound (p0..p3) */
 #define INC_STEP 8        /* incarnations one input may use above the base */
