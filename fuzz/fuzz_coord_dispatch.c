@@ -65,6 +65,7 @@
 #define NBOUND 4          /* names that can be bound (p0..p3) */
 #define INC_STEP 8        /* incarnations one input may use above the base */
 #define CLEANUP_AT 64     /* open transactions that start a clean-up pass */
+#define WAIT_BUDGET_MS 12 /* OP_WAIT's sleeps per input */
 #define IDLE_ROUNDS 3     /* loop rounds with nothing read and nothing written */
 #define DRIVE_ROUNDS 20000
 #define CLOSE_ROUNDS 200000 /* 50 us apart: 10 s for the server to drop every connection */
@@ -107,6 +108,7 @@ struct input {
 	struct begin_sent begins[16];  /* a ring: the latest Begins */
 	uint32_t nbegins;
 	uint64_t req;
+	uint32_t waited_ms;
 };
 
 struct harness {
@@ -186,9 +188,9 @@ static void server_config(struct coord_config *cfg, const char *dir)
 	cfg->log_level = TPC_LOG_ERROR;
 	/* Short enough for OP_WAIT to see prepare timeouts and decision resends. */
 	cfg->txn_timeout_ms = 1000;
-	cfg->prepare_timeout_ms = 15;
-	cfg->retry_initial_ms = 5;
-	cfg->retry_max_ms = 20;
+	cfg->prepare_timeout_ms = 8;
+	cfg->retry_initial_ms = 2;
+	cfg->retry_max_ms = 8;
 	cfg->hello_timeout_ms = 1000;
 	cfg->max_conns = 64;
 	cfg->map_size = 256u << 20;
@@ -545,7 +547,9 @@ static void on_reply(struct input *in, struct hconn *c, const uint8_t *body, uin
 	if (H->trace)
 		trace_reply(in, c, env);
 	switch (env->body_case) {
-	case TPC__ENVELOPE__BODY_BEGIN_REPLY: on_begin_reply(in, env->request_id, env->begin_reply); break;
+	case TPC__ENVELOPE__BODY_BEGIN_REPLY:
+		on_begin_reply(in, env->request_id, env->begin_reply);
+		break;
 	case TPC__ENVELOPE__BODY_OUTCOME: on_outcome(in, env->outcome); break;
 	case TPC__ENVELOPE__BODY_STATUS_REPLY: on_status_reply(in, env->status_reply); break;
 	case TPC__ENVELOPE__BODY_DECISION: on_decision(in, c, env->decision); break;
@@ -854,6 +858,18 @@ static void op_partial(struct input *in, struct hconn *c)
 	send_bytes(c, buf, 1 + fz_pick(&in->f, (uint32_t)n - 1));
 }
 
+/* [2-5 ms]: timers fire (transaction and prepare timeouts, decision resends); at most
+ * WAIT_BUDGET_MS per input, so that waiting does not eat the fuzzer's rate. */
+static void op_wait(struct input *in)
+{
+	uint32_t ms = 2 + fz_pick(&in->f, 4);
+
+	if (in->waited_ms + ms > WAIT_BUDGET_MS)
+		return;
+	in->waited_ms += ms;
+	usleep(ms * 1000);
+}
+
 enum op {
 	OP_HELLO_CLIENT, OP_HELLO_PART, OP_BEGIN, OP_JOIN, OP_COMMIT, OP_ABORT, OP_VOTE,
 	OP_ACK, OP_STATUS, OP_OTHER, OP_GARBAGE, OP_BAD_FRAME, OP_PARTIAL, OP_RECONNECT,
@@ -885,9 +901,7 @@ static void step(struct input *in)
 	case OP_PARTIAL: op_partial(in, c); break;
 	case OP_RECONNECT: hconn_open(c); break;
 	case OP_CLOSE: hconn_close(c); break;
-	case OP_WAIT: /* [3-12 ms]: timers fire (transaction and prepare timeouts, resends) */
-		usleep(3000 * (1 + fz_pick(&in->f, 4)));
-		break;
+	case OP_WAIT: op_wait(in); break;
 	case OP_COUNT: break;
 	}
 	drive(in);

@@ -282,12 +282,12 @@ static int dispatch_refused(const char *dir)
 	script_start(&late, 3, 0);
 	script_begin_join(&late, 3, 0);
 	put(&late, 8, 0, D_COMMIT, 0, 1, D_VOTE, 0, 1, 0);
-	put(&late, 6, 0, D_WAIT, 3, 0, D_WAIT, 3); /* 24 ms: past the prepare timeout */
+	put(&late, 6, 0, D_WAIT, 3, 0, D_WAIT, 2); /* 9 ms: past the prepare timeout */
 	put(&late, 5, 0, D_STATUS, 0, 2, D_CLOSE);
 	put(&late, 4, 0, D_BEGIN, 2, 0);
 	put(&late, 6, 1, D_JOIN, 1, 0, 0, 0);
 	put(&late, 8, 0, D_COMMIT, 1, 1, D_VOTE, 1, 1, 0);
-	put(&late, 6, 0, D_WAIT, 3, 1, D_ACK, 1);
+	put(&late, 6, 0, D_WAIT, 0, 1, D_ACK, 1);
 	if (save(dir, "fuzz_coord_dispatch", "timeouts.bin", &late))
 		return -1;
 	return save(dir, "fuzz_coord_dispatch", "abort.bin", &ab) ||
