@@ -2,9 +2,13 @@
  * gen_corpus.c - writes the seed corpus of the fuzz harnesses (fuzz/corpus/<harness>/):
  * valid frames of every Envelope type (one frame per file, and one stream of them all)
  * for fuzz_frame, and happy-path and abort-path event programs for the two state
- * machine harnesses, in the byte layout their LLVMFuzzerTestOneInput decodes.
+ * machine harnesses, and connection scripts for fuzz_coord_dispatch (a commit with
+ * automatic or hand-sent votes and acks, a NO vote, a read-only commit, an abort, every
+ * body a coordinator refuses, garbage, and requests it must deny), in the byte layout
+ * their LLVMFuzzerTestOneInput decodes.
  *
- * Usage: gen_corpus DIR   (DIR/fuzz_frame, DIR/fuzz_coord_txn, DIR/fuzz_part_txn exist)
+ * Usage: gen_corpus DIR   (DIR/fuzz_frame, DIR/fuzz_coord_txn, DIR/fuzz_part_txn and
+ *                          DIR/fuzz_coord_dispatch exist)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -195,11 +199,108 @@ static int part(const char *dir)
 	       save(dir, "fuzz_part_txn", "abort.bin", &abort_);
 }
 
+/* ---- fuzz_coord_dispatch: see its step() for the layout ---- */
+
+enum { D_HELLO_CLIENT, D_HELLO_PART, D_BEGIN, D_JOIN, D_COMMIT, D_ABORT, D_VOTE, D_ACK,
+       D_STATUS, D_OTHER, D_GARBAGE, D_BAD_FRAME, D_PARTIAL, D_RECONNECT, D_CLOSE,
+       D_WAIT };
+enum { AUTO_YES = 1, AUTO_NO = 2, AUTO_READ_ONLY = 3, AUTO_ACK = 4 };
+
+/* [connections - 2][flags]; conn 0 a client, conns 1.. participants p0.. */
+static void script_start(struct buf *b, int nconns, int flags)
+{
+	put(b, 2, nconns - 2, flags);
+	put(b, 4, 0, D_HELLO_CLIENT, 0, 0);
+	for (int i = 1; i < nconns; i++)
+		put(b, 6, i, D_HELLO_PART, i - 1, 0, 1, 0); /* own id, incarnation base + 1 */
+}
+
+/* Begin on conn 0 ([timeout 2 s][key]), every participant joins the first txid the
+ * replies named (the Begin's) with its token. */
+static void script_begin_join(struct buf *b, int nconns, int key)
+{
+	put(b, 4, 0, D_BEGIN, 2, key);
+	for (int i = 1; i < nconns; i++)
+		put(b, 6, i, D_JOIN, 0, 0, 0, 0);
+}
+
+static int dispatch_commits(const char *dir)
+{
+	struct buf a = { .n = 0 }, two = { .n = 0 }, hand = { .n = 0 }, no = { .n = 0 },
+		   ro = { .n = 0 };
+
+	script_start(&a, 2, AUTO_YES | AUTO_ACK);
+	script_begin_join(&a, 2, 0);
+	put(&a, 6, 0, D_COMMIT, 0, 0, D_STATUS, 0);
+	script_start(&two, 3, AUTO_YES | AUTO_ACK);
+	script_begin_join(&two, 3, 1); /* key k1 */
+	put(&two, 6, 0, D_COMMIT, 0, 0, D_STATUS, 0);
+	script_start(&hand, 2, 0);
+	script_begin_join(&hand, 2, 2); /* key k2 */
+	put(&hand, 3, 0, D_COMMIT, 0);
+	put(&hand, 5, 1, D_VOTE, 0, 1, 0); /* YES */
+	put(&hand, 9, 1, D_ACK, 0, 1, D_STATUS, 0, 0, D_STATUS, 0);
+	script_start(&no, 3, AUTO_NO | AUTO_ACK);
+	script_begin_join(&no, 3, 0);
+	put(&no, 6, 0, D_COMMIT, 0, 0, D_STATUS, 0);
+	script_start(&ro, 2, AUTO_READ_ONLY);
+	script_begin_join(&ro, 2, 0);
+	put(&ro, 6, 0, D_COMMIT, 0, 0, D_STATUS, 0);
+	return save(dir, "fuzz_coord_dispatch", "commit.bin", &a) ||
+	       save(dir, "fuzz_coord_dispatch", "commit_two_key.bin", &two) ||
+	       save(dir, "fuzz_coord_dispatch", "commit_by_hand.bin", &hand) ||
+	       save(dir, "fuzz_coord_dispatch", "vote_no.bin", &no) ||
+	       save(dir, "fuzz_coord_dispatch", "read_only.bin", &ro);
+}
+
+static int dispatch_refused(const char *dir)
+{
+	struct buf ab = { .n = 0 }, bad = { .n = 0 }, deny = { .n = 0 }, late = { .n = 0 };
+
+	script_start(&ab, 2, AUTO_YES);
+	script_begin_join(&ab, 2, 0);
+	put(&ab, 7, 0, D_ABORT, 0, 1, 0, D_STATUS, 0);
+	put(&ab, 3, 1, D_STATUS, 0);
+	script_start(&bad, 4, 0);
+	for (int body = 0; body < 15; body++) /* every body a coordinator refuses */
+		put(&bad, 6, 1, D_OTHER, body, 0, 1, D_RECONNECT);
+	put(&bad, 8, 2, D_GARBAGE, 5, 1, 2, 3, 4, 5);
+	put(&bad, 5, 3, D_BAD_FRAME, 0, 3, D_RECONNECT);
+	put(&bad, 6, 3, D_BAD_FRAME, 1, 0, 3, D_RECONNECT);
+	put(&bad, 9, 3, D_BAD_FRAME, 2, 2, 0xff, 0xff, 0xff, 3, D_RECONNECT);
+	put(&bad, 3, 3, D_PARTIAL, 5);
+	script_start(&deny, 3, AUTO_YES);
+	deny.b[0] = 4 - 2; /* a fourth connection, another client */
+	script_begin_join(&deny, 3, 0);
+	put(&deny, 7, 3, D_HELLO_CLIENT, 0, 0, 3, D_COMMIT, 0); /* another client's Commit */
+	put(&deny, 6, 2, D_JOIN, 0, 0, 0, 3);                   /* a wrong token */
+	put(&deny, 6, 1, D_HELLO_PART, 0, 6, 1, 0);             /* p0 with another id */
+	put(&deny, 6, 2, D_HELLO_PART, 0, 0, 0, 0);             /* incarnation 0 */
+	put(&deny, 6, 0, D_COMMIT, 0, 0, D_STATUS, 0);
+	/* p0 votes YES, p1 never does: the prepare timeout aborts; then a commit whose
+	 * Decision is not acked and is resent while the harness waits. */
+	script_start(&late, 3, 0);
+	script_begin_join(&late, 3, 0);
+	put(&late, 8, 0, D_COMMIT, 0, 1, D_VOTE, 0, 1, 0);
+	put(&late, 6, 0, D_WAIT, 3, 0, D_WAIT, 2); /* 9 ms: past the prepare timeout */
+	put(&late, 5, 0, D_STATUS, 0, 2, D_CLOSE);
+	put(&late, 4, 0, D_BEGIN, 2, 0);
+	put(&late, 6, 1, D_JOIN, 1, 0, 0, 0);
+	put(&late, 8, 0, D_COMMIT, 1, 1, D_VOTE, 1, 1, 0);
+	put(&late, 6, 0, D_WAIT, 0, 1, D_ACK, 1);
+	if (save(dir, "fuzz_coord_dispatch", "timeouts.bin", &late))
+		return -1;
+	return save(dir, "fuzz_coord_dispatch", "abort.bin", &ab) ||
+	       save(dir, "fuzz_coord_dispatch", "refused_bodies.bin", &bad) ||
+	       save(dir, "fuzz_coord_dispatch", "denied.bin", &deny);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
 		fprintf(stderr, "usage: gen_corpus DIR\n");
 		return 2;
 	}
-	return frames(argv[1]) || coord(argv[1]) || part(argv[1]) ? 1 : 0;
+	return frames(argv[1]) || coord(argv[1]) || part(argv[1]) || dispatch_commits(argv[1]) ||
+			       dispatch_refused(argv[1]) ? 1 : 0;
 }

@@ -12,7 +12,7 @@ BUILD_FIRST=0
 [ "${1:-}" = --build ] && { BUILD_FIRST=1; shift; }
 BUILD=${1:?usage: fuzz.sh [--build] FUZZ_BUILD [SECONDS]}
 SECONDS_EACH=${2:-60}
-HARNESSES=(fuzz_frame fuzz_coord_txn fuzz_part_txn)
+HARNESSES=(fuzz_frame fuzz_coord_txn fuzz_part_txn fuzz_coord_dispatch)
 
 if [ $BUILD_FIRST = 1 ]; then
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
@@ -30,7 +30,14 @@ summary=""
 for h in "${HARNESSES[@]}"; do
     mkdir -p "$WORK/$h"
     log="$WORK/$h.log"
-    "$BUILD/fuzz/$h" -max_total_time="$SECONDS_EACH" -print_final_stats=1 \
+    # fuzz_coord_dispatch keeps one coordinator across inputs by design, so nearly every
+    # input ends with more allocated than before (reachable from the server, never a
+    # leak): libFuzzer's per-input leak check would run each such input twice, a quarter
+    # of the rate, for nothing. Leaks are still found: at exit the harness frees the
+    # server and LeakSanitizer (ASAN_OPTIONS detect_leaks=1) checks the whole process.
+    extra=()
+    [ "$h" = fuzz_coord_dispatch ] && extra=(-detect_leaks=0)
+    "$BUILD/fuzz/$h" "${extra[@]}" -max_total_time="$SECONDS_EACH" -print_final_stats=1 \
         -artifact_prefix="$BUILD/fuzz/crash-$h-" "$WORK/$h" "$ROOT/fuzz/corpus/$h" >"$log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
