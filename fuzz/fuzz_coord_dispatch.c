@@ -54,6 +54,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "config.h"
 #include "fuzz_input.h"
 #include "server_int.h"
 
