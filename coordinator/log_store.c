@@ -772,8 +772,34 @@ static int lmdb_lookup_txid(void *self, uint64_t txid)
 	return rc;
 }
 
-static int decode_key_record(const MDB_val *v, struct coord_key_info *info)
+/* A record's decoder for lookup_one(): 1 decoded into @p out, or -EBADMSG. */
+typedef int (*decode_fn)(const MDB_val *v, void *out);
+
+/* Read the record under @p key in @p dbi and decode it: 1 found, 0 absent, <0 error. */
+static int lookup_one(struct lmdb_log *lg, MDB_dbi dbi, const void *key, size_t key_len,
+		      decode_fn decode, void *out)
 {
+	MDB_val k = { key_len, (void *)key };
+	MDB_val v;
+	MDB_txn *txn;
+	int rc = begin_read(lg, &txn);
+
+	if (rc)
+		return rc;
+	rc = mdb_get(txn, dbi, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	else if (rc)
+		rc = tpc_lmdb_err(rc);
+	else
+		rc = decode(&v, out);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int decode_key_record(const MDB_val *v, void *out)
+{
+	struct coord_key_info *info = out;
 	const unsigned char *p = v->mv_data;
 
 	if (v->mv_size != KEYREC_SIZE || p[16] > 1)
@@ -788,25 +814,10 @@ static int lmdb_lookup_key(void *self, const char *key, size_t key_len,
 			   struct coord_key_info *info)
 {
 	struct lmdb_log *lg = self;
-	MDB_val k = { key_len, (void *)key };
-	MDB_val v;
-	MDB_txn *txn;
-	int rc;
 
 	if (!key || key_len == 0 || key_len > lg->max_key || !info)
 		return -EINVAL;
-	rc = begin_read(lg, &txn);
-	if (rc)
-		return rc;
-	rc = mdb_get(txn, lg->keys, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		rc = 0;
-	else if (rc)
-		rc = tpc_lmdb_err(rc);
-	else
-		rc = decode_key_record(&v, info);
-	mdb_txn_abort(txn);
-	return rc;
+	return lookup_one(lg, lg->keys, key, key_len, decode_key_record, info);
 }
 
 static int lmdb_stats(void *self, uint64_t *decisions, uint64_t *keys, uint64_t *map_bytes)
@@ -900,29 +911,19 @@ static int decode_binding(const MDB_val *v, struct coord_binding *b)
 	return 0;
 }
 
+static int decode_binding_found(const MDB_val *v, void *out)
+{
+	return decode_binding(v, out) ? -EBADMSG : 1;
+}
+
 static int lmdb_lookup_participant(void *self, const char *name, size_t name_len,
 				   struct coord_binding *out)
 {
 	struct lmdb_log *lg = self;
-	MDB_val k = { name_len, (void *)name };
-	MDB_val v;
-	MDB_txn *txn;
-	int rc;
 
 	if (!name || name_len == 0 || name_len > lg->max_key || !out)
 		return -EINVAL;
-	rc = begin_read(lg, &txn);
-	if (rc)
-		return rc;
-	rc = mdb_get(txn, lg->participants, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		rc = 0;
-	else if (rc)
-		rc = tpc_lmdb_err(rc);
-	else
-		rc = decode_binding(&v, out) ? -EBADMSG : 1;
-	mdb_txn_abort(txn);
-	return rc;
+	return lookup_one(lg, lg->participants, name, name_len, decode_binding_found, out);
 }
 
 static int lmdb_load_participants(void *self, coord_binding_cb cb, void *arg)

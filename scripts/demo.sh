@@ -22,17 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # port, deadline seconds
-    local deadline=$((SECONDS + ${2:-10}))
-    until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-        [ $SECONDS -lt $deadline ] || { echo "demo: port $1 never opened" >&2; exit 1; }
-        sleep 0.05
-    done
-}
+. "$(dirname "$0")/ports.sh"
 
 CP=$(free_port); AP=$(free_port); BP=$(free_port)
 tls() { :; } # the TLS options of certificate $1, or nothing without TLS=1

@@ -30,17 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # port, deadline seconds
-    local deadline=$((SECONDS + ${2:-10}))
-    until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-        [ $SECONDS -lt $deadline ] || { echo "growth: port $1 never opened" >&2; exit 1; }
-        sleep 0.05
-    done
-}
+. "$(dirname "$0")/ports.sh"
 
 CP=$(free_port); AP=$(free_port); BP=$(free_port)
 "$BIN/coordinator/tpc-coordinator" --listen "127.0.0.1:$CP" --data "$WORK/coordinator" \
