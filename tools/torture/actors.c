@@ -124,9 +124,11 @@ static void stranger_judge(struct tt_runner *r, int status)
 static int define_stranger(struct tt_runner *r, unsigned part, int on_folder)
 {
 	struct tt_stranger *s = &r->stranger;
-	char name[16], listen[32], coord[32], data[PATH_MAX + 32];
-	const char *argv[] = { r->kv_bin, "--name", name, "--listen", listen, "--coordinator",
-			       coord, "--data", data, "--sink", "file", "--txn-timeout", "10s", NULL };
+	char name[16], listen[32], coord[32], data[PATH_MAX + 32], tls[3][PATH_MAX + 48];
+	const char *argv[TT_MAX_ARGS] = { r->kv_bin, "--name", name, "--listen", listen,
+		"--coordinator", coord, "--data", data, "--sink", "file", "--txn-timeout", "10s",
+		NULL };
+	size_t n = 13;
 	int port = tt_free_port();
 
 	if (port < 0)
@@ -145,6 +147,10 @@ static int define_stranger(struct tt_runner *r, unsigned part, int on_folder)
 	snprintf(s->p.log_path, sizeof(s->p.log_path), "%s/logs/stranger%u.log", r->dir, s->count);
 	s->p.role = TT_ROLE_PART;
 	s->p.index = part;
+	/* With TLS the stranger holds the name's own certificate: only the binding of the
+	 * name to its first state folder (D8) can refuse it. */
+	tt_add_tls_args(r, name, argv, &n, tls);
+	argv[n] = NULL;
 	return tt_proc_set_argv(&s->p, argv);
 }
 

@@ -86,9 +86,8 @@ static void hostport(char *buf, size_t cap, int port)
 	snprintf(buf, cap, "127.0.0.1:%d", port);
 }
 
-/* --tls-dir: the three TLS options of certificate @p name, appended at argv[*n]. */
-static void add_tls(const struct tt_runner *r, const char *name, const char *argv[],
-		    size_t *n, char buf[3][PATH_MAX + 48])
+void tt_add_tls_args(const struct tt_runner *r, const char *name, const char *argv[],
+		     size_t *n, char buf[3][PATH_MAX + 48])
 {
 	if (!r->o.tls_dir)
 		return;
@@ -123,7 +122,7 @@ static int define_coord(struct tt_runner *r)
 		argv[n++] = "--group-commit";
 		argv[n++] = gc;
 	}
-	add_tls(r, "coordinator", argv, &n, tls);
+	tt_add_tls_args(r, "coordinator", argv, &n, tls);
 	argv[n] = NULL;
 	snprintf(r->coord.name, sizeof(r->coord.name), "coordinator");
 	r->coord.role = TT_ROLE_COORD;
@@ -158,7 +157,7 @@ static int define_kv(struct tt_runner *r, unsigned i)
 		argv[n++] = "--group-commit";
 		argv[n++] = gc;
 	}
-	add_tls(r, name, argv, &n, tls);
+	tt_add_tls_args(r, name, argv, &n, tls);
 	argv[n] = NULL;
 	snprintf(p->name, sizeof(p->name), "kv%u", i + 1);
 	p->role = TT_ROLE_PART;
@@ -215,7 +214,7 @@ static int define_client(struct tt_runner *r, unsigned i)
 		argv[n++] = "--kv";
 		argv[n++] = kv[k];
 	}
-	add_tls(r, "client", argv, &n, tls);
+	tt_add_tls_args(r, "client", argv, &n, tls);
 	argv[n] = NULL;
 	snprintf(p->name, sizeof(p->name), "client%u", i + 1);
 	p->role = TT_ROLE_CLIENT;

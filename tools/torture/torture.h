@@ -127,6 +127,10 @@ int tt_run(struct tt_runner *r);
 uint64_t tt_elapsed(const struct tt_runner *r);
 /** @brief One line in schedule.log, stamped with the run time. */
 void tt_slog(struct tt_runner *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** @brief With --tls-dir: append the three TLS options of certificate @p name at argv[*n]
+ *         (their paths are written into @p buf); without it, nothing. */
+void tt_add_tls_args(const struct tt_runner *r, const char *name, const char *argv[],
+		     size_t *n, char buf[3][PATH_MAX + 48]);
 
 /* collect.c */
 /** @brief Ask the coordinator about every outcome no client learnt; append "resolved". */
