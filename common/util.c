@@ -12,6 +12,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <limits.h>
 #include <netdb.h>
@@ -483,4 +484,20 @@ int tpc_secret_equal(const void *a, const void *b, size_t n)
 	for (size_t i = 0; i < n; i++)
 		diff |= (unsigned char)(x[i] ^ y[i]);
 	return diff == 0;
+}
+
+void tpc_hold_stop_signals(sigset_t *old)
+{
+	sigset_t stop;
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stop, old);
+}
+
+void tpc_release_stop_signals(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
 }

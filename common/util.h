@@ -5,6 +5,7 @@
 #ifndef TPC_COMMON_UTIL_H
 #define TPC_COMMON_UTIL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -69,5 +70,17 @@ int tpc_parse_size(const char *s, uint64_t *out);
  * @return 1 if equal, 0 if not
  */
 int tpc_secret_equal(const void *a, const void *b, size_t n);
+
+/**
+ * @brief Hold SIGTERM, SIGINT and SIGHUP back while a server starts, so that a stop sent
+ *        before its event loop handles signals waits for that handler instead of killing
+ *        the process mid-start. Threads created meanwhile inherit the block (signals then
+ *        go to the loop's thread). @p old receives the mask to give back with
+ *        tpc_release_stop_signals() once the loop's signal events are added.
+ */
+void tpc_hold_stop_signals(sigset_t *old);
+
+/** @brief Give the mask saved by tpc_hold_stop_signals() back: held signals arrive now. */
+void tpc_release_stop_signals(const sigset_t *old);
 
 #endif

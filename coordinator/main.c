@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "server.h"
+#include "util.h"
 
 #ifndef TPC_VERSION
 #define TPC_VERSION "0.1.0"
@@ -88,7 +89,10 @@ static int run(struct coord_config *cfg)
 		fprintf(stderr, "tpc-coordinator: %s\n", err);
 	if (rc < 0)
 		return 2;
+	sigset_t old;
+	tpc_hold_stop_signals(&old); /* a SIGTERM during start-up stops it cleanly after */
 	s = coord_server_new(cfg);
+	tpc_release_stop_signals(&old);
 	if (!s)
 		return 1;
 	rc = coord_server_run(s);

@@ -97,6 +97,7 @@ struct kv_server {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	SSL_CTX *tls;                /* TLS on: the listener's context */
+	sigset_t sigmask;            /* the signal mask before start-up held the stop signals */
 	struct event *sig_term, *sig_int;
 	struct event *reaper;        /* idle and frame timeouts */
 	struct event *accept_retry;  /* re-enables the listener after an accept error */
@@ -769,6 +770,7 @@ static int serve(struct kv_server *s)
 	if (fit_fd_limit(s))
 		return 2;
 	signal(SIGPIPE, SIG_IGN);
+	tpc_hold_stop_signals(&s->sigmask); /* a stop during start-up waits for the loop */
 	tpc_arena_init(&s->arena, 16 * 1024);
 	if (open_tls(s))
 		return 2;
@@ -792,6 +794,7 @@ static int serve(struct kv_server *s)
 		return 1;
 	event_add(s->sig_term, NULL);
 	event_add(s->sig_int, NULL);
+	tpc_release_stop_signals(&s->sigmask);
 	struct timeval reap = ms_tv(reap_period_ms(&s->opts));
 	evtimer_add(s->reaper, &reap);
 	tpc_logf(&s->log, TPC_LOG_INFO, "%s serving on %s, coordinator %s, TLS %s", s->opts.name,
