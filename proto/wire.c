@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <openssl/ssl.h>
 
 int tpc_wire_send(struct evbuffer *out, const Tpc__Envelope *env, uint32_t max_frame)
@@ -300,4 +301,25 @@ const char *tpc_wire_status_name(Tpc__TxnStatus s)
 	case TPC__TXN_STATUS__STATUS_FORGOTTEN: return "FORGOTTEN";
 	default: return "PENDING";
 	}
+}
+
+void tpc_wire_throttle(struct bufferevent *bev, size_t low, uint32_t timeout_ms,
+		       tpc_bev_data_cb read, tpc_bev_data_cb drained, tpc_bev_event_cb event,
+		       void *arg)
+{
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setwatermark(bev, EV_WRITE, low, 0);
+	bufferevent_setcb(bev, read, drained, event, arg);
+	bufferevent_set_timeouts(bev, NULL, &tv);
+}
+
+void tpc_wire_resume(struct bufferevent *bev, tpc_bev_data_cb read, tpc_bev_event_cb event,
+		     void *arg)
+{
+	bufferevent_setcb(bev, read, NULL, event, arg);
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_set_timeouts(bev, NULL, NULL);
+	bufferevent_enable(bev, EV_READ);
 }

@@ -52,6 +52,24 @@ struct bufferevent;
  */
 void tpc_wire_flush_now(struct bufferevent *bev);
 
+/* Callback types of libevent's bufferevents, without including its headers here. */
+typedef void (*tpc_bev_data_cb)(struct bufferevent *bev, void *arg);
+typedef void (*tpc_bev_event_cb)(struct bufferevent *bev, short what, void *arg);
+
+/**
+ * @brief Output backpressure, shared by the coordinator and tpc-kv: stop reading from
+ *        @p bev until its output drains to @p low bytes, when @p drained runs (as the
+ *        write callback); an output that makes no progress for @p timeout_ms is reported
+ *        to @p event as BEV_EVENT_TIMEOUT.
+ */
+void tpc_wire_throttle(struct bufferevent *bev, size_t low, uint32_t timeout_ms,
+		       tpc_bev_data_cb read, tpc_bev_data_cb drained, tpc_bev_event_cb event,
+		       void *arg);
+
+/** @brief Undo tpc_wire_throttle(): no write callback, no timeouts, reading again. */
+void tpc_wire_resume(struct bufferevent *bev, tpc_bev_data_cb read, tpc_bev_event_cb event,
+		     void *arg);
+
 /**
  * @brief Pack one framed Envelope into a caller buffer (for blocking tools and tests).
  * @return bytes written (header included), or -EMSGSIZE if @p cap is too small.

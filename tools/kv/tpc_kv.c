@@ -338,21 +338,14 @@ static void on_drained(struct bufferevent *bev, void *arg)
 		return;
 	c->throttled = 0;
 	c->last_read_ms = tpc_now_ms();
-	bufferevent_setcb(bev, on_read, NULL, on_event, c);
-	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-	bufferevent_set_timeouts(bev, NULL, NULL);
-	bufferevent_enable(bev, EV_READ);
+	tpc_wire_resume(bev, on_read, on_event, c);
 }
 
 static void throttle(struct kv_conn *c)
 {
-	struct timeval tv = ms_tv(c->srv->opts.frame_timeout_ms);
-
 	c->throttled = 1;
-	bufferevent_disable(c->bev, EV_READ);
-	bufferevent_setwatermark(c->bev, EV_WRITE, c->srv->opts.max_output / 2, 0);
-	bufferevent_setcb(c->bev, on_read, on_drained, on_event, c);
-	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	tpc_wire_throttle(c->bev, c->srv->opts.max_output / 2, c->srv->opts.frame_timeout_ms,
+			  on_read, on_drained, on_event, c);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
