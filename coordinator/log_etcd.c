@@ -37,7 +37,9 @@
 #define EK_MAX (PREFIX_MAX + 2 + KEY_MAX)
 
 struct etcd_log {
-	struct etcd_client *w, *r, *ka;
+	struct etcd_client *w, *r, *ka, *el; /* el: the campaign's (it blocks in a watch) */
+	void (*on_lost)(void *arg);  /* called once when leadership is lost (any thread) */
+	void *on_lost_arg;
 	char prefix[PREFIX_MAX];
 	size_t plen;
 	char advertise[ADDR_MAX];
@@ -45,6 +47,8 @@ struct etcd_log {
 	int64_t lease;
 	int64_t fence;              /* the leader key's create revision while leader */
 	atomic_int leader;
+	_Atomic uint64_t lease_ok_ms; /* when the last answered keepalive (or the grant) was
+				       * sent: etcd keeps the lease at least lease_ms past it */
 	pthread_t ka_thread;
 	int ka_started;
 	pthread_mutex_t mu;         /* stop and stop_cv */
@@ -91,6 +95,13 @@ static char *ek_hex(const struct ekey *k, char *out)
 		sprintf(out + 2 * i, "%02x", (unsigned char)k->b[i]);
 	out[2 * k->n] = '\0';
 	return out;
+}
+
+/* Leadership is gone (the lease, or the fence): say so once. */
+static void lose_leadership(struct etcd_log *lg)
+{
+	if (atomic_exchange(&lg->leader, 0) == 1 && lg->on_lost)
+		lg->on_lost(lg->on_lost_arg);
 }
 
 /* ------------------------------------------------------------ reads */
@@ -803,7 +814,7 @@ static int fenced_txn(struct etcd_log *lg, struct etcd_client *c, json_t *ops)
 	rc = etcd_call(c, "/v3/kv/txn", json_pack("{s:o,s:o}", "compare", fence_compare(lg),
 						 "success", ops), &reply);
 	if (rc == 0 && !json_is_true(json_object_get(reply, "succeeded"))) {
-		atomic_store(&lg->leader, 0); /* another coordinator holds the leader key */
+		lose_leadership(lg); /* another coordinator holds the leader key */
 		rc = -ESTALE;
 	}
 	json_decref(reply);
@@ -1170,11 +1181,14 @@ static void *keepalive_main(void *arg)
 	uint64_t last_ok = tpc_now_ms();
 
 	while (!nap(lg, lg->lease_ms / 3)) {
+		uint64_t sent = tpc_now_ms();
 		int rc = keepalive_once(lg);
-		if (rc == 1)
+		if (rc == 1) {
 			last_ok = tpc_now_ms();
+			atomic_store(&lg->lease_ok_ms, sent);
+		}
 		else if (rc == 0 || tpc_now_ms() - last_ok >= lg->lease_ms * 2 / 3)
-			atomic_store(&lg->leader, 0);
+			lose_leadership(lg);
 		if (rc == 0)
 			break; /* the lease is gone for good: a new store is needed to lead again */
 	}
@@ -1184,7 +1198,10 @@ static void *keepalive_main(void *arg)
 static int grant_lease(struct etcd_log *lg, char *err, size_t errlen)
 {
 	json_t *reply = NULL;
-	int rc = etcd_call(lg->ka, "/v3/lease/grant",
+	int rc;
+
+	atomic_store(&lg->lease_ok_ms, tpc_now_ms());
+	rc = etcd_call(lg->ka, "/v3/lease/grant",
 			   json_pack("{s:I}", "TTL", (json_int_t)(lg->lease_ms / 1000)), &reply);
 
 	if (rc == 0 && (lg->lease = etcd_int(reply, "ID")) == 0)
@@ -1210,7 +1227,7 @@ static int try_lead(struct etcd_log *lg, char *holder, size_t holder_len, int64_
 			etcd_b64(k.b, k.n), "create_revision", "0");
 	ops = json_pack("[o]", etcd_op_put(k.b, k.n, lg->advertise, strlen(lg->advertise),
 					   lg->lease));
-	rc = etcd_call(lg->ka, "/v3/kv/txn", json_pack("{s:o,s:o,s:[o]}", "compare", cmp, "success",
+	rc = etcd_call(lg->el, "/v3/kv/txn", json_pack("{s:o,s:o,s:[o]}", "compare", cmp, "success",
 			ops, "failure", etcd_op_range(k.b, k.n, NULL, 0, 0)), &reply);
 	if (rc)
 		return rc;
@@ -1255,17 +1272,26 @@ int coord_log_etcd_campaign(struct coord_log *log, uint32_t wait_ms, char *leade
 		}
 		if (rc != 0 || tpc_now_ms() >= deadline)
 			return rc;
-		rc = etcd_watch_delete(lg->ka, k.b, k.n, rev, (uint32_t)(deadline - tpc_now_ms()));
+		rc = etcd_watch_delete(lg->el, k.b, k.n, rev, (uint32_t)(deadline - tpc_now_ms()));
 		if (rc && rc != -ETIMEDOUT)
 			return rc;
 	}
 }
 
+void coord_log_etcd_on_lost(struct coord_log *log, void (*fn)(void *arg), void *arg)
+{
+	struct etcd_log *lg = log->self;
+
+	lg->on_lost = fn;
+	lg->on_lost_arg = arg;
+}
+
 int coord_log_etcd_is_leader(const struct coord_log *log)
 {
-	const struct etcd_log *lg = log->self;
+	struct etcd_log *lg = log->self;
 
-	return atomic_load(&lg->leader);
+	return atomic_load(&lg->leader) &&
+	       tpc_now_ms() - atomic_load(&lg->lease_ok_ms) < (uint64_t)lg->lease_ms * 3 / 4;
 }
 
 int coord_log_etcd_leader(struct coord_log *log, char *leader, size_t leader_len)
@@ -1305,6 +1331,7 @@ static void etcd_close(void *self)
 	etcd_client_free(lg->w);
 	etcd_client_free(lg->r);
 	etcd_client_free(lg->ka);
+	etcd_client_free(lg->el);
 	pthread_cond_destroy(&lg->stop_cv);
 	pthread_mutex_destroy(&lg->mu);
 	free(lg);
@@ -1354,6 +1381,8 @@ static int start(struct etcd_log *lg, const struct coord_etcd_opts *o, char *err
 		rc = etcd_client_new(&lg->r, o->endpoints, o->timeout_ms, err, errlen);
 	if (rc == 0)
 		rc = etcd_client_new(&lg->ka, o->endpoints, o->timeout_ms, err, errlen);
+	if (rc == 0)
+		rc = etcd_client_new(&lg->el, o->endpoints, o->timeout_ms, err, errlen);
 	if (rc == 0)
 		rc = grant_lease(lg, err, errlen);
 	if (rc == 0 && pthread_create(&lg->ka_thread, NULL, keepalive_main, lg)) {

@@ -60,7 +60,13 @@ int coord_log_etcd_open(struct coord_log *log, const struct coord_etcd_opts *o, 
 int coord_log_etcd_campaign(struct coord_log *log, uint32_t wait_ms, char *leader,
 			    size_t leader_len);
 
-/** @brief 1 while this store is the leader (lease alive, fence not lost), else 0. */
+/** @brief Have @p fn called (on the lease thread or the writer thread) when
+ *  leadership is lost; set it before campaigning. */
+void coord_log_etcd_on_lost(struct coord_log *log, void (*fn)(void *arg), void *arg);
+
+/** @brief 1 while this store is the leader: the fence not lost, and the last answered
+ *  keepalive recent enough (3/4 of the lease) that etcd cannot have let another take
+ *  over, even when this process was stopped meanwhile; else 0. */
 int coord_log_etcd_is_leader(const struct coord_log *log);
 
 /** @brief The leader's advertised address now ("" when there is none): 0, or <0. */
