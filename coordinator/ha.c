@@ -90,7 +90,8 @@ static void stop_now(struct coord_server *s, int code)
 		evconnlistener_free(s->listener);
 		s->listener = NULL;
 	}
-	event_base_loopbreak(s->base);
+	/* After the callbacks already due (the refusal's deferred write): none is lost. */
+	event_base_loopexit(s->base, NULL);
 }
 
 static void take_over(struct coord_server *s)
