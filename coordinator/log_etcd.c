@@ -287,7 +287,7 @@ static int batch_add(struct batch *b, json_t *rec_ops, json_t *rec_keys, int rai
 	if (clash || json_array_size(b->ops) + n + 1 > MAX_OPS || b->bytes + bytes > MAX_BYTES)
 		rc = batch_close_txn(b);
 	if (rc == 0 && (n + 1 > MAX_OPS || bytes > MAX_BYTES))
-		rc = -E2BIG; /* one record alone is too big for a transaction */
+		rc = -EINVAL; /* one record alone is too big for a transaction: never writable */
 	if (rc == 0)
 		rc = json_array_extend(b->ops, rec_ops) || json_object_update(b->keys, rec_keys)
 		     ? -ENOMEM : 0;
