@@ -122,9 +122,12 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (read(fd, &n, sizeof(n)) < 0)
 		n = 0;
-	if (atomic_exchange(&ha->lost, 0) && !s->standby && !s->stopping) {
-		tpc_logf(&s->log, TPC_LOG_ERROR, "group %s: lost the leadership (lease expired "
-			 "or another coordinator leads); stopping", s->cfg.group);
+	if (atomic_exchange(&ha->lost, 0) && !s->stopping) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, s->standby
+			 ? "group %s: the standby's etcd lease expired (etcd unreachable for longer "
+			   "than the lease?); stopping, to start again with a new one"
+			 : "group %s: lost the leadership (lease expired or another coordinator "
+			   "leads); stopping", s->cfg.group);
 		stop_now(s, EXIT_LOST_LEADERSHIP);
 		return;
 	}

@@ -35,6 +35,7 @@
 #define PREFIX_MAX 96
 #define ADDR_MAX 256
 #define EK_MAX (PREFIX_MAX + 2 + KEY_MAX)
+#define SCAN_MAX 2000               /* entries one sweep pass reads per table */
 
 struct etcd_log {
 	struct etcd_client *w, *r, *ka, *el; /* el: the campaign's (it blocks in a watch) */
@@ -47,6 +48,7 @@ struct etcd_log {
 	int64_t lease;
 	int64_t fence;              /* the leader key's create revision while leader */
 	atomic_int leader;
+	atomic_int lease_dead;      /* etcd said the lease is gone */
 	_Atomic uint64_t lease_ok_ms; /* when the last answered keepalive (or the grant) was
 				       * sent: etcd keeps the lease at least lease_ms past it */
 	pthread_t ka_thread;
@@ -198,8 +200,9 @@ static int decode_decision(const unsigned char *v, size_t len, uint64_t txid,
 	return rc;
 }
 
-static int decode_keyrec(const unsigned char *v, size_t len, struct coord_key_info *info)
+static int decode_keyrec(const unsigned char *v, size_t len, void *out)
 {
+	struct coord_key_info *info = out;
 	json_t *j = parse_json(v, len);
 	json_t *txid = json_object_get(j, "txid"), *wall = json_object_get(j, "wall");
 	int rc = json_is_integer(txid) && json_is_integer(wall) ? 1 : -EBADMSG;
@@ -213,8 +216,9 @@ static int decode_keyrec(const unsigned char *v, size_t len, struct coord_key_in
 	return rc;
 }
 
-static int decode_binding(const unsigned char *v, size_t len, struct coord_binding *b)
+static int decode_binding(const unsigned char *v, size_t len, void *out)
 {
+	struct coord_binding *b = out;
 	json_t *j = parse_json(v, len);
 	const char *id = json_string_value(json_object_get(j, "id"));
 	json_t *wall = json_object_get(j, "wall");
@@ -584,9 +588,10 @@ static void kv_free(struct kvpair *p)
 
 static int kv_decode(json_t *kv, struct kvpair *p)
 {
-	int rc = etcd_unb64(json_object_get(kv, "key"), &p->k, &p->klen);
+	int rc;
 
-	p->v = NULL;
+	p->k = p->v = NULL;
+	rc = etcd_unb64(json_object_get(kv, "key"), &p->k, &p->klen);
 	if (rc == 0 && json_object_get(kv, "value"))
 		rc = etcd_unb64(json_object_get(kv, "value"), &p->v, &p->vlen);
 	else if (rc == 0)
@@ -668,7 +673,7 @@ static int sweep_table(struct sweeper *s, const char *part, sweep_fn judge)
 	int64_t look = (int64_t)s->r->sweep_limit * 5 + 1;
 	json_t *reply = NULL, *kv;
 	size_t i;
-	int rc = scan(s->b->lg, part, look, &reply);
+	int rc = scan(s->b->lg, part, look < SCAN_MAX ? look : SCAN_MAX, &reply);
 
 	s->deleted = 0;
 	s->young = 0;
@@ -687,6 +692,10 @@ static int sweep_table(struct sweeper *s, const char *part, sweep_fn judge)
 		if (rc)
 			break;
 	}
+	/* Read to the end of a capped page and deleted some: go again at once (D9). */
+	if (rc == 0 && i == json_array_size(kvs_of(reply)) && s->deleted &&
+	    json_is_true(json_object_get(reply, "more")))
+		s->r->sweep_more = 1;
 	json_decref(reply);
 	s->r->sweep_deleted += s->deleted;
 	return rc > 0 ? 0 : rc;
@@ -1006,23 +1015,32 @@ static int etcd_lookup_txid(void *self, uint64_t txid)
 	return rc;
 }
 
-static int etcd_lookup_key(void *self, const char *key, size_t key_len,
-			   struct coord_key_info *info)
+/* A record's decoder for lookup_one(): 1 decoded into @p out, or -EBADMSG. */
+typedef int (*decode_fn)(const unsigned char *v, size_t len, void *out);
+
+/* Read the record under @p part + @p key and decode it: 1 found, 0 absent, <0 error. */
+static int lookup_one(struct etcd_log *lg, const char *part, const char *key, size_t key_len,
+		      decode_fn decode, void *out)
 {
-	struct etcd_log *lg = self;
 	struct ekey k;
 	unsigned char *v = NULL;
 	size_t len;
 	int rc;
 
-	if (!key || key_len == 0 || key_len > KEY_MAX || !info)
+	if (!key || key_len == 0 || key_len > KEY_MAX || !out)
 		return -EINVAL;
-	ek_bytes(lg, &k, "k/", key, key_len);
+	ek_bytes(lg, &k, part, key, key_len);
 	rc = get_one(lg, lg->r, &k, &v, &len);
 	if (rc == 1)
-		rc = decode_keyrec(v, len, info);
+		rc = decode(v, len, out);
 	free(v);
 	return rc;
+}
+
+static int etcd_lookup_key(void *self, const char *key, size_t key_len,
+			   struct coord_key_info *info)
+{
+	return lookup_one(self, "k/", key, key_len, decode_keyrec, info);
 }
 
 static int count(struct etcd_log *lg, const char *part, uint64_t *out)
@@ -1087,20 +1105,7 @@ static int etcd_audit_list(void *self, uint64_t before, uint32_t limit, coord_au
 static int etcd_lookup_participant(void *self, const char *name, size_t name_len,
 				   struct coord_binding *out)
 {
-	struct etcd_log *lg = self;
-	struct ekey k;
-	unsigned char *v = NULL;
-	size_t len;
-	int rc;
-
-	if (!name || name_len == 0 || name_len > KEY_MAX || !out)
-		return -EINVAL;
-	ek_bytes(lg, &k, "p/", name, name_len);
-	rc = get_one(lg, lg->r, &k, &v, &len);
-	if (rc == 1)
-		rc = decode_binding(v, len, out);
-	free(v);
-	return rc;
+	return lookup_one(self, "p/", name, name_len, decode_binding, out);
 }
 
 struct bind_arg {
@@ -1189,8 +1194,12 @@ static void *keepalive_main(void *arg)
 		}
 		else if (rc == 0 || tpc_now_ms() - last_ok >= lg->lease_ms * 2 / 3)
 			lose_leadership(lg);
-		if (rc == 0)
-			break; /* the lease is gone for good: a new store is needed to lead again */
+		if (rc == 0) { /* gone for good: this store can never lead again */
+			atomic_store(&lg->lease_dead, 1);
+			if (lg->on_lost)
+				lg->on_lost(lg->on_lost_arg); /* a standby's too */
+			break;
+		}
 	}
 	return NULL;
 }
@@ -1264,6 +1273,8 @@ int coord_log_etcd_campaign(struct coord_log *log, uint32_t wait_ms, char *leade
 		return 1;
 	ek_bytes(lg, &k, "leader", "", 0);
 	for (;;) {
+		if (atomic_load(&lg->lease_dead))
+			return -ENOLINK; /* no lease to lead with */
 		rc = try_lead(lg, leader, leader_len, &rev);
 		if (rc == 1) {
 			atomic_store(&lg->leader, 1);

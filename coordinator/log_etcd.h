@@ -61,7 +61,8 @@ int coord_log_etcd_campaign(struct coord_log *log, uint32_t wait_ms, char *leade
 			    size_t leader_len);
 
 /** @brief Have @p fn called (on the lease thread or the writer thread) when
- *  leadership is lost; set it before campaigning. */
+ *  leadership is lost, and when etcd says the store's lease is gone (a standby's too:
+ *  it can never lead then, campaign returns -ENOLINK); set it before campaigning. */
 void coord_log_etcd_on_lost(struct coord_log *log, void (*fn)(void *arg), void *arg);
 
 /** @brief 1 while this store is the leader: the fence not lost, and the last answered

@@ -301,6 +301,34 @@ static void test_sweep_stops_at_its_limit_and_says_there_is_more(void **state)
 		assert_int_equal(lookup(f, t), COORD_LOOKUP_FORGOTTEN);
 }
 
+/* More old entries than one etcd read brings back (2000): the passes go on until done. */
+static void test_sweep_passes_repeat_until_thousands_of_old_tombstones_are_gone(void **state)
+{
+	struct fix *f = *state;
+	enum { N = 2500 };
+	struct coord_rec *r = calloc(N, sizeof(*r));
+	uint64_t d = 1, deleted = 0;
+	int passes = 0;
+
+	assert_non_null(r);
+	for (int type = COORD_REC_COMMIT; type <= COORD_REC_COMPLETE; type++) {
+		for (size_t i = 0; i < N; i++)
+			r[i] = (struct coord_rec){ .type = type, .txid = 1 + i, .wall_ms = 100,
+						   .nparts = 2, .parts = PARTS };
+		assert_int_equal(batch(f, r, N), 0);
+	}
+	free(r);
+	struct coord_rec sw;
+	do {
+		sw = sweep(f, 1000, 0, 0, 10000);
+		deleted += sw.sweep_deleted;
+	} while (sw.sweep_more && ++passes < 5);
+	assert_int_equal(deleted, N);
+	assert_int_equal(f->log.ops->stats(f->log.self, &d, NULL, NULL), 0);
+	assert_int_equal(d, 0);
+	assert_int_equal(lookup(f, N), COORD_LOOKUP_FORGOTTEN);
+}
+
 static void test_drop_removes_the_decision_and_only_its_own_key(void **state)
 {
 	struct fix *f = *state;
@@ -558,6 +586,7 @@ int main(void)
 		BOTH(test_forgotten_outcomes_answer_forgotten_below_the_horizon),
 		BOTH(test_sweep_drops_old_tombstones_and_keys_and_keeps_live_commits),
 		BOTH(test_sweep_stops_at_its_limit_and_says_there_is_more),
+		BOTH(test_sweep_passes_repeat_until_thousands_of_old_tombstones_are_gone),
 		BOTH(test_drop_removes_the_decision_and_only_its_own_key),
 		BOTH(test_audit_lists_newest_first_and_sweeps_by_age),
 		BOTH(test_bindings_load_in_name_order_and_unbind_removes_one),
