@@ -123,11 +123,13 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	if (read(fd, &n, sizeof(n)) < 0)
 		n = 0;
 	if (atomic_exchange(&ha->lost, 0) && !s->stopping) {
-		tpc_logf(&s->log, TPC_LOG_ERROR, s->standby
-			 ? "group %s: the standby's etcd lease expired (etcd unreachable for longer "
-			   "than the lease?); stopping, to start again with a new one"
-			 : "group %s: lost the leadership (lease expired or another coordinator "
-			   "leads); stopping", s->cfg.group);
+		if (s->standby)
+			tpc_logf(&s->log, TPC_LOG_ERROR, "group %s: the standby's etcd lease "
+				 "expired (etcd unreachable for longer than the lease?); stopping, "
+				 "to start again with a new one", s->cfg.group);
+		else
+			tpc_logf(&s->log, TPC_LOG_ERROR, "group %s: lost the leadership: %s; "
+				 "stopping", s->cfg.group, coord_log_etcd_lost_why(&s->store));
 		stop_now(s, EXIT_LOST_LEADERSHIP);
 		return;
 	}

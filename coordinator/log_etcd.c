@@ -49,6 +49,7 @@ struct etcd_log {
 	int64_t fence;              /* the leader key's create revision while leader */
 	atomic_int leader;
 	atomic_int lease_dead;      /* etcd said the lease is gone */
+	_Atomic(const char *) lost_why; /* why leadership was lost (a constant string) */
 	_Atomic uint64_t lease_ok_ms; /* when the last answered keepalive (or the grant) was
 				       * sent: etcd keeps the lease at least lease_ms past it */
 	pthread_t ka_thread;
@@ -99,9 +100,11 @@ static char *ek_hex(const struct ekey *k, char *out)
 	return out;
 }
 
-/* Leadership is gone (the lease, or the fence): say so once. */
-static void lose_leadership(struct etcd_log *lg)
+/* Leadership is gone (the lease, or the fence): say so once, and why. */
+static void lose_leadership(struct etcd_log *lg, const char *why)
 {
+	if (atomic_load(&lg->leader))
+		atomic_store(&lg->lost_why, why);
 	if (atomic_exchange(&lg->leader, 0) == 1 && lg->on_lost)
 		lg->on_lost(lg->on_lost_arg);
 }
@@ -823,7 +826,7 @@ static int fenced_txn(struct etcd_log *lg, struct etcd_client *c, json_t *ops)
 	rc = etcd_call(c, "/v3/kv/txn", json_pack("{s:o,s:o}", "compare", fence_compare(lg),
 						 "success", ops), &reply);
 	if (rc == 0 && !json_is_true(json_object_get(reply, "succeeded"))) {
-		lose_leadership(lg); /* another coordinator holds the leader key */
+		lose_leadership(lg, "a write was refused: another coordinator holds the leader key");
 		rc = -ESTALE;
 	}
 	json_decref(reply);
@@ -1192,8 +1195,11 @@ static void *keepalive_main(void *arg)
 			last_ok = tpc_now_ms();
 			atomic_store(&lg->lease_ok_ms, sent);
 		}
-		else if (rc == 0 || tpc_now_ms() - last_ok >= lg->lease_ms * 2 / 3)
-			lose_leadership(lg);
+		else if (rc == 0)
+			lose_leadership(lg, "etcd says the lease expired");
+		else if (tpc_now_ms() - last_ok >= lg->lease_ms * 2 / 3)
+			lose_leadership(lg, "no keepalive answered for two thirds of the lease "
+					    "(etcd unreachable, or without a quorum)");
 		if (rc == 0) { /* gone for good: this store can never lead again */
 			atomic_store(&lg->lease_dead, 1);
 			if (lg->on_lost)
@@ -1297,6 +1303,14 @@ void coord_log_etcd_on_lost(struct coord_log *log, void (*fn)(void *arg), void *
 	lg->on_lost_arg = arg;
 }
 
+const char *coord_log_etcd_lost_why(const struct coord_log *log)
+{
+	const struct etcd_log *lg = log->self;
+	const char *why = atomic_load(&lg->lost_why);
+
+	return why ? why : "the lease expired";
+}
+
 int coord_log_etcd_is_leader(const struct coord_log *log)
 {
 	struct etcd_log *lg = log->self;
@@ -1391,7 +1405,8 @@ static int start(struct etcd_log *lg, const struct coord_etcd_opts *o, char *err
 	if (rc == 0)
 		rc = etcd_client_new(&lg->r, o->endpoints, o->timeout_ms, err, errlen);
 	if (rc == 0)
-		rc = etcd_client_new(&lg->ka, o->endpoints, o->timeout_ms, err, errlen);
+		/* keepalives: a third of the lease each, so a lost quorum is seen in time */
+		rc = etcd_client_new(&lg->ka, o->endpoints, o->lease_ms / 3, err, errlen);
 	if (rc == 0)
 		rc = etcd_client_new(&lg->el, o->endpoints, o->timeout_ms, err, errlen);
 	if (rc == 0)

@@ -65,6 +65,9 @@ int coord_log_etcd_campaign(struct coord_log *log, uint32_t wait_ms, char *leade
  *  it can never lead then, campaign returns -ENOLINK); set it before campaigning. */
 void coord_log_etcd_on_lost(struct coord_log *log, void (*fn)(void *arg), void *arg);
 
+/** @brief Why leadership was lost (a constant string), once it was. */
+const char *coord_log_etcd_lost_why(const struct coord_log *log);
+
 /** @brief 1 while this store is the leader: the fence not lost, and the last answered
  *  keepalive recent enough (3/4 of the lease) that etcd cannot have let another take
  *  over, even when this process was stopped meanwhile; else 0. */

@@ -4,7 +4,8 @@
  * TPC_ETCD_ENDPOINTS): the standby refuses with ERR_NOT_LEADER naming the leader and
  * is not ready; kill -9 of the leader under load hands over within the lease + 1 s and
  * every transaction a client was told COMMITTED reaches every participant; a leader
- * paused past its lease never answers as leader again.
+ * paused past its lease never answers as leader again; without an etcd quorum the
+ * leader decides nothing and stops, and once the members are back a coordinator leads.
  *
  * The participants (tpc-testpart) follow one address; after a takeover the test
  * starts them again on the new leader's address, on the same state files.
@@ -251,6 +252,47 @@ static void test_a_leader_paused_past_its_lease_never_answers_as_leader_again(vo
 	assert_int_equal(readyz(&h->co[1]), 200);
 }
 
+static void etcd_member(const char *what, int n)
+{
+	char cmd[PATH_MAX + 64];
+
+	snprintf(cmd, sizeof(cmd), "%s/scripts/etcd-cluster.sh %s %d", TPC_SOURCE_DIR, what, n);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* With two of three etcd members gone nothing can be logged: the leader decides
+ * nothing, says why and stops; once they are back a coordinator leads again. */
+static void test_without_an_etcd_quorum_the_leader_stops_deciding_and_a_new_one_leads(
+	void **state)
+{
+	struct ha *h = *state;
+	struct cluster *c = h->c;
+	struct tpc_wc_outcome out;
+	int status = 0;
+
+	if (!getenv("TPC_ETCD_RUN"))
+		skip();
+	coord_up(h, 0);
+	wait_ready(&h->co[0], now_ms(), WAIT_MS);
+	use(h, 0);
+	part_start(c, 0, NULL);
+	tpc_wc *wc = client_open(c, NULL);
+	uint64_t txid = client_begin_joined(c, wc, "no-quorum", 1);
+	etcd_member("kill", 2);
+	etcd_member("kill", 3);
+	int rc = tpc_wc_commit(wc, txid, &out);
+	if (rc == 0) /* answered before it stepped down: never COMMITTED */
+		assert_int_equal(out.outcome, TPC__OUTCOME_KIND__OUTCOME_UNKNOWN);
+	assert_int_equal(tpc_proc_wait_exit(h->co[0].proc, 4 * WAIT_MS, &status), 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 3);
+	client_close(c, wc);
+	etcd_member("restart", 2);
+	etcd_member("restart", 3);
+	coord_up(h, 1);
+	wait_ready(&h->co[1], now_ms(), LEASE_MS + 2 * WAIT_MS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -262,6 +304,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_a_leader_paused_past_its_lease_never_answers_as_leader_again, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_without_an_etcd_quorum_the_leader_stops_deciding_and_a_new_one_leads,
+			setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
