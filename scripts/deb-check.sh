@@ -12,12 +12,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEB_BUILD=${DEB_BUILD:-build-deb}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tpc-deb.XXXXXX")
 COORD_PID=
-cleanup() {
-    if [ -n "$COORD_PID" ]; then { kill -9 "$COORD_PID"; wait "$COORD_PID"; } 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap '[ -z "$COORD_PID" ] || { kill -9 "$COORD_PID"; wait "$COORD_PID"; } 2>/dev/null; rm -rf "$WORK"' EXIT
 fail() { echo "deb-check: $*" >&2; exit 1; }
+. "$ROOT/scripts/ports.sh"
 
 deb=$(make -s -C "$ROOT" deb DEB_BUILD="$DEB_BUILD" 2>"$WORK/make.log" | tail -n1) ||
     { cat "$WORK/make.log" >&2; fail "make deb failed"; }
@@ -48,15 +45,11 @@ done
 echo "deb-check: unpacked: $("$WORK/root/usr/bin/tpc-coordinator" --version); every program" \
      "of $(ls "$WORK/root/usr/bin" | wc -l) answers --help and --version"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$WORK/root/usr/bin/tpc-coordinator" --listen "127.0.0.1:$port" --data "$WORK/data" \
     --admin off 2>"$WORK/coord.log" &
 COORD_PID=$!
-deadline=$((SECONDS + 10))
-until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-    [ $SECONDS -lt $deadline ] || { cat "$WORK/coord.log" >&2; fail "the packaged coordinator did not start"; }
-    sleep 0.05
-done
+wait_port "$port"
 echo "deb-check: the packaged tpc-coordinator listens on 127.0.0.1:$port"
 
 if [ "${DEB_CHECK_INSTALL:-0}" = 1 ]; then

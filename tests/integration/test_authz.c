@@ -298,18 +298,6 @@ static void test_fake_coordinator_epoch_2_62_does_not_lock_out_the_real_one(void
 
 /* ---- Hello on tpc-kv (docs/protocol.md, "Hello") ----------------------------------- */
 
-/* A fresh connection to the service, with the handle's timeout set. */
-static tpc_wc *kv_connect(const struct kv_svc *k)
-{
-	tpc_wc *wc = NULL;
-	char err[160];
-
-	if (tpc_wc_connect(k->hostport, WAIT_MS, &wc, err, sizeof(err)) != 0)
-		fail_msg("connect to tpc-kv %s: %s", k->name, err);
-	tpc_wc_set_timeout(wc, WAIT_MS);
-	return wc;
-}
-
 /* The connection was closed after the Error: the next read finds no more Envelopes. */
 static void expect_closed(tpc_wc *wc)
 {
@@ -351,7 +339,7 @@ static void test_kv_answers_a_client_hello_and_refuses_a_late_or_foreign_one(voi
 
 	coord_start(f->c, NULL, NULL);
 	kv_svc_start(&f->kv, f->c, NULL, NULL);
-	f->kv.wc = kv_connect(&f->kv);
+	f->kv.wc = kv_svc_connect(&f->kv);
 	assert_int_equal(tpc_wc_hello(f->kv.wc, TPC__ROLE__ROLE_CLIENT, "a-label", &epoch), 0);
 	assert_int_equal(epoch, 0);
 	tpc_wc *client = client_open(f->c, NULL);
@@ -368,7 +356,7 @@ static void test_kv_answers_a_client_hello_and_refuses_a_late_or_foreign_one(voi
 		{ TPC__ROLE__ROLE_CLIENT, TPC_PROTOCOL_VERSION + 1, TPC__ERROR_CODE__ERR_VERSION },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		tpc_wc *wc = kv_connect(&f->kv);
+		tpc_wc *wc = kv_svc_connect(&f->kv);
 		assert_int_equal(hello_version(wc, bad[i].role, bad[i].version), TPC_WC_EREPLY);
 		assert_int_equal(tpc_wc_error_code(wc), bad[i].code);
 		expect_closed(wc);
