@@ -61,7 +61,7 @@ install: build
 	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(DEB_BUILD)
 
 # make bench: the benchmark matrix (scripts/bench.sh) on the optimised build in $(BUILD)
 # (the RelWithDebInfo build of `make build`: -O2 -DNDEBUG, symbols kept for profiles),

@@ -24,7 +24,7 @@ echo "deb-check: built $deb ($(du -k "$deb" | cut -f1) KiB)"
 control=$(dpkg-deb --field "$deb")
 grep -q '^Package: tpc$' <<<"$control" || fail "not the tpc package"
 grep -q '^Depends: .*libevent' <<<"$control" || fail "no shared-library dependencies: $control"
-dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/tpc/coordinator.conf ||
+dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -cx /etc/tpc/coordinator.conf >/dev/null ||
     fail "/etc/tpc/coordinator.conf is not a conffile"
 contents=$(dpkg-deb --contents "$deb" | awk '{print $NF}')
 for f in ./usr/bin/tpc-coordinator ./usr/bin/tpcctl ./usr/bin/tpc-kv ./etc/tpc/coordinator.conf \

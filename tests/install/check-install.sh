@@ -5,7 +5,8 @@
 # Both builds run without LD_LIBRARY_PATH (tpc.pc puts a non-system libdir in the run
 # path). Also: a DESTDIR install of the configured prefix holds the unit reading
 # /etc/tpc (for /usr and /usr/local), coordinator.conf there, a man page for every
-# installed program and tpc.proto; a coordinator built with libsystemd sends READY=1.
+# installed program and tpc.proto, and passes systemd-analyze verify; a coordinator
+# built with libsystemd sends READY=1.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,9 +30,17 @@ UNIT=$(find "$WORK/root" -name tpc-coordinator.service | head -n1)
 [ -n "$UNIT" ] || fail "no tpc-coordinator.service installed"
 grep -q -- "^ExecStart=$CONF_PREFIX/bin/tpc-coordinator --config $ETC/coordinator.conf\$" "$UNIT" ||
     fail "the unit does not run $CONF_PREFIX/bin/tpc-coordinator --config $ETC/coordinator.conf"
-if ldd "$STAGE/bin/tpc-coordinator" | grep -q libsystemd; then
+if ldd "$STAGE/bin/tpc-coordinator" | grep -c libsystemd >/dev/null; then # (-q: SIGPIPE)
+    SYSTEMD=1
     grep -q '^Type=notify$' "$UNIT" || fail "built with libsystemd, but the unit is not Type=notify"
 fi
+if command -v systemd-analyze >/dev/null; then # the unit, its programs at the staged paths
+    mkdir -p "$WORK/unit"
+    sed "s#$CONF_PREFIX/#$STAGE/#g" "$UNIT" >"$WORK/unit/tpc-coordinator.service"
+    systemd-analyze verify "$WORK/unit/tpc-coordinator.service" || fail "systemd-analyze verify"
+fi
+[ -n "${SYSTEMD:-}" ] || ! pkg-config --exists libsystemd ||
+    fail "libsystemd is installed, but tpc-coordinator was built without it"
 [ -f "$STAGE/share/tpc/tpc.proto" ] || fail "tpc.proto not installed in share/tpc"
 if command -v help2man >/dev/null; then
     for exe in "$STAGE"/bin/*; do
@@ -73,7 +82,7 @@ echo "check-install: examples/embed built against the installed tpc and committe
 
 # systemd readiness: with NOTIFY_SOCKET set, a coordinator built with libsystemd sends
 # READY=1 once it is recovered and listening (what Type=notify waits for).
-if ldd "$PREFIX/bin/tpc-coordinator" | grep -q libsystemd; then
+if [ -n "${SYSTEMD:-}" ]; then
     kill "$COORD_PID" && wait "$COORD_PID" 2>/dev/null || true
     COORD_PID=
     ready=$(python3 - "$PREFIX/bin/tpc-coordinator" "$WORK" <<'PY'
