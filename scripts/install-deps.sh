@@ -14,6 +14,8 @@ PKGS=(build-essential cmake pkg-config
       python3      # scripts/demo.sh and the install check pick free ports with it
       clang libclang-rt-14-dev  # the libFuzzer harnesses (make fuzz; make test runs them)
       procps psmisc
+      libsystemd-dev  # sd_notify: the systemd unit is Type=notify (packaging/)
+      help2man        # man pages from each program's --help, made at build time
       etcd-server etcd-client)  # the etcd log's tests run a real 3-member cluster (scripts/etcd-cluster.sh)
 [ "${1:-}" = --bench ] && PKGS+=(gnuplot-nox)
 
