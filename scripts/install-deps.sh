@@ -2,6 +2,7 @@
 # Installs the Debian packages tpc needs to build, test and demo, when any is missing.
 # Safe to run repeatedly: it does nothing when everything is already installed.
 #   --bench   also what `make bench` needs to draw its report (gnuplot);
+#   --lesson  also what `make lesson` needs to draw its plot (gnuplot);
 #             `make` and `make test` do not need them.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ PKGS=(build-essential cmake pkg-config
       clang libclang-rt-14-dev  # the libFuzzer harnesses (make fuzz; make test runs them)
       procps psmisc)
 [ "${1:-}" = --bench ] && PKGS+=(gnuplot-nox)
+[ "${1:-}" = --lesson ] && PKGS+=(gnuplot-nox)
 
 missing=()
 for p in "${PKGS[@]}"; do
