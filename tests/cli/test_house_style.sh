@@ -29,7 +29,10 @@ for bin in "$@"; do
     for code in 0 1 2; do
         grep -q "^  $code  " <<<"$out" || fail "$p --help does not say what exit status $code means"
     done
-    [ "$(sed -n 3p <<<"$out")" != "" ] || fail "$p --help has no description under its usage"
+    # the first line after the usage block says what the program is, in a sentence
+    first=$(awk 'seen && NF { print; exit } !NF { seen = 1 }' <<<"$out")
+    awk '/^[A-Z]/ && NF >= 4 { ok = 1 } END { exit !ok }' <<<"$first" \
+        || fail "$p --help has no description under its usage: '$first'"
 
     out=$("$bin" --version 2>&1); rc=$?
     [ $rc -eq 0 ] && [ "$out" = "$p $VERSION" ] || fail "$p --version: exit $rc, '$out' (want '$p $VERSION')"

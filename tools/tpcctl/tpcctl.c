@@ -389,6 +389,9 @@ static int check_command(struct ctl *c, const struct command *cmd, const struct 
 	if ((cmd->opts & O_REASON) && (!c->reason || !*c->reason)) {
 		fprintf(stderr, "tpcctl: 'tpcctl %s %s' needs --reason TEXT (it goes into the "
 			"audit log)\n", cmd->group, cmd->name);
+		if (strcmp(cmd->group, "txn") == 0)
+			fputs("  (that is an operator's decision; a transaction of your own is "
+			      "committed or aborted in its 'tpcctl txn begin' session)\n", stderr);
 		return CTL_EXIT_USAGE;
 	}
 	return 0;
