@@ -5,6 +5,7 @@
 #   make demo     build and run the end-to-end demo (TLS=1 make demo: with mutual TLS)
 #   make bench    build and run the benchmark matrix; writes BENCHMARKS.md
 #   make lesson   exactly-once vs effectively-once vs at-least-once, run and measured
+#   make lesson-docs  the same, writing its figures into docs/exactly-once.md
 #   make torture  a long torture run (10 minutes, random seed; see docs/failure-injection.md)
 #   make growth   rule D9: 10 minutes at peak rate, every LMDB file's size each minute
 #   make bench-tls  tpc-bench with TLS beside plaintext (a section of BENCHMARKS.md)
@@ -76,10 +77,19 @@ bench: build
 # optimised build in $(BUILD): the financial close (2PC), the page-view counter in three
 # modes and the transactional outbox, each crashed on purpose with seeded kill -9 and
 # fault points and checked against the source. Prints one table, and writes it, the
-# replay checks and a plot (gnuplot, installed if missing) into docs/exactly-once.md.
-.PHONY: lesson
+# replay checks and a plot (gnuplot, from install-deps.sh --lesson) into
+# $(BUILD)/lesson-report/; a missing plot is a warning, a broken guarantee exits 1.
+# make lesson-docs: the same, and (only if every guarantee held) rewrites the tracked
+# docs/exactly-once.md and docs/exactly-once.svg with this run's figures.
+.PHONY: lesson lesson-docs
+LESSON_DEPS = bash scripts/install-deps.sh --lesson || echo "lesson: could not install \
+	gnuplot-nox; the lesson runs without a new plot" >&2
 lesson: build
+	@$(LESSON_DEPS)
 	@bash scripts/lesson.sh $(BUILD)
+lesson-docs: build
+	@$(LESSON_DEPS)
+	@LESSON_DOCS=1 bash scripts/lesson.sh $(BUILD)
 
 # make torture: the long torture run of docs/failure-injection.md on the release build
 # (TORTURE_DURATION, default 10m; a new seed each time, printed first).

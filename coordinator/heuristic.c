@@ -171,7 +171,9 @@ static void plan_gone(struct coord_server *s, uint64_t txid, int decision, int f
 	const char *st = admin_logged_status(s, txid);
 
 	v->state_before = st;
-	if (!st)
+	if (never_begun(s, txid)) /* first: nothing to decide, nothing to audit */
+		plan_refuse(v, 404, "this coordinator never issued that transaction id");
+	else if (!st)
 		plan_refuse(v, 503, "cannot read the decision log; ask again");
 	else if (st[0] == 'F')
 		plan_refuse(v, 409, "its outcome is older than the outcome retention and was "
@@ -183,8 +185,6 @@ static void plan_gone(struct coord_server *s, uint64_t txid, int decision, int f
 		       "there is nothing left to abort");
 	else if (st[0] == 'C')
 		plan_accept(v, PLAN_NOOP, "none", "COMMITTED");
-	else if (never_begun(s, txid))
-		plan_refuse(v, 409, "this coordinator never began that transaction");
 	else if (!force)
 		plan_refuse(v, 409, "no such open transaction: it is presumed aborted (participants "
 		       "that ask are told ABORTED); \"force\": true records a COMMIT instead");

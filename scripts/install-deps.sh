@@ -2,6 +2,7 @@
 # Installs the Debian packages tpc needs to build, test and demo, when any is missing.
 # Safe to run repeatedly: it does nothing when everything is already installed.
 #   --bench   also what `make bench` needs to draw its report (gnuplot);
+#   --lesson  also what `make lesson` needs to draw its plot (gnuplot);
 #             `make` and `make test` do not need them.
 set -euo pipefail
 
@@ -18,6 +19,7 @@ PKGS=(build-essential cmake pkg-config
       help2man        # man pages from each program's --help, made at build time
       etcd-server etcd-client)  # the etcd log's tests run a real 3-member cluster (scripts/etcd-cluster.sh)
 [ "${1:-}" = --bench ] && PKGS+=(gnuplot-nox)
+[ "${1:-}" = --lesson ] && PKGS+=(gnuplot-nox)
 
 missing=()
 for p in "${PKGS[@]}"; do
