@@ -446,6 +446,8 @@ int coord_dispatch(struct conn *c, const Tpc__Envelope *env)
 {
 	uint64_t req = env->request_id;
 
+	if (c->srv->ha && !coord_ha_check(c->srv)) /* ha.c: a standby serves nothing */
+		return coord_ha_refuse(c, req);
 	if (c->role == CONN_PARTICIPANT && c->peer) /* last seen, for the admin API */
 		coord_peer(c->srv, c->peer)->last_seen_wall_ms = tpc_wall_ms();
 	if (c->role == CONN_BINDING) {

@@ -151,6 +151,9 @@ struct coord_server {
 	struct coord_admin *admin;  /* HTTP server (NULL when off), stuck watch, pending ops */
 	int ready;                  /* recovery done and the RPC listener up (/readyz) */
 	uint64_t started_ms, started_wall_ms;
+	/* --log etcd (ha.c): a standby serves nothing and answers ERR_NOT_LEADER. */
+	struct coord_ha *ha;
+	int standby;
 };
 
 /* token.c: transaction tokens (proto/tpc.proto, "Who may do what") */
@@ -219,6 +222,24 @@ void coord_heuristic_commit_logged(struct coord_server *s, uint64_t txid, int st
 
 /* identity.c: participant name bindings and incarnations (D8) */
 int coord_identity_load(struct coord_server *s);
+
+/* ha.c: a coordinator of a group whose log is in etcd (docs/ha.md). */
+/** Open the etcd log and campaign once: s->standby says whether another leads. */
+int coord_ha_open(struct coord_server *s);
+/** A standby: wait for leadership on a thread; coord_lead() runs when it comes. */
+int coord_ha_wait(struct coord_server *s);
+/** 1: this coordinator leads and may serve; 0: a standby, or it just stepped down. */
+int coord_ha_check(struct coord_server *s);
+/** A standby's answer to any request: ERR_NOT_LEADER naming the leader; closes. */
+int coord_ha_refuse(struct conn *c, uint64_t req);
+/** The leader's address for Error.leader ("" when unknown). */
+const char *coord_ha_leader(struct coord_server *s, char *buf, size_t len);
+void coord_ha_stop(struct coord_server *s);   /* before the store closes */
+void coord_ha_free(struct coord_server *s);   /* after */
+/* server.c: the steps of taking the lead: a new durable epoch (D7); bindings and
+ * undelivered decisions loaded, resends armed, ready. */
+int coord_take_epoch(struct coord_server *s);
+int coord_lead(struct coord_server *s);
 /** A participant's Hello. @return 1 if the connection was closed. */
 int coord_identity_hello(struct conn *c, uint64_t req, const Tpc__Hello *h);
 /** A BIND record is done; identity.c owns and frees it. */
