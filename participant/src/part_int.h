@@ -118,6 +118,7 @@ struct tpc_participant {
 	int wake_fd;
 	struct event *wake_ev;
 	int stopping;
+	int draining;                 /* tpc_participant_drain(): no new transactions */
 
 	struct tpc_arena arena;       /* unpacked Envelopes, one frame at a time */
 	struct tpc_faults faults;      /* armed from cfg.faults at creation */
@@ -134,6 +135,8 @@ void part_logf(struct tpc_participant *p, enum tpc_log_level lvl, const char *fm
 /* part_net.c */
 int part_net_start(struct tpc_participant *p);
 void part_net_stop(struct tpc_participant *p);
+/** Bytes queued for the coordinator and not yet written to the socket. */
+size_t part_net_unsent(struct tpc_participant *p);
 void part_send_join(struct tpc_participant *p, const struct ptxn *t);
 void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const char *reason,
 		    uint64_t incarnation);

@@ -439,6 +439,11 @@ int part_net_start(struct tpc_participant *p)
 	return 0;
 }
 
+size_t part_net_unsent(struct tpc_participant *p)
+{
+	return p->bev ? evbuffer_get_length(bufferevent_get_output(p->bev)) : 0;
+}
+
 void part_net_stop(struct tpc_participant *p)
 {
 	if (p->bev) {

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
 
@@ -462,6 +463,10 @@ static int stage_limits(struct tpc_participant *p, struct ptxn *t, size_t bytes)
 		part_set_err(p, "the coordinator refused this participant's identity");
 		return p->fatal;
 	}
+	if (!t && p->draining) {
+		part_set_err(p, "the participant is draining: it takes no new transactions");
+		return TPC_ESTATE;
+	}
 	if (!t && p->txns.n - p->ntombstones >= p->cfg.max_open_txns) {
 		part_set_err(p, "too many open transactions (max %u)", p->cfg.max_open_txns);
 		return TPC_ELIMIT;
@@ -720,6 +725,112 @@ void tpc_participant_get_stats(tpc_participant *p, tpc_participant_stats *out)
 		stats_run(p, &sc);
 	else if (call_on_loop(p, &sc.call))
 		memset(out, 0, sizeof(*out)); /* the loop could not be reached: nothing known */
+}
+
+/* ---- draining ---- */
+
+#define DRAIN_POLL_MS 10
+
+/* What keeps a drain waiting: transactions not yet finished (EXPIRED tombstones only
+ * wait for an answer and hold nothing), and frames (an Ack) not yet on the wire. */
+struct drain_view {
+	size_t busy;      /* JOINING, ACTIVE, LOGGING, PREPARED, APPLYING */
+	size_t in_doubt;  /* LOGGING, PREPARED, APPLYING: a YES given or being given */
+	size_t unsent;    /* bytes in the coordinator connection's output buffer */
+};
+
+struct drain_call {
+	struct loop_call call;
+	struct drain_view v;
+};
+
+static void drain_look(struct tpc_participant *p, void *arg)
+{
+	struct drain_call *dc = arg;
+	struct u64map_iter it;
+
+	p->draining = 1;
+	dc->v = (struct drain_view){ 0 };
+	for (struct ptxn *t = u64map_iter_first(&it, &p->txns); t; t = u64map_iter_next(&it)) {
+		if (t->m.state == PS_EXPIRED)
+			continue;
+		dc->v.busy++;
+		dc->v.in_doubt += t->m.state >= PS_LOGGING && t->m.state <= PS_APPLYING;
+	}
+	u64map_iter_end(&it);
+	dc->v.unsent = part_net_unsent(p);
+	if (p->own_base && p->thread_running)
+		call_done(p, &dc->call);
+}
+
+/* One look at the participant, from any thread. */
+static int drain_poll(struct tpc_participant *p, struct drain_view *v)
+{
+	struct drain_call dc = { .call = { .fn = drain_look } };
+	int rc = 0;
+
+	dc.call.arg = &dc;
+	if (p->own_base && p->thread_running)
+		rc = call_on_loop(p, &dc.call);
+	else
+		drain_look(p, &dc);
+	*v = dc.v;
+	return rc;
+}
+
+static void drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+/* Attached mode: run the host's loop once, for at most DRAIN_POLL_MS. */
+static int drain_run_loop(struct tpc_participant *p)
+{
+	struct timeval tv = { 0, DRAIN_POLL_MS * 1000 };
+	struct event *ev = evtimer_new(p->base, drain_tick, NULL);
+
+	if (!ev)
+		return -ENOMEM;
+	evtimer_add(ev, &tv);
+	int rc = event_base_loop(p->base, EVLOOP_ONCE) < 0 ? -EIO : 0;
+	event_free(ev);
+	return rc;
+}
+
+int tpc_participant_drain(tpc_participant *p, uint32_t timeout_ms, size_t *in_doubt)
+{
+	struct drain_view v;
+	uint64_t until = tpc_now_ms() + timeout_ms;
+	int rc;
+
+	if (in_doubt)
+		*in_doubt = 0;
+	if (!p)
+		return -EINVAL;
+	if (!p->base)
+		return TPC_ESTATE;
+	while ((rc = drain_poll(p, &v)) == 0 && (v.busy || v.unsent) && tpc_now_ms() < until) {
+		if (p->own_base && p->thread_running) {
+			struct timespec ts = { 0, DRAIN_POLL_MS * 1000000L };
+			nanosleep(&ts, NULL);
+		} else if ((rc = drain_run_loop(p)) != 0) {
+			break;
+		}
+	}
+	if (rc) {
+		part_set_err(p, "cannot drain: %s", tpc_strerror(rc));
+		return rc;
+	}
+	if (in_doubt)
+		*in_doubt = v.in_doubt;
+	if (!v.busy && !v.unsent)
+		return 0;
+	part_set_err(p, "drained for %u ms: %zu transaction(s) left, %zu of them prepared and "
+		     "waiting for the coordinator's decision", timeout_ms, v.busy, v.in_doubt);
+	part_logf(p, TPC_LOG_WARN, "%s", p->errmsg);
+	return -ETIMEDOUT;
 }
 
 /* ---- shutdown ---- */

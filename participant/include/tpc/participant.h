@@ -176,6 +176,36 @@ TPC_API int tpc_participant_start(tpc_participant *p);
 TPC_API void tpc_participant_free(tpc_participant *p);
 
 /**
+ * @brief Before tpc_participant_free(): stop taking new transactions and finish what
+ *        is under way, waiting at most @p timeout_ms.
+ *
+ * From the first call on, a stage call for a txid this participant does not already
+ * hold fails with TPC_ESTATE (writes to transactions it holds are still taken). The
+ * participant keeps serving the coordinator: a transaction that is decided (its
+ * Decision arrives) is applied to the sink and acknowledged, and the Ack is written to
+ * the socket, so the coordinator does not keep the transaction open for a participant
+ * that is gone. It returns once no transaction is left (EXPIRED tombstones aside), or
+ * when @p timeout_ms ran out.
+ *
+ * What is left at the timeout is safe: a prepared transaction (YES given) stays on disk
+ * and is resolved at the next start (tpc_participant_list_prepared() names them); a
+ * transaction with staged writes and no Prepare is lost with the process and aborts
+ * at the coordinator.
+ *
+ * Started (tpc_participant_start()): call from any thread but the loop's. Attached
+ * (tpc/libevent.h): call from the loop's thread, outside the loop's callbacks; it runs
+ * the host's loop (EVLOOP_ONCE) until done, so the host's other events run meanwhile.
+ * @param timeout_ms how long to wait; 0 does not wait (it only stops new work and
+ *        reports)
+ * @param[out] in_doubt prepared transactions still waiting for their decision (may be
+ *        NULL)
+ * @return 0 when nothing is left; -ETIMEDOUT when something is (errmsg says what);
+ *         TPC_ESTATE when neither started nor attached; -errno when the loop thread
+ *         could not be woken
+ */
+TPC_API int tpc_participant_drain(tpc_participant *p, uint32_t timeout_ms, size_t *in_doubt);
+
+/**
  * Completion of a staged write.
  * @param err 0 once the write is staged and the participant is a member of the
  *        transaction at the coordinator; else TPC_ENOTFOUND / TPC_ENOTACTIVE (the
