@@ -13,8 +13,7 @@
  *                  pending --its connection dropped------------> done (TPC_ECLOSED, or the
  *                                                                 code of an Error the
  *                                                                 coordinator sent first)
- *                  pending --its connect failed / timed out----> done (-ECONNREFUSED, ...,
- *                                                                 -ETIMEDOUT)
+ *                  pending --its connect failed / timed out----> done (TPC_EUNREACHABLE)
  *                  pending --tpc_client_free-------------------> done (TPC_ECLOSED)
  *   A Commit or Abort that fails gets TPC_OUTCOME_UNKNOWN; reasons and messages live on
  *   the handle (tpc_client_errmsg) and, for outcome callbacks, in the reason argument.
@@ -480,8 +479,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 }
 
 /*
- * The connect failed: nothing was delivered. Requests fail with the socket's error
- * (-ECONNREFUSED, -ENETUNREACH, ...) when libevent left a usable one, else TPC_ECLOSED.
+ * The connect failed: nothing was delivered. Requests fail with TPC_EUNREACHABLE, the
+ * errmsg naming the socket's error (connection refused, ...) when libevent left one.
  */
 static int connect_failed(struct tpc_client *c, int sockerr)
 {
@@ -499,7 +498,7 @@ static int connect_failed(struct tpc_client *c, int sockerr)
 
 	set_err(c, 0, "cannot connect to the coordinator at %s: %s", c->coordinator,
 		usable ? evutil_socket_error_to_string(sockerr) : "connection failed");
-	return usable ? -sockerr : TPC_ECLOSED;
+	return TPC_EUNREACHABLE; /* errmsg keeps the socket's reason */
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -540,7 +539,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	if (c->bev && c->connecting && c->connect_deadline_ms <= now) {
 		set_err(c, 0, "cannot connect to the coordinator at %s within %u ms",
 			c->coordinator, (unsigned)c->cfg.connect_timeout_ms);
-		drop_connection(c, -ETIMEDOUT);
+		drop_connection(c, TPC_EUNREACHABLE);
 	}
 	while (!c->freeing && (r = oldest(c)) && r->deadline_ms <= now) {
 		set_err(c, 0, "no reply to %s within %u ms", kind_name(r->kind),

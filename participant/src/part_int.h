@@ -99,6 +99,11 @@ struct tpc_participant {
 	int connected;                /* HelloReply received on the current connection */
 	uint32_t reconnect_ms;
 	struct event *reconnect_ev, *hello_ev;
+	struct event *unreach_ev;     /* fires unreachable_timeout_ms after the connection
+					 went (or never came), then every UNREACH_WARN_MS */
+	uint64_t down_since_ms;       /* no connection since (monotonic); 0: connected */
+	int unreachable;              /* down for unreachable_timeout_ms: new work fails */
+	char net_err[340];            /* why the last connection attempt failed */
 
 	struct batch_writer *writer;      /* the state log: PREPARED records, drops */
 	struct batch_writer *sink_writer; /* the sink: applies */

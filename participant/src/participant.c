@@ -36,6 +36,7 @@ static const tpc_participant_config part_defaults = {
 	.max_frame = TPC_FRAME_DEFAULT_MAX,
 	.map_size = 1ull << 30,
 	.max_epoch_jump = PART_DEFAULT_MAX_EPOCH_JUMP,
+	.unreachable_timeout_ms = 5000,
 };
 
 void tpc_participant_config_init(tpc_participant_config *cfg)
@@ -59,6 +60,8 @@ void part_config_resolve(tpc_participant_config *cfg)
 		cfg->map_size = part_defaults.map_size;
 	if (!cfg->max_epoch_jump)
 		cfg->max_epoch_jump = part_defaults.max_epoch_jump;
+	if (!cfg->unreachable_timeout_ms)
+		cfg->unreachable_timeout_ms = part_defaults.unreachable_timeout_ms;
 }
 
 void part_set_err(struct tpc_participant *p, const char *fmt, ...)
@@ -462,6 +465,12 @@ static int stage_limits(struct tpc_participant *p, struct ptxn *t, size_t bytes)
 	if (p->fatal) {
 		part_set_err(p, "the coordinator refused this participant's identity");
 		return p->fatal;
+	}
+	if (!t && p->unreachable) {
+		part_set_err(p, "the coordinator at %s has been unreachable for %llu ms (%s)",
+			     p->coordinator, (unsigned long long)(tpc_now_ms() - p->down_since_ms),
+			     p->net_err[0] ? p->net_err : "no connection");
+		return TPC_EUNREACHABLE;
 	}
 	if (!t && p->draining) {
 		part_set_err(p, "the participant is draining: it takes no new transactions");

@@ -7,10 +7,16 @@
  *  - examples/embed drains its participant before it exits: the coordinator is left
  *    with no open transaction (before tpc_participant_drain() it kept one, waiting for
  *    the example's Ack, on every run).
+ *  - with the coordinator down, a participant fails fast: tpc-kv answers a Put with an
+ *    Error naming the unreachable coordinator within about --unreachable-timeout (not
+ *    the 60 s transaction timeout) and logs one WARN line for it, not one per Put;
+ *    in the library, tpc_participant_stage_wait() returns TPC_EUNREACHABLE and works
+ *    again once the coordinator is up.
  *
  * Nothing sleeps a fixed time: each wait polls a condition against a deadline. The
  * cluster (coord_harness.c) kills every process and removes the folder in teardown.
  */
+#include <errno.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +33,8 @@
 #include "coord_harness.h"
 #include "httpc.h"
 #include "kv_harness.h"
+#include "tpc/participant.h"
+#include "tpc/sink_lmdb.h"
 
 #define POLL_MS 20
 
@@ -125,11 +133,114 @@ static void test_embed_example_leaves_no_open_transaction(void **state)
 	}
 }
 
+/* ---- 2. fail fast while the coordinator is unreachable ----------------------------- */
+
+static void test_kv_put_fails_fast_while_the_coordinator_is_down(void **state)
+{
+	struct fx *f = *state;
+	struct kv_svc kv;
+	const char *const extra[] = { "--unreachable-timeout", "300ms", NULL };
+
+	kv_svc_init(&kv, f->c, "kv-down", "kv-down"); /* the coordinator was never started */
+	kv_svc_start(&kv, f->c, NULL, extra);
+	for (uint64_t txid = 1; txid <= 3; txid++) {
+		uint64_t t0 = now_ms();
+		int rc = kv_svc_put_rc(&kv, txid, "k", "v");
+		uint64_t took = now_ms() - t0;
+		if (rc != TPC_WC_EREPLY)
+			fail_msg("put %llu: %d (%s), expected an Error", (unsigned long long)txid, rc,
+				 tpc_wc_errmsg(kv.wc));
+		assert_int_equal(tpc_wc_error_code(kv.wc), TPC__ERROR_CODE__ERR_UNAVAILABLE);
+		if (!strstr(tpc_wc_errmsg(kv.wc), "unreachable"))
+			fail_msg("put %llu: the Error does not say the coordinator is unreachable: %s",
+				 (unsigned long long)txid, tpc_wc_errmsg(kv.wc));
+		if (took > 5000)
+			fail_msg("put %llu took %llu ms to fail", (unsigned long long)txid,
+				 (unsigned long long)took);
+	}
+	/* once when it started, not once per Put (the next line is 30 s later) */
+	assert_int_equal(kv_svc_log_count(&kv, "has been unreachable", NULL), 1);
+	kv_svc_close_conn(&kv);
+}
+
+struct lib_part {
+	tpc_participant *p;
+	char state[PATH_MAX + 16], sink[PATH_MAX + 16];
+};
+
+static void lib_part_start(struct fx *f, struct lib_part *lp, const char *name,
+			   uint32_t unreachable_ms)
+{
+	tpc_participant_config cfg;
+	int err = 0;
+
+	snprintf(lp->state, sizeof(lp->state), "%s/%s-state", f->c->dir, name);
+	snprintf(lp->sink, sizeof(lp->sink), "%s/%s-sink", f->c->dir, name);
+	tpc_sink *sink = tpc_sink_lmdb_open(lp->sink, 0, &err);
+	assert_non_null(sink);
+	tpc_participant_config_init(&cfg);
+	cfg.coordinator = f->c->hostport;
+	cfg.name = name;
+	cfg.state_dir = lp->state;
+	cfg.unreachable_timeout_ms = unreachable_ms;
+	lp->p = tpc_participant_new(&cfg, sink, &err);
+	assert_non_null(lp->p);
+	assert_int_equal(tpc_participant_start(lp->p), 0);
+}
+
+static void lib_part_wait_connected(struct lib_part *lp)
+{
+	tpc_participant_stats st;
+	uint64_t deadline = now_ms() + WAIT_MS;
+
+	for (;;) {
+		tpc_participant_get_stats(lp->p, &st);
+		if (st.connected)
+			return;
+		if (now_ms() >= deadline)
+			fail_msg("the participant did not connect: %s", tpc_participant_errmsg(lp->p));
+		poll(NULL, 0, POLL_MS);
+	}
+}
+
+static void test_stage_wait_fails_with_eunreachable_then_works_again(void **state)
+{
+	struct fx *f = *state;
+	struct lib_part lp;
+
+	lib_part_start(f, &lp, "lib-down", 200);
+	uint64_t t0 = now_ms();
+	int rc = tpc_participant_stage_wait(lp.p, 7, "k", 1, "v", 1);
+	uint64_t took = now_ms() - t0;
+	if (rc != TPC_EUNREACHABLE)
+		fail_msg("stage_wait: %s (%s)", tpc_strerror(rc), tpc_participant_errmsg(lp.p));
+	assert_true(took < 5000);
+	/* once it has been unreachable that long, a new txid fails at once */
+	t0 = now_ms();
+	assert_int_equal(tpc_participant_stage_wait(lp.p, 8, "k", 1, "v", 1), TPC_EUNREACHABLE);
+	assert_true(now_ms() - t0 < 1000);
+	assert_non_null(strstr(tpc_participant_errmsg(lp.p), "unreachable"));
+	assert_string_not_equal(tpc_strerror(TPC_EUNREACHABLE), tpc_strerror(-ETIMEDOUT));
+
+	start_coordinator(f);
+	lib_part_wait_connected(&lp);
+	tpc_wc *wc = client_open(f->c, NULL);
+	uint64_t txid = client_begin(wc, NULL);
+	assert_int_equal(tpc_participant_stage_wait(lp.p, txid, "k", 1, "v", 1), 0);
+	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
+	assert_int_equal(tpc_participant_drain(lp.p, WAIT_MS, NULL), 0);
+	tpc_participant_free(lp.p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_embed_example_leaves_no_open_transaction,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_kv_put_fails_fast_while_the_coordinator_is_down, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_stage_wait_fails_with_eunreachable_then_works_again, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,6 +67,7 @@ struct kv_opts {
 	int file_sink;                  /* --sink file: the append-only file sink */
 	uint32_t group_commit;
 	uint32_t txn_timeout_ms;
+	uint32_t unreachable_timeout_ms; /* 0: libtpc's default */
 	uint32_t max_conns;             /* default 1024 */
 	uint32_t idle_timeout_ms;       /* default 10m; 0: never */
 	uint32_t frame_timeout_ms;      /* default 30s */
@@ -217,7 +218,8 @@ static void on_put(struct kv_conn *c, uint64_t req, const Tpc__KvPut *m)
 					     m->value.data, m->value.len, on_staged, pr);
 	if (rc) {
 		c->puts_waiting--;
-		send_error(c, req, wire_code(rc), tpc_strerror(rc), m->txid);
+		send_error(c, req, wire_code(rc), rc == TPC_EUNREACHABLE
+			   ? tpc_participant_errmsg(c->srv->part) : tpc_strerror(rc), m->txid);
 		free(pr);
 	}
 }
@@ -713,6 +715,7 @@ static int open_participant(struct kv_server *s)
 	cfg.faults = fault_spec(s->opts.faults, faults, sizeof(faults));
 	if (s->opts.txn_timeout_ms)
 		cfg.txn_timeout_ms = s->opts.txn_timeout_ms;
+	cfg.unreachable_timeout_ms = s->opts.unreachable_timeout_ms; /* 0: the default */
 	if (s->tls) { /* the same files for the coordinator connection */
 		cfg.tls_cert = s->opts.tls.cert;
 		cfg.tls_key = s->opts.tls.key;
@@ -909,6 +912,8 @@ static const char usage_text[] =
 	"      --prepared             list prepared (in-doubt) transactions, read-only\n"
 	"      --group-commit N       records per forced write; 1 turns group commit off\n"
 	"      --txn-timeout DURATION staged writes without Prepare expire (default 60s)\n"
+	"      --unreachable-timeout DURATION  with no coordinator connection this long,\n"
+	"                             Puts of new transactions fail at once (default 5s)\n"
 	"      --sink lmdb|file       where committed writes land: an LMDB store in\n"
 	"                             DIR/sink (default) or an append-only file DIR/sink.log\n"
 	"      --max-conns N          connection limit; more are told ERR_LIMIT and closed\n"
@@ -943,7 +948,7 @@ static const char usage_text[] =
 
 enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT, OPT_SINK,
        OPT_MAX_CONNS, OPT_IDLE, OPT_FRAME, OPT_MAX_OUTPUT, OPT_REQUIRE_TOKEN,
-       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS, OPT_FAULTS };
+       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS, OPT_FAULTS, OPT_UNREACHABLE };
 
 static const struct option long_opts[] = {
 	{ "name", required_argument, NULL, 'n' },
@@ -956,6 +961,7 @@ static const struct option long_opts[] = {
 	{ "sink", required_argument, NULL, OPT_SINK },
 	{ "group-commit", required_argument, NULL, OPT_GROUP },
 	{ "txn-timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "unreachable-timeout", required_argument, NULL, OPT_UNREACHABLE },
 	{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
 	{ "frame-timeout", required_argument, NULL, OPT_FRAME },
@@ -1046,6 +1052,11 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		if (tpc_parse_duration_ms(v, &n) || n < 1 || n > UINT32_MAX)
 			return usage_error("--txn-timeout expects a duration such as 30s");
 		o->txn_timeout_ms = (uint32_t)n;
+		return 0;
+	case OPT_UNREACHABLE:
+		if (tpc_parse_duration_ms(v, &n) || n < 1 || n > UINT32_MAX)
+			return usage_error("--unreachable-timeout expects a duration such as 5s");
+		o->unreachable_timeout_ms = (uint32_t)n;
 		return 0;
 	default: return parse_limit(o, c, v);
 	}

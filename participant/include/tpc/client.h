@@ -13,8 +13,9 @@
  * TPC_OUTCOME_UNKNOWN: the transaction may have committed. Resolve it with
  * tpc_client_status(), or by calling begin again with the same transaction key
  * (which reports an earlier commit instead of starting new work). The client
- * reconnects by itself on the next request; a failed connect completes the request
- * with the socket's error (-ECONNREFUSED, ...) or -ETIMEDOUT.
+ * reconnects by itself on the next request; a failed connect (refused, unreachable, or
+ * not done within connect_timeout_ms) completes the request with TPC_EUNREACHABLE at
+ * once, tpc_client_errmsg() naming the socket's reason: nothing was sent.
  *
  * Transaction token: a Begin that starts a transaction also returns its token,
  * TPC_TXN_TOKEN_LEN random bytes (tpc_client_begin_token(), _async). It proves to a
@@ -51,7 +52,8 @@ typedef struct tpc_client tpc_client;
 typedef struct tpc_client_config {
 	const char *coordinator;      /**< "HOST:PORT" of the coordinator (required) */
 	const char *name;             /**< a label for the coordinator's logs (optional) */
-	uint32_t connect_timeout_ms;  /**< default 5000 */
+	uint32_t connect_timeout_ms;  /**< a connect not done in time fails the request with
+					   TPC_EUNREACHABLE; default 5000 */
 	uint32_t request_timeout_ms;  /**< a reply not received in time fails with -ETIMEDOUT
 					   (a Commit: TPC_OUTCOME_UNKNOWN); default 30000 */
 	uint32_t max_frame;           /**< largest frame sent or accepted (default 1 MiB) */

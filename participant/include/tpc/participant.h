@@ -137,6 +137,15 @@ typedef struct tpc_participant_config {
 	 * fault is logged only through @p log, at WARN, possibly from a writer thread.
 	 */
 	const char *faults;
+	/**
+	 * Fail fast while the coordinator cannot be reached: once the participant has had
+	 * no connection (none yet, or the last one lost) for this long, a stage call for a
+	 * new txid fails at once with TPC_EUNREACHABLE, and stage calls waiting to send
+	 * their Join fail with it too, instead of waiting for txn_timeout_ms. A WARN line
+	 * says so when it starts and every 30 s while it lasts; an INFO line when the
+	 * coordinator answers again (then stage calls work again). Default 5000.
+	 */
+	uint32_t unreachable_timeout_ms;
 } tpc_participant_config;
 
 /** @brief Fill @p cfg with the defaults above (coordinator, name, state_dir unset): the
@@ -213,7 +222,9 @@ TPC_API int tpc_participant_drain(tpc_participant *p, uint32_t timeout_ms, size_
  *        earlier incarnation of this participant: it aborts), TPC_EEXPIRED (the
  *        staged writes expired while waiting), TPC_EDENIED (the coordinator refused
  *        the Join's transaction token, or the missing token where it requires one:
- *        nothing is kept), TPC_EIDENTITY, TPC_ELIMIT, TPC_ECLOSED
+ *        nothing is kept), TPC_EUNREACHABLE (no connection to the coordinator for
+ *        unreachable_timeout_ms: the Join was never sent, nothing is kept),
+ *        TPC_EIDENTITY, TPC_ELIMIT, TPC_ECLOSED
  */
 typedef void (*tpc_stage_cb)(void *arg, int err, tpc_txid txid);
 
@@ -229,7 +240,9 @@ typedef void (*tpc_stage_cb)(void *arg, int err, tpc_txid txid);
  * @return 0 if accepted (cb runs exactly once), or a negative code (cb does not run):
  *         TPC_EEXPIRED if this txid's staged writes expired here (the transaction
  *         aborts; it is never joined again), TPC_ENOTACTIVE if it is already
- *         deciding, TPC_EIDENTITY after the identity was refused, TPC_ELIMIT, ...
+ *         deciding, TPC_EUNREACHABLE while the coordinator has been unreachable for
+ *         unreachable_timeout_ms (a new txid only), TPC_ESTATE once draining (a new
+ *         txid only), TPC_EIDENTITY after the identity was refused, TPC_ELIMIT, ...
  */
 TPC_API int tpc_participant_stage(tpc_participant *p, tpc_txid txid, const void *key,
 				  size_t key_len, const void *value, size_t value_len,
