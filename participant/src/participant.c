@@ -13,6 +13,7 @@
 #include "part_int.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,9 +376,17 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(p->base);
 }
 
+/* The loop thread writes to the coordinator's socket: a write after the peer reset it
+ * raises SIGPIPE in the writing thread, which would kill a host that does not ignore
+ * it. Blocked here, it stays pending on this thread and the write fails with EPIPE. */
 static void *loop_main(void *arg)
 {
 	struct tpc_participant *p = arg;
+	sigset_t pipe;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 	event_base_loop(p->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	return NULL;
 }

@@ -589,6 +589,21 @@ static int refusing_applied(void *self, tpc_txid txid)
 	return tpc_sink_applied(((struct refusing_sink *)self)->inner, txid);
 }
 
+static void refusing_abort(void *self, tpc_txid txid)
+{
+	tpc_sink_abort(((struct refusing_sink *)self)->inner, txid);
+}
+
+static void refusing_forget(void *self, const tpc_txid *txids, size_t n)
+{
+	tpc_sink_forget(((struct refusing_sink *)self)->inner, txids, n);
+}
+
+static void refusing_committing(void *self, tpc_txid txid)
+{
+	tpc_sink_committing(((struct refusing_sink *)self)->inner, txid);
+}
+
 static void refusing_destroy(void *self)
 {
 	tpc_sink_free(((struct refusing_sink *)self)->inner);
@@ -600,6 +615,9 @@ static const tpc_sink_ops refusing_ops = {
 	.commit = refusing_commit,
 	.applied = refusing_applied,
 	.destroy = refusing_destroy,
+	.abort = refusing_abort,
+	.forget = refusing_forget,
+	.committing = refusing_committing,
 };
 
 static tpc_sink *wrap_refusing(const struct kv_opts *opts, tpc_sink *inner)

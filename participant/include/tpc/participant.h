@@ -57,6 +57,28 @@
  * everything from that loop's thread), or tpc_participant_start() to run on a
  * background thread of its own (then tpc_participant_stage_wait() may be called from
  * any thread).
+ *
+ * Signals: the participant writes to the coordinator's socket from its loop thread, and
+ * a write to a connection the peer reset raises SIGPIPE in the writing thread. Started
+ * (tpc_participant_start()), its own thread blocks SIGPIPE, so the host need do
+ * nothing. Attached, the writes happen on the host's loop thread: the host must ignore
+ * SIGPIPE (signal(SIGPIPE, SIG_IGN)), as every libevent program writing to sockets must.
+ * The library's writer threads block every signal.
+ *
+ * Isolation: tpc gives atomicity (all participants apply a transaction, or none does)
+ * and exactly-once application; it is not a lock manager. Staged writes are private to
+ * their transaction until it commits, and nothing stops two open transactions from
+ * staging writes to the same key: each is applied when its own COMMIT arrives, so of
+ * two committed transactions writing one key, the one applied last wins. A sink may
+ * refuse at prepare (a NO vote, so that transaction aborts) what it cannot allow. The
+ * LMDB sink (tpc/sink_lmdb.h) refuses a prepare whose keys are held by another
+ * transaction it has prepared and that is not decided yet, with a reason naming the
+ * key, so two transactions writing one key never both stand prepared there: the first
+ * to prepare goes on, the later one aborts and may be retried. A transaction is decided
+ * here once the coordinator's decision reached the participant, so a client that
+ * commits one transaction and then writes the same key in the next is never refused:
+ * the commits are applied in that order. Reads
+ * (tpc_sink_lmdb_get()) see committed data only, never staged or prepared writes.
  */
 #ifndef TPC_PARTICIPANT_H
 #define TPC_PARTICIPANT_H
