@@ -128,6 +128,7 @@ struct tpc_client {
 	int depth;                   /* nested callback frames running right now */
 	int freeing;                 /* tpc_client_free was called */
 	char errmsg[256];
+	tpc_client_outcome last;     /* the last Outcome received (tpc_client_last_outcome) */
 };
 
 /* ---- small helpers ---------------------------------------------------------------- */
@@ -357,6 +358,28 @@ static void on_begin_reply(struct tpc_client *c, struct creq *r, const Tpc__Begi
 	finish(c, r, 0, &rep);
 }
 
+/* Keep every field of an Outcome for tpc_client_last_outcome(). */
+static void keep_outcome(struct tpc_client *c, const Tpc__Outcome *m, tpc_outcome o)
+{
+	tpc_client_outcome *l = &c->last;
+
+	l->txid = m->txid;
+	l->outcome = o;
+	snprintf(l->reason, sizeof(l->reason), "%s", m->reason ? m->reason : "");
+	snprintf(l->participant, sizeof(l->participant), "%s",
+		 m->abort_participant ? m->abort_participant : "");
+	snprintf(l->participant_reason, sizeof(l->participant_reason), "%s",
+		 m->abort_reason ? m->abort_reason : "");
+}
+
+int tpc_client_last_outcome(const tpc_client *c, tpc_client_outcome *out)
+{
+	if (!c || !out)
+		return -EINVAL;
+	*out = c->last;
+	return c->last.txid ? 0 : -ENOENT;
+}
+
 static void on_outcome(struct tpc_client *c, struct creq *r, const Tpc__Outcome *m)
 {
 	struct creply rep = { .reason = m->reason };
@@ -367,6 +390,7 @@ static void on_outcome(struct tpc_client *c, struct creq *r, const Tpc__Outcome 
 	case TPC__OUTCOME_KIND__OUTCOME_FORGOTTEN: rep.outcome = TPC_OUTCOME_FORGOTTEN; break;
 	default: rep.outcome = TPC_OUTCOME_UNKNOWN; break; /* the coordinator does not know */
 	}
+	keep_outcome(c, m, rep.outcome);
 	finish(c, r, 0, &rep);
 }
 

@@ -231,18 +231,21 @@ void part_step_all(struct tpc_participant *p, const struct part_event *ev)
 	u64map_iter_end(&it);
 }
 
-/* The sink's prepare() on the staged writes: 0 vote YES, negative vote NO. */
-int part_sink_prepare(struct tpc_participant *p, struct ptxn *t)
+/* The sink's prepare() on the staged writes: 0 vote YES, negative vote NO (@p reason,
+ * of @p reason_len bytes, says why as the sink worded it; "" when it did not). */
+int part_sink_prepare(struct tpc_participant *p, struct ptxn *t, char *reason,
+		      size_t reason_len)
 {
 	size_t len, n;
 	tpc_write *w;
-	char reason[128] = "";
 	const uint8_t *bytes = part_blob_bytes(&t->blob, &len);
 
+	reason[0] = '\0';
 	if (!bytes || part_blob_decode(bytes, len, &w, &n))
 		return -ENOMEM;
 	tpc_sink_txn st = { .txid = t->m.txid, .writes = w, .nwrites = n };
-	int rc = tpc_sink_prepare(p->sink, &st, reason, sizeof(reason));
+	int rc = tpc_sink_prepare(p->sink, &st, reason, reason_len);
+	reason[reason_len - 1] = '\0';
 	free(w);
 	if (rc && reason[0])
 		part_logf(p, TPC_LOG_INFO, "txid %llu refused by the sink: %s",

@@ -153,7 +153,8 @@ int part_step(struct tpc_participant *p, struct ptxn *t, const struct part_event
 void part_step_all(struct tpc_participant *p, const struct part_event *ev);
 struct ptxn *part_txn_new(struct tpc_participant *p, uint64_t txid);
 void part_txn_free(struct tpc_participant *p, struct ptxn *t);
-int part_sink_prepare(struct tpc_participant *p, struct ptxn *t);
+int part_sink_prepare(struct tpc_participant *p, struct ptxn *t, char *reason,
+		      size_t reason_len);
 int part_log_writer_write(void *ctx, struct bw_item *head, size_t n);
 int part_sink_writer_write(void *ctx, struct bw_item *head, size_t n);
 void part_flush_forgets(struct tpc_participant *p);

@@ -261,7 +261,8 @@ static int on_hello_reply(struct tpc_participant *p, const Tpc__HelloReply *r)
 static void on_prepare(struct tpc_participant *p, const Tpc__Prepare *m)
 {
 	struct ptxn *t = u64map_get(&p->txns, m->txid);
-	struct part_event ev = { .type = PEV_PREPARE, .epoch = m->epoch };
+	char reason[256]; /* the sink's, for the NO vote: lives through the step */
+	struct part_event ev = { .type = PEV_PREPARE, .epoch = m->epoch, .reason = reason };
 
 	if (epoch_jumped(p, m->epoch, "Prepare", m->txid))
 		return;
@@ -272,8 +273,9 @@ static void on_prepare(struct tpc_participant *p, const Tpc__Prepare *m)
 				       p->incarnation);
 		return;
 	}
+	reason[0] = '\0';
 	if (t->m.state == PS_ACTIVE && m->epoch >= p->highest_epoch)
-		ev.sink_ok = part_sink_prepare(p, t);
+		ev.sink_ok = part_sink_prepare(p, t, reason, sizeof(reason));
 	part_step(p, t, &ev);
 }
 

@@ -12,6 +12,10 @@
  *    the 60 s transaction timeout) and logs one WARN line for it, not one per Put;
  *    in the library, tpc_participant_stage_wait() returns TPC_EUNREACHABLE and works
  *    again once the coordinator is up.
+ *  - a sink's NO vote reaches the client with the participant's name and the sink's own
+ *    words (Outcome.reason, tpc_client_last_outcome()), the admin API (GET of the
+ *    aborted txid) and the coordinator's log line; `tpcctl txn abort` reaches the
+ *    client as "aborted by operator".
  *
  * Nothing sleeps a fixed time: each wait polls a condition against a deadline. The
  * cluster (coord_harness.c) kills every process and removes the folder in teardown.
@@ -26,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -33,6 +38,7 @@
 #include "coord_harness.h"
 #include "httpc.h"
 #include "kv_harness.h"
+#include "tpc/client.h"
 #include "tpc/participant.h"
 #include "tpc/sink_lmdb.h"
 
@@ -232,6 +238,153 @@ static void test_stage_wait_fails_with_eunreachable_then_works_again(void **stat
 	tpc_participant_free(lp.p);
 }
 
+/* ---- 3. a NO vote's reason, and the operator's abort, reach the client -------------- */
+
+/* A ledger that takes no negative amounts: prepare() refuses them in its own words. */
+static int ledger_prepare(void *self, const tpc_sink_txn *txn, char *reason, size_t len)
+{
+	(void)self;
+	for (size_t i = 0; i < txn->nwrites; i++)
+		if (txn->writes[i].value_len && *(const char *)txn->writes[i].value == '-') {
+			snprintf(reason, len, "negative amount");
+			return TPC_EREFUSED;
+		}
+	return 0;
+}
+
+static int ledger_commit(void *self, const tpc_sink_txn *txns, size_t n)
+{
+	(void)self;
+	(void)txns;
+	(void)n;
+	return 0;
+}
+
+static const tpc_sink_ops ledger_ops = { .prepare = ledger_prepare, .commit = ledger_commit };
+
+static tpc_participant *ledger_start(struct fx *f)
+{
+	tpc_participant_config cfg;
+	char state[PATH_MAX + 16];
+	int err = 0;
+
+	snprintf(state, sizeof(state), "%s/ledger-state", f->c->dir);
+	tpc_participant_config_init(&cfg);
+	cfg.coordinator = f->c->hostport;
+	cfg.name = "ledger";
+	cfg.state_dir = state;
+	tpc_participant *p = tpc_participant_new(&cfg, tpc_sink_new(&ledger_ops, NULL), &err);
+	assert_non_null(p);
+	assert_int_equal(tpc_participant_start(p), 0);
+	return p;
+}
+
+static tpc_client *client_new(struct fx *f)
+{
+	tpc_client_config cfg;
+	int err = 0;
+
+	tpc_client_config_init(&cfg);
+	cfg.coordinator = f->c->hostport;
+	tpc_client *c = tpc_client_new(&cfg, &err);
+	assert_non_null(c);
+	return c;
+}
+
+/* GET the aborted txid: 404, with why. */
+static void expect_admin_abort(struct fx *f, tpc_txid txid, const char *reason,
+			       const char *participant, const char *participant_reason)
+{
+	char path[64];
+	int status;
+
+	snprintf(path, sizeof(path), "/v1/transactions/%llu", (unsigned long long)txid);
+	json_t *j = admin_get(f, path, &status);
+	assert_int_equal(status, 404);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "ABORTED");
+	assert_string_equal(json_string_value(json_object_get(j, "reason")), reason);
+	if (participant) {
+		assert_string_equal(json_string_value(json_object_get(j, "abort_participant")),
+				    participant);
+		assert_string_equal(json_string_value(json_object_get(j, "abort_reason")),
+				    participant_reason);
+	} else {
+		assert_true(json_is_null(json_object_get(j, "abort_participant")));
+	}
+	json_decref(j);
+}
+
+static void test_no_vote_reason_reaches_client_admin_api_and_log(void **state)
+{
+	struct fx *f = *state;
+	tpc_txid txid = 0;
+	tpc_outcome o = TPC_OUTCOME_UNKNOWN;
+	tpc_client_outcome info;
+	char reason[256], line[128];
+	const char *want = "participant \"ledger\" voted NO: negative amount";
+
+	start_coordinator(f);
+	tpc_participant *p = ledger_start(f);
+	tpc_client *c = client_new(f);
+	assert_int_equal(tpc_client_last_outcome(c, &info), -ENOENT);
+	assert_int_equal(tpc_client_begin(c, NULL, 0, &txid, NULL), 0);
+	assert_int_equal(tpc_participant_stage_wait(p, txid, "acct:7", 6, "-50", 3), 0);
+	assert_int_equal(tpc_client_commit(c, txid, &o, reason, sizeof(reason)), 0);
+	assert_int_equal(o, TPC_OUTCOME_ABORTED);
+	assert_string_equal(reason, want);
+	assert_int_equal(tpc_client_last_outcome(c, &info), 0);
+	assert_int_equal(info.txid, txid);
+	assert_int_equal(info.outcome, TPC_OUTCOME_ABORTED);
+	assert_string_equal(info.reason, want);
+	assert_string_equal(info.participant, "ledger");
+	assert_string_equal(info.participant_reason, "negative amount");
+
+	/* asked again after the abort: the same answer, from memory */
+	assert_int_equal(tpc_client_commit(c, txid, &o, reason, sizeof(reason)), 0);
+	assert_int_equal(o, TPC_OUTCOME_ABORTED);
+	assert_string_equal(reason, want);
+	expect_admin_abort(f, txid, want, "ledger", "negative amount");
+	snprintf(line, sizeof(line), "txid %llu aborted: %s", (unsigned long long)txid, want);
+	coord_wait_log(f->c, line);
+
+	/* a positive amount still commits */
+	assert_int_equal(tpc_client_begin(c, NULL, 0, &txid, NULL), 0);
+	assert_int_equal(tpc_participant_stage_wait(p, txid, "acct:7", 6, "50", 2), 0);
+	assert_int_equal(tpc_client_commit(c, txid, &o, NULL, 0), 0);
+	assert_int_equal(o, TPC_OUTCOME_COMMITTED);
+	assert_int_equal(tpc_participant_drain(p, WAIT_MS, NULL), 0);
+	tpc_client_free(c);
+	tpc_participant_free(p);
+}
+
+static void test_operator_abort_tells_the_client(void **state)
+{
+	struct fx *f = *state;
+	tpc_txid txid = 0;
+	tpc_outcome o = TPC_OUTCOME_UNKNOWN;
+	char reason[256], id[32], out[2048];
+	int status = -1;
+
+	start_coordinator(f);
+	tpc_participant *p = ledger_start(f);
+	tpc_client *c = client_new(f);
+	assert_int_equal(tpc_client_begin(c, NULL, 0, &txid, NULL), 0);
+	assert_int_equal(tpc_participant_stage_wait(p, txid, "acct:8", 6, "5", 1), 0);
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)txid);
+	char *argv[] = { TPCCTL_BIN, "--admin", f->admin, "txn", "abort", id, "--reason",
+			 "suspected fraud", NULL };
+	assert_int_equal(tpc_run_capture(argv, out, sizeof(out), WAIT_MS, &status), 0);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("tpcctl txn abort exited %d: %s", status, out);
+
+	assert_int_equal(tpc_client_commit(c, txid, &o, reason, sizeof(reason)), 0);
+	assert_int_equal(o, TPC_OUTCOME_ABORTED);
+	assert_string_equal(reason, "aborted by operator");
+	expect_admin_abort(f, txid, "aborted by operator", NULL, NULL);
+	tpc_client_free(c);
+	tpc_participant_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +394,10 @@ int main(void)
 			test_kv_put_fails_fast_while_the_coordinator_is_down, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_stage_wait_fails_with_eunreachable_then_works_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_no_vote_reason_reaches_client_admin_api_and_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_operator_abort_tells_the_client, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -180,6 +180,26 @@ TPC_API int tpc_client_abort(tpc_client *c, tpc_txid txid, const char *why, tpc_
 /** @brief Blocking status. */
 TPC_API int tpc_client_status(tpc_client *c, tpc_txid txid, tpc_status *status);
 
+/** Everything the coordinator said in its last answer to a Commit or Abort. */
+typedef struct tpc_client_outcome {
+	tpc_txid txid;            /**< 0 when no Outcome came yet */
+	tpc_outcome outcome;
+	char reason[512];         /**< the coordinator's sentence (Outcome.reason): for an
+				       abort, why: `participant "ledger" voted NO: negative
+				       amount`, "aborted by operator", "transaction timeout", ... */
+	char participant[256];    /**< aborted by a NO vote: that participant's name; else "" */
+	char participant_reason[512]; /**< its own reason (e.g. its sink's refusal, "negative
+					   amount"); else "" */
+} tpc_client_outcome;
+
+/**
+ * @brief Read the last Outcome this client received (from a blocking or an async Commit
+ *        or Abort; a call that failed without an Outcome does not change it). In an
+ *        outcome callback it is that callback's. The strings are cut to their arrays.
+ * @return 0, or -ENOENT when no Outcome came yet (then @p out is zeroed)
+ */
+TPC_API int tpc_client_last_outcome(const tpc_client *c, tpc_client_outcome *out);
+
 #ifdef __cplusplus
 }
 #endif
