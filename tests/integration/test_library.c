@@ -16,6 +16,9 @@
  *    words (Outcome.reason, tpc_client_last_outcome()), the admin API (GET of the
  *    aborted txid) and the coordinator's log line; `tpcctl txn abort` reaches the
  *    client as "aborted by operator".
+ *  - tpc-kv --metrics: the participant's stats as Prometheus text (prepared count and
+ *    oldest age while a transaction is held prepared, applies, votes by kind, the
+ *    coordinator connection), accepted by `promtool check metrics`.
  *
  * Nothing sleeps a fixed time: each wait polls a condition against a deadline. The
  * cluster (coord_harness.c) kills every process and removes the folder in teardown.
@@ -43,6 +46,7 @@
 #include "tpc/sink_lmdb.h"
 
 #define POLL_MS 20
+#define PROMTOOL "/usr/bin/promtool"
 
 struct fx {
 	struct cluster *c;
@@ -385,6 +389,122 @@ static void test_operator_abort_tells_the_client(void **state)
 	tpc_participant_free(p);
 }
 
+/* ---- 5. tpc-kv --metrics ---------------------------------------------------------- */
+
+/* GET /metrics: the body (malloc'd). */
+static char *scrape(int port)
+{
+	struct httpc_resp r;
+	int rc = httpc_request("127.0.0.1", port, "GET", "/metrics", NULL, NULL, WAIT_MS, &r);
+
+	if (rc != 0)
+		fail_msg("GET /metrics: %s", strerror(-rc));
+	if (r.status != 200)
+		fail_msg("GET /metrics: status %d: %s", r.status, r.body);
+	char *body = strdup(r.body);
+	httpc_resp_free(&r);
+	assert_non_null(body);
+	return body;
+}
+
+/* The value of the sample line that starts with @p series followed by a space; -1 if
+ * there is none. */
+static double sample(const char *text, const char *series)
+{
+	size_t len = strlen(series);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, series, len) == 0 && l[len] == ' ')
+			return strtod(l + len + 1, NULL);
+	return -1;
+}
+
+static void promtool_check(struct fx *f, const char *text)
+{
+	char path[PATH_MAX + 32], cmd[PATH_MAX + 96], out[4096];
+	int st = -1;
+
+	if (access(PROMTOOL, X_OK) != 0) {
+		fprintf(stderr, "SKIPPED: promtool check metrics: %s not found "
+			"(scripts/install-deps.sh installs the prometheus package)\n", PROMTOOL);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/kv-metrics.txt", f->c->dir);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+	snprintf(cmd, sizeof(cmd), "%s check metrics < '%s' 2>&1", PROMTOOL, path);
+	char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+	assert_int_equal(tpc_run_capture(argv, out, sizeof(out), WAIT_MS, &st), 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("promtool check metrics failed (status 0x%x):\n%s\n%s", st, out, text);
+}
+
+/* Scrape until @p series reads @p want (fails after WAIT_MS). @return the last body. */
+static char *scrape_until(int port, const char *series, double want)
+{
+	uint64_t deadline = now_ms() + WAIT_MS;
+
+	for (;;) {
+		char *text = scrape(port);
+		if (sample(text, series) == want)
+			return text;
+		if (now_ms() >= deadline)
+			fail_msg("%s never became %g:\n%s", series, want, text);
+		free(text);
+		poll(NULL, 0, POLL_MS);
+	}
+}
+
+static void test_kv_metrics_export_libtpc_stats_for_prometheus(void **state)
+{
+	struct fx *f = *state;
+	struct kv_svc kv;
+	char mhost[64], reason[128];
+	int mport = tpc_free_port();
+
+	assert_true(mport > 0);
+	snprintf(mhost, sizeof(mhost), "127.0.0.1:%d", mport);
+	const char *const extra[] = { "--metrics", mhost, "--refuse-key", "bad", NULL };
+	start_coordinator(f);
+	kv_svc_init(&kv, f->c, "kv-m", "kv-m");
+	kv_svc_start(&kv, f->c, NULL, extra);
+	free(scrape_until(mport, "tpc_participant_coordinator_connected", 1));
+
+	/* one commit, one NO */
+	tpc_wc *wc = client_open(f->c, NULL);
+	uint64_t t1 = client_begin(wc, NULL);
+	kv_svc_put(&kv, t1, "good", "1");
+	client_commit_expect(wc, t1, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
+	uint64_t t2 = client_begin(wc, NULL);
+	kv_svc_put(&kv, t2, "bad", "1");
+	client_commit_expect(wc, t2, TPC__OUTCOME_KIND__OUTCOME_ABORTED, reason, sizeof(reason));
+	assert_non_null(strstr(reason, "participant \"kv-m\" voted NO"));
+
+	/* one held prepared: kv-m votes YES, the test participant p0 never votes */
+	part_start(f->c, 0, NULL);
+	uint64_t t3 = client_begin(wc, NULL);
+	kv_svc_put(&kv, t3, "held", "1");
+	part_join(f->c, 0, t3);
+	part_set_vote(f->c, 0, t3, "silent");
+	client_send_commit(wc, t3);
+
+	char *text = scrape_until(mport, "tpc_participant_prepared", 1);
+	assert_true(sample(text, "tpc_participant_oldest_prepared_age_seconds") >= 0);
+	assert_true(sample(text, "tpc_participant_applies_total") == 1);
+	assert_true(sample(text, "tpc_participant_votes_total{vote=\"yes\"}") == 2);
+	assert_true(sample(text, "tpc_participant_votes_total{vote=\"no\"}") == 1);
+	assert_true(sample(text, "tpc_participant_coordinator_connected") == 1);
+	assert_true(sample(text, "tpc_participant_info{name=\"kv-m\"}") == 1);
+	promtool_check(f, text);
+	free(text);
+
+	coord_kill9(f->c); /* the connection goes: the gauge says so */
+	free(scrape_until(mport, "tpc_participant_coordinator_connected", 0));
+	kv_svc_close_conn(&kv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +518,8 @@ int main(void)
 			test_no_vote_reason_reaches_client_admin_api_and_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_operator_abort_tells_the_client, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_kv_metrics_export_libtpc_stats_for_prometheus,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,6 +47,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "kv_metrics.h"
 #include "tpc/libevent.h"
 #include "tpc/participant.h"
 #include "tpc/sink_file.h"
@@ -68,6 +69,7 @@ struct kv_opts {
 	uint32_t group_commit;
 	uint32_t txn_timeout_ms;
 	uint32_t unreachable_timeout_ms; /* 0: libtpc's default */
+	const char *metrics;            /* --metrics HOST:PORT: Prometheus /metrics (kv_metrics.c) */
 	uint32_t max_conns;             /* default 1024 */
 	uint32_t idle_timeout_ms;       /* default 10m; 0: never */
 	uint32_t frame_timeout_ms;      /* default 30s */
@@ -105,6 +107,7 @@ struct kv_server {
 	uint32_t accept_delay_ms;
 	uint64_t accept_logged_ms, accept_quiet;
 	tpc_participant *part;
+	struct kv_metrics *metrics;  /* --metrics; NULL: off */
 	tpc_sink *sink;              /* owned by part; used here for Get */
 	struct tpc_arena arena;      /* unpacked requests, one frame at a time */
 	struct kv_conn **conns;
@@ -771,6 +774,20 @@ static int open_tls(struct kv_server *s)
 	return 0;
 }
 
+/* --metrics HOST:PORT: libtpc's stats for Prometheus (kv_metrics.c). */
+static int start_metrics(struct kv_server *s)
+{
+	char err[256];
+
+	if (!s->opts.metrics)
+		return 0;
+	s->metrics = kv_metrics_start(s->base, s->opts.metrics, s->part, s->opts.name, err,
+				      sizeof(err));
+	if (!s->metrics)
+		tpc_logf(&s->log, TPC_LOG_ERROR, "--metrics %s: %s", s->opts.metrics, err);
+	return s->metrics ? 0 : -1;
+}
+
 static int serve(struct kv_server *s)
 {
 	struct sockaddr_storage ss;
@@ -789,7 +806,7 @@ static int serve(struct kv_server *s)
 	if (open_tls(s))
 		return 2;
 	s->base = event_base_new();
-	if (!s->base || mkdir_p_data(s->opts.data) || open_participant(s))
+	if (!s->base || mkdir_p_data(s->opts.data) || open_participant(s) || start_metrics(s))
 		return 1;
 	s->listener = evconnlistener_new_bind(s->base, on_accept, s,
 					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
@@ -824,6 +841,7 @@ static void server_free(struct kv_server *s)
 	free(s->conns);
 	if (s->listener)
 		evconnlistener_free(s->listener);
+	kv_metrics_free(s->metrics);
 	tpc_participant_free(s->part); /* also frees the sink; pending puts get ECLOSED */
 	if (s->sig_term)
 		event_free(s->sig_term);
@@ -932,6 +950,8 @@ static const char usage_text[] =
 	"      --txn-timeout DURATION staged writes without Prepare expire (default 60s)\n"
 	"      --unreachable-timeout DURATION  with no coordinator connection this long,\n"
 	"                             Puts of new transactions fail at once (default 5s)\n"
+	"      --metrics HOST:PORT    serve the participant's stats for Prometheus on\n"
+	"                             http://HOST:PORT/metrics (default: off)\n"
 	"      --sink lmdb|file       where committed writes land: an LMDB store in\n"
 	"                             DIR/sink (default) or an append-only file DIR/sink.log\n"
 	"      --max-conns N          connection limit; more are told ERR_LIMIT and closed\n"
@@ -966,7 +986,8 @@ static const char usage_text[] =
 
 enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT, OPT_SINK,
        OPT_MAX_CONNS, OPT_IDLE, OPT_FRAME, OPT_MAX_OUTPUT, OPT_REQUIRE_TOKEN,
-       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS, OPT_FAULTS, OPT_UNREACHABLE };
+       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS, OPT_FAULTS, OPT_UNREACHABLE,
+       OPT_METRICS };
 
 static const struct option long_opts[] = {
 	{ "name", required_argument, NULL, 'n' },
@@ -980,6 +1001,7 @@ static const struct option long_opts[] = {
 	{ "group-commit", required_argument, NULL, OPT_GROUP },
 	{ "txn-timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "unreachable-timeout", required_argument, NULL, OPT_UNREACHABLE },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
 	{ "frame-timeout", required_argument, NULL, OPT_FRAME },
@@ -1047,6 +1069,7 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		return 0;
 	case OPT_PREPARED: o->prepared = 1; return 0;
 	case OPT_FAULTS: o->faults = v; return 0;
+	case OPT_METRICS: o->metrics = v; return 0;
 	case OPT_REQUIRE_TOKEN: o->require_token = 1; return 0;
 	case OPT_TLS_CERT: o->tls.cert = v; return 0;
 	case OPT_TLS_KEY: o->tls.key = v; return 0;
