@@ -371,12 +371,25 @@ static void send_decision_to(struct conn *c, uint64_t txid, int commit)
 	coord_conn_send(c, &env);
 }
 
-/* A NO vote: keep its reason for the client's Outcome, the log line and the admin API
- * (the first one's: it is the one that aborts; actions.c says them). */
-static void note_no_vote(struct coord_txn *t, const Tpc__Vote *v)
+/* A NO vote: keep its reason for the client's Outcome, the log line and the admin API,
+ * which the step that aborts says (actions.c). @return 1 if this vote's reason was kept. */
+static int note_no_vote(struct coord_txn *t, const Tpc__Vote *v)
 {
-	if (!t->no_reason && v->reason && v->reason[0])
-		t->no_reason = strdup(v->reason); /* out of memory: told without the detail */
+	if (t->no_reason || !v->reason || !v->reason[0])
+		return 0;
+	t->no_reason = strdup(v->reason); /* out of memory: told without the detail */
+	return t->no_reason != NULL;
+}
+
+/* After the step: a NO that did not abort (refused, or too late) keeps no reason. */
+static void drop_unused_reason(struct coord_server *s, uint64_t txid, uint32_t peer)
+{
+	struct coord_txn *t = find_txn(s, txid);
+
+	if (t && t->no_reason && (t->abort_reason != ABORT_VOTE_NO || t->no_voter != peer)) {
+		free(t->no_reason);
+		t->no_reason = NULL;
+	}
 }
 
 static int on_vote(struct conn *c, uint64_t req, const Tpc__Vote *v)
@@ -393,12 +406,13 @@ static int on_vote(struct conn *c, uint64_t req, const Tpc__Vote *v)
 			send_decision_to(c, v->txid, rc == COORD_LOOKUP_COMMITTED);
 		return 0;
 	}
-	if (v->vote == TPC__VOTE_KIND__VOTE_NO)
-		note_no_vote(t, v);
+	int kept = v->vote == TPC__VOTE_KIND__VOTE_NO && note_no_vote(t, v);
 	struct coord_event ev = { .type = EV_VOTE, .peer = c->peer, .vote = (int)v->vote,
 				  .inc = v->incarnation };
 	broken_accept_rejoin(t, &ev);
-	int rc = coord_step_rc(s, t, &ev);
+	int rc = coord_step_rc(s, t, &ev); /* may free t */
+	if (kept)
+		drop_unused_reason(s, v->txid, c->peer);
 	if (rc == COORD_ERR_NOT_PARTICIPANT)
 		coord_conn_send_error(c, req, E(NOT_PARTICIPANT),
 				      "vote from a participant that did not join", v->txid);

@@ -356,7 +356,13 @@ static void test_no_vote_reason_reaches_client_admin_api_and_log(void **state)
 	assert_int_equal(tpc_participant_stage_wait(p, txid, "acct:7", 6, "50", 2), 0);
 	assert_int_equal(tpc_client_commit(c, txid, &o, NULL, 0), 0);
 	assert_int_equal(o, TPC_OUTCOME_COMMITTED);
-	assert_int_equal(tpc_participant_drain(p, WAIT_MS, NULL), 0);
+	size_t in_doubt = 99;
+	assert_int_equal(tpc_participant_drain(p, WAIT_MS, &in_doubt), 0);
+	assert_int_equal(in_doubt, 0);
+	/* drained: no new transactions */
+	assert_int_equal(tpc_client_begin(c, NULL, 0, &txid, NULL), 0);
+	assert_int_equal(tpc_participant_stage_wait(p, txid, "acct:7", 6, "1", 1), TPC_ESTATE);
+	assert_non_null(strstr(tpc_participant_errmsg(p), "draining"));
 	tpc_client_free(c);
 	tpc_participant_free(p);
 }
