@@ -38,6 +38,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "admin_harness.h"
 #include "coord_harness.h"
 #include "httpc.h"
 #include "kv_harness.h"
@@ -46,37 +47,21 @@
 #include "tpc/sink_lmdb.h"
 
 #define POLL_MS 20
-#define PROMTOOL "/usr/bin/promtool"
 
+/* A test's view of the cluster (the cmocka state, coord_harness.c) and the admin API. */
 struct fx {
 	struct cluster *c;
 	int admin_port;
 	char admin[64];
 };
 
-static int setup(void **state)
+static struct fx fx_new(void **state)
 {
-	void *inner = NULL;
-	struct fx *f;
+	struct fx f = { .c = *state, .admin_port = tpc_free_port() };
 
-	cluster_setup(&inner);
-	f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	f->c = inner;
-	f->admin_port = tpc_free_port();
-	assert_true(f->admin_port > 0);
-	snprintf(f->admin, sizeof(f->admin), "127.0.0.1:%d", f->admin_port);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-	void *inner = f->c;
-
-	free(f);
-	return cluster_teardown(&inner);
+	assert_true(f.admin_port > 0);
+	snprintf(f.admin, sizeof(f.admin), "127.0.0.1:%d", f.admin_port);
+	return f;
 }
 
 static void start_coordinator(struct fx *f)
@@ -86,28 +71,11 @@ static void start_coordinator(struct fx *f)
 		fail_msg("the admin API did not listen on %s", f->admin);
 }
 
-/* GET @p path: the JSON body (the caller decrefs) and *status. */
-static json_t *admin_get(struct fx *f, const char *path, int *status)
-{
-	struct httpc_resp r;
-	json_error_t err;
-	int rc = httpc_request("127.0.0.1", f->admin_port, "GET", path, NULL, NULL, WAIT_MS, &r);
-
-	if (rc != 0)
-		fail_msg("GET %s: %s", path, strerror(-rc));
-	json_t *j = json_loads(r.body, 0, &err);
-	*status = r.status;
-	if (!j)
-		fail_msg("GET %s: status %d, not JSON: %s", path, r.status, r.body);
-	httpc_resp_free(&r);
-	return j;
-}
-
 /* The coordinator's count of open transactions. */
 static long long open_txns(struct fx *f)
 {
 	int status;
-	json_t *j = admin_get(f, "/v1/transactions", &status);
+	json_t *j = admin_get_json(f->admin_port, "/v1/transactions", &status);
 	long long n = json_integer_value(json_object_get(j, "open"));
 
 	assert_int_equal(status, 200);
@@ -119,7 +87,7 @@ static long long open_txns(struct fx *f)
 
 static void test_embed_example_leaves_no_open_transaction(void **state)
 {
-	struct fx *f = *state;
+	struct fx fx = fx_new(state), *f = &fx;
 	char data[PATH_MAX + 16], out[512];
 	int status = -1;
 
@@ -147,7 +115,7 @@ static void test_embed_example_leaves_no_open_transaction(void **state)
 
 static void test_kv_put_fails_fast_while_the_coordinator_is_down(void **state)
 {
-	struct fx *f = *state;
+	struct fx fx = fx_new(state), *f = &fx;
 	struct kv_svc kv;
 	const char *const extra[] = { "--unreachable-timeout", "300ms", NULL };
 
@@ -215,7 +183,7 @@ static void lib_part_wait_connected(struct lib_part *lp)
 
 static void test_stage_wait_fails_with_eunreachable_then_works_again(void **state)
 {
-	struct fx *f = *state;
+	struct fx fx = fx_new(state), *f = &fx;
 	struct lib_part lp;
 
 	lib_part_start(f, &lp, "lib-down", 200);
@@ -303,7 +271,7 @@ static void expect_admin_abort(struct fx *f, tpc_txid txid, const char *reason,
 	int status;
 
 	snprintf(path, sizeof(path), "/v1/transactions/%llu", (unsigned long long)txid);
-	json_t *j = admin_get(f, path, &status);
+	json_t *j = admin_get_json(f->admin_port, path, &status);
 	assert_int_equal(status, 404);
 	assert_string_equal(json_string_value(json_object_get(j, "status")), "ABORTED");
 	assert_string_equal(json_string_value(json_object_get(j, "reason")), reason);
@@ -320,7 +288,7 @@ static void expect_admin_abort(struct fx *f, tpc_txid txid, const char *reason,
 
 static void test_no_vote_reason_reaches_client_admin_api_and_log(void **state)
 {
-	struct fx *f = *state;
+	struct fx fx = fx_new(state), *f = &fx;
 	tpc_txid txid = 0;
 	tpc_outcome o = TPC_OUTCOME_UNKNOWN;
 	tpc_client_outcome info;
@@ -369,7 +337,7 @@ static void test_no_vote_reason_reaches_client_admin_api_and_log(void **state)
 
 static void test_operator_abort_tells_the_client(void **state)
 {
-	struct fx *f = *state;
+	struct fx fx = fx_new(state), *f = &fx;
 	tpc_txid txid = 0;
 	tpc_outcome o = TPC_OUTCOME_UNKNOWN;
 	char reason[256], id[32], out[2048];
@@ -425,28 +393,6 @@ static double sample(const char *text, const char *series)
 	return -1;
 }
 
-static void promtool_check(struct fx *f, const char *text)
-{
-	char path[PATH_MAX + 32], cmd[PATH_MAX + 96], out[4096];
-	int st = -1;
-
-	if (access(PROMTOOL, X_OK) != 0) {
-		fprintf(stderr, "SKIPPED: promtool check metrics: %s not found "
-			"(scripts/install-deps.sh installs the prometheus package)\n", PROMTOOL);
-		return;
-	}
-	snprintf(path, sizeof(path), "%s/kv-metrics.txt", f->c->dir);
-	FILE *fp = fopen(path, "w");
-	assert_non_null(fp);
-	fputs(text, fp);
-	fclose(fp);
-	snprintf(cmd, sizeof(cmd), "%s check metrics < '%s' 2>&1", PROMTOOL, path);
-	char *argv[] = { "/bin/sh", "-c", cmd, NULL };
-	assert_int_equal(tpc_run_capture(argv, out, sizeof(out), WAIT_MS, &st), 0);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		fail_msg("promtool check metrics failed (status 0x%x):\n%s\n%s", st, out, text);
-}
-
 /* Scrape until @p series reads @p want (fails after WAIT_MS). @return the last body. */
 static char *scrape_until(int port, const char *series, double want)
 {
@@ -465,7 +411,7 @@ static char *scrape_until(int port, const char *series, double want)
 
 static void test_kv_metrics_export_libtpc_stats_for_prometheus(void **state)
 {
-	struct fx *f = *state;
+	struct fx fx = fx_new(state), *f = &fx;
 	struct kv_svc kv;
 	char mhost[64], reason[128];
 	int mport = tpc_free_port();
@@ -503,7 +449,7 @@ static void test_kv_metrics_export_libtpc_stats_for_prometheus(void **state)
 	assert_true(sample(text, "tpc_participant_votes_total{vote=\"no\"}") == 1);
 	assert_true(sample(text, "tpc_participant_coordinator_connected") == 1);
 	assert_true(sample(text, "tpc_participant_info{name=\"kv-m\"}") == 1);
-	promtool_check(f, text);
+	promtool_check_metrics(f->c->dir, "kv-metrics.txt", text);
 	free(text);
 
 	coord_kill9(f->c); /* the connection goes: the gauge says so */
@@ -513,20 +459,16 @@ static void test_kv_metrics_export_libtpc_stats_for_prometheus(void **state)
 
 int main(void)
 {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, cluster_setup, cluster_teardown)
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_embed_example_leaves_no_open_transaction,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_kv_put_fails_fast_while_the_coordinator_is_down, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_stage_wait_fails_with_eunreachable_then_works_again, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_no_vote_reason_reaches_client_admin_api_and_log, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_operator_abort_tells_the_client, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_kv_metrics_export_libtpc_stats_for_prometheus,
-						setup, teardown),
+		T(test_embed_example_leaves_no_open_transaction),
+		T(test_kv_put_fails_fast_while_the_coordinator_is_down),
+		T(test_stage_wait_fails_with_eunreachable_then_works_again),
+		T(test_no_vote_reason_reaches_client_admin_api_and_log),
+		T(test_operator_abort_tells_the_client),
+		T(test_kv_metrics_export_libtpc_stats_for_prometheus),
 	};
+#undef T
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
