@@ -9,7 +9,11 @@
 #   make growth   rule D9: 10 minutes at peak rate, every LMDB file's size each minute
 #   make bench-tls  tpc-bench with TLS beside plaintext (a section of BENCHMARKS.md)
 #   make fuzz     the libFuzzer harnesses of fuzz/, each for FUZZ_SECONDS (default 60)
-#   make install  install binaries, libraries, headers, pkg-config and CMake files
+#   make install  install binaries, libraries, headers, pkg-config and CMake files, man
+#                 pages, the systemd unit and /etc/tpc/coordinator.conf under PREFIX
+#                 (default /usr/local); DESTDIR=DIR stages the same tree under DIR
+#   make deb      a Debian package (CPack) of an install with the prefix /usr (build-deb/)
+#   make deb-check  build the package, unpack it and run its programs (scripts/deb-check.sh)
 #   make clean    remove the build folders
 
 BUILD      ?= build
@@ -54,10 +58,10 @@ demo: build
 	@bash scripts/demo.sh $(BUILD)
 
 install: build
-	@cmake --install $(BUILD)
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(DEB_BUILD)
 
 # make bench: the benchmark matrix (scripts/bench.sh) on the optimised build in $(BUILD)
 # (the RelWithDebInfo build of `make build`: -O2 -DNDEBUG, symbols kept for profiles),
@@ -107,3 +111,17 @@ fuzz: $(DEPS_STAMP)
 .PHONY: bench-tls
 bench-tls: build
 	@bash scripts/bench-tls.sh $(BUILD)
+
+# make deb: a Debian package built by CPack (packaging/cpack.cmake) from a release build
+# configured with the prefix /usr in $(DEB_BUILD); writes $(DEB_BUILD)/tpc_VERSION_ARCH.deb.
+# scripts/deb-check.sh builds it, unpacks it and runs its programs.
+.PHONY: deb
+DEB_BUILD ?= build-deb
+deb: $(DEPS_STAMP)
+	@cmake -S . -B $(DEB_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTPC_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(DEB_BUILD) -j$(JOBS) -- --no-print-directory
+	@cd $(DEB_BUILD) && cpack -G DEB >/dev/null && ls -1 "$$PWD"/*.deb
+
+.PHONY: deb-check
+deb-check:
+	@bash scripts/deb-check.sh

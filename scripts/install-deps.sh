@@ -13,7 +13,9 @@ PKGS=(build-essential cmake pkg-config
       prometheus   # its promtool checks GET /metrics in tests/integration/test_admin.c
       python3      # scripts/demo.sh and the install check pick free ports with it
       clang libclang-rt-14-dev  # the libFuzzer harnesses (make fuzz; make test runs them)
-      procps psmisc)
+      procps psmisc
+      libsystemd-dev  # sd_notify: the systemd unit is Type=notify (packaging/)
+      help2man)       # man pages from each program's --help, made at build time
 [ "${1:-}" = --bench ] && PKGS+=(gnuplot-nox)
 
 missing=()

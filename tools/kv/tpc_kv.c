@@ -7,6 +7,9 @@
  * initiator's Commit cannot miss this service. Committed writes land in an LMDB sink
  * (DATA/sink); the participant's PREPARED log lives in DATA/state.
  *
+ * A client may open its connection with a Hello (answered with a HelloReply; not
+ * required): the protocol's Hello rules, docs/protocol.md.
+ *
  * A Put carries the transaction's token (KvPut.txn_token, from the client's BeginReply)
  * to the participant, which sends it in its Join and refuses a later Put for the txid
  * with another token (TPC_EDENIED -> ERR_DENIED). --require-txn-token refuses a Put
@@ -92,6 +95,7 @@ struct kv_conn {
 	int closing, throttled;
 	uint64_t last_read_ms;          /* idle timeout */
 	uint64_t frame_since_ms;        /* first byte of the unfinished frame; 0: none */
+	uint64_t frames;                /* whole frames read (a Hello must be the first) */
 };
 
 struct kv_server {
@@ -270,6 +274,40 @@ static void conn_free(struct kv_conn *c)
 	free(c);
 }
 
+/*
+ * A client may open with a Hello, as on the coordinator (docs/protocol.md); tpc-kv does
+ * not require one. It must be the first message, from a client, in protocol version 2,
+ * and is answered with a HelloReply (coordinator_id and epoch 0: this is not a
+ * coordinator). @return 1 to close the connection once the Error is written.
+ */
+static int on_hello(struct kv_conn *c, uint64_t req, const Tpc__Hello *h)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__HelloReply r = TPC__HELLO_REPLY__INIT;
+	Tpc__ErrorCode code = TPC__ERROR_CODE__ERR_PROTOCOL;
+	const char *why = NULL;
+
+	if (c->frames > 1)
+		why = "hello must be the first message on a connection";
+	else if (h->role != TPC__ROLE__ROLE_CLIENT)
+		why = "tpc-kv takes client connections only (participants say hello to the "
+		      "coordinator)";
+	else if (h->protocol_version != TPC_PROTOCOL_VERSION) {
+		code = TPC__ERROR_CODE__ERR_VERSION;
+		why = "unsupported protocol version (tpc-kv speaks " TPC_PROTOCOL_VERSION_STR ")";
+	}
+	if (why) {
+		send_error(c, req, code, why, 0);
+		return 1;
+	}
+	r.protocol_version = TPC_PROTOCOL_VERSION;
+	env.request_id = req;
+	env.body_case = TPC__ENVELOPE__BODY_HELLO_REPLY;
+	env.hello_reply = &r;
+	send_env(c, &env);
+	return 0;
+}
+
 static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 {
 	struct kv_conn *c = arg;
@@ -277,17 +315,20 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	Tpc__Envelope *env = tpc_wire_unpack(&c->srv->arena, body, len);
 
 	c->frame_since_ms = 0; /* a whole frame */
+	c->frames++;
 	if (!env || tpc_wire_validate(env, &why)) {
 		send_error(c, 0, TPC__ERROR_CODE__ERR_BAD_FRAME, why, 0);
 		return 1;
 	}
+	if (env->body_case == TPC__ENVELOPE__BODY_HELLO)
+		return on_hello(c, env->request_id, env->hello);
 	if (env->body_case == TPC__ENVELOPE__BODY_KV_PUT)
 		on_put(c, env->request_id, env->kv_put);
 	else if (env->body_case == TPC__ENVELOPE__BODY_KV_GET)
 		on_get(c, env->request_id, env->kv_get);
 	else
 		send_error(c, env->request_id, TPC__ERROR_CODE__ERR_PROTOCOL,
-			   "tpc-kv serves kv_put and kv_get only", 0);
+			   "tpc-kv serves hello, kv_put and kv_get only", 0);
 	return 0; /* env lives in the arena until the next frame */
 }
 
