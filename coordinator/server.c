@@ -415,8 +415,11 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 	strmap_init(&s->live_keys);
 	deadline_timer_init(&s->deadlines, txn_armed, txn_deadline, s);
 	signal(SIGPIPE, SIG_IGN);
+	s->aborts = malloc(sizeof(*s->aborts));
+	if (s->aborts)
+		coord_aborts_init(s->aborts);
 	s->base = event_base_new();
-	if (!s->base || setup_events(s))
+	if (!s->aborts || !s->base || setup_events(s))
 		goto fail;
 	if (open_log(s))
 		goto fail;
@@ -456,11 +459,16 @@ static void free_all_txns(struct coord_server *s)
 
 	for (struct coord_txn *t = u64map_iter_first(&it, &s->txns); t; t = u64map_iter_next(&it)) {
 		free(t->key);
+		free(t->no_reason);
 		coord_txn_release(t);
 		free(t);
 	}
 	u64map_iter_end(&it);
 	u64map_free(&s->txns);
+	if (s->aborts)
+		coord_aborts_free(s->aborts);
+	free(s->aborts);
+	s->aborts = NULL;
 }
 
 void coord_server_free(struct coord_server *s)

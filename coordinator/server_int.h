@@ -13,6 +13,7 @@
 
 #include <event2/util.h>
 
+#include "aborts.h"
 #include "batch_writer.h"
 #include "deadline_timer.h"
 #include "faults.h"
@@ -121,6 +122,7 @@ struct coord_server {
 	struct u64map txns;         /* txid -> struct coord_txn * */
 	struct strmap live_keys;    /* client key -> txid of its open transaction */
 	struct deadline_timer deadlines; /* each open transaction's next EV_TICK */
+	struct coord_aborts *aborts; /* why recent transactions aborted (aborts.h) */
 
 	struct peer *peers;
 	uint32_t npeers, peers_cap;
@@ -204,6 +206,10 @@ int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coor
 void coord_log_done(void *ctx, struct bw_item *item, int status);
 int coord_log_write(void *ctx, struct bw_item *head, size_t n);
 void coord_free_txn(struct coord_server *s, struct coord_txn *t);
+/** The sentence an aborted @p t's Outcome.reason carries (a NO vote names the participant
+ *  and its reason), in @p buf; @return buf, or a static string. */
+const char *coord_abort_text(struct coord_server *s, const struct coord_txn *t, char *buf,
+			     size_t len);
 void coord_arm(struct coord_server *s, struct coord_txn *t);
 #define COORD_LAZY_FLUSH_MS 50
 #define COORD_LAZY_MAX 4096

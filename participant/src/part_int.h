@@ -99,6 +99,11 @@ struct tpc_participant {
 	int connected;                /* HelloReply received on the current connection */
 	uint32_t reconnect_ms;
 	struct event *reconnect_ev, *hello_ev;
+	struct event *unreach_ev;     /* fires unreachable_timeout_ms after the connection
+					 went (or never came), then every UNREACH_WARN_MS */
+	uint64_t down_since_ms;       /* no connection since (monotonic); 0: connected */
+	int unreachable;              /* down for unreachable_timeout_ms: new work fails */
+	char net_err[340];            /* why the last connection attempt failed */
 
 	struct batch_writer *writer;      /* the state log: PREPARED records, drops */
 	struct batch_writer *sink_writer; /* the sink: applies */
@@ -118,6 +123,7 @@ struct tpc_participant {
 	int wake_fd;
 	struct event *wake_ev;
 	int stopping;
+	int draining;                 /* tpc_participant_drain(): no new transactions */
 
 	struct tpc_arena arena;       /* unpacked Envelopes, one frame at a time */
 	struct tpc_faults faults;      /* armed from cfg.faults at creation */
@@ -134,6 +140,8 @@ void part_logf(struct tpc_participant *p, enum tpc_log_level lvl, const char *fm
 /* part_net.c */
 int part_net_start(struct tpc_participant *p);
 void part_net_stop(struct tpc_participant *p);
+/** Bytes queued for the coordinator and not yet written to the socket. */
+size_t part_net_unsent(struct tpc_participant *p);
 void part_send_join(struct tpc_participant *p, const struct ptxn *t);
 void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const char *reason,
 		    uint64_t incarnation);
@@ -145,7 +153,8 @@ int part_step(struct tpc_participant *p, struct ptxn *t, const struct part_event
 void part_step_all(struct tpc_participant *p, const struct part_event *ev);
 struct ptxn *part_txn_new(struct tpc_participant *p, uint64_t txid);
 void part_txn_free(struct tpc_participant *p, struct ptxn *t);
-int part_sink_prepare(struct tpc_participant *p, struct ptxn *t);
+int part_sink_prepare(struct tpc_participant *p, struct ptxn *t, char *reason,
+		      size_t reason_len);
 int part_log_writer_write(void *ctx, struct bw_item *head, size_t n);
 int part_sink_writer_write(void *ctx, struct bw_item *head, size_t n);
 void part_flush_forgets(struct tpc_participant *p);
