@@ -13,7 +13,8 @@ PKGS=(build-essential cmake pkg-config
       prometheus   # its promtool checks GET /metrics in tests/integration/test_admin.c
       python3      # scripts/demo.sh and the install check pick free ports with it
       clang libclang-rt-14-dev  # the libFuzzer harnesses (make fuzz; make test runs them)
-      procps psmisc)
+      procps psmisc
+      postgresql-15 libpq-dev)  # the PostgreSQL participant (libpq) and its tests (scripts/pg-harness.sh)
 [ "${1:-}" = --bench ] && PKGS+=(gnuplot-nox)
 
 missing=()
