@@ -11,6 +11,9 @@
  *                             one outcome line each, then "load-done"
  *   scan                      one orphan scan now: "scan UNRESOLVED"
  *   stats                     "stats begun=.. prepared=.. ..."
+ *   unresolved                "unresolved N", then one line per prepared transaction
+ *                             whose outcome could not be learned:
+ *                             "orphan GID age_ms=.. locks=.. status=.. error=.."
  *
  * Tables (made if missing): accounts(id, balance >= 0) and transfers(txid, from_id,
  * to_id, amount), whose account references are checked at commit (deferred), so a
@@ -123,6 +126,21 @@ static void print_stats(struct ledger *l)
 	       (unsigned long long)s.unresolved);
 }
 
+static void print_unresolved(struct ledger *l)
+{
+	tpc_pg_unresolved *v;
+	size_t n;
+
+	if (tpc_pg_list_unresolved(l->pg, &v, &n))
+		n = 0;
+	printf("unresolved %zu\n", n);
+	for (size_t i = 0; i < n; i++)
+		printf("orphan %s age_ms=%llu locks=%u status=%s error=%s\n", v[i].gid,
+		       (unsigned long long)v[i].age_ms, v[i].locks, tpc_status_str(v[i].status),
+		       v[i].err ? tpc_strerror(v[i].err) : "none");
+	free(v);
+}
+
 static void command(struct ledger *l, char *line)
 {
 	int from, to, n;
@@ -138,6 +156,8 @@ static void command(struct ledger *l, char *line)
 		printf("load-done\n");
 	} else if (!strncmp(line, "scan", 4)) {
 		printf("scan %d\n", tpc_pg_scan(l->pg));
+	} else if (!strncmp(line, "unresolved", 10)) {
+		print_unresolved(l);
 	} else if (!strncmp(line, "stats", 5)) {
 		print_stats(l);
 	} else {
@@ -178,7 +198,8 @@ static void usage(FILE *f)
 		"  -i, --scan-ms MS             orphan scan period (default 10000)\n"
 		"  -f, --faults SPEC            fault points (testing; docs/failure-injection.md)\n"
 		"  -h, --help\n"
-		"Reads commands on stdin: transfer FROM TO AMOUNT | load N ACCOUNTS | scan | stats\n");
+		"Reads commands on stdin: transfer FROM TO AMOUNT | load N ACCOUNTS | scan | stats |\n"
+		"unresolved\n");
 }
 
 int main(int argc, char **argv)

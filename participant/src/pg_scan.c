@@ -24,8 +24,9 @@
 static const char *const list_sql =
 	"SELECT x.gid,"
 	" (extract(epoch FROM now() - x.prepared) * 1000)::bigint,"
-	" (SELECT count(*) FROM pg_locks l"
-	"   WHERE l.virtualtransaction = '-1/' || x.transaction::text)"
+	" (SELECT count(*) FROM pg_locks l WHERE l.pid IS NULL AND l.virtualtransaction ="
+	"   (SELECT v.virtualtransaction FROM pg_locks v WHERE v.pid IS NULL"
+	"     AND v.locktype = 'transactionid' AND v.transactionid = x.transaction LIMIT 1))"
 	" FROM pg_prepared_xacts x"
 	" WHERE x.database = current_database() AND starts_with(x.gid, $1)"
 	" ORDER BY x.prepared";

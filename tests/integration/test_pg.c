@@ -347,6 +347,39 @@ static void test_pg_kill_after_commit_prepared_before_ack_applies_once(void **st
 	assert_ledger_consistent(f);
 }
 
+/* An orphan whose outcome cannot be learned (the coordinator is down) is reported with
+ * its age and locks, and left prepared; once the coordinator is back it is resolved. */
+static void test_pg_orphan_without_coordinator_is_reported_not_guessed(void **state)
+{
+	struct fx *f = *state;
+	int st;
+
+	SKIP_IF_ABSENT(f);
+	ledger_start(f, "part.prepare.before_log=crash");
+	assert_int_equal(tpc_proc_write_line(f->svc, "transfer 5 6 9"), 0);
+	assert_int_equal(tpc_proc_wait_exit(f->svc, PG_WAIT_MS, &st), 0);
+	assert_int_equal(prepared_count(f), 1);
+	uint64_t txid = prepared_txid(f);
+	coord_kill9(f->c);
+	ledger_start(f, NULL);
+	ledger_ask(f, "scan ", "scan");
+	const char *l = ledger_ask(f, "unresolved ", "unresolved");
+	assert_string_equal(l, "unresolved 1");
+	l = ledger_ask(f, "orphan ", "unresolved");
+	char gid[96];
+	snprintf(gid, sizeof(gid), "orphan %s%llu ", f->prefix, (unsigned long long)txid);
+	assert_memory_equal(l, gid, strlen(gid));
+	assert_non_null(strstr(l, "locks="));
+	assert_null(strstr(l, "locks=0 "));
+	assert_null(strstr(l, "error=none"));
+	assert_int_equal(prepared_count(f), 1); /* never guessed */
+	coord_restart(f->c);
+	wait_prepared(f, 0);
+	assert_status(f, txid, TPC__TXN_STATUS__STATUS_ABORTED);
+	assert_int_equal(transfers_of(f, txid), 0);
+	assert_ledger_consistent(f);
+}
+
 /* Count outcome lines of a load run: committed, aborted, unknown (txids kept). */
 struct outcomes {
 	uint64_t txid[512];
@@ -421,6 +454,9 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_pg_kill_after_commit_prepared_before_ack_applies_once, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_pg_orphan_without_coordinator_is_reported_not_guessed, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_pg_crash_of_postgres_under_load_heals, setup,
 						teardown),
