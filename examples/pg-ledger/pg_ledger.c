@@ -11,6 +11,10 @@
  *                             one outcome line each, then "load-done"
  *   scan                      one orphan scan now: "scan UNRESOLVED"
  *   stats                     "stats begun=.. prepared=.. ..."
+ *   bench SECONDS THREADS DIRECT  THREADS closed-loop clients move 1 between random
+ *                             accounts for SECONDS: through tpc (DIRECT 0) or as plain
+ *                             PostgreSQL transactions (DIRECT 1); prints "bench ..."
+ *                             with the count, throughput and p50/p99 latency
  *   unresolved                "unresolved N", then one line per prepared transaction
  *                             whose outcome could not be learned:
  *                             "orphan GID age_ms=.. locks=.. status=.. error=.."
@@ -27,8 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <tpc/client.h>
-#include <tpc/pg.h>
+#include "ledger.h"
 
 static const char *const schema_sql =
 	"CREATE TABLE IF NOT EXISTS accounts ("
@@ -39,10 +42,6 @@ static const char *const schema_sql =
 	" to_id integer NOT NULL REFERENCES accounts DEFERRABLE INITIALLY DEFERRED,"
 	" amount bigint NOT NULL CHECK (amount > 0))";
 
-struct ledger {
-	tpc_pg *pg;
-	tpc_client *client;
-};
 
 static void log_line(void *arg, int level, const char *msg)
 {
@@ -52,8 +51,8 @@ static void log_line(void *arg, int level, const char *msg)
 		fprintf(stderr, "pg-ledger: %s: %s\n", names[level & 3], msg);
 }
 
-/* The transfer's statements on the lent connection; "" or PostgreSQL's message. */
-static void run_sql(PGconn *c, tpc_txid txid, int from, int to, long long amount, char *err,
+/* The transfer's statements on @p c; @p err is "" or PostgreSQL's message. */
+void ledger_run_sql(PGconn *c, tpc_txid txid, int from, int to, long long amount, char *err,
 		    size_t errlen)
 {
 	char t[24], f[16], d[16], a[24];
@@ -79,36 +78,45 @@ static void run_sql(PGconn *c, tpc_txid txid, int from, int to, long long amount
 	}
 }
 
-/* One transfer: begin, the SQL on the lent connection, commit (or abort on an error). */
+/* One transfer: begin, the SQL on the lent connection, commit (or abort on an error).
+ * @return 'c' committed, 'a' aborted (why in @p msg), 'u' unknown. */
+int ledger_transfer(struct ledger *l, tpc_client *cl, int from, int to, long long amount,
+		    tpc_txid *txid, char *msg, size_t msglen)
+{
+	tpc_outcome out = TPC_OUTCOME_UNKNOWN;
+	int rc = tpc_client_begin(cl, NULL, 0, txid, NULL);
+	PGconn *c = rc ? NULL : tpc_pg_txn(l->pg, *txid, &rc);
+
+	msg[0] = '\0';
+	if (!c) {
+		snprintf(msg, msglen, "%s %s", tpc_strerror(rc), tpc_pg_errmsg(l->pg));
+		if (*txid)
+			tpc_client_abort(cl, *txid, tpc_strerror(rc), &out);
+		return 'a';
+	}
+	ledger_run_sql(c, *txid, from, to, amount, msg, msglen);
+	tpc_pg_release(l->pg, *txid);
+	if (msg[0]) {
+		tpc_client_abort(cl, *txid, msg, &out);
+		return 'a';
+	}
+	rc = tpc_client_commit(cl, *txid, &out, msg, msglen);
+	if (!rc && out == TPC_OUTCOME_COMMITTED)
+		return 'c';
+	if (!rc && out == TPC_OUTCOME_ABORTED)
+		return 'a';
+	snprintf(msg, msglen, "%s", tpc_strerror(rc));
+	return 'u';
+}
+
 static void transfer(struct ledger *l, int from, int to, long long amount)
 {
-	char err[512] = "", reason[256] = "";
+	char msg[512];
 	tpc_txid txid = 0;
-	tpc_outcome out = TPC_OUTCOME_UNKNOWN;
-	int rc = tpc_client_begin(l->client, NULL, 0, &txid, NULL);
-	PGconn *c = rc ? NULL : tpc_pg_txn(l->pg, txid, &rc);
+	int k = ledger_transfer(l, l->client, from, to, amount, &txid, msg, sizeof(msg));
 
-	if (!c) {
-		printf("aborted %llu %s %s\n", (unsigned long long)txid, tpc_strerror(rc),
-		       tpc_pg_errmsg(l->pg));
-		if (txid)
-			tpc_client_abort(l->client, txid, tpc_strerror(rc), &out);
-		return;
-	}
-	run_sql(c, txid, from, to, amount, err, sizeof(err));
-	tpc_pg_release(l->pg, txid);
-	if (err[0]) {
-		rc = tpc_client_abort(l->client, txid, err, &out);
-		printf("aborted %llu %s\n", (unsigned long long)txid, err);
-		return;
-	}
-	rc = tpc_client_commit(l->client, txid, &out, reason, sizeof(reason));
-	if (!rc && out == TPC_OUTCOME_COMMITTED)
-		printf("committed %llu\n", (unsigned long long)txid);
-	else if (!rc && out == TPC_OUTCOME_ABORTED)
-		printf("aborted %llu %s\n", (unsigned long long)txid, reason);
-	else
-		printf("unknown %llu %s\n", (unsigned long long)txid, tpc_strerror(rc));
+	printf("%s %llu%s%s\n", k == 'c' ? "committed" : k == 'a' ? "aborted" : "unknown",
+	       (unsigned long long)txid, msg[0] ? " " : "", msg);
 }
 
 static void print_stats(struct ledger *l)
@@ -156,6 +164,8 @@ static void command(struct ledger *l, char *line)
 		printf("load-done\n");
 	} else if (!strncmp(line, "scan", 4)) {
 		printf("scan %d\n", tpc_pg_scan(l->pg));
+	} else if (sscanf(line, "bench %d %d %d", &n, &to, &from) == 3 && n > 0 && to > 0) {
+		ledger_bench(l, n, to, from);
 	} else if (!strncmp(line, "unresolved", 10)) {
 		print_unresolved(l);
 	} else if (!strncmp(line, "stats", 5)) {
@@ -199,7 +209,7 @@ static void usage(FILE *f)
 		"  -f, --faults SPEC            fault points (testing; docs/failure-injection.md)\n"
 		"  -h, --help\n"
 		"Reads commands on stdin: transfer FROM TO AMOUNT | load N ACCOUNTS | scan | stats |\n"
-		"unresolved\n");
+		"unresolved | bench SECONDS THREADS DIRECT\n");
 }
 
 int main(int argc, char **argv)
@@ -209,9 +219,9 @@ int main(int argc, char **argv)
 		{ "conninfo", 1, 0, 'd' }, { "accounts", 1, 0, 'a' }, { "balance", 1, 0, 'b' },
 		{ "scan-ms", 1, 0, 'i' }, { "faults", 1, 0, 'f' }, { "help", 0, 0, 'h' },
 		{ 0, 0, 0, 0 } };
-	struct ledger l = { 0 };
+	struct ledger l = { .accounts = 10 };
 	tpc_pg_config cfg;
-	int o, err = 0, accounts = 10;
+	int o, err = 0;
 	long long balance = 1000;
 	char line[256];
 
@@ -224,7 +234,7 @@ int main(int argc, char **argv)
 		case 's': cfg.part.state_dir = optarg; break;
 		case 'n': cfg.part.name = optarg; break;
 		case 'd': cfg.conninfo = optarg; break;
-		case 'a': accounts = atoi(optarg); break;
+		case 'a': l.accounts = atoi(optarg); break;
 		case 'b': balance = atoll(optarg); break;
 		case 'i': cfg.scan_interval_ms = (uint32_t)atoi(optarg); break;
 		case 'f': cfg.part.faults = optarg; break;
@@ -236,7 +246,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (make_schema(cfg.conninfo ? cfg.conninfo : "", accounts, balance))
+	l.conninfo = cfg.conninfo ? cfg.conninfo : "";
+	l.coordinator = cfg.part.coordinator;
+	if (make_schema(l.conninfo, l.accounts, balance))
 		return 1;
 	l.pg = tpc_pg_new(&cfg, &err);
 	tpc_client_config cc;
