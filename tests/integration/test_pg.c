@@ -226,6 +226,15 @@ static void assert_status(struct fx *f, uint64_t txid, Tpc__TxnStatus want)
 	client_status_expect(wc, txid, want);
 }
 
+/* An aborted transfer left nothing: no row, nothing prepared, the coordinator agrees. */
+static void assert_left_nothing(struct fx *f, uint64_t txid)
+{
+	assert_int_equal(transfers_of(f, txid), 0);
+	assert_int_equal(prepared_count(f), 0);
+	assert_status(f, txid, TPC__TXN_STATUS__STATUS_ABORTED);
+	assert_ledger_consistent(f);
+}
+
 static uint64_t txid_of(const char *line)
 {
 	const char *sp = strchr(line, ' ');
@@ -263,10 +272,7 @@ static void test_pg_failed_statement_aborts_with_its_message(void **state)
 	ledger_start(f, NULL);
 	const char *l = ledger_ask(f, "aborted ", "transfer 1 2 5000");
 	assert_non_null(strstr(l, "violates check constraint \"accounts_balance_check\""));
-	assert_int_equal(pg_scalar(f->sql, "SELECT count(*) FROM transfers"), 0);
-	assert_int_equal(prepared_count(f), 0);
-	assert_status(f, txid_of(l), TPC__TXN_STATUS__STATUS_ABORTED);
-	assert_ledger_consistent(f);
+	assert_left_nothing(f, txid_of(l));
 }
 
 static void test_pg_constraint_at_prepare_is_a_no_vote_with_postgres_message(void **state)
@@ -281,10 +287,7 @@ static void test_pg_constraint_at_prepare_is_a_no_vote_with_postgres_message(voi
 	/* The deferred foreign key fails PREPARE TRANSACTION; the vote says so. */
 	assert_true(log_has(f, "NO vote: PostgreSQL: insert or update on table \"transfers\" "
 			       "violates foreign key constraint \"transfers_to_id_fkey\""));
-	assert_int_equal(transfers_of(f, txid), 0);
-	assert_int_equal(prepared_count(f), 0);
-	assert_status(f, txid, TPC__TXN_STATUS__STATUS_ABORTED);
-	assert_ledger_consistent(f);
+	assert_left_nothing(f, txid);
 }
 
 /* Kill the service at @p point during one transfer; restart it; wait for healing. */
@@ -310,10 +313,8 @@ static void test_pg_kill_after_prepare_before_vote_rolls_the_orphan_back(void **
 
 	SKIP_IF_ABSENT(f);
 	uint64_t txid = kill_during_transfer(f, "part.prepare.before_log=crash", 1);
-	assert_status(f, txid, TPC__TXN_STATUS__STATUS_ABORTED);
-	assert_int_equal(transfers_of(f, txid), 0);
 	assert_non_null(strstr(ledger_ask(f, "stats ", "stats"), "orphans_rolled_back=1"));
-	assert_ledger_consistent(f);
+	assert_left_nothing(f, txid);
 }
 
 static void test_pg_kill_after_vote_commits_after_restart(void **state)
@@ -375,9 +376,7 @@ static void test_pg_orphan_without_coordinator_is_reported_not_guessed(void **st
 	assert_int_equal(prepared_count(f), 1); /* never guessed */
 	coord_restart(f->c);
 	wait_prepared(f, 0);
-	assert_status(f, txid, TPC__TXN_STATUS__STATUS_ABORTED);
-	assert_int_equal(transfers_of(f, txid), 0);
-	assert_ledger_consistent(f);
+	assert_left_nothing(f, txid);
 }
 
 /* Count outcome lines of a load run: committed, aborted, unknown (txids kept). */
