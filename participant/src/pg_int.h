@@ -24,6 +24,7 @@
 
 enum pg_txn_state {
 	PGT_OPEN,     /* BEGIN done; the service's statements run on c */
+	PGT_PREPARING, /* the sink's prepare() uses c: nobody else may */
 	PGT_PREPARED, /* PREPARE TRANSACTION done; c went back to the pool */
 	PGT_REFUSED,  /* prepare failed (NO vote); rolled back */
 };

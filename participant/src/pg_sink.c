@@ -71,13 +71,15 @@ static int sink_prepare(void *self, const tpc_sink_txn *txn, char *reason, size_
 	struct pg_txn *t = u64map_get(&pg->txns, txn->txid);
 	int usable = t && t->state == PGT_OPEN && !t->lent && !t->aborted;
 	int lent = t && t->lent;
+	if (usable) /* a late tpc_pg_txn() for it now fails instead of sharing t->c */
+		t->state = PGT_PREPARING;
 	pthread_mutex_unlock(&pg->mu);
 	if (!usable) {
 		snprintf(reason, len, lent ? "the service still holds the PostgreSQL connection"
 					   : "no open PostgreSQL transaction for this txid");
 		return TPC_EREFUSED;
 	}
-	/* Not lent, and abort() runs on this thread: nobody else uses t->c now. */
+	/* PREPARING, and abort() runs on this thread: nobody else uses t->c now. */
 	int rc = prepare_on(pg, t->c, txn->txid, reason, len);
 	pthread_mutex_lock(&pg->mu);
 	pg_pool_put_locked(pg, t->c);
