@@ -17,7 +17,6 @@
 #include <time.h>
 
 #include "maps.h"
-#include "tpc/client.h"
 #include "tpc/pg.h"
 
 #define PG_GID_MAX 64
@@ -39,7 +38,7 @@ struct pg_txn {
 
 struct tpc_pg {
 	tpc_pg_config cfg;
-	char *conninfo, *coordinator, *tls_cert, *tls_key, *tls_ca; /* owned copies */
+	char *conninfo;            /* owned copy */
 	tpc_participant *p;
 	char prefix[48];           /* "tpc_<id hex>_" */
 
@@ -58,8 +57,7 @@ struct tpc_pg {
 	pthread_t scan_thread;
 	int scan_running, scan_stop;
 	pthread_cond_t scan_cv;
-	pthread_mutex_t scan_mu;   /* one scan at a time; guards scan_conn and client */
-	tpc_client *client;
+	pthread_mutex_t scan_mu;   /* one scan at a time; guards scan_conn */
 };
 
 /* pg_part.c */
@@ -75,8 +73,8 @@ int pg_ensure(struct tpc_pg *pg, PGconn **c);
  * (one line) in @p err and its SQLSTATE in @p state (6 bytes, may be NULL). */
 int pg_run(PGconn *c, const char *sql, int nparams, const char *const *params,
 	   ExecStatusType want, char *err, size_t errlen, char state[6]);
-/* @p until = now (CLOCK_REALTIME, for pthread_cond_timedwait) + @p ms. */
-void pg_deadline(struct timespec *until, uint32_t ms);
+/* part_ask.c: @p until = now (CLOCK_REALTIME) + @p ms, for pthread_cond_timedwait. */
+void part_deadline(struct timespec *until, uint32_t ms);
 void pg_gid(const struct tpc_pg *pg, tpc_txid txid, char gid[PG_GID_MAX]);
 /* Give a connection back to the pool (closing it when bad); pg->mu held. */
 void pg_pool_put_locked(struct tpc_pg *pg, PGconn *c);

@@ -115,17 +115,6 @@ int pg_run(PGconn *c, const char *sql, int nparams, const char *const *params,
 	return rc;
 }
 
-void pg_deadline(struct timespec *until, uint32_t ms)
-{
-	clock_gettime(CLOCK_REALTIME, until);
-	until->tv_sec += ms / 1000;
-	until->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until->tv_nsec >= 1000000000L) {
-		until->tv_sec++;
-		until->tv_nsec -= 1000000000L;
-	}
-}
-
 void pg_gid(const struct tpc_pg *pg, tpc_txid txid, char gid[PG_GID_MAX])
 {
 	snprintf(gid, PG_GID_MAX, "%s%llu", pg->prefix, (unsigned long long)txid);
@@ -164,14 +153,8 @@ static int copy_cfg(struct tpc_pg *pg, const tpc_pg_config *cfg)
 	if (!pg->cfg.unresolved_after_ms)
 		pg->cfg.unresolved_after_ms = 60000;
 	pg->conninfo = strdup(cfg->conninfo ? cfg->conninfo : "");
-	pg->coordinator = strdup(cfg->part.coordinator ? cfg->part.coordinator : "");
-	pg->tls_cert = cfg->part.tls_cert ? strdup(cfg->part.tls_cert) : NULL;
-	pg->tls_key = cfg->part.tls_key ? strdup(cfg->part.tls_key) : NULL;
-	pg->tls_ca = cfg->part.tls_ca ? strdup(cfg->part.tls_ca) : NULL;
 	pg->idle = calloc(pg->cfg.pool_size, sizeof(*pg->idle));
-	if (!pg->conninfo || !pg->coordinator || !pg->idle ||
-	    (cfg->part.tls_cert && !pg->tls_cert) || (cfg->part.tls_key && !pg->tls_key) ||
-	    (cfg->part.tls_ca && !pg->tls_ca))
+	if (!pg->conninfo || !pg->idle)
 		return -ENOMEM;
 	return 0;
 }
@@ -289,14 +272,9 @@ void tpc_pg_free(tpc_pg *pg)
 	PQfinish(pg->loop_conn);
 	PQfinish(pg->writer_conn);
 	PQfinish(pg->scan_conn);
-	tpc_client_free(pg->client);
 	free(pg->unres);
 	free(pg->idle);
 	free(pg->conninfo);
-	free(pg->coordinator);
-	free(pg->tls_cert);
-	free(pg->tls_key);
-	free(pg->tls_ca);
 	pthread_cond_destroy(&pg->pool_cv);
 	pthread_cond_destroy(&pg->scan_cv);
 	pthread_mutex_destroy(&pg->scan_mu);
@@ -310,7 +288,7 @@ static PGconn *pool_get(struct tpc_pg *pg, int *err)
 	struct timespec until;
 	char msg[256];
 
-	pg_deadline(&until, pg->cfg.pool_wait_ms);
+	part_deadline(&until, pg->cfg.pool_wait_ms);
 	pthread_mutex_lock(&pg->mu);
 	while (!pg->nidle && pg->nmade >= pg->cfg.pool_size)
 		if (pthread_cond_timedwait(&pg->pool_cv, &pg->mu, &until) == ETIMEDOUT)

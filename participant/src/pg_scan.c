@@ -8,10 +8,11 @@
  * finished meanwhile is at worst asked about and its COMMIT/ROLLBACK PREPARED finds
  * nothing to do): a txid in pg->txns belongs to this process's sink; a txid in the
  * participant's state folder is resolved by the participant itself (its decision
- * reaches the sink). The rest are orphans: asked with a status query, committed on
- * COMMITTED, rolled back on ABORTED (presumed abort: the coordinator has no decision and
- * the txid is not live), left alone and reported on PENDING past unresolved_after_ms,
- * FORGOTTEN, or an unreachable coordinator. Nothing is guessed.
+ * reaches the sink). The rest are orphans: asked with a status query on the
+ * participant's own connection, committed on COMMITTED, rolled back on ABORTED (presumed
+ * abort: the coordinator has no decision and the txid is not live), left alone and
+ * reported on PENDING past unresolved_after_ms, FORGOTTEN, or an unreachable
+ * coordinator. Nothing is guessed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -48,31 +49,6 @@ static int held_here(struct tpc_pg *pg, const struct scan_ctx *s, tpc_txid txid)
 	return held;
 }
 
-static int ask(struct tpc_pg *pg, tpc_txid txid, tpc_status *st)
-{
-	int rc = 0;
-
-	if (!pg->client) {
-		tpc_client_config cc;
-		tpc_client_config_init(&cc);
-		cc.coordinator = pg->coordinator;
-		cc.name = "tpc-pg-scan";
-		cc.connect_timeout_ms = 2000;
-		cc.request_timeout_ms = 5000;
-		cc.tls_cert = pg->tls_cert;
-		cc.tls_key = pg->tls_key;
-		cc.tls_ca = pg->tls_ca;
-		pg->client = tpc_client_new(&cc, &rc);
-	}
-	if (pg->client)
-		rc = tpc_client_status(pg->client, txid, st);
-	if (rc && pg->client) { /* start afresh next time */
-		tpc_client_free(pg->client);
-		pg->client = NULL;
-	}
-	return rc;
-}
-
 static void report(struct tpc_pg *pg, struct scan_ctx *s, const char *gid, tpc_txid txid,
 		   uint64_t age, uint32_t locks, tpc_status st, int err)
 {
@@ -100,7 +76,9 @@ static void resolve(struct tpc_pg *pg, struct scan_ctx *s, const char *gid, tpc_
 {
 	tpc_status st = TPC_STATUS_PENDING;
 	char err[512];
-	int already, rc = ask(pg, txid, &st);
+	/* As the participant, on its own connection: ABORTED, not FORGOTTEN, below the
+	 * coordinator's forget horizon. */
+	int already, rc = tpc_participant_query_status(pg->p, txid, 5000, &st);
 
 	if (rc || st == TPC_STATUS_FORGOTTEN ||
 	    (st == TPC_STATUS_PENDING && age >= pg->cfg.unresolved_after_ms)) {
@@ -207,7 +185,7 @@ static void *scan_main(void *arg)
 		int rc = tpc_pg_scan(pg);
 		if (rc < 0)
 			pg_logf(pg, TPC_LOG_LEVEL_WARN, "orphan scan failed: %s", tpc_strerror(rc));
-		pg_deadline(&until, pg->cfg.scan_interval_ms);
+		part_deadline(&until, pg->cfg.scan_interval_ms);
 		pthread_mutex_lock(&pg->mu);
 		while (!pg->scan_stop &&
 		       pthread_cond_timedwait(&pg->scan_cv, &pg->mu, &until) != ETIMEDOUT)

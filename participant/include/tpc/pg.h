@@ -29,10 +29,12 @@
  * pg_prepared_xacts with this participant's prefix. One that this process is not
  * handling and its state folder does not hold (a crash between PREPARE TRANSACTION and
  * the PREPARED record, or a decision applied to the folder but not to the database) is
- * resolved through the coordinator (a status query): COMMITTED commits it, ABORTED
- * rolls it back. One whose outcome cannot be learned (the coordinator answers PENDING
- * for long, FORGOTTEN, or cannot be reached) is never guessed: it is logged at WARN and
- * listed by tpc_pg_list_unresolved() with its age and the locks it holds.
+ * resolved through the coordinator (tpc_participant_query_status(), on the
+ * participant's own connection, so presumed abort answers ABORTED even below the
+ * coordinator's forget horizon): COMMITTED commits it, ABORTED rolls it back. One whose
+ * outcome cannot be learned (the coordinator cannot be reached, or answers PENDING for
+ * longer than unresolved_after_ms) is never guessed: it is logged at WARN and listed by
+ * tpc_pg_list_unresolved() with its age and the locks it holds.
  *
  * Threads: the participant runs on its own background thread (tpc_participant_start()).
  * tpc_pg_txn(), tpc_pg_release() and the inspection calls may be called from any
@@ -130,7 +132,7 @@ typedef struct tpc_pg_unresolved {
 	char gid[64];
 	uint64_t age_ms;       /**< since PREPARE TRANSACTION (pg_prepared_xacts.prepared) */
 	uint32_t locks;        /**< locks it holds (pg_locks) */
-	tpc_status status;     /**< what the coordinator said: PENDING or FORGOTTEN */
+	tpc_status status;     /**< what the coordinator said (PENDING) when @p err is 0 */
 	int err;               /**< 0, or why the coordinator could not be asked */
 } tpc_pg_unresolved;
 
