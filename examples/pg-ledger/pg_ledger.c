@@ -206,6 +206,7 @@ static void usage(FILE *f)
 		"  -a, --accounts N             accounts made at start (default 10)\n"
 		"  -b, --balance B              their opening balance (default 1000)\n"
 		"  -i, --scan-ms MS             orphan scan period (default 10000)\n"
+		"  -u, --unresolved-ms MS       report an orphan still pending after MS (60000)\n"
 		"  -f, --faults SPEC            fault points (testing; docs/failure-injection.md)\n"
 		"  -h, --help\n"
 		"Reads commands on stdin: transfer FROM TO AMOUNT | load N ACCOUNTS | scan | stats |\n"
@@ -217,7 +218,8 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "coordinator", 1, 0, 'c' }, { "state", 1, 0, 's' }, { "name", 1, 0, 'n' },
 		{ "conninfo", 1, 0, 'd' }, { "accounts", 1, 0, 'a' }, { "balance", 1, 0, 'b' },
-		{ "scan-ms", 1, 0, 'i' }, { "faults", 1, 0, 'f' }, { "help", 0, 0, 'h' },
+		{ "scan-ms", 1, 0, 'i' }, { "unresolved-ms", 1, 0, 'u' },
+		{ "faults", 1, 0, 'f' }, { "help", 0, 0, 'h' },
 		{ 0, 0, 0, 0 } };
 	struct ledger l = { .accounts = 10 };
 	tpc_pg_config cfg;
@@ -228,7 +230,7 @@ int main(int argc, char **argv)
 	tpc_pg_config_init(&cfg);
 	cfg.part.name = "pg-ledger";
 	cfg.part.log = log_line;
-	while ((o = getopt_long(argc, argv, "c:s:n:d:a:b:i:f:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:s:n:d:a:b:i:u:f:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c': cfg.part.coordinator = optarg; break;
 		case 's': cfg.part.state_dir = optarg; break;
@@ -237,6 +239,7 @@ int main(int argc, char **argv)
 		case 'a': l.accounts = atoi(optarg); break;
 		case 'b': balance = atoll(optarg); break;
 		case 'i': cfg.scan_interval_ms = (uint32_t)atoi(optarg); break;
+		case 'u': cfg.unresolved_after_ms = (uint32_t)atoi(optarg); break;
 		case 'f': cfg.part.faults = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

@@ -49,6 +49,18 @@ static int held_here(struct tpc_pg *pg, const struct scan_ctx *s, tpc_txid txid)
 	return held;
 }
 
+/* In the previous scan's list: it was logged then. */
+static int was_unresolved(struct tpc_pg *pg, tpc_txid txid)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&pg->mu);
+	for (size_t i = 0; !found && i < pg->nunres; i++)
+		found = pg->unres[i].txid == txid;
+	pthread_mutex_unlock(&pg->mu);
+	return found;
+}
+
 static void report(struct tpc_pg *pg, struct scan_ctx *s, const char *gid, tpc_txid txid,
 		   uint64_t age, uint32_t locks, tpc_status st, int err)
 {
@@ -65,6 +77,8 @@ static void report(struct tpc_pg *pg, struct scan_ctx *s, const char *gid, tpc_t
 	v->locks = locks;
 	v->status = st;
 	v->err = err;
+	if (was_unresolved(pg, txid))
+		return; /* logged when it first became unresolved */
 	pg_logf(pg, TPC_LOG_LEVEL_WARN, "prepared transaction '%s' unresolved for %llu ms, "
 		"holding %u locks: %s", gid, (unsigned long long)age, locks,
 		err ? tpc_strerror(err) : tpc_status_str(st));

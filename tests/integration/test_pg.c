@@ -124,12 +124,13 @@ static int teardown(void **state)
 
 static void ledger_start(struct fx *f, const char *faults)
 {
-	char *argv[16] = { TPC_PG_LEDGER_BIN, "-c", f->c->hostport, "-s", f->state,
-			   "-d", f->conninfo, "-i", "200", "-a", "10", "-b", "1000", NULL };
+	char *argv[18] = { TPC_PG_LEDGER_BIN, "-c", f->c->hostport, "-s", f->state,
+			   "-d", f->conninfo, "-i", "200", "-a", "10", "-b", "1000", "-u", "1",
+			   NULL };
 
 	if (faults) {
-		argv[13] = "-f";
-		argv[14] = (char *)faults;
+		argv[15] = "-f";
+		argv[16] = (char *)faults;
 	}
 	f->svc = tpc_proc_spawn(f->c->procs, argv, f->log);
 	assert_non_null(f->svc);
@@ -379,6 +380,56 @@ static void test_pg_orphan_without_coordinator_is_reported_not_guessed(void **st
 	assert_left_nothing(f, txid);
 }
 
+/* Make a prepared transaction named like this participant's for @p txid by hand, as a
+ * crash between PREPARE TRANSACTION and the PREPARED record would leave it. */
+static void make_orphan(struct fx *f, uint64_t txid, int from, int to)
+{
+	char sql[320];
+	PGconn *c = pg_open(&f->g->pg, f->db);
+
+	snprintf(sql, sizeof(sql), "BEGIN; INSERT INTO transfers VALUES (%llu, %d, %d, 3); "
+		 "UPDATE accounts SET balance = balance - 3 WHERE id = %d; UPDATE accounts SET "
+		 "balance = balance + 3 WHERE id = %d; PREPARE TRANSACTION '%s%llu'",
+		 (unsigned long long)txid, from, to, from, to, f->prefix,
+		 (unsigned long long)txid);
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+/* An orphan whose transaction is still open at the coordinator is reported as PENDING
+ * (past unresolved_after_ms, 1 ms here) and left alone; once the coordinator decides,
+ * the scanner applies that decision: COMMITTED commits it, ABORTED rolls it back. */
+static void test_pg_pending_orphan_waits_for_the_decision(void **state)
+{
+	struct fx *f = *state;
+	struct tpc_wc_outcome o;
+
+	SKIP_IF_ABSENT(f);
+	ledger_start(f, NULL);
+	tpc_wc *wc = client_open(f->c, NULL);
+	uint64_t keep = client_begin(wc, "orphan-commit"); /* a key: its commit is logged */
+	uint64_t drop = client_begin(wc, NULL);
+	make_orphan(f, keep, 7, 8); /* accounts apart: the first holds its rows' locks */
+	make_orphan(f, drop, 9, 10);
+	ledger_ask(f, "scan ", "scan");
+	assert_string_equal(ledger_ask(f, "unresolved ", "unresolved"), "unresolved 2");
+	const char *l = ledger_ask(f, "orphan ", "unresolved");
+	assert_non_null(strstr(l, "status=PENDING error=none"));
+	assert_int_equal(prepared_count(f), 2); /* never guessed */
+	assert_int_equal(tpc_wc_commit(wc, keep, &o), 0);
+	assert_int_equal(o.outcome, TPC__OUTCOME_KIND__OUTCOME_COMMITTED);
+	assert_int_equal(tpc_wc_abort(wc, drop, "test", &o), 0);
+	wait_prepared(f, 0);
+	assert_int_equal(transfers_of(f, keep), 1);
+	assert_int_equal(transfers_of(f, drop), 0);
+	assert_non_null(strstr(ledger_ask(f, "stats ", "stats"),
+			       "orphans_committed=1 orphans_rolled_back=1"));
+	assert_ledger_consistent(f);
+}
+
 /* Count outcome lines of a load run: committed, aborted, unknown (txids kept). */
 struct outcomes {
 	uint64_t txid[512];
@@ -457,6 +508,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_pg_orphan_without_coordinator_is_reported_not_guessed, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(test_pg_pending_orphan_waits_for_the_decision,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_crash_of_postgres_under_load_heals, setup,
 						teardown),
 	};
