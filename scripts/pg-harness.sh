@@ -3,7 +3,8 @@
 # benchmark: initdb in a folder of the caller's choosing, max_prepared_transactions > 0
 # (two-phase commit on), a free port on 127.0.0.1, the unix socket in the same folder,
 # readiness polled with pg_isready under a deadline. initdb refuses to run as root, so
-# as root the cluster runs as an unprivileged system user (tpc-pg, made if missing).
+# as root the cluster runs as an unprivileged system user (tpc-pg, made if missing) that
+# owns DIR; DIR's parent folder is then made traversable by others (chmod o+x).
 #
 #   pg-harness.sh check             exit 0 if PostgreSQL's binaries are here, else 77
 #   pg-harness.sh start DIR         make (first time) and start the cluster in DIR; print
@@ -140,7 +141,7 @@ run() {
     return $rc
 }
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 
 case "${1:-}" in
     check) check ;;
