@@ -141,7 +141,7 @@ run() {
     return $rc
 }
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }
 
 case "${1:-}" in
     check) check ;;
