@@ -111,6 +111,7 @@ struct tpc_participant {
 	uint64_t *forgets;            /* applied txids whose drop is durable: for the sink */
 	size_t nforgets, forgets_cap;
 	struct u64map txns;           /* txid -> struct ptxn * */
+	struct u64map asks;           /* txid -> struct part_ask * (part_ask.c) */
 	size_t ntombstones;           /* txns in PS_EXPIRED (not counted as open) */
 	struct deadline_timer deadlines; /* each transaction's next PEV_TICK */
 	uint64_t highest_epoch;
@@ -171,5 +172,14 @@ void part_deadline_fire(void *ctx, uint64_t txid);
  *        rule of tpc/participant.h: zero means the default, never "none").
  */
 void part_config_resolve(tpc_participant_config *cfg);
+
+/* part_ask.c: status queries for txids the participant holds no record of. */
+int part_ask_reply(struct tpc_participant *p, uint64_t txid, int status);
+/* @p until = now (CLOCK_REALTIME, for pthread_cond_timedwait) + @p ms. */
+struct timespec;
+void part_deadline(struct timespec *until, uint32_t ms);
+/* participant.c: run fn(p, arg) on the loop thread and wait (started mode), or at once. */
+int part_run_on_loop(struct tpc_participant *p, void (*fn)(struct tpc_participant *, void *),
+		     void *arg);
 
 #endif

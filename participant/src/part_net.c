@@ -309,6 +309,8 @@ static void on_status_reply(struct tpc_participant *p, const Tpc__StatusReply *m
 {
 	struct part_event ev = { .type = PEV_STATUS };
 
+	if (!u64map_get(&p->txns, m->txid) && part_ask_reply(p, m->txid, m->status))
+		return; /* asked by tpc_participant_query_status() */
 	switch (m->status) {
 	case TPC__TXN_STATUS__STATUS_COMMITTED: ev.status = PART_STATUS_COMMITTED; break;
 	case TPC__TXN_STATUS__STATUS_ABORTED: ev.status = PART_STATUS_ABORTED; break;

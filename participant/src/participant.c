@@ -262,6 +262,7 @@ tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink
 	p->sink = sink;
 	p->wake_fd = -1;
 	u64map_init(&p->txns);
+	u64map_init(&p->asks);
 	deadline_timer_init(&p->deadlines, part_deadline_armed, part_deadline_fire, p);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
@@ -867,6 +868,7 @@ static void free_txns(struct tpc_participant *p)
 		part_txn_free(p, t);
 	u64map_iter_end(&it);
 	u64map_free(&p->txns);
+	u64map_free(&p->asks);
 }
 
 void tpc_participant_free(tpc_participant *p)
@@ -926,4 +928,33 @@ void tpc_participant_free(tpc_participant *p)
 	free(p->tls_ca);
 	SSL_CTX_free(p->tls); /* a connection still holds its own reference until freed */
 	free(p);
+}
+
+/* ---- running a function on the loop thread (for part_ask.c) ---- */
+
+struct sync_call {
+	struct loop_call call;
+	void (*fn)(struct tpc_participant *p, void *arg);
+	void *arg;
+};
+
+static void sync_call_run(struct tpc_participant *p, void *arg)
+{
+	struct sync_call *sc = arg;
+
+	sc->fn(p, sc->arg);
+	call_done(p, &sc->call);
+}
+
+int part_run_on_loop(struct tpc_participant *p, void (*fn)(struct tpc_participant *, void *),
+		     void *arg)
+{
+	struct sync_call sc = { .call = { .fn = sync_call_run }, .fn = fn, .arg = arg };
+
+	sc.call.arg = &sc;
+	if (!(p->own_base && p->thread_running)) {
+		fn(p, arg);
+		return 0;
+	}
+	return call_on_loop(p, &sc.call);
 }

@@ -365,6 +365,22 @@ TPC_API int tpc_participant_identity(const tpc_participant *p, char id_hex[33],
  */
 TPC_API int tpc_participant_fatal(const tpc_participant *p);
 
+/**
+ * @brief Ask the coordinator, on this participant's own connection, how @p txid ended,
+ *        for a transaction this participant holds no record of: an orphan a resource
+ *        manager still holds prepared (tpc/pg.h's scanner). Asked as a participant, the
+ *        coordinator answers ABORTED, not FORGOTTEN, for a txid with no decision record
+ *        (presumed abort: a COMMIT record stays until every YES voter acked it, D4).
+ *        Started mode only (tpc_participant_start()), from any thread but the loop's.
+ * @param timeout_ms how long to wait for the answer (0: 5000)
+ * @param[out] status PENDING, COMMITTED or ABORTED
+ * @return 0; TPC_ECLOSED when not connected to the coordinator now; -ETIMEDOUT;
+ *         TPC_ESTATE when not started; -EBUSY when that txid is being asked already;
+ *         -EINVAL for txid 0
+ */
+TPC_API int tpc_participant_query_status(tpc_participant *p, tpc_txid txid,
+					 uint32_t timeout_ms, tpc_status *status);
+
 #ifdef __cplusplus
 }
 #endif
