@@ -56,6 +56,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -99,6 +100,9 @@ struct lmdb_log {
 	/* The forget horizon inside the current write transaction (write_batch only,
 	 * serialised by LMDB's single-writer lock): read at its start, stored at its end. */
 	uint64_t horizon, horizon_at_start;
+	/* Device syncs asked of the disk so far (writer thread adds, any thread reads): a
+	 * synced LMDB commit is two, fdatasync of the data then the O_DSYNC meta page. */
+	_Atomic uint64_t syncs;
 };
 
 /* ------------------------------------------------------------ small helpers */
@@ -114,6 +118,15 @@ static struct coord_rec *next_rec(struct coord_rec *r)
 static int begin_read(struct lmdb_log *lg, MDB_txn **txn)
 {
 	return tpc_lmdb_err(mdb_txn_begin(lg->env, NULL, MDB_RDONLY, txn));
+}
+
+/* A synced commit (rule D6), counted as the two device syncs it asks for. */
+static int synced_commit(struct lmdb_log *lg, MDB_txn *txn)
+{
+	int rc = mdb_txn_commit(txn);
+
+	atomic_fetch_add(&lg->syncs, 2);
+	return tpc_lmdb_err(rc);
 }
 
 /* --------------------------------------------------------- record encoding */
@@ -638,7 +651,7 @@ static int lmdb_write_batch(void *self, struct coord_rec *head, size_t n)
 	}
 	/* The synced commit: when it returns 0 every record above is on disk. It frees
 	 * the transaction whether or not it succeeds. */
-	return tpc_lmdb_err(mdb_txn_commit(txn));
+	return synced_commit(lg, txn);
 
 out_abort:
 	mdb_txn_abort(txn);
@@ -685,7 +698,7 @@ static int lmdb_write_meta(void *self, uint64_t id, uint64_t epoch)
 	rc = meta_put_format(txn, lg->meta);
 	if (rc)
 		goto out_abort;
-	return tpc_lmdb_err(mdb_txn_commit(txn)); /* synced */
+	return synced_commit(lg, txn);
 
 out_abort:
 	mdb_txn_abort(txn);
@@ -969,6 +982,13 @@ static void lmdb_close(void *self)
 	free(lg);
 }
 
+static uint64_t lmdb_syncs(void *self)
+{
+	struct lmdb_log *lg = self;
+
+	return atomic_load(&lg->syncs);
+}
+
 static const struct coord_log_ops lmdb_ops = {
 	.write_batch = lmdb_write_batch,
 	.read_meta = lmdb_read_meta,
@@ -981,6 +1001,7 @@ static const struct coord_log_ops lmdb_ops = {
 	.lookup_participant = lmdb_lookup_participant,
 	.load_participants = lmdb_load_participants,
 	.close = lmdb_close,
+	.syncs = lmdb_syncs,
 };
 
 /* ------------------------------------------------------------------ open */

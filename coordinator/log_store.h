@@ -144,6 +144,9 @@ struct coord_log_ops {
 	/** Call cb for every binding, in name order (start-up). */
 	int (*load_participants)(void *self, coord_binding_cb cb, void *arg);
 	void (*close)(void *self);
+	/** Device syncs asked of the disk since open (a synced LMDB commit counts two).
+	 *  Any thread. */
+	uint64_t (*syncs)(void *self);
 };
 
 struct coord_log {

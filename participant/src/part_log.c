@@ -15,6 +15,7 @@
 #include "part_blob.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@ struct part_log {
 	int lock_fd;
 	uint8_t id[PART_ID_LEN];
 	uint64_t incarnation;
+	_Atomic uint64_t syncs; /* device syncs of the writes (writer thread adds) */
 };
 
 /* ---- LMDB ---- */
@@ -292,7 +294,9 @@ int part_log_write(struct part_log *l, const struct part_log_put *puts, size_t n
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	return tpc_lmdb_err(mdb_txn_commit(txn)); /* synced: rule D6 */
+	rc = tpc_lmdb_err(mdb_txn_commit(txn)); /* synced: rule D6 */
+	atomic_fetch_add(&l->syncs, 2);        /* the data, then the meta page */
+	return rc;
 }
 
 int part_log_read_epoch(struct part_log *l, uint64_t *epoch)
@@ -460,12 +464,20 @@ static void ops_close(void *self)
 	part_log_close(self);
 }
 
+static uint64_t ops_syncs(void *self)
+{
+	struct part_log *l = self;
+
+	return atomic_load(&l->syncs);
+}
+
 static const struct part_log_ops lmdb_ops = {
 	.write = ops_write,
 	.read_epoch = ops_read_epoch,
 	.load = ops_load,
 	.identity = ops_identity,
 	.close = ops_close,
+	.syncs = ops_syncs,
 };
 
 int part_log_lmdb_open(struct part_store *out, const char *dir, uint64_t map_size,

@@ -89,6 +89,9 @@ struct part_log_ops {
 	void (*identity)(const void *self, uint8_t id[PART_ID_LEN], uint64_t *incarnation);
 	/** part_log_close(). */
 	void (*close)(void *self);
+	/** Device syncs of part_log_write() so far (two per synced LMDB commit). Optional
+	 *  (NULL: not counted). Any thread. */
+	uint64_t (*syncs)(void *self);
 };
 
 struct part_store {

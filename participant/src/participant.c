@@ -707,6 +707,9 @@ static void stats_run(struct tpc_participant *p, void *arg)
 	*sc->out = p->stats;
 	sc->out->log_batches = bs.batches;
 	sc->out->highest_epoch = p->highest_epoch;
+	if (p->store.ops && p->store.ops->syncs)
+		sc->out->log_syncs = p->store.ops->syncs(p->store.self);
+	sc->out->sink_syncs = tpc_sink_syncs(p->sink);
 	if (p->own_base)
 		call_done(p, &sc->call);
 }

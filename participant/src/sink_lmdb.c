@@ -39,6 +39,7 @@
 #include "tpc/sink_lmdb.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -75,6 +76,7 @@ struct lmdb_sink {
 	void *refuse_arg;
 	tpc_txid forget[FORGET_MAX];     /* "applied" entries to delete with the next write */
 	size_t nforget;
+	_Atomic uint64_t syncs;          /* device syncs asked for (commit thread adds) */
 };
 
 static const tpc_sink_ops lmdb_ops;
@@ -393,6 +395,7 @@ static int lmdb_commit(void *self, const tpc_sink_txn *txns, size_t n)
 	if (rc)
 		goto out_abort;
 	rc = tpc_lmdb_err(mdb_txn_commit(txn)); /* synced (D6); frees txn either way */
+	atomic_fetch_add(&s->syncs, 2);          /* the data, then the meta page */
 	if (rc == 0)
 		s->nforget = 0;
 	return rc;
@@ -431,6 +434,13 @@ static int lmdb_applied(void *self, tpc_txid txid)
 	return rc;
 }
 
+static uint64_t lmdb_syncs(void *self)
+{
+	struct lmdb_sink *s = self;
+
+	return atomic_load(&s->syncs);
+}
+
 static const tpc_sink_ops lmdb_ops = {
 	.prepare = lmdb_prepare,
 	.commit = lmdb_commit,
@@ -438,6 +448,7 @@ static const tpc_sink_ops lmdb_ops = {
 	.applied = lmdb_applied,
 	.forget = lmdb_forget,
 	.destroy = lmdb_destroy,
+	.syncs = lmdb_syncs,
 };
 
 /* ---------------------------------------------------------- handle helpers */

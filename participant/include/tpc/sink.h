@@ -106,6 +106,12 @@ typedef struct tpc_sink_ops {
 	void (*forget)(void *self, const tpc_txid *txids, size_t n);
 	/** @brief Release the sink's resources. Optional (NULL). */
 	void (*destroy)(void *self);
+	/**
+	 * @brief Device syncs the sink asked of the disk so far (for metrics; a synced
+	 *        LMDB commit counts two: the data, then the meta page). Optional (NULL:
+	 *        not counted). Any thread.
+	 */
+	uint64_t (*syncs)(void *self);
 } tpc_sink_ops;
 
 typedef struct tpc_sink tpc_sink;
@@ -141,6 +147,9 @@ TPC_API void tpc_sink_abort(tpc_sink *sink, tpc_txid txid);
 TPC_API int tpc_sink_applied(tpc_sink *sink, tpc_txid txid);
 /** @brief Call the sink's forget() if it has one; otherwise nothing. */
 TPC_API void tpc_sink_forget(tpc_sink *sink, const tpc_txid *txids, size_t n);
+
+/** @brief The sink's ops->syncs(), or 0 when it does not count them. Any thread. */
+TPC_API uint64_t tpc_sink_syncs(tpc_sink *sink);
 
 #ifdef __cplusplus
 }
