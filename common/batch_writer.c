@@ -20,7 +20,12 @@
  *     there), so they need no lock;
  *   - the writer calls write_batch() and writes the eventfd without holding mu;
  *   - a batch of several items whose write fails is written again item by item, so one
- *     bad item fails alone: each item's status is its own write's result.
+ *     bad item fails alone: each item's status is its own write's result;
+ *   - with a sync function (batch_writer_set_sync: a store whose commit leaves its last
+ *     batch durable only once a later fdatasync ran, e.g. LMDB with MDB_NOMETASYNC), a
+ *     written batch is held back, not done, until the next batch's write succeeded
+ *     (which synced it) or sync() returned; the writer syncs at once when nothing else
+ *     is queued, so a batch is never held while the writer waits.
  */
 #include "batch_writer.h"
 
@@ -46,6 +51,7 @@ struct bw_list {
 
 struct batch_writer {
 	bw_write_fn write_batch;
+	bw_sync_fn sync;         /* NULL: write_batch() alone makes a batch durable (mu) */
 	bw_done_fn done;
 	void *ctx;
 	size_t max_batch;
@@ -133,38 +139,82 @@ static void write_each(struct batch_writer *w, struct bw_item *head)
 	}
 }
 
-static void write_one_batch(struct batch_writer *w, struct bw_item *head,
-			    struct bw_item *tail, size_t n)
+/* A written batch on its way to the done queue. */
+struct bw_batch {
+	struct bw_item *head, *tail;
+	size_t n;
+	uint64_t write_ns;
+};
+
+/* Write @p b; set each item's status. @return 0 when the whole batch was written at
+ * once, else non-zero (it failed, or was split and written item by item). */
+static int write_one_batch(struct batch_writer *w, struct bw_batch *b)
 {
 	uint64_t t0 = tpc_now_ns();
-	int rc = w->write_batch(w->ctx, head, n);
+	int rc = w->write_batch(w->ctx, b->head, b->n);
 
-	if (rc < 0 && n > 1) {
-		write_each(w, head);
+	if (rc < 0 && b->n > 1) {
+		write_each(w, b->head);
 	} else {
-		for (struct bw_item *it = head; it; it = it->next)
+		for (struct bw_item *it = b->head; it; it = it->next)
 			it->status = rc;
 	}
-	uint64_t dt = tpc_now_ns() - t0;
+	b->write_ns = tpc_now_ns() - t0;
+	return rc < 0 ? rc : 0;
+}
 
+/* Hand @p b to the loop; a failed @p sync_rc fails every item written well. The writer
+ * is idle afterwards unless @p more (it still holds a batch). */
+static void release(struct batch_writer *w, struct bw_batch *b, int sync_rc, int more)
+{
+	for (struct bw_item *it = b->head; it; it = it->next)
+		if (it->status == 0)
+			it->status = sync_rc;
 	pthread_mutex_lock(&w->mu);
-	list_append(&w->done_q, head, tail);
+	list_append(&w->done_q, b->head, b->tail);
 	w->stats.batches++;
-	w->stats.items += n;
-	if (n > w->stats.max_batch)
-		w->stats.max_batch = n;
-	w->stats.write_ns_total += dt;
-	w->busy = 0;
-	if (!w->queue.head)
+	w->stats.items += b->n;
+	if (b->n > w->stats.max_batch)
+		w->stats.max_batch = b->n;
+	w->stats.write_ns_total += b->write_ns;
+	w->busy = more;
+	if (!w->queue.head && !more)
 		pthread_cond_broadcast(&w->idle_cv);
 	pthread_mutex_unlock(&w->mu);
+}
+
+static int queue_empty(struct batch_writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	int empty = w->queue.head == NULL;
+	pthread_mutex_unlock(&w->mu);
+	return empty;
+}
+
+/* Write @p b; with a sync function, release the batch @p held before it (the write
+ * synced it) and hold @p b in turn while more is queued. @return 1 if @p b is held. */
+static int write_and_release(struct batch_writer *w, bw_sync_fn sync, struct bw_batch *held,
+			     struct bw_batch *b)
+{
+	int rc = write_one_batch(w, b);
+
+	if (held->head) /* a failed write may not have synced it: sync on purpose */
+		release(w, held, rc == 0 ? 0 : sync(w->ctx), 1);
+	if (!sync) {
+		release(w, b, 0, 0);
+		return 0;
+	}
+	if (rc == 0 && !queue_empty(w))
+		return 1;
+	release(w, b, sync(w->ctx), 0);
+	return 0;
 }
 
 static void *writer_main(void *arg)
 {
 	struct batch_writer *w = arg;
-	struct bw_item *head, *tail;
-	size_t n;
+	struct bw_batch held = { 0 }, b;
+	bw_sync_fn sync;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
@@ -172,11 +222,15 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&w->work_cv, &w->mu);
 		if (!w->queue.head)
 			break; /* stopping, and nothing left to write */
-		n = list_take(&w->queue, w->max_batch, &head, &tail);
+		b.n = list_take(&w->queue, w->max_batch, &b.head, &b.tail);
 		w->busy = 1;
+		sync = w->sync;
 		pthread_mutex_unlock(&w->mu);
 
-		write_one_batch(w, head, tail, n);
+		if (write_and_release(w, sync, &held, &b))
+			held = b;
+		else
+			held.head = NULL;
 		poke_loop(w);
 
 		pthread_mutex_lock(&w->mu);
@@ -262,6 +316,13 @@ void batch_writer_flush(struct batch_writer *w)
 		pthread_cond_wait(&w->idle_cv, &w->mu);
 	pthread_mutex_unlock(&w->mu);
 	deliver_done(w);
+}
+
+void batch_writer_set_sync(struct batch_writer *w, bw_sync_fn sync)
+{
+	pthread_mutex_lock(&w->mu);
+	w->sync = sync;
+	pthread_mutex_unlock(&w->mu);
 }
 
 void batch_writer_stats(struct batch_writer *w, struct bw_stats *out)

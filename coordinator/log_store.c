@@ -4,9 +4,15 @@
  * Owns the environment, its five named databases, and a lock file that keeps a
  * second process from opening the same log (two coordinators on one log would both
  * bump the epoch and both answer for the same txids). Invariants:
- *   - every change goes through one write transaction committed with a normal synced
- *     mdb_txn_commit; the environment is opened with MDB_NOTLS only (rule D6: no
- *     MDB_NOSYNC, MDB_NOMETASYNC, MDB_WRITEMAP or MDB_MAPASYNC);
+ *   - every change goes through one write transaction committed with mdb_txn_commit;
+ *     the environment is opened with MDB_NOTLS | MDB_NOMETASYNC (rule D6; never
+ *     MDB_NOSYNC, MDB_WRITEMAP or MDB_MAPASYNC): a commit fdatasyncs its data, then
+ *     writes its meta page unsynced, so a batch is durable only after the next
+ *     fdatasync. write_batch() returning 0 has run one (the next batch's, or
+ *     lmdb_sync's when the commit had nothing to write), so it also made every earlier
+ *     batch durable; the group-commit writer releases a batch's waiters only then, or
+ *     after the sync op (batch_writer_set_sync). The meta and set-up commits, which
+ *     no later batch covers, are followed by mdb_env_sync(env, 1);
  *   - a batch is all or nothing: any failure aborts its transaction;
  *   - a record that does not decode is reported (-EBADMSG), never guessed at; the sweep
  *     only ever deletes records it positively decodes as old;
@@ -100,8 +106,8 @@ struct lmdb_log {
 	/* The forget horizon inside the current write transaction (write_batch only,
 	 * serialised by LMDB's single-writer lock): read at its start, stored at its end. */
 	uint64_t horizon, horizon_at_start;
-	/* Device syncs asked of the disk so far (writer thread adds, any thread reads): a
-	 * synced LMDB commit is two, fdatasync of the data then the O_DSYNC meta page. */
+	/* Device syncs asked of the disk so far (writer thread adds, any thread reads): the
+	 * data fdatasync of each commit, and each mdb_env_sync. */
 	_Atomic uint64_t syncs;
 };
 
@@ -120,13 +126,38 @@ static int begin_read(struct lmdb_log *lg, MDB_txn **txn)
 	return tpc_lmdb_err(mdb_txn_begin(lg->env, NULL, MDB_RDONLY, txn));
 }
 
-/* A synced commit (rule D6), counted as the two device syncs it asks for. */
+static int lmdb_sync(void *self)
+{
+	struct lmdb_log *lg = self;
+
+	atomic_fetch_add(&lg->syncs, 1);
+	return tpc_lmdb_err(mdb_env_sync(lg->env, 1));
+}
+
+/* Commit; on success an fdatasync ran after every earlier commit's meta page was
+ * written (rule D6 with MDB_NOMETASYNC). A commit with nothing to write skips LMDB's
+ * fdatasync (the last txn id stays before ours), so it syncs on purpose. */
 static int synced_commit(struct lmdb_log *lg, MDB_txn *txn)
 {
+	size_t id = mdb_txn_id(txn);
+	MDB_envinfo info;
 	int rc = mdb_txn_commit(txn);
 
-	atomic_fetch_add(&lg->syncs, 2);
-	return tpc_lmdb_err(rc);
+	if (rc)
+		return tpc_lmdb_err(rc);
+	atomic_fetch_add(&lg->syncs, 1);
+	rc = mdb_env_info(lg->env, &info);
+	if (rc || info.me_last_txnid != id)
+		return lmdb_sync(lg);
+	return 0;
+}
+
+/* A commit durable on return, meta page included: nothing later covers it. */
+static int durable_commit(struct lmdb_log *lg, MDB_txn *txn)
+{
+	int rc = synced_commit(lg, txn);
+
+	return rc ? rc : lmdb_sync(lg);
 }
 
 /* --------------------------------------------------------- record encoding */
@@ -698,7 +729,7 @@ static int lmdb_write_meta(void *self, uint64_t id, uint64_t epoch)
 	rc = meta_put_format(txn, lg->meta);
 	if (rc)
 		goto out_abort;
-	return synced_commit(lg, txn);
+	return durable_commit(lg, txn);
 
 out_abort:
 	mdb_txn_abort(txn);
@@ -1002,6 +1033,7 @@ static const struct coord_log_ops lmdb_ops = {
 	.load_participants = lmdb_load_participants,
 	.close = lmdb_close,
 	.syncs = lmdb_syncs,
+	.sync = lmdb_sync,
 };
 
 /* ------------------------------------------------------------------ open */
@@ -1047,10 +1079,10 @@ static int env_open(struct lmdb_log *lg, const char *dir, size_t map_size, char 
 	rc = mdb_env_set_mapsize(lg->env, map_size ? map_size : DEFAULT_MAP_SIZE);
 	if (rc)
 		goto out_close;
-	/* MDB_NOTLS: reads run on the loop thread, writes on the writer thread. Nothing
-	 * else: commits stay fully synced (rule D6). */
+	/* MDB_NOTLS: reads run on the loop thread, writes on the writer thread.
+	 * MDB_NOMETASYNC: one device sync per batch; see the header (rule D6). */
 	what = "mdb_env_open";
-	rc = mdb_env_open(lg->env, dir, MDB_NOTLS, 0600);
+	rc = mdb_env_open(lg->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
 	if (rc)
 		goto out_close;
 	lg->max_key = (size_t)mdb_env_get_maxkeysize(lg->env);
@@ -1171,10 +1203,10 @@ static int open_dbs(struct lmdb_log *lg, const char *dir, char *err, size_t errl
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	rc = mdb_txn_commit(txn);
+	rc = durable_commit(lg, txn);
 	if (rc)
-		tpc_set_err(err, errlen, "%s: mdb_txn_commit: %s", dir, mdb_strerror(rc));
-	return tpc_lmdb_err(rc);
+		tpc_set_err(err, errlen, "%s: mdb_txn_commit: %s", dir, mdb_strerror(-rc));
+	return rc;
 }
 
 int coord_log_lmdb_open(struct coord_log *log, const char *dir, size_t map_size, char *err,

@@ -157,8 +157,8 @@ static int render_process(const struct coord_metrics_view *v, struct evbuffer *o
 	bad = bad || scalar(out, "tpc_log_failures_total", "counter",
 			    "Log records whose batch write failed.", v->log_failures);
 	bad = bad || scalar(out, "tpc_log_syncs_total", "counter",
-			    "Device syncs the log asked of the disk (fdatasync, and the meta page "
-			    "written with O_DSYNC: two per synced LMDB commit).", v->log_syncs);
+			    "Device syncs the log asked of the disk (the fdatasync of each LMDB "
+			    "commit and each mdb_env_sync).", v->log_syncs);
 	bad = bad || scalar(out, "tpc_bad_frames_total", "counter",
 			    "Frames refused as malformed (the connection was closed).", v->bad_frames);
 	bad = bad || scalar(out, "tpc_connections_timed_out_total", "counter",

@@ -422,6 +422,8 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 		goto fail;
 	s->writer = batch_writer_new(s->base, coord_log_write, coord_log_done, s,
 				     cfg->group_commit_max);
+	if (s->writer && s->store.ops->sync) /* rule D6: waiters wait for the next sync */
+		batch_writer_set_sync(s->writer, coord_log_sync);
 	if (!s->writer || lazy_queue_init(&s->lazy, s->base, s->writer, COORD_LAZY_FLUSH_MS,
 					  COORD_LAZY_MAX, NULL, NULL))
 		goto fail;

@@ -2,9 +2,12 @@
  * part_log.c - the participant's PREPARED log in LMDB, its state folder's lock and
  * identity (part_log.h). The writes blob inside a record is part_blob.c's.
  *
- * Every write is one LMDB write transaction with a normal synced commit (rule D6):
- * when part_log_write() returns 0 the PREPARED records it put are on disk, which is
- * what lets the participant vote YES (D2).
+ * Every write is one LMDB write transaction whose commit fdatasyncs its data; the
+ * environment has MDB_NOMETASYNC (rule D6), so the meta page naming a batch is synced
+ * by the next commit's fdatasync or by part_log_sync(). When part_log_write() returns
+ * 0 every EARLIER batch is on disk; its own is once the next write or part_log_sync()
+ * returned 0 — only then may the participant vote YES (D2). The group-commit writer
+ * keeps that order (batch_writer_set_sync). The set-up commit is followed by a sync.
  *
  * D8: one process per state folder (the flock on "<dir>/lock", taken before LMDB is
  * opened and held until part_log_close()); the folder's participant id is made once;
@@ -42,7 +45,7 @@ struct part_log {
 	int lock_fd;
 	uint8_t id[PART_ID_LEN];
 	uint64_t incarnation;
-	_Atomic uint64_t syncs; /* device syncs of the writes (writer thread adds) */
+	_Atomic uint64_t syncs; /* device syncs: each commit's fdatasync, each env sync */
 };
 
 /* ---- LMDB ---- */
@@ -154,6 +157,36 @@ static int load_id(MDB_txn *txn, MDB_dbi meta, uint8_t id[PART_ID_LEN])
 }
 
 /* One synced write transaction: the databases, the id, the next incarnation. */
+int part_log_sync(struct part_log *l)
+{
+	atomic_fetch_add(&l->syncs, 1);
+	return tpc_lmdb_err(mdb_env_sync(l->env, 1));
+}
+
+/* Commit (rule D6 with MDB_NOMETASYNC): on success an fdatasync ran after every earlier
+ * commit's meta page was written. A commit with nothing to write skips LMDB's
+ * fdatasync (the last txn id stays before ours), so it syncs on purpose. */
+static int synced_commit(struct part_log *l, MDB_txn *txn)
+{
+	size_t id = mdb_txn_id(txn);
+	MDB_envinfo info;
+	int rc = mdb_txn_commit(txn);
+
+	if (rc)
+		return tpc_lmdb_err(rc);
+	atomic_fetch_add(&l->syncs, 1);
+	rc = mdb_env_info(l->env, &info);
+	return rc || info.me_last_txnid != id ? part_log_sync(l) : 0;
+}
+
+/* A commit durable on return, meta page included: nothing later covers it. */
+static int durable_commit(struct part_log *l, MDB_txn *txn)
+{
+	int rc = synced_commit(l, txn);
+
+	return rc ? rc : part_log_sync(l);
+}
+
 static int setup(struct part_log *l)
 {
 	MDB_txn *txn = NULL;
@@ -176,7 +209,7 @@ static int setup(struct part_log *l)
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	return tpc_lmdb_err(mdb_txn_commit(txn)); /* synced: the incarnation is durable */
+	return durable_commit(l, txn); /* the incarnation is durable */
 }
 
 int part_log_open(struct part_log **out, const char *dir, uint64_t map_size, char *err,
@@ -197,7 +230,7 @@ int part_log_open(struct part_log **out, const char *dir, uint64_t map_size, cha
 	rc = lock_dir(dir, &l->lock_fd, err, errlen);
 	if (rc)
 		goto out_free;
-	rc = open_env(&l->env, dir, map_size ? map_size : (1ull << 30), 0);
+	rc = open_env(&l->env, dir, map_size ? map_size : (1ull << 30), MDB_NOMETASYNC);
 	if (rc) {
 		tpc_set_err(err, errlen, "cannot open the state log in %s: %s", dir, mdb_strerror(-rc));
 		goto out_free;
@@ -294,9 +327,7 @@ int part_log_write(struct part_log *l, const struct part_log_put *puts, size_t n
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	rc = tpc_lmdb_err(mdb_txn_commit(txn)); /* synced: rule D6 */
-	atomic_fetch_add(&l->syncs, 2);        /* the data, then the meta page */
-	return rc;
+	return synced_commit(l, txn);
 }
 
 int part_log_read_epoch(struct part_log *l, uint64_t *epoch)
@@ -464,6 +495,11 @@ static void ops_close(void *self)
 	part_log_close(self);
 }
 
+static int ops_sync(void *self)
+{
+	return part_log_sync(self);
+}
+
 static uint64_t ops_syncs(void *self)
 {
 	struct part_log *l = self;
@@ -478,6 +514,7 @@ static const struct part_log_ops lmdb_ops = {
 	.identity = ops_identity,
 	.close = ops_close,
 	.syncs = ops_syncs,
+	.sync = ops_sync,
 };
 
 int part_log_lmdb_open(struct part_store *out, const char *dir, uint64_t map_size,

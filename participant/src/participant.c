@@ -333,6 +333,8 @@ int tpc_participant_attach(tpc_participant *p, struct event_base *base)
 				     p->cfg.group_commit_max);
 	p->sink_writer = batch_writer_new(base, part_sink_writer_write, part_writer_done, p,
 					  p->cfg.group_commit_max);
+	if (p->writer) /* rule D6: a PREPARED batch waits for the next sync */
+		batch_writer_set_sync(p->writer, part_log_writer_sync);
 	rc = -ENOMEM;
 	if (!p->writer || !p->sink_writer ||
 	    lazy_queue_init(&p->lazy, base, p->writer, PART_LAZY_FLUSH_MS, PART_LAZY_MAX,
