@@ -25,7 +25,13 @@
  *     batch durable only once a later fdatasync ran, e.g. LMDB with MDB_NOMETASYNC), a
  *     written batch is held back, not done, until the next batch's write succeeded
  *     (which synced it) or sync() returned; the writer syncs at once when nothing else
- *     is queued, so a batch is never held while the writer waits.
+ *     is queued, so a batch is never held while the writer waits;
+ *   - inline mode (batch_writer_set_inline): items submitted during one loop turn are
+ *     collected (loop thread only) and, at the end of the turn, a lone submission (an
+ *     item or one chain) that finds the writer idle with nothing queued or undelivered
+ *     is written (and synced) by the loop thread itself, its done() run right away;
+ *     anything else goes to the writer.
+ *     busy is held around the inline write, so the store never sees two writers.
  */
 #include "batch_writer.h"
 
@@ -66,6 +72,11 @@ struct batch_writer {
 	struct bw_stats stats;   /* (mu) */
 
 	struct bw_list deliver;  /* taken by the loop, done() not yet run (loop thread) */
+	struct bw_list collect;  /* inline mode: submitted this loop turn (loop thread) */
+	size_t ncollect;         /* ... its items, and how many submit calls brought them */
+	size_t ncalls;
+	int inline_ok;           /* batch_writer_set_inline (loop thread) */
+	struct event *turn_end;  /* inline mode: runs after this turn's callbacks */
 	size_t pending;          /* submitted, done() not yet run (loop thread) */
 
 	int efd;
@@ -275,11 +286,84 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	deliver_done(arg);
 }
 
+/* Inline mode: the loop thread writes one submission itself when the writer is idle
+ * with nothing queued or undelivered. @return 1 if it did (done() ran). */
+static int write_inline(struct batch_writer *w, struct bw_item *head, struct bw_item *tail,
+			size_t n)
+{
+	struct bw_batch b = { .head = head, .tail = tail, .n = n };
+	bw_sync_fn sync;
+
+	pthread_mutex_lock(&w->mu);
+	int idle = !w->busy && !w->queue.head && !w->done_q.head && !w->deliver.head;
+	if (idle)
+		w->busy = 1;
+	sync = w->sync;
+	pthread_mutex_unlock(&w->mu);
+	if (!idle)
+		return 0;
+	int rc = write_one_batch(w, &b);
+	release(w, &b, sync ? sync(w->ctx) : 0, 0);
+	(void)rc;
+	deliver_done(w);
+	return 1;
+}
+
+/* The end of a loop turn in inline mode: write a lone submission (one item, or one
+ * chain such as a record and its key) inline, else hand the turn's items to the
+ * writer. */
+static void on_turn_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct batch_writer *w = arg;
+	struct bw_item *head = w->collect.head, *tail = w->collect.tail;
+	size_t n = w->ncollect, calls = w->ncalls;
+
+	(void)fd;
+	(void)what;
+	if (!head)
+		return;
+	w->collect.head = w->collect.tail = NULL;
+	w->ncollect = w->ncalls = 0;
+	if (calls == 1 && write_inline(w, head, tail, n))
+		return;
+	pthread_mutex_lock(&w->mu);
+	list_append(&w->queue, head, tail);
+	pthread_cond_signal(&w->work_cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Inline mode: collect; the turn-end event decides. */
+static void collect(struct batch_writer *w, struct bw_item *head, struct bw_item *tail,
+		    size_t n)
+{
+	list_append(&w->collect, head, tail);
+	w->ncollect += n;
+	w->ncalls++;
+	event_active(w->turn_end, EV_TIMEOUT, 0);
+}
+
+/* Hand over what inline mode collected but has not decided on yet (flush, free). */
+static void hand_over_collected(struct batch_writer *w)
+{
+	if (w->collect.head) {
+		pthread_mutex_lock(&w->mu);
+		list_append(&w->queue, w->collect.head, w->collect.tail);
+		pthread_cond_signal(&w->work_cv);
+		pthread_mutex_unlock(&w->mu);
+		w->collect.head = w->collect.tail = NULL;
+		w->ncollect = w->ncalls = 0;
+	}
+}
+
 void batch_writer_submit(struct batch_writer *w, struct bw_item *item)
 {
 	item->next = NULL;
 	item->status = 0;
 	w->pending++;
+	if (w->inline_ok) {
+		collect(w, item, item, 1);
+		return;
+	}
 
 	pthread_mutex_lock(&w->mu);
 	list_append(&w->queue, item, item);
@@ -298,6 +382,13 @@ void batch_writer_submit_chain(struct batch_writer *w, struct bw_item *head)
 		tail->status = 0;
 		w->pending++;
 	}
+	if (w->inline_ok) {
+		size_t n = 1;
+		for (struct bw_item *it = head; it != tail; it = it->next)
+			n++;
+		collect(w, head, tail, n);
+		return;
+	}
 	pthread_mutex_lock(&w->mu);
 	list_append(&w->queue, head, tail);
 	pthread_cond_signal(&w->work_cv);
@@ -311,11 +402,21 @@ size_t batch_writer_pending(const struct batch_writer *w)
 
 void batch_writer_flush(struct batch_writer *w)
 {
+	hand_over_collected(w);
 	pthread_mutex_lock(&w->mu);
 	while (w->queue.head || w->busy)
 		pthread_cond_wait(&w->idle_cv, &w->mu);
 	pthread_mutex_unlock(&w->mu);
 	deliver_done(w);
+}
+
+int batch_writer_set_inline(struct batch_writer *w, struct event_base *base)
+{
+	w->turn_end = event_new(base, -1, 0, on_turn_end, w);
+	if (!w->turn_end)
+		return -ENOMEM;
+	w->inline_ok = 1;
+	return 0;
 }
 
 void batch_writer_set_sync(struct batch_writer *w, bw_sync_fn sync)
@@ -438,6 +539,8 @@ void batch_writer_free(struct batch_writer *w)
 	pthread_join(w->thread, NULL);
 	deliver_done(w); /* nothing is left after the flush; cheap insurance */
 
+	if (w->turn_end)
+		event_free(w->turn_end);
 	event_free(w->ev);
 	close(w->efd);
 	destroy_sync(w);

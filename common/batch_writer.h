@@ -88,6 +88,18 @@ void batch_writer_flush(struct batch_writer *w);
  */
 void batch_writer_set_sync(struct batch_writer *w, bw_sync_fn sync);
 
+/**
+ * @brief Inline mode, for low load: items submitted during one turn of @p base's loop
+ *        are collected; at the end of the turn a lone submission (one item, or one
+ *        chain of batch_writer_submit_chain), when the writer is idle with
+ *        nothing queued or undelivered, is written (and synced) by the loop thread
+ *        itself and its done() runs at once — no hand-off to the writer thread and back.
+ *        Otherwise the turn's items go to the writer as usual. write_batch() and sync()
+ *        then also run on the loop thread, never concurrently with the writer's. Call it
+ *        before the first submit. @return 0 or -ENOMEM.
+ */
+int batch_writer_set_inline(struct batch_writer *w, struct event_base *base);
+
 /** @brief Copy the counters (any thread). */
 void batch_writer_stats(struct batch_writer *w, struct bw_stats *out);
 

@@ -424,7 +424,7 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 				     cfg->group_commit_max);
 	if (s->writer && s->store.ops->sync) /* rule D6: waiters wait for the next sync */
 		batch_writer_set_sync(s->writer, coord_log_sync);
-	if (!s->writer || lazy_queue_init(&s->lazy, s->base, s->writer, COORD_LAZY_FLUSH_MS,
+	if (!s->writer || batch_writer_set_inline(s->writer, s->base) || lazy_queue_init(&s->lazy, s->base, s->writer, COORD_LAZY_FLUSH_MS,
 					  COORD_LAZY_MAX, NULL, NULL))
 		goto fail;
 	if (coord_tls_start(s) || coord_admin_start(s) || (!s->standby && coord_lead(s)) ||

@@ -50,6 +50,8 @@ struct fake {
 	int reject_id;       /* a batch holding the item with this id fails -EINVAL ... */
 	int reject;          /* ... when this is set */
 	int syncs;           /* fake_sync calls */
+	int loop_calls;      /* write_batch calls made on the loop thread (inline mode) */
+	pthread_t loop;
 	int sync_rc;         /* what fake_sync returns */
 
 	/* loop thread only */
@@ -73,6 +75,8 @@ static int fake_write(void *ctx, struct bw_item *head, size_t n)
 
 	pthread_mutex_lock(&f->mu);
 	call = ++f->calls;
+	if (pthread_equal(pthread_self(), f->loop))
+		f->loop_calls++;
 	if (call <= MAX_ITEMS)
 		f->sizes[call - 1] = n;
 	rc = 0;
@@ -147,6 +151,7 @@ static int setup(void **state)
 	pthread_cond_init(&f->cv, NULL);
 	f->base = event_base_new();
 	assert_non_null(f->base);
+	f->loop = pthread_self();
 	*state = f;
 	return 0;
 }
@@ -508,6 +513,36 @@ static void test_batch_writer_with_sync_a_failed_next_write_syncs_the_held_batch
 	assert_int_equal(f->done_status[1], -EIO);
 }
 
+/* Low load: one submission in a loop turn is written by the loop thread itself. */
+static void test_batch_writer_inline_writes_a_lone_submission_on_the_loop_thread(void **state)
+{
+	struct fake *f = *state;
+
+	start(f, 16);
+	batch_writer_set_sync(f->w, fake_sync);
+	assert_int_equal(batch_writer_set_inline(f->w, f->base), 0);
+	submit_range(f, 0, 1);
+	run_until_idle(f);
+	assert_done_in_order(f, 1);
+	assert_int_equal(f->done_status[0], 0);
+	assert_int_equal(f->loop_calls, 1);
+	assert_int_equal(f->syncs, 1);
+}
+
+/* More than one submission in a turn is load: the writer thread takes them, in order. */
+static void test_batch_writer_inline_hands_a_busy_turn_to_the_writer(void **state)
+{
+	struct fake *f = *state;
+
+	start(f, 16);
+	assert_int_equal(batch_writer_set_inline(f->w, f->base), 0);
+	submit_range(f, 0, 5);
+	run_until_idle(f);
+	assert_done_in_order(f, 5);
+	assert_int_equal(f->loop_calls, 0);
+	batch_writer_flush(f->w);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -526,6 +561,8 @@ int main(void)
 		T(test_batch_writer_with_sync_a_batch_waits_for_the_next_write),
 		T(test_batch_writer_with_sync_a_failed_sync_fails_the_batch),
 		T(test_batch_writer_with_sync_a_failed_next_write_syncs_the_held_batch),
+		T(test_batch_writer_inline_writes_a_lone_submission_on_the_loop_thread),
+		T(test_batch_writer_inline_hands_a_busy_turn_to_the_writer),
 	};
 #undef T
 
