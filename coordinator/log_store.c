@@ -59,6 +59,7 @@
 #include "log_store.h"
 #include "bytes.h"
 #include "lmdb_err.h"
+#include "lmdb_sync.h"
 #include "util.h"
 
 #include <errno.h>
@@ -130,34 +131,19 @@ static int lmdb_sync(void *self)
 {
 	struct lmdb_log *lg = self;
 
-	atomic_fetch_add(&lg->syncs, 1);
-	return tpc_lmdb_err(mdb_env_sync(lg->env, 1));
+	return tpc_lmdb_sync(lg->env, &lg->syncs);
 }
 
-/* Commit; on success an fdatasync ran after every earlier commit's meta page was
- * written (rule D6 with MDB_NOMETASYNC). A commit with nothing to write skips LMDB's
- * fdatasync (the last txn id stays before ours), so it syncs on purpose. */
+/* On success every earlier batch is durable (lmdb_sync.h, rule D6). */
 static int synced_commit(struct lmdb_log *lg, MDB_txn *txn)
 {
-	size_t id = mdb_txn_id(txn);
-	MDB_envinfo info;
-	int rc = mdb_txn_commit(txn);
-
-	if (rc)
-		return tpc_lmdb_err(rc);
-	atomic_fetch_add(&lg->syncs, 1);
-	rc = mdb_env_info(lg->env, &info);
-	if (rc || info.me_last_txnid != id)
-		return lmdb_sync(lg);
-	return 0;
+	return tpc_lmdb_commit(lg->env, txn, &lg->syncs);
 }
 
 /* A commit durable on return, meta page included: nothing later covers it. */
 static int durable_commit(struct lmdb_log *lg, MDB_txn *txn)
 {
-	int rc = synced_commit(lg, txn);
-
-	return rc ? rc : lmdb_sync(lg);
+	return tpc_lmdb_commit_durable(lg->env, txn, &lg->syncs);
 }
 
 /* --------------------------------------------------------- record encoding */

@@ -358,12 +358,18 @@ print("bench-report: wrote BENCHMARKS.md, bench/summary.json")
 PY
 
 # ---- the plots ----
+# png_terminal W H: gnuplot's PNG terminal line (cairo when this gnuplot has it).
+png_terminal() {
+    if gnuplot -e "set terminal pngcairo" >/dev/null 2>&1; then
+        echo "set terminal pngcairo size $1,$2 font ',11'"
+    else
+        echo "set terminal png size $1,$2"
+    fi
+}
 # bench/latency.png: the comparison with the baseline (when it ran).
 if [ -e "$OUT/compare_new.dat" ] && command -v gnuplot >/dev/null 2>&1; then
-    LT="set terminal pngcairo size 1500,480 font ',11'"
-    gnuplot -e "set terminal pngcairo" >/dev/null 2>&1 || LT="set terminal png size 1500,480"
     {
-        echo "$LT"
+        png_terminal 1500 480
         echo "set output '$ROOT/bench/latency.png'"
         echo "set multiplot layout 1,3 title 'tpc-bench --participants 2: this code beside the baseline'"
         echo "set logscale x 2; set xlabel 'clients'; set grid; set key top left"
@@ -381,10 +387,8 @@ if [ -e "$OUT/compare_new.dat" ] && command -v gnuplot >/dev/null 2>&1; then
 fi
 ls "$OUT"/series_*.dat >/dev/null 2>&1 || exit 0 # no matrix in this run (BENCH_MATRIX=0)
 GP="$OUT/plot.gp"
-TERM_LINE="set terminal pngcairo size 1400,560 font ',11'"
-gnuplot -e "set terminal pngcairo" >/dev/null 2>&1 || TERM_LINE="set terminal png size 1400,560"
 {
-    echo "$TERM_LINE"
+    png_terminal 1400 560
     echo "set output '$ROOT/bench/bench.png'"
     echo "set multiplot layout 1,2 title 'tpc-bench: closed-loop clients, begin + one put per participant + commit'"
     echo "set logscale x 2; set xlabel 'clients'; set grid; set key top left"

@@ -33,6 +33,7 @@
 
 #include "bytes.h"
 #include "lmdb_err.h"
+#include "lmdb_sync.h"
 #include "util.h"
 
 #define REC_FORMAT 2
@@ -156,37 +157,12 @@ static int load_id(MDB_txn *txn, MDB_dbi meta, uint8_t id[PART_ID_LEN])
 	return tpc_lmdb_err(mdb_put(txn, meta, &k, &v, 0));
 }
 
-/* One synced write transaction: the databases, the id, the next incarnation. */
 int part_log_sync(struct part_log *l)
 {
-	atomic_fetch_add(&l->syncs, 1);
-	return tpc_lmdb_err(mdb_env_sync(l->env, 1));
+	return tpc_lmdb_sync(l->env, &l->syncs);
 }
 
-/* Commit (rule D6 with MDB_NOMETASYNC): on success an fdatasync ran after every earlier
- * commit's meta page was written. A commit with nothing to write skips LMDB's
- * fdatasync (the last txn id stays before ours), so it syncs on purpose. */
-static int synced_commit(struct part_log *l, MDB_txn *txn)
-{
-	size_t id = mdb_txn_id(txn);
-	MDB_envinfo info;
-	int rc = mdb_txn_commit(txn);
-
-	if (rc)
-		return tpc_lmdb_err(rc);
-	atomic_fetch_add(&l->syncs, 1);
-	rc = mdb_env_info(l->env, &info);
-	return rc || info.me_last_txnid != id ? part_log_sync(l) : 0;
-}
-
-/* A commit durable on return, meta page included: nothing later covers it. */
-static int durable_commit(struct part_log *l, MDB_txn *txn)
-{
-	int rc = synced_commit(l, txn);
-
-	return rc ? rc : part_log_sync(l);
-}
-
+/* One synced write transaction: the databases, the id, the next incarnation. */
 static int setup(struct part_log *l)
 {
 	MDB_txn *txn = NULL;
@@ -209,7 +185,7 @@ static int setup(struct part_log *l)
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	return durable_commit(l, txn); /* the incarnation is durable */
+	return tpc_lmdb_commit_durable(l->env, txn, &l->syncs); /* the incarnation is durable */
 }
 
 int part_log_open(struct part_log **out, const char *dir, uint64_t map_size, char *err,
@@ -327,7 +303,7 @@ int part_log_write(struct part_log *l, const struct part_log_put *puts, size_t n
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	return synced_commit(l, txn);
+	return tpc_lmdb_commit(l->env, txn, &l->syncs); /* every earlier write is durable */
 }
 
 int part_log_read_epoch(struct part_log *l, uint64_t *epoch)
