@@ -3,7 +3,8 @@
 #   make          install missing Debian packages, configure and build (build/)
 #   make test     build with AddressSanitizer + UBSan (build-asan/) and run every test
 #   make demo     build and run the end-to-end demo (TLS=1 make demo: with mutual TLS)
-#   make bench    build and run the benchmark matrix; writes BENCHMARKS.md
+#   make bench    build and run the benchmark matrix; writes BENCHMARKS.md (BASELINE=REV:
+#                 the commit the latency table compares with, built in a git worktree)
 #   make lesson   exactly-once vs effectively-once vs at-least-once, run and measured
 #   make lesson-docs  the same, writing its figures into docs/exactly-once.md
 #   make torture  a long torture run (10 minutes, random seed; see docs/failure-injection.md)
@@ -69,9 +70,10 @@ clean:
 # after installing gnuplot and python3 if missing. Writes bench/results/STAMP/ (raw,
 # not committed), bench/bench.png, bench/summary.json and BENCHMARKS.md.
 .PHONY: bench
+BASELINE ?= 1706e8d
 bench: build
 	@bash scripts/install-deps.sh --bench
-	@bash scripts/bench.sh $(BUILD)
+	@BASELINE=$(BASELINE) bash scripts/bench.sh $(BUILD)
 
 # make lesson: the lesson of docs/exactly-once.md run for real (scripts/lesson.sh) on the
 # optimised build in $(BUILD): the financial close (2PC), the page-view counter in three

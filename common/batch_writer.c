@@ -20,7 +20,18 @@
  *     there), so they need no lock;
  *   - the writer calls write_batch() and writes the eventfd without holding mu;
  *   - a batch of several items whose write fails is written again item by item, so one
- *     bad item fails alone: each item's status is its own write's result.
+ *     bad item fails alone: each item's status is its own write's result;
+ *   - with a sync function (batch_writer_set_sync: a store whose commit leaves its last
+ *     batch durable only once a later fdatasync ran, e.g. LMDB with MDB_NOMETASYNC), a
+ *     written batch is held back, not done, until the next batch's write succeeded
+ *     (which synced it) or sync() returned; the writer syncs at once when nothing else
+ *     is queued, so a batch is never held while the writer waits;
+ *   - inline mode (batch_writer_set_inline): items submitted during one loop turn are
+ *     collected (loop thread only) and, at the end of the turn, a lone submission (an
+ *     item or one chain) that finds the writer idle with nothing queued or undelivered
+ *     is written (and synced) by the loop thread itself, its done() run right away;
+ *     anything else goes to the writer.
+ *     busy is held around the inline write, so the store never sees two writers.
  */
 #include "batch_writer.h"
 
@@ -46,6 +57,7 @@ struct bw_list {
 
 struct batch_writer {
 	bw_write_fn write_batch;
+	bw_sync_fn sync;         /* NULL: write_batch() alone makes a batch durable (mu) */
 	bw_done_fn done;
 	void *ctx;
 	size_t max_batch;
@@ -60,6 +72,11 @@ struct batch_writer {
 	struct bw_stats stats;   /* (mu) */
 
 	struct bw_list deliver;  /* taken by the loop, done() not yet run (loop thread) */
+	struct bw_list collect;  /* inline mode: submitted this loop turn (loop thread) */
+	size_t ncollect;         /* ... its items, and how many submit calls brought them */
+	size_t ncalls;
+	int inline_ok;           /* batch_writer_set_inline (loop thread) */
+	struct event *turn_end;  /* inline mode: runs after this turn's callbacks */
 	size_t pending;          /* submitted, done() not yet run (loop thread) */
 
 	int efd;
@@ -133,38 +150,82 @@ static void write_each(struct batch_writer *w, struct bw_item *head)
 	}
 }
 
-static void write_one_batch(struct batch_writer *w, struct bw_item *head,
-			    struct bw_item *tail, size_t n)
+/* A written batch on its way to the done queue. */
+struct bw_batch {
+	struct bw_item *head, *tail;
+	size_t n;
+	uint64_t write_ns;
+};
+
+/* Write @p b; set each item's status. @return 0 when the whole batch was written at
+ * once, else non-zero (it failed, or was split and written item by item). */
+static int write_one_batch(struct batch_writer *w, struct bw_batch *b)
 {
 	uint64_t t0 = tpc_now_ns();
-	int rc = w->write_batch(w->ctx, head, n);
+	int rc = w->write_batch(w->ctx, b->head, b->n);
 
-	if (rc < 0 && n > 1) {
-		write_each(w, head);
+	if (rc < 0 && b->n > 1) {
+		write_each(w, b->head);
 	} else {
-		for (struct bw_item *it = head; it; it = it->next)
+		for (struct bw_item *it = b->head; it; it = it->next)
 			it->status = rc;
 	}
-	uint64_t dt = tpc_now_ns() - t0;
+	b->write_ns = tpc_now_ns() - t0;
+	return rc < 0 ? rc : 0;
+}
 
+/* Hand @p b to the loop; a failed @p sync_rc fails every item written well. The writer
+ * is idle afterwards unless @p more (it still holds a batch). */
+static void release(struct batch_writer *w, struct bw_batch *b, int sync_rc, int more)
+{
+	for (struct bw_item *it = b->head; it; it = it->next)
+		if (it->status == 0)
+			it->status = sync_rc;
 	pthread_mutex_lock(&w->mu);
-	list_append(&w->done_q, head, tail);
+	list_append(&w->done_q, b->head, b->tail);
 	w->stats.batches++;
-	w->stats.items += n;
-	if (n > w->stats.max_batch)
-		w->stats.max_batch = n;
-	w->stats.write_ns_total += dt;
-	w->busy = 0;
-	if (!w->queue.head)
+	w->stats.items += b->n;
+	if (b->n > w->stats.max_batch)
+		w->stats.max_batch = b->n;
+	w->stats.write_ns_total += b->write_ns;
+	w->busy = more;
+	if (!w->queue.head && !more)
 		pthread_cond_broadcast(&w->idle_cv);
 	pthread_mutex_unlock(&w->mu);
+}
+
+static int queue_empty(struct batch_writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	int empty = w->queue.head == NULL;
+	pthread_mutex_unlock(&w->mu);
+	return empty;
+}
+
+/* Write @p b; with a sync function, release the batch @p held before it (the write
+ * synced it) and hold @p b in turn while more is queued. @return 1 if @p b is held. */
+static int write_and_release(struct batch_writer *w, bw_sync_fn sync, struct bw_batch *held,
+			     struct bw_batch *b)
+{
+	int rc = write_one_batch(w, b);
+
+	if (held->head) /* a failed write may not have synced it: sync on purpose */
+		release(w, held, rc == 0 ? 0 : sync(w->ctx), 1);
+	if (!sync) {
+		release(w, b, 0, 0);
+		return 0;
+	}
+	if (rc == 0 && !queue_empty(w))
+		return 1;
+	release(w, b, sync(w->ctx), 0);
+	return 0;
 }
 
 static void *writer_main(void *arg)
 {
 	struct batch_writer *w = arg;
-	struct bw_item *head, *tail;
-	size_t n;
+	struct bw_batch held = { 0 }, b;
+	bw_sync_fn sync;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
@@ -172,11 +233,15 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&w->work_cv, &w->mu);
 		if (!w->queue.head)
 			break; /* stopping, and nothing left to write */
-		n = list_take(&w->queue, w->max_batch, &head, &tail);
+		b.n = list_take(&w->queue, w->max_batch, &b.head, &b.tail);
 		w->busy = 1;
+		sync = w->sync;
 		pthread_mutex_unlock(&w->mu);
 
-		write_one_batch(w, head, tail, n);
+		if (write_and_release(w, sync, &held, &b))
+			held = b;
+		else
+			held.head = NULL;
 		poke_loop(w);
 
 		pthread_mutex_lock(&w->mu);
@@ -221,11 +286,84 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	deliver_done(arg);
 }
 
+/* Inline mode: the loop thread writes one submission itself when the writer is idle
+ * with nothing queued or undelivered. @return 1 if it did (done() ran). */
+static int write_inline(struct batch_writer *w, struct bw_item *head, struct bw_item *tail,
+			size_t n)
+{
+	struct bw_batch b = { .head = head, .tail = tail, .n = n };
+	bw_sync_fn sync;
+
+	pthread_mutex_lock(&w->mu);
+	int idle = !w->busy && !w->queue.head && !w->done_q.head && !w->deliver.head;
+	if (idle)
+		w->busy = 1;
+	sync = w->sync;
+	pthread_mutex_unlock(&w->mu);
+	if (!idle)
+		return 0;
+	int rc = write_one_batch(w, &b);
+	release(w, &b, sync ? sync(w->ctx) : 0, 0);
+	(void)rc;
+	deliver_done(w);
+	return 1;
+}
+
+/* The end of a loop turn in inline mode: write a lone submission (one item, or one
+ * chain such as a record and its key) inline, else hand the turn's items to the
+ * writer. */
+static void on_turn_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct batch_writer *w = arg;
+	struct bw_item *head = w->collect.head, *tail = w->collect.tail;
+	size_t n = w->ncollect, calls = w->ncalls;
+
+	(void)fd;
+	(void)what;
+	if (!head)
+		return;
+	w->collect.head = w->collect.tail = NULL;
+	w->ncollect = w->ncalls = 0;
+	if (calls == 1 && write_inline(w, head, tail, n))
+		return;
+	pthread_mutex_lock(&w->mu);
+	list_append(&w->queue, head, tail);
+	pthread_cond_signal(&w->work_cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Inline mode: collect; the turn-end event decides. */
+static void collect(struct batch_writer *w, struct bw_item *head, struct bw_item *tail,
+		    size_t n)
+{
+	list_append(&w->collect, head, tail);
+	w->ncollect += n;
+	w->ncalls++;
+	event_active(w->turn_end, EV_TIMEOUT, 0);
+}
+
+/* Hand over what inline mode collected but has not decided on yet (flush, free). */
+static void hand_over_collected(struct batch_writer *w)
+{
+	if (w->collect.head) {
+		pthread_mutex_lock(&w->mu);
+		list_append(&w->queue, w->collect.head, w->collect.tail);
+		pthread_cond_signal(&w->work_cv);
+		pthread_mutex_unlock(&w->mu);
+		w->collect.head = w->collect.tail = NULL;
+		w->ncollect = w->ncalls = 0;
+	}
+}
+
 void batch_writer_submit(struct batch_writer *w, struct bw_item *item)
 {
 	item->next = NULL;
 	item->status = 0;
 	w->pending++;
+	if (w->inline_ok) {
+		collect(w, item, item, 1);
+		return;
+	}
 
 	pthread_mutex_lock(&w->mu);
 	list_append(&w->queue, item, item);
@@ -244,6 +382,13 @@ void batch_writer_submit_chain(struct batch_writer *w, struct bw_item *head)
 		tail->status = 0;
 		w->pending++;
 	}
+	if (w->inline_ok) {
+		size_t n = 1;
+		for (struct bw_item *it = head; it != tail; it = it->next)
+			n++;
+		collect(w, head, tail, n);
+		return;
+	}
 	pthread_mutex_lock(&w->mu);
 	list_append(&w->queue, head, tail);
 	pthread_cond_signal(&w->work_cv);
@@ -257,11 +402,28 @@ size_t batch_writer_pending(const struct batch_writer *w)
 
 void batch_writer_flush(struct batch_writer *w)
 {
+	hand_over_collected(w);
 	pthread_mutex_lock(&w->mu);
 	while (w->queue.head || w->busy)
 		pthread_cond_wait(&w->idle_cv, &w->mu);
 	pthread_mutex_unlock(&w->mu);
 	deliver_done(w);
+}
+
+int batch_writer_set_inline(struct batch_writer *w, struct event_base *base)
+{
+	w->turn_end = event_new(base, -1, 0, on_turn_end, w);
+	if (!w->turn_end)
+		return -ENOMEM;
+	w->inline_ok = 1;
+	return 0;
+}
+
+void batch_writer_set_sync(struct batch_writer *w, bw_sync_fn sync)
+{
+	pthread_mutex_lock(&w->mu);
+	w->sync = sync;
+	pthread_mutex_unlock(&w->mu);
 }
 
 void batch_writer_stats(struct batch_writer *w, struct bw_stats *out)
@@ -377,6 +539,8 @@ void batch_writer_free(struct batch_writer *w)
 	pthread_join(w->thread, NULL);
 	deliver_done(w); /* nothing is left after the flush; cheap insurance */
 
+	if (w->turn_end)
+		event_free(w->turn_end);
 	event_free(w->ev);
 	close(w->efd);
 	destroy_sync(w);

@@ -33,6 +33,12 @@ struct bw_item {
  */
 typedef int (*bw_write_fn)(void *ctx, struct bw_item *head, size_t n);
 
+/**
+ * Makes every batch written so far durable (e.g. mdb_env_sync(env, 1)). Runs on the
+ * writer thread. @return 0 or a negative errno-style code.
+ */
+typedef int (*bw_sync_fn)(void *ctx);
+
 /** Runs on the loop thread once per item, in submission order, after its batch. */
 typedef void (*bw_done_fn)(void *ctx, struct bw_item *item, int status);
 
@@ -70,6 +76,29 @@ size_t batch_writer_pending(const struct batch_writer *w);
  *        each. For shutdown and tests; the loop thread is the caller.
  */
 void batch_writer_flush(struct batch_writer *w);
+
+/**
+ * @brief For a store whose write_batch() leaves its batch durable only after a later
+ *        sync (LMDB opened with MDB_NOMETASYNC: the meta page naming the batch is synced
+ *        by the next commit's fdatasync): a batch is passed to done() only after the
+ *        next batch's write_batch() returned 0 — which must have synced every earlier
+ *        batch — or after @p sync returned (called at once when nothing else is queued,
+ *        and when a later write fails). A failed sync fails the batch's items. Call it
+ *        before the first submit.
+ */
+void batch_writer_set_sync(struct batch_writer *w, bw_sync_fn sync);
+
+/**
+ * @brief Inline mode, for low load: items submitted during one turn of @p base's loop
+ *        are collected; at the end of the turn a lone submission (one item, or one
+ *        chain of batch_writer_submit_chain), when the writer is idle with
+ *        nothing queued or undelivered, is written (and synced) by the loop thread
+ *        itself and its done() runs at once — no hand-off to the writer thread and back.
+ *        Otherwise the turn's items go to the writer as usual. write_batch() and sync()
+ *        then also run on the loop thread, never concurrently with the writer's. Call it
+ *        before the first submit. @return 0 or -ENOMEM.
+ */
+int batch_writer_set_inline(struct batch_writer *w, struct event_base *base);
 
 /** @brief Copy the counters (any thread). */
 void batch_writer_stats(struct batch_writer *w, struct bw_stats *out);

@@ -214,6 +214,14 @@ int coord_log_write(void *ctx, struct bw_item *head, size_t n)
 	return rc;
 }
 
+/* Writer thread: make every batch written so far durable (the store's sync op). */
+int coord_log_sync(void *ctx)
+{
+	struct coord_server *s = ctx;
+
+	return s->store.ops->sync(s->store.self);
+}
+
 /* Loop thread: a record's batch is on disk (status 0) or failed. */
 void coord_log_done(void *ctx, struct bw_item *item, int status)
 {

@@ -4,9 +4,15 @@
  * Owns the environment, its five named databases, and a lock file that keeps a
  * second process from opening the same log (two coordinators on one log would both
  * bump the epoch and both answer for the same txids). Invariants:
- *   - every change goes through one write transaction committed with a normal synced
- *     mdb_txn_commit; the environment is opened with MDB_NOTLS only (rule D6: no
- *     MDB_NOSYNC, MDB_NOMETASYNC, MDB_WRITEMAP or MDB_MAPASYNC);
+ *   - every change goes through one write transaction committed with mdb_txn_commit;
+ *     the environment is opened with MDB_NOTLS | MDB_NOMETASYNC (rule D6; never
+ *     MDB_NOSYNC, MDB_WRITEMAP or MDB_MAPASYNC): a commit fdatasyncs its data, then
+ *     writes its meta page unsynced, so a batch is durable only after the next
+ *     fdatasync. write_batch() returning 0 has run one (the next batch's, or
+ *     lmdb_sync's when the commit had nothing to write), so it also made every earlier
+ *     batch durable; the group-commit writer releases a batch's waiters only then, or
+ *     after the sync op (batch_writer_set_sync). The meta and set-up commits, which
+ *     no later batch covers, are followed by mdb_env_sync(env, 1);
  *   - a batch is all or nothing: any failure aborts its transaction;
  *   - a record that does not decode is reported (-EBADMSG), never guessed at; the sweep
  *     only ever deletes records it positively decodes as old;
@@ -53,9 +59,11 @@
 #include "log_store.h"
 #include "bytes.h"
 #include "lmdb_err.h"
+#include "lmdb_sync.h"
 #include "util.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -99,6 +107,9 @@ struct lmdb_log {
 	/* The forget horizon inside the current write transaction (write_batch only,
 	 * serialised by LMDB's single-writer lock): read at its start, stored at its end. */
 	uint64_t horizon, horizon_at_start;
+	/* Device syncs asked of the disk so far (writer thread adds, any thread reads): the
+	 * data fdatasync of each commit, and each mdb_env_sync. */
+	_Atomic uint64_t syncs;
 };
 
 /* ------------------------------------------------------------ small helpers */
@@ -114,6 +125,25 @@ static struct coord_rec *next_rec(struct coord_rec *r)
 static int begin_read(struct lmdb_log *lg, MDB_txn **txn)
 {
 	return tpc_lmdb_err(mdb_txn_begin(lg->env, NULL, MDB_RDONLY, txn));
+}
+
+static int lmdb_sync(void *self)
+{
+	struct lmdb_log *lg = self;
+
+	return tpc_lmdb_sync(lg->env, &lg->syncs);
+}
+
+/* On success every earlier batch is durable (lmdb_sync.h, rule D6). */
+static int synced_commit(struct lmdb_log *lg, MDB_txn *txn)
+{
+	return tpc_lmdb_commit(lg->env, txn, &lg->syncs);
+}
+
+/* A commit durable on return, meta page included: nothing later covers it. */
+static int durable_commit(struct lmdb_log *lg, MDB_txn *txn)
+{
+	return tpc_lmdb_commit_durable(lg->env, txn, &lg->syncs);
 }
 
 /* --------------------------------------------------------- record encoding */
@@ -638,7 +668,7 @@ static int lmdb_write_batch(void *self, struct coord_rec *head, size_t n)
 	}
 	/* The synced commit: when it returns 0 every record above is on disk. It frees
 	 * the transaction whether or not it succeeds. */
-	return tpc_lmdb_err(mdb_txn_commit(txn));
+	return synced_commit(lg, txn);
 
 out_abort:
 	mdb_txn_abort(txn);
@@ -685,7 +715,7 @@ static int lmdb_write_meta(void *self, uint64_t id, uint64_t epoch)
 	rc = meta_put_format(txn, lg->meta);
 	if (rc)
 		goto out_abort;
-	return tpc_lmdb_err(mdb_txn_commit(txn)); /* synced */
+	return durable_commit(lg, txn);
 
 out_abort:
 	mdb_txn_abort(txn);
@@ -969,6 +999,13 @@ static void lmdb_close(void *self)
 	free(lg);
 }
 
+static uint64_t lmdb_syncs(void *self)
+{
+	struct lmdb_log *lg = self;
+
+	return atomic_load(&lg->syncs);
+}
+
 static const struct coord_log_ops lmdb_ops = {
 	.write_batch = lmdb_write_batch,
 	.read_meta = lmdb_read_meta,
@@ -981,6 +1018,8 @@ static const struct coord_log_ops lmdb_ops = {
 	.lookup_participant = lmdb_lookup_participant,
 	.load_participants = lmdb_load_participants,
 	.close = lmdb_close,
+	.syncs = lmdb_syncs,
+	.sync = lmdb_sync,
 };
 
 /* ------------------------------------------------------------------ open */
@@ -1026,10 +1065,10 @@ static int env_open(struct lmdb_log *lg, const char *dir, size_t map_size, char 
 	rc = mdb_env_set_mapsize(lg->env, map_size ? map_size : DEFAULT_MAP_SIZE);
 	if (rc)
 		goto out_close;
-	/* MDB_NOTLS: reads run on the loop thread, writes on the writer thread. Nothing
-	 * else: commits stay fully synced (rule D6). */
+	/* MDB_NOTLS: reads run on the loop thread, writes on the writer thread.
+	 * MDB_NOMETASYNC: one device sync per batch; see the header (rule D6). */
 	what = "mdb_env_open";
-	rc = mdb_env_open(lg->env, dir, MDB_NOTLS, 0600);
+	rc = mdb_env_open(lg->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
 	if (rc)
 		goto out_close;
 	lg->max_key = (size_t)mdb_env_get_maxkeysize(lg->env);
@@ -1150,10 +1189,10 @@ static int open_dbs(struct lmdb_log *lg, const char *dir, char *err, size_t errl
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	rc = mdb_txn_commit(txn);
+	rc = durable_commit(lg, txn);
 	if (rc)
-		tpc_set_err(err, errlen, "%s: mdb_txn_commit: %s", dir, mdb_strerror(rc));
-	return tpc_lmdb_err(rc);
+		tpc_set_err(err, errlen, "%s: mdb_txn_commit: %s", dir, mdb_strerror(-rc));
+	return rc;
 }
 
 int coord_log_lmdb_open(struct coord_log *log, const char *dir, size_t map_size, char *err,

@@ -18,8 +18,9 @@
  *              log has deleted (COORD_LOOKUP_FORGOTTEN below it)
  *
  * Durability: every write goes through write_batch(), one LMDB write transaction
- * committed with a normal synced mdb_txn_commit (no MDB_NOSYNC, no MDB_NOMETASYNC:
- * rule D6). A COMMIT record and its key record land in the same transaction (D1).
+ * committed with mdb_txn_commit, its data fdatasync'd; the environment has
+ * MDB_NOMETASYNC, so a batch is durable once the next commit or the sync op ran (rule
+ * D6; never MDB_NOSYNC). A COMMIT record and its key record land in the same transaction (D1).
  *
  * The store is reached through struct coord_log_ops, so tests can put a failing or
  * crashing store under the coordinator. coord_log_lmdb_open() opens the real one.
@@ -144,6 +145,11 @@ struct coord_log_ops {
 	/** Call cb for every binding, in name order (start-up). */
 	int (*load_participants)(void *self, coord_binding_cb cb, void *arg);
 	void (*close)(void *self);
+	/** Device syncs asked of the disk since open. Any thread. */
+	uint64_t (*syncs)(void *self);
+	/** Make every batch written so far durable (write_batch leaves the last one
+	 *  durable only once a later sync ran: rule D6, MDB_NOMETASYNC). Writer thread. */
+	int (*sync)(void *self);
 };
 
 struct coord_log {

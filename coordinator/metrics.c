@@ -156,6 +156,9 @@ static int render_process(const struct coord_metrics_view *v, struct evbuffer *o
 			    "Participants with a live connection.", v->peers_connected);
 	bad = bad || scalar(out, "tpc_log_failures_total", "counter",
 			    "Log records whose batch write failed.", v->log_failures);
+	bad = bad || scalar(out, "tpc_log_syncs_total", "counter",
+			    "Device syncs the log asked of the disk (the fdatasync of each LMDB "
+			    "commit and each mdb_env_sync).", v->log_syncs);
 	bad = bad || scalar(out, "tpc_bad_frames_total", "counter",
 			    "Frames refused as malformed (the connection was closed).", v->bad_frames);
 	bad = bad || scalar(out, "tpc_connections_timed_out_total", "counter",
@@ -286,6 +289,7 @@ void coord_metrics_snapshot(struct coord_server *s, uint64_t now_ms,
 	v->unknown = s->stats.unknown;
 	v->retries = s->stats.decision_resends;
 	v->log_failures = s->stats.log_failures;
+	v->log_syncs = s->store.ops->syncs ? s->store.ops->syncs(s->store.self) : 0;
 	v->bad_frames = s->stats.bad_frames;
 	v->timed_out_conns = s->stats.timed_out_conns;
 	v->accept_errors = s->stats.accept_errors;

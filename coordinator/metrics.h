@@ -55,6 +55,7 @@ struct coord_metrics_view {
 	uint64_t conns_client, conns_participant, conns_new;
 	uint64_t peers_known, peers_connected;
 	uint64_t log_failures, bad_frames;
+	uint64_t log_syncs;            /* device syncs of the log (log_store syncs op) */
 	uint64_t timed_out_conns, accept_errors, refused_conns; /* limits (conn.c) */
 	uint64_t epoch;
 	uint64_t log_used_bytes, log_map_bytes; /* the LMDB log: pages in use, --map-size */

@@ -205,6 +205,7 @@ uint32_t coord_rand(struct coord_server *s);
 int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coord_event *ev);
 void coord_log_done(void *ctx, struct bw_item *item, int status);
 int coord_log_write(void *ctx, struct bw_item *head, size_t n);
+int coord_log_sync(void *ctx);
 void coord_free_txn(struct coord_server *s, struct coord_txn *t);
 /** The sentence an aborted @p t's Outcome.reason carries (a NO vote names the participant
  *  and its reason), in @p buf; @return buf, or a static string. */

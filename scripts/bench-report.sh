@@ -143,8 +143,97 @@ w("its point, and every ratio divides two figures **measured in the same tpc-ben
 w("each run first measures this machine's 4 KiB write+fdatasync rate in its own data folder")
 w("(`--calibrate`), then the load. Compare ratios across machines, not raw rates.")
 w("")
-w("## Headline: the issue's targets")
-w("")
+# ---- the comparison with the baseline (scripts/bench.sh, issue 13) ----
+cmp = {}
+for n, j in runs.items():
+    if n.startswith("cmp_") and "results" in j:
+        side, c = n.split("_")[1:3]
+        cmp.setdefault((side, int(c[1:])), []).append(j)
+base_rev = open(os.path.join(out, "baseline.txt")).read().split() \
+    if os.path.exists(os.path.join(out, "baseline.txt")) else None
+
+def cmp_point(js):
+    pt = point(js)
+    f = lambda *p: med([fig(j, *p) for j in js])
+    pt["syncs_per_txn"] = f("counters", "syncs_per_txn")
+    pt["coord_syncs_per_txn"] = f("counters", "coordinator_syncs_per_txn")
+    pt["kv_syncs_per_txn"] = f("counters", "kv_syncs_per_txn")
+    pt["syscalls_per_txn"] = f("counters", "syscalls_per_txn")
+    pt["fdatasync_per_txn"] = f("counters", "fdatasync_per_txn")
+    return pt
+
+cmp_points = {k: cmp_point(v) for k, v in sorted(cmp.items(), key=lambda kv: (kv[0][1], kv[0][0] != "new"))}
+summary["compare"] = {"baseline": base_rev, "points": [dict(build=k[0], clients=k[1], **v)
+                                                      for k, v in cmp_points.items()]}
+json.dump(summary, open(os.path.join(root, "bench", "summary.json"), "w"), indent=1)
+for side in ("new", "base"):
+    rows = sorted((c, pt) for (sd, c), pt in cmp_points.items() if sd == side)
+    if rows:
+        with open(os.path.join(out, "compare_%s.dat" % side), "w") as f:
+            f.write("# clients throughput p50_ms p99_ms cpu_us syscalls syncs\n")
+            for c, pt in rows:
+                f.write("%d %.1f %.3f %.3f %.1f %s %s\n" % (
+                    c, pt["throughput"], pt["p50_ms"], pt["p99_ms"], pt["cpu_us_per_txn"] or 0,
+                    num(pt["syscalls_per_txn"], "%.1f").replace("—", "NaN"),
+                    num(pt["syncs_per_txn"], "%.2f").replace("—", "NaN")))
+
+if cmp_points:
+    any_cmp = next(iter(cmp.values()))[0]
+    w("## Latency near the disk: this code beside the baseline")
+    w("")
+    w("`tpc-bench --spawn --calibrate --syscalls --participants 2 --clients C --duration %gs`, for"
+      % any_cmp["params"]["duration_s"])
+    w("*this code* (`%s`) and for the baseline %s (built from a git worktree with the same"
+      % (build_rel, "`%s` (%s)" % (base_rev[0], base_rev[1][:12]) if base_rev else "(none)"))
+    w("flags, its servers run by the same tpc-bench with `--bin-dir`), interleaved point by point")
+    w("in one sitting. Each row: %s. *p50 ÷ fsync p50* divides by the median 4 KiB"
+      % ("one run" if all(v["runs"] == 1 for v in cmp_points.values()) else "the median of its runs"))
+    w("write+fdatasync of the same run. *CPU* is every process's (servers and tpc-bench) per")
+    w("committed transaction. *Device syncs* are the servers' own counters (the coordinator's")
+    w("`tpc_log_syncs_total`, each tpc-kv's `--stats-file`: every fdatasync of an LMDB commit or")
+    w("mdb_env_sync, and every meta page written with O_DSYNC); a build without them shows —.")
+    w("*fdatasync* and *syscalls* are counted by the kernel (`perf stat`) over the servers' processes.")
+    w("")
+    w("| build | clients | txn/s | p50 ms | p50 ÷ fsync p50 | p99 ms | CPU µs/txn | device syncs/txn | fdatasync/txn | syscalls/txn | fsync ops/s (same run) | fsync p50 µs | other cores |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for (side, c), pt in cmp_points.items():
+        w("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            "this code" if side == "new" else "baseline", c, num(pt["throughput"]),
+            num(pt["p50_ms"], "%.2f"), num(pt["p50_per_fsync_p50"], "%.1f"), num(pt["p99_ms"], "%.2f"),
+            num(pt["cpu_us_per_txn"], "%.0f"), num(pt["syncs_per_txn"], "%.2f"),
+            num(pt["fdatasync_per_txn"], "%.2f"), num(pt["syscalls_per_txn"], "%.0f"),
+            num(pt["fsync_ops_per_s"]), num(pt["fsync_p50_us"], "%.0f"), num(pt["other_cores"], "%.2f")))
+    w("")
+    w("![throughput, p50 latency and system calls against clients, this code and the baseline](bench/latency.png)")
+    w("")
+    w("The issue's targets, for this code (each a ratio to the same run's calibration):")
+    w("")
+    w("| target | measured | verdict |")
+    w("| --- | --- | --- |")
+    one, ten, top = cmp_points.get(("new", 1)), cmp_points.get(("new", 10)), cmp_points.get(("new", 256))
+    if one:
+        w("| 1 client: p50 ≤ 5 × fsync p50 | %s × (p50 %s ms, fsync p50 %s µs) | %s |"
+          % (num(one["p50_per_fsync_p50"], "%.1f"), num(one["p50_ms"], "%.2f"),
+             num(one["fsync_p50_us"], "%.0f"), verdict((one["p50_per_fsync_p50"] or 99) <= 5)))
+        w("| 1 client: CPU ≤ 300 µs per transaction | %s µs | %s |"
+          % (num(one["cpu_us_per_txn"], "%.0f"), verdict((one["cpu_us_per_txn"] or 1e9) <= 300)))
+    if ten:
+        w("| 10 clients: throughput ≥ 0.8 × fsync rate | %s × (%s txn/s, fsync %s ops/s) | %s |"
+          % (num(ten["tput_per_fsync"], "%.2f"), num(ten["throughput"]), num(ten["fsync_ops_per_s"]),
+             verdict((ten["tput_per_fsync"] or 0) >= 0.8)))
+    if top:
+        w("| 256 clients: CPU ≤ 35 µs per transaction | %s µs | %s |"
+          % (num(top["cpu_us_per_txn"], "%.1f"), verdict((top["cpu_us_per_txn"] or 1e9) <= 35)))
+        w("| 256 clients: throughput ≥ 30,000/s (fsync rate ≥ 5,000/s) | %s txn/s (fsync %s ops/s) | %s |"
+          % (num(top["throughput"]), num(top["fsync_ops_per_s"]),
+             "fsync rate below 5,000/s: not applicable" if (top["fsync_ops_per_s"] or 0) < 5000
+             else verdict(top["throughput"] >= 30000)))
+        w("| 256 clients: p99 ≤ 15 ms | %s ms | %s |" % (num(top["p99_ms"], "%.2f"), verdict(top["p99_ms"] <= 15)))
+    w("")
+
+if hp:
+    w("## Headline: the issue's targets")
+    w("")
 if hp:
     cmd = "tpc-bench --spawn --calibrate --participants 2 --clients 256 --duration %gs" \
         % head[0]["params"]["duration_s"]
@@ -212,29 +301,31 @@ if others:
       % (med(others), max(others), machine["cores"]))
 w("")
 
-w("## Throughput and p99 latency against clients")
-w("")
-w("![throughput and p99 latency against clients](bench/bench.png)")
-w("")
-w("Group commit *on* is the servers' default; *off* is `--group-commit 1` on the coordinator")
-w("and every tpc-kv (one forced write per record). Each point: %s."
-  % ("one run" if all(v["runs"] == 1 for v in points.values()) else "the median of its runs"))
-w("")
-w("## Every point")
-w("")
-w("*Other cores* is CPU the rest of the machine used during the window (other people's work on")
-w("a shared machine): a point measured while it was high is a point measured on less machine.")
-w("")
-w("| group commit | participants | clients | txn/s | ÷ fsync rate | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | CPU µs/txn | coord / kv / bench µs | aborts | errors | fsync ops/s | other cores |")
-w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
-for (gc, p, c), pt in points.items():
-    w("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %d | %d | %s | %s |" % (
-        gc, p, c, num(pt["throughput"]), num(pt["tput_per_fsync"], "%.2f"),
-        num(pt["p50_ms"], "%.2f"), num(pt["p90_ms"], "%.2f"), num(pt["p99_ms"], "%.2f"),
-        num(pt["p999_ms"], "%.2f"), num(pt["max_ms"], "%.2f"), num(pt["cpu_us_per_txn"], "%.1f"),
-        num(pt["cpu_coordinator"], "%.1f"), num(pt["cpu_kv"], "%.1f"), num(pt["cpu_bench"], "%.1f"),
-        pt["aborted"], pt["errors"], num(pt["fsync_ops_per_s"]), num(pt["other_cores"], "%.2f")))
-w("")
+if points:
+    w("## Throughput and p99 latency against clients")
+    w("")
+    w("![throughput and p99 latency against clients](bench/bench.png)")
+    w("")
+    w("Group commit *on* is the servers' default; *off* is `--group-commit 1` on the coordinator")
+    w("and every tpc-kv (one forced write per record). Each point: %s."
+      % ("one run" if all(v["runs"] == 1 for v in points.values()) else "the median of its runs"))
+    w("")
+if points:
+    w("## Every point")
+    w("")
+    w("*Other cores* is CPU the rest of the machine used during the window (other people's work on")
+    w("a shared machine): a point measured while it was high is a point measured on less machine.")
+    w("")
+    w("| group commit | participants | clients | txn/s | ÷ fsync rate | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | CPU µs/txn | coord / kv / bench µs | aborts | errors | fsync ops/s | other cores |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    for (gc, p, c), pt in points.items():
+        w("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %d | %d | %s | %s |" % (
+            gc, p, c, num(pt["throughput"]), num(pt["tput_per_fsync"], "%.2f"),
+            num(pt["p50_ms"], "%.2f"), num(pt["p90_ms"], "%.2f"), num(pt["p99_ms"], "%.2f"),
+            num(pt["p999_ms"], "%.2f"), num(pt["max_ms"], "%.2f"), num(pt["cpu_us_per_txn"], "%.1f"),
+            num(pt["cpu_coordinator"], "%.1f"), num(pt["cpu_kv"], "%.1f"), num(pt["cpu_bench"], "%.1f"),
+            pt["aborted"], pt["errors"], num(pt["fsync_ops_per_s"]), num(pt["other_cores"], "%.2f")))
+    w("")
 if mem:
     w("## Coordinator memory per open transaction")
     w("")
@@ -266,12 +357,38 @@ open(os.path.join(root, "BENCHMARKS.md"), "w").write("\n".join(L) + "\n")
 print("bench-report: wrote BENCHMARKS.md, bench/summary.json")
 PY
 
-# ---- the plot ----
+# ---- the plots ----
+# png_terminal W H: gnuplot's PNG terminal line (cairo when this gnuplot has it).
+png_terminal() {
+    if gnuplot -e "set terminal pngcairo" >/dev/null 2>&1; then
+        echo "set terminal pngcairo size $1,$2 font ',11'"
+    else
+        echo "set terminal png size $1,$2"
+    fi
+}
+# bench/latency.png: the comparison with the baseline (when it ran).
+if [ -e "$OUT/compare_new.dat" ] && command -v gnuplot >/dev/null 2>&1; then
+    {
+        png_terminal 1500 480
+        echo "set output '$ROOT/bench/latency.png'"
+        echo "set multiplot layout 1,3 title 'tpc-bench --participants 2: this code beside the baseline'"
+        echo "set logscale x 2; set xlabel 'clients'; set grid; set key top left"
+        for col in "2:committed transactions / s" "3:p50 latency (ms)" "6:system calls per transaction (servers)"; do
+            n=${col%%:*}; echo "set ylabel '${col#*:}'; set yrange [0:*]"
+            line="plot '$OUT/compare_new.dat' using 1:$n with linespoints lw 2 pt 7 lc rgb '#0072b2' title 'this code'"
+            [ -e "$OUT/compare_base.dat" ] &&
+                line="$line, '$OUT/compare_base.dat' using 1:$n with linespoints lw 2 dt 2 pt 5 lc rgb '#d55e00' title 'baseline'"
+            echo "$line"
+        done
+        echo "unset multiplot"
+    } >"$OUT/latency.gp"
+    gnuplot "$OUT/latency.gp" && cp "$ROOT/bench/latency.png" "$OUT/latency.png" &&
+        echo "bench-report: wrote bench/latency.png"
+fi
+ls "$OUT"/series_*.dat >/dev/null 2>&1 || exit 0 # no matrix in this run (BENCH_MATRIX=0)
 GP="$OUT/plot.gp"
-TERM_LINE="set terminal pngcairo size 1400,560 font ',11'"
-gnuplot -e "set terminal pngcairo" >/dev/null 2>&1 || TERM_LINE="set terminal png size 1400,560"
 {
-    echo "$TERM_LINE"
+    png_terminal 1400 560
     echo "set output '$ROOT/bench/bench.png'"
     echo "set multiplot layout 1,2 title 'tpc-bench: closed-loop clients, begin + one put per participant + commit'"
     echo "set logscale x 2; set xlabel 'clients'; set grid; set key top left"

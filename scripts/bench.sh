@@ -12,10 +12,20 @@
 # memory test. Raw JSON and text go to bench/results/STAMP/; scripts/bench-report.sh
 # turns them into bench/bench.png, bench/summary.json and BENCHMARKS.md.
 #
+# First, the issue-13 comparison ("latency near the disk"): the current code and a
+# baseline commit (BASELINE, default 1706e8d; "none" skips it), built from a git
+# worktree in bench/baseline/ with the same flags, run interleaved point by point by
+# the same tpc-bench (--bin-dir), at 1, 10, 100 and 256 clients with 2 participants,
+# each with --calibrate and --syscalls (the servers' system calls counted by perf
+# stat, and their device syncs from their own counters where the build has them).
+# Its figures become the first section of BENCHMARKS.md and bench/latency.png.
+#
 # Knobs (environment): BENCH_DURATION (5s), BENCH_WARMUP (2s), BENCH_CALIBRATE_TIME
 # (1s), BENCH_CLIENTS ("1 8 64 256"), BENCH_PARTICIPANTS ("1 2 3"), BENCH_REPS (1),
 # BENCH_HEADLINE_REPS (3), BENCH_HEADLINE_DURATION (20s), BENCH_MEMTEST (100000),
-# BENCH_DIR (bench/run).
+# BENCH_DIR (bench/run), BASELINE (1706e8d, or none), BENCH_COMPARE_CLIENTS
+# ("1 10 100 256"), BENCH_COMPARE_DURATION (10s), BENCH_COMPARE_REPS (1),
+# BENCH_MATRIX (1; 0 runs the comparison only).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,6 +41,12 @@ HEAD_REPS=${BENCH_HEADLINE_REPS:-3}
 HEAD_DURATION=${BENCH_HEADLINE_DURATION:-20s}
 MEMTEST=${BENCH_MEMTEST:-100000}
 RUN_DIR=${BENCH_DIR:-$ROOT/bench/run}
+BASELINE=${BASELINE:-1706e8d}
+CMP_CLIENTS=${BENCH_COMPARE_CLIENTS:-"1 10 100 256"}
+CMP_DURATION=${BENCH_COMPARE_DURATION:-10s}
+CMP_REPS=${BENCH_COMPARE_REPS:-1}
+MATRIX=${BENCH_MATRIX:-1}
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT="$ROOT/bench/results/$STAMP"
 
@@ -44,7 +60,7 @@ run() {
     local name=$1; shift
     # Recorded with the run folder relative to the repository, as a reader would type it.
     local cmd=(tpc-bench --spawn --dir "${RUN_DIR#"$ROOT"/}" "$@")
-    echo "${cmd[*]}" >>"$OUT/commands.txt"
+    echo "${cmd[*]//"$ROOT"\//}" >>"$OUT/commands.txt"
     if ! "$BENCH" --spawn --dir "$RUN_DIR" "$@" --no-progress --json-file "$OUT/$name.json" \
             >"$OUT/$name.txt" 2>"$OUT/$name.err"; then
         echo "bench: $name failed:" >&2; cat "$OUT/$name.txt" "$OUT/$name.err" >&2
@@ -68,7 +84,43 @@ else:
 PY
 }
 
+# build_baseline REV: the baseline's servers, built from a git worktree of REV in
+# bench/baseline/src into bench/baseline/build (RelWithDebInfo, like build/).
+build_baseline() {
+    local sha src="$ROOT/bench/baseline/src" bld="$ROOT/bench/baseline/build" launcher=()
+    sha=$(git -C "$ROOT" rev-parse --verify "$1^{commit}") ||
+        { echo "bench: BASELINE $1 is not a commit" >&2; return 1; }
+    if [ -e "$src/.git" ]; then
+        git -C "$src" checkout -q --detach "$sha"
+    else
+        mkdir -p "$ROOT/bench/baseline"
+        git -C "$ROOT" worktree prune
+        git -C "$ROOT" worktree add -q --detach "$src" "$sha"
+    fi
+    command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache)
+    echo "bench: building the baseline $1 ($sha) in ${bld#"$ROOT"/}"
+    cmake -S "$src" -B "$bld" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTPC_BUILD_TESTS=OFF \
+        "${launcher[@]}" >/dev/null
+    cmake --build "$bld" -j"$JOBS" --target tpc-coordinator tpc-kv >/dev/null
+    echo "$1 $sha" >"$OUT/baseline.txt"
+}
+
 echo "bench: results in $OUT (run folders under $RUN_DIR)"
+if [ "$BASELINE" != none ]; then
+    build_baseline "$BASELINE"
+fi
+# The comparison, interleaved: each point runs the current code, then the baseline.
+for c in $CMP_CLIENTS; do
+    for rep in $(seq 1 "$CMP_REPS"); do
+        run "cmp_new_c${c}_r${rep}" --calibrate --calibrate-time "$CALIB" --participants 2 \
+            --clients "$c" --duration "$CMP_DURATION" --warmup "$WARMUP" --syscalls
+        [ "$BASELINE" = none ] && continue
+        run "cmp_base_c${c}_r${rep}" --calibrate --calibrate-time "$CALIB" --participants 2 \
+            --clients "$c" --duration "$CMP_DURATION" --warmup "$WARMUP" --syscalls \
+            --bin-dir "$ROOT/bench/baseline/build"
+    done
+done
+[ "$MATRIX" = 0 ] && { bash "$ROOT/scripts/bench-report.sh" "$OUT" "$BUILD"; exit 0; }
 for gc in on off; do
     gcopt=(); [ $gc = off ] && gcopt=(--group-commit 1)
     for p in $PARTS; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tpc needs to build, test and demo, when any is missing.
 # Safe to run repeatedly: it does nothing when everything is already installed.
-#   --bench   also what `make bench` needs to draw its report (gnuplot);
+#   --bench   also what `make bench` needs (gnuplot for the plots, perf to count system
+#             calls, git for the baseline worktree);
 #   --lesson  also what `make lesson` needs to draw its plot (gnuplot);
 #             `make` and `make test` do not need them.
 set -euo pipefail
@@ -21,6 +22,7 @@ PKGS=(build-essential cmake pkg-config
       postgresql-15 libpq-dev)  # the PostgreSQL participant (libpq) and its tests (scripts/pg-harness.sh)
 [ "${1:-}" = --bench ] && PKGS+=(gnuplot-nox)
 [ "${1:-}" = --lesson ] && PKGS+=(gnuplot-nox)
+[ "${1:-}" = --bench ] && PKGS+=(linux-perf git)  # tpc-bench --syscalls; the baseline worktree
 
 missing=()
 for p in "${PKGS[@]}"; do

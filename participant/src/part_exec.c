@@ -332,6 +332,16 @@ int part_log_writer_write(void *ctx, struct bw_item *head, size_t n)
 	return rc;
 }
 
+/* Writer thread: make every PREPARED-log batch written so far durable (D6). */
+int part_log_writer_sync(void *ctx)
+{
+	struct tpc_participant *p = ctx;
+
+	if (!p->store.ops || !p->store.ops->sync)
+		return 0; /* this store's write() alone is durable */
+	return p->store.ops->sync(p->store.self);
+}
+
 /* Sink writer: the batch's forgets, then every apply through the sink in one call (so
  * a sink may delete what it forgets inside that forced write). */
 int part_sink_writer_write(void *ctx, struct bw_item *head, size_t n)

@@ -157,6 +157,7 @@ void part_txn_free(struct tpc_participant *p, struct ptxn *t);
 int part_sink_prepare(struct tpc_participant *p, struct ptxn *t, char *reason,
 		      size_t reason_len);
 int part_log_writer_write(void *ctx, struct bw_item *head, size_t n);
+int part_log_writer_sync(void *ctx);
 int part_sink_writer_write(void *ctx, struct bw_item *head, size_t n);
 void part_flush_forgets(struct tpc_participant *p);
 void part_fail_all_stages(struct tpc_participant *p, int err);

@@ -2,9 +2,12 @@
  * part_log.c - the participant's PREPARED log in LMDB, its state folder's lock and
  * identity (part_log.h). The writes blob inside a record is part_blob.c's.
  *
- * Every write is one LMDB write transaction with a normal synced commit (rule D6):
- * when part_log_write() returns 0 the PREPARED records it put are on disk, which is
- * what lets the participant vote YES (D2).
+ * Every write is one LMDB write transaction whose commit fdatasyncs its data; the
+ * environment has MDB_NOMETASYNC (rule D6), so the meta page naming a batch is synced
+ * by the next commit's fdatasync or by part_log_sync(). When part_log_write() returns
+ * 0 every EARLIER batch is on disk; its own is once the next write or part_log_sync()
+ * returned 0 — only then may the participant vote YES (D2). The group-commit writer
+ * keeps that order (batch_writer_set_sync). The set-up commit is followed by a sync.
  *
  * D8: one process per state folder (the flock on "<dir>/lock", taken before LMDB is
  * opened and held until part_log_close()); the folder's participant id is made once;
@@ -15,6 +18,7 @@
 #include "part_blob.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +33,7 @@
 
 #include "bytes.h"
 #include "lmdb_err.h"
+#include "lmdb_sync.h"
 #include "util.h"
 
 #define REC_FORMAT 2
@@ -41,6 +46,7 @@ struct part_log {
 	int lock_fd;
 	uint8_t id[PART_ID_LEN];
 	uint64_t incarnation;
+	_Atomic uint64_t syncs; /* device syncs: each commit's fdatasync, each env sync */
 };
 
 /* ---- LMDB ---- */
@@ -151,6 +157,11 @@ static int load_id(MDB_txn *txn, MDB_dbi meta, uint8_t id[PART_ID_LEN])
 	return tpc_lmdb_err(mdb_put(txn, meta, &k, &v, 0));
 }
 
+int part_log_sync(struct part_log *l)
+{
+	return tpc_lmdb_sync(l->env, &l->syncs);
+}
+
 /* One synced write transaction: the databases, the id, the next incarnation. */
 static int setup(struct part_log *l)
 {
@@ -174,7 +185,7 @@ static int setup(struct part_log *l)
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	return tpc_lmdb_err(mdb_txn_commit(txn)); /* synced: the incarnation is durable */
+	return tpc_lmdb_commit_durable(l->env, txn, &l->syncs); /* the incarnation is durable */
 }
 
 int part_log_open(struct part_log **out, const char *dir, uint64_t map_size, char *err,
@@ -195,7 +206,7 @@ int part_log_open(struct part_log **out, const char *dir, uint64_t map_size, cha
 	rc = lock_dir(dir, &l->lock_fd, err, errlen);
 	if (rc)
 		goto out_free;
-	rc = open_env(&l->env, dir, map_size ? map_size : (1ull << 30), 0);
+	rc = open_env(&l->env, dir, map_size ? map_size : (1ull << 30), MDB_NOMETASYNC);
 	if (rc) {
 		tpc_set_err(err, errlen, "cannot open the state log in %s: %s", dir, mdb_strerror(-rc));
 		goto out_free;
@@ -292,7 +303,7 @@ int part_log_write(struct part_log *l, const struct part_log_put *puts, size_t n
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	return tpc_lmdb_err(mdb_txn_commit(txn)); /* synced: rule D6 */
+	return tpc_lmdb_commit(l->env, txn, &l->syncs); /* every earlier write is durable */
 }
 
 int part_log_read_epoch(struct part_log *l, uint64_t *epoch)
@@ -460,12 +471,26 @@ static void ops_close(void *self)
 	part_log_close(self);
 }
 
+static int ops_sync(void *self)
+{
+	return part_log_sync(self);
+}
+
+static uint64_t ops_syncs(void *self)
+{
+	struct part_log *l = self;
+
+	return atomic_load(&l->syncs);
+}
+
 static const struct part_log_ops lmdb_ops = {
 	.write = ops_write,
 	.read_epoch = ops_read_epoch,
 	.load = ops_load,
 	.identity = ops_identity,
 	.close = ops_close,
+	.syncs = ops_syncs,
+	.sync = ops_sync,
 };
 
 int part_log_lmdb_open(struct part_store *out, const char *dir, uint64_t map_size,

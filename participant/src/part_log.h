@@ -56,12 +56,16 @@ void part_log_identity(const struct part_log *l, uint8_t id[PART_ID_LEN],
 		       uint64_t *incarnation);
 
 /**
- * @brief One synced LMDB transaction: put @p puts, delete @p dels (missing is fine),
- *        store @p highest_epoch if it is above the stored one.
- * @return 0 or a negative code (nothing written)
+ * @brief One LMDB transaction: put @p puts, delete @p dels (missing is fine), store
+ *        @p highest_epoch if it is above the stored one. Its data is fdatasync'd; it is
+ *        durable once the next part_log_write() or part_log_sync() returned 0 (D6).
+ * @return 0 (every earlier write is durable now) or a negative code (nothing written)
  */
 int part_log_write(struct part_log *l, const struct part_log_put *puts, size_t nputs,
 		   const uint64_t *dels, size_t ndels, uint64_t highest_epoch);
+
+/** @brief mdb_env_sync(env, 1): every write so far is durable. @return 0 or < 0. */
+int part_log_sync(struct part_log *l);
 
 /** @brief The stored highest epoch (0 for a new log). */
 int part_log_read_epoch(struct part_log *l, uint64_t *epoch);
@@ -89,6 +93,11 @@ struct part_log_ops {
 	void (*identity)(const void *self, uint8_t id[PART_ID_LEN], uint64_t *incarnation);
 	/** part_log_close(). */
 	void (*close)(void *self);
+	/** Device syncs so far (each commit's fdatasync, each sync). Optional (NULL: not
+	 *  counted). Any thread. */
+	uint64_t (*syncs)(void *self);
+	/** part_log_sync(). Optional (NULL: write() alone is durable). */
+	int (*sync)(void *self);
 };
 
 struct part_store {

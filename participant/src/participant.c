@@ -339,8 +339,12 @@ int tpc_participant_attach(tpc_participant *p, struct event_base *base)
 				     p->cfg.group_commit_max);
 	p->sink_writer = batch_writer_new(base, part_sink_writer_write, part_writer_done, p,
 					  p->cfg.group_commit_max);
+	if (p->writer) /* rule D6: a PREPARED batch waits for the next sync */
+		batch_writer_set_sync(p->writer, part_log_writer_sync);
+	/* A lone PREPARED record is forced on the loop thread (the sink's commits stay on
+	 * its writer thread: a sink may not expect the loop's). */
 	rc = -ENOMEM;
-	if (!p->writer || !p->sink_writer ||
+	if (!p->writer || !p->sink_writer || batch_writer_set_inline(p->writer, base) ||
 	    lazy_queue_init(&p->lazy, base, p->writer, PART_LAZY_FLUSH_MS, PART_LAZY_MAX,
 			    part_on_lazy_timer, p) ||
 	    deadline_timer_attach(&p->deadlines, base))
@@ -731,6 +735,9 @@ static void stats_run(struct tpc_participant *p, void *arg)
 	*sc->out = p->stats;
 	sc->out->log_batches = bs.batches;
 	sc->out->highest_epoch = p->highest_epoch;
+	if (p->store.ops && p->store.ops->syncs)
+		sc->out->log_syncs = p->store.ops->syncs(p->store.self);
+	sc->out->sink_syncs = tpc_sink_syncs(p->sink);
 	if (p->own_base)
 		call_done(p, &sc->call);
 }

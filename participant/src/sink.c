@@ -94,6 +94,11 @@ void *tpc_sink_self(tpc_sink *s)
 	return s ? s->self : NULL;
 }
 
+uint64_t tpc_sink_syncs(tpc_sink *sink)
+{
+	return sink && sink->ops->syncs ? sink->ops->syncs(sink->self) : 0;
+}
+
 const tpc_sink_ops *tpc_sink_ops_of(tpc_sink *s)
 {
 	return s ? s->ops : NULL;

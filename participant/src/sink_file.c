@@ -33,6 +33,7 @@
 #include "tpc/sink_file.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -67,6 +68,7 @@ struct file_sink {
 	struct txid_set applied;
 	char *buf;              /* commit's line buffer, reused between calls */
 	size_t buf_cap;
+	_Atomic uint64_t syncs; /* fdatasync calls of commits (commit thread adds) */
 };
 
 /* ---------------------------------------------------------------- txid set */
@@ -643,8 +645,11 @@ static int append_synced(struct file_sink *s, size_t len)
 {
 	int rc = write_all(s->fd, s->buf, len);
 
-	if (rc == 0 && fdatasync(s->fd) != 0)
-		rc = -errno;
+	if (rc == 0) {
+		atomic_fetch_add(&s->syncs, 1);
+		if (fdatasync(s->fd) != 0)
+			rc = -errno;
+	}
 	if (rc == 0) {
 		s->size += len;
 		return 0;
@@ -708,6 +713,13 @@ static void file_forget(void *self, const tpc_txid *txids, size_t n)
 		set_del(&s->applied, txids[i]);
 }
 
+static uint64_t file_syncs(void *self)
+{
+	struct file_sink *s = self;
+
+	return atomic_load(&s->syncs);
+}
+
 static const tpc_sink_ops file_ops = {
 	.prepare = file_prepare,
 	.commit = file_commit,
@@ -715,6 +727,7 @@ static const tpc_sink_ops file_ops = {
 	.applied = file_applied,
 	.forget = file_forget,
 	.destroy = file_destroy,
+	.syncs = file_syncs,
 };
 
 /* ------------------------------------------------------------------ dump */

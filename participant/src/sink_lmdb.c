@@ -43,6 +43,7 @@
 #include "tpc/sink_lmdb.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -81,6 +82,7 @@ struct lmdb_sink {
 	tpc_txid forget[FORGET_MAX];     /* "applied" entries to delete with the next write */
 	size_t nforget;
 	struct sink_held held;           /* keys of prepared, undecided transactions */
+	_Atomic uint64_t syncs;          /* device syncs asked for (commit thread adds) */
 };
 
 static const tpc_sink_ops lmdb_ops;
@@ -420,6 +422,7 @@ static int lmdb_commit(void *self, const tpc_sink_txn *txns, size_t n)
 	if (rc)
 		goto out_abort;
 	rc = tpc_lmdb_err(mdb_txn_commit(txn)); /* synced (D6); frees txn either way */
+	atomic_fetch_add(&s->syncs, 2);          /* the data, then the meta page */
 	if (rc == 0)
 		s->nforget = 0;
 	for (size_t i = 0; rc == 0 && i < n; i++)
@@ -468,6 +471,13 @@ static void lmdb_abort(void *self, tpc_txid txid)
 	sink_held_release(&s->held, txid);
 }
 
+static uint64_t lmdb_syncs(void *self)
+{
+	struct lmdb_sink *s = self;
+
+	return atomic_load(&s->syncs);
+}
+
 static const tpc_sink_ops lmdb_ops = {
 	.prepare = lmdb_prepare,
 	.commit = lmdb_commit,
@@ -476,6 +486,7 @@ static const tpc_sink_ops lmdb_ops = {
 	.applied = lmdb_applied,
 	.forget = lmdb_forget,
 	.destroy = lmdb_destroy,
+	.syncs = lmdb_syncs,
 };
 
 /* ---------------------------------------------------------- handle helpers */

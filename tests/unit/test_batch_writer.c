@@ -49,12 +49,18 @@ struct fake {
 	int bad_list;        /* the writer saw a list that did not match n */
 	int reject_id;       /* a batch holding the item with this id fails -EINVAL ... */
 	int reject;          /* ... when this is set */
+	int syncs;           /* fake_sync calls */
+	int loop_calls;      /* write_batch calls made on the loop thread (inline mode) */
+	pthread_t loop;
+	int sync_rc;         /* what fake_sync returns */
 
 	/* loop thread only */
 	size_t ndone;
 	int done_id[MAX_ITEMS];
 	int done_status[MAX_ITEMS];
 	int done_call[MAX_ITEMS];
+	int done_syncs[MAX_ITEMS];  /* syncs, and write calls, made before its done() */
+	int done_calls[MAX_ITEMS];
 	int resubmit_below;  /* done() of an item with id < this submits id + 1000 */
 	struct titem extra[MAX_ITEMS];
 };
@@ -69,6 +75,8 @@ static int fake_write(void *ctx, struct bw_item *head, size_t n)
 
 	pthread_mutex_lock(&f->mu);
 	call = ++f->calls;
+	if (pthread_equal(pthread_self(), f->loop))
+		f->loop_calls++;
 	if (call <= MAX_ITEMS)
 		f->sizes[call - 1] = n;
 	rc = 0;
@@ -95,12 +103,27 @@ static int fake_write(void *ctx, struct bw_item *head, size_t n)
 	return rc;
 }
 
+static int fake_sync(void *ctx)
+{
+	struct fake *f = ctx;
+
+	pthread_mutex_lock(&f->mu);
+	f->syncs++;
+	int rc = f->sync_rc;
+	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
+
 static void fake_done(void *ctx, struct bw_item *item, int status)
 {
 	struct fake *f = ctx;
 	struct titem *t = (struct titem *)item;
 
 	assert_true(f->ndone < MAX_ITEMS);
+	pthread_mutex_lock(&f->mu);
+	f->done_syncs[f->ndone] = f->syncs;
+	f->done_calls[f->ndone] = f->calls;
+	pthread_mutex_unlock(&f->mu);
 	f->done_id[f->ndone] = t->id;
 	f->done_status[f->ndone] = status;
 	f->done_call[f->ndone] = t->call;
@@ -128,6 +151,7 @@ static int setup(void **state)
 	pthread_cond_init(&f->cv, NULL);
 	f->base = event_base_new();
 	assert_non_null(f->base);
+	f->loop = pthread_self();
 	*state = f;
 	return 0;
 }
@@ -424,6 +448,101 @@ static void test_batch_writer_new_rejects_bad_arguments(void **state)
 	batch_writer_free(NULL);
 }
 
+/* D6 with MDB_NOMETASYNC: nothing follows, so the writer syncs before done(). */
+static void test_batch_writer_with_sync_an_idle_batch_is_done_after_a_sync(void **state)
+{
+	struct fake *f = *state;
+
+	start(f, 16);
+	batch_writer_set_sync(f->w, fake_sync);
+	submit_range(f, 0, 1);
+	run_until_idle(f);
+	assert_done_in_order(f, 1);
+	assert_int_equal(f->done_status[0], 0);
+	assert_int_equal(f->done_syncs[0], 1);
+	assert_int_equal(f->syncs, 1);
+}
+
+/* Under load a batch waits for the next batch's write (which synced it), not a sync. */
+static void test_batch_writer_with_sync_a_batch_waits_for_the_next_write(void **state)
+{
+	struct fake *f = *state;
+	const size_t want[] = { 1, 3 };
+
+	start(f, 16);
+	batch_writer_set_sync(f->w, fake_sync);
+	queue_behind_a_blocked_batch(f, 3);
+	run_until_idle(f);
+	assert_sizes(f, want, 2);
+	assert_done_in_order(f, 4);
+	assert_int_equal(f->done_calls[0], 2); /* item 0: not before write 2 ... */
+	assert_int_equal(f->syncs, 1);         /* ... which made it durable: one sync only, */
+	for (int i = 0; i < 4; i++) {         /* for the last batch, when idle */
+		assert_int_equal(f->done_status[i], 0);
+		assert_true(i == 0 || f->done_syncs[i] == 1);
+	}
+}
+
+static void test_batch_writer_with_sync_a_failed_sync_fails_the_batch(void **state)
+{
+	struct fake *f = *state;
+
+	start(f, 16);
+	batch_writer_set_sync(f->w, fake_sync);
+	f->sync_rc = -EIO;
+	submit_range(f, 0, 2);
+	run_until_idle(f);
+	assert_int_equal(f->ndone, 2);
+	assert_int_equal(f->done_status[0], -EIO);
+	assert_int_equal(f->done_status[1], -EIO);
+}
+
+/* A held batch whose follower fails is synced on purpose, not failed with it. */
+static void test_batch_writer_with_sync_a_failed_next_write_syncs_the_held_batch(void **state)
+{
+	struct fake *f = *state;
+
+	start(f, 16);
+	batch_writer_set_sync(f->w, fake_sync);
+	f->fail_call = 2;
+	queue_behind_a_blocked_batch(f, 1);
+	run_until_idle(f);
+	assert_done_in_order(f, 2);
+	assert_int_equal(f->done_status[0], 0);
+	assert_true(f->done_syncs[0] >= 1);
+	assert_int_equal(f->done_status[1], -EIO);
+}
+
+/* Low load: one submission in a loop turn is written by the loop thread itself. */
+static void test_batch_writer_inline_writes_a_lone_submission_on_the_loop_thread(void **state)
+{
+	struct fake *f = *state;
+
+	start(f, 16);
+	batch_writer_set_sync(f->w, fake_sync);
+	assert_int_equal(batch_writer_set_inline(f->w, f->base), 0);
+	submit_range(f, 0, 1);
+	run_until_idle(f);
+	assert_done_in_order(f, 1);
+	assert_int_equal(f->done_status[0], 0);
+	assert_int_equal(f->loop_calls, 1);
+	assert_int_equal(f->syncs, 1);
+}
+
+/* More than one submission in a turn is load: the writer thread takes them, in order. */
+static void test_batch_writer_inline_hands_a_busy_turn_to_the_writer(void **state)
+{
+	struct fake *f = *state;
+
+	start(f, 16);
+	assert_int_equal(batch_writer_set_inline(f->w, f->base), 0);
+	submit_range(f, 0, 5);
+	run_until_idle(f);
+	assert_done_in_order(f, 5);
+	assert_int_equal(f->loop_calls, 0);
+	batch_writer_flush(f->w);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -438,6 +557,12 @@ int main(void)
 		T(test_batch_writer_free_runs_done_for_pending_items),
 		T(test_batch_writer_accepts_submissions_from_done),
 		T(test_batch_writer_new_rejects_bad_arguments),
+		T(test_batch_writer_with_sync_an_idle_batch_is_done_after_a_sync),
+		T(test_batch_writer_with_sync_a_batch_waits_for_the_next_write),
+		T(test_batch_writer_with_sync_a_failed_sync_fails_the_batch),
+		T(test_batch_writer_with_sync_a_failed_next_write_syncs_the_held_batch),
+		T(test_batch_writer_inline_writes_a_lone_submission_on_the_loop_thread),
+		T(test_batch_writer_inline_hands_a_busy_turn_to_the_writer),
 	};
 #undef T
 

@@ -8,6 +8,7 @@
  *                CPU and memory of processes from /proc
  *   calibrate.c  write+fdatasync rate in the run folder, loopback round-trip time
  *   load.c       the closed-loop load: client threads, the measured window
+ *   counters.c   the servers' device syncs (their own counters) and system calls (perf)
  *   memtest.c    coordinator memory per open transaction
  *   report.c     the human summary and the JSON object
  *
@@ -51,6 +52,7 @@ struct bench_config {
 	/* measurements */
 	int calibrate;
 	uint64_t calibrate_ms;
+	int syscalls;                  /* --syscalls: count the servers' system calls (perf) */
 	uint64_t memtest;              /* open transactions, or 0 */
 	/* output */
 	int json, progress;
@@ -83,6 +85,18 @@ struct load_result {
 	double cpu_window_s;           /* between the CPU snapshots */
 };
 
+/* Over the CPU window: the servers' device syncs and system calls. */
+struct server_counters {
+	int syncs_ok;                  /* every server had a sync counter at both edges */
+	uint64_t coord_syncs, kv_syncs; /* at the first edge, then the window's growth */
+	int syscalls_ok;               /* perf counted the window */
+	uint64_t syscalls, fdatasyncs, fsyncs;
+	/* perf stat, while it runs */
+	pid_t perf_pid;
+	int perf_ctl, perf_ack, perf_failed;
+	char perf_out[PATH_MAX];
+};
+
 struct memtest_result {
 	int done;
 	uint64_t open_txns, failed;
@@ -105,6 +119,7 @@ struct bench {
 	double busy_a, busy_b;         /* the whole machine's busy CPU seconds at the edges */
 	struct calibration cal;
 	struct load_result load;
+	struct server_counters counters;
 	struct memtest_result mem;
 	struct machine_info machine;
 	struct cluster *cluster;       /* --spawn only */
@@ -131,6 +146,13 @@ int cluster_start(struct bench *b, uint32_t nkv, enum cluster_profile profile,
 /** @brief SIGTERM (then SIGKILL) every process, reap them, remove the folder unless kept. */
 void cluster_stop(struct cluster *cl);
 
+/**
+ * @brief Child @p i (0: the coordinator, then tpc-kv 1..P): its pid, and @p extra: the
+ *        coordinator's admin address, a tpc-kv's --stats-file ("" if it has none).
+ * @return 0, or -ENOENT past the last child
+ */
+int cluster_child(const struct cluster *cl, unsigned i, pid_t *pid, const char **extra);
+
 /** @brief The pid of the spawned coordinator, or 0. */
 pid_t cluster_coordinator_pid(const struct cluster *cl);
 
@@ -149,6 +171,16 @@ void machine_describe(struct machine_info *m, const char *dir);
 /* ---- calibrate.c ---- */
 /** @brief Measure write+fdatasync in @p dir and the loopback RTT. @return 0 or -errno. */
 int calibrate_run(struct calibration *cal, const char *dir, uint64_t fsync_ms);
+
+/* ---- counters.c ---- */
+/** @brief With --syscalls, start perf stat (events off) on the servers. @return 0. */
+int counters_start(struct bench *b);
+
+/** @brief At a CPU window edge (0: start, 1: end): read the sync counters, switch perf. */
+void counters_edge(struct bench *b, int edge);
+
+/** @brief Stop perf and read its counts. */
+void counters_finish(struct bench *b);
 
 /* ---- load.c ---- */
 /** @brief Run the closed-loop load against b->cfg's services. @return 0 or -errno. */

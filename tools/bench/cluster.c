@@ -37,6 +37,7 @@ struct child {
 	char name[32];
 	char addr[32];
 	char log[PATH_MAX + 32];
+	char extra[PATH_MAX + 32]; /* coordinator: its admin address; tpc-kv: its --stats-file */
 	pid_t pid;
 };
 
@@ -44,6 +45,7 @@ struct cluster {
 	char dir[PATH_MAX];
 	char coord_bin[PATH_MAX], kv_bin[PATH_MAX];
 	int keep;
+	int kv_stats;              /* this tpc-kv knows --stats-file */
 	struct child kids[BENCH_MAX_PROCS];
 	unsigned nkids;
 };
@@ -250,15 +252,16 @@ static int start_coordinator(struct cluster *cl, const struct bench_config *cfg,
 			     enum cluster_profile profile)
 {
 	char tls[3][PATH_MAX + 48];
-	char listen[32], data[PATH_MAX + 32], gc[16], lim[32];
-	int port = free_port();
+	char listen[32], data[PATH_MAX + 32], gc[16], lim[32], admin[32];
+	int port = free_port(), admin_port = free_port();
 	char *argv[24] = { cl->coord_bin, "--listen", listen, "--data", data, "--log-level",
-			   "warn" };
-	int n = 7;
+			   "warn", "--admin", admin };
+	int n = 9, rc;
 
-	if (port < 0)
-		return port;
+	if (port < 0 || admin_port < 0)
+		return port < 0 ? port : admin_port;
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(admin, sizeof(admin), "127.0.0.1:%d", admin_port);
 	snprintf(data, sizeof(data), "%s/coordinator", cl->dir);
 	snprintf(gc, sizeof(gc), "%u", cfg->group_commit);
 	snprintf(lim, sizeof(lim), "%llu", (unsigned long long)cfg->memtest + 1000);
@@ -276,14 +279,18 @@ static int start_coordinator(struct cluster *cl, const struct bench_config *cfg,
 	}
 	n = add_tls(cfg, "coordinator", argv, n, tls);
 	argv[n] = NULL;
-	return start_child(cl, "coordinator", argv, port);
+	rc = start_child(cl, "coordinator", argv, port);
+	if (cl->nkids)
+		snprintf(cl->kids[0].extra, sizeof(cl->kids[0].extra), "%s", admin);
+	return rc;
 }
 
 static int start_kv(struct cluster *cl, const struct bench_config *cfg,
 		    enum cluster_profile profile, unsigned i)
 {
 	char name[16], listen[32], data[PATH_MAX + 32], gc[16], tls[3][PATH_MAX + 48];
-	int port = free_port();
+	char stats[PATH_MAX + 32];
+	int port = free_port(), rc;
 	char *argv[24] = { cl->kv_bin, "--name", name, "--listen", listen, "--coordinator",
 			   cl->kids[0].addr, "--data", data };
 	int n = 9;
@@ -302,9 +309,17 @@ static int start_kv(struct cluster *cl, const struct bench_config *cfg,
 		argv[n++] = "--txn-timeout";
 		argv[n++] = "1h";
 	}
+	snprintf(stats, sizeof(stats), "%s/%s.stats", cl->dir, name);
+	if (cl->kv_stats) {
+		argv[n++] = "--stats-file";
+		argv[n++] = stats;
+	}
 	n = add_tls(cfg, name, argv, n, tls);
 	argv[n] = NULL;
-	return start_child(cl, name, argv, port);
+	rc = start_child(cl, name, argv, port);
+	if (rc == 0 && cl->kv_stats)
+		memcpy(cl->kids[cl->nkids - 1].extra, stats, sizeof(stats));
+	return rc;
 }
 
 static int make_run_dir(struct cluster *cl, const char *parent)
@@ -325,6 +340,23 @@ static int make_run_dir(struct cluster *cl, const char *parent)
 		return rc;
 	}
 	return 0;
+}
+
+/* 1 if `BIN --help` mentions @p word (an option an older build may not have). */
+static int help_mentions(const char *bin, const char *word)
+{
+	char cmd[PATH_MAX + 32], line[512];
+	int found = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "'%s' --help 2>&1", bin);
+	f = popen(cmd, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		found = found || strstr(line, word) != NULL;
+	pclose(f);
+	return found;
 }
 
 static void publish(struct bench *b, struct cluster *cl)
@@ -359,6 +391,7 @@ int cluster_start(struct bench *b, uint32_t nkv, enum cluster_profile profile,
 	if ((rc = find_binary(b->cfg.bin_dir, "tpc-coordinator", cl->coord_bin, sizeof(cl->coord_bin))) ||
 	    (rc = find_binary(b->cfg.bin_dir, "tpc-kv", cl->kv_bin, sizeof(cl->kv_bin))))
 		goto out_stop;
+	cl->kv_stats = help_mentions(cl->kv_bin, "--stats-file");
 	rc = start_coordinator(cl, &b->cfg, profile);
 	for (unsigned i = 0; !rc && i < nkv; i++)
 		rc = start_kv(cl, &b->cfg, profile, i);
@@ -411,6 +444,15 @@ void cluster_stop(struct cluster *cl)
 	else if (cl->dir[0] && nftw(cl->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS))
 		fprintf(stderr, "tpc-bench: cannot remove %s: %s\n", cl->dir, strerror(errno));
 	free(cl);
+}
+
+int cluster_child(const struct cluster *cl, unsigned i, pid_t *pid, const char **extra)
+{
+	if (!cl || i >= cl->nkids)
+		return -ENOENT;
+	*pid = cl->kids[i].pid;
+	*extra = cl->kids[i].extra;
+	return 0;
 }
 
 pid_t cluster_coordinator_pid(const struct cluster *cl)

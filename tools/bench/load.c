@@ -402,6 +402,7 @@ static void cpu_snapshot(struct bench *b, int edge)
 		else
 			p->cpu_a = v;
 	}
+	counters_edge(b, edge);
 }
 
 static void add_sample(struct sampler *sp, double rate)

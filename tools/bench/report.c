@@ -47,6 +47,15 @@ double report_cpu_us_per_txn(const struct bench *b)
 	return us_per_txn(b, total_cpu(b));
 }
 
+/* A count over the CPU window, per committed transaction. */
+static double per_txn(const struct bench *b, uint64_t n)
+{
+	const struct load_result *r = &b->load;
+	if (r->cpu_window_s <= 0 || r->throughput <= 0)
+		return 0;
+	return (double)n / r->cpu_window_s / r->throughput;
+}
+
 static double lat_us(const struct bench *b, double pct)
 {
 	return (double)hist_percentile(&b->load.lat, pct) / 1e3;
@@ -120,6 +129,20 @@ static void human_cpu(const struct bench *b)
 	}
 }
 
+static void human_counters(const struct bench *b)
+{
+	const struct server_counters *sc = &b->counters;
+
+	if (sc->syncs_ok)
+		printf("  device syncs per transaction (servers' counters): %.2f (coordinator "
+		       "%.2f, tpc-kv %.2f)\n", per_txn(b, sc->coord_syncs + sc->kv_syncs),
+		       per_txn(b, sc->coord_syncs), per_txn(b, sc->kv_syncs));
+	if (sc->syscalls_ok)
+		printf("  system calls per transaction (servers, perf): %.1f; fdatasync %.2f, "
+		       "fsync %.2f\n", per_txn(b, sc->syscalls), per_txn(b, sc->fdatasyncs),
+		       per_txn(b, sc->fsyncs));
+}
+
 static void human_load(const struct bench *b)
 {
 	const struct load_result *r = &b->load;
@@ -137,6 +160,7 @@ static void human_load(const struct bench *b)
 	       lat_us(b, 99) / 1e3, lat_us(b, 99.9) / 1e3, (double)r->lat.max / 1e6,
 	       hist_mean(&r->lat) / 1e6);
 	human_cpu(b);
+	human_counters(b);
 	if (b->cal.done)
 		printf("  ratios to this run's calibration: throughput / fsync rate = %.2f; "
 		       "p50 latency / fsync time = %.2f\n",
@@ -328,6 +352,28 @@ static void json_cpu(struct jw *w, const struct bench *b)
 	jw_close(w, '}');
 }
 
+/* Present only when counted: a missing key means "not counted", never zero. */
+static void json_counters(struct jw *w, const struct bench *b)
+{
+	const struct server_counters *sc = &b->counters;
+
+	jw_open(w, "counters", '{');
+	if (sc->syncs_ok) {
+		jw_u64(w, "coordinator_syncs", sc->coord_syncs);
+		jw_u64(w, "kv_syncs", sc->kv_syncs);
+		jw_num(w, "syncs_per_txn", per_txn(b, sc->coord_syncs + sc->kv_syncs));
+		jw_num(w, "coordinator_syncs_per_txn", per_txn(b, sc->coord_syncs));
+		jw_num(w, "kv_syncs_per_txn", per_txn(b, sc->kv_syncs));
+	}
+	if (sc->syscalls_ok) {
+		jw_u64(w, "syscalls", sc->syscalls);
+		jw_num(w, "syscalls_per_txn", per_txn(b, sc->syscalls));
+		jw_num(w, "fdatasync_per_txn", per_txn(b, sc->fdatasyncs));
+		jw_num(w, "fsync_per_txn", per_txn(b, sc->fsyncs));
+	}
+	jw_close(w, '}');
+}
+
 static void json_load(struct jw *w, const struct bench *b)
 {
 	const struct load_result *r = &b->load;
@@ -347,6 +393,7 @@ static void json_load(struct jw *w, const struct bench *b)
 	json_latency(w, b);
 	jw_close(w, '}');
 	json_cpu(w, b);
+	json_counters(w, b);
 	if (b->cal.done) {
 		jw_open(w, "ratios", '{');
 		jw_num(w, "throughput_per_fsync_rate", ratio(r->throughput, b->cal.fsync_ops_per_s));

@@ -75,6 +75,8 @@ static const char usage_text[] =
 	"      --calibrate            first measure 4 KiB write+fdatasync in the run folder\n"
 	"                             and the loopback TCP round-trip time\n"
 	"      --calibrate-time DURATION  how long to measure fdatasync (default 2s)\n"
+	"      --syscalls             count the servers' system calls (and their fdatasync\n"
+	"                             and fsync calls) over the window with `perf stat`\n"
 	"      --memtest N            instead of the load: open N transactions (with P\n"
 	"                             participants joined each), read the coordinator's\n"
 	"                             VmRSS before and after, report bytes per open one\n"
@@ -91,6 +93,9 @@ static const char usage_text[] =
 	"an error). CPU per transaction\n"
 	"is user+system time of the coordinator and tpc-kv processes (/proc/PID/stat) and\n"
 	"of tpc-bench itself, over the measured window, divided by committed transactions.\n"
+	"With --spawn, device syncs per transaction come from the servers' own counters\n"
+	"(the coordinator's tpc_log_syncs_total, each tpc-kv's --stats-file) over the same\n"
+	"window; a build without them is reported as not counted.\n"
 	"\n"
 	"Examples:\n"
 	"  tpc-bench --spawn --calibrate --participants 2 --clients 256 --duration 20s\n"
@@ -101,7 +106,7 @@ enum {
 	OPT_SPAWN = 256, OPT_PID, OPT_GROUP, OPT_BIN_DIR, OPT_DIR, OPT_KEEP,
 	OPT_VALUE, OPT_KEY_SPACE, OPT_TXN_KEYS, OPT_TIMEOUT, OPT_CALIBRATE, OPT_CAL_TIME, OPT_MEMTEST, OPT_JSON,
 	OPT_JSON_FILE, OPT_NO_PROGRESS, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_DIR,
-	OPT_CLIENTS,
+	OPT_CLIENTS, OPT_SYSCALLS,
 };
 
 static const struct option long_opts[] = {
@@ -129,6 +134,7 @@ static const struct option long_opts[] = {
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "calibrate", no_argument, NULL, OPT_CALIBRATE },
 	{ "calibrate-time", required_argument, NULL, OPT_CAL_TIME },
+	{ "syscalls", no_argument, NULL, OPT_SYSCALLS },
 	{ "memtest", required_argument, NULL, OPT_MEMTEST },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "json-file", required_argument, NULL, OPT_JSON_FILE },
@@ -230,6 +236,7 @@ static int take_option(struct bench *b, struct cli *cli, int c, const char *arg)
 		return rc;
 	}
 	case OPT_CALIBRATE: cfg->calibrate = 1; break;
+	case OPT_SYSCALLS: cfg->syscalls = 1; break;
 	case OPT_CAL_TIME: return dur("--calibrate-time", arg, 1, &cfg->calibrate_ms);
 	case OPT_MEMTEST: rc = tpc_parse_u64(arg, 1, 100000000, &cfg->memtest); name = "memtest"; break;
 	case OPT_JSON: cfg->json = 1; break;
@@ -360,8 +367,12 @@ static int measure(struct bench *b)
 
 	if (b->cfg.calibrate && (rc = calibrate_run(&b->cal, b->run_dir, b->cfg.calibrate_ms)))
 		return rc;
-	if (!b->cfg.memtest)
-		return load_run(b);
+	if (!b->cfg.memtest) {
+		counters_start(b);
+		rc = load_run(b);
+		counters_finish(b);
+		return rc;
+	}
 	pid_t coord = b->cluster ? cluster_coordinator_pid(b->cluster) : find_proc(b, "coordinator");
 	if (!coord) {
 		fputs("tpc-bench: --memtest needs --spawn or --pid coordinator=PID\n", stderr);

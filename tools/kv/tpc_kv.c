@@ -36,6 +36,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,7 @@ struct kv_opts {
 	int tls_mode;                   /* 0: required once a file is given; 1 off; 2 required */
 	const char *faults;             /* --faults, else TPC_FAULTS (test only) */
 	enum tpc_log_level log_level;   /* --log-level, default info */
+	const char *stats_file;         /* --stats-file: counters written on SIGUSR1 */
 };
 
 struct kv_server;
@@ -110,6 +112,8 @@ struct kv_server {
 	SSL_CTX *tls;                /* TLS on: the listener's context */
 	sigset_t sigmask;            /* the signal mask before start-up held the stop signals */
 	struct event *sig_term, *sig_int;
+	struct event *sig_usr1;      /* --stats-file: write the counters */
+	uint64_t stats_written;      /* how many times (the file's generation) */
 	struct event *reaper;        /* idle and frame timeouts */
 	struct event *accept_retry;  /* re-enables the listener after an accept error */
 	uint32_t accept_delay_ms;
@@ -603,6 +607,45 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(s->base);
 }
 
+/* --stats-file: the participant's counters, Prometheus text, replaced atomically. */
+static int write_stats(struct kv_server *s)
+{
+	char tmp[PATH_MAX];
+	tpc_participant_stats st;
+	FILE *f;
+
+	tpc_participant_get_stats(s->part, &st);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", s->opts.stats_file) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "tpc_kv_stats_generation %llu\n", (unsigned long long)++s->stats_written);
+	fprintf(f, "tpc_participant_committed_total %llu\n", (unsigned long long)st.committed);
+	fprintf(f, "tpc_participant_prepared_total %llu\n", (unsigned long long)st.prepared);
+	fprintf(f, "tpc_participant_log_batches_total %llu\n", (unsigned long long)st.log_batches);
+	fprintf(f, "tpc_participant_log_syncs_total %llu\n", (unsigned long long)st.log_syncs);
+	fprintf(f, "tpc_participant_sink_syncs_total %llu\n", (unsigned long long)st.sink_syncs);
+	if (fclose(f) != 0 || rename(tmp, s->opts.stats_file) != 0) {
+		int rc = -errno;
+		unlink(tmp);
+		return rc;
+	}
+	return 0;
+}
+
+static void on_stats_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct kv_server *s = arg;
+	int rc = write_stats(s);
+
+	(void)sig;
+	(void)what;
+	if (rc)
+		tpc_logf(&s->log, TPC_LOG_WARN, "--stats-file %s: %s", s->opts.stats_file,
+			 strerror(-rc));
+}
+
 /*
  * Test-only NO votes: a sink wrapped around the real one that refuses, at prepare, any
  * transaction writing one of the --refuse-key keys, and passes everything else through.
@@ -870,6 +913,11 @@ static int serve(struct kv_server *s)
 		return 1;
 	event_add(s->sig_term, NULL);
 	event_add(s->sig_int, NULL);
+	if (s->opts.stats_file) {
+		s->sig_usr1 = evsignal_new(s->base, SIGUSR1, on_stats_signal, s);
+		if (!s->sig_usr1 || event_add(s->sig_usr1, NULL) || write_stats(s))
+			return 1;
+	}
 	tpc_release_stop_signals(&s->sigmask);
 	struct timeval reap = ms_tv(reap_period_ms(&s->opts));
 	evtimer_add(s->reaper, &reap);
@@ -892,6 +940,8 @@ static void server_free(struct kv_server *s)
 		event_free(s->sig_term);
 	if (s->sig_int)
 		event_free(s->sig_int);
+	if (s->sig_usr1)
+		event_free(s->sig_usr1);
 	if (s->reaper)
 		event_free(s->reaper);
 	if (s->accept_retry)
@@ -1019,6 +1069,9 @@ static const char usage_text[] =
 	"      --tls-ca FILE          CA that clients' and the coordinator's certificates\n"
 	"                             must be signed by (clients must present one)\n"
 	"      --tls required|off     default: required once --tls-cert is given\n"
+	"      --stats-file FILE      write the participant's counters (transactions, log\n"
+	"                             batches, device syncs) to FILE at start and on each\n"
+	"                             SIGUSR1, replacing it atomically (for tpc-bench)\n"
 	"      --refuse-key KEY       TEST ONLY: vote NO on transactions writing KEY\n"
 	"                             (repeatable, up to 16)\n"
 	"      --faults POINT=ACTION[,...]  TEST ONLY: arm libtpc's fault points (see\n"
@@ -1036,7 +1089,7 @@ static const char usage_text[] =
 enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT, OPT_SINK,
        OPT_MAX_CONNS, OPT_IDLE, OPT_FRAME, OPT_MAX_OUTPUT, OPT_REQUIRE_TOKEN,
        OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS, OPT_FAULTS, OPT_LOG_LEVEL,
-       OPT_UNREACHABLE, OPT_METRICS };
+       OPT_UNREACHABLE, OPT_METRICS, OPT_STATS_FILE };
 
 static const struct option long_opts[] = {
 	{ "name", required_argument, NULL, 'n' },
@@ -1062,6 +1115,7 @@ static const struct option long_opts[] = {
 	{ "tls", required_argument, NULL, OPT_TLS },
 	{ "faults", required_argument, NULL, OPT_FAULTS },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "stats-file", required_argument, NULL, OPT_STATS_FILE },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -1127,6 +1181,7 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 	case OPT_PREPARED: o->prepared = 1; return 0;
 	case OPT_FAULTS: o->faults = v; return 0;
 	case OPT_METRICS: o->metrics = v; return 0;
+	case OPT_STATS_FILE: o->stats_file = v; return 0;
 	case OPT_REQUIRE_TOKEN: o->require_token = 1; return 0;
 	case OPT_TLS_CERT: o->tls.cert = v; return 0;
 	case OPT_TLS_KEY: o->tls.key = v; return 0;

@@ -338,6 +338,8 @@ typedef struct tpc_participant_stats {
 	uint64_t log_batches, log_records;
 	uint64_t highest_epoch;
 	int connected;
+	uint64_t log_syncs;  /**< device syncs of the PREPARED log (two per synced LMDB commit) */
+	uint64_t sink_syncs; /**< device syncs of the sink's commits (0 if it does not count) */
 } tpc_participant_stats;
 
 /**

@@ -130,6 +130,12 @@ typedef struct tpc_sink_ops {
 	 *        transaction decided later, whose commit() comes after this one's.
 	 */
 	void (*committing)(void *self, tpc_txid txid);
+	/**
+	 * @brief Device syncs the sink asked of the disk so far (for metrics; a synced
+	 *        LMDB commit counts two: the data, then the meta page). Optional (NULL:
+	 *        not counted). Any thread.
+	 */
+	uint64_t (*syncs)(void *self);
 } tpc_sink_ops;
 
 typedef struct tpc_sink tpc_sink;
@@ -167,6 +173,9 @@ TPC_API int tpc_sink_applied(tpc_sink *sink, tpc_txid txid);
 TPC_API void tpc_sink_forget(tpc_sink *sink, const tpc_txid *txids, size_t n);
 /** @brief Call the sink's committing() if it has one; otherwise nothing. */
 TPC_API void tpc_sink_committing(tpc_sink *sink, tpc_txid txid);
+
+/** @brief The sink's ops->syncs(), or 0 when it does not count them. Any thread. */
+TPC_API uint64_t tpc_sink_syncs(tpc_sink *sink);
 
 #ifdef __cplusplus
 }
