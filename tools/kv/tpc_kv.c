@@ -695,6 +695,11 @@ static void refusing_committing(void *self, tpc_txid txid)
 	tpc_sink_committing(((struct refusing_sink *)self)->inner, txid);
 }
 
+static uint64_t refusing_syncs(void *self)
+{
+	return tpc_sink_syncs(((struct refusing_sink *)self)->inner);
+}
+
 static void refusing_destroy(void *self)
 {
 	tpc_sink_free(((struct refusing_sink *)self)->inner);
@@ -709,6 +714,7 @@ static const tpc_sink_ops refusing_ops = {
 	.abort = refusing_abort,
 	.forget = refusing_forget,
 	.committing = refusing_committing,
+	.syncs = refusing_syncs,
 };
 
 static tpc_sink *wrap_refusing(const struct kv_opts *opts, tpc_sink *inner)
