@@ -926,8 +926,7 @@ static int arm_stuck_watch(struct coord_admin *a)
 	struct timeval tv;
 
 	every = every < 25 ? 25 : every > 1000 ? 1000 : every;
-	tv.tv_sec = (time_t)(every / 1000);
-	tv.tv_usec = (suseconds_t)(every % 1000) * 1000;
+	tv = tpc_ms_tv(every);
 	if (!a->stuck_ev)
 		a->stuck_ev = event_new(a->srv->base, -1, EV_PERSIST, on_stuck_timer, a);
 	if (!a->stuck_ev || event_add(a->stuck_ev, &tv))

@@ -50,13 +50,6 @@
 static void conn_free(struct conn *c);
 static void on_read(struct bufferevent *bev, void *arg);
 
-static struct timeval ms_tv(uint64_t ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-
-	return tv;
-}
-
 struct conn *coord_conn_get(struct coord_server *s, uint64_t id)
 {
 	uint32_t slot = (uint32_t)id;
@@ -467,7 +460,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 		 s->nconns, s->cfg.max_conns);
 	log_limited(s, "accept", detail);
 	evconnlistener_disable(l);
-	tv = ms_tv(s->accept_delay_ms);
+	tv = tpc_ms_tv(s->accept_delay_ms);
 	evtimer_add(s->accept_retry, &tv);
 }
 
@@ -506,7 +499,7 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
 	struct coord_server *s = arg;
 	uint64_t now = tpc_now_ms();
-	struct timeval tv = ms_tv(reap_period_ms(&s->cfg)); /* options may have been reloaded */
+	struct timeval tv = tpc_ms_tv(reap_period_ms(&s->cfg)); /* options may have been reloaded */
 
 	for (uint32_t i = 0; i < s->conns_cap; i++) {
 		struct conn *c = s->conns[i];
@@ -582,7 +575,7 @@ int coord_listen(struct coord_server *s)
 	s->reaper = evtimer_new(s->base, on_reap, s);
 	if (!s->accept_retry || !s->reaper)
 		return -ENOMEM;
-	struct timeval tv = ms_tv(reap_period_ms(&s->cfg));
+	struct timeval tv = tpc_ms_tv(reap_period_ms(&s->cfg));
 	evtimer_add(s->reaper, &tv);
 	return 0;
 }

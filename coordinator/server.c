@@ -256,13 +256,6 @@ static int recover(struct coord_server *s)
 	return 0;
 }
 
-static struct timeval ms_tv(uint32_t ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-
-	return tv;
-}
-
 static void txn_config(struct coord_server *s);
 
 /* ---- SIGHUP: reload the config file and options (config.h) ---- */
@@ -270,7 +263,7 @@ static void txn_config(struct coord_server *s);
 /* Make the options a reload changed take effect: logger, state machine, sweep pace. */
 static void apply_reloaded(struct coord_server *s)
 {
-	struct timeval sweep = ms_tv(s->cfg.sweep_interval_ms);
+	struct timeval sweep = tpc_ms_tv(s->cfg.sweep_interval_ms);
 
 	s->log.min = s->cfg.log_level;
 	txn_config(s);
@@ -320,7 +313,7 @@ out:
 
 static int setup_events(struct coord_server *s)
 {
-	struct timeval sweep = ms_tv(s->cfg.sweep_interval_ms);
+	struct timeval sweep = tpc_ms_tv(s->cfg.sweep_interval_ms);
 
 	s->sweep = event_new(s->base, -1, EV_PERSIST, on_sweep, s);
 	/* A pass that stopped at its limit starts the next one through this event, not the

@@ -305,13 +305,6 @@ static void on_flushed(struct bufferevent *bev, void *arg)
 		conn_free(arg);
 }
 
-static struct timeval ms_tv(uint64_t ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-
-	return tv;
-}
-
 /* After a bad frame or a timeout: stop reading, close once the Error is written (or
  * after 2 s without progress, for a client that does not read). */
 static void close_after_flush(struct kv_conn *c)
@@ -396,7 +389,7 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
 	struct kv_server *s = arg;
 	uint64_t now = tpc_now_ms();
-	struct timeval tv = ms_tv(reap_period_ms(&s->opts));
+	struct timeval tv = tpc_ms_tv(reap_period_ms(&s->opts));
 
 	for (uint32_t i = 0; i < s->nconns; i++) {
 		struct kv_conn *c = s->conns[i];
@@ -523,7 +516,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 		 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), s->accept_delay_ms);
 	log_limited(s, what);
 	evconnlistener_disable(l);
-	tv = ms_tv(s->accept_delay_ms);
+	tv = tpc_ms_tv(s->accept_delay_ms);
 	evtimer_add(s->accept_retry, &tv);
 }
 
@@ -788,7 +781,7 @@ static int serve(struct kv_server *s)
 	event_add(s->sig_term, NULL);
 	event_add(s->sig_int, NULL);
 	tpc_release_stop_signals(&s->sigmask);
-	struct timeval reap = ms_tv(reap_period_ms(&s->opts));
+	struct timeval reap = tpc_ms_tv(reap_period_ms(&s->opts));
 	evtimer_add(s->reaper, &reap);
 	tpc_logf(&s->log, TPC_LOG_INFO, "%s serving on %s, coordinator %s, TLS %s", s->opts.name,
 		 s->opts.listen, s->opts.coordinator, s->tls ? "required" : "off");
