@@ -169,7 +169,7 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 		return 1;
 	}
 	c->frame_since_ms = 0; /* a whole frame: the next one is timed from its first byte */
-	int stop = coord_dispatch(c, env); /* env lives in the arena until the next frame */
+	int stop = c->srv->on_frame(c, env); /* env lives in the arena until the next frame */
 	return stop || c->closing;
 }
 
@@ -374,7 +374,7 @@ static void conn_free(struct conn *c)
 {
 	struct coord_server *s = c->srv;
 
-	coord_on_conn_closed(s, c);
+	s->on_closed(s, c);
 	s->conns[(uint32_t)c->id] = NULL;
 	s->nconns--;
 	s->partial_bytes -= c->held;

@@ -92,6 +92,8 @@ static uint64_t cutoff(uint64_t now, uint64_t retention_ms)
  * that stopped at its limit is followed by another as soon as it is done (the loop runs
  * in between), so the sweep keeps up with any sustained rate. One pass at a time.
  */
+static void sweep_done(struct coord_server *s, struct coord_rec *r, int status);
+
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct coord_server *s = arg;
@@ -104,6 +106,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	if (!r)
 		return;
 	r->type = COORD_REC_SWEEP;
+	r->done = sweep_done;
 	r->wall_ms = now;
 	r->sweep_outcome_before_ms = cutoff(now, s->cfg.outcome_retention_ms);
 	r->sweep_keys_before_ms = cutoff(now, s->cfg.key_retention_ms);
@@ -115,7 +118,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	lazy_queue_submit_with(&s->lazy, &r->item);
 }
 
-void coord_sweep_done(struct coord_server *s, struct coord_rec *r, int status)
+static void sweep_done(struct coord_server *s, struct coord_rec *r, int status)
 {
 	tpc_logf(&s->log, TPC_LOG_DEBUG, "sweep pass: status %d, %u deleted, %s, %.1f ms after queueing",
 		 status, r->sweep_deleted, r->sweep_more ? "more to do" : "caught up",
@@ -124,6 +127,7 @@ void coord_sweep_done(struct coord_server *s, struct coord_rec *r, int status)
 	s->stats.swept += status == 0 ? r->sweep_deleted : 0;
 	if (status == 0 && r->sweep_more && !s->stopping)
 		event_active(s->sweep_next, EV_TIMEOUT, 0); /* the next pass, after the loop ran */
+	free(r);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -175,37 +179,6 @@ static int open_log(struct coord_server *s)
 fail:
 	tpc_logf(&s->log, TPC_LOG_ERROR, "cannot read or write the log's meta: %d", rc);
 	return rc;
-}
-
-/* D7 again, mid-run: a new epoch, durable before any txid of it is handed out. */
-static int bump_epoch(struct coord_server *s)
-{
-	uint64_t epoch = s->epoch + 1;
-	int rc;
-
-	if (epoch >= (1ull << (64 - COORD_TXID_SEQ_BITS))) {
-		tpc_logf(&s->log, TPC_LOG_ERROR, "txid space exhausted (epoch %llu)",
-			 (unsigned long long)s->epoch);
-		return -EOVERFLOW;
-	}
-	rc = s->store.ops->write_meta(s->store.self, s->id, epoch);
-	if (rc) {
-		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot store the new epoch %llu: %d",
-			 (unsigned long long)epoch, rc);
-		return rc;
-	}
-	tpc_logf(&s->log, TPC_LOG_WARN, "txid sequence of epoch %llu used up: now epoch %llu",
-		 (unsigned long long)s->epoch, (unsigned long long)epoch);
-	s->epoch = epoch;
-	s->next_seq = 0;
-	return 0;
-}
-
-uint64_t coord_next_txid(struct coord_server *s)
-{
-	if (s->next_seq >= COORD_TXID_SEQ_MAX && bump_epoch(s))
-		return 0;
-	return s->epoch << COORD_TXID_SEQ_BITS | ++s->next_seq;
 }
 
 static int recover_one(void *arg, const struct coord_decision *d)
@@ -375,6 +348,8 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 	s->started_ms = tpc_now_ms();
 	s->started_wall_ms = tpc_wall_ms();
 	s->rng = tpc_now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+	s->on_frame = coord_dispatch;
+	s->on_closed = coord_on_conn_closed;
 	coord_metrics_init(&s->metrics);
 	txn_config(s);
 	if (setup_faults(s))
