@@ -26,7 +26,8 @@
  * (more are told ERR_LIMIT and closed; the open-file limit is raised to fit at start);
  * a connection idle for --idle-timeout with no Put waiting, or whose frame is not
  * complete --frame-timeout after its first byte, is closed by a reaper timer; reading
- * stops while a client's unsent replies exceed --max-output (until half are taken; no
+ * stops while a client's unsent replies exceed --max-output, checked after each request
+ * (until half are taken, then the requests already read are answered first; no
  * progress for frame-timeout closes it); accept errors (EMFILE) disable the listener
  * for a doubling delay, logged at most once a second.
  */
@@ -283,6 +284,10 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	else
 		send_error(c, env->request_id, TPC__ERROR_CODE__ERR_PROTOCOL,
 			   "tpc-kv serves kv_put and kv_get only", 0);
+	/* Over --max-output: no further request of this read is answered until it drains
+	 * (a read holds many small gets, each of which may answer a large value). */
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > c->srv->opts.max_output)
+		return TPC_WIRE_PAUSE;
 	return 0; /* env lives in the arena until the next frame */
 }
 
@@ -332,6 +337,8 @@ static void on_drained(struct bufferevent *bev, void *arg)
 	c->throttled = 0;
 	c->last_read_ms = tpc_now_ms();
 	tpc_wire_resume(bev, on_read, on_event, c);
+	if (evbuffer_get_length(bufferevent_get_input(bev))) /* requests left when it paused */
+		on_read(bev, c);
 }
 
 static void throttle(struct kv_conn *c)
@@ -350,7 +357,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 	if (rc < 0)
 		send_error(c, 0, TPC__ERROR_CODE__ERR_BAD_FRAME, "bad frame", 0);
-	if (rc != 0) {
+	if (rc != 0 && rc != TPC_WIRE_PAUSE) {
 		close_after_flush(c);
 		return;
 	}
