@@ -1153,18 +1153,11 @@ static struct bufferevent *https_bev(struct event_base *base, void *arg)
 {
 	struct coord_admin *a = arg;
 	SSL *ssl = tpc_tls_server_ssl(a->srv->tls);
-	struct bufferevent *bev;
 
 	if (!ssl)
 		return NULL;
 	SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
-	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (!bev)
-		SSL_free(ssl);
-	else
-		tpc_tls_bev_setup(bev);
-	return bev;
+	return tpc_tls_bev_new(base, -1, ssl, 1);
 }
 
 /* Bind; a busy default address (not given by the operator) only disables the API. */

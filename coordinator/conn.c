@@ -325,22 +325,9 @@ static void format_addr(const struct sockaddr *sa, char *out, size_t len)
 /* A plain socket bufferevent, or with TLS on a server-side TLS one (owns @p fd). */
 static struct bufferevent *new_bev(struct coord_server *s, evutil_socket_t fd)
 {
-	struct bufferevent *bev;
-	SSL *ssl;
-
 	if (!s->tls)
 		return bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	ssl = tpc_tls_server_ssl(s->tls);
-	if (!ssl)
-		return NULL;
-	bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (!bev) {
-		SSL_free(ssl);
-		return NULL;
-	}
-	tpc_tls_bev_setup(bev);
-	return bev;
+	return tpc_tls_bev_new(s->base, fd, tpc_tls_server_ssl(s->tls), 1);
 }
 
 static struct conn *conn_new(struct coord_server *s, evutil_socket_t fd,

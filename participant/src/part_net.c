@@ -297,7 +297,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 /* A plain socket bufferevent, or a client-side TLS one checking the coordinator. */
 static struct bufferevent *new_bev(struct tpc_participant *p)
 {
-	struct bufferevent *bev;
 	SSL *ssl;
 
 	if (!p->tls)
@@ -305,13 +304,7 @@ static struct bufferevent *new_bev(struct tpc_participant *p)
 	ssl = tpc_tls_client_ssl(p->tls, p->coordinator, p->errmsg, sizeof(p->errmsg));
 	if (!ssl)
 		return NULL;
-	bev = bufferevent_openssl_socket_new(p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (!bev)
-		SSL_free(ssl);
-	else
-		tpc_tls_bev_setup(bev);
-	return bev;
+	return tpc_tls_bev_new(p->base, -1, ssl, 0);
 }
 
 static void do_connect(struct tpc_participant *p)

@@ -446,25 +446,12 @@ static void refuse(struct kv_server *s, evutil_socket_t fd)
 /* A plain bufferevent, or a server-side TLS one; owns (and on failure closes) @p fd. */
 static struct bufferevent *new_bev(struct kv_server *s, evutil_socket_t fd)
 {
-	struct bufferevent *bev;
-	SSL *ssl;
+	struct bufferevent *bev =
+		s->tls ? tpc_tls_bev_new(s->base, fd, tpc_tls_server_ssl(s->tls), 1)
+		       : bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 
-	if (!s->tls) {
-		bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-		if (!bev)
-			evutil_closesocket(fd);
-		return bev;
-	}
-	ssl = tpc_tls_server_ssl(s->tls);
-	bev = ssl ? bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-						   BEV_OPT_CLOSE_ON_FREE)
-		  : NULL;
-	if (!bev) {
-		SSL_free(ssl);
+	if (!bev)
 		evutil_closesocket(fd);
-		return NULL;
-	}
-	tpc_tls_bev_setup(bev);
 	return bev;
 }
 
