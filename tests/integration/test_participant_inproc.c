@@ -563,30 +563,45 @@ static void flaky_arm(int fail_prepared, int fail_drops)
 	atomic_store(&flaky.ndropped, 0);
 }
 
+/* The coordinator and participant p0 on a flaky log (flaky_arm() with the two budgets)
+ * with a counting sink. */
+static tpc_participant *flaky_part(struct cluster *c, struct counting_sink *cs,
+				   struct logbuf *lb, int fail_prepared, int fail_drops)
+{
+	int err = 0;
+
+	coord_start(c, NULL, NULL);
+	flaky_arm(fail_prepared, fail_drops);
+	tpc_participant *p = part_new(c, "p0", tpc_sink_new(&counting_ops, cs), NULL, lb, &err);
+	assert_non_null(p);
+	return p;
+}
+
+/* Nothing is left prepared in @p p. */
+static void expect_none_prepared(tpc_participant *p)
+{
+	tpc_prepared_info *prepared = NULL;
+	size_t n = 99;
+
+	assert_int_equal(tpc_participant_list_prepared(p, &prepared, &n), 0);
+	assert_int_equal(n, 0);
+	free(prepared);
+}
+
 static void test_failed_prepared_write_votes_no_and_commits_nothing(void **state)
 {
 	struct cluster *c = *state;
 	struct logbuf lb = { .mu = PTHREAD_MUTEX_INITIALIZER };
 	struct counting_sink cs = { 0 };
-	tpc_prepared_info *prepared = NULL;
 	tpc_participant_stats st;
-	size_t n = 99;
-	int err = 0;
-
-	coord_start(c, NULL, NULL);
-	flaky_arm(1, 0);
-	tpc_participant *p = part_new(c, "p0", tpc_sink_new(&counting_ops, &cs), NULL, &lb,
-				      &err);
-	assert_non_null(p);
+	tpc_participant *p = flaky_part(c, &cs, &lb, 1, 0);
 	tpc_client *cl = client_new(c);
 
 	assert_int_equal(run_txn(cl, &p, 1, "k1", 0), TPC_OUTCOME_ABORTED);
 	assert_int_equal(atomic_load(&flaky.failed), 1);
 	wait_until(&cs.aborted, 1);
 	assert_int_equal(atomic_load(&cs.committed), 0);
-	assert_int_equal(tpc_participant_list_prepared(p, &prepared, &n), 0);
-	assert_int_equal(n, 0);
-	free(prepared);
+	expect_none_prepared(p);
 	tpc_participant_get_stats(p, &st);
 	assert_int_equal(st.voted_no, 1);
 	assert_int_equal(st.prepared, 0);
@@ -605,15 +620,7 @@ static void test_failed_drop_is_written_again_before_the_sink_forgets(void **sta
 	struct cluster *c = *state;
 	struct logbuf lb = { .mu = PTHREAD_MUTEX_INITIALIZER };
 	struct counting_sink cs = { 0 };
-	tpc_prepared_info *prepared = NULL;
-	size_t n = 99;
-	int err = 0;
-
-	coord_start(c, NULL, NULL);
-	flaky_arm(0, 1);
-	tpc_participant *p = part_new(c, "p0", tpc_sink_new(&counting_ops, &cs), NULL, &lb,
-				      &err);
-	assert_non_null(p);
+	tpc_participant *p = flaky_part(c, &cs, &lb, 0, 1);
 	tpc_client *cl = client_new(c);
 
 	assert_int_equal(run_txn(cl, &p, 1, "k1", 0), TPC_OUTCOME_COMMITTED);
@@ -622,9 +629,7 @@ static void test_failed_drop_is_written_again_before_the_sink_forgets(void **sta
 	assert_int_equal(atomic_load(&cs.early_forgets), 0);
 	assert_int_equal(atomic_load(&cs.committed), 1);
 	assert_true(log_has(&lb, "state log write failed"));
-	assert_int_equal(tpc_participant_list_prepared(p, &prepared, &n), 0);
-	assert_int_equal(n, 0);
-	free(prepared);
+	expect_none_prepared(p);
 	tpc_client_free(cl);
 	tpc_participant_free(p);
 }
