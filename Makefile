@@ -5,11 +5,16 @@
 #   make demo     build and run the end-to-end demo (TLS=1 make demo: with mutual TLS)
 #   make bench    build and run the benchmark matrix; writes BENCHMARKS.md
 #   make lesson   exactly-once vs effectively-once vs at-least-once, run and measured
+#   make lesson-docs  the same, writing its figures into docs/exactly-once.md
 #   make torture  a long torture run (10 minutes, random seed; see docs/failure-injection.md)
 #   make growth   rule D9: 10 minutes at peak rate, every LMDB file's size each minute
 #   make bench-tls  tpc-bench with TLS beside plaintext (a section of BENCHMARKS.md)
 #   make fuzz     the libFuzzer harnesses of fuzz/, each for FUZZ_SECONDS (default 60)
-#   make install  install binaries, libraries, headers, pkg-config and CMake files
+#   make install  install binaries, libraries, headers, pkg-config and CMake files, man
+#                 pages, the systemd unit and /etc/tpc/coordinator.conf under PREFIX
+#                 (default /usr/local); DESTDIR=DIR stages the same tree under DIR
+#   make deb      a Debian package (CPack) of an install with the prefix /usr (build-deb/)
+#   make deb-check  build the package, unpack it and run its programs (scripts/deb-check.sh)
 #   make clean    remove the build folders
 
 BUILD      ?= build
@@ -54,10 +59,10 @@ demo: build
 	@bash scripts/demo.sh $(BUILD)
 
 install: build
-	@cmake --install $(BUILD)
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(DEB_BUILD)
 
 # make bench: the benchmark matrix (scripts/bench.sh) on the optimised build in $(BUILD)
 # (the RelWithDebInfo build of `make build`: -O2 -DNDEBUG, symbols kept for profiles),
@@ -72,10 +77,19 @@ bench: build
 # optimised build in $(BUILD): the financial close (2PC), the page-view counter in three
 # modes and the transactional outbox, each crashed on purpose with seeded kill -9 and
 # fault points and checked against the source. Prints one table, and writes it, the
-# replay checks and a plot (gnuplot, installed if missing) into docs/exactly-once.md.
-.PHONY: lesson
+# replay checks and a plot (gnuplot, from install-deps.sh --lesson) into
+# $(BUILD)/lesson-report/; a missing plot is a warning, a broken guarantee exits 1.
+# make lesson-docs: the same, and (only if every guarantee held) rewrites the tracked
+# docs/exactly-once.md and docs/exactly-once.svg with this run's figures.
+.PHONY: lesson lesson-docs
+LESSON_DEPS = bash scripts/install-deps.sh --lesson || echo "lesson: could not install \
+	gnuplot-nox; the lesson runs without a new plot" >&2
 lesson: build
+	@$(LESSON_DEPS)
 	@bash scripts/lesson.sh $(BUILD)
+lesson-docs: build
+	@$(LESSON_DEPS)
+	@LESSON_DOCS=1 bash scripts/lesson.sh $(BUILD)
 
 # make torture: the long torture run of docs/failure-injection.md on the release build
 # (TORTURE_DURATION, default 10m; a new seed each time, printed first).
@@ -107,3 +121,17 @@ fuzz: $(DEPS_STAMP)
 .PHONY: bench-tls
 bench-tls: build
 	@bash scripts/bench-tls.sh $(BUILD)
+
+# make deb: a Debian package built by CPack (packaging/cpack.cmake) from a release build
+# configured with the prefix /usr in $(DEB_BUILD); writes $(DEB_BUILD)/tpc_VERSION_ARCH.deb.
+# scripts/deb-check.sh builds it, unpacks it and runs its programs.
+.PHONY: deb
+DEB_BUILD ?= build-deb
+deb: $(DEPS_STAMP)
+	@cmake -S . -B $(DEB_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTPC_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(DEB_BUILD) -j$(JOBS) -- --no-print-directory
+	@cd $(DEB_BUILD) && cpack -G DEB >/dev/null && ls -1 "$$PWD"/*.deb
+
+.PHONY: deb-check
+deb-check:
+	@bash scripts/deb-check.sh

@@ -398,31 +398,6 @@ static int mul_checked(uint64_t v, uint64_t mul, uint64_t *out)
 	return 0;
 }
 
-static int duration_unit(const char *suffix, uint64_t *mul)
-{
-	static const struct { const char *name; uint64_t ms; } units[] = {
-		{ "", 1 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
-	};
-
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(suffix, units[i].name) == 0) {
-			*mul = units[i].ms;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-int tpc_parse_duration_ms(const char *s, uint64_t *out_ms)
-{
-	const char *end;
-	uint64_t v, mul;
-
-	if (!s || parse_u64_prefix(s, &v, &end) || duration_unit(end, &mul))
-		return -EINVAL;
-	return mul_checked(v, mul, out_ms);
-}
-
 /* "", "B", "K", "KB", "KiB", ... (case-insensitive); all binary multiples. */
 static int size_unit(const char *suffix, uint64_t *mul)
 {

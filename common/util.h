@@ -1,6 +1,6 @@
 /*
  * util.h - small helpers shared by every tpc program: clocks, levelled logging to
- * stderr, HOST:PORT parsing, and duration/size parsing for command lines.
+ * stderr, HOST:PORT parsing, and size parsing for command lines (durations: duration.h).
  */
 #ifndef TPC_COMMON_UTIL_H
 #define TPC_COMMON_UTIL_H
@@ -49,8 +49,8 @@ int tpc_sockaddr_is_loopback(const struct sockaddr_storage *ss);
  */
 int tpc_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 
-/** @brief Parse "250", "250ms", "10s", "2m", "1h" into milliseconds. @return 0 or -EINVAL. */
-int tpc_parse_duration_ms(const char *s, uint64_t *out_ms);
+/* Durations (tpc_parse_duration_ms, tpc_parse_duration_opt) live in duration.h. */
+#include "duration.h"
 
 /**
  * @brief A command-line program's usage error: print "PROG: MESSAGE" and

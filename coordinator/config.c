@@ -180,7 +180,7 @@ static const struct opt opts[] = {
 	{ "tls", 0, K_TLS, FIELD(tls_mode), .def = COORD_TLS_AUTO, .arg = "required|off",
 	  .help = "required: every connection is TLS, a plaintext peer is closed "
 		  "unanswered (default: required once --tls-cert is given, else off)" },
-	{ .name = "config", .kind = K_META, .arg = "FILE",
+	{ .name = "config", .short_name = 'c', .kind = K_META, .arg = "FILE",
 	  .help = "read options from an INI file first (keys are the long option names: "
 		  "txn-timeout = 5s); the command line overrides it; SIGHUP re-reads it" },
 	{ .name = "check-config", .kind = K_META,
@@ -195,20 +195,6 @@ static const struct opt opts[] = {
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 /* ---- values ----------------------------------------------------------------------- */
-
-static void fmt_duration(uint64_t ms, char *buf, size_t len)
-{
-	if (ms && ms % 3600000 == 0)
-		snprintf(buf, len, "%" PRIu64 "h", ms / 3600000);
-	else if (ms && ms % 60000 == 0)
-		snprintf(buf, len, "%" PRIu64 "m", ms / 60000);
-	else if (ms && ms % 1000 == 0)
-		snprintf(buf, len, "%" PRIu64 "s", ms / 1000);
-	else if (ms)
-		snprintf(buf, len, "%" PRIu64 "ms", ms);
-	else
-		snprintf(buf, len, "0");
-}
 
 static void fmt_size(uint64_t n, char *buf, size_t len)
 {
@@ -300,7 +286,7 @@ static void fmt_value(const struct coord_config *cfg, const struct opt *o, char 
 		fmt_size(get_u(cfg, o), buf, len);
 		return;
 	case K_DUR:
-		fmt_duration(get_u(cfg, o), buf, len);
+		tpc_format_duration(get_u(cfg, o), buf, len);
 		return;
 	case K_LEVEL:
 		snprintf(buf, len, "%s", level_names[get_int(cfg, o) & 3]);
@@ -346,7 +332,7 @@ static int parse_bool(const char *v, int *out)
 }
 
 /* Why @p v is not a good value for @p o (the range, when it has one). */
-static void why_bad(const struct opt *o, char *why, size_t len)
+static void why_bad(const struct opt *o, const char *v, char *why, size_t len)
 {
 	char lo[32], hi[32];
 
@@ -362,14 +348,7 @@ static void why_bad(const struct opt *o, char *why, size_t len)
 			 lo, hi);
 		return;
 	case K_DUR:
-		fmt_duration(o->lo, lo, sizeof(lo));
-		fmt_duration(o->hi, hi, sizeof(hi));
-		if (o->hi == DUR_MAX)
-			snprintf(why, len, "expected a duration such as 500ms, 10s, 2m or 1h, "
-				 "at least %s", lo);
-		else
-			snprintf(why, len, "expected a duration such as 500ms, 10s, 2m or 1h, "
-				 "from %s to %s", lo, hi);
+		tpc_duration_why(v, o->lo, o->hi == DUR_MAX ? UINT64_MAX : o->hi, why, len);
 		return;
 	case K_LEVEL:
 		snprintf(why, len, "expected debug, info, warn or error");
@@ -518,8 +497,8 @@ static void fmt_range(const struct opt *o, char *buf, size_t len)
 	    o->hi == UINT32_MAX || o->hi == DUR_MAX)
 		return;
 	if (o->kind == K_DUR) {
-		fmt_duration(o->lo, lo, sizeof(lo));
-		fmt_duration(o->hi, hi, sizeof(hi));
+		tpc_format_duration(o->lo, lo, sizeof(lo));
+		tpc_format_duration(o->hi, hi, sizeof(hi));
 	} else if (o->kind == K_SIZE) {
 		fmt_size(o->lo, lo, sizeof(lo));
 		fmt_size(o->hi, hi, sizeof(hi));
@@ -771,7 +750,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	if (o->kind == K_STR && (value = keep_string(x->cl, value)) == NULL)
 		return file_error(x, "out of memory");
 	if (apply(x->cfg, o, value)) {
-		why_bad(o, why, sizeof(why));
+		why_bad(o, value, why, sizeof(why));
 		return file_error(x, "%s = %s: %s", name, value, why);
 	}
 	return 1;
@@ -817,7 +796,7 @@ int coord_config_build(struct coord_cmdline *cl, struct coord_config *cfg, char 
 		const struct opt *o = &opts[cl->set[i].opt];
 		const char *v = cl->set[i].value;
 		if (apply(cfg, o, v)) {
-			why_bad(o, why, sizeof(why));
+			why_bad(o, v, why, sizeof(why));
 			snprintf(err, errlen, "--%s %s: %s", o->name, v ? v : "", why);
 			return -EINVAL;
 		}

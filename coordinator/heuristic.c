@@ -170,23 +170,27 @@ static void plan_gone(struct coord_server *s, uint64_t txid, int decision, int f
 	const char *st = heuristic_logged_status(s, txid);
 
 	v->state_before = st;
-	if (!st)
+	if (never_begun(s, txid)) /* first: nothing to decide, nothing to audit */
+		plan_refuse(v, ADMIN_NOT_FOUND,
+			"this coordinator never issued that transaction id");
+	else if (!st)
 		plan_refuse(v, ADMIN_UNAVAILABLE, "cannot read the decision log; ask again");
 	else if (st[0] == 'F')
-		plan_refuse(v, ADMIN_CONFLICT, "its outcome is older than the outcome retention and was "
-		       "forgotten: this coordinator no longer knows whether it committed");
+		plan_refuse(v, ADMIN_CONFLICT,
+			"its outcome is older than the outcome retention and was "
+			"forgotten: this coordinator no longer knows whether it committed");
 	else if (decision == DECIDE_ABORT && st[0] == 'A')
 		plan_accept(v, PLAN_NOOP, "none", "ABORTED");
 	else if (decision == DECIDE_ABORT)
-		plan_refuse(v, ADMIN_CONFLICT, "it committed and every participant acknowledged (applied) it; "
-		       "there is nothing left to abort");
+		plan_refuse(v, ADMIN_CONFLICT,
+			"it committed and every participant acknowledged (applied) it; "
+			"there is nothing left to abort");
 	else if (st[0] == 'C')
 		plan_accept(v, PLAN_NOOP, "none", "COMMITTED");
-	else if (never_begun(s, txid))
-		plan_refuse(v, ADMIN_CONFLICT, "this coordinator never began that transaction");
 	else if (!force)
-		plan_refuse(v, ADMIN_CONFLICT, "no such open transaction: it is presumed aborted (participants "
-		       "that ask are told ABORTED); \"force\": true records a COMMIT instead");
+		plan_refuse(v, ADMIN_CONFLICT,
+			"no such open transaction: it is presumed aborted (participants "
+			"that ask are told ABORTED); \"force\": true records a COMMIT instead");
 	else
 		plan_accept(v, PLAN_COMMIT_UNKNOWN, "ABORT", NULL);
 }
@@ -303,9 +307,10 @@ static void reply_moved_on(struct admin_op *op)
 {
 	const char *st = heuristic_logged_status(op->a->srv, op->txid);
 
-	op_reply_error(op, ADMIN_CONFLICT, "the transaction finished while the audit entry was written "
-		       "(participants asking are told %s); nothing was changed",
-		       st ? st : "UNKNOWN");
+	op_reply_error(op, ADMIN_CONFLICT,
+		"the transaction finished while the audit entry was written "
+		"(participants asking are told %s); nothing was changed",
+		st ? st : "UNKNOWN");
 }
 
 static void carry_step(struct admin_op *op)
@@ -320,9 +325,10 @@ static void carry_step(struct admin_op *op)
 		return;
 	}
 	if (coord_step_rc(s, t, &ev) != 0) {
-		op_reply_error(op, ADMIN_CONFLICT, "refused: the transaction moved on to %s while the audit "
-			       "entry was written; nothing was changed",
-			       coord_txn_state_str(t->state));
+		op_reply_error(op, ADMIN_CONFLICT,
+			"refused: the transaction moved on to %s while the audit "
+			"entry was written; nothing was changed",
+			coord_txn_state_str(t->state));
 		return;
 	}
 	t = u64map_get(&s->txns, op->txid); /* the step may have freed it */
@@ -370,14 +376,16 @@ static void drop_done(struct admin_op *op, int status)
 	struct coord_event ev = { .type = EV_DROPPED, .status = status };
 
 	if (!t || t->state != TXN_COMMITTING || t->dropping != DROP_WRITING) {
-		op_reply_error(op, ADMIN_FAILED, "%s", "the transaction was not marked for the override "
-			       "(internal error); see GET /v1/transactions/{txid}");
+		op_reply_error(op, ADMIN_FAILED,
+			"%s", "the transaction was not marked for the override "
+			"(internal error); see GET /v1/transactions/{txid}");
 		return;
 	}
 	coord_step(s, t, &ev);
 	if (status < 0) {
-		op_reply_error(op, ADMIN_FAILED, "the COMMIT record could not be dropped (%s); nothing was "
-			       "changed", tpc_errname(status));
+		op_reply_error(op, ADMIN_FAILED,
+			"the COMMIT record could not be dropped (%s); nothing was "
+			"changed", tpc_errname(status));
 		return;
 	}
 	t = u64map_get(&s->txns, op->txid);
@@ -392,15 +400,17 @@ static void drop_done(struct admin_op *op, int status)
 static void reply_restored(struct admin_op *op, int status)
 {
 	if (status < 0) {
-		op_reply_error(op, ADMIN_FAILED, "every participant acknowledged (applied) the COMMIT while "
-			       "the override was written; writing its record again failed (%s) and "
-			       "the coordinator retries it: nothing was aborted",
-			       tpc_errname(status));
+		op_reply_error(op, ADMIN_FAILED,
+			"every participant acknowledged (applied) the COMMIT while "
+			"the override was written; writing its record again failed (%s) and "
+			"the coordinator retries it: nothing was aborted",
+			tpc_errname(status));
 		return;
 	}
-	op_reply_error(op, ADMIN_CONFLICT, "%s", "the transaction committed everywhere: every participant "
-		       "acknowledged (applied) the COMMIT while the override was being written; "
-		       "its decision stays COMMITTED and nothing was aborted");
+	op_reply_error(op, ADMIN_CONFLICT,
+		"%s", "the transaction committed everywhere: every participant "
+		"acknowledged (applied) the COMMIT while the override was being written; "
+		"its decision stays COMMITTED and nothing was aborted");
 }
 
 static void start_commit_unknown(struct admin_op *op)
@@ -422,13 +432,15 @@ static void start_commit_unknown(struct admin_op *op)
 static void audit_done(struct admin_op *op, int status)
 {
 	if (status < 0) {
-		op_reply_error(op, ADMIN_FAILED, "the audit entry could not be written (%s); nothing was "
-			       "changed", tpc_errname(status));
+		op_reply_error(op, ADMIN_FAILED,
+			"the audit entry could not be written (%s); nothing was "
+			"changed", tpc_errname(status));
 		return;
 	}
 	if (op->a->srv->stopping) {
-		op_reply_error(op, ADMIN_UNAVAILABLE, "%s", "shutting down: the audit entry was written but the "
-			       "decision was not carried out");
+		op_reply_error(op, ADMIN_UNAVAILABLE,
+			"%s", "shutting down: the audit entry was written but the "
+			"decision was not carried out");
 		return;
 	}
 	switch (op->plan) {
@@ -473,9 +485,10 @@ void heuristic_commit_logged(struct coord_server *s, uint64_t txid, int status)
 		return;
 	}
 	if (status < 0) {
-		op_reply_error(op, ADMIN_FAILED, "the COMMIT record write failed (%s); the coordinator "
-			       "retries it: see GET /v1/transactions/{txid}",
-			       tpc_errname(status));
+		op_reply_error(op, ADMIN_FAILED,
+			"the COMMIT record write failed (%s); the coordinator "
+			"retries it: see GET /v1/transactions/{txid}",
+			tpc_errname(status));
 		return;
 	}
 	if (op->plan == PLAN_COMMIT_UNKNOWN && !s->stopping)
@@ -489,8 +502,9 @@ void heuristic_free_waiting(struct coord_admin *a)
 
 	while ((op = a->waiting) != NULL) {
 		a->waiting = op->next;
-		op_reply_error(op, ADMIN_UNAVAILABLE, "%s", "shutting down before the COMMIT record was written; "
-			       "ask again after the restart");
+		op_reply_error(op, ADMIN_UNAVAILABLE,
+			"%s", "shutting down before the COMMIT record was written; "
+			"ask again after the restart");
 	}
 }
 

@@ -8,13 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "config.h"
 #include "server.h"
 #include "util.h"
-
-#ifndef TPC_VERSION
-#define TPC_VERSION "0.1.0"
-#endif
 
 /* --help: this synopsis, the option list from the table (config.c), then the notes. */
 static const char usage_head[] =
@@ -27,9 +24,10 @@ static const char usage_head[] =
 
 static const char usage_tail[] =
 	"\n"
-	"Durations take ms, s, m or h (a bare number is milliseconds); sizes take K, M\n"
-	"or G. Every option but --config, --check-config, --help and --version is also\n"
-	"a key of the config file (packaging/coordinator.conf shows them all).\n"
+	"Durations need a unit: ms, s, m or h (1.5s too; a bare number other than 0 is\n"
+	"an error); sizes take K, M or G. Every option but --config, --check-config,\n"
+	"--help and --version is also a key of the config file\n"
+	"(packaging/coordinator.conf shows them all).\n"
 	"SIGTERM or SIGINT stops it cleanly. SIGHUP reloads the config file and applies\n"
 	"the options marked [reload] at once, and reads the TLS certificate, key and CA\n"
 	"files again (new connections use them, open ones keep theirs; a bad file keeps\n"
@@ -53,6 +51,8 @@ static void usage(void)
 	fputs(usage_head, stdout);
 	coord_config_help(stdout);
 	fputs(usage_tail, stdout);
+	tpc_cli_exit_status(stdout, "stopped cleanly, or --check-config found the configuration valid",
+			    "could not start or run (the log says why)");
 }
 
 /* --check-config: say so, show what the server would run with, touch nothing. */
@@ -113,7 +113,7 @@ int main(int argc, char **argv)
 	} else if (cl.help) {
 		usage();
 	} else if (cl.version) {
-		printf("tpc-coordinator %s (protocol 1)\n", TPC_VERSION);
+		tpc_cli_version("tpc-coordinator");
 	} else {
 		rc = configure(&cl, &cfg);
 		if (rc == 0)

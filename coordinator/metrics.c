@@ -169,6 +169,12 @@ static int render_process(const struct coord_metrics_view *v, struct evbuffer *o
 			    v->accept_errors);
 	bad = bad || scalar(out, "tpc_epoch", "gauge",
 			    "The coordinator's epoch (incremented durably at every start).", v->epoch);
+	bad = bad || scalar(out, "tpc_log_used_bytes", "gauge",
+			    "Bytes of the LMDB decision log in use (its pages up to the last one).",
+			    v->log_used_bytes);
+	bad = bad || scalar(out, "tpc_log_map_bytes", "gauge",
+			    "The log's LMDB map size (--map-size): the most it may grow to.",
+			    v->log_map_bytes);
 	return bad;
 }
 
@@ -285,6 +291,9 @@ void coord_metrics_snapshot(struct coord_server *s, uint64_t now_ms,
 	v->accept_errors = s->stats.accept_errors;
 	v->refused_conns = s->stats.refused_conns;
 	v->epoch = s->epoch;
+	v->log_map_bytes = s->cfg.map_size;
+	if (s->store.ops->stats(s->store.self, NULL, NULL, &v->log_used_bytes))
+		v->log_used_bytes = 0; /* unreadable: the scrape still answers */
 	snapshot_txns(s, now_ms, v);
 	snapshot_conns(s, v);
 }

@@ -57,6 +57,7 @@ struct coord_metrics_view {
 	uint64_t log_failures, bad_frames;
 	uint64_t timed_out_conns, accept_errors, refused_conns; /* limits (conn.c) */
 	uint64_t epoch;
+	uint64_t log_used_bytes, log_map_bytes; /* the LMDB log: pages in use, --map-size */
 };
 
 /** @brief Zero @p m and give each histogram its buckets. */

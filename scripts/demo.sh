@@ -7,6 +7,10 @@
 # TLS=1 (TLS=1 make demo): the same with mutual TLS everywhere. scripts/make-certs.sh
 # makes a test CA and certificates (CN = coordinator, A, B, demo) in the demo folder;
 # the coordinator, both services and the driver get --tls-cert/--tls-key/--tls-ca.
+#
+# KEEP=1 (KEEP=1 make demo) keeps the demo folder (logs, the services' stores) instead of
+# removing it at the end; a failing demo keeps it anyway. TPC_DEMO_TXNS sets the number
+# of transactions (default 3000).
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -89,4 +93,8 @@ while :; do
 done
 kill -TERM "$A_PID" "$B_PID"; wait "$A_PID" "$B_PID" 2>/dev/null || true
 "$DEMO" verify --outcomes "$WORK/outcomes" --data "A=$WORK/A" --data "B=$WORK/B" || { KEEP=1; exit 1; }
-echo "  (inspect a store yourself: $KV --dump --data DIR)"
+if [ "${KEEP:-0}" = 1 ]; then
+    echo "  (inspect a store yourself: $KV --dump --data $WORK/A)"
+else
+    echo "  (KEEP=1 make demo keeps the folder, to inspect a store: tpc-kv --dump --data DIR/A)"
+fi

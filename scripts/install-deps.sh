@@ -2,6 +2,7 @@
 # Installs the Debian packages tpc needs to build, test and demo, when any is missing.
 # Safe to run repeatedly: it does nothing when everything is already installed.
 #   --bench   also what `make bench` needs to draw its report (gnuplot);
+#   --lesson  also what `make lesson` needs to draw its plot (gnuplot);
 #             `make` and `make test` do not need them.
 set -euo pipefail
 
@@ -13,8 +14,11 @@ PKGS=(build-essential cmake pkg-config
       prometheus   # its promtool checks GET /metrics in tests/integration/test_admin.c
       python3      # scripts/demo.sh and the install check pick free ports with it
       clang libclang-rt-14-dev  # the libFuzzer harnesses (make fuzz; make test runs them)
-      procps psmisc)
+      procps psmisc
+      libsystemd-dev  # sd_notify: the systemd unit is Type=notify (packaging/)
+      help2man)       # man pages from each program's --help, made at build time
 [ "${1:-}" = --bench ] && PKGS+=(gnuplot-nox)
+[ "${1:-}" = --lesson ] && PKGS+=(gnuplot-nox)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,4 +1,5 @@
-# ports.sh - sourced by the scripts that start servers on loopback (demo.sh, growth.sh):
+# ports.sh - sourced by the scripts that start servers on loopback (demo.sh, growth.sh,
+# deb-check.sh):
 # a free port chosen at run time, and a wait for a port to open with a deadline.
 
 free_port() {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: the unit and multi-process integration tests of the sanitizer build
-# (ctest), the install check (a release build installed into a temporary prefix, and
-# examples/embed built against it), and the bounded torture (scripts/torture.sh: fixed
+# (ctest), the install check (a release build installed with DESTDIR and into a
+# temporary prefix: the unit's paths, man pages, tpc.proto, sd_notify READY=1, and
+# examples/embed built against it and run without LD_LIBRARY_PATH; the Debian package
+# is checked apart, by scripts/deb-check.sh), and the bounded torture (scripts/torture.sh: fixed
 # seeds plus one random seed, printed), and the libFuzzer harnesses of fuzz/ for
 # TPC_FUZZ_SECONDS each (default 60; 0 skips them) in a clang build (build-fuzz/).
 # Exits non-zero on any failure.

@@ -2,6 +2,11 @@
 # Installs a release build of tpc into a temporary prefix and builds examples/embed
 # against the installed files only (find_package(tpc), and pkg-config tpc), then runs
 # it against a coordinator: a service embedding a participant commits one transaction.
+# Both builds run without LD_LIBRARY_PATH (tpc.pc puts a non-system libdir in the run
+# path). Also: a DESTDIR install of the configured prefix holds the unit reading
+# /etc/tpc (for /usr and /usr/local), coordinator.conf there, a man page for every
+# installed program and tpc.proto, and passes systemd-analyze verify; a coordinator
+# built with libsystemd sends READY=1.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -14,9 +19,41 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# 0. The configured prefix, staged with DESTDIR as `make install DESTDIR=...` does.
+CONF_PREFIX=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
+DESTDIR="$WORK/root" cmake --install "$BUILD" >/dev/null
+STAGE="$WORK/root$CONF_PREFIX"
+case "$CONF_PREFIX" in /usr|/usr/local) ETC=/etc/tpc ;; *) ETC=$CONF_PREFIX/etc/tpc ;; esac
+fail() { echo "check-install: $*" >&2; exit 1; }
+[ -f "$WORK/root$ETC/coordinator.conf" ] || fail "no $ETC/coordinator.conf under DESTDIR"
+UNIT=$(find "$WORK/root" -name tpc-coordinator.service | head -n1)
+[ -n "$UNIT" ] || fail "no tpc-coordinator.service installed"
+grep -q -- "^ExecStart=$CONF_PREFIX/bin/tpc-coordinator --config $ETC/coordinator.conf\$" "$UNIT" ||
+    fail "the unit does not run $CONF_PREFIX/bin/tpc-coordinator --config $ETC/coordinator.conf"
+if ldd "$STAGE/bin/tpc-coordinator" | grep -c libsystemd >/dev/null; then # (-q: SIGPIPE)
+    SYSTEMD=1
+    grep -q '^Type=notify$' "$UNIT" || fail "built with libsystemd, but the unit is not Type=notify"
+fi
+if command -v systemd-analyze >/dev/null; then # the unit, its programs at the staged paths
+    mkdir -p "$WORK/unit"
+    sed "s#$CONF_PREFIX/#$STAGE/#g" "$UNIT" >"$WORK/unit/tpc-coordinator.service"
+    systemd-analyze verify "$WORK/unit/tpc-coordinator.service" || fail "systemd-analyze verify"
+fi
+[ -n "${SYSTEMD:-}" ] || ! pkg-config --exists libsystemd ||
+    fail "libsystemd is installed, but tpc-coordinator was built without it"
+[ -f "$STAGE/share/tpc/tpc.proto" ] || fail "tpc.proto not installed in share/tpc"
+if command -v help2man >/dev/null; then
+    for exe in "$STAGE"/bin/*; do
+        [ -s "$STAGE/share/man/man1/$(basename "$exe").1" ] ||
+            fail "no man page for $(basename "$exe")"
+    done
+fi
+echo "check-install: DESTDIR install of $CONF_PREFIX: unit reads $ETC, $(ls "$STAGE/share/man/man1" 2>/dev/null | wc -l) man pages, tpc.proto"
+
 cmake --install "$BUILD" --prefix "$WORK/prefix" >/dev/null
 PREFIX="$WORK/prefix"
 LIBDIR=$(ls -d "$PREFIX"/lib*/ | head -n1)
+[ -f "$PREFIX/etc/tpc/coordinator.conf" ] || fail "a private prefix's config is not in PREFIX/etc/tpc"
 
 # 1. CMake package.
 cmake -S "$SRC/examples/embed" -B "$WORK/embed" -DCMAKE_PREFIX_PATH="$PREFIX" >/dev/null
@@ -36,9 +73,36 @@ until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
 done
 for exe in "$WORK/embed/embed" "$WORK/embed-pc"; do
     # one name per state folder (D8: a name is bound to the folder that first used it)
-    out=$(LD_LIBRARY_PATH="$LIBDIR" "$exe" "127.0.0.1:$port" "$WORK/data-$(basename "$exe")" \
+    out=$(env -u LD_LIBRARY_PATH "$exe" "127.0.0.1:$port" "$WORK/data-$(basename "$exe")" \
         "embed-$(basename "$exe")")
     echo "check-install: $(basename "$exe"): $out"
     case "$out" in *COMMITTED) ;; *) echo "check-install: FAILED" >&2; exit 1 ;; esac
 done
 echo "check-install: examples/embed built against the installed tpc and committed"
+
+# systemd readiness: with NOTIFY_SOCKET set, a coordinator built with libsystemd sends
+# READY=1 once it is recovered and listening (what Type=notify waits for).
+if [ -n "${SYSTEMD:-}" ]; then
+    kill "$COORD_PID" && wait "$COORD_PID" 2>/dev/null || true
+    COORD_PID=
+    ready=$(python3 - "$PREFIX/bin/tpc-coordinator" "$WORK" <<'PY'
+import os, socket, subprocess, sys
+exe, work = sys.argv[1:]
+path = os.path.join(work, "notify.sock")
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+s.settimeout(20)
+l = socket.socket(); l.bind(("127.0.0.1", 0)); port = l.getsockname()[1]; l.close()
+p = subprocess.Popen([exe, "--listen", f"127.0.0.1:{port}", "--data", os.path.join(work, "coord2"),
+                      "--admin", "off"], env=dict(os.environ, NOTIFY_SOCKET=path),
+                     stderr=subprocess.DEVNULL)
+try:
+    msg = s.recv(4096).decode()
+    print(msg.replace("\n", " "))
+finally:
+    p.terminate(); p.wait()
+PY
+)
+    case "$ready" in *READY=1*) echo "check-install: sd_notify: $ready" ;;
+        *) fail "no READY=1 on NOTIFY_SOCKET (got: $ready)" ;; esac
+fi

@@ -78,18 +78,25 @@ int kv_svc_put_rc(struct kv_svc *k, uint64_t txid, const char *key, const char *
 	return kv_svc_put_token_rc(k, txid, NULL, 0, key, value);
 }
 
+tpc_wc *kv_svc_connect(const struct kv_svc *k)
+{
+	tpc_wc *wc = NULL;
+	char err[160];
+
+	if (tpc_wc_connect(k->hostport, WAIT_MS, &wc, err, sizeof(err)) != 0)
+		fail_msg("connect to tpc-kv %s: %s", k->name, err);
+	tpc_wc_set_timeout(wc, WAIT_MS);
+	return wc;
+}
+
 int kv_svc_put_token_rc(struct kv_svc *k, uint64_t txid, const uint8_t *token,
 			size_t token_len, const char *key, const char *value)
 {
 	Tpc__Envelope req = TPC__ENVELOPE__INIT, *rep = NULL;
 	Tpc__KvPut put = TPC__KV_PUT__INIT;
-	char err[160];
 
-	if (!k->wc) {
-		if (tpc_wc_connect(k->hostport, WAIT_MS, &k->wc, err, sizeof(err)) != 0)
-			fail_msg("connect to tpc-kv %s: %s", k->name, err);
-		tpc_wc_set_timeout(k->wc, WAIT_MS);
-	}
+	if (!k->wc)
+		k->wc = kv_svc_connect(k);
 	put.txid = txid;
 	put.txn_token = (ProtobufCBinaryData){ token_len, (uint8_t *)token };
 	put.key.data = (uint8_t *)key;

@@ -46,6 +46,10 @@ void kv_svc_spawn(struct kv_svc *k, struct cluster *c, const char *faults,
 void kv_svc_start(struct kv_svc *k, struct cluster *c, const char *faults,
 		  const char *const extra[]);
 
+/** A new connection to it, with WAIT_MS as the handle's timeout (fails the test if it
+ *  cannot connect); the caller frees it. */
+tpc_wc *kv_svc_connect(const struct kv_svc *k);
+
 /** Forget the test's connection to it (after it died or before a restart). */
 void kv_svc_close_conn(struct kv_svc *k);
 

@@ -926,9 +926,9 @@ static void test_token_is_required_for_every_request_but_health(void **state)
 	http_error_only(&a, "POST", path, "{\"reason\":\"x\"}", 401);
 	a.token = "s3cret-token-longer";
 	http_error_only(&a, "POST", path, "{\"reason\":\"x\"}", 401);
-	a.token = "s3cret-token";
-	json_t *d = http_json(&a, "POST", path, "{\"reason\":\"x\"}", 200);
-	assert_string_equal(jstr(d, "already"), "ABORTED");
+	a.token = "s3cret-token"; /* past the token: the txid was never issued, so 404 */
+	json_t *d = http_error(&a, "POST", path, "{\"reason\":\"x\"}", 404);
+	assert_non_null(strstr(jstr(d, "error"), "never issued"));
 	json_decref(d);
 	json_decref(http_json(&a, "GET", "/v1/status", NULL, 200));
 	/* With a token file, reads need it too; only the health probes do not. */
@@ -952,7 +952,7 @@ static void test_token_is_required_for_every_request_but_health(void **state)
 	write_token(file, "rotated-token\n");
 	assert_int_equal(kill(tpc_proc_pid(c->coord), SIGHUP), 0);
 	a.token = "rotated-token";
-	wait_status(&a, "POST", path, "{\"reason\":\"x\"}", 200);
+	wait_status(&a, "POST", path, "{\"reason\":\"x\"}", 404); /* past the token */
 	a.token = "s3cret-token";
 	http_error_only(&a, "POST", path, "{\"reason\":\"x\"}", 401);
 }
@@ -1090,9 +1090,17 @@ static void test_bad_requests_get_a_4xx_with_a_message(void **state)
 	assert_string_equal(jstr(e, "txid"), "12345");
 	json_decref(e);
 	http_error_only(&a, "POST", "/v1/transactions/12345/retry", NULL, 404);
-	/* A forced commit of a txid never begun is refused, force or not. */
-	http_error_only(&a, "POST", "/v1/transactions/12345/commit",
-			"{\"reason\":\"x\",\"force\":true}", 409);
+	/* A txid never issued: not found, for commit (forced or not) and abort alike, and
+	 * nothing is written to the audit log. */
+	e = http_error(&a, "POST", "/v1/transactions/12345/commit",
+		       "{\"reason\":\"x\",\"force\":true}", 404);
+	assert_non_null(strstr(jstr(e, "error"), "never issued"));
+	json_decref(e);
+	http_error_only(&a, "POST", "/v1/transactions/12345/commit", "{\"reason\":\"x\"}", 404);
+	http_error_only(&a, "POST", "/v1/transactions/12345/abort", "{\"reason\":\"x\"}", 404);
+	e = http_json(&a, "GET", "/v1/audit", NULL, 200);
+	assert_int_equal(json_array_size(json_object_get(e, "entries")), 0);
+	json_decref(e);
 	/* Fault arming does not exist without --allow-fault-injection. */
 	http_error_only(&a, "GET", "/v1/faults", NULL, 404);
 	http_error_only(&a, "POST", "/v1/faults", "{\"spec\":\"log.sync=fail\"}", 404);

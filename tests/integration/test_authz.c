@@ -11,11 +11,13 @@
  * --require-txn-token refuses a Join without a token even from a service that does not
  * require one; a fake coordinator answering HelloReply with epoch 2^62 on the real
  * coordinator's address is refused and does not lock the real one out: the service
- * reconnects to it and commits.
+ * reconnects to it and commits. tpc-kv answers a client's Hello (optional there) and
+ * refuses a participant's, another protocol version's and a late one, closing.
  *
  * Nothing sleeps for a fixed time: every wait polls a condition against WAIT_MS. The
  * cluster (coord_harness.c) kills every process and removes the folder in teardown.
  */
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -294,6 +296,79 @@ static void test_fake_coordinator_epoch_2_62_does_not_lock_out_the_real_one(void
 					  "4611686018427387904", NULL), 1);
 }
 
+/* ---- Hello on tpc-kv (docs/protocol.md, "Hello") ----------------------------------- */
+
+/* The connection was closed after the Error: the next read finds no more Envelopes. */
+static void expect_closed(tpc_wc *wc)
+{
+	Tpc__Envelope *e = tpc_wc_recv(wc, WAIT_MS);
+
+	if (e)
+		fail_msg("the connection stayed open and sent a %s",
+			 tpc_wire_body_name(e->body_case));
+	assert_int_not_equal(tpc_wc_last_rc(wc), -ETIMEDOUT);
+}
+
+/* A Hello of @p role and @p version: @return as tpc_wc_call (the reply freed). */
+static int hello_version(tpc_wc *wc, Tpc__Role role, uint32_t version)
+{
+	Tpc__Envelope req = TPC__ENVELOPE__INIT, *rep = NULL;
+	Tpc__Hello h = TPC__HELLO__INIT;
+
+	h.role = role;
+	h.name = (char *)"a-label";
+	h.protocol_version = version;
+	req.body_case = TPC__ENVELOPE__BODY_HELLO;
+	req.hello = &h;
+	int rc = tpc_wc_call(wc, &req, &rep);
+	if (rep)
+		tpc__envelope__free_unpacked(rep, NULL);
+	return rc;
+}
+
+/*
+ * Every connection may start with a Hello, as on the coordinator: tpc-kv answers a
+ * client's with a HelloReply (epoch 0: not a coordinator) and then serves it; a put
+ * without one is served too. A participant's Hello, one in another protocol version, and
+ * a Hello after the first message are refused with an Error and the connection closed.
+ */
+static void test_kv_answers_a_client_hello_and_refuses_a_late_or_foreign_one(void **state)
+{
+	struct fx *f = *state;
+	uint64_t epoch = 99;
+
+	coord_start(f->c, NULL, NULL);
+	kv_svc_start(&f->kv, f->c, NULL, NULL);
+	f->kv.wc = kv_svc_connect(&f->kv);
+	assert_int_equal(tpc_wc_hello(f->kv.wc, TPC__ROLE__ROLE_CLIENT, "a-label", &epoch), 0);
+	assert_int_equal(epoch, 0);
+	tpc_wc *client = client_open(f->c, NULL);
+	struct tpc_wc_begin b = begin_with_token(client);
+	assert_int_equal(kv_svc_put_token_rc(&f->kv, b.txid, b.token, TOKEN_LEN, "hi", "1"), 0);
+	struct kv_svc *plain = thief_of(f); /* a second connection, without a Hello */
+	assert_int_equal(kv_svc_put_token_rc(plain, b.txid, b.token, TOKEN_LEN, "plain", "2"), 0);
+	client_commit_expect(client, b.txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
+	kv_svc_wait_applied(&f->kv, "hi", "1", b.txid);
+	kv_svc_wait_applied(&f->kv, "plain", "2", b.txid);
+
+	static const struct { Tpc__Role role; uint32_t version; Tpc__ErrorCode code; } bad[] = {
+		{ TPC__ROLE__ROLE_PARTICIPANT, TPC_PROTOCOL_VERSION, TPC__ERROR_CODE__ERR_PROTOCOL },
+		{ TPC__ROLE__ROLE_CLIENT, TPC_PROTOCOL_VERSION + 1, TPC__ERROR_CODE__ERR_VERSION },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		tpc_wc *wc = kv_svc_connect(&f->kv);
+		assert_int_equal(hello_version(wc, bad[i].role, bad[i].version), TPC_WC_EREPLY);
+		assert_int_equal(tpc_wc_error_code(wc), bad[i].code);
+		expect_closed(wc);
+		tpc_wc_free(wc);
+	}
+	/* the same client Hello, once the connection has been used: too late */
+	assert_int_equal(tpc_wc_hello(plain->wc, TPC__ROLE__ROLE_CLIENT, NULL, &epoch),
+			 TPC_WC_EREPLY);
+	assert_int_equal(tpc_wc_error_code(plain->wc), TPC__ERROR_CODE__ERR_PROTOCOL);
+	expect_closed(plain->wc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +382,9 @@ int main(void)
 			test_coordinator_requiring_tokens_refuses_a_join_without_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_fake_coordinator_epoch_2_62_does_not_lock_out_the_real_one, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_kv_answers_a_client_hello_and_refuses_a_late_or_foreign_one, setup,
 			teardown),
 	};
 

@@ -696,7 +696,7 @@ static void test_delay_keeps_order_and_counts_delayed_frames(void **state)
 {
 	struct fixture *fx = *state;
 
-	proxy_start(fx, "--delay", "40ms", "--jitter", "30", NULL);
+	proxy_start(fx, "--delay", "40ms", "--jitter", "30ms", NULL);
 	int fd = client(fx);
 	uint64_t t0 = tpc_now_ms();
 	for (uint32_t i = 0; i < 10; i++)

@@ -503,17 +503,6 @@ static void test_forgotten_participant_name_is_freed(void **state)
 
 /* ---- tpc-kv -------------------------------------------------------------------------- */
 
-static tpc_wc *kv_raw(struct kv_svc *k)
-{
-	tpc_wc *wc = NULL;
-	char err[160];
-
-	if (tpc_wc_connect(k->hostport, WAIT_MS, &wc, err, sizeof(err)) != 0)
-		fail_msg("connect %s: %s", k->hostport, err);
-	tpc_wc_set_timeout(wc, WAIT_MS);
-	return wc;
-}
-
 /* KvGet @p key; @p len (may be NULL) gets the value's length, -1 when not found.
  * @return a tpc_wc code. */
 static int kv_get_len(tpc_wc *wc, const char *key, long *len)
@@ -546,7 +535,7 @@ static tpc_wc *kv_open_served(struct kv_svc *k)
 	uint64_t deadline = now_ms() + WAIT_MS;
 
 	for (;;) {
-		tpc_wc *wc = kv_raw(k);
+		tpc_wc *wc = kv_svc_connect(k);
 		int rc = kv_get_rc(wc);
 		if (rc == 0)
 			return wc;
@@ -571,7 +560,7 @@ static void test_kv_limits_connections_and_reclaims_idle_and_slow_ones(void **st
 	tpc_wc *idle = kv_open_served(&k);
 	tpc_wc *slow = kv_open_served(&k);
 	/* A third is over the limit: told so, and closed. */
-	tpc_wc *third = kv_raw(&k);
+	tpc_wc *third = kv_svc_connect(&k);
 	client_expect_error(third, TPC__ERROR_CODE__ERR_LIMIT, 1);
 	tpc_wc_free(third);
 	/* A started frame that is never finished, and a connection that goes quiet. */

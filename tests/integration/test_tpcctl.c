@@ -485,8 +485,8 @@ static void test_token_required_when_configured(void **state)
 			   NULL), 1);
 	err_has(f, "refused the token");
 	expect_code(f, ctl(f, "--token-file", token, "txn", "abort", "777", "--reason", "cleanup",
-			   NULL), 0);
-	out_has(f, "already ABORTED");
+			   NULL), 3); /* past the token; 777 was never issued */
+	err_has(f, "never issued");
 
 	/* Rotated in place and reloaded (SIGHUP): the old token stops working at once. */
 	write_token(wrong, "rotated-token\n");
@@ -494,7 +494,7 @@ static void test_token_required_when_configured(void **state)
 	assert_int_equal(kill(tpc_proc_pid(f->c->coord), SIGHUP), 0);
 	coord_wait_log(f->c, "SIGHUP: reloaded");
 	expect_code(f, ctl(f, "--token-file", token, "txn", "abort", "779", "--reason", "cleanup",
-			   NULL), 0);
+			   NULL), 3); /* past the token: never issued */
 	write_token(wrong, "s3cret-token\n");
 	expect_code(f, ctl(f, "--token-file", wrong, "txn", "abort", "780", "--reason", "cleanup",
 			   NULL), 1);
@@ -504,7 +504,7 @@ static void test_token_required_when_configured(void **state)
 	snprintf(env_token, sizeof(env_token), "TPC_ADMIN_TOKEN_FILE=%s", token);
 	const char *const env[] = { env_admin, env_token, NULL };
 	expect_code(f, ctl_with_env(f, env, "txn", "abort", "778", "--reason",
-				    "cleanup", NULL), 0);
+				    "cleanup", NULL), 3);
 }
 
 /* The server lists at most 1000 per page; tpcctl follows the cursor to list them all,

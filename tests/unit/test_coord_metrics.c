@@ -72,7 +72,8 @@ static void test_render_has_every_documented_metric_with_help_and_type(void **st
 		"tpc_participants_connected gauge", "tpc_log_failures_total counter",
 		"tpc_bad_frames_total counter", "tpc_epoch gauge",
 		"tpc_connections_timed_out_total counter", "tpc_connections_refused_total counter",
-		"tpc_accept_errors_total counter",
+		"tpc_accept_errors_total counter", "tpc_log_used_bytes gauge",
+		"tpc_log_map_bytes gauge",
 	};
 	struct coord_metrics m;
 	struct coord_metrics_view v = { .m = &m };

@@ -17,12 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "tpc/common.h"
 #include "util.h"
 
-#ifndef TPC_VERSION
-#define TPC_VERSION "0.1.0"
-#endif
 
 static const char usage_text[] =
 	"Usage: tpc-bench --spawn [options]\n"
@@ -39,8 +37,8 @@ static const char usage_text[] =
 	"      --spawn                start a coordinator and P tpc-kv services on free\n"
 	"                             127.0.0.1 ports in a temporary folder; stop them and\n"
 	"                             remove the folder at the end\n"
-	"      --coordinator HOST:PORT  or drive a running coordinator ...\n"
-	"      --kv HOST:PORT         ... and running tpc-kv services (repeatable)\n"
+	"  -C, --coordinator HOST:PORT  or drive a running coordinator ...\n"
+	"  -k, --kv HOST:PORT         ... and running tpc-kv services (repeatable)\n"
 	"      --pid NAME=PID         count this running process's CPU too (repeatable)\n"
 	"      --group-commit N       with --spawn: records per forced write in the\n"
 	"                             coordinator and every tpc-kv; 1 turns group commit off\n"
@@ -57,14 +55,14 @@ static const char usage_text[] =
 	"                             bench` (the client uses DIR/bench.crt)\n"
 	"\n"
 	"Load:\n"
-	"  -c, --clients C            concurrent clients (default 8)\n"
+	"      --clients C            concurrent clients (default 8)\n"
 	"  -p, --participants P       tpc-kv services each transaction writes to (default 2\n"
 	"                             with --spawn, else the number of --kv; 0 allowed)\n"
 	"  -t, --threads T            client event-loop threads (default 1, 2 from 16\n"
 	"                             clients); clients share one coordinator and one tpc-kv\n"
 	"                             connection per service per thread\n"
-	"  -n, --txns N               measure N transactions ...\n"
-	"  -d, --duration DURATION    ... or measure for DURATION (default 10s)\n"
+	"  -N, --txns N               measure N transactions ...\n"
+	"  -D, --duration DURATION    ... or measure for DURATION (default 10s)\n"
 	"  -w, --warmup DURATION      run this long before measuring (default 2s)\n"
 	"      --value-size BYTES     bytes per value (default 64)\n"
 	"      --key-space N          keys per client, overwritten in turn, so the stored\n"
@@ -89,7 +87,8 @@ static const char usage_text[] =
 	"  -h, --help                 show this help\n"
 	"  -V, --version              show the version\n"
 	"\n"
-	"Durations take ms, s, m or h (a bare number is milliseconds). CPU per transaction\n"
+	"Durations need a unit: ms, s, m or h (1.5s too; a bare number other than 0 is\n"
+	"an error). CPU per transaction\n"
 	"is user+system time of the coordinator and tpc-kv processes (/proc/PID/stat) and\n"
 	"of tpc-bench itself, over the measured window, divided by committed transactions.\n"
 	"\n"
@@ -99,15 +98,16 @@ static const char usage_text[] =
 	"  tpc-bench --spawn --memtest 100000 --participants 0\n";
 
 enum {
-	OPT_SPAWN = 256, OPT_COORD, OPT_KV, OPT_PID, OPT_GROUP, OPT_BIN_DIR, OPT_DIR, OPT_KEEP,
+	OPT_SPAWN = 256, OPT_PID, OPT_GROUP, OPT_BIN_DIR, OPT_DIR, OPT_KEEP,
 	OPT_VALUE, OPT_KEY_SPACE, OPT_TXN_KEYS, OPT_TIMEOUT, OPT_CALIBRATE, OPT_CAL_TIME, OPT_MEMTEST, OPT_JSON,
 	OPT_JSON_FILE, OPT_NO_PROGRESS, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_DIR,
+	OPT_CLIENTS,
 };
 
 static const struct option long_opts[] = {
 	{ "spawn", no_argument, NULL, OPT_SPAWN },
-	{ "coordinator", required_argument, NULL, OPT_COORD },
-	{ "kv", required_argument, NULL, OPT_KV },
+	{ "coordinator", required_argument, NULL, 'C' },
+	{ "kv", required_argument, NULL, 'k' },
 	{ "pid", required_argument, NULL, OPT_PID },
 	{ "group-commit", required_argument, NULL, OPT_GROUP },
 	{ "bin-dir", required_argument, NULL, OPT_BIN_DIR },
@@ -117,11 +117,11 @@ static const struct option long_opts[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 	{ "tls-dir", required_argument, NULL, OPT_TLS_DIR },
-	{ "clients", required_argument, NULL, 'c' },
+	{ "clients", required_argument, NULL, OPT_CLIENTS },
 	{ "participants", required_argument, NULL, 'p' },
 	{ "threads", required_argument, NULL, 't' },
-	{ "txns", required_argument, NULL, 'n' },
-	{ "duration", required_argument, NULL, 'd' },
+	{ "txns", required_argument, NULL, 'N' },
+	{ "duration", required_argument, NULL, 'D' },
 	{ "warmup", required_argument, NULL, 'w' },
 	{ "value-size", required_argument, NULL, OPT_VALUE },
 	{ "key-space", required_argument, NULL, OPT_KEY_SPACE },
@@ -172,6 +172,12 @@ static int add_pid(struct bench *b, const char *arg)
 	return 0;
 }
 
+/* A duration of at least @p lo ms (at most a week), the house way (common/cli.h). */
+static int dur(const char *opt, const char *arg, uint64_t lo, uint64_t *out)
+{
+	return tpc_cli_duration("tpc-bench", opt, arg, lo, 7 * 24 * 3600000ull, out);
+}
+
 /* One option; returns 0, or the exit code for a bad one. */
 static int take_option(struct bench *b, struct cli *cli, int c, const char *arg)
 {
@@ -181,8 +187,8 @@ static int take_option(struct bench *b, struct cli *cli, int c, const char *arg)
 
 	switch (c) {
 	case OPT_SPAWN: cfg->spawn = 1; break;
-	case OPT_COORD: cfg->coordinator = arg; break;
-	case OPT_KV:
+	case 'C': cfg->coordinator = arg; break;
+	case 'k':
 		if (cfg->nkv == BENCH_MAX_PARTS)
 			return bad("kv", arg, "too many services");
 		cfg->kv[cfg->nkv++] = arg;
@@ -196,20 +202,18 @@ static int take_option(struct bench *b, struct cli *cli, int c, const char *arg)
 	case OPT_TLS_KEY: cfg->tls_key = arg; break;
 	case OPT_TLS_CA: cfg->tls_ca = arg; break;
 	case OPT_TLS_DIR: cfg->tls_dir = arg; break;
-	case 'c': rc = parse_u32(arg, 1, 1u << 20, &cfg->clients); name = "clients"; break;
+	case OPT_CLIENTS: rc = parse_u32(arg, 1, 1u << 20, &cfg->clients); name = "clients"; break;
 	case 'p':
 		rc = parse_u32(arg, 0, BENCH_MAX_PARTS, &cfg->participants);
 		cli->participants_set = 1;
 		name = "participants";
 		break;
 	case 't': rc = parse_u32(arg, 1, 256, &cfg->threads); cli->threads_set = 1; name = "threads"; break;
-	case 'n': rc = tpc_parse_u64(arg, 1, UINT64_MAX / 2, &cfg->txns); name = "txns"; break;
-	case 'd':
-		rc = tpc_parse_duration_ms(arg, &cfg->duration_ms) || !cfg->duration_ms ? -EINVAL : 0;
+	case 'N': rc = tpc_parse_u64(arg, 1, UINT64_MAX / 2, &cfg->txns); name = "txns"; break;
+	case 'D':
 		cli->duration_set = 1;
-		name = "duration";
-		break;
-	case 'w': rc = tpc_parse_duration_ms(arg, &cfg->warmup_ms); name = "warmup"; break;
+		return dur("--duration", arg, 1, &cfg->duration_ms);
+	case 'w': return dur("--warmup", arg, 0, &cfg->warmup_ms);
 	case OPT_VALUE: {
 		uint64_t v;
 		rc = tpc_parse_size(arg, &v) || v > (1u << 19) ? -EINVAL : 0;
@@ -220,22 +224,18 @@ static int take_option(struct bench *b, struct cli *cli, int c, const char *arg)
 	case OPT_TXN_KEYS: cfg->txn_keys = 1; break;
 	case OPT_KEY_SPACE: rc = tpc_parse_u64(arg, 1, UINT64_MAX, &cfg->key_space); name = "key-space"; break;
 	case OPT_TIMEOUT: {
-		uint64_t ms;
-		rc = tpc_parse_duration_ms(arg, &ms) || ms == 0 || ms > UINT32_MAX ? -EINVAL : 0;
+		uint64_t ms = 0;
+		rc = tpc_cli_duration("tpc-bench", "--timeout", arg, 1, UINT32_MAX, &ms);
 		cfg->timeout_ms = (uint32_t)ms;
-		name = "timeout";
-		break;
+		return rc;
 	}
 	case OPT_CALIBRATE: cfg->calibrate = 1; break;
-	case OPT_CAL_TIME:
-		rc = tpc_parse_duration_ms(arg, &cfg->calibrate_ms) || !cfg->calibrate_ms ? -EINVAL : 0;
-		name = "calibrate-time";
-		break;
+	case OPT_CAL_TIME: return dur("--calibrate-time", arg, 1, &cfg->calibrate_ms);
 	case OPT_MEMTEST: rc = tpc_parse_u64(arg, 1, 100000000, &cfg->memtest); name = "memtest"; break;
 	case OPT_JSON: cfg->json = 1; break;
 	case OPT_JSON_FILE: cfg->json_file = arg; break;
 	case OPT_NO_PROGRESS: cli->no_progress = 1; break;
-	default: fputs("Try 'tpc-bench --help'.\n", stderr); return 2;
+	default: return TPC_EXIT_USAGE;
 	}
 	return rc ? bad(name, arg, "not a valid value") : 0;
 }
@@ -313,20 +313,25 @@ static int parse_args(struct bench *b, int argc, char **argv)
 
 	*cfg = (struct bench_config){ .clients = 8, .duration_ms = 10000, .warmup_ms = 2000,
 				      .value_size = 64, .timeout_ms = 30000, .calibrate_ms = 2000 };
-	while ((c = getopt_long(argc, argv, "c:p:t:n:d:w:hV", long_opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":C:k:p:t:N:D:w:hV", long_opts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(usage_text, stdout);
+			tpc_cli_exit_status(stdout, "the run finished and its figures were printed",
+					    "the run failed (a server did not start, errors)");
 			return -1;
 		}
 		if (c == 'V') {
-			printf("tpc-bench %s\n", TPC_VERSION);
+			tpc_cli_version("tpc-bench");
 			return -1;
 		}
+		if (c == '?' || c == ':')
+			return tpc_cli_getopt_error("tpc-bench", c, argv);
 		if ((rc = take_option(b, &cli, c, optarg)))
 			return rc;
 	}
 	if (optind < argc)
-		return bad("", argv[optind], "unexpected argument");
+		return tpc_usage_error("tpc-bench", "unexpected argument '%s'", argv[optind]);
 	return settle_config(b, &cli);
 }
 

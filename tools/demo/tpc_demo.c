@@ -35,6 +35,7 @@
 #include "tpc/client.h"
 #include "tpc/libevent.h"
 #include "tpc/sink_lmdb.h"
+#include "cli.h"
 #include "util.h"
 
 #define MAX_KV 8
@@ -445,66 +446,149 @@ static const char usage_text[] =
 	"                    --outcomes FILE [--concurrency C] [--abort-every K]\n"
 	"                    [--refuse-every R] [--progress FILE]\n"
 	"                    [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
-	"       tpc-demo verify --outcomes FILE --data NAME=DIR [--data ...]\n";
+	"       tpc-demo verify --outcomes FILE --data NAME=DIR [--data ...]\n"
+	"\n"
+	"The driver behind `make demo` (scripts/demo.sh): `run` sends N transactions, C at\n"
+	"a time, each writing one key to every tpc-kv service, and writes every outcome the\n"
+	"client was told to FILE; `verify` then reads each service's store and checks it\n"
+	"holds exactly the committed writes, each once.\n"
+	"\n"
+	"  -C, --coordinator H:P      the coordinator (run)\n"
+	"  -k, --kv NAME=H:P          a tpc-kv service to write to (run; repeatable)\n"
+	"  -d, --data NAME=DIR        a tpc-kv service's data folder (verify; repeatable)\n"
+	"  -N, --txns N               transactions to run (default 1000)\n"
+	"      --concurrency C        transactions in flight (default 16)\n"
+	"      --abort-every K        the client aborts every K-th transaction (default 0: none)\n"
+	"      --refuse-every R       every R-th also writes refuse-me to the last service\n"
+	"      --outcomes FILE        where run writes \"txid seq OUTCOME\" and verify reads it\n"
+	"      --progress FILE        run appends the count done, as it goes\n"
+	"      --tls-cert FILE, --tls-key FILE, --tls-ca FILE  mutual TLS everywhere\n"
+	"  -h, --help                 show this help\n"
+	"  -V, --version              show the version\n";
+
+#define PROG "tpc-demo"
+
+/* A count option: a whole number from @p lo to @p hi, or the house error. */
+static int count_opt(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char what[64];
+
+	if (tpc_parse_u64(v, lo, hi, out) == 0)
+		return 0;
+	snprintf(what, sizeof(what), "a whole number from %llu to %llu", (unsigned long long)lo,
+		 (unsigned long long)hi);
+	return tpc_cli_bad_value(PROG, opt, v, what);
+}
+
+static int u32_opt(const char *opt, const char *v, uint64_t lo, uint32_t *out)
+{
+	uint64_t n;
+	int rc = count_opt(opt, v, lo, UINT32_MAX, &n);
+
+	if (rc == 0)
+		*out = (uint32_t)n;
+	return rc;
+}
+
+static int take_opt(struct demo *d, int c, const char *v, const char **coordinator,
+		    const char **outcomes)
+{
+	switch (c) {
+	case 'C': *coordinator = v; return 0;
+	case 'k':
+	case 'd':
+		if (d->nkv == MAX_KV || parse_named(v, &d->kvs[d->nkv++]))
+			return tpc_cli_bad_value(PROG, c == 'k' ? "--kv" : "--data", v, "NAME=VALUE");
+		return 0;
+	case 'N': return count_opt("--txns", v, 1, UINT64_MAX / 2, &d->txns);
+	case 2: return u32_opt("--concurrency", v, 1, &d->concurrency);
+	case 3: return u32_opt("--abort-every", v, 0, &d->abort_every);
+	case 4: return u32_opt("--refuse-every", v, 0, &d->refuse_every);
+	case 5: *outcomes = v; return 0;
+	case 6:
+		d->progress = fopen(v, "w");
+		return d->progress ? 0 : tpc_cli_bad_value(PROG, "--progress", v, "a writable file");
+	case 7: d->tls.cert = v; return 0;
+	case 8: d->tls.key = v; return 0;
+	case 9: d->tls.ca = v; return 0;
+	}
+	return TPC_EXIT_USAGE;
+}
+
+static void help(void)
+{
+	fputs(usage_text, stdout);
+	tpc_cli_exit_status(stdout, "run: every transaction done; verify: the stores hold "
+			    "exactly the committed writes", "the driver failed, or verify found a "
+			    "store that does not");
+}
+
+static int parse(int argc, char **argv, struct demo *d, const char **coordinator,
+		 const char **outcomes)
+{
+	static const struct option opts[] = {
+		{ "coordinator", required_argument, NULL, 'C' },
+		{ "kv", required_argument, NULL, 'k' },
+		{ "data", required_argument, NULL, 'd' },
+		{ "txns", required_argument, NULL, 'N' },
+		{ "concurrency", required_argument, NULL, 2 },
+		{ "abort-every", required_argument, NULL, 3 },
+		{ "refuse-every", required_argument, NULL, 4 },
+		{ "outcomes", required_argument, NULL, 5 },
+		{ "progress", required_argument, NULL, 6 },
+		{ "tls-cert", required_argument, NULL, 7 },
+		{ "tls-key", required_argument, NULL, 8 },
+		{ "tls-ca", required_argument, NULL, 9 },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, rc;
+
+	optind = 2;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":C:k:d:N:hV", opts, NULL)) != -1) {
+		if (c == '?' || c == ':')
+			return tpc_cli_getopt_error(PROG, c, argv);
+		if (c == 'h') {
+			help();
+			return -1;
+		}
+		if (c == 'V')
+			return tpc_cli_version(PROG) - 1;
+		if ((rc = take_opt(d, c, optarg, coordinator, outcomes)))
+			return rc;
+	}
+	if (optind < argc)
+		return tpc_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
+	if (!*outcomes || !d->nkv || (argv[1][0] == 'r' && !*coordinator))
+		return tpc_usage_error(PROG, "%s", argv[1][0] == 'r'
+			? "run needs --coordinator, --kv and --outcomes"
+			: "verify needs --outcomes and --data");
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "coordinator", required_argument, NULL, 'c' },
-		{ "kv", required_argument, NULL, 'k' },
-		{ "data", required_argument, NULL, 'd' },
-		{ "txns", required_argument, NULL, 'n' },
-		{ "concurrency", required_argument, NULL, 'C' },
-		{ "abort-every", required_argument, NULL, 'a' },
-		{ "refuse-every", required_argument, NULL, 'r' },
-		{ "outcomes", required_argument, NULL, 'o' },
-		{ "progress", required_argument, NULL, 'p' },
-		{ "tls-cert", required_argument, NULL, 1 },
-		{ "tls-key", required_argument, NULL, 2 },
-		{ "tls-ca", required_argument, NULL, 3 },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct demo d = { .txns = 1000, .concurrency = 16 };
 	const char *coordinator = NULL, *outcomes = NULL;
-	int c;
+	int rc;
 
-	if (argc < 2 || (strcmp(argv[1], "run") && strcmp(argv[1], "verify"))) {
-		fputs(usage_text, argc < 2 ? stderr : stdout);
-		return argc < 2 || strcmp(argv[1], "--help") ? 2 : 0;
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		help();
+		return 0;
 	}
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': coordinator = optarg; break;
-		case 'k':
-		case 'd':
-			if (d.nkv == MAX_KV || parse_named(optarg, &d.kvs[d.nkv++])) {
-				fprintf(stderr, "tpc-demo: bad --kv/--data %s (NAME=VALUE)\n", optarg);
-				return 2;
-			}
-			break;
-		case 'n': d.txns = strtoull(optarg, NULL, 10); break;
-		case 'C': d.concurrency = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'a': d.abort_every = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'r': d.refuse_every = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'o': outcomes = optarg; break;
-		case 'p': d.progress = fopen(optarg, "w"); break;
-		case 1: d.tls.cert = optarg; break;
-		case 2: d.tls.key = optarg; break;
-		case 3: d.tls.ca = optarg; break;
-		case 'h': fputs(usage_text, stdout); return 0;
-		default: fputs(usage_text, stderr); return 2;
-		}
-	}
-	if (!outcomes || !d.nkv || (argv[1][0] == 'r' && (!coordinator || !d.txns ||
-							      !d.concurrency))) {
-		fputs(usage_text, stderr);
-		return 2;
-	}
+	if (argc >= 2 && (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")))
+		return tpc_cli_version(PROG);
+	if (argc < 2 || (strcmp(argv[1], "run") && strcmp(argv[1], "verify")))
+		return argc < 2 ? tpc_usage_error(PROG, "expected run or verify")
+				: tpc_usage_error(PROG, "unknown command '%s'", argv[1]);
+	rc = parse(argc, argv, &d, &coordinator, &outcomes);
+	if (rc)
+		return rc < 0 ? 0 : rc;
 	if (argv[1][0] == 'v')
 		return cmd_verify(&d, outcomes);
-	int rc = cmd_run(&d, coordinator, outcomes);
+	rc = cmd_run(&d, coordinator, outcomes);
 	if (d.progress)
 		fclose(d.progress);
 	free(d.results);

@@ -130,7 +130,10 @@ int fp_knob_parse(enum fp_knob k, const char *s, uint32_t *value, const char **w
 		*value = (uint32_t)ms;
 		return 0;
 	}
-	*why = "expected a duration from 0 to 1h, such as 50, 50ms or 2s";
+	if (*s && strspn(s, "0123456789.") == strlen(s))
+		*why = "a duration needs a unit: ms, s, m or h (50ms, 1.5s)";
+	else
+		*why = "expected a duration from 0 to 1h, such as 50ms, 1.5s or 2m";
 	return -1;
 }
 

@@ -23,11 +23,9 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "cli.h"
 #include "proxy.h"
 
-#ifndef TPC_VERSION
-#define TPC_VERSION "0.1.0"
-#endif
 
 #define PROG "tpc-faultproxy"
 #define DEFAULT_CONTROL "127.0.0.1:0"
@@ -45,7 +43,7 @@ static const char usage_text[] =
 	"Options:\n"
 	"  -l, --listen HOST:PORT   where peers connect (port 0: any free port)\n"
 	"  -u, --upstream HOST:PORT where the proxy connects for each of them\n"
-	"  -c, --control HOST:PORT  control port, one command per line (default\n"
+	"      --control HOST:PORT  control port, one command per line (default\n"
 	"                           127.0.0.1:0; 'off' for none)\n"
 	"  -s, --seed N             PRNG seed (default: from the clock; logged at start\n"
 	"                           and shown by the show command)\n"
@@ -53,10 +51,10 @@ static const char usage_text[] =
 	"      --dup PCT            send a frame twice with this probability (default 0)\n"
 	"      --reorder PCT        hold a frame back and send it right after the next\n"
 	"                           frame going the same way (default 0)\n"
-	"      --reorder-hold MS    send a held frame anyway when no next frame came in\n"
+	"      --reorder-hold DURATION send a held frame anyway when no next frame came in\n"
 	"                           this long (default 100ms)\n"
-	"      --delay MS           delay every frame this long (default 0)\n"
-	"      --jitter MS          add a uniform random 0..MS to each delay (default 0);\n"
+	"      --delay DURATION     delay every frame this long (default 0)\n"
+	"      --jitter DURATION    add a uniform random 0..DURATION to each delay (default 0);\n"
 	"                           frames keep their order unless reordered\n"
 	"      --max-frame BYTES    largest frame body; a larger one (or an empty one) is\n"
 	"                           a protocol error and closes that connection pair\n"
@@ -65,8 +63,9 @@ static const char usage_text[] =
 	"  -h, --help               show this help\n"
 	"  -V, --version            show the version\n"
 	"\n"
-	"Percentages take up to four decimals (0.5, 12.25); durations take ms, s, m or h\n"
-	"(a bare number is milliseconds, at most 1h); sizes take K, M or G.\n"
+	"Percentages take up to four decimals (0.5, 12.25); durations need a unit: ms, s,\n"
+	"m or h (50ms, 1.5s; at most 1h; a bare number other than 0 is an error); sizes\n"
+	"take K, M or G.\n"
 	"Faults apply to both directions, each direction and each connection drawing from\n"
 	"its own stream of the seed (connections are numbered in accept order).\n"
 	"\n"
@@ -80,7 +79,8 @@ static const char usage_text[] =
 	"  heal             forward again; black-holed frames are gone for good\n"
 	"  reset            close both sides of every connection abruptly (RST);\n"
 	"                   reply: ok reset N (N connections)\n"
-	"  set KNOB VALUE   KNOB: drop, dup, reorder (PCT), delay, jitter, reorder-hold (MS)\n"
+	"  set KNOB VALUE   KNOB: drop, dup, reorder (PCT), delay, jitter, reorder-hold\n"
+	"                   (DURATION)\n"
 	"  stats            ok conns=N frames_in=N forwarded=N dropped=N duplicated=N\n"
 	"                   reordered=N delayed=N resets=N partitioned=0|1\n"
 	"                   (conns: open pairs now; frames count both directions; dropped\n"
@@ -88,18 +88,17 @@ static const char usage_text[] =
 	"  show             the current settings\n"
 	"  quit             stop the proxy\n"
 	"\n"
-	"Signals: SIGUSR1 resets every connection; SIGTERM or SIGINT stops cleanly.\n"
-	"Exit status: 0 on a clean stop, 1 on a start-up failure, 2 on bad usage.\n";
+	"Signals: SIGUSR1 resets every connection; SIGTERM or SIGINT stops cleanly.\n";
 
 enum {
 	OPT_DROP = 256, OPT_DUP, OPT_REORDER, OPT_HOLD, OPT_DELAY, OPT_JITTER, OPT_MAX_FRAME,
-	OPT_LOG_LEVEL,
+	OPT_LOG_LEVEL, OPT_CONTROL,
 };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, NULL, 'l' },
 	{ "upstream", required_argument, NULL, 'u' },
-	{ "control", required_argument, NULL, 'c' },
+	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "seed", required_argument, NULL, 's' },
 	{ "drop", required_argument, NULL, OPT_DROP },
 	{ "dup", required_argument, NULL, OPT_DUP },
@@ -155,19 +154,6 @@ static int max_frame_opt(struct fp_config *cfg, const char *val)
 	return 0;
 }
 
-static int level_opt(struct tpc_logger *lg, const char *val)
-{
-	static const char *const names[] = { "debug", "info", "warn", "error" };
-
-	for (int i = 0; i < 4; i++) {
-		if (strcmp(val, names[i]) == 0) {
-			lg->min = (enum tpc_log_level)i;
-			return 0;
-		}
-	}
-	return usage_error("log-level", val, "expected debug, info, warn or error");
-}
-
 static int apply_opt(struct fp_proxy *px, int c, const char *v)
 {
 	struct fp_config *cfg = &px->cfg;
@@ -175,7 +161,7 @@ static int apply_opt(struct fp_proxy *px, int c, const char *v)
 	switch (c) {
 	case 'l': cfg->listen = v; return 0;
 	case 'u': cfg->upstream = v; return 0;
-	case 'c': cfg->control = strcmp(v, "off") == 0 ? NULL : v; return 0;
+	case OPT_CONTROL: cfg->control = strcmp(v, "off") == 0 ? NULL : v; return 0;
 	case 's': return seed_opt(cfg, v);
 	case OPT_DROP: return knob_opt(cfg, FP_KNOB_DROP, v);
 	case OPT_DUP: return knob_opt(cfg, FP_KNOB_DUP, v);
@@ -184,7 +170,7 @@ static int apply_opt(struct fp_proxy *px, int c, const char *v)
 	case OPT_DELAY: return knob_opt(cfg, FP_KNOB_DELAY, v);
 	case OPT_JITTER: return knob_opt(cfg, FP_KNOB_JITTER, v);
 	case OPT_MAX_FRAME: return max_frame_opt(cfg, v);
-	case OPT_LOG_LEVEL: return level_opt(&px->lg, v);
+	case OPT_LOG_LEVEL: return tpc_cli_log_level(PROG, "--log-level", v, &px->lg.min);
 	default: return usage_error(NULL, NULL, "unknown option");
 	}
 }
@@ -225,24 +211,25 @@ static int parse_args(struct fp_proxy *px, int argc, char **argv, int *seeded)
 {
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "l:u:c:s:hV", long_opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":l:u:s:hV", long_opts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(usage_text, stdout);
+			tpc_cli_exit_status(stdout, "stopped cleanly (SIGTERM, SIGINT or quit)",
+					    "could not start (an address in use, say)");
 			return 1;
 		}
-		if (c == 'V') {
-			printf(PROG " %s\n", TPC_VERSION);
-			return 1;
-		}
-		if (c == '?')
-			return usage_error(NULL, NULL, "bad option");
+		if (c == 'V')
+			return tpc_cli_version(PROG) + 1;
+		if (c == '?' || c == ':')
+			return tpc_cli_getopt_error(PROG, c, argv);
 		if (c == 's')
 			*seeded = 1;
 		if ((rc = apply_opt(px, c, optarg)) != 0)
 			return rc;
 	}
 	if (optind < argc)
-		return usage_error(NULL, NULL, "unexpected argument");
+		return tpc_usage_error(PROG, "unexpected argument '%s'", argv[optind]);
 	if (!px->cfg.listen || !px->cfg.upstream)
 		return usage_error(NULL, NULL, "--listen and --upstream are required");
 	return resolve_addrs(&px->cfg);

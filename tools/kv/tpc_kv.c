@@ -7,6 +7,9 @@
  * initiator's Commit cannot miss this service. Committed writes land in an LMDB sink
  * (DATA/sink); the participant's PREPARED log lives in DATA/state.
  *
+ * A client may open its connection with a Hello (answered with a HelloReply; not
+ * required): the protocol's Hello rules, docs/protocol.md.
+ *
  * A Put carries the transaction's token (KvPut.txn_token, from the client's BeginReply)
  * to the participant, which sends it in its Join and refuses a later Put for the txid
  * with another token (TPC_EDENIED -> ERR_DENIED). --require-txn-token refuses a Put
@@ -21,6 +24,7 @@
  *          [--tls-cert FILE --tls-key FILE --tls-ca FILE] [--tls required|off]
  *   tpc-kv --dump --data DIR        every applied key: key<TAB>value<TAB>txid
  *   tpc-kv --prepared --data DIR    prepared (in-doubt) transactions
+ *   tpc-kv put|get ...              a client of a running tpc-kv (kv_cli.c)
  *
  * Limits against clients that do not play along: at most --max-conns connections
  * (more are told ERR_LIMIT and closed; the open-file limit is raised to fit at start);
@@ -52,6 +56,8 @@
 #include "tpc/participant.h"
 #include "tpc/sink_file.h"
 #include "tpc/sink_lmdb.h"
+#include "cli.h"
+#include "kv_cli.h"
 #include "tls.h"
 #include "util.h"
 #include "wire.h"
@@ -77,6 +83,7 @@ struct kv_opts {
 	struct tpc_tls_files tls;       /* --tls-cert, --tls-key, --tls-ca */
 	int tls_mode;                   /* 0: required once a file is given; 1 off; 2 required */
 	const char *faults;             /* --faults, else TPC_FAULTS (test only) */
+	enum tpc_log_level log_level;   /* --log-level, default info */
 };
 
 struct kv_server;
@@ -90,6 +97,7 @@ struct kv_conn {
 	int closing, throttled;
 	uint64_t last_read_ms;          /* idle timeout */
 	uint64_t frame_since_ms;        /* first byte of the unfinished frame; 0: none */
+	uint64_t frames;                /* whole frames read (a Hello must be the first) */
 };
 
 struct kv_server {
@@ -266,6 +274,40 @@ static void conn_free(struct kv_conn *c)
 	free(c);
 }
 
+/*
+ * A client may open with a Hello, as on the coordinator (docs/protocol.md); tpc-kv does
+ * not require one. It must be the first message, from a client, in protocol version 2,
+ * and is answered with a HelloReply (coordinator_id and epoch 0: this is not a
+ * coordinator). @return 1 to close the connection once the Error is written.
+ */
+static int on_hello(struct kv_conn *c, uint64_t req, const Tpc__Hello *h)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__HelloReply r = TPC__HELLO_REPLY__INIT;
+	Tpc__ErrorCode code = TPC__ERROR_CODE__ERR_PROTOCOL;
+	const char *why = NULL;
+
+	if (c->frames > 1)
+		why = "hello must be the first message on a connection";
+	else if (h->role != TPC__ROLE__ROLE_CLIENT)
+		why = "tpc-kv takes client connections only (participants say hello to the "
+		      "coordinator)";
+	else if (h->protocol_version != TPC_PROTOCOL_VERSION) {
+		code = TPC__ERROR_CODE__ERR_VERSION;
+		why = "unsupported protocol version (tpc-kv speaks " TPC_PROTOCOL_VERSION_STR ")";
+	}
+	if (why) {
+		send_error(c, req, code, why, 0);
+		return 1;
+	}
+	r.protocol_version = TPC_PROTOCOL_VERSION;
+	env.request_id = req;
+	env.body_case = TPC__ENVELOPE__BODY_HELLO_REPLY;
+	env.hello_reply = &r;
+	send_env(c, &env);
+	return 0;
+}
+
 static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 {
 	struct kv_conn *c = arg;
@@ -273,17 +315,20 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	Tpc__Envelope *env = tpc_wire_unpack(&c->srv->arena, body, len);
 
 	c->frame_since_ms = 0; /* a whole frame */
+	c->frames++;
 	if (!env || tpc_wire_validate(env, &why)) {
 		send_error(c, 0, TPC__ERROR_CODE__ERR_BAD_FRAME, why, 0);
 		return 1;
 	}
+	if (env->body_case == TPC__ENVELOPE__BODY_HELLO)
+		return on_hello(c, env->request_id, env->hello);
 	if (env->body_case == TPC__ENVELOPE__BODY_KV_PUT)
 		on_put(c, env->request_id, env->kv_put);
 	else if (env->body_case == TPC__ENVELOPE__BODY_KV_GET)
 		on_get(c, env->request_id, env->kv_get);
 	else
 		send_error(c, env->request_id, TPC__ERROR_CODE__ERR_PROTOCOL,
-			   "tpc-kv serves kv_put and kv_get only", 0);
+			   "tpc-kv serves hello, kv_put and kv_get only", 0);
 	/* Over --max-output: no further request of this read is answered until it drains
 	 * (a read holds many small gets, each of which may answer a large value). */
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > c->srv->opts.max_output)
@@ -882,6 +927,7 @@ static const char usage_text[] =
 	"Usage: tpc-kv --name NAME --listen HOST:PORT --coordinator HOST:PORT --data DIR\n"
 	"       tpc-kv --dump --data DIR\n"
 	"       tpc-kv --prepared --data DIR\n"
+	"       tpc-kv put|get ...     (a client of a running tpc-kv: tpc-kv put --help)\n"
 	"\n"
 	"An example key-value service that takes part in tpc transactions. Put(txid, key,\n"
 	"value) stages a write in transaction txid; once the coordinator commits it, the\n"
@@ -889,7 +935,7 @@ static const char usage_text[] =
 	"\n"
 	"  -n, --name NAME            participant name, unique per coordinator\n"
 	"  -l, --listen HOST:PORT     where to serve Put and Get\n"
-	"  -c, --coordinator HOST:PORT  the tpc coordinator\n"
+	"  -C, --coordinator HOST:PORT  the tpc coordinator\n"
 	"  -d, --data DIR             data folder (DIR/sink, DIR/state), created if missing\n"
 	"      --dump                 print every applied key as key<TAB>value<TAB>txid\n"
 	"                             (read-only; works while the service is down)\n"
@@ -922,20 +968,23 @@ static const char usage_text[] =
 	"      --faults POINT=ACTION[,...]  TEST ONLY: arm libtpc's fault points (see\n"
 	"                             docs/failure-injection.md); default: $TPC_FAULTS,\n"
 	"                             seeded by $TPC_FAULT_SEED\n"
-	"  -h, --help, -V, --version\n"
+	"      --log-level LEVEL      debug, info, warn or error (default info)\n"
+	"  -h, --help                 show this help\n"
+	"  -V, --version              show the version\n"
 	"\n"
 	"Bytes that are not printable, tab, newline and backslash print as \\xHH in --dump.\n"
 	"With the file sink, --dump prints every applied line in file order (a write\n"
-	"applied twice would show twice).\n";
+	"applied twice would show twice). Durations need a unit: ms, s, m or h (1.5s\n"
+	"too; a bare number other than 0 is an error).\n";
 
 enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT, OPT_SINK,
        OPT_MAX_CONNS, OPT_IDLE, OPT_FRAME, OPT_MAX_OUTPUT, OPT_REQUIRE_TOKEN,
-       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS, OPT_FAULTS };
+       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS, OPT_FAULTS, OPT_LOG_LEVEL };
 
 static const struct option long_opts[] = {
 	{ "name", required_argument, NULL, 'n' },
 	{ "listen", required_argument, NULL, 'l' },
-	{ "coordinator", required_argument, NULL, 'c' },
+	{ "coordinator", required_argument, NULL, 'C' },
 	{ "data", required_argument, NULL, 'd' },
 	{ "dump", no_argument, NULL, OPT_DUMP },
 	{ "prepared", no_argument, NULL, OPT_PREPARED },
@@ -953,6 +1002,7 @@ static const struct option long_opts[] = {
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 	{ "tls", required_argument, NULL, OPT_TLS },
 	{ "faults", required_argument, NULL, OPT_FAULTS },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -963,6 +1013,11 @@ static int usage_error(const char *msg)
 	return tpc_usage_error("tpc-kv", "%s", msg);
 }
 
+static int bad_value(const char *opt, const char *v, const char *what)
+{
+	return tpc_cli_bad_value("tpc-kv", opt, v, what);
+}
+
 /* --max-conns, --idle-timeout, --frame-timeout, --max-output */
 static int parse_limit(struct kv_opts *o, int c, const char *v)
 {
@@ -971,22 +1026,24 @@ static int parse_limit(struct kv_opts *o, int c, const char *v)
 	switch (c) {
 	case OPT_MAX_CONNS:
 		if (tpc_parse_size(v, &n) || n < 1 || n > 1u << 20)
-			return usage_error("--max-conns expects a number from 1 to 1048576");
+			return bad_value("--max-conns", v, "a number from 1 to 1048576");
 		o->max_conns = (uint32_t)n;
 		return 0;
 	case OPT_IDLE:
-		if (tpc_parse_duration_ms(v, &n) || n > UINT32_MAX)
-			return usage_error("--idle-timeout expects a duration such as 10m (0: never)");
+		if (tpc_cli_duration("tpc-kv", "--idle-timeout", v, 0, UINT32_MAX, &n))
+			return 2;
 		o->idle_timeout_ms = (uint32_t)n;
 		return 0;
 	case OPT_FRAME:
-		if (tpc_parse_duration_ms(v, &n) || n < 10 || n > 3600000)
-			return usage_error("--frame-timeout expects a duration from 10ms to 1h");
+		if (tpc_cli_duration("tpc-kv", "--frame-timeout", v, 10, 3600000, &n))
+			return 2;
 		o->frame_timeout_ms = (uint32_t)n;
 		return 0;
+	case OPT_LOG_LEVEL:
+		return tpc_cli_log_level("tpc-kv", "--log-level", v, &o->log_level);
 	case OPT_MAX_OUTPUT:
 		if (tpc_parse_size(v, &n) || n < TPC_FRAME_DEFAULT_MAX || n > 1ull << 32)
-			return usage_error("--max-output expects a size from 1M to 4G");
+			return bad_value("--max-output", v, "a size from 1M to 4G");
 		o->max_output = n;
 		return 0;
 	default: return 2;
@@ -1000,12 +1057,12 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 	switch (c) {
 	case 'n': o->name = v; return 0;
 	case 'l': o->listen = v; return 0;
-	case 'c': o->coordinator = v; return 0;
+	case 'C': o->coordinator = v; return 0;
 	case 'd': o->data = v; return 0;
 	case OPT_DUMP: o->dump = 1; return 0;
 	case OPT_SINK:
 		if (strcmp(v, "lmdb") && strcmp(v, "file"))
-			return usage_error("--sink expects lmdb or file");
+			return bad_value("--sink", v, "lmdb or file");
 		o->file_sink = strcmp(v, "file") == 0;
 		return 0;
 	case OPT_PREPARED: o->prepared = 1; return 0;
@@ -1016,7 +1073,7 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 	case OPT_TLS_CA: o->tls.ca = v; return 0;
 	case OPT_TLS:
 		if (strcmp(v, "required") && strcmp(v, "off"))
-			return usage_error("--tls expects required or off");
+			return bad_value("--tls", v, "required or off");
 		o->tls_mode = strcmp(v, "off") ? 2 : 1;
 		return 0;
 	case OPT_REFUSE:
@@ -1026,12 +1083,12 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		return 0;
 	case OPT_GROUP:
 		if (tpc_parse_size(v, &n) || n < 1 || n > 1u << 20)
-			return usage_error("--group-commit expects a number from 1 to 1048576");
+			return bad_value("--group-commit", v, "a number from 1 to 1048576");
 		o->group_commit = (uint32_t)n;
 		return 0;
 	case OPT_TIMEOUT:
-		if (tpc_parse_duration_ms(v, &n) || n < 1 || n > UINT32_MAX)
-			return usage_error("--txn-timeout expects a duration such as 30s");
+		if (tpc_cli_duration("tpc-kv", "--txn-timeout", v, 1, UINT32_MAX, &n))
+			return 2;
 		o->txn_timeout_ms = (uint32_t)n;
 		return 0;
 	default: return parse_limit(o, c, v);
@@ -1041,25 +1098,29 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 int main(int argc, char **argv)
 {
 	struct kv_server s = { .opts = { .max_conns = 1024, .idle_timeout_ms = 10 * 60 * 1000,
-					  .frame_timeout_ms = 30000, .max_output = 4u << 20 } };
+					  .frame_timeout_ms = 30000, .max_output = 4u << 20,
+					  .log_level = TPC_LOG_INFO } };
 	int c;
 
-	while ((c = getopt_long(argc, argv, "n:l:c:d:hV", long_opts, NULL)) != -1) {
+	if (argc > 1 && (strcmp(argv[1], "put") == 0 || strcmp(argv[1], "get") == 0))
+		return kv_cli_main(argc - 1, argv + 1);
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":n:l:C:d:hV", long_opts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(usage_text, stdout);
+			tpc_cli_exit_status(stdout, "stopped cleanly, or --dump/--prepared done",
+					    "could not start, or could not read DIR");
 			return 0;
 		}
-		if (c == 'V') {
-			printf("tpc-kv %s\n", tpc_version());
-			return 0;
-		}
-		if (c == '?')
-			return usage_error("unknown option");
+		if (c == 'V')
+			return tpc_cli_version("tpc-kv");
+		if (c == '?' || c == ':')
+			return tpc_cli_getopt_error("tpc-kv", c, argv);
 		if (parse_opt(&s.opts, c, optarg))
 			return 2;
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument");
+		return tpc_usage_error("tpc-kv", "unexpected argument '%s'", argv[optind]);
 	if (!s.opts.data)
 		return usage_error("--data DIR is required");
 	if (s.opts.dump)
@@ -1069,7 +1130,7 @@ int main(int argc, char **argv)
 	if (!s.opts.name || !s.opts.listen || !s.opts.coordinator)
 		return usage_error("--name, --listen and --coordinator are required");
 	s.log.prog = "tpc-kv";
-	s.log.min = TPC_LOG_INFO;
+	s.log.min = s.opts.log_level;
 	int rc = serve(&s);
 	server_free(&s);
 	return rc;

@@ -31,6 +31,7 @@ struct kv_req {
 	struct list_node link; /* first: the pending list, oldest first */
 	uint64_t id, txid, deadline_ms;
 	kvc_put_cb cb;
+	kvc_get_cb get_cb;          /* a Get: answered through this one instead */
 	void *arg;
 };
 
@@ -59,7 +60,10 @@ static void fail_all(struct kvc *c, int err)
 
 	while ((r = oldest(c))) {
 		list_unlink(&c->pending, &r->link);
-		r->cb(r->arg, err, r->txid);
+		if (r->get_cb)
+			r->get_cb(r->arg, err, NULL);
+		else
+			r->cb(r->arg, err, r->txid);
 		free(r);
 	}
 }
@@ -105,12 +109,16 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 		return -1;
 	struct kv_req *r = take(c, env->request_id);
 	if (r) {
-		int err = 0;
+		int err = 0, want = r->get_cb ? TPC__ENVELOPE__BODY_KV_GET_REPLY
+					      : TPC__ENVELOPE__BODY_KV_PUT_REPLY;
 		if (env->body_case == TPC__ENVELOPE__BODY_ERROR)
 			err = error_code(env->error);
-		else if (env->body_case != TPC__ENVELOPE__BODY_KV_PUT_REPLY)
+		else if ((int)env->body_case != want)
 			err = TPC_EPROTO;
-		r->cb(r->arg, err, r->txid);
+		if (r->get_cb)
+			r->get_cb(r->arg, err, err ? NULL : env->kv_get_reply);
+		else
+			r->cb(r->arg, err, r->txid);
 		free(r);
 	}
 	tpc__envelope__free_unpacked(env, NULL);
@@ -213,6 +221,23 @@ struct kvc *kvc_new(struct event_base *base, const char *hostport, uint32_t time
 	return c;
 }
 
+/* Send @p env as request @p r (filled but for id and deadline); it owns @p r after. */
+static int send_req(struct kvc *c, Tpc__Envelope *env, struct kv_req *r)
+{
+	int rc;
+
+	env->request_id = ++c->next_id;
+	rc = tpc_wire_send(bufferevent_get_output(c->bev), env, TPC_FRAME_DEFAULT_MAX);
+	if (rc) {
+		free(r);
+		return rc;
+	}
+	r->id = env->request_id;
+	r->deadline_ms = tpc_now_ms() + c->timeout_ms;
+	list_append(&c->pending, &r->link);
+	return 0;
+}
+
 int kvc_put(struct kvc *c, uint64_t txid, const void *key, size_t klen, const void *val,
 	    size_t vlen, kvc_put_cb cb, void *arg)
 {
@@ -238,18 +263,28 @@ int kvc_put_token(struct kvc *c, uint64_t txid, const uint8_t *token, const void
 	put.key.len = klen;
 	put.value.data = (uint8_t *)val;
 	put.value.len = vlen;
-	env.request_id = ++c->next_id;
 	env.body_case = TPC__ENVELOPE__BODY_KV_PUT;
 	env.kv_put = &put;
-	rc = tpc_wire_send(bufferevent_get_output(c->bev), &env, TPC_FRAME_DEFAULT_MAX);
+	*r = (struct kv_req){ .txid = txid, .cb = cb, .arg = arg };
+	return send_req(c, &env, r);
+}
+
+int kvc_get(struct kvc *c, const void *key, size_t klen, kvc_get_cb cb, void *arg)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__KvGet get = TPC__KV_GET__INIT;
+	struct kv_req *r = calloc(1, sizeof(*r));
+	int rc = r ? ensure_connected(c) : -ENOMEM;
+
 	if (rc) {
 		free(r);
 		return rc;
 	}
-	*r = (struct kv_req){ .id = env.request_id, .txid = txid,
-			      .deadline_ms = tpc_now_ms() + c->timeout_ms, .cb = cb, .arg = arg };
-	list_append(&c->pending, &r->link);
-	return 0;
+	get.key = (ProtobufCBinaryData){ klen, (uint8_t *)key };
+	env.body_case = TPC__ENVELOPE__BODY_KV_GET;
+	env.kv_get = &get;
+	*r = (struct kv_req){ .get_cb = cb, .arg = arg };
+	return send_req(c, &env, r);
 }
 
 size_t kvc_inflight(const struct kvc *c)

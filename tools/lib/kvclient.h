@@ -1,6 +1,6 @@
 /*
  * kvclient.h - an asynchronous client for tpc-kv's Put and Get, on a libevent loop.
- * Used by the demo, the benchmark and the torture runner. Requests pipeline over one
+ * Used by the demo, the benchmark, the torture runner and `tpc-kv put|get`. Requests pipeline over one
  * connection; when it drops, every pending request completes with TPC_ECLOSED and the
  * next request reconnects.
  */
@@ -16,6 +16,14 @@ struct tpc_tls_files;
 
 /** @param err 0 once the write is staged and joined; else a negative tpc code. */
 typedef void (*kvc_put_cb)(void *arg, int err, uint64_t txid);
+
+struct Tpc__KvGetReply;
+
+/**
+ * @param err 0 and @p reply (found, value, the txid that wrote it; valid during the
+ *        call only), or a negative tpc code and NULL.
+ */
+typedef void (*kvc_get_cb)(void *arg, int err, const struct Tpc__KvGetReply *reply);
 
 /** @brief A client for the tpc-kv at @p hostport. @return NULL on a bad address. */
 struct kvc *kvc_new(struct event_base *base, const char *hostport, uint32_t timeout_ms);
@@ -40,6 +48,9 @@ int kvc_put(struct kvc *c, uint64_t txid, const void *key, size_t klen, const vo
  */
 int kvc_put_token(struct kvc *c, uint64_t txid, const uint8_t *token, const void *key,
 		  size_t klen, const void *val, size_t vlen, kvc_put_cb cb, void *arg);
+
+/** @brief Read @p key's committed value. @return 0 (cb runs once) or a negative code. */
+int kvc_get(struct kvc *c, const void *key, size_t klen, kvc_get_cb cb, void *arg);
 
 /** @brief Requests sent and not yet answered. */
 size_t kvc_inflight(const struct kvc *c);

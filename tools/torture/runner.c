@@ -452,9 +452,9 @@ static void do_link_action(struct tt_runner *r, const struct tt_action *a)
 		break;
 	case TT_ACT_DELAY:
 		r->st.delays += a->arg != 0;
-		snprintf(cmd, sizeof(cmd), "set delay %u", a->arg);
+		snprintf(cmd, sizeof(cmd), "set delay %ums", a->arg);
 		proxy_command(r, a->index, cmd);
-		snprintf(cmd, sizeof(cmd), "set jitter %u", a->arg / 2);
+		snprintf(cmd, sizeof(cmd), "set jitter %ums", a->arg / 2);
 		proxy_command(r, a->index, cmd);
 		break;
 	default: break;

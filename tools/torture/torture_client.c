@@ -45,6 +45,7 @@
 #include "torture.h"
 #include "tpc/client.h"
 #include "tpc/libevent.h"
+#include "cli.h"
 #include "util.h"
 
 struct tc;
@@ -669,13 +670,12 @@ static int num(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_
 
 static int dur(const char *opt, const char *v, uint32_t *out)
 {
+	char name[40];
 	uint64_t ms;
 
-	if (tpc_parse_duration_ms(v, &ms) || ms < 1 || ms > 600000) {
-		fprintf(stderr, "tpc-torture client: --%s %s: expected a duration such as 3s\n",
-			opt, v);
+	snprintf(name, sizeof(name), "--%s", opt);
+	if (tpc_cli_duration("tpc-torture client", name, v, 1, 600000, &ms))
 		return -EINVAL;
-	}
 	*out = (uint32_t)ms;
 	return 0;
 }
@@ -750,12 +750,17 @@ int tt_client_main(int argc, char **argv)
 	int ch;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (ch == 'h') {
 			fputs(usage_text, stdout);
+			tpc_cli_exit_status(stdout, "the workload ran and stopped cleanly",
+					    "the workload could not run");
 			return 0;
 		}
-		if (ch == '?' || parse_opt(&c.o, ch, optarg)) {
+		if (ch == '?' || ch == ':')
+			return tpc_cli_getopt_error("tpc-torture client", ch, argv);
+		if (parse_opt(&c.o, ch, optarg)) {
 			fputs("Try 'tpc-torture client --help'.\n", stderr);
 			return 2;
 		}

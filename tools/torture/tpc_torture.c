@@ -17,13 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "torture.h"
 #include "tpc/common.h"
 #include "util.h"
-
-#ifndef TPC_VERSION
-#define TPC_VERSION "0.1.0"
-#endif
 
 static const char usage_text[] =
 	"Usage: tpc-torture run [options]\n"
@@ -46,8 +43,8 @@ static const char usage_text[] =
 	"within the bound. See docs/failure-injection.md.\n"
 	"\n"
 	"Run options:\n"
-	"  --seed N               seed of the schedule and workload (default: random, printed)\n"
-	"  --duration DURATION    how long to inject faults (default 60s)\n"
+	"  -s, --seed N           seed of the schedule and workload (default: random, printed)\n"
+	"  -D, --duration DURATION  how long to inject faults (default 60s)\n"
 	"  --round DURATION       heal and check for quiet this often (default 60s)\n"
 	"  --clients N            client processes (default 4)\n"
 	"  --inflight N           transactions in flight per client (default 8)\n"
@@ -80,15 +77,20 @@ static const char usage_text[] =
 	"  --coordinator-bin P, --kv-bin P, --proxy-bin P   exact paths, overriding --bin-dir\n"
 	"  --keep                 keep the run folder when the run passes\n"
 	"  --quiet                no progress lines, only the result\n"
-	"  -h, --help, -V, --version\n"
+	"  -h, --help             show this help\n"
+	"  -V, --version          show the version\n"
 	"\n"
-	"Durations take ms, s, m or h. The run folder holds schedule.log (every action with\n"
+	"Durations need a unit: ms, s, m or h (1.5s too). The run folder holds schedule.log (every action with\n"
 	"its time), logs/ (each process's stderr), outcomes/ (what each client did and was\n"
 	"told), the data of every process, and report.txt.\n"
 	"\n"
-	"Exit status: 0 no violation (with --expect-violation: at least one); 1 otherwise,\n"
-	"with the run folder kept and the command that replays the schedule printed;\n"
-	"2 bad usage or a run that could not be carried out.\n";
+	"\n"
+	"Exit status:\n"
+	"  0  no violation (with --expect-violation: at least one)\n"
+	"  1  otherwise, with the run folder kept and the command that replays the\n"
+	"     schedule printed\n"
+	"  2  a mistake on the command line (unknown option, bad value), or a run that\n"
+	"     could not be carried out\n";
 
 void tt_run_opts_defaults(struct tt_run_opts *o)
 {
@@ -227,15 +229,15 @@ static int resolve_bins(struct tt_runner *r)
 /* ---- run options ---- */
 
 enum {
-	OPT_SEED = 256, OPT_DURATION, OPT_ROUND, OPT_CLIENTS, OPT_INFLIGHT, OPT_PARTS,
+	OPT_ROUND = 256, OPT_CLIENTS, OPT_INFLIGHT, OPT_PARTS,
 	OPT_PROFILE, OPT_BROKEN, OPT_EXPECT, OPT_NO_PROXY, OPT_GROUP, OPT_QUIET_BOUND,
 	OPT_WORKDIR, OPT_BIN_DIR, OPT_COORD_BIN, OPT_KV_BIN, OPT_PROXY_BIN, OPT_KEEP, OPT_QUIET,
 	OPT_RUN_DIR, OPT_STAGED, OPT_SHORT_EXPIRY, OPT_CLASSIC, OPT_TLS_DIR,
 };
 
 static const struct option run_opts[] = {
-	{ "seed", required_argument, NULL, OPT_SEED },
-	{ "duration", required_argument, NULL, OPT_DURATION },
+	{ "seed", required_argument, NULL, 's' },
+	{ "duration", required_argument, NULL, 'D' },
 	{ "round", required_argument, NULL, OPT_ROUND },
 	{ "clients", required_argument, NULL, OPT_CLIENTS },
 	{ "inflight", required_argument, NULL, OPT_INFLIGHT },
@@ -265,8 +267,7 @@ static const struct option run_opts[] = {
 
 static int bad(const char *opt, const char *val, const char *why)
 {
-	fprintf(stderr, "tpc-torture: --%s %s: %s\nTry 'tpc-torture --help'.\n", opt, val, why);
-	return 2;
+	return tpc_usage_error("tpc-torture", "--%s %s: %s", opt, val, why);
 }
 
 static int num_opt(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -285,9 +286,10 @@ static int num_opt(const char *opt, const char *v, uint64_t lo, uint64_t hi, uin
 
 static int dur_opt(const char *opt, const char *v, uint64_t lo, uint64_t *out)
 {
-	if (tpc_parse_duration_ms(v, out) || *out < lo || *out > 7 * 24 * 3600 * 1000ULL)
-		return bad(opt, v, "expected a duration such as 500ms, 30s, 10m or 1h");
-	return 0;
+	char name[40];
+
+	snprintf(name, sizeof(name), "--%s", opt);
+	return tpc_cli_duration("tpc-torture", name, v, lo, 7 * 24 * 3600 * 1000ULL, out);
 }
 
 static int apply_opt(struct tt_run_opts *o, int c, const char *v, const char **run_dir)
@@ -296,8 +298,8 @@ static int apply_opt(struct tt_run_opts *o, int c, const char *v, const char **r
 	int rc = 0;
 
 	switch (c) {
-	case OPT_SEED: rc = num_opt("seed", v, 0, UINT64_MAX, &o->seed); o->seed_given = 1; break;
-	case OPT_DURATION: rc = dur_opt("duration", v, 1000, &o->duration_ms); break;
+	case 's': rc = num_opt("seed", v, 0, UINT64_MAX, &o->seed); o->seed_given = 1; break;
+	case 'D': rc = dur_opt("duration", v, 1000, &o->duration_ms); break;
 	case OPT_ROUND: rc = dur_opt("round", v, 3000, &o->round_ms); break;
 	case OPT_CLIENTS: rc = num_opt("clients", v, 1, TT_MAX_CLIENTS, &n); o->nclients = (unsigned)n; break;
 	case OPT_INFLIGHT: rc = num_opt("inflight", v, 1, 1024, &n); o->inflight = (unsigned)n; break;
@@ -359,27 +361,21 @@ static int parse_run(int argc, char **argv, struct tt_run_opts *o, const char **
 	int c;
 
 	optind = 2;
-	while ((c = getopt_long(argc, argv, "hV", run_opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":s:D:hV", run_opts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(usage_text, stdout);
 			exit(0);
 		}
-		if (c == 'V') {
-			printf("tpc-torture %s\n", TPC_VERSION);
-			exit(0);
-		}
-		if (c == '?') {
-			fputs("Try 'tpc-torture --help'.\n", stderr);
-			return 2;
-		}
+		if (c == 'V')
+			exit(tpc_cli_version("tpc-torture"));
+		if (c == '?' || c == ':')
+			return tpc_cli_getopt_error("tpc-torture", c, argv);
 		if (apply_opt(o, c, optarg, run_dir))
 			return 2;
 	}
-	if (optind < argc) {
-		fprintf(stderr, "tpc-torture: unexpected argument '%s'\nTry 'tpc-torture --help'.\n",
-			argv[optind]);
-		return 2;
-	}
+	if (optind < argc)
+		return tpc_usage_error("tpc-torture", "unexpected argument '%s'", argv[optind]);
 	if (o->tls_dir && !o->no_proxy) {
 		fprintf(stderr, "tpc-torture: --tls-dir needs --no-proxy: the fault proxy reads "
 			"frames, which TLS hides from it\n");
@@ -480,10 +476,7 @@ int main(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return 0;
 	}
-	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
-		printf("tpc-torture %s\n", TPC_VERSION);
-		return 0;
-	}
-	fprintf(stderr, "tpc-torture: unknown command '%s'\nTry 'tpc-torture --help'.\n", argv[1]);
-	return 2;
+	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version"))
+		return tpc_cli_version("tpc-torture");
+	return tpc_usage_error("tpc-torture", "unknown command '%s'", argv[1]);
 }

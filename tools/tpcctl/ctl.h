@@ -10,6 +10,7 @@
 #define TPCCTL_CTL_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 #include "tls.h"
 
@@ -21,6 +22,7 @@ enum ctl_exit {
 };
 
 #define CTL_DEFAULT_ADMIN "127.0.0.1:7401"
+#define CTL_DEFAULT_COORDINATOR "127.0.0.1:7400"
 #define CTL_DEFAULT_TIMEOUT_MS 10000
 
 struct ctl {
@@ -40,6 +42,9 @@ struct ctl {
 	const char *operator_name;/* --operator, else the login name */
 	int force;
 	char state_buf[16];
+	const char *coordinator;  /* txn begin: HOST:PORT of the protocol port */
+	const char *key;          /* txn begin --key: the client transaction key, or NULL */
+	uint32_t txn_timeout_ms;  /* txn begin --txn-timeout; 0: the coordinator's default */
 };
 
 /** One call's outcome: HTTP status and the body parsed as JSON (NULL if it is not). */
@@ -65,6 +70,8 @@ int ctl_cmd_txn_list(struct ctl *c);
 int ctl_cmd_txn_show(struct ctl *c);
 int ctl_cmd_txn_retry(struct ctl *c);
 int ctl_cmd_txn_commit(struct ctl *c);
+/** `txn begin` (session.c): a transaction on the protocol port, decided from stdin. */
+int ctl_cmd_txn_begin(struct ctl *c);
 int ctl_cmd_txn_abort(struct ctl *c);
 int ctl_cmd_participants(struct ctl *c);
 int ctl_cmd_participant_forget(struct ctl *c);

@@ -1,6 +1,7 @@
 /*
  * tpcctl.c - the operator's command line for tpc-coordinator's admin HTTP API
- * (docs/admin-api.md): parsing, help, and dispatch to commands.c.
+ * (docs/admin-api.md), and `txn begin` on its protocol port (session.c): parsing,
+ * help, and dispatch to commands.c and session.c.
  *
  * One getopt_long pass takes every option anywhere on the line (so
  * `tpcctl txn show 12 -o json` works); the words left name the command and its
@@ -16,17 +17,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cli.h"
 #include "ctl.h"
 #include "util.h"
-
-#ifndef TPC_VERSION
-#define TPC_VERSION "0.1.0"
-#endif
 
 /* Options, as bits, so a command can say which it accepts. */
 enum {
 	O_STATE = 1u << 0, O_OLDER = 1u << 1, O_LIMIT = 1u << 2, O_REASON = 1u << 3,
-	O_FORCE = 1u << 4, O_OPERATOR = 1u << 5,
+	O_FORCE = 1u << 4, O_OPERATOR = 1u << 5, O_KEY = 1u << 6, O_TXN_TIMEOUT = 1u << 7,
 };
 
 /* What a command's one argument is (struct command.takes_id). */
@@ -58,6 +56,21 @@ static const struct command commands[] = {
 	  "Show one transaction: state, age, key, delivery attempts, last error, and each\n"
 	  "participant's vote or ack and whether it is connected. For an id that is not open,\n"
 	  "says what a participant asking would be told (COMMITTED or ABORTED) and exits 3.\n" },
+	{ "txn", "begin", O_KEY | O_TXN_TIMEOUT, 0, ctl_cmd_txn_begin,
+	  "txn begin [--key K] [--txn-timeout D]",
+	  "Run one transaction by hand, as a client on the coordinator's protocol port\n"
+	  "(--coordinator): begin it, print 'txid N' and 'token HEX' on stdout, then read\n"
+	  "one command per line on stdin and send it on the same connection (the\n"
+	  "coordinator takes Commit and Abort only from the connection that began the\n"
+	  "transaction, and aborts it if that connection closes):\n"
+	  "  commit           commit; prints COMMITTED, or ABORTED: REASON (exit 1)\n"
+	  "  abort [REASON]   abort; prints ABORTED\n"
+	  "  status           print PENDING, COMMITTED or ABORTED and read on\n"
+	  "End of input aborts (exit 1). Stage writes from another shell meanwhile:\n"
+	  "  tpc-kv put --kv HOST:PORT --txid N --token HEX KEY VALUE\n"
+	  "  --key K          client transaction key: at most one transaction per key\n"
+	  "                   commits (a key that committed prints its txid and COMMITTED)\n"
+	  "  --txn-timeout D  the transaction's timeout (default: the coordinator's)\n" },
 	{ "txn", "retry", 0, 1, ctl_cmd_txn_retry, "txn retry ID",
 	  "Resend now: the decision to every participant that has not acknowledged it\n"
 	  "(COMMITTING), or the Prepare to every participant that has not voted (PREPARING).\n" },
@@ -105,6 +118,9 @@ static const struct command commands[] = {
 
 static const char global_help[] =
 	"Global options (anywhere on the line):\n"
+	"  -C, --coordinator HOST:PORT  the coordinator's protocol port, for txn begin\n"
+	"                          (default $TPC_COORDINATOR, else " CTL_DEFAULT_COORDINATOR ");\n"
+	"                          --tls-ca, --tls-cert and --tls-key apply to it too\n"
 	"  -a, --admin HOST:PORT   the coordinator's admin API (default $TPC_ADMIN, else\n"
 	"                          " CTL_DEFAULT_ADMIN ")\n"
 	"      --token-file FILE   the admin API's bearer token: the file's first line\n"
@@ -118,27 +134,34 @@ static const char global_help[] =
 	"                          file works); without it, plain HTTP\n"
 	"      --tls-cert FILE, --tls-key FILE  a client certificate to present (optional)\n"
 	"  -h, --help              help (also: tpcctl COMMAND --help)\n"
-	"  -V, --version           show the version\n"
-	"\n"
-	"Exit status: 0 ok, 1 error (network, server, refused), 2 usage, 3 not found.\n";
+	"  -V, --version           show the version\n";
+
+/* The closing section of every help page: the shared three codes, then tpcctl's 3. */
+static void print_exit_status(FILE *f)
+{
+	tpc_cli_exit_status(f, "done", "an error: network, server, or the request refused");
+	fputs("  3  not found: no such transaction, or an id the coordinator never issued\n", f);
+}
 
 static void print_general_help(FILE *f)
 {
 	fputs("Usage: tpcctl [options] COMMAND\n"
 	      "\n"
 	      "Find, understand and resolve transactions on a tpc-coordinator through its\n"
-	      "admin API.\n"
+	      "admin API, or run one by hand on its protocol port (txn begin).\n"
 	      "\n"
 	      "Commands:\n", f);
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %s\n", commands[i].synopsis);
 	fputc('\n', f);
 	fputs(global_help, f);
+	print_exit_status(f);
 }
 
 static void print_command_help(const struct command *cmd)
 {
 	printf("Usage: tpcctl [options] %s\n\n%s\n%s", cmd->synopsis, cmd->help, global_help);
+	print_exit_status(stdout);
 }
 
 static void print_group_help(const char *group)
@@ -161,10 +184,13 @@ static int usage_error(const char *fmt, const char *arg)
 /* ---- arguments -------------------------------------------------------------------- */
 
 enum { OPT_TOKEN = 256, OPT_TIMEOUT, OPT_STATE, OPT_OLDER, OPT_LIMIT, OPT_REASON, OPT_FORCE,
-       OPT_OPERATOR, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY };
+       OPT_OPERATOR, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_KEY, OPT_TXN_TIMEOUT };
 
 static const struct option long_opts[] = {
 	{ "admin", required_argument, NULL, 'a' },
+	{ "coordinator", required_argument, NULL, 'C' },
+	{ "key", required_argument, NULL, OPT_KEY },
+	{ "txn-timeout", required_argument, NULL, OPT_TXN_TIMEOUT },
 	{ "token-file", required_argument, NULL, OPT_TOKEN },
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
@@ -211,10 +237,8 @@ static int check_number(const char *opt, const char *v, uint64_t max)
 {
 	uint64_t n;
 
-	if (tpc_parse_u64(v, 1, max, &n)) {
-		fprintf(stderr, "tpcctl: %s %s: expected a positive whole number\n", opt, v);
-		return CTL_EXIT_USAGE;
-	}
+	if (tpc_parse_u64(v, 1, max, &n))
+		return tpc_cli_bad_value("tpcctl", opt, v, "a positive whole number");
 	return 0;
 }
 
@@ -229,12 +253,18 @@ static int set_output(struct ctl *c, const char *v)
 	return 0;
 }
 
+/* A duration option the house way (common/cli.h): "--timeout 10" says it needs a unit. */
+static int duration(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *ms)
+{
+	return tpc_cli_duration("tpcctl", opt, v, lo, hi, ms) ? CTL_EXIT_USAGE : 0;
+}
+
 static int set_timeout(struct ctl *c, const char *v)
 {
 	uint64_t ms;
 
-	if (tpc_parse_duration_ms(v, &ms) || ms == 0 || ms > 3600000)
-		return usage_error("--timeout %s: expected a duration such as 5s", v);
+	if (duration("--timeout", v, 1, 3600000, &ms))
+		return CTL_EXIT_USAGE;
 	c->timeout_ms = (int)ms;
 	return 0;
 }
@@ -245,6 +275,14 @@ static int take_option(struct ctl *c, struct parsed *p, int opt, const char *v)
 
 	switch (opt) {
 	case 'a': c->admin = v; return 0;
+	case 'C': c->coordinator = v; return 0;
+	case OPT_KEY: p->seen |= O_KEY; c->key = v; return 0;
+	case OPT_TXN_TIMEOUT:
+		p->seen |= O_TXN_TIMEOUT;
+		if (duration("--txn-timeout", v, 1, UINT32_MAX, &ms))
+			return CTL_EXIT_USAGE;
+		c->txn_timeout_ms = (uint32_t)ms;
+		return 0;
 	case OPT_TOKEN: c->token_file = v; return 0;
 	case OPT_TLS_CA: c->tls.ca = v; return 0;
 	case OPT_TLS_CERT: c->tls.cert = v; return 0;
@@ -257,9 +295,7 @@ static int take_option(struct ctl *c, struct parsed *p, int opt, const char *v)
 	case OPT_OLDER:
 		p->seen |= O_OLDER;
 		c->older_than = v;
-		if (tpc_parse_duration_ms(v, &ms))
-			return usage_error("--older-than %s: expected a duration such as 30s or 5m", v);
-		return 0;
+		return duration("--older-than", v, 0, UINT64_MAX / 2, &ms);
 	case OPT_LIMIT: p->seen |= O_LIMIT; c->limit = v; return check_number("--limit", v, 1000000);
 	case OPT_REASON: p->seen |= O_REASON; c->reason = v; return 0;
 	case OPT_FORCE: p->seen |= O_FORCE; c->force = 1; return 0;
@@ -273,11 +309,9 @@ static int parse_args(struct ctl *c, struct parsed *p, int argc, char **argv)
 	int opt, rc;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":a:o:hV", long_opts, NULL)) != -1) {
-		if (opt == '?')
-			return usage_error("unknown option '%s'", argv[optind - 1]);
-		if (opt == ':')
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
+	while ((opt = getopt_long(argc, argv, ":a:C:o:hV", long_opts, NULL)) != -1) {
+		if (opt == '?' || opt == ':')
+			return tpc_cli_getopt_error("tpcctl", opt, argv);
 		rc = take_option(c, p, opt, optarg);
 		if (rc)
 			return rc;
@@ -327,7 +361,7 @@ static int check_command(struct ctl *c, const struct command *cmd, const struct 
 {
 	int nargs = p->nwords - used;
 	static const char *const names[] = { "state", "older-than", "limit", "reason", "force",
-					     "operator" };
+					     "operator", "key", "txn-timeout" };
 	unsigned extra = p->seen & ~cmd->opts;
 
 	for (unsigned i = 0; extra && i < sizeof(names) / sizeof(names[0]); i++) {
@@ -355,6 +389,9 @@ static int check_command(struct ctl *c, const struct command *cmd, const struct 
 	if ((cmd->opts & O_REASON) && (!c->reason || !*c->reason)) {
 		fprintf(stderr, "tpcctl: 'tpcctl %s %s' needs --reason TEXT (it goes into the "
 			"audit log)\n", cmd->group, cmd->name);
+		if (strcmp(cmd->group, "txn") == 0)
+			fputs("  (that is an operator's decision; a transaction of your own is "
+			      "committed or aborted in its 'tpcctl txn begin' session)\n", stderr);
 		return CTL_EXIT_USAGE;
 	}
 	return 0;
@@ -401,6 +438,9 @@ static void defaults(struct ctl *c)
 		c->admin = CTL_DEFAULT_ADMIN;
 	c->token_file = getenv("TPC_ADMIN_TOKEN_FILE");
 	c->timeout_ms = CTL_DEFAULT_TIMEOUT_MS;
+	c->coordinator = getenv("TPC_COORDINATOR");
+	if (!c->coordinator || !*c->coordinator)
+		c->coordinator = CTL_DEFAULT_COORDINATOR;
 }
 
 /* `tpcctl help [WORDS]` and `--help` anywhere: the most specific help there is. */
@@ -429,10 +469,8 @@ static int run(struct ctl *c, const struct parsed *p)
 	const struct command *cmd;
 	int used = 0, rc;
 
-	if (p->version) {
-		printf("tpcctl %s\n", TPC_VERSION);
-		return CTL_EXIT_OK;
-	}
+	if (p->version)
+		return tpc_cli_version("tpcctl");
 	if (p->help || (p->nwords && strcmp(p->words[0], "help") == 0))
 		return help(p, p->help ? 0 : 1);
 	if (p->nwords == 0) {
