@@ -95,9 +95,18 @@ static void reply_outcome(struct coord_server *s, struct coord_txn *t,
 	}
 	if (!c)
 		return; /* the client left; it asks with StatusQuery or its key */
+	char text[512];
 	o.txid = t->txid;
 	o.outcome = (Tpc__OutcomeKind)a->outcome;
 	o.reason = (char *)(a->reason ? a->reason : "");
+	if (a->outcome == OUTCOME_ABORTED && t->abort_reason) {
+		o.reason = (char *)coord_abort_text(s, t, text, sizeof(text));
+		if (t->abort_reason == ABORT_VOTE_NO) {
+			struct peer *p = coord_peer(s, t->no_voter);
+			o.abort_participant = p ? p->name : (char *)"";
+			o.abort_reason = t->no_reason ? t->no_reason : (char *)"";
+		}
+	}
 	env.request_id = a->req;
 	env.body_case = TPC__ENVELOPE__BODY_OUTCOME;
 	env.outcome = &o;
@@ -240,6 +249,30 @@ void coord_log_done(void *ctx, struct bw_item *item, int status)
 	rec_free(r);
 }
 
+const char *coord_abort_text(struct coord_server *s, const struct coord_txn *t, char *buf,
+			     size_t len)
+{
+	if (t->abort_reason != ABORT_VOTE_NO)
+		return coord_abort_reason_str(t->abort_reason);
+	struct peer *p = coord_peer(s, t->no_voter);
+	snprintf(buf, len, "participant \"%s\" voted NO%s%s", p ? p->name : "?",
+		 t->no_reason ? ": " : "", t->no_reason ? t->no_reason : "");
+	return buf;
+}
+
+/* An aborted transaction is about to go: say why, and keep it for later askers. */
+static void note_abort(struct coord_server *s, struct coord_txn *t)
+{
+	char text[512];
+	const char *why = coord_abort_text(s, t, text, sizeof(text));
+	struct peer *p = t->abort_reason == ABORT_VOTE_NO ? coord_peer(s, t->no_voter) : NULL;
+
+	tpc_logf(&s->log, t->abort_reason == ABORT_VOTE_NO || t->abort_reason == ABORT_OPERATOR
+				  ? TPC_LOG_INFO : TPC_LOG_DEBUG,
+		 "txid %llu aborted: %s", (unsigned long long)t->txid, why);
+	coord_aborts_add(s->aborts, t->txid, why, p ? p->name : NULL, p ? t->no_reason : NULL);
+}
+
 void coord_free_txn(struct coord_server *s, struct coord_txn *t)
 {
 	struct conn *owner = coord_conn_get(s, t->owner);
@@ -251,6 +284,7 @@ void coord_free_txn(struct coord_server *s, struct coord_txn *t)
 		free(t->key);
 	}
 	u64map_del(&s->txns, t->txid);
+	free(t->no_reason);
 	coord_txn_release(t);
 	free(t);
 }
@@ -367,9 +401,7 @@ int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coor
 	}
 	if (t->state == TXN_DONE) {
 		if (t->abort_reason)
-			tpc_logf(&s->log, TPC_LOG_DEBUG, "txid %llu aborted: %s",
-				 (unsigned long long)t->txid,
-				 coord_abort_reason_str(t->abort_reason));
+			note_abort(s, t);
 		coord_free_txn(s, t);
 	} else {
 		coord_arm(s, t);

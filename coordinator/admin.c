@@ -539,6 +539,19 @@ static void get_transactions(struct coord_admin *a, struct evhttp_request *req)
 	admin_reply_json(req, o ? 200 : 500, o);
 }
 
+/* 404 for a transaction that aborted lately: why (aborts.h), with the NO voter. */
+static void aborted_reply(struct evhttp_request *req, const struct coord_abort_rec *ab)
+{
+	json_t *o = json_pack("{s:o, s:s, s:s, s:o, s:o}", "txid", admin_txid_json(ab->txid),
+			      "status", "ABORTED", "reason", ab->reason ? ab->reason : "",
+			      "abort_participant",
+			      ab->participant ? json_string(ab->participant) : json_null(),
+			      "abort_reason", ab->detail ? json_string(ab->detail) : json_null());
+
+	admin_reply_error(req, 404, o, "no open transaction %" PRIu64 " (it aborted: %s)",
+			  ab->txid, ab->reason ? ab->reason : "?");
+}
+
 static void get_transaction(struct coord_admin *a, struct evhttp_request *req, uint64_t txid)
 {
 	struct coord_server *s = a->srv;
@@ -552,6 +565,11 @@ static void get_transaction(struct coord_admin *a, struct evhttp_request *req, u
 	st = heuristic_logged_status(s, txid);
 	if (!st) {
 		admin_reply_error(req, 503, NULL, "cannot read the decision log; ask again");
+		return;
+	}
+	const struct coord_abort_rec *ab = st[0] == 'A' ? coord_aborts_get(s->aborts, txid) : NULL;
+	if (ab) {
+		aborted_reply(req, ab);
 		return;
 	}
 	admin_reply_error(req, 404, json_pack("{s:o, s:s}", "txid", admin_txid_json(txid), "status",

@@ -78,7 +78,7 @@ static const struct opt opts[] = {
 	{ "listen", 'l', K_STR, FIELD(listen), .sdef = "127.0.0.1:7400", .arg = "HOST:PORT",
 	  .help = "address to serve on" },
 	{ "data", 'd', K_STR, FIELD(data_dir), .arg = "DIR",
-	  .help = "log folder, created if missing (required)" },
+	  .help = "log folder, created if missing (required unless the log is in etcd)" },
 	{ "id", 0, K_NUM, FIELD(id), .lo = 1, .hi = UINT32_MAX,
 	  .help = "coordinator id stored in a new log; a log with another id is refused "
 		  "(default: the log's own, 1 for a new log)" },
@@ -150,6 +150,20 @@ static const struct opt opts[] = {
 	  .def = 4096, .help = "records per log batch; 1 turns group commit off" },
 	{ "map-size", 0, K_SIZE, FIELD(map_size), .lo = 1u << 20, .hi = 1ull << 40,
 	  .def = 1ull << 30, .help = "LMDB map size: the largest the log file may grow to" },
+	{ "log", 0, K_STR, FIELD(log_kind), .sdef = "lmdb", .arg = "lmdb|etcd",
+	  .help = "where the decision log lives: lmdb (a local folder, --data) or etcd "
+		  "(a replicated cluster, --etcd-endpoints and --group; see docs/ha.md)" },
+	{ "etcd-endpoints", 0, K_STR, FIELD(etcd_endpoints), .arg = "URL,...",
+	  .help = "etcd's client URLs (http://HOST:PORT, comma-separated), with --log etcd" },
+	{ "group", 0, K_STR, FIELD(group), .arg = "NAME",
+	  .help = "the coordinator group (1-64 of A-Z a-z 0-9 _ . -): its log is under "
+		  "/tpc/NAME/ in etcd, and one of its coordinators leads" },
+	{ "lease", 0, K_DUR, FIELD(lease_ms), .lo = 2000, .hi = 3600000, .def = 5000,
+	  .help = "the leader's etcd lease, whole seconds: a standby takes over within it "
+		  "after the leader dies" },
+	{ "advertise", 0, K_STR, FIELD(advertise), .arg = "HOST:PORT",
+	  .help = "the address standbys name in ERR_NOT_LEADER while this coordinator "
+		  "leads (default: --listen)" },
 	{ "log-level", 0, K_LEVEL, FIELD(log_level), .flags = RELOAD, .def = TPC_LOG_INFO,
 	  .help = "debug, info, warn or error" },
 	{ "admin", 0, K_STR, FIELD(admin), .flags = MARK,
@@ -862,13 +876,37 @@ static int check_tls(const struct coord_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-int coord_config_check(const struct coord_config *cfg, char *err, size_t errlen)
+/* --log: lmdb needs --data; etcd needs --etcd-endpoints and --group. */
+static int check_log(const struct coord_config *cfg, char *err, size_t errlen)
 {
-	if (!cfg->data_dir || !*cfg->data_dir) {
+	int etcd = cfg->log_kind && strcmp(cfg->log_kind, "etcd") == 0;
+
+	if (!etcd && (!cfg->log_kind || strcmp(cfg->log_kind, "lmdb") != 0)) {
+		snprintf(err, errlen, "log %s: lmdb or etcd", cfg->log_kind ? cfg->log_kind : "");
+		return -EINVAL;
+	}
+	if (etcd && (!cfg->etcd_endpoints || !*cfg->etcd_endpoints || !cfg->group ||
+		     !*cfg->group)) {
+		snprintf(err, errlen, "--log etcd needs --etcd-endpoints URL,... and --group NAME");
+		return -EINVAL;
+	}
+	if (etcd && cfg->lease_ms % 1000) {
+		snprintf(err, errlen, "lease %" PRIu32 "ms: etcd leases are whole seconds",
+			 cfg->lease_ms);
+		return -EINVAL;
+	}
+	if (!etcd && (!cfg->data_dir || !*cfg->data_dir)) {
 		snprintf(err, errlen, "no data folder: give --data DIR (or data = DIR in the "
 			 "config file)");
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int coord_config_check(const struct coord_config *cfg, char *err, size_t errlen)
+{
+	if (check_log(cfg, err, errlen))
+		return -EINVAL;
 	if (check_address("listen", cfg->listen, err, errlen))
 		return -EINVAL;
 	if (cfg->admin && strcmp(cfg->admin, "off") != 0 &&

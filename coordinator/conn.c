@@ -79,10 +79,13 @@ void coord_conn_send_error(struct conn *c, uint64_t req, int code, const char *m
 {
 	Tpc__Envelope env = TPC__ENVELOPE__INIT;
 	Tpc__Error err = TPC__ERROR__INIT;
+	char leader[256];
 
 	err.code = (Tpc__ErrorCode)code;
 	err.message = (char *)msg;
 	err.txid = txid;
+	if (code == TPC__ERROR_CODE__ERR_NOT_LEADER) /* ha.c: where to go instead */
+		err.leader = (char *)coord_ha_leader(c->srv, leader, sizeof(leader));
 	env.request_id = req;
 	env.body_case = TPC__ENVELOPE__BODY_ERROR;
 	env.error = &err;

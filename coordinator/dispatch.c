@@ -297,6 +297,27 @@ static void reply_outcome(struct conn *c, uint64_t req, uint64_t txid, Tpc__Outc
 	coord_conn_send(c, &env);
 }
 
+/* ABORTED for a txid not in memory: why, when it aborted lately (aborts.h). */
+static void reply_aborted(struct conn *c, uint64_t req, uint64_t txid)
+{
+	const struct coord_abort_rec *r = coord_aborts_get(c->srv->aborts, txid);
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Outcome o = TPC__OUTCOME__INIT;
+
+	o.txid = txid;
+	o.outcome = TPC__OUTCOME_KIND__OUTCOME_ABORTED;
+	o.reason = r && r->reason ? r->reason
+				  : (char *)"no such transaction: unknown or aborted (presumed abort)";
+	if (r && r->participant)
+		o.abort_participant = r->participant;
+	if (r && r->detail)
+		o.abort_reason = r->detail;
+	env.request_id = req;
+	env.body_case = TPC__ENVELOPE__BODY_OUTCOME;
+	env.outcome = &o;
+	coord_conn_send(c, &env);
+}
+
 /* Commit or Abort for a transaction not in memory: the log, or presumed abort. */
 static void outcome_from_log(struct conn *c, uint64_t req, uint64_t txid)
 {
@@ -312,8 +333,7 @@ static void outcome_from_log(struct conn *c, uint64_t req, uint64_t txid)
 			      "no record: its outcome is older than the coordinator's outcome "
 			      "retention and was forgotten");
 	else
-		reply_outcome(c, req, txid, TPC__OUTCOME_KIND__OUTCOME_ABORTED,
-			      "no such transaction: unknown or aborted (presumed abort)");
+		reply_aborted(c, req, txid);
 }
 
 static int on_commit_or_abort(struct conn *c, uint64_t req, uint64_t txid,
@@ -351,6 +371,27 @@ static void send_decision_to(struct conn *c, uint64_t txid, int commit)
 	coord_conn_send(c, &env);
 }
 
+/* A NO vote: keep its reason for the client's Outcome, the log line and the admin API,
+ * which the step that aborts says (actions.c). @return 1 if this vote's reason was kept. */
+static int note_no_vote(struct coord_txn *t, const Tpc__Vote *v)
+{
+	if (t->no_reason || !v->reason || !v->reason[0])
+		return 0;
+	t->no_reason = strdup(v->reason); /* out of memory: told without the detail */
+	return t->no_reason != NULL;
+}
+
+/* After the step: a NO that did not abort (refused, or too late) keeps no reason. */
+static void drop_unused_reason(struct coord_server *s, uint64_t txid, uint32_t peer)
+{
+	struct coord_txn *t = find_txn(s, txid);
+
+	if (t && t->no_reason && (t->abort_reason != ABORT_VOTE_NO || t->no_voter != peer)) {
+		free(t->no_reason);
+		t->no_reason = NULL;
+	}
+}
+
 static int on_vote(struct conn *c, uint64_t req, const Tpc__Vote *v)
 {
 	struct coord_server *s = c->srv;
@@ -365,10 +406,13 @@ static int on_vote(struct conn *c, uint64_t req, const Tpc__Vote *v)
 			send_decision_to(c, v->txid, rc == COORD_LOOKUP_COMMITTED);
 		return 0;
 	}
+	int kept = v->vote == TPC__VOTE_KIND__VOTE_NO && note_no_vote(t, v);
 	struct coord_event ev = { .type = EV_VOTE, .peer = c->peer, .vote = (int)v->vote,
 				  .inc = v->incarnation };
 	broken_accept_rejoin(t, &ev);
-	int rc = coord_step_rc(s, t, &ev);
+	int rc = coord_step_rc(s, t, &ev); /* may free t */
+	if (kept)
+		drop_unused_reason(s, v->txid, c->peer);
 	if (rc == COORD_ERR_NOT_PARTICIPANT)
 		coord_conn_send_error(c, req, E(NOT_PARTICIPANT),
 				      "vote from a participant that did not join", v->txid);
@@ -446,6 +490,8 @@ int coord_dispatch(struct conn *c, const Tpc__Envelope *env)
 {
 	uint64_t req = env->request_id;
 
+	if (c->srv->ha && !coord_ha_check(c->srv)) /* ha.c: a standby serves nothing */
+		return coord_ha_refuse(c, req);
 	if (c->role == CONN_PARTICIPANT && c->peer) /* last seen, for the admin API */
 		coord_peer(c->srv, c->peer)->last_seen_wall_ms = tpc_wall_ms();
 	if (c->role == CONN_BINDING) {

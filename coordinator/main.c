@@ -53,6 +53,8 @@ static void usage(void)
 	fputs(usage_tail, stdout);
 	tpc_cli_exit_status(stdout, "stopped cleanly, or --check-config found the configuration valid",
 			    "could not start or run (the log says why)");
+	fputs("  3  lost the leadership of its group (--log etcd): start it again, as a standby\n",
+	      stdout);
 }
 
 /* --check-config: say so, show what the server would run with, touch nothing. */

@@ -100,7 +100,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	struct coord_rec *r;
 	uint64_t now = tpc_wall_ms();
 
-	if (s->sweeping || s->stopping)
+	if (s->sweeping || s->stopping || s->standby)
 		return;
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -149,15 +149,25 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static int open_log(struct coord_server *s)
 {
 	char err[256] = "";
-	uint64_t id = 0, epoch = 0;
-	int rc = coord_log_lmdb_open(&s->store, s->cfg.data_dir, s->cfg.map_size, err, sizeof(err));
+	int rc;
 
+	if (strcmp(s->cfg.log_kind, "etcd") == 0)
+		return coord_ha_open(s); /* ha.c: leader (epoch taken) or standby */
+	rc = coord_log_lmdb_open(&s->store, s->cfg.data_dir, s->cfg.map_size, err, sizeof(err));
 	if (rc) {
 		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot open the log in %s: %s", s->cfg.data_dir,
 			 err);
 		return rc;
 	}
-	rc = s->store.ops->read_meta(s->store.self, &id, &epoch);
+	return coord_take_epoch(s);
+}
+
+/* The log's meta: the coordinator id checked, a new epoch made durable (D7). */
+int coord_take_epoch(struct coord_server *s)
+{
+	uint64_t id = 0, epoch = 0;
+	int rc = s->store.ops->read_meta(s->store.self, &id, &epoch);
+
 	if (rc)
 		goto fail;
 	if (s->cfg.id && id && s->cfg.id != id) {
@@ -175,6 +185,7 @@ static int open_log(struct coord_server *s)
 	rc = s->store.ops->write_meta(s->store.self, s->id, s->epoch); /* D7: durable first */
 	if (rc)
 		goto fail;
+	s->next_seq = 0;
 	return 0;
 fail:
 	tpc_logf(&s->log, TPC_LOG_ERROR, "cannot read or write the log's meta: %d", rc);
@@ -209,6 +220,19 @@ fail:
 	coord_txn_release(t);
 	free(t);
 	return -ENOMEM;
+}
+
+static int recover(struct coord_server *s);
+
+/* Leading: the bindings (D8) and the undelivered decisions, their resends armed. */
+int coord_lead(struct coord_server *s)
+{
+	int rc = coord_identity_load(s);
+
+	rc = rc ? rc : recover(s);
+	if (rc == 0)
+		s->ready = 1;
+	return rc;
 }
 
 static int recover(struct coord_server *s)
@@ -359,8 +383,11 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 	strmap_init(&s->live_keys);
 	deadline_timer_init(&s->deadlines, txn_armed, txn_deadline, s);
 	signal(SIGPIPE, SIG_IGN);
+	s->aborts = malloc(sizeof(*s->aborts));
+	if (s->aborts)
+		coord_aborts_init(s->aborts);
 	s->base = event_base_new();
-	if (!s->base || setup_events(s))
+	if (!s->aborts || !s->base || setup_events(s))
 		goto fail;
 	if (open_log(s))
 		goto fail;
@@ -369,13 +396,15 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 	if (!s->writer || lazy_queue_init(&s->lazy, s->base, s->writer, COORD_LAZY_FLUSH_MS,
 					  COORD_LAZY_MAX, NULL, NULL))
 		goto fail;
-	if (coord_tls_start(s) || coord_admin_start(s) || coord_identity_load(s) || recover(s) ||
+	if (coord_tls_start(s) || coord_admin_start(s) || (!s->standby && coord_lead(s)) ||
 	    coord_listen(s))
 		goto fail;
-	s->ready = 1; /* /readyz */
-	tpc_logf(&s->log, TPC_LOG_INFO, "listening on %s (data %s, group commit %s, TLS %s)",
-		 cfg->listen, cfg->data_dir, cfg->group_commit_max > 1 ? "on" : "off",
-		 s->tls ? "required" : "off");
+	s->ready = !s->standby; /* /readyz */
+	if (s->standby && coord_ha_wait(s))
+		goto fail;
+	tpc_logf(&s->log, TPC_LOG_INFO, "listening on %s (%s %s, group commit %s, TLS %s)",
+		 cfg->listen, s->ha ? "etcd group" : "data", s->ha ? cfg->group : cfg->data_dir,
+		 cfg->group_commit_max > 1 ? "on" : "off", s->tls ? "required" : "off");
 	return s;
 fail:
 	coord_server_free(s);
@@ -398,11 +427,16 @@ static void free_all_txns(struct coord_server *s)
 
 	for (struct coord_txn *t = u64map_iter_first(&it, &s->txns); t; t = u64map_iter_next(&it)) {
 		free(t->key);
+		free(t->no_reason);
 		coord_txn_release(t);
 		free(t);
 	}
 	u64map_iter_end(&it);
 	u64map_free(&s->txns);
+	if (s->aborts)
+		coord_aborts_free(s->aborts);
+	free(s->aborts);
+	s->aborts = NULL;
 }
 
 void coord_server_free(struct coord_server *s)
@@ -429,8 +463,10 @@ void coord_server_free(struct coord_server *s)
 	coord_peers_free(s);
 	free(s->conns);
 	free(s->conn_gen);
+	coord_ha_stop(s); /* its campaign thread uses the store */
 	if (s->store.ops)
 		s->store.ops->close(s->store.self);
+	coord_ha_free(s);
 	if (s->sweep)
 		event_free(s->sweep);
 	if (s->sweep_next)

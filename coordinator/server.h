@@ -44,6 +44,12 @@ struct coord_config {
 	uint64_t audit_retention_ms;   /* operator audit entries kept (0: for ever) */
 	uint32_t group_commit_max;   /* records per log batch; 1 turns group commit off */
 	uint64_t map_size;           /* LMDB map size */
+	/* The log in etcd instead (docs/ha.md): coordinators of one group elect a leader. */
+	const char *log_kind;        /* "lmdb" (default) or "etcd" */
+	const char *etcd_endpoints;  /* http://HOST:PORT,... */
+	const char *group;           /* the group's name: keys under /tpc/<group>/ */
+	uint32_t lease_ms;           /* the leader lease */
+	const char *advertise;       /* the address a standby names (default: listen) */
 	enum tpc_log_level log_level;
 	/* Admin API (docs/admin-api.md) */
 	const char *admin;           /* HOST:PORT, or "off"; default 127.0.0.1:7401 */

@@ -13,6 +13,7 @@
 
 #include <event2/util.h>
 
+#include "aborts.h"
 #include "batch_writer.h"
 #include "deadline_timer.h"
 #include "faults.h"
@@ -121,6 +122,7 @@ struct coord_server {
 	struct u64map txns;         /* txid -> struct coord_txn * */
 	struct strmap live_keys;    /* client key -> txid of its open transaction */
 	struct deadline_timer deadlines; /* each open transaction's next EV_TICK */
+	struct coord_aborts *aborts; /* why recent transactions aborted (aborts.h) */
 
 	struct peer *peers;
 	uint32_t npeers, peers_cap;
@@ -158,6 +160,9 @@ struct coord_server {
 	void (*commit_logged)(struct coord_server *s, uint64_t txid, int status);
 	int ready;                  /* recovery done and the RPC listener up (/readyz) */
 	uint64_t started_ms, started_wall_ms;
+	/* --log etcd (ha.c): a standby serves nothing and answers ERR_NOT_LEADER. */
+	struct coord_ha *ha;
+	int standby;
 };
 
 /* token.c: txids and transaction tokens (proto/tpc.proto, "Who may do what") */
@@ -215,6 +220,10 @@ int coord_step_rc(struct coord_server *s, struct coord_txn *t, const struct coor
 void coord_log_done(void *ctx, struct bw_item *item, int status);
 int coord_log_write(void *ctx, struct bw_item *head, size_t n);
 void coord_free_txn(struct coord_server *s, struct coord_txn *t);
+/** The sentence an aborted @p t's Outcome.reason carries (a NO vote names the participant
+ *  and its reason), in @p buf; @return buf, or a static string. */
+const char *coord_abort_text(struct coord_server *s, const struct coord_txn *t, char *buf,
+			     size_t len);
 void coord_arm(struct coord_server *s, struct coord_txn *t);
 #define COORD_LAZY_FLUSH_MS 50
 #define COORD_LAZY_MAX 4096
@@ -239,6 +248,24 @@ enum admin_code {
 
 /* identity.c: participant name bindings and incarnations (D8) */
 int coord_identity_load(struct coord_server *s);
+
+/* ha.c: a coordinator of a group whose log is in etcd (docs/ha.md). */
+/** Open the etcd log and campaign once: s->standby says whether another leads. */
+int coord_ha_open(struct coord_server *s);
+/** A standby: wait for leadership on a thread; coord_lead() runs when it comes. */
+int coord_ha_wait(struct coord_server *s);
+/** 1: this coordinator leads and may serve; 0: a standby, or it just stepped down. */
+int coord_ha_check(struct coord_server *s);
+/** A standby's answer to any request: ERR_NOT_LEADER naming the leader; closes. */
+int coord_ha_refuse(struct conn *c, uint64_t req);
+/** The leader's address for Error.leader ("" when unknown). */
+const char *coord_ha_leader(struct coord_server *s, char *buf, size_t len);
+void coord_ha_stop(struct coord_server *s);   /* before the store closes */
+void coord_ha_free(struct coord_server *s);   /* after */
+/* server.c: the steps of taking the lead: a new durable epoch (D7); bindings and
+ * undelivered decisions loaded, resends armed, ready. */
+int coord_take_epoch(struct coord_server *s);
+int coord_lead(struct coord_server *s);
 /** A participant's Hello. @return 1 if the connection was closed. */
 int coord_identity_hello(struct conn *c, uint64_t req, const Tpc__Hello *h);
 /** 0 (ADMIN_OK) if @p peer's binding may be forgotten now; else an enum admin_code and

@@ -109,7 +109,7 @@ const char *coord_abort_reason_str(enum coord_abort_reason r)
 	case ABORT_PART_LOST: return "a participant disconnected before voting";
 	case ABORT_CLIENT_GONE: return "the client disconnected before committing";
 	case ABORT_FENCED: return "fenced by a newer Begin with the same transaction key";
-	case ABORT_OPERATOR: return "aborted by an operator";
+	case ABORT_OPERATOR: return "aborted by operator";
 	case ABORT_PART_RESTARTED: return "a participant restarted and lost its staged writes";
 	case ABORT_UNLOGGABLE:
 		return "the decision record cannot be written (a name or key the log refuses)";

@@ -112,6 +112,8 @@ struct coord_txn {
 	uint8_t cap;
 	uint8_t dropping;          /* enum coord_drop_state */
 	uint32_t no_voter;         /* the peer that voted NO (when abort_reason is VOTE_NO) */
+	char *no_reason;           /* the reason its first NO Vote gave, or NULL; owned by the
+				    * server (dispatch.c), the machine never looks at it */
 	struct coord_txn_part *parts;
 	/* Observability, written and read by the server only (actions.c, metrics.c, the
 	 * admin API); the machine never looks at them. Zero from init. */

@@ -16,7 +16,9 @@ PKGS=(build-essential cmake pkg-config
       clang libclang-rt-14-dev  # the libFuzzer harnesses (make fuzz; make test runs them)
       procps psmisc
       libsystemd-dev  # sd_notify: the systemd unit is Type=notify (packaging/)
-      help2man)       # man pages from each program's --help, made at build time
+      help2man        # man pages from each program's --help, made at build time
+      etcd-server etcd-client  # the etcd log's tests run a real 3-member cluster (scripts/etcd-cluster.sh)
+      postgresql-15 libpq-dev)  # the PostgreSQL participant (libpq) and its tests (scripts/pg-harness.sh)
 [ "${1:-}" = --bench ] && PKGS+=(gnuplot-nox)
 [ "${1:-}" = --lesson ] && PKGS+=(gnuplot-nox)
 

@@ -1,7 +1,9 @@
 /*
  * embed: a service that takes part in tpc transactions, in a few lines.
  * It embeds a participant (LMDB sink, background thread), then acts as its own
- * initiator: begin, stage one write, commit, and print the outcome.
+ * initiator: begin, stage one write, commit, and print the outcome. Before it exits it
+ * drains the participant, so the decision is applied and acknowledged: the coordinator
+ * is left with no open transaction.
  *
  *   embed COORDINATOR_HOST:PORT DATA_DIR [NAME]
  *
@@ -64,6 +66,10 @@ int main(int argc, char **argv)
 	}
 	printf("txid %llu %s\n", (unsigned long long)txid, tpc_outcome_str(outcome));
 	tpc_client_free(c);
+	/* The client heard COMMITTED; the participant applies and acks it now. */
+	size_t in_doubt = 0;
+	if (tpc_participant_drain(p, 10000, &in_doubt) != 0)
+		fprintf(stderr, "participant: %s\n", tpc_participant_errmsg(p));
 	tpc_participant_free(p);
 	return outcome == TPC_OUTCOME_COMMITTED ? 0 : 1;
 }

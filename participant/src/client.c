@@ -13,8 +13,7 @@
  *                  pending --its connection dropped------------> done (TPC_ECLOSED, or the
  *                                                                 code of an Error the
  *                                                                 coordinator sent first)
- *                  pending --its connect failed / timed out----> done (-ECONNREFUSED, ...,
- *                                                                 -ETIMEDOUT)
+ *                  pending --its connect failed / timed out----> done (TPC_EUNREACHABLE)
  *                  pending --tpc_client_free-------------------> done (TPC_ECLOSED)
  *   A Commit or Abort that fails gets TPC_OUTCOME_UNKNOWN; reasons and messages live on
  *   the handle (tpc_client_errmsg) and, for outcome callbacks, in the reason argument.
@@ -129,6 +128,7 @@ struct tpc_client {
 	int depth;                   /* nested callback frames running right now */
 	int freeing;                 /* tpc_client_free was called */
 	char errmsg[256];
+	tpc_client_outcome last;     /* the last Outcome received (tpc_client_last_outcome) */
 };
 
 /* ---- small helpers ---------------------------------------------------------------- */
@@ -358,6 +358,28 @@ static void on_begin_reply(struct tpc_client *c, struct creq *r, const Tpc__Begi
 	finish(c, r, 0, &rep);
 }
 
+/* Keep every field of an Outcome for tpc_client_last_outcome(). */
+static void keep_outcome(struct tpc_client *c, const Tpc__Outcome *m, tpc_outcome o)
+{
+	tpc_client_outcome *l = &c->last;
+
+	l->txid = m->txid;
+	l->outcome = o;
+	snprintf(l->reason, sizeof(l->reason), "%s", m->reason ? m->reason : "");
+	snprintf(l->participant, sizeof(l->participant), "%s",
+		 m->abort_participant ? m->abort_participant : "");
+	snprintf(l->participant_reason, sizeof(l->participant_reason), "%s",
+		 m->abort_reason ? m->abort_reason : "");
+}
+
+int tpc_client_last_outcome(const tpc_client *c, tpc_client_outcome *out)
+{
+	if (!c || !out)
+		return -EINVAL;
+	*out = c->last;
+	return c->last.txid ? 0 : -ENOENT;
+}
+
 static void on_outcome(struct tpc_client *c, struct creq *r, const Tpc__Outcome *m)
 {
 	struct creply rep = { .reason = m->reason };
@@ -368,6 +390,7 @@ static void on_outcome(struct tpc_client *c, struct creq *r, const Tpc__Outcome 
 	case TPC__OUTCOME_KIND__OUTCOME_FORGOTTEN: rep.outcome = TPC_OUTCOME_FORGOTTEN; break;
 	default: rep.outcome = TPC_OUTCOME_UNKNOWN; break; /* the coordinator does not know */
 	}
+	keep_outcome(c, m, rep.outcome);
 	finish(c, r, 0, &rep);
 }
 
@@ -480,8 +503,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 }
 
 /*
- * The connect failed: nothing was delivered. Requests fail with the socket's error
- * (-ECONNREFUSED, -ENETUNREACH, ...) when libevent left a usable one, else TPC_ECLOSED.
+ * The connect failed: nothing was delivered. Requests fail with TPC_EUNREACHABLE, the
+ * errmsg naming the socket's error (connection refused, ...) when libevent left one.
  */
 static int connect_failed(struct tpc_client *c, int sockerr)
 {
@@ -499,7 +522,7 @@ static int connect_failed(struct tpc_client *c, int sockerr)
 
 	set_err(c, 0, "cannot connect to the coordinator at %s: %s", c->coordinator,
 		usable ? evutil_socket_error_to_string(sockerr) : "connection failed");
-	return usable ? -sockerr : TPC_ECLOSED;
+	return TPC_EUNREACHABLE; /* errmsg keeps the socket's reason */
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -540,7 +563,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	if (c->bev && c->connecting && c->connect_deadline_ms <= now) {
 		set_err(c, 0, "cannot connect to the coordinator at %s within %u ms",
 			c->coordinator, (unsigned)c->cfg.connect_timeout_ms);
-		drop_connection(c, -ETIMEDOUT);
+		drop_connection(c, TPC_EUNREACHABLE);
 	}
 	while (!c->freeing && (r = oldest(c)) && r->deadline_ms <= now) {
 		set_err(c, 0, "no reply to %s within %u ms", kind_name(r->kind),

@@ -53,6 +53,8 @@ static const char *tpc_code_str(int code)
 	case TPC_EEPOCH:
 		return "a coordinator epoch too far above the highest seen (refused, not "
 		       "remembered)";
+	case TPC_EUNREACHABLE:
+		return "the coordinator is unreachable (nothing was done; try again later)";
 	}
 	return NULL;
 }

@@ -11,8 +11,8 @@
  * transaction, the PREPARED record's for one recovered from the log).
  * D9: once the drop of an applied transaction's PREPARED record is durable, the sink
  * is told to forget the txid (a repeated COMMIT is acked without reaching it).
- * Sink calls keep tpc/sink.h's threading contract: prepare() (part_sink_prepare) and
- * abort() (discard) run on the loop thread, commit() and forget() only in
+ * Sink calls keep tpc/sink.h's threading contract: prepare() (part_sink_prepare),
+ * abort() (discard) and committing() (PACT_APPLY) run on the loop thread, commit() and forget() only in
  * part_sink_writer_write() on the sink writer. The per-txid rules come from the
  * machine: PACT_APPLY only after the sink's prepare() returned 0 (ACTIVE -> LOGGING),
  * PACT_DISCARD never once APPLYING, and a forget only after the durable drop that
@@ -162,6 +162,7 @@ static void execute(struct tpc_participant *p, struct ptxn *t, const struct part
 			*followup = (struct part_event){ .type = PEV_LOGGED, .status = -EIO }; /* NO */
 		break;
 	case PACT_APPLY:
+		tpc_sink_committing(p->sink, t->m.txid); /* before its commit() is queued */
 		if (log_apply(p, t)) /* retried later */
 			*followup = (struct part_event){ .type = PEV_APPLIED, .status = -ENOMEM };
 		break;
@@ -230,18 +231,21 @@ void part_step_all(struct tpc_participant *p, const struct part_event *ev)
 	u64map_iter_end(&it);
 }
 
-/* The sink's prepare() on the staged writes: 0 vote YES, negative vote NO. */
-int part_sink_prepare(struct tpc_participant *p, struct ptxn *t)
+/* The sink's prepare() on the staged writes: 0 vote YES, negative vote NO (@p reason,
+ * of @p reason_len bytes, says why as the sink worded it; "" when it did not). */
+int part_sink_prepare(struct tpc_participant *p, struct ptxn *t, char *reason,
+		      size_t reason_len)
 {
 	size_t len, n;
 	tpc_write *w;
-	char reason[128] = "";
 	const uint8_t *bytes = part_blob_bytes(&t->blob, &len);
 
+	reason[0] = '\0';
 	if (!bytes || part_blob_decode(bytes, len, &w, &n))
 		return -ENOMEM;
 	tpc_sink_txn st = { .txid = t->m.txid, .writes = w, .nwrites = n };
-	int rc = tpc_sink_prepare(p->sink, &st, reason, sizeof(reason));
+	int rc = tpc_sink_prepare(p->sink, &st, reason, reason_len);
+	reason[reason_len - 1] = '\0';
 	free(w);
 	if (rc && reason[0])
 		part_logf(p, TPC_LOG_INFO, "txid %llu refused by the sink: %s",

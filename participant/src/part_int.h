@@ -101,6 +101,11 @@ struct tpc_participant {
 	int connected;                /* HelloReply received on the current connection */
 	uint32_t reconnect_ms;
 	struct event *reconnect_ev, *hello_ev;
+	struct event *unreach_ev;     /* fires unreachable_timeout_ms after the connection
+					 went (or never came), then every UNREACH_WARN_MS */
+	uint64_t down_since_ms;       /* no connection since (monotonic); 0: connected */
+	int unreachable;              /* down for unreachable_timeout_ms: new work fails */
+	char net_err[340];            /* why the last connection attempt failed */
 
 	struct batch_writer *writer;      /* the state log: PREPARED records, drops */
 	struct batch_writer *sink_writer; /* the sink: applies */
@@ -108,6 +113,7 @@ struct tpc_participant {
 	uint64_t *forgets;            /* applied txids whose drop is durable: for the sink */
 	size_t nforgets, forgets_cap;
 	struct u64map txns;           /* txid -> struct ptxn * */
+	struct u64map asks;           /* txid -> struct part_ask * (part_ask.c) */
 	size_t ntombstones;           /* txns in PS_EXPIRED (not counted as open) */
 	struct deadline_timer deadlines; /* each transaction's next PEV_TICK */
 	uint64_t highest_epoch;
@@ -120,6 +126,7 @@ struct tpc_participant {
 	int wake_fd;
 	struct event *wake_ev;
 	int stopping;
+	int draining;                 /* tpc_participant_drain(): no new transactions */
 
 	struct tpc_arena arena;       /* unpacked Envelopes, one frame at a time */
 	struct tpc_faults faults;      /* armed from cfg.faults at creation */
@@ -156,6 +163,8 @@ part_logf(struct tpc_participant *p, enum tpc_log_level lvl, const char *fmt, ..
 /* part_net.c */
 int part_net_start(struct tpc_participant *p);
 void part_net_stop(struct tpc_participant *p);
+/** Bytes queued for the coordinator and not yet written to the socket. */
+size_t part_net_unsent(struct tpc_participant *p);
 
 /* part_send.c */
 void part_send_join(struct tpc_participant *p, const struct ptxn *t);
@@ -169,7 +178,8 @@ int part_step(struct tpc_participant *p, struct ptxn *t, const struct part_event
 void part_step_all(struct tpc_participant *p, const struct part_event *ev);
 struct ptxn *part_txn_new(struct tpc_participant *p, uint64_t txid);
 void part_txn_free(struct tpc_participant *p, struct ptxn *t);
-int part_sink_prepare(struct tpc_participant *p, struct ptxn *t);
+int part_sink_prepare(struct tpc_participant *p, struct ptxn *t, char *reason,
+		      size_t reason_len);
 int part_log_writer_write(void *ctx, struct bw_item *head, size_t n);
 int part_sink_writer_write(void *ctx, struct bw_item *head, size_t n);
 void part_flush_forgets(struct tpc_participant *p);
@@ -186,5 +196,14 @@ void part_deadline_fire(void *ctx, uint64_t txid);
  *        rule of tpc/participant.h: zero means the default, never "none").
  */
 void part_config_resolve(tpc_participant_config *cfg);
+
+/* part_ask.c: status queries for txids the participant holds no record of. */
+int part_ask_reply(struct tpc_participant *p, uint64_t txid, int status);
+/* @p until = now (CLOCK_REALTIME, for pthread_cond_timedwait) + @p ms. */
+struct timespec;
+void part_deadline(struct timespec *until, uint32_t ms);
+/* participant.c: run fn(p, arg) on the loop thread and wait (started mode), or at once. */
+int part_run_on_loop(struct tpc_participant *p, void (*fn)(struct tpc_participant *, void *),
+		     void *arg);
 
 #endif

@@ -43,6 +43,7 @@
 #define RECONNECT_MAX_MS 2000
 #define HELLO_TIMEOUT_MS 5000 /* a Hello or its reply lost: give up on the connection */
 #define HELLO_MAX_PREPARED 4096 /* txids listed in a Hello (the coordinator may be told fewer) */
+#define UNREACH_WARN_MS 30000 /* while unreachable, the WARN line comes again this often */
 
 static void schedule_reconnect(struct tpc_participant *p);
 
@@ -90,6 +91,62 @@ static void step_txid(struct tpc_participant *p, uint64_t txid, const struct par
 		part_step(p, t, ev);
 }
 
+/* ---- fail fast while the coordinator cannot be reached ----
+ *
+ * down_since_ms is set when the participant starts without a connection and when one
+ * is lost; unreach_ev fires unreachable_timeout_ms later. From then on a stage call for
+ * a new txid fails with TPC_EUNREACHABLE (participant.c), the ones waiting to send
+ * their Join fail with it now, and a WARN line comes at most every UNREACH_WARN_MS. */
+
+static void arm_unreachable(struct tpc_participant *p, uint32_t after_ms)
+{
+	struct timeval tv = { after_ms / 1000, (after_ms % 1000) * 1000 };
+
+	if (p->unreach_ev)
+		evtimer_add(p->unreach_ev, &tv);
+}
+
+/* No connection from now on (start, or the connection was lost). */
+static void went_down(struct tpc_participant *p)
+{
+	if (p->down_since_ms)
+		return;
+	p->down_since_ms = tpc_now_ms();
+	arm_unreachable(p, p->cfg.unreachable_timeout_ms);
+}
+
+static void on_unreachable(evutil_socket_t fd, short what, void *arg)
+{
+	struct tpc_participant *p = arg;
+	uint64_t down = tpc_now_ms() - p->down_since_ms;
+
+	(void)fd;
+	(void)what;
+	if (!p->down_since_ms || p->stopping || p->fatal)
+		return;
+	part_logf(p, TPC_LOG_WARN, "the coordinator at %s has been unreachable for %llu ms (%s); "
+		  "new transactions fail with TPC_EUNREACHABLE until it answers", p->coordinator,
+		  (unsigned long long)down, p->net_err[0] ? p->net_err : "no connection");
+	if (!p->unreachable) {
+		p->unreachable = 1;
+		part_fail_all_stages(p, TPC_EUNREACHABLE); /* Joins waiting for a connection */
+	}
+	arm_unreachable(p, UNREACH_WARN_MS);
+}
+
+/* The coordinator answered a Hello. */
+static void came_up(struct tpc_participant *p)
+{
+	if (p->unreachable)
+		part_logf(p, TPC_LOG_INFO, "the coordinator at %s answers again after %llu ms",
+			  p->coordinator, (unsigned long long)(tpc_now_ms() - p->down_since_ms));
+	p->unreachable = 0;
+	p->down_since_ms = 0;
+	p->net_err[0] = '\0';
+	if (p->unreach_ev)
+		evtimer_del(p->unreach_ev);
+}
+
 /* An epoch too far above the highest seen: refuse it, say so, remember nothing. */
 static int epoch_jumped(struct tpc_participant *p, uint64_t epoch, const char *what,
 			uint64_t txid)
@@ -121,6 +178,7 @@ static int on_hello_reply(struct tpc_participant *p, const Tpc__HelloReply *r)
 	p->stats.connected = 1;
 	p->reconnect_ms = 0;
 	evtimer_del(p->hello_ev);
+	came_up(p);
 	if (r->epoch > p->highest_epoch)
 		p->highest_epoch = r->epoch;
 	part_logf(p, TPC_LOG_INFO, "connected to the coordinator (epoch %llu)",
@@ -132,7 +190,8 @@ static int on_hello_reply(struct tpc_participant *p, const Tpc__HelloReply *r)
 static void on_prepare(struct tpc_participant *p, const Tpc__Prepare *m)
 {
 	struct ptxn *t = u64map_get(&p->txns, m->txid);
-	struct part_event ev = { .type = PEV_PREPARE, .epoch = m->epoch };
+	char reason[256]; /* the sink's, for the NO vote: lives through the step */
+	struct part_event ev = { .type = PEV_PREPARE, .epoch = m->epoch, .reason = reason };
 
 	if (epoch_jumped(p, m->epoch, "Prepare", m->txid))
 		return;
@@ -143,8 +202,9 @@ static void on_prepare(struct tpc_participant *p, const Tpc__Prepare *m)
 				       p->incarnation);
 		return;
 	}
+	reason[0] = '\0';
 	if (t->m.state == PS_ACTIVE && m->epoch >= p->highest_epoch)
-		ev.sink_ok = part_sink_prepare(p, t);
+		ev.sink_ok = part_sink_prepare(p, t, reason, sizeof(reason));
 	part_step(p, t, &ev);
 }
 
@@ -178,6 +238,8 @@ static void on_status_reply(struct tpc_participant *p, const Tpc__StatusReply *m
 {
 	struct part_event ev = { .type = PEV_STATUS };
 
+	if (!u64map_get(&p->txns, m->txid) && part_ask_reply(p, m->txid, m->status))
+		return; /* asked by tpc_participant_query_status() */
 	switch (m->status) {
 	case TPC__TXN_STATUS__STATUS_COMMITTED: ev.status = PART_STATUS_COMMITTED; break;
 	case TPC__TXN_STATUS__STATUS_ABORTED: ev.status = PART_STATUS_ABORTED; break;
@@ -260,6 +322,8 @@ static void drop_connection(struct tpc_participant *p)
 	p->stats.connected = 0;
 	if (was)
 		part_logf(p, TPC_LOG_WARN, "lost the coordinator connection");
+	if (!p->stopping)
+		went_down(p);
 	part_step_all(p, &down);
 	if (!p->stopping && !p->fatal)
 		schedule_reconnect(p);
@@ -284,10 +348,19 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		evtimer_add(p->hello_ev, &tv);
 		return;
 	}
+	if ((what & BEV_EVENT_ERROR) && !p->connected) {
+		int e = EVUTIL_SOCKET_ERROR();
+		snprintf(p->net_err, sizeof(p->net_err), "connect: %s",
+			 e > 0 ? evutil_socket_error_to_string(e) : "failed");
+	} else if (what & BEV_EVENT_EOF && !p->connected) {
+		snprintf(p->net_err, sizeof(p->net_err), "it closed the connection before "
+			 "answering the Hello");
+	}
 	if ((what & BEV_EVENT_ERROR) && p->tls && !p->connected) {
 		char why[320];
 		tpc_tls_describe_error(bev, "handshake failed", why, sizeof(why));
 		part_set_err(p, "TLS with the coordinator at %s failed: %s", p->coordinator, why);
+		snprintf(p->net_err, sizeof(p->net_err), "TLS: %s", why);
 		part_logf(p, TPC_LOG_WARN, "%s; retrying", p->errmsg);
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
@@ -355,10 +428,18 @@ int part_net_start(struct tpc_participant *p)
 {
 	p->reconnect_ev = evtimer_new(p->base, on_reconnect, p);
 	p->hello_ev = evtimer_new(p->base, on_hello_timeout, p);
-	if (!p->reconnect_ev || !p->hello_ev)
+	p->unreach_ev = evtimer_new(p->base, on_unreachable, p);
+	if (!p->reconnect_ev || !p->hello_ev || !p->unreach_ev)
 		return -ENOMEM;
+	p->down_since_ms = 0;
+	went_down(p); /* until the first HelloReply */
 	do_connect(p);
 	return 0;
+}
+
+size_t part_net_unsent(struct tpc_participant *p)
+{
+	return p->bev ? evbuffer_get_length(bufferevent_get_output(p->bev)) : 0;
 }
 
 void part_net_stop(struct tpc_participant *p)
@@ -373,5 +454,9 @@ void part_net_stop(struct tpc_participant *p)
 		event_free(p->reconnect_ev);
 	if (p->hello_ev)
 		event_free(p->hello_ev);
-	p->reconnect_ev = p->hello_ev = NULL;
+	if (p->unreach_ev)
+		event_free(p->unreach_ev);
+	p->reconnect_ev = p->hello_ev = p->unreach_ev = NULL;
+	p->down_since_ms = 0;
+	p->unreachable = 0;
 }

@@ -261,7 +261,8 @@ static int on_prepare(struct part_txn *t, const struct part_txn_config *cfg,
 		return 0;
 	case PS_ACTIVE:
 		if (ev->sink_ok < 0) {
-			emit_vote(out, 0, "the sink refused the transaction");
+			emit_vote(out, 0, ev->reason && ev->reason[0]
+						  ? ev->reason : "the sink refused the transaction");
 			discard(t, out);
 			return 0;
 		}

@@ -59,6 +59,8 @@ struct part_event {
 	int status;
 	int sink_ok;
 	int err;
+	const char *reason;   /* PEV_PREPARE with sink_ok < 0: the sink's reason, or NULL;
+			       * it must live until the step's actions ran */
 };
 
 enum part_act_type {

@@ -13,10 +13,12 @@
 #include "part_int.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
 
@@ -35,6 +37,7 @@ static const tpc_participant_config part_defaults = {
 	.max_frame = TPC_FRAME_DEFAULT_MAX,
 	.map_size = 1ull << 30,
 	.max_epoch_jump = PART_DEFAULT_MAX_EPOCH_JUMP,
+	.unreachable_timeout_ms = 5000,
 };
 
 void tpc_participant_config_init(tpc_participant_config *cfg)
@@ -58,6 +61,8 @@ void part_config_resolve(tpc_participant_config *cfg)
 		cfg->map_size = part_defaults.map_size;
 	if (!cfg->max_epoch_jump)
 		cfg->max_epoch_jump = part_defaults.max_epoch_jump;
+	if (!cfg->unreachable_timeout_ms)
+		cfg->unreachable_timeout_ms = part_defaults.unreachable_timeout_ms;
 }
 
 const char *tpc_participant_errmsg(const tpc_participant *p)
@@ -236,6 +241,7 @@ tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink
 	p->sink = sink;
 	p->wake_fd = -1;
 	u64map_init(&p->txns);
+	u64map_init(&p->asks);
 	deadline_timer_init(&p->deadlines, part_deadline_armed, part_deadline_fire, p);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
@@ -350,9 +356,17 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(p->base);
 }
 
+/* The loop thread writes to the coordinator's socket: a write after the peer reset it
+ * raises SIGPIPE in the writing thread, which would kill a host that does not ignore
+ * it. Blocked here, it stays pending on this thread and the write fails with EPIPE. */
 static void *loop_main(void *arg)
 {
 	struct tpc_participant *p = arg;
+	sigset_t pipe;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 	event_base_loop(p->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	return NULL;
 }
@@ -440,6 +454,16 @@ static int stage_limits(struct tpc_participant *p, struct ptxn *t, size_t bytes)
 	if (p->fatal) {
 		part_set_err(p, "the coordinator refused this participant's identity");
 		return p->fatal;
+	}
+	if (!t && p->unreachable) {
+		part_set_err(p, "the coordinator at %s has been unreachable for %llu ms (%s)",
+			     p->coordinator, (unsigned long long)(tpc_now_ms() - p->down_since_ms),
+			     p->net_err[0] ? p->net_err : "no connection");
+		return TPC_EUNREACHABLE;
+	}
+	if (!t && p->draining) {
+		part_set_err(p, "the participant is draining: it takes no new transactions");
+		return TPC_ESTATE;
 	}
 	if (!t && p->txns.n - p->ntombstones >= p->cfg.max_open_txns) {
 		part_set_err(p, "too many open transactions (max %u)", p->cfg.max_open_txns);
@@ -701,6 +725,112 @@ void tpc_participant_get_stats(tpc_participant *p, tpc_participant_stats *out)
 		memset(out, 0, sizeof(*out)); /* the loop could not be reached: nothing known */
 }
 
+/* ---- draining ---- */
+
+#define DRAIN_POLL_MS 10
+
+/* What keeps a drain waiting: transactions not yet finished (EXPIRED tombstones only
+ * wait for an answer and hold nothing), and frames (an Ack) not yet on the wire. */
+struct drain_view {
+	size_t busy;      /* JOINING, ACTIVE, LOGGING, PREPARED, APPLYING */
+	size_t in_doubt;  /* LOGGING, PREPARED, APPLYING: a YES given or being given */
+	size_t unsent;    /* bytes in the coordinator connection's output buffer */
+};
+
+struct drain_call {
+	struct loop_call call;
+	struct drain_view v;
+};
+
+static void drain_look(struct tpc_participant *p, void *arg)
+{
+	struct drain_call *dc = arg;
+	struct u64map_iter it;
+
+	p->draining = 1;
+	dc->v = (struct drain_view){ 0 };
+	for (struct ptxn *t = u64map_iter_first(&it, &p->txns); t; t = u64map_iter_next(&it)) {
+		if (t->m.state == PS_EXPIRED)
+			continue;
+		dc->v.busy++;
+		dc->v.in_doubt += t->m.state >= PS_LOGGING && t->m.state <= PS_APPLYING;
+	}
+	u64map_iter_end(&it);
+	dc->v.unsent = part_net_unsent(p);
+	if (p->own_base && p->thread_running)
+		call_done(p, &dc->call);
+}
+
+/* One look at the participant, from any thread. */
+static int drain_poll(struct tpc_participant *p, struct drain_view *v)
+{
+	struct drain_call dc = { .call = { .fn = drain_look } };
+	int rc = 0;
+
+	dc.call.arg = &dc;
+	if (p->own_base && p->thread_running)
+		rc = call_on_loop(p, &dc.call);
+	else
+		drain_look(p, &dc);
+	*v = dc.v;
+	return rc;
+}
+
+static void drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+/* Attached mode: run the host's loop once, for at most DRAIN_POLL_MS. */
+static int drain_run_loop(struct tpc_participant *p)
+{
+	struct timeval tv = { 0, DRAIN_POLL_MS * 1000 };
+	struct event *ev = evtimer_new(p->base, drain_tick, NULL);
+
+	if (!ev)
+		return -ENOMEM;
+	evtimer_add(ev, &tv);
+	int rc = event_base_loop(p->base, EVLOOP_ONCE) < 0 ? -EIO : 0;
+	event_free(ev);
+	return rc;
+}
+
+int tpc_participant_drain(tpc_participant *p, uint32_t timeout_ms, size_t *in_doubt)
+{
+	struct drain_view v;
+	uint64_t until = tpc_now_ms() + timeout_ms;
+	int rc;
+
+	if (in_doubt)
+		*in_doubt = 0;
+	if (!p)
+		return -EINVAL;
+	if (!p->base)
+		return TPC_ESTATE;
+	while ((rc = drain_poll(p, &v)) == 0 && (v.busy || v.unsent) && tpc_now_ms() < until) {
+		if (p->own_base && p->thread_running) {
+			struct timespec ts = { 0, DRAIN_POLL_MS * 1000000L };
+			nanosleep(&ts, NULL);
+		} else if ((rc = drain_run_loop(p)) != 0) {
+			break;
+		}
+	}
+	if (rc) {
+		part_set_err(p, "cannot drain: %s", tpc_strerror(rc));
+		return rc;
+	}
+	if (in_doubt)
+		*in_doubt = v.in_doubt;
+	if (!v.busy && !v.unsent)
+		return 0;
+	part_set_err(p, "drained for %u ms: %zu transaction(s) left, %zu of them prepared and "
+		     "waiting for the coordinator's decision", timeout_ms, v.busy, v.in_doubt);
+	part_logf(p, TPC_LOG_WARN, "%s", p->errmsg);
+	return -ETIMEDOUT;
+}
+
 /* ---- shutdown ---- */
 
 static void stop_run(struct tpc_participant *p, void *arg)
@@ -717,6 +847,7 @@ static void free_txns(struct tpc_participant *p)
 		part_txn_free(p, t);
 	u64map_iter_end(&it);
 	u64map_free(&p->txns);
+	u64map_free(&p->asks);
 }
 
 void tpc_participant_free(tpc_participant *p)
@@ -776,4 +907,33 @@ void tpc_participant_free(tpc_participant *p)
 	free(p->tls_ca);
 	SSL_CTX_free(p->tls); /* a connection still holds its own reference until freed */
 	free(p);
+}
+
+/* ---- running a function on the loop thread (for part_ask.c) ---- */
+
+struct sync_call {
+	struct loop_call call;
+	void (*fn)(struct tpc_participant *p, void *arg);
+	void *arg;
+};
+
+static void sync_call_run(struct tpc_participant *p, void *arg)
+{
+	struct sync_call *sc = arg;
+
+	sc->fn(p, sc->arg);
+	call_done(p, &sc->call);
+}
+
+int part_run_on_loop(struct tpc_participant *p, void (*fn)(struct tpc_participant *, void *),
+		     void *arg)
+{
+	struct sync_call sc = { .call = { .fn = sync_call_run }, .fn = fn, .arg = arg };
+
+	sc.call.arg = &sc;
+	if (!(p->own_base && p->thread_running)) {
+		fn(p, arg);
+		return 0;
+	}
+	return call_on_loop(p, &sc.call);
 }

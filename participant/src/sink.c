@@ -83,6 +83,12 @@ void tpc_sink_forget(tpc_sink *sink, const tpc_txid *txids, size_t n)
 		sink->ops->forget(sink->self, txids, n);
 }
 
+void tpc_sink_committing(tpc_sink *sink, tpc_txid txid)
+{
+	if (sink && sink->ops->committing)
+		sink->ops->committing(sink->self, txid);
+}
+
 void *tpc_sink_self(tpc_sink *s)
 {
 	return s ? s->self : NULL;

@@ -353,12 +353,28 @@ static int fsync_parent(const char *path)
 	return rc;
 }
 
-/* Open (creating) @p path; *created tells whether this call created it. */
+/* Create the folder @p path is in, and the folders above it, like a state_dir (0700). */
+static int make_parent(const char *path)
+{
+	char *copy = strdup(path);
+	int rc;
+
+	if (!copy)
+		return -ENOMEM;
+	rc = tpc_mkdirs(dirname(copy));
+	free(copy);
+	return rc;
+}
+
+/* Open (creating, with its folder) @p path; *created tells whether this call created it. */
 static int open_file(const char *path, int *fd, int *created)
 {
 	const int flags = O_RDWR | O_APPEND | O_CLOEXEC;
 
 	*created = 0;
+	int rc = make_parent(path);
+	if (rc)
+		return rc;
 	*fd = open(path, flags | O_CREAT | O_EXCL, 0600);
 	if (*fd >= 0) {
 		*created = 1;

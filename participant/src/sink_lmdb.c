@@ -22,6 +22,10 @@
  *     not store: keys outside 1..511 bytes, values over 16 MiB, and whatever the
  *     optional refuse callback rejects. It cannot promise against MDB_MAP_FULL: size
  *     the map for the data.
+ *   - isolation: prepare() also refuses a transaction writing a key that another
+ *     prepared, undecided transaction holds (sink_held.h); the keys are released
+ *     when it is decided: committing() (its commit() then comes before any later
+ *     one's), abort(), or its commit() itself (a transaction recovered after a restart).
  *
  * The read-only helpers (tpc_sink_lmdb_dump, tpc_sink_lmdb_applied_count) open the
  * environment with MDB_RDONLY and the lock file, so they are safe while a service has
@@ -52,6 +56,7 @@
 #include <lmdb.h>
 
 #include "sink_int.h"
+#include "sink_held.h"
 #include "bytes.h"
 #include "lmdb_err.h"
 #include "util.h"
@@ -75,6 +80,7 @@ struct lmdb_sink {
 	void *refuse_arg;
 	tpc_txid forget[FORGET_MAX];     /* "applied" entries to delete with the next write */
 	size_t nforget;
+	struct sink_held held;           /* keys of prepared, undecided transactions */
 };
 
 static const tpc_sink_ops lmdb_ops;
@@ -219,6 +225,7 @@ static void lmdb_destroy(void *self)
 		flush_forgets(s); /* a failure only leaves entries behind */
 	if (s->env)
 		mdb_env_close(s->env);
+	sink_held_free(&s->held);
 	free(s);
 }
 
@@ -242,6 +249,7 @@ tpc_sink *tpc_sink_lmdb_open(const char *dir, size_t map_size, int *err)
 		rc = -ENOMEM;
 		goto out_err;
 	}
+	sink_held_init(&s->held);
 	rc = open_env(s, dir, map_size);
 	if (rc)
 		goto out_free;
@@ -279,6 +287,25 @@ static int check_write(const struct lmdb_sink *s, const tpc_write *w, size_t i, 
 	return 0;
 }
 
+/* Isolation: the keys become this transaction's until it is decided (sink_held.h). */
+static int claim_keys(struct lmdb_sink *s, const tpc_sink_txn *txn, char *reason,
+		      size_t reason_len)
+{
+	char shown[4 * KEY_SHOWN + 4];
+	size_t at = 0;
+	tpc_txid holder = 0;
+	int rc = sink_held_claim(&s->held, txn, &at, &holder);
+
+	if (rc == TPC_EREFUSED) {
+		printable_key(shown, txn->writes[at].key, txn->writes[at].key_len);
+		tpc_set_err(reason, reason_len, "key \"%s\" is held by prepared transaction "
+			    "%llu, not yet decided", shown, (unsigned long long)holder);
+	} else if (rc) {
+		tpc_set_err(reason, reason_len, "out of memory");
+	}
+	return rc;
+}
+
 static int lmdb_prepare(void *self, const tpc_sink_txn *txn, char *reason, size_t reason_len)
 {
 	struct lmdb_sink *s = self;
@@ -301,7 +328,7 @@ static int lmdb_prepare(void *self, const tpc_sink_txn *txn, char *reason, size_
 			return TPC_EREFUSED;
 		}
 	}
-	return 0;
+	return claim_keys(s, txn, reason, reason_len);
 }
 
 /* ------------------------------------------------------------------ commit */
@@ -395,6 +422,8 @@ static int lmdb_commit(void *self, const tpc_sink_txn *txns, size_t n)
 	rc = tpc_lmdb_err(mdb_txn_commit(txn)); /* synced (D6); frees txn either way */
 	if (rc == 0)
 		s->nforget = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		sink_held_release(&s->held, txns[i].txid); /* decided and durable: keys free */
 	return rc;
 out_abort:
 	mdb_txn_abort(txn);
@@ -431,10 +460,19 @@ static int lmdb_applied(void *self, tpc_txid txid)
 	return rc;
 }
 
+/* The transaction is decided (aborted, or its commit() is queued): its keys are free. */
+static void lmdb_abort(void *self, tpc_txid txid)
+{
+	struct lmdb_sink *s = self;
+
+	sink_held_release(&s->held, txid);
+}
+
 static const tpc_sink_ops lmdb_ops = {
 	.prepare = lmdb_prepare,
 	.commit = lmdb_commit,
-	.abort = NULL, /* prepare reserves nothing */
+	.abort = lmdb_abort,
+	.committing = lmdb_abort, /* decided: the keys are free (its commit() comes first) */
 	.applied = lmdb_applied,
 	.forget = lmdb_forget,
 	.destroy = lmdb_destroy,

@@ -63,8 +63,9 @@ PKG_CONFIG_PATH="$LIBDIR/pkgconfig" cc -o "$WORK/embed-pc" "$SRC/examples/embed/
     $(PKG_CONFIG_PATH="$LIBDIR/pkgconfig" pkg-config --cflags --libs tpc)
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$PREFIX/bin/tpc-coordinator" --listen "127.0.0.1:$port" --data "$WORK/coord" --admin off \
-    2>"$WORK/coord.log" &
+aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$PREFIX/bin/tpc-coordinator" --listen "127.0.0.1:$port" --data "$WORK/coord" \
+    --admin "127.0.0.1:$aport" 2>"$WORK/coord.log" &
 COORD_PID=$!
 deadline=$((SECONDS + 10))
 until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
@@ -77,6 +78,16 @@ for exe in "$WORK/embed/embed" "$WORK/embed-pc"; do
         "embed-$(basename "$exe")")
     echo "check-install: $(basename "$exe"): $out"
     case "$out" in *COMMITTED) ;; *) echo "check-install: FAILED" >&2; exit 1 ;; esac
+    # it drained its participant before exiting: no transaction is left open
+    python3 - "$aport" <<'PY' || { echo "check-install: embed left a transaction open" >&2; exit 1; }
+import json, sys, time, urllib.request
+url = "http://127.0.0.1:%s/v1/transactions" % sys.argv[1]
+deadline = time.monotonic() + 10
+while json.load(urllib.request.urlopen(url))["open"] != 0:
+    if time.monotonic() > deadline:
+        sys.exit(1)
+    time.sleep(0.05)
+PY
 done
 echo "check-install: examples/embed built against the installed tpc and committed"
 

@@ -26,10 +26,10 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "admin_harness.h"
 #include "coord_harness.h"
 #include "httpc.h"
 
-#define PROMTOOL "/usr/bin/promtool"
 
 /* The admin endpoint of the coordinator under test, and the token to send (or NULL). */
 struct adm {
@@ -251,28 +251,6 @@ static uint64_t preparing_with_silent_p1(struct adm *a, struct cluster *c, tpc_w
 
 /* ---- status, health, metrics ------------------------------------------------------- */
 
-static void check_with_promtool(struct cluster *c, const char *text)
-{
-	char path[PATH_MAX + 32], cmd[PATH_MAX + 96], out[4096];
-	int st = -1;
-
-	if (access(PROMTOOL, X_OK) != 0) {
-		fprintf(stderr, "SKIPPED: promtool check metrics: %s not found "
-			"(scripts/install-deps.sh installs the prometheus package)\n", PROMTOOL);
-		return;
-	}
-	snprintf(path, sizeof(path), "%s/metrics.txt", c->dir);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	snprintf(cmd, sizeof(cmd), "%s check metrics < '%s' 2>&1", PROMTOOL, path);
-	char *argv[] = { "/bin/sh", "-c", cmd, NULL };
-	assert_int_equal(tpc_run_capture(argv, out, sizeof(out), WAIT_MS, &st), 0);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		fail_msg("promtool check metrics failed (status 0x%x):\n%s", st, out);
-}
-
 static void test_status_health_and_metrics(void **state)
 {
 	struct cluster *c = *state;
@@ -315,7 +293,7 @@ static void test_status_health_and_metrics(void **state)
 	assert_non_null(strstr(r.body, "\ntpc_decision_force_seconds_count 1\n"));
 	assert_non_null(strstr(r.body, "\ntpc_commit_delivery_seconds_count 1\n"));
 	assert_non_null(strstr(r.body, "\ntpc_epoch 1\n"));
-	check_with_promtool(c, r.body);
+	promtool_check_metrics(c->dir, "metrics.txt", r.body);
 	httpc_resp_free(&r);
 }
 

@@ -37,6 +37,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "admin_harness.h"
 #include "coord_harness.h"
 #include "httpc.h"
 #include "kv_harness.h"
@@ -137,18 +138,7 @@ static void start_coordinator(struct fx *f)
 /* GET @p path: the JSON body (the caller decrefs) and *status. */
 static json_t *admin_get(struct fx *f, const char *path, int *status)
 {
-	struct httpc_resp r;
-	json_error_t err;
-	int rc = httpc_request("127.0.0.1", f->admin_port, "GET", path, NULL, NULL, WAIT_MS, &r);
-
-	if (rc != 0)
-		fail_msg("GET %s: %s", path, strerror(-rc));
-	json_t *j = json_loads(r.body, 0, &err);
-	*status = r.status;
-	if (!j)
-		fail_msg("GET %s: status %d, not JSON: %s", path, r.status, r.body);
-	httpc_resp_free(&r);
-	return j;
+	return admin_get_json(f->admin_port, path, status);
 }
 
 /* One row of GET /v1/participants. */

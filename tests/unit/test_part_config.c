@@ -32,6 +32,7 @@ static void test_config_init_gives_the_documented_defaults(void **state)
 	assert_int_equal(cfg.max_frame, 1u << 20);
 	assert_int_equal(cfg.map_size, 1ull << 30);
 	assert_int_equal(cfg.max_epoch_jump, 1000000);
+	assert_int_equal(cfg.unreachable_timeout_ms, 5000);
 	assert_null(cfg.coordinator);
 	assert_null(cfg.log);
 	assert_null(cfg.tls_cert);
@@ -61,6 +62,7 @@ static void test_values_given_are_kept_and_group_commit_off_is_one(void **state)
 	cfg.max_frame = 64;
 	cfg.map_size = 1u << 20;
 	cfg.max_epoch_jump = 3;
+	cfg.unreachable_timeout_ms = 9;
 	tpc_participant_config kept = cfg;
 	part_config_resolve(&cfg);
 	assert_memory_equal(&cfg, &kept, sizeof(cfg));

@@ -672,6 +672,23 @@ static void test_sink_refusal_at_prepare_votes_no_and_discards(void **state)
 	assert_int_equal(h.out.a[0].type, PACT_SEND_VOTE);
 }
 
+/* The NO vote carries the sink's own words; without any, a generic reason. */
+static void test_sink_refusal_votes_no_with_the_sink_reason(void **state)
+{
+	struct h h;
+	struct part_event ev = ev_prepare(EPOCH, TPC_EREFUSED);
+
+	(void)state;
+	to_active(&h);
+	ev.reason = "negative amount";
+	step(&h, ev);
+	assert_string_equal(find(&h, PACT_SEND_VOTE)->reason, "negative amount");
+	to_active(&h);
+	ev.reason = "";
+	step(&h, ev);
+	assert_string_equal(find(&h, PACT_SEND_VOTE)->reason, "the sink refused the transaction");
+}
+
 static void test_prepare_before_the_join_reply_votes_no_and_fails_stages(void **state)
 {
 	struct h h;
@@ -1911,6 +1928,7 @@ int main(void)
 		cmocka_unit_test(test_join_failure_completes_stages_with_its_error_and_discards),
 		cmocka_unit_test(test_join_failure_without_a_code_reports_not_active),
 		cmocka_unit_test(test_sink_refusal_at_prepare_votes_no_and_discards),
+		cmocka_unit_test(test_sink_refusal_votes_no_with_the_sink_reason),
 		cmocka_unit_test(test_prepare_before_the_join_reply_votes_no_and_fails_stages),
 		cmocka_unit_test(test_repeated_prepare_while_logging_waits_for_the_log),
 		cmocka_unit_test(test_repeated_prepare_while_prepared_votes_yes_again),

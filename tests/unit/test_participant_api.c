@@ -31,6 +31,7 @@
 #include "part_blob.h"
 #include "part_log.h"
 #include "proc.h"
+#include "util.h"
 
 /* ---- wrapped system calls -------------------------------------------------------- */
 
@@ -293,6 +294,45 @@ static void test_a_call_that_cannot_wake_the_loop_fails_and_leaves_nothing_queue
 	tpc_participant_free(p);
 }
 
+/* Drain, attached: it runs the host's loop until its timeout; a prepared transaction
+ * with no coordinator to decide it is reported in doubt; new txids are refused. */
+static void test_drain_attached_reports_what_is_left_and_stops_new_work(void **state)
+{
+	struct fx *fx = *state;
+	size_t in_doubt = 99;
+
+	seed_prepared(fx, 77);
+	tpc_participant *p = new_participant(fx);
+	assert_int_equal(tpc_participant_drain(p, 0, NULL), TPC_ESTATE); /* not running */
+	struct event_base *base = event_base_new();
+	assert_int_equal(tpc_participant_attach(p, base), 0);
+	assert_int_equal(tpc_participant_stage(p, 5, "a", 1, "1", 1, no_cb, NULL), 0);
+	uint64_t t0 = tpc_now_ms();
+	assert_int_equal(tpc_participant_drain(p, 150, &in_doubt), -ETIMEDOUT);
+	assert_true(tpc_now_ms() - t0 >= 150);
+	assert_int_equal(in_doubt, 1);
+	assert_non_null(strstr(tpc_participant_errmsg(p), "2 transaction(s) left, 1 of them "
+						  "prepared"));
+	assert_int_equal(tpc_participant_stage(p, 5, "b", 1, "2", 1, no_cb, NULL), 0); /* held */
+	assert_int_equal(tpc_participant_stage(p, 6, "c", 1, "3", 1, no_cb, NULL), TPC_ESTATE);
+	assert_non_null(strstr(tpc_participant_errmsg(p), "draining"));
+	tpc_participant_free(p);
+	event_base_free(base);
+}
+
+/* Drain with nothing under way returns at once. */
+static void test_drain_with_nothing_left_returns_zero_at_once(void **state)
+{
+	struct fx *fx = *state;
+	size_t in_doubt = 99;
+
+	tpc_participant *p = new_participant(fx);
+	assert_int_equal(tpc_participant_start(p), 0);
+	assert_int_equal(tpc_participant_drain(p, 60000, &in_doubt), 0);
+	assert_int_equal(in_doubt, 0);
+	tpc_participant_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +344,8 @@ int main(void)
 		T(test_get_stats_answers_from_any_thread_when_started),
 		T(test_start_returns_the_thread_error_and_can_be_retried),
 		T(test_a_call_that_cannot_wake_the_loop_fails_and_leaves_nothing_queued),
+		T(test_drain_attached_reports_what_is_left_and_stops_new_work),
+		T(test_drain_with_nothing_left_returns_zero_at_once),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

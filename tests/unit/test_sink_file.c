@@ -485,6 +485,27 @@ static void test_file_second_handle_on_same_file_is_busy(void **state)
 	tpc_sink_free(s);
 }
 
+/* The file's folder is created when missing, folders above it too (like state_dir). */
+static void test_file_open_creates_the_missing_parent_folders(void **state)
+{
+	struct tpc_tmpdir *f = *state;
+	char path[PATH_MAX + 64];
+	struct stat st;
+	int err = 1;
+
+	snprintf(path, sizeof(path), "%s/new/deeper/sink.log", f->root);
+	tpc_sink *s = tpc_sink_file_open(path, &err, NULL);
+	assert_non_null(s);
+	assert_int_equal(err, 0);
+	tpc_write w[] = { wr("k", "v") };
+	commit_one(s, 1, w, 1);
+	tpc_sink_free(s);
+	assert_int_equal(stat(path, &st), 0);
+	snprintf(path, sizeof(path), "%s/new/deeper", f->root);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -502,6 +523,7 @@ int main(void)
 		T(test_file_forget_shrinks_the_set_and_keeps_the_lines),
 		T(test_file_prepare_refuses_what_it_cannot_store),
 		T(test_file_second_handle_on_same_file_is_busy),
+		T(test_file_open_creates_the_missing_parent_folders),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

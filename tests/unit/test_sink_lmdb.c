@@ -281,7 +281,88 @@ static void test_lmdb_refuse_callback_votes_no_with_reason(void **state)
 	assert_non_null(strstr(tpc_strerror(TPC_EREFUSED), "refused"));
 
 	tpc_sink_lmdb_set_refuse(s, NULL, NULL);
+	tpc_sink_abort(s, 1); /* frees "good" (held by the prepared txid 1) */
 	assert_int_equal(tpc_sink_prepare(s, &tb, reason, sizeof(reason)), 0);
+	tpc_sink_free(s);
+}
+
+/* Isolation (tpc/sink_lmdb.h): a key held by a prepared, undecided transaction refuses
+ * another's prepare, naming the key and the holder; the holder's commit or abort frees
+ * it; the holder itself may be prepared again. */
+static void test_lmdb_prepare_refuses_a_key_held_by_another_prepared_txn(void **state)
+{
+	struct tpc_tmpdir *f = *state;
+	tpc_sink *s = open_sink(f);
+	char reason[256] = "";
+	tpc_write a[] = { wr("acct:1", "10"), wr("acct:2", "20") };
+	tpc_write b[] = { wr("other", "x"), wr("acct:2", "25") };
+	tpc_write c[] = { wr("acct:1", "11") };
+	tpc_sink_txn t1 = { 1, a, 2 }, t2 = { 2, b, 2 }, t3 = { 3, c, 1 };
+
+	assert_int_equal(tpc_sink_prepare(s, &t1, reason, sizeof(reason)), 0);
+	assert_int_equal(tpc_sink_prepare(s, &t1, reason, sizeof(reason)), 0); /* its own */
+	assert_int_equal(tpc_sink_prepare(s, &t2, reason, sizeof(reason)), TPC_EREFUSED);
+	assert_string_equal(reason, "key \"acct:2\" is held by prepared transaction 1, not yet "
+				    "decided");
+	/* a refused prepare holds nothing: "other" stays free */
+	tpc_write o[] = { wr("other", "y") };
+	tpc_sink_txn t4 = { 4, o, 1 };
+	assert_int_equal(tpc_sink_prepare(s, &t4, reason, sizeof(reason)), 0);
+	tpc_sink_abort(s, 4);
+
+	/* txid 1 commits: its keys are free again */
+	assert_int_equal(tpc_sink_commit(s, &t1, 1), 0);
+	assert_int_equal(tpc_sink_prepare(s, &t2, reason, sizeof(reason)), 0);
+	/* txid 2 aborts: acct:2 is free; acct:1 was never its */
+	assert_int_equal(tpc_sink_prepare(s, &t3, reason, sizeof(reason)), 0);
+	tpc_write d[] = { wr("acct:2", "26") };
+	tpc_sink_txn t5 = { 5, d, 1 };
+	assert_int_equal(tpc_sink_prepare(s, &t5, reason, sizeof(reason)), TPC_EREFUSED);
+	tpc_sink_abort(s, 2);
+	assert_int_equal(tpc_sink_prepare(s, &t5, reason, sizeof(reason)), 0);
+	tpc_sink_free(s); /* still held by 3 and 5: freed with the sink */
+}
+
+/* committing() (the COMMIT decision reached the participant) frees the keys at once: the
+ * next transaction on the same key prepares, and its commit comes after. */
+static void test_lmdb_committing_frees_the_keys_before_the_commit(void **state)
+{
+	struct tpc_tmpdir *f = *state;
+	tpc_sink *s = open_sink(f);
+	char reason[256];
+	tpc_write a[] = { wr("counter", "1") }, b[] = { wr("counter", "2") };
+	tpc_sink_txn t1 = { 1, a, 1 }, t2 = { 2, b, 1 };
+
+	assert_int_equal(tpc_sink_prepare(s, &t1, reason, sizeof(reason)), 0);
+	assert_int_equal(tpc_sink_prepare(s, &t2, reason, sizeof(reason)), TPC_EREFUSED);
+	tpc_sink_committing(s, 1);
+	assert_int_equal(tpc_sink_prepare(s, &t2, reason, sizeof(reason)), 0);
+	tpc_sink_txn both[] = { t1, t2 };
+	assert_int_equal(tpc_sink_commit(s, both, 2), 0);
+	void *v = NULL;
+	size_t len = 0;
+	tpc_txid by = 0;
+	assert_int_equal(tpc_sink_lmdb_get(s, "counter", 7, &v, &len, &by), 1);
+	assert_int_equal(by, 2);
+	free(v);
+	tpc_sink_free(s);
+}
+
+/* A failed commit decides nothing: the keys stay held until the retry succeeds. */
+static void test_lmdb_failed_commit_keeps_the_keys_held(void **state)
+{
+	struct tpc_tmpdir *f = *state;
+	tpc_sink *s = open_sink(f);
+	char reason[256];
+	tpc_write a[] = { wr("k", "1") };
+	tpc_write bad[] = { { "", 0, "v", 1 } }; /* commit() refuses an empty key */
+	tpc_sink_txn t1 = { 1, a, 1 }, t2 = { 2, a, 1 }, tb[] = { { 1, a, 1 }, { 9, bad, 1 } };
+
+	assert_int_equal(tpc_sink_prepare(s, &t1, reason, sizeof(reason)), 0);
+	assert_true(tpc_sink_commit(s, tb, 2) < 0);
+	assert_int_equal(tpc_sink_prepare(s, &t2, reason, sizeof(reason)), TPC_EREFUSED);
+	assert_int_equal(tpc_sink_commit(s, &t1, 1), 0);
+	assert_int_equal(tpc_sink_prepare(s, &t2, reason, sizeof(reason)), 0);
 	tpc_sink_free(s);
 }
 
@@ -617,6 +698,9 @@ int main(void)
 		T(test_lmdb_map_full_fails_whole_commit_with_named_code),
 		T(test_lmdb_refuse_callback_votes_no_with_reason),
 		T(test_lmdb_prepare_refuses_oversized_or_empty_key),
+		T(test_lmdb_prepare_refuses_a_key_held_by_another_prepared_txn),
+		T(test_lmdb_failed_commit_keeps_the_keys_held),
+		T(test_lmdb_committing_frees_the_keys_before_the_commit),
 		T(test_lmdb_forget_rides_with_the_next_commit_and_the_table_stops_growing),
 		T(test_lmdb_forget_keeps_the_data_and_unknown_txids_are_fine),
 		T(test_lmdb_failed_commit_keeps_the_held_forgets_for_the_next),

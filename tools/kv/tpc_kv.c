@@ -52,6 +52,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "kv_metrics.h"
 #include "tpc/libevent.h"
 #include "tpc/participant.h"
 #include "tpc/sink_file.h"
@@ -74,6 +75,8 @@ struct kv_opts {
 	int file_sink;                  /* --sink file: the append-only file sink */
 	uint32_t group_commit;
 	uint32_t txn_timeout_ms;
+	uint32_t unreachable_timeout_ms; /* 0: libtpc's default */
+	const char *metrics;            /* --metrics HOST:PORT: Prometheus /metrics (kv_metrics.c) */
 	uint32_t max_conns;             /* default 1024 */
 	uint32_t idle_timeout_ms;       /* default 10m; 0: never */
 	uint32_t frame_timeout_ms;      /* default 30s */
@@ -113,6 +116,7 @@ struct kv_server {
 	uint32_t accept_delay_ms;
 	uint64_t accept_logged_ms, accept_quiet;
 	tpc_participant *part;
+	struct kv_metrics *metrics;  /* --metrics; NULL: off */
 	tpc_sink *sink;              /* owned by part; used here for Get */
 	struct tpc_arena arena;      /* unpacked requests, one frame at a time */
 	struct kv_conn **conns;
@@ -226,7 +230,8 @@ static void on_put(struct kv_conn *c, uint64_t req, const Tpc__KvPut *m)
 					     m->value.data, m->value.len, on_staged, pr);
 	if (rc) {
 		c->puts_waiting--;
-		send_error(c, req, wire_code(rc), tpc_strerror(rc), m->txid);
+		send_error(c, req, wire_code(rc), rc == TPC_EUNREACHABLE
+			   ? tpc_participant_errmsg(c->srv->part) : tpc_strerror(rc), m->txid);
 		free(pr);
 	}
 }
@@ -619,6 +624,21 @@ static int refusing_applied(void *self, tpc_txid txid)
 	return tpc_sink_applied(((struct refusing_sink *)self)->inner, txid);
 }
 
+static void refusing_abort(void *self, tpc_txid txid)
+{
+	tpc_sink_abort(((struct refusing_sink *)self)->inner, txid);
+}
+
+static void refusing_forget(void *self, const tpc_txid *txids, size_t n)
+{
+	tpc_sink_forget(((struct refusing_sink *)self)->inner, txids, n);
+}
+
+static void refusing_committing(void *self, tpc_txid txid)
+{
+	tpc_sink_committing(((struct refusing_sink *)self)->inner, txid);
+}
+
 static void refusing_destroy(void *self)
 {
 	tpc_sink_free(((struct refusing_sink *)self)->inner);
@@ -630,6 +650,9 @@ static const tpc_sink_ops refusing_ops = {
 	.commit = refusing_commit,
 	.applied = refusing_applied,
 	.destroy = refusing_destroy,
+	.abort = refusing_abort,
+	.forget = refusing_forget,
+	.committing = refusing_committing,
 };
 
 static tpc_sink *wrap_refusing(const struct kv_opts *opts, tpc_sink *inner)
@@ -745,6 +768,7 @@ static int open_participant(struct kv_server *s)
 	cfg.faults = fault_spec(s->opts.faults, faults, sizeof(faults));
 	if (s->opts.txn_timeout_ms)
 		cfg.txn_timeout_ms = s->opts.txn_timeout_ms;
+	cfg.unreachable_timeout_ms = s->opts.unreachable_timeout_ms; /* 0: the default */
 	if (s->tls) { /* the same files for the coordinator connection */
 		cfg.tls_cert = s->opts.tls.cert;
 		cfg.tls_key = s->opts.tls.key;
@@ -782,6 +806,20 @@ static int open_tls(struct kv_server *s)
 	return 0;
 }
 
+/* --metrics HOST:PORT: libtpc's stats for Prometheus (kv_metrics.c). */
+static int start_metrics(struct kv_server *s)
+{
+	char err[256];
+
+	if (!s->opts.metrics)
+		return 0;
+	s->metrics = kv_metrics_start(s->base, s->opts.metrics, s->part, s->opts.name, err,
+				      sizeof(err));
+	if (!s->metrics)
+		tpc_logf(&s->log, TPC_LOG_ERROR, "--metrics %s: %s", s->opts.metrics, err);
+	return s->metrics ? 0 : -1;
+}
+
 static int serve(struct kv_server *s)
 {
 	struct sockaddr_storage ss;
@@ -800,7 +838,7 @@ static int serve(struct kv_server *s)
 	if (open_tls(s))
 		return 2;
 	s->base = event_base_new();
-	if (!s->base || mkdir_p_data(s->opts.data) || open_participant(s))
+	if (!s->base || mkdir_p_data(s->opts.data) || open_participant(s) || start_metrics(s))
 		return 1;
 	s->listener = evconnlistener_new_bind(s->base, on_accept, s,
 					      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
@@ -835,6 +873,7 @@ static void server_free(struct kv_server *s)
 	free(s->conns);
 	if (s->listener)
 		evconnlistener_free(s->listener);
+	kv_metrics_free(s->metrics);
 	tpc_participant_free(s->part); /* also frees the sink; pending puts get ECLOSED */
 	if (s->sig_term)
 		event_free(s->sig_term);
@@ -942,6 +981,10 @@ static const char usage_text[] =
 	"      --prepared             list prepared (in-doubt) transactions, read-only\n"
 	"      --group-commit N       records per forced write; 1 turns group commit off\n"
 	"      --txn-timeout DURATION staged writes without Prepare expire (default 60s)\n"
+	"      --unreachable-timeout DURATION  with no coordinator connection this long,\n"
+	"                             Puts of new transactions fail at once (default 5s)\n"
+	"      --metrics HOST:PORT    serve the participant's stats for Prometheus on\n"
+	"                             http://HOST:PORT/metrics (default: off)\n"
 	"      --sink lmdb|file       where committed writes land: an LMDB store in\n"
 	"                             DIR/sink (default) or an append-only file DIR/sink.log\n"
 	"      --max-conns N          connection limit; more are told ERR_LIMIT and closed\n"
@@ -979,7 +1022,8 @@ static const char usage_text[] =
 
 enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT, OPT_SINK,
        OPT_MAX_CONNS, OPT_IDLE, OPT_FRAME, OPT_MAX_OUTPUT, OPT_REQUIRE_TOKEN,
-       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS, OPT_FAULTS, OPT_LOG_LEVEL };
+       OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS, OPT_FAULTS, OPT_LOG_LEVEL,
+       OPT_UNREACHABLE, OPT_METRICS };
 
 static const struct option long_opts[] = {
 	{ "name", required_argument, NULL, 'n' },
@@ -992,6 +1036,8 @@ static const struct option long_opts[] = {
 	{ "sink", required_argument, NULL, OPT_SINK },
 	{ "group-commit", required_argument, NULL, OPT_GROUP },
 	{ "txn-timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "unreachable-timeout", required_argument, NULL, OPT_UNREACHABLE },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "max-conns", required_argument, NULL, OPT_MAX_CONNS },
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE },
 	{ "frame-timeout", required_argument, NULL, OPT_FRAME },
@@ -1067,6 +1113,7 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		return 0;
 	case OPT_PREPARED: o->prepared = 1; return 0;
 	case OPT_FAULTS: o->faults = v; return 0;
+	case OPT_METRICS: o->metrics = v; return 0;
 	case OPT_REQUIRE_TOKEN: o->require_token = 1; return 0;
 	case OPT_TLS_CERT: o->tls.cert = v; return 0;
 	case OPT_TLS_KEY: o->tls.key = v; return 0;
@@ -1090,6 +1137,11 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 		if (tpc_cli_duration("tpc-kv", "--txn-timeout", v, 1, UINT32_MAX, &n))
 			return 2;
 		o->txn_timeout_ms = (uint32_t)n;
+		return 0;
+	case OPT_UNREACHABLE:
+		if (tpc_cli_duration("tpc-kv", "--unreachable-timeout", v, 1, UINT32_MAX, &n))
+			return 2;
+		o->unreachable_timeout_ms = (uint32_t)n;
 		return 0;
 	default: return parse_limit(o, c, v);
 	}

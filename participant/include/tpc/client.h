@@ -13,8 +13,9 @@
  * TPC_OUTCOME_UNKNOWN: the transaction may have committed. Resolve it with
  * tpc_client_status(), or by calling begin again with the same transaction key
  * (which reports an earlier commit instead of starting new work). The client
- * reconnects by itself on the next request; a failed connect completes the request
- * with the socket's error (-ECONNREFUSED, ...) or -ETIMEDOUT.
+ * reconnects by itself on the next request; a failed connect (refused, unreachable, or
+ * not done within connect_timeout_ms) completes the request with TPC_EUNREACHABLE at
+ * once, tpc_client_errmsg() naming the socket's reason: nothing was sent.
  *
  * Transaction token: a Begin that starts a transaction also returns its token,
  * TPC_TXN_TOKEN_LEN random bytes (tpc_client_begin_token(), _async). It proves to a
@@ -51,7 +52,8 @@ typedef struct tpc_client tpc_client;
 typedef struct tpc_client_config {
 	const char *coordinator;      /**< "HOST:PORT" of the coordinator (required) */
 	const char *name;             /**< a label for the coordinator's logs (optional) */
-	uint32_t connect_timeout_ms;  /**< default 5000 */
+	uint32_t connect_timeout_ms;  /**< a connect not done in time fails the request with
+					   TPC_EUNREACHABLE; default 5000 */
 	uint32_t request_timeout_ms;  /**< a reply not received in time fails with -ETIMEDOUT
 					   (a Commit: TPC_OUTCOME_UNKNOWN); default 30000 */
 	uint32_t max_frame;           /**< largest frame sent or accepted (default 1 MiB) */
@@ -177,6 +179,26 @@ TPC_API int tpc_client_commit(tpc_client *c, tpc_txid txid, tpc_outcome *outcome
 TPC_API int tpc_client_abort(tpc_client *c, tpc_txid txid, const char *why, tpc_outcome *outcome);
 /** @brief Blocking status. */
 TPC_API int tpc_client_status(tpc_client *c, tpc_txid txid, tpc_status *status);
+
+/** Everything the coordinator said in its last answer to a Commit or Abort. */
+typedef struct tpc_client_outcome {
+	tpc_txid txid;            /**< 0 when no Outcome came yet */
+	tpc_outcome outcome;
+	char reason[512];         /**< the coordinator's sentence (Outcome.reason): for an
+				       abort, why: `participant "ledger" voted NO: negative
+				       amount`, "aborted by operator", "transaction timeout", ... */
+	char participant[256];    /**< aborted by a NO vote: that participant's name; else "" */
+	char participant_reason[512]; /**< its own reason (e.g. its sink's refusal, "negative
+					   amount"); else "" */
+} tpc_client_outcome;
+
+/**
+ * @brief Read the last Outcome this client received (from a blocking or an async Commit
+ *        or Abort; a call that failed without an Outcome does not change it). In an
+ *        outcome callback it is that callback's. The strings are cut to their arrays.
+ * @return 0, or -ENOENT when no Outcome came yet (then @p out is zeroed)
+ */
+TPC_API int tpc_client_last_outcome(const tpc_client *c, tpc_client_outcome *out);
 
 #ifdef __cplusplus
 }

@@ -54,6 +54,11 @@ enum {
 				      handshake did (the peer's certificate is not signed by
 				      tls_ca or not for the host dialled, or the peer speaks no
 				      TLS); the handle's errmsg says which */
+	TPC_EUNREACHABLE = -1021, /**< the coordinator cannot be reached: a participant found
+				       no connection for its unreachable_timeout_ms, or a
+				       client's connect failed (refused, unreachable, or not
+				       within connect_timeout_ms); the handle's errmsg says why.
+				       Nothing was done; try again later */
 };
 
 /** Length of a transaction token (tpc_client_begin_token(), tpc_participant_stage_token()). */

@@ -57,6 +57,28 @@
  * everything from that loop's thread), or tpc_participant_start() to run on a
  * background thread of its own (then tpc_participant_stage_wait() may be called from
  * any thread).
+ *
+ * Signals: the participant writes to the coordinator's socket from its loop thread, and
+ * a write to a connection the peer reset raises SIGPIPE in the writing thread. Started
+ * (tpc_participant_start()), its own thread blocks SIGPIPE, so the host need do
+ * nothing. Attached, the writes happen on the host's loop thread: the host must ignore
+ * SIGPIPE (signal(SIGPIPE, SIG_IGN)), as every libevent program writing to sockets must.
+ * The library's writer threads block every signal.
+ *
+ * Isolation: tpc gives atomicity (all participants apply a transaction, or none does)
+ * and exactly-once application; it is not a lock manager. Staged writes are private to
+ * their transaction until it commits, and nothing stops two open transactions from
+ * staging writes to the same key: each is applied when its own COMMIT arrives, so of
+ * two committed transactions writing one key, the one applied last wins. A sink may
+ * refuse at prepare (a NO vote, so that transaction aborts) what it cannot allow. The
+ * LMDB sink (tpc/sink_lmdb.h) refuses a prepare whose keys are held by another
+ * transaction it has prepared and that is not decided yet, with a reason naming the
+ * key, so two transactions writing one key never both stand prepared there: the first
+ * to prepare goes on, the later one aborts and may be retried. A transaction is decided
+ * here once the coordinator's decision reached the participant, so a client that
+ * commits one transaction and then writes the same key in the next is never refused:
+ * the commits are applied in that order. Reads
+ * (tpc_sink_lmdb_get()) see committed data only, never staged or prepared writes.
  */
 #ifndef TPC_PARTICIPANT_H
 #define TPC_PARTICIPANT_H
@@ -137,6 +159,15 @@ typedef struct tpc_participant_config {
 	 * fault is logged only through @p log, at WARN, possibly from a writer thread.
 	 */
 	const char *faults;
+	/**
+	 * Fail fast while the coordinator cannot be reached: once the participant has had
+	 * no connection (none yet, or the last one lost) for this long, a stage call for a
+	 * new txid fails at once with TPC_EUNREACHABLE, and stage calls waiting to send
+	 * their Join fail with it too, instead of waiting for txn_timeout_ms. A WARN line
+	 * says so when it starts and every 30 s while it lasts; an INFO line when the
+	 * coordinator answers again (then stage calls work again). Default 5000.
+	 */
+	uint32_t unreachable_timeout_ms;
 } tpc_participant_config;
 
 /** @brief Fill @p cfg with the defaults above (coordinator, name, state_dir unset): the
@@ -176,6 +207,36 @@ TPC_API int tpc_participant_start(tpc_participant *p);
 TPC_API void tpc_participant_free(tpc_participant *p);
 
 /**
+ * @brief Before tpc_participant_free(): stop taking new transactions and finish what
+ *        is under way, waiting at most @p timeout_ms.
+ *
+ * From the first call on, a stage call for a txid this participant does not already
+ * hold fails with TPC_ESTATE (writes to transactions it holds are still taken). The
+ * participant keeps serving the coordinator: a transaction that is decided (its
+ * Decision arrives) is applied to the sink and acknowledged, and the Ack is written to
+ * the socket, so the coordinator does not keep the transaction open for a participant
+ * that is gone. It returns once no transaction is left (EXPIRED tombstones aside), or
+ * when @p timeout_ms ran out.
+ *
+ * What is left at the timeout is safe: a prepared transaction (YES given) stays on disk
+ * and is resolved at the next start (tpc_participant_list_prepared() names them); a
+ * transaction with staged writes and no Prepare is lost with the process and aborts
+ * at the coordinator.
+ *
+ * Started (tpc_participant_start()): call from any thread but the loop's. Attached
+ * (tpc/libevent.h): call from the loop's thread, outside the loop's callbacks; it runs
+ * the host's loop (EVLOOP_ONCE) until done, so the host's other events run meanwhile.
+ * @param timeout_ms how long to wait; 0 does not wait (it only stops new work and
+ *        reports)
+ * @param[out] in_doubt prepared transactions still waiting for their decision (may be
+ *        NULL)
+ * @return 0 when nothing is left; -ETIMEDOUT when something is (errmsg says what);
+ *         TPC_ESTATE when neither started nor attached; -errno when the loop thread
+ *         could not be woken
+ */
+TPC_API int tpc_participant_drain(tpc_participant *p, uint32_t timeout_ms, size_t *in_doubt);
+
+/**
  * Completion of a staged write.
  * @param err 0 once the write is staged and the participant is a member of the
  *        transaction at the coordinator; else TPC_ENOTFOUND / TPC_ENOTACTIVE (the
@@ -183,7 +244,9 @@ TPC_API void tpc_participant_free(tpc_participant *p);
  *        earlier incarnation of this participant: it aborts), TPC_EEXPIRED (the
  *        staged writes expired while waiting), TPC_EDENIED (the coordinator refused
  *        the Join's transaction token, or the missing token where it requires one:
- *        nothing is kept), TPC_EIDENTITY, TPC_ELIMIT, TPC_ECLOSED
+ *        nothing is kept), TPC_EUNREACHABLE (no connection to the coordinator for
+ *        unreachable_timeout_ms: the Join was never sent, nothing is kept),
+ *        TPC_EIDENTITY, TPC_ELIMIT, TPC_ECLOSED
  */
 typedef void (*tpc_stage_cb)(void *arg, int err, tpc_txid txid);
 
@@ -199,7 +262,9 @@ typedef void (*tpc_stage_cb)(void *arg, int err, tpc_txid txid);
  * @return 0 if accepted (cb runs exactly once), or a negative code (cb does not run):
  *         TPC_EEXPIRED if this txid's staged writes expired here (the transaction
  *         aborts; it is never joined again), TPC_ENOTACTIVE if it is already
- *         deciding, TPC_EIDENTITY after the identity was refused, TPC_ELIMIT, ...
+ *         deciding, TPC_EUNREACHABLE while the coordinator has been unreachable for
+ *         unreachable_timeout_ms (a new txid only), TPC_ESTATE once draining (a new
+ *         txid only), TPC_EIDENTITY after the identity was refused, TPC_ELIMIT, ...
  */
 TPC_API int tpc_participant_stage(tpc_participant *p, tpc_txid txid, const void *key,
 				  size_t key_len, const void *value, size_t value_len,
@@ -299,6 +364,22 @@ TPC_API int tpc_participant_identity(const tpc_participant *p, char id_hex[33],
  *        its identity (it then stays stopped: see on_fatal). Any thread.
  */
 TPC_API int tpc_participant_fatal(const tpc_participant *p);
+
+/**
+ * @brief Ask the coordinator, on this participant's own connection, how @p txid ended,
+ *        for a transaction this participant holds no record of: an orphan a resource
+ *        manager still holds prepared (tpc/pg.h's scanner). Asked as a participant, the
+ *        coordinator answers ABORTED, not FORGOTTEN, for a txid with no decision record
+ *        (presumed abort: a COMMIT record stays until every YES voter acked it, D4).
+ *        Started mode only (tpc_participant_start()), from any thread but the loop's.
+ * @param timeout_ms how long to wait for the answer (0: 5000)
+ * @param[out] status PENDING, COMMITTED or ABORTED
+ * @return 0; TPC_ECLOSED when not connected to the coordinator now; -ETIMEDOUT;
+ *         TPC_ESTATE when not started; -EBUSY when that txid is being asked already;
+ *         -EINVAL for txid 0
+ */
+TPC_API int tpc_participant_query_status(tpc_participant *p, tpc_txid txid,
+					 uint32_t timeout_ms, tpc_status *status);
 
 #ifdef __cplusplus
 }

@@ -29,27 +29,40 @@
  * (it can only mean "already applied"), so the sink may drop its memory of the txid.
  *
  * Threads, and exactly what may overlap. The participant calls a sink from two threads:
- *  - its event-loop thread: prepare() and abort();
+ *  - its event-loop thread: prepare(), abort() and committing();
  *  - its sink-writer thread: commit() and forget() (forget() also from
  *    tpc_participant_free(), once that thread has stopped).
  * The participant never calls applied() (it is for the service and tools), nor
  * destroy() before every other call returned. Calls from one side never overlap, so
- * at most two run at once: one prepare() or abort() with one commit() or forget().
+ * at most two run at once: one prepare(), abort() or committing() with one commit() or
+ * forget().
  * Those two never concern the same txid:
  *  - prepare(T) has returned before the first commit() holding T starts, and what it
  *    wrote is visible to that commit() (the writes are handed over through the
  *    writer's locked queue). A T recovered from the state log after a restart is
  *    committed with no prepare() in this process.
  *  - abort(T) and commit() of T exclude each other: a T passed to commit() is never
- *    aborted, an aborted T is never committed. abort(T) may come with no prepare()
+ *    aborted, an aborted T is never committed. committing(T) comes before the first
+ *    commit() holding T is queued, never for an aborted T. abort(T) may come with no prepare()
  *    (the transaction ended before its Prepare, or its writes expired).
  *  - forget(T) comes only after a commit() holding T returned 0; T is not prepared
  *    or aborted again.
  * So a sink whose prepare() or abort() shares state with commit() or forget() (a
  * reservation table, a counter, a connection) must lock that state itself; state kept
- * per txid needs no lock. The shipped sinks share none (their prepare() only checks
- * the writes). tests/integration/test_participant_inproc.c holds a sink that fails
- * on any overlap this paragraph forbids, under parallel load.
+ * per txid needs no lock. The file sink shares none (its prepare() only checks the
+ * writes); the LMDB sink shares the table of keys its prepared transactions hold, under
+ * a lock of its own. tests/integration/test_participant_inproc.c holds a sink that
+ * fails on any overlap this paragraph forbids, under parallel load.
+ *
+ * Wrapping: a sink may wrap another (its ops call the inner handle through
+ * tpc_sink_prepare(), tpc_sink_commit(), ...: to refuse some writes, to count, to
+ * forward somewhere else); it forwards every optional op the inner sink may need
+ * (abort(), forget(), committing(): the LMDB sink frees held keys in abort() and
+ * committing()). The library knows only the handle it was given: the
+ * participant frees that one (tpc_sink_free(), which calls its destroy()) and never
+ * the inner one. So a wrapper that owns its inner sink frees it in its own destroy()
+ * (tpc_sink_free(inner)); one that does not, leaves that to its caller, after
+ * tpc_participant_free(). The shipped sinks wrap nothing.
  */
 #ifndef TPC_SINK_H
 #define TPC_SINK_H
@@ -106,6 +119,17 @@ typedef struct tpc_sink_ops {
 	void (*forget)(void *self, const tpc_txid *txids, size_t n);
 	/** @brief Release the sink's resources. Optional (NULL). */
 	void (*destroy)(void *self);
+	/**
+	 * @brief The coordinator decided COMMIT for @p txid: its commit() follows, on the
+	 *        sink writer, after the commit() of every transaction decided before it and
+	 *        before that of any decided after. Optional (NULL). Loop thread, after
+	 *        prepare(txid) returned 0 (or with no prepare() for a transaction recovered
+	 *        after a restart); may come again for the same txid (a retried apply).
+	 *        A sink that holds something for prepared transactions (keys, as the LMDB
+	 *        sink does) may release it here: a prepare() that comes later is of a
+	 *        transaction decided later, whose commit() comes after this one's.
+	 */
+	void (*committing)(void *self, tpc_txid txid);
 } tpc_sink_ops;
 
 typedef struct tpc_sink tpc_sink;
@@ -141,6 +165,8 @@ TPC_API void tpc_sink_abort(tpc_sink *sink, tpc_txid txid);
 TPC_API int tpc_sink_applied(tpc_sink *sink, tpc_txid txid);
 /** @brief Call the sink's forget() if it has one; otherwise nothing. */
 TPC_API void tpc_sink_forget(tpc_sink *sink, const tpc_txid *txids, size_t n);
+/** @brief Call the sink's committing() if it has one; otherwise nothing. */
+TPC_API void tpc_sink_committing(tpc_sink *sink, tpc_txid txid);
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,9 @@ extern "C" {
 
 /**
  * @brief Open (creating if needed) an append-only file sink, repairing a torn tail.
+ *        A missing folder on the way to @p path is created (mode 0700), as
+ *        tpc_participant_config.state_dir is. The file is locked (flock) while open: a
+ *        second open of it fails with -EBUSY.
  * @param[out] err on failure, a negative code
  * @param[out] repaired_bytes if not NULL, how many bytes of torn tail were cut
  * @return the sink, or NULL

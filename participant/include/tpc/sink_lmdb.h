@@ -6,6 +6,23 @@
  *   "data"    key -> value record: { u64 txid that wrote it (big-endian), value bytes }
  *   "applied" txid (u64 big-endian) -> applied wall time (u64 ms)
  * Commits are normal synced LMDB commits (rule D6).
+ *
+ * Isolation: prepare() refuses (the participant votes NO with the reason) a transaction
+ * writing a key that another transaction holds: one this sink prepared (prepare()
+ * returned 0) and that is not decided yet: neither its committing() (the coordinator's
+ * COMMIT reached the participant; its commit() is queued before any later one) nor its
+ * abort() came. The reason reads: key "K" is held by prepared transaction N, not yet
+ * decided. Keys are held in memory: after a restart, a transaction recovered as
+ * PREPARED holds none until it is decided. See tpc/participant.h, "Isolation".
+ *
+ * Threads: the participant calls prepare(), abort() and committing() on its loop thread
+ * and commit() on its sink writer thread; the sink's key table is locked. tpc_sink_lmdb_get() may be
+ * called from any thread, at any time between tpc_sink_lmdb_open() and the sink's free
+ * (tpc_participant_free()), also while the writer thread commits: each call is one
+ * LMDB read transaction (the environment is opened with MDB_NOTLS), which sees the last
+ * durable commit and never blocks the writer nor is blocked by it. Several threads may
+ * call it at once. tpc_sink_lmdb_set_refuse() is not synchronised: call it before the
+ * participant is started or attached.
  */
 #ifndef TPC_SINK_LMDB_H
 #define TPC_SINK_LMDB_H
