@@ -298,3 +298,19 @@ void tpc_tls_bev_setup(struct bufferevent *bev)
 	if (tpc_tls_is_tls(bev))
 		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 }
+
+struct bufferevent *tpc_tls_bev_new(struct event_base *base, int fd, SSL *ssl, int accepting)
+{
+	struct bufferevent *bev =
+		ssl ? bufferevent_openssl_socket_new(base, fd, ssl,
+						     accepting ? BUFFEREVENT_SSL_ACCEPTING
+							       : BUFFEREVENT_SSL_CONNECTING,
+						     BEV_OPT_CLOSE_ON_FREE)
+		    : NULL;
+
+	if (!bev)
+		SSL_free(ssl);
+	else
+		tpc_tls_bev_setup(bev);
+	return bev;
+}

@@ -119,4 +119,15 @@ void tpc_tls_describe_error(struct bufferevent *bev, const char *fallback, char 
  */
 void tpc_tls_bev_setup(struct bufferevent *bev);
 
+struct event_base;
+
+/**
+ * @brief A TLS bufferevent for @p ssl on socket @p fd (-1: connect it later), which it
+ *        closes when freed, set up as tpc_tls_bev_setup() says.
+ * @param accepting 1 for the server side of an accepted connection, 0 for a client
+ * @return the bufferevent, or NULL (out of memory, or @p ssl NULL); @p ssl is freed then,
+ *         @p fd is not
+ */
+struct bufferevent *tpc_tls_bev_new(struct event_base *base, int fd, SSL *ssl, int accepting);
+
 #endif

@@ -68,18 +68,23 @@ static const char *level_name(enum tpc_log_level lvl)
 	return "?";
 }
 
-/* "2026-11-27T09:00:00.123Z" into @p out (at least 32 bytes); returns its length. */
-static int format_timestamp(char *out, size_t cap)
+int tpc_format_wall_ms(uint64_t wall_ms, char *out, size_t cap)
 {
-	struct timespec ts;
+	time_t secs = (time_t)(wall_ms / 1000);
 	struct tm tm;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	if (!gmtime_r(&ts.tv_sec, &tm))
+	if (!gmtime_r(&secs, &tm))
 		memset(&tm, 0, sizeof(tm));
-	return snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+	return snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
 			tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-			ts.tv_nsec / 1000000L);
+			(unsigned)(wall_ms % 1000));
+}
+
+struct timeval tpc_ms_tv(uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	return tv;
 }
 
 /* Keep a line one line: control characters (a stray '\n' in a peer's name) become '?'. */
@@ -158,7 +163,7 @@ void tpc_logf(const struct tpc_logger *lg, enum tpc_log_level lvl, const char *f
 
 	if (lg && lvl < lg->min)
 		return;
-	plen = format_timestamp(prefix, sizeof(prefix));
+	plen = tpc_format_wall_ms(tpc_wall_ms(), prefix, sizeof(prefix));
 	snprintf(prefix + plen, sizeof(prefix) - (size_t)plen, " %s %s: ", level_name(lvl), prog);
 
 	va_start(ap, fmt);

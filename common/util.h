@@ -9,12 +9,17 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 /** Monotonic clock in milliseconds / nanoseconds. */
 uint64_t tpc_now_ms(void);
 uint64_t tpc_now_ns(void);
 /** Wall clock in milliseconds since the Unix epoch. */
 uint64_t tpc_wall_ms(void);
+/** "2026-11-27T09:00:00.123Z" (UTC) for @p wall_ms into @p out; returns its length. */
+int tpc_format_wall_ms(uint64_t wall_ms, char *out, size_t cap);
+/** @p ms as a struct timeval, for libevent's timers. */
+struct timeval tpc_ms_tv(uint64_t ms);
 
 enum tpc_log_level { TPC_LOG_DEBUG, TPC_LOG_INFO, TPC_LOG_WARN, TPC_LOG_ERROR };
 

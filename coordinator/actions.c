@@ -238,19 +238,8 @@ void coord_log_done(void *ctx, struct bw_item *item, int status)
 	if (r->type == COORD_REC_COMPLETE && status < 0 && !s->stopping)
 		log_complete(s, r->txid);
 	coord_metrics_on_record(s, r, status);
-	if (r->type == COORD_REC_BIND) {
-		coord_identity_bind_logged(s, r, status); /* identity.c owns it */
-		return;
-	}
-	/* Audit entries about a participant (no txid) and UNBIND: an operator's forget. */
-	if (r->type == COORD_REC_UNBIND || (r->type == COORD_REC_AUDIT && r->txid == 0)) {
-		coord_forget_logged(s, r, status); /* admin_forget.c owns them */
-		return;
-	}
-	if (r->type == COORD_REC_SWEEP)
-		coord_sweep_done(s, r, status);
-	if (r->type == COORD_REC_AUDIT || r->type == COORD_REC_DROP) {
-		coord_heuristic_logged(s, r, status); /* heuristic.c owns these records */
+	if (r->done) { /* another module's record (identity, operator calls, sweeps) */
+		r->done(s, r, status);
 		return;
 	}
 	if (r->type == COORD_REC_COMMIT) {
@@ -262,7 +251,8 @@ void coord_log_done(void *ctx, struct bw_item *item, int status)
 			set_txn_error(t, TXN_ERR_LOG_FAILED, 0, status);
 		if (t)
 			coord_step(s, t, &ev);
-		coord_heuristic_commit_logged(s, r->txid, status); /* an operator's commit */
+		if (s->commit_logged) /* an operator may wait on it (heuristic.c) */
+			s->commit_logged(s, r->txid, status);
 	}
 	rec_free(r);
 }

@@ -3,8 +3,9 @@
  * own event_base, routing, bearer-token authentication, the read-only JSON views
  * (status, transactions, participants, faults), /metrics, /livez, /readyz, and the
  * periodic stuck scan; HTTPS (the protocol port's TLS context) when TLS is on.
- * Operator decisions, retry and the audit log are in heuristic.c; forgetting a
- * participant name's binding is in admin_forget.c.
+ * The one place HTTP and the API's JSON are spoken: operator decisions and retry
+ * (heuristic.c) and forgetting a participant name's binding (admin_forget.c) take
+ * parsed arguments and hand back a struct admin_result, which answer() words.
  *
  * Owns struct coord_admin (admin_int.h). Invariants:
  *   - everything runs on the loop thread, between the RPC callbacks, so every view is a
@@ -50,7 +51,7 @@
 
 /* ------------------------------------------------------------------ replies */
 
-void admin_reply_json(struct evhttp_request *req, int code, json_t *body)
+static void admin_reply_json(struct evhttp_request *req, int code, json_t *body)
 {
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	struct evbuffer *buf = evbuffer_new();
@@ -71,8 +72,8 @@ out_free:
 	free(text);
 }
 
-void admin_reply_error(struct evhttp_request *req, int code, json_t *extra, const char *fmt,
-		       ...)
+static __attribute__((format(printf, 4, 5))) void
+admin_reply_error(struct evhttp_request *req, int code, json_t *extra, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -100,23 +101,12 @@ static void reply_text(struct evhttp_request *req, int code, const char *type, c
 	evbuffer_free(buf);
 }
 
-json_t *admin_txid_json(uint64_t txid)
+static json_t *admin_txid_json(uint64_t txid)
 {
 	char buf[24];
 
 	snprintf(buf, sizeof(buf), "%" PRIu64, txid);
 	return json_string(buf);
-}
-
-void admin_format_time(uint64_t wall_ms, char *buf, size_t len)
-{
-	time_t secs = (time_t)(wall_ms / 1000);
-	struct tm tm;
-	char day[32];
-
-	gmtime_r(&secs, &tm);
-	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%03uZ", day, (unsigned)(wall_ms % 1000));
 }
 
 static json_t *time_json(uint64_t wall_ms)
@@ -125,11 +115,11 @@ static json_t *time_json(uint64_t wall_ms)
 
 	if (!wall_ms)
 		return json_null();
-	admin_format_time(wall_ms, buf, sizeof(buf));
+	tpc_format_wall_ms(wall_ms, buf, sizeof(buf));
 	return json_string(buf);
 }
 
-void admin_peer_addr(struct evhttp_request *req, char *buf, size_t len)
+static void admin_peer_addr(struct evhttp_request *req, char *buf, size_t len)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	char *host = NULL;
@@ -140,14 +130,66 @@ void admin_peer_addr(struct evhttp_request *req, char *buf, size_t len)
 	snprintf(buf, len, "%s:%u", host ? host : "?", (unsigned)port);
 }
 
-const char *admin_logged_status(struct coord_server *s, uint64_t txid)
+/* The HTTP status of an operator call's result. */
+static int http_status(enum admin_code code)
 {
-	int rc = s->store.ops->lookup_txid(s->store.self, txid);
+	static const int status[] = { [ADMIN_OK] = 200, [ADMIN_BAD_REQUEST] = 400,
+				      [ADMIN_NOT_FOUND] = 404, [ADMIN_CONFLICT] = 409,
+				      [ADMIN_FAILED] = 500, [ADMIN_UNAVAILABLE] = 503 };
 
-	if (rc < 0)
+	return (unsigned)code < sizeof(status) / sizeof(status[0]) ? status[code] : 500;
+}
+
+static json_t *names_json(const char *const *names, uint8_t n)
+{
+	json_t *arr = json_array();
+
+	for (uint8_t i = 0; arr && i < n; i++)
+		json_array_append_new(arr, json_string(names[i]));
+	return arr;
+}
+
+static void set_str(json_t *o, const char *key, const char *v)
+{
+	if (v)
+		json_object_set_new(o, key, json_string(v));
+}
+
+/* An operator call's result as the API's JSON: only the fields it has. */
+static json_t *result_json(const struct admin_result *r)
+{
+	json_t *o = json_object();
+
+	if (!o)
 		return NULL;
-	return rc == COORD_LOOKUP_COMMITTED ? "COMMITTED"
-	       : rc == COORD_LOOKUP_FORGOTTEN ? "FORGOTTEN" : "ABORTED";
+	if (r->txid)
+		json_object_set_new(o, "txid", admin_txid_json(r->txid));
+	set_str(o, "participant", r->participant);
+	set_str(o, "status", r->status);
+	set_str(o, "state", r->state);
+	set_str(o, "decision", r->decision);
+	set_str(o, "overrode", r->overrode);
+	set_str(o, "forgotten_participant_id", r->forgotten_id);
+	if (r->audit_id)
+		json_object_set_new(o, "audit_id", json_integer((json_int_t)r->audit_id));
+	set_str(o, "already", r->already);
+	if (r->resent) {
+		json_object_set_new(o, "resent_to", names_json(r->resent_to, r->n_resent_to));
+		json_object_set_new(o, "not_connected",
+				    names_json(r->not_connected, r->n_not_connected));
+	}
+	return o;
+}
+
+/* admin_answer_fn: @p arg is the evhttp request. */
+static void answer(void *arg, const struct admin_result *r)
+{
+	struct evhttp_request *req = arg;
+
+	if (r->code == ADMIN_OK)
+		admin_reply_json(req, 200, result_json(r));
+	else
+		admin_reply_error(req, http_status(r->code), result_json(r), "%s", r->why);
 }
 
 /* ------------------------------------------------------------------ parsing */
@@ -243,6 +285,42 @@ static json_t *read_body(struct evhttp_request *req, int *bad)
 		return NULL;
 	}
 	return body;
+}
+
+#define MAX_REASON 1024
+#define MAX_OPERATOR 128
+
+/* An operator call's body: reason (required), operator (optional) and, where
+ * @p with_force, force; a 400 (replied) when bad. Strings point into @p body. */
+static int parse_operator_body(struct evhttp_request *req, json_t *body, int with_force,
+			       struct admin_args *args)
+{
+	const char *key;
+	json_t *v;
+
+	memset(args, 0, sizeof(*args));
+	json_object_foreach(body, key, v) {
+		if (strcmp(key, "reason") == 0 && json_is_string(v) && json_string_length(v) &&
+		    json_string_length(v) <= MAX_REASON)
+			args->reason = json_string_value(v);
+		else if (with_force && strcmp(key, "force") == 0 && json_is_boolean(v))
+			args->force = json_is_true(v);
+		else if (strcmp(key, "operator") == 0 && json_is_string(v) &&
+			 json_string_length(v) <= MAX_OPERATOR)
+			args->operator = json_string_value(v);
+		else if (strcmp(key, "operator") != 0 || !json_is_null(v)) {
+			admin_reply_error(req, 400, NULL, "bad field \"%s\" (reason: a string of 1 to "
+					  "%d bytes,%s operator: a string)", key, MAX_REASON,
+					  with_force ? " force: a boolean," : "");
+			return -EINVAL;
+		}
+	}
+	if (!args->reason) {
+		admin_reply_error(req, 400, NULL, "the body needs {\"reason\": \"...\"}");
+		return -EINVAL;
+	}
+	admin_peer_addr(req, args->from, sizeof(args->from));
+	return 0;
 }
 
 /* ------------------------------------------------------------ authentication */
@@ -484,7 +562,7 @@ static void get_transaction(struct coord_admin *a, struct evhttp_request *req, u
 		admin_reply_json(req, 200, txn_json(s, t, tpc_now_ms()));
 		return;
 	}
-	st = admin_logged_status(s, txid);
+	st = heuristic_logged_status(s, txid);
 	if (!st) {
 		admin_reply_error(req, 503, NULL, "cannot read the decision log; ask again");
 		return;
@@ -823,6 +901,52 @@ static int route_method_ok(const struct route *r, enum evhttp_cmd_type cmd)
 	}
 }
 
+struct audit_page {
+	json_t *arr;
+	uint32_t limit;
+	uint64_t last_id;           /* id of the last entry kept */
+	int more;                   /* one more entry than the page exists */
+};
+
+static int add_audit_entry(void *arg, uint64_t id, const char *text, size_t len)
+{
+	struct audit_page *pg = arg;
+	json_t *e;
+
+	if (json_array_size(pg->arr) == pg->limit) {
+		pg->more = 1; /* the look-ahead entry: not listed */
+		return 0;
+	}
+	e = json_loadb(text, len, 0, NULL);
+	if (!e)
+		e = json_pack("{s:I, s:s}", "id", (json_int_t)id, "error", "undecodable entry");
+	pg->last_id = id;
+	return json_array_append_new(pg->arr, e) ? -ENOMEM : 0;
+}
+
+/* At most @p limit entries with id < @p before (0: from the newest), newest first, and
+ * "next" when more follow. */
+static void audit_list(struct coord_admin *a, struct evhttp_request *req, uint32_t limit,
+		       uint64_t before)
+{
+	struct coord_server *s = a->srv;
+	struct audit_page pg = { json_array(), limit, 0, 0 };
+	/* One entry past the page says whether a next page exists. */
+	int rc = pg.arr ? s->store.ops->audit_list(s->store.self, before, limit + 1,
+						   add_audit_entry, &pg)
+			: -ENOMEM;
+
+	if (rc) {
+		json_decref(pg.arr);
+		admin_reply_error(req, 503, NULL, "cannot read the audit log (%d)", rc);
+		return;
+	}
+	json_t *o = json_pack("{s:o}", "entries", pg.arr);
+	if (o && pg.more)
+		json_object_set_new(o, "next", json_integer((json_int_t)pg.last_id));
+	admin_reply_json(req, 200, o);
+}
+
 static void get_audit(struct coord_admin *a, struct evhttp_request *req)
 {
 	static const char *const allowed[] = { "limit", "before", NULL };
@@ -842,7 +966,47 @@ static void get_audit(struct coord_admin *a, struct evhttp_request *req)
 	bad = bad || parse_cursor(req, &q, "before", &before);
 	evhttp_clear_headers(&q);
 	if (!bad)
-		heuristic_audit_list(a, req, limit, before);
+		audit_list(a, req, limit, before);
+}
+
+static void post_retry(struct coord_admin *a, struct evhttp_request *req, uint64_t txid)
+{
+	struct admin_result r = { 0 };
+
+	heuristic_retry(a, txid, &r);
+	answer(req, &r);
+}
+
+/* POST .../commit, .../abort and /v1/participants/{name}/forget. */
+static void post_operator_call(struct coord_admin *a, struct evhttp_request *req,
+			       const struct route *r)
+{
+	int bad = 0;
+	json_t *body = read_body(req, &bad);
+	struct admin_args args;
+	char *name = NULL;
+
+	if (bad)
+		return;
+	if (!body) {
+		admin_reply_error(req, 400, NULL, "the body needs {\"reason\": \"...\"}");
+		return;
+	}
+	if (parse_operator_body(req, body, r->kind != R_FORGET, &args))
+		goto out;
+	if (r->kind != R_FORGET) {
+		heuristic_decide(a, r->txid, r->kind == R_COMMIT ? DECIDE_COMMIT : DECIDE_ABORT,
+				 &args, answer, req);
+		goto out;
+	}
+	name = evhttp_uridecode(r->name, 0, NULL);
+	if (!name)
+		admin_reply_error(req, 500, NULL, "out of memory");
+	else
+		admin_forget_participant(a, name, &args, answer, req);
+out:
+	free(name);
+	json_decref(body); /* the calls copied what they keep */
 }
 
 static void serve_get(struct coord_admin *a, struct evhttp_request *req, const struct route *r)
@@ -868,9 +1032,6 @@ static void serve_get(struct coord_admin *a, struct evhttp_request *req, const s
 
 static void serve_post(struct coord_admin *a, struct evhttp_request *req, const struct route *r)
 {
-	int bad = 0;
-	json_t *body;
-
 	if (!a->srv->ready || a->srv->stopping) {
 		admin_reply_error(req, 503, NULL, "%s", a->srv->stopping ? "shutting down"
 									 : "recovering");
@@ -878,19 +1039,10 @@ static void serve_post(struct coord_admin *a, struct evhttp_request *req, const 
 	}
 	switch (r->kind) {
 	case R_FAULTS: post_faults(a, req); return;
-	case R_RETRY: heuristic_retry(a, req, r->txid); return;
+	case R_RETRY: post_retry(a, req, r->txid); return;
 	case R_COMMIT:
 	case R_ABORT:
-		body = read_body(req, &bad);
-		if (!bad)
-			heuristic_decide(a, req, r->txid,
-					 r->kind == R_COMMIT ? DECIDE_COMMIT : DECIDE_ABORT, body);
-		return;
-	case R_FORGET:
-		body = read_body(req, &bad);
-		if (!bad)
-			admin_forget_participant(a, req, r->name, body);
-		return;
+	case R_FORGET: post_operator_call(a, req, r); return;
 	default: admin_reply_error(req, 404, NULL, "no such route"); return;
 	}
 }
@@ -944,8 +1096,7 @@ static int arm_stuck_watch(struct coord_admin *a)
 	struct timeval tv;
 
 	every = every < 25 ? 25 : every > 1000 ? 1000 : every;
-	tv.tv_sec = (time_t)(every / 1000);
-	tv.tv_usec = (suseconds_t)(every % 1000) * 1000;
+	tv = tpc_ms_tv(every);
 	if (!a->stuck_ev)
 		a->stuck_ev = event_new(a->srv->base, -1, EV_PERSIST, on_stuck_timer, a);
 	if (!a->stuck_ev || event_add(a->stuck_ev, &tv))
@@ -1020,18 +1171,11 @@ static struct bufferevent *https_bev(struct event_base *base, void *arg)
 {
 	struct coord_admin *a = arg;
 	SSL *ssl = tpc_tls_server_ssl(a->srv->tls);
-	struct bufferevent *bev;
 
 	if (!ssl)
 		return NULL;
 	SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
-	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (!bev)
-		SSL_free(ssl);
-	else
-		tpc_tls_bev_setup(bev);
-	return bev;
+	return tpc_tls_bev_new(base, -1, ssl, 1);
 }
 
 /* Bind; a busy default address (not given by the operator) only disables the API. */
@@ -1088,6 +1232,7 @@ int coord_admin_start(struct coord_server *s)
 		return -ENOMEM;
 	s->admin = a;
 	a->srv = s;
+	s->commit_logged = heuristic_commit_logged;
 	if (arm_stuck_watch(a))
 		return -ENOMEM;
 	if (heuristic_load(a)) {
@@ -1145,6 +1290,7 @@ void coord_admin_free(struct coord_server *s)
 	if (!a)
 		return;
 	heuristic_free_waiting(a);
+	s->commit_logged = NULL;
 	if (a->http)
 		evhttp_free(a->http);
 	if (a->stuck_ev)

@@ -11,8 +11,8 @@
  *      nothing changes before it is on disk;
  *   3. then the UNBIND record; once it is durable the binding goes from memory too and
  *      the operator hears 200.
- * Owns struct forget_op and the records embedded in it (coord_log_done() hands AUDIT
- * records with txid 0 and UNBIND records here).
+ * It speaks no HTTP: admin.c parses the request and words the answer (admin_int.h).
+ * Owns struct forget_op and the records embedded in it (their done() is this file's).
  */
 #include "admin_int.h"
 
@@ -21,15 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/http.h>
-
-#define MAX_REASON 1024
-#define MAX_OPERATOR 128
-
 struct forget_op {
 	struct coord_rec rec;       /* must be first: AUDIT, then UNBIND */
 	struct coord_admin *a;
-	struct evhttp_request *req;
+	admin_answer_fn answer;
+	void *arg;                  /* the answer's */
 	uint32_t peer;
 	char *name;
 	char *text;                 /* the audit entry (JSON) */
@@ -43,12 +39,12 @@ static void op_free(struct forget_op *op)
 	free(op);
 }
 
-static void op_reply_error(struct forget_op *op, int code, const char *why)
+static void op_reply_error(struct forget_op *op, enum admin_code code, const char *why)
 {
-	admin_reply_error(op->req, code,
-			  json_pack("{s:s, s:I}", "participant", op->name, "audit_id",
-				    (json_int_t)op->rec.audit_id),
-			  "%s", why);
+	struct admin_result r = { .participant = op->name, .audit_id = op->rec.audit_id };
+
+	admin_result_fail(&r, code, "%s", why);
+	op->answer(op->arg, &r);
 	op_free(op);
 }
 
@@ -61,55 +57,28 @@ static uint32_t find_peer(struct coord_server *s, const char *name)
 	return 0;
 }
 
-/* reason (required) and operator (optional) from the body; 400 (replied) when bad. */
-static int parse_body(struct evhttp_request *req, json_t *body, const char **reason,
-		      const char **operator)
+static char *audit_text(struct forget_op *op, const struct peer *p,
+			const struct admin_args *args)
 {
-	const char *key;
-	json_t *v;
-
-	*reason = *operator = NULL;
-	json_object_foreach(body, key, v) {
-		if (strcmp(key, "reason") == 0 && json_is_string(v) && json_string_length(v) &&
-		    json_string_length(v) <= MAX_REASON)
-			*reason = json_string_value(v);
-		else if (strcmp(key, "operator") == 0 && json_is_string(v) &&
-			 json_string_length(v) <= MAX_OPERATOR)
-			*operator = json_string_value(v);
-		else if (strcmp(key, "operator") != 0 || !json_is_null(v)) {
-			admin_reply_error(req, 400, NULL, "bad field \"%s\" (reason: a string of 1 to "
-					  "%d bytes, operator: a string)", key, MAX_REASON);
-			return -EINVAL;
-		}
-	}
-	if (!*reason) {
-		admin_reply_error(req, 400, NULL, "the body needs {\"reason\": \"...\"}");
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static char *audit_text(struct forget_op *op, const struct peer *p, const char *reason,
-			const char *operator)
-{
-	char at[40], bound[40], from[80];
+	char at[40], bound[40];
 	json_t *e;
 	char *text;
 
-	admin_format_time(op->rec.wall_ms, at, sizeof(at));
-	admin_format_time(p->bound_wall_ms, bound, sizeof(bound));
-	admin_peer_addr(op->req, from, sizeof(from));
+	tpc_format_wall_ms(op->rec.wall_ms, at, sizeof(at));
+	tpc_format_wall_ms(p->bound_wall_ms, bound, sizeof(bound));
 	e = json_pack("{s:I, s:s, s:s?, s:s, s:s, s:s, s:s, s:s, s:s}", "id",
-		      (json_int_t)op->rec.audit_id, "at", at, "operator", operator, "peer", from,
-		      "action", "forget-participant", "participant", op->name, "participant_id",
-		      op->id_hex, "bound_at", bound, "reason", reason);
+		      (json_int_t)op->rec.audit_id, "at", at, "operator", args->operator, "peer",
+		      args->from, "action", "forget-participant", "participant", op->name,
+		      "participant_id", op->id_hex, "bound_at", bound, "reason", args->reason);
 	text = e ? json_dumps(e, JSON_COMPACT) : NULL;
 	json_decref(e);
 	return text;
 }
 
-static struct forget_op *op_new(struct coord_admin *a, struct evhttp_request *req,
-				uint32_t peer, const char *reason, const char *operator)
+static void forget_logged(struct coord_server *s, struct coord_rec *r, int status);
+
+static struct forget_op *op_new(struct coord_admin *a, uint32_t peer,
+				const struct admin_args *args)
 {
 	struct peer *p = coord_peer(a->srv, peer);
 	struct forget_op *op = calloc(1, sizeof(*op));
@@ -117,7 +86,6 @@ static struct forget_op *op_new(struct coord_admin *a, struct evhttp_request *re
 	if (!op)
 		return NULL;
 	op->a = a;
-	op->req = req;
 	op->peer = peer;
 	op->name = strdup(p->name);
 	coord_participant_id_hex(p->pid, op->id_hex);
@@ -125,8 +93,9 @@ static struct forget_op *op_new(struct coord_admin *a, struct evhttp_request *re
 	op->rec.txid = 0; /* about a participant, not a transaction */
 	op->rec.wall_ms = tpc_wall_ms();
 	op->rec.owner = op;
+	op->rec.done = forget_logged;
 	op->rec.audit_id = a->next_audit_id++;
-	op->text = op->name ? audit_text(op, p, reason, operator) : NULL;
+	op->text = op->name ? audit_text(op, p, args) : NULL;
 	if (!op->text) {
 		op_free(op);
 		return NULL;
@@ -136,44 +105,36 @@ static struct forget_op *op_new(struct coord_admin *a, struct evhttp_request *re
 	return op;
 }
 
-void admin_forget_participant(struct coord_admin *a, struct evhttp_request *req,
-			      const char *raw_name, json_t *body)
+void admin_forget_participant(struct coord_admin *a, const char *name,
+			      const struct admin_args *args, admin_answer_fn answer, void *arg)
 {
 	struct coord_server *s = a->srv;
-	char *name = evhttp_uridecode(raw_name, 0, NULL);
-	const char *reason, *operator;
-	char why[512];
-	uint32_t peer = name ? find_peer(s, name) : 0;
+	struct admin_result r = { 0 };
+	uint32_t peer = find_peer(s, name);
 	struct forget_op *op;
-	int code;
 
-	if (!body) {
-		admin_reply_error(req, 400, NULL, "the body needs {\"reason\": \"...\"}");
-		goto out;
-	}
-	if (parse_body(req, body, &reason, &operator))
-		goto out;
 	if (!peer) {
-		admin_reply_error(req, 404, NULL, "no participant named \"%s\" is known",
-				  name ? name : raw_name);
-		goto out;
+		admin_result_fail(&r, ADMIN_NOT_FOUND, "no participant named \"%s\" is known", name);
+		goto refused;
 	}
-	code = coord_identity_forget_blocker(s, peer, why, sizeof(why));
-	if (code) {
-		admin_reply_error(req, code, json_pack("{s:s}", "participant", name), "%s", why);
-		goto out;
+	r.code = coord_identity_forget_blocker(s, peer, r.why, sizeof(r.why));
+	if (r.code) {
+		r.participant = name;
+		goto refused;
 	}
-	op = op_new(a, req, peer, reason, operator);
+	op = op_new(a, peer, args);
 	if (!op) {
-		admin_reply_error(req, 500, NULL, "out of memory");
-		goto out;
+		admin_result_fail(&r, ADMIN_FAILED, "out of memory");
+		goto refused;
 	}
+	op->answer = answer;
+	op->arg = arg;
 	coord_peer(s, peer)->forgetting = 1;
 	tpc_logf(&s->log, TPC_LOG_INFO, "operator call: %s", op->text);
 	batch_writer_submit(s->writer, &op->rec.item); /* carried out once it is durable */
-out:
-	free(name);
-	json_decref(body);
+	return;
+refused:
+	answer(arg, &r);
 }
 
 /* The audit entry is durable: look again, then write the UNBIND. */
@@ -186,17 +147,17 @@ static void audit_done(struct forget_op *op, int status)
 
 	p->forgetting = 0;
 	if (status < 0) {
-		op_reply_error(op, 500, "the audit entry could not be written; nothing was changed");
+		op_reply_error(op, ADMIN_FAILED, "the audit entry could not be written; nothing was changed");
 		return;
 	}
 	if (s->stopping) {
-		op_reply_error(op, 503, "shutting down: the audit entry was written but the "
+		op_reply_error(op, ADMIN_UNAVAILABLE, "shutting down: the audit entry was written but the "
 			       "binding was not removed");
 		return;
 	}
 	code = coord_identity_forget_blocker(s, op->peer, why, sizeof(why));
 	if (code) {
-		op_reply_error(op, code, why);
+		op_reply_error(op, (enum admin_code)code, why);
 		return;
 	}
 	p->forgetting = 1;
@@ -214,7 +175,7 @@ static void unbind_done(struct forget_op *op, int status)
 
 	coord_peer(s, op->peer)->forgetting = 0;
 	if (status < 0) {
-		op_reply_error(op, 500, "the binding could not be removed from the log; nothing "
+		op_reply_error(op, ADMIN_FAILED, "the binding could not be removed from the log; nothing "
 			       "was changed (the audit entry records the attempt)");
 		return;
 	}
@@ -222,14 +183,13 @@ static void unbind_done(struct forget_op *op, int status)
 	tpc_logf(&s->log, TPC_LOG_WARN, "participant name %s forgotten by an operator (it was "
 		 "bound to id %s; audit entry %" PRIu64 "): the next state folder to say Hello "
 		 "under it takes it", op->name, op->id_hex, op->rec.audit_id);
-	admin_reply_json(op->req, 200,
-			 json_pack("{s:s, s:s, s:I}", "participant", op->name,
-				   "forgotten_participant_id", op->id_hex, "audit_id",
-				   (json_int_t)op->rec.audit_id));
+	struct admin_result r = { .participant = op->name, .forgotten_id = op->id_hex,
+				  .audit_id = op->rec.audit_id };
+	op->answer(op->arg, &r);
 	op_free(op);
 }
 
-void coord_forget_logged(struct coord_server *s, struct coord_rec *r, int status)
+static void forget_logged(struct coord_server *s, struct coord_rec *r, int status)
 {
 	struct forget_op *op = r->owner;
 

@@ -1,15 +1,20 @@
 /*
  * admin_int.h - what admin.c (HTTP routes, authentication, JSON replies, the stuck
- * watch) and heuristic.c (operator decisions, retry, the audit log) share.
+ * watch) shares with the modules below it: admin_page.c (paging), heuristic.c
+ * (operator decisions, retry) and admin_forget.c (forgetting a name). Calls go one
+ * way, from admin.c down; the lower modules answer through struct admin_result.
  *
- * Loop thread only. An operator call that must wait for the log keeps its evhttp
- * request in a struct admin_op until a log completion answers it; libevent keeps such a
- * request alive even if its client hangs up (evhttp_send_reply then just frees it).
+ * Loop thread only. An operator call that must wait for the log keeps admin.c's
+ * answer function and its argument (the evhttp request) in its op until a log
+ * completion answers it; libevent keeps such a request alive even if its client hangs
+ * up (evhttp_send_reply then just frees it).
  */
 #ifndef TPC_COORD_ADMIN_INT_H
 #define TPC_COORD_ADMIN_INT_H
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -17,7 +22,6 @@
 #include "server_int.h"
 
 struct evhttp;
-struct evhttp_request;
 struct admin_op;
 
 struct coord_admin {
@@ -56,52 +60,81 @@ void admin_page_offer(struct admin_page *p, uint64_t item);
 void admin_page_sort(struct admin_page *p);
 void admin_page_free(struct admin_page *p);
 
-/* ---- admin.c: replies and formatting ---- */
+/* ---- what heuristic.c and admin_forget.c take and hand back ----
+ * They see no HTTP and write no reply: admin.c parses the request into struct
+ * admin_args and turns each struct admin_result into a status and a JSON body. */
 
-/** Reply with @p body as JSON (compact, newline-terminated); takes @p body's reference. */
-void admin_reply_json(struct evhttp_request *req, int code, json_t *body);
+/** An operator call's request, as admin.c parsed it from the body. */
+struct admin_args {
+	const char *reason;         /* required */
+	const char *operator;       /* NULL: not given */
+	int force;
+	char from[80];              /* who asked, "HOST:PORT" (the audit entry's "peer") */
+};
 
-/** Reply {"error": message, ...@p extra} with status @p code; takes @p extra (may be NULL). */
-void admin_reply_error(struct evhttp_request *req, int code, json_t *extra, const char *fmt,
-		       ...) __attribute__((format(printf, 4, 5)));
+/** What an operator call came to. Every field but @c code and @c why is optional:
+ *  0 or NULL leaves it out of the reply. */
+struct admin_result {
+	enum admin_code code;
+	char why[512];              /* code != ADMIN_OK: the reason, for the operator */
+	uint64_t txid;
+	const char *participant;
+	const char *status;         /* what a participant asking about txid is told */
+	const char *state;          /* the transaction's state */
+	const char *decision;       /* a carried-out decision: "COMMIT" or "ABORT" */
+	const char *overrode;
+	const char *already;        /* a no-op: "COMMITTED" or "ABORTED" */
+	const char *forgotten_id;   /* forget: the participant id unbound (hex) */
+	uint64_t audit_id;          /* the audit entry written */
+	int resent;                 /* retry: the two lists below are the answer */
+	const char *resent_to[COORD_TXN_MAX_PARTS];
+	const char *not_connected[COORD_TXN_MAX_PARTS];
+	uint8_t n_resent_to, n_not_connected;
+};
 
-/** A txid as the API writes it: a decimal string. */
-json_t *admin_txid_json(uint64_t txid);
+/** Receives an operator call's answer, now or once the log has it (loop thread); the
+ *  result's strings live until it returns. */
+typedef void (*admin_answer_fn)(void *arg, const struct admin_result *r);
 
-/** "2026-11-27T09:00:00.123Z" for a wall-clock time in ms. */
-void admin_format_time(uint64_t wall_ms, char *buf, size_t len);
+/** Fill @p r's code and reason (printf-style). */
+static inline __attribute__((format(printf, 3, 4))) void
+admin_result_fail(struct admin_result *r, enum admin_code code, const char *fmt, ...)
+{
+	va_list ap;
 
-/** The peer of @p req as "HOST:PORT" (or "?"). */
-void admin_peer_addr(struct evhttp_request *req, char *buf, size_t len);
-
-/** What a participant asking about @p txid would be told: "COMMITTED" or "ABORTED";
- *  NULL when the log cannot be read. */
-const char *admin_logged_status(struct coord_server *s, uint64_t txid);
+	r->code = code;
+	va_start(ap, fmt);
+	vsnprintf(r->why, sizeof(r->why), fmt, ap);
+	va_end(ap);
+}
 
 /* ---- admin_forget.c ---- */
 
-/** POST /v1/participants/{name}/forget; @p raw_name still URL-encoded; takes @p body. */
-void admin_forget_participant(struct coord_admin *a, struct evhttp_request *req,
-			      const char *raw_name, json_t *body);
+/** Forget the binding of participant @p name; @p answer gets the result. */
+void admin_forget_participant(struct coord_admin *a, const char *name,
+			      const struct admin_args *args, admin_answer_fn answer, void *arg);
 
 /* ---- heuristic.c ---- */
 
 /** Read the newest audit id from the log (start-up). @return 0 or a log error. */
 int heuristic_load(struct coord_admin *a);
 
-/** POST /v1/transactions/{txid}/commit|abort with its JSON @p body (NULL: none). */
-void heuristic_decide(struct coord_admin *a, struct evhttp_request *req, uint64_t txid,
-		      int decision, json_t *body);
+/** What a participant asking about @p txid would be told: "COMMITTED", "ABORTED" or
+ *  "FORGOTTEN"; NULL when the log cannot be read. */
+const char *heuristic_logged_status(struct coord_server *s, uint64_t txid);
 
-/** POST /v1/transactions/{txid}/retry. */
-void heuristic_retry(struct coord_admin *a, struct evhttp_request *req, uint64_t txid);
+/** An operator's commit or abort (@p decision: DECIDE_COMMIT or DECIDE_ABORT) of
+ *  @p txid; @p answer gets the result, possibly after the log wrote it. */
+void heuristic_decide(struct coord_admin *a, uint64_t txid, int decision,
+		      const struct admin_args *args, admin_answer_fn answer, void *arg);
 
-/** GET /v1/audit?limit=N&before=ID: at most @p limit (<= ADMIN_MAX_PAGE) entries with
- *  id < @p before (0: from the newest), newest first, and "next" when more follow. */
-void heuristic_audit_list(struct coord_admin *a, struct evhttp_request *req, uint32_t limit,
-			  uint64_t before);
+/** Resend what the participants of @p txid lack; @p r gets the result. */
+void heuristic_retry(struct coord_admin *a, uint64_t txid, struct admin_result *r);
 
-/** Shutdown: answer every operator call still waiting (503) and free it. */
+/** A COMMIT record is done (struct coord_server's commit_logged). */
+void heuristic_commit_logged(struct coord_server *s, uint64_t txid, int status);
+
+/** Shutdown: answer every operator call still waiting (unavailable) and free it. */
 void heuristic_free_waiting(struct coord_admin *a);
 
 #endif

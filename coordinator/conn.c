@@ -50,13 +50,6 @@
 static void conn_free(struct conn *c);
 static void on_read(struct bufferevent *bev, void *arg);
 
-static struct timeval ms_tv(uint64_t ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-
-	return tv;
-}
-
 struct conn *coord_conn_get(struct coord_server *s, uint64_t id)
 {
 	uint32_t slot = (uint32_t)id;
@@ -179,7 +172,7 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 		return 1;
 	}
 	c->frame_since_ms = 0; /* a whole frame: the next one is timed from its first byte */
-	int stop = coord_dispatch(c, env); /* env lives in the arena until the next frame */
+	int stop = c->srv->on_frame(c, env); /* env lives in the arena until the next frame */
 	return stop || c->closing;
 }
 
@@ -335,22 +328,9 @@ static void format_addr(const struct sockaddr *sa, char *out, size_t len)
 /* A plain socket bufferevent, or with TLS on a server-side TLS one (owns @p fd). */
 static struct bufferevent *new_bev(struct coord_server *s, evutil_socket_t fd)
 {
-	struct bufferevent *bev;
-	SSL *ssl;
-
 	if (!s->tls)
 		return bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	ssl = tpc_tls_server_ssl(s->tls);
-	if (!ssl)
-		return NULL;
-	bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (!bev) {
-		SSL_free(ssl);
-		return NULL;
-	}
-	tpc_tls_bev_setup(bev);
-	return bev;
+	return tpc_tls_bev_new(s->base, fd, tpc_tls_server_ssl(s->tls), 1);
 }
 
 static struct conn *conn_new(struct coord_server *s, evutil_socket_t fd,
@@ -384,7 +364,7 @@ static void conn_free(struct conn *c)
 {
 	struct coord_server *s = c->srv;
 
-	coord_on_conn_closed(s, c);
+	s->on_closed(s, c);
 	s->conns[(uint32_t)c->id] = NULL;
 	s->nconns--;
 	s->partial_bytes -= c->held;
@@ -470,7 +450,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 		 s->nconns, s->cfg.max_conns);
 	log_limited(s, "accept", detail);
 	evconnlistener_disable(l);
-	tv = ms_tv(s->accept_delay_ms);
+	tv = tpc_ms_tv(s->accept_delay_ms);
 	evtimer_add(s->accept_retry, &tv);
 }
 
@@ -509,7 +489,7 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
 	struct coord_server *s = arg;
 	uint64_t now = tpc_now_ms();
-	struct timeval tv = ms_tv(reap_period_ms(&s->cfg)); /* options may have been reloaded */
+	struct timeval tv = tpc_ms_tv(reap_period_ms(&s->cfg)); /* options may have been reloaded */
 
 	for (uint32_t i = 0; i < s->conns_cap; i++) {
 		struct conn *c = s->conns[i];
@@ -585,7 +565,7 @@ int coord_listen(struct coord_server *s)
 	s->reaper = evtimer_new(s->base, on_reap, s);
 	if (!s->accept_retry || !s->reaper)
 		return -ENOMEM;
-	struct timeval tv = ms_tv(reap_period_ms(&s->cfg));
+	struct timeval tv = tpc_ms_tv(reap_period_ms(&s->cfg));
 	evtimer_add(s->reaper, &tv);
 	return 0;
 }

@@ -24,9 +24,12 @@
  *        forced commit       tombstone: participants that ask hear COMMITTED (for the
  *                            outcome retention);
  *        no-op ("already")   nothing;
- *   4. answer the HTTP request (200, or why it was not carried out).
- * Owns struct admin_op and the records embedded in it (coord_log_done() hands AUDIT and
- * DROP records back here instead of freeing them).
+ *   4. answer (done, or why it was not carried out) through admin.c's answer function.
+ * It speaks no HTTP: admin.c parses the request and words the answer (admin_int.h).
+ * Owns struct admin_op and the records embedded in it (their done() is this file's).
+ *
+ * Also what a participant asking about a transaction is told (heuristic_logged_status())
+ * and retry.
  */
 #include "admin_int.h"
 #include "errname.h"
@@ -37,11 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/http.h>
-
-#define MAX_REASON 1024
-#define MAX_OPERATOR 128
-
 enum op_plan { PLAN_NOOP = COORD_OP_NOOP, PLAN_STEP = COORD_OP_STEP, PLAN_DROP = COORD_OP_DROP,
 	       PLAN_COMMIT_UNKNOWN };
 
@@ -49,7 +47,8 @@ struct admin_op {
 	struct coord_rec rec;       /* AUDIT, then DROP (owner = this op) */
 	struct admin_op *next;      /* in a->waiting while a COMMIT record is being written */
 	struct coord_admin *a;
-	struct evhttp_request *req;
+	admin_answer_fn answer;
+	void *arg;                  /* the answer's */
 	uint64_t txid;
 	int decision;               /* enum coord_decision_kind */
 	int force;
@@ -60,9 +59,9 @@ struct admin_op {
 	char *key;                  /* DROP: the transaction's client key, or NULL */
 };
 
-/* What the state allows: a plan, or an HTTP refusal with its reason. */
+/* What the state allows: a plan, or a refusal with its reason. */
 struct verdict {
-	int code;                   /* 0: accepted */
+	enum admin_code code;       /* ADMIN_OK: accepted */
 	enum op_plan plan;
 	const char *state_before;
 	const char *overrode;
@@ -82,30 +81,30 @@ static void op_free(struct admin_op *op)
 	free(op);
 }
 
-static void op_reply_error(struct admin_op *op, int code, const char *fmt, const char *detail)
+static void op_reply_error(struct admin_op *op, enum admin_code code, const char *fmt,
+			   const char *detail)
 {
-	admin_reply_error(op->req, code,
-			  json_pack("{s:o, s:I}", "txid", admin_txid_json(op->txid), "audit_id",
-				    (json_int_t)op->rec.audit_id),
-			  fmt, detail);
+	struct admin_result r = { .txid = op->txid, .audit_id = op->rec.audit_id };
+
+	r.code = code;
+	snprintf(r.why, sizeof(r.why), fmt, detail);
+	op->answer(op->arg, &r);
 	op_free(op);
 }
 
 static void op_reply_done(struct admin_op *op)
 {
 	struct coord_server *s = op->a->srv;
-	json_t *body = json_pack("{s:o, s:s, s:s, s:I}", "txid", admin_txid_json(op->txid),
-				 "decision", decision_name(op->decision), "overrode", op->overrode,
-				 "audit_id", (json_int_t)op->rec.audit_id);
+	struct admin_result r = { .txid = op->txid, .decision = decision_name(op->decision),
+				  .overrode = op->overrode, .audit_id = op->rec.audit_id,
+				  .already = op->already };
 
-	if (body && op->already)
-		json_object_set_new(body, "already", json_string(op->already));
 	if (!op->already)
 		tpc_logf(&s->log, TPC_LOG_WARN,
 			 "heuristic %s of txid %" PRIu64 " carried out (overrode %s; audit entry %"
 			 PRIu64 ")", decision_name(op->decision), op->txid, op->overrode,
 			 op->rec.audit_id);
-	admin_reply_json(op->req, 200, body);
+	op->answer(op->arg, &r);
 	op_free(op);
 }
 
@@ -132,13 +131,13 @@ static struct admin_op *take_waiting(struct coord_admin *a, uint64_t txid)
 static void plan_accept(struct verdict *v, enum op_plan plan, const char *overrode,
 		   const char *already)
 {
-	v->code = 0;
+	v->code = ADMIN_OK;
 	v->plan = plan;
 	v->overrode = overrode;
 	v->already = already;
 }
 
-static void plan_refuse(struct verdict *v, int code, const char *why)
+static void plan_refuse(struct verdict *v, enum admin_code code, const char *why)
 {
 	v->code = code;
 	v->why = why;
@@ -151,7 +150,7 @@ static void plan_open(const struct coord_txn *t, int decision, int force, struct
 
 	v->state_before = coord_txn_state_str(t->state);
 	if (coord_txn_operator_check(t, decision, force, &c))
-		plan_refuse(v, 409, c.why);
+		plan_refuse(v, ADMIN_CONFLICT, c.why);
 	else
 		plan_accept(v, (enum op_plan)c.plan, c.overrode, c.already);
 }
@@ -168,70 +167,35 @@ static int never_begun(const struct coord_server *s, uint64_t txid)
 static void plan_gone(struct coord_server *s, uint64_t txid, int decision, int force,
 		      struct verdict *v)
 {
-	const char *st = admin_logged_status(s, txid);
+	const char *st = heuristic_logged_status(s, txid);
 
 	v->state_before = st;
 	if (never_begun(s, txid)) /* first: nothing to decide, nothing to audit */
-		plan_refuse(v, 404, "this coordinator never issued that transaction id");
+		plan_refuse(v, ADMIN_NOT_FOUND,
+			"this coordinator never issued that transaction id");
 	else if (!st)
-		plan_refuse(v, 503, "cannot read the decision log; ask again");
+		plan_refuse(v, ADMIN_UNAVAILABLE, "cannot read the decision log; ask again");
 	else if (st[0] == 'F')
-		plan_refuse(v, 409, "its outcome is older than the outcome retention and was "
-		       "forgotten: this coordinator no longer knows whether it committed");
+		plan_refuse(v, ADMIN_CONFLICT,
+			"its outcome is older than the outcome retention and was "
+			"forgotten: this coordinator no longer knows whether it committed");
 	else if (decision == DECIDE_ABORT && st[0] == 'A')
 		plan_accept(v, PLAN_NOOP, "none", "ABORTED");
 	else if (decision == DECIDE_ABORT)
-		plan_refuse(v, 409, "it committed and every participant acknowledged (applied) it; "
-		       "there is nothing left to abort");
+		plan_refuse(v, ADMIN_CONFLICT,
+			"it committed and every participant acknowledged (applied) it; "
+			"there is nothing left to abort");
 	else if (st[0] == 'C')
 		plan_accept(v, PLAN_NOOP, "none", "COMMITTED");
 	else if (!force)
-		plan_refuse(v, 409, "no such open transaction: it is presumed aborted (participants "
-		       "that ask are told ABORTED); \"force\": true records a COMMIT instead");
+		plan_refuse(v, ADMIN_CONFLICT,
+			"no such open transaction: it is presumed aborted (participants "
+			"that ask are told ABORTED); \"force\": true records a COMMIT instead");
 	else
 		plan_accept(v, PLAN_COMMIT_UNKNOWN, "ABORT", NULL);
 }
 
 /* ------------------------------------------------------------ the audit entry */
-
-struct request_args {
-	const char *reason;
-	const char *operator;       /* NULL: not given */
-	int force;
-};
-
-static int parse_args(struct evhttp_request *req, json_t *body, struct request_args *r)
-{
-	const char *key;
-	json_t *v;
-
-	memset(r, 0, sizeof(*r));
-	if (!body) {
-		admin_reply_error(req, 400, NULL, "the body needs {\"reason\": \"...\"}");
-		return -EINVAL;
-	}
-	json_object_foreach(body, key, v) {
-		if (strcmp(key, "reason") == 0 && json_is_string(v) && json_string_length(v) &&
-		    json_string_length(v) <= MAX_REASON)
-			r->reason = json_string_value(v);
-		else if (strcmp(key, "force") == 0 && json_is_boolean(v))
-			r->force = json_is_true(v);
-		else if (strcmp(key, "operator") == 0 && json_is_string(v) &&
-			 json_string_length(v) <= MAX_OPERATOR)
-			r->operator = json_string_value(v);
-		else if (strcmp(key, "operator") != 0 || !json_is_null(v)) {
-			admin_reply_error(req, 400, NULL, "bad field \"%s\" (reason: a string of 1 to "
-					  "%d bytes, force: a boolean, operator: a string)", key,
-					  MAX_REASON);
-			return -EINVAL;
-		}
-	}
-	if (!r->reason) {
-		admin_reply_error(req, 400, NULL, "\"reason\" is required");
-		return -EINVAL;
-	}
-	return 0;
-}
 
 static json_t *parts_snapshot(struct coord_server *s, const struct coord_txn *t)
 {
@@ -246,20 +210,20 @@ static json_t *parts_snapshot(struct coord_server *s, const struct coord_txn *t)
 	return arr;
 }
 
-static char *audit_text(struct admin_op *op, const struct request_args *args,
+static char *audit_text(struct admin_op *op, const struct admin_args *args,
 			const struct verdict *v, const struct coord_txn *t)
 {
 	struct coord_server *s = op->a->srv;
-	char at[40], peer[80];
+	char at[40], txid[24];
 	json_t *e;
 	char *text;
 
-	admin_format_time(op->rec.wall_ms, at, sizeof(at));
-	admin_peer_addr(op->req, peer, sizeof(peer));
-	e = json_pack("{s:I, s:s, s:s?, s:s, s:s, s:o, s:s, s:b, s:s, s:s, s:o}", "id",
+	tpc_format_wall_ms(op->rec.wall_ms, at, sizeof(at));
+	snprintf(txid, sizeof(txid), "%" PRIu64, op->txid);
+	e = json_pack("{s:I, s:s, s:s?, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:o}", "id",
 		      (json_int_t)op->rec.audit_id, "at", at, "operator", args->operator, "peer",
-		      peer, "action", op->decision == DECIDE_COMMIT ? "commit" : "abort", "txid",
-		      admin_txid_json(op->txid), "reason", args->reason, "forced", args->force,
+		      args->from, "action", op->decision == DECIDE_COMMIT ? "commit" : "abort",
+		      "txid", txid, "reason", args->reason, "forced", args->force,
 		      "state_before", v->state_before, "overrode", v->overrode, "participants",
 		      parts_snapshot(s, t));
 	if (e && v->already)
@@ -269,15 +233,16 @@ static char *audit_text(struct admin_op *op, const struct request_args *args,
 	return text;
 }
 
-static struct admin_op *op_new(struct coord_admin *a, struct evhttp_request *req,
-			       uint64_t txid, int decision, const struct verdict *v)
+static void heuristic_logged(struct coord_server *s, struct coord_rec *r, int status);
+
+static struct admin_op *op_new(struct coord_admin *a, uint64_t txid, int decision,
+			       const struct verdict *v)
 {
 	struct admin_op *op = calloc(1, sizeof(*op));
 
 	if (!op)
 		return NULL;
 	op->a = a;
-	op->req = req;
 	op->txid = txid;
 	op->decision = decision;
 	op->plan = v->plan;
@@ -287,61 +252,65 @@ static struct admin_op *op_new(struct coord_admin *a, struct evhttp_request *req
 	op->rec.txid = txid;
 	op->rec.wall_ms = tpc_wall_ms();
 	op->rec.owner = op;
+	op->rec.done = heuristic_logged;
 	return op;
 }
 
-void heuristic_decide(struct coord_admin *a, struct evhttp_request *req, uint64_t txid,
-		      int decision, json_t *body)
+static void refuse(admin_answer_fn answer, void *arg, uint64_t txid, const char *state,
+		   enum admin_code code, const char *why)
+{
+	struct admin_result r = { .txid = txid, .state = state };
+
+	admin_result_fail(&r, code, "%s", why);
+	answer(arg, &r);
+}
+
+void heuristic_decide(struct coord_admin *a, uint64_t txid, int decision,
+		      const struct admin_args *args, admin_answer_fn answer, void *arg)
 {
 	struct coord_server *s = a->srv;
 	struct coord_txn *t = u64map_get(&s->txns, txid);
-	struct request_args args;
 	struct verdict v = { 0 };
 	struct admin_op *op;
 
-	if (parse_args(req, body, &args))
-		goto out_body;
 	if (t)
-		plan_open(t, decision, args.force, &v);
+		plan_open(t, decision, args->force, &v);
 	else
-		plan_gone(s, txid, decision, args.force, &v);
+		plan_gone(s, txid, decision, args->force, &v);
 	if (v.code) {
-		admin_reply_error(req, v.code, json_pack("{s:o, s:s?}", "txid", admin_txid_json(txid),
-							 "state", v.state_before),
-				  "%s", v.why);
-		goto out_body;
+		refuse(answer, arg, txid, v.state_before, v.code, v.why);
+		return;
 	}
-	op = op_new(a, req, txid, decision, &v);
-	if (!op)
-		goto out_nomem;
-	op->force = args.force;
-	op->rec.audit_id = a->next_audit_id++;
-	op->text = audit_text(op, &args, &v, t);
-	if (!op->text) {
-		op_free(op);
-		goto out_nomem;
+	op = op_new(a, txid, decision, &v);
+	if (op) {
+		op->answer = answer;
+		op->arg = arg;
+		op->force = args->force;
+		op->rec.audit_id = a->next_audit_id++;
+		op->text = audit_text(op, args, &v, t);
+	}
+	if (!op || !op->text) {
+		if (op)
+			op_free(op);
+		refuse(answer, arg, 0, NULL, ADMIN_FAILED, "out of memory");
+		return;
 	}
 	op->rec.text = op->text;
 	op->rec.text_len = strlen(op->text);
 	tpc_logf(&s->log, TPC_LOG_INFO, "operator call: %s", op->text);
 	batch_writer_submit(s->writer, &op->rec.item); /* carried out once it is durable */
-	json_decref(body);
-	return;
-out_nomem:
-	admin_reply_error(req, 500, NULL, "out of memory");
-out_body:
-	json_decref(body);
 }
 
 /* ------------------------------------------------------------ carrying it out */
 
 static void reply_moved_on(struct admin_op *op)
 {
-	const char *st = admin_logged_status(op->a->srv, op->txid);
+	const char *st = heuristic_logged_status(op->a->srv, op->txid);
 
-	op_reply_error(op, 409, "the transaction finished while the audit entry was written "
-		       "(participants asking are told %s); nothing was changed",
-		       st ? st : "UNKNOWN");
+	op_reply_error(op, ADMIN_CONFLICT,
+		"the transaction finished while the audit entry was written "
+		"(participants asking are told %s); nothing was changed",
+		st ? st : "UNKNOWN");
 }
 
 static void carry_step(struct admin_op *op)
@@ -356,9 +325,10 @@ static void carry_step(struct admin_op *op)
 		return;
 	}
 	if (coord_step_rc(s, t, &ev) != 0) {
-		op_reply_error(op, 409, "refused: the transaction moved on to %s while the audit "
-			       "entry was written; nothing was changed",
-			       coord_txn_state_str(t->state));
+		op_reply_error(op, ADMIN_CONFLICT,
+			"refused: the transaction moved on to %s while the audit "
+			"entry was written; nothing was changed",
+			coord_txn_state_str(t->state));
 		return;
 	}
 	t = u64map_get(&s->txns, op->txid); /* the step may have freed it */
@@ -380,12 +350,12 @@ static void start_drop(struct admin_op *op)
 		return;
 	}
 	if (t->key && !(op->key = strdup(t->key))) {
-		op_reply_error(op, 500, "%s; nothing was changed", "out of memory");
+		op_reply_error(op, ADMIN_FAILED, "%s; nothing was changed", "out of memory");
 		return;
 	}
 	/* Marked while the DROP is written: no resends, and an ack completes nothing. */
 	if (coord_step_rc(s, t, &ev) != 0) {
-		op_reply_error(op, 409, "%s; nothing was changed",
+		op_reply_error(op, ADMIN_CONFLICT, "%s; nothing was changed",
 			       "another operator's abort of this COMMIT is being written");
 		return;
 	}
@@ -406,14 +376,16 @@ static void drop_done(struct admin_op *op, int status)
 	struct coord_event ev = { .type = EV_DROPPED, .status = status };
 
 	if (!t || t->state != TXN_COMMITTING || t->dropping != DROP_WRITING) {
-		op_reply_error(op, 500, "%s", "the transaction was not marked for the override "
-			       "(internal error); see GET /v1/transactions/{txid}");
+		op_reply_error(op, ADMIN_FAILED,
+			"%s", "the transaction was not marked for the override "
+			"(internal error); see GET /v1/transactions/{txid}");
 		return;
 	}
 	coord_step(s, t, &ev);
 	if (status < 0) {
-		op_reply_error(op, 500, "the COMMIT record could not be dropped (%s); nothing was "
-			       "changed", tpc_errname(status));
+		op_reply_error(op, ADMIN_FAILED,
+			"the COMMIT record could not be dropped (%s); nothing was "
+			"changed", tpc_errname(status));
 		return;
 	}
 	t = u64map_get(&s->txns, op->txid);
@@ -428,15 +400,17 @@ static void drop_done(struct admin_op *op, int status)
 static void reply_restored(struct admin_op *op, int status)
 {
 	if (status < 0) {
-		op_reply_error(op, 500, "every participant acknowledged (applied) the COMMIT while "
-			       "the override was written; writing its record again failed (%s) and "
-			       "the coordinator retries it: nothing was aborted",
-			       tpc_errname(status));
+		op_reply_error(op, ADMIN_FAILED,
+			"every participant acknowledged (applied) the COMMIT while "
+			"the override was written; writing its record again failed (%s) and "
+			"the coordinator retries it: nothing was aborted",
+			tpc_errname(status));
 		return;
 	}
-	op_reply_error(op, 409, "%s", "the transaction committed everywhere: every participant "
-		       "acknowledged (applied) the COMMIT while the override was being written; "
-		       "its decision stays COMMITTED and nothing was aborted");
+	op_reply_error(op, ADMIN_CONFLICT,
+		"%s", "the transaction committed everywhere: every participant "
+		"acknowledged (applied) the COMMIT while the override was being written; "
+		"its decision stays COMMITTED and nothing was aborted");
 }
 
 static void start_commit_unknown(struct admin_op *op)
@@ -445,7 +419,7 @@ static void start_commit_unknown(struct admin_op *op)
 	struct coord_rec *r = calloc(1, sizeof(*r));
 
 	if (!r) {
-		op_reply_error(op, 500, "%s; nothing was changed", "out of memory");
+		op_reply_error(op, ADMIN_FAILED, "%s; nothing was changed", "out of memory");
 		return;
 	}
 	r->type = COORD_REC_COMMIT; /* no participants: nobody to deliver to */
@@ -458,13 +432,15 @@ static void start_commit_unknown(struct admin_op *op)
 static void audit_done(struct admin_op *op, int status)
 {
 	if (status < 0) {
-		op_reply_error(op, 500, "the audit entry could not be written (%s); nothing was "
-			       "changed", tpc_errname(status));
+		op_reply_error(op, ADMIN_FAILED,
+			"the audit entry could not be written (%s); nothing was "
+			"changed", tpc_errname(status));
 		return;
 	}
 	if (op->a->srv->stopping) {
-		op_reply_error(op, 503, "%s", "shutting down: the audit entry was written but the "
-			       "decision was not carried out");
+		op_reply_error(op, ADMIN_UNAVAILABLE,
+			"%s", "shutting down: the audit entry was written but the "
+			"decision was not carried out");
 		return;
 	}
 	switch (op->plan) {
@@ -475,7 +451,7 @@ static void audit_done(struct admin_op *op, int status)
 	}
 }
 
-void coord_heuristic_logged(struct coord_server *s, struct coord_rec *r, int status)
+static void heuristic_logged(struct coord_server *s, struct coord_rec *r, int status)
 {
 	struct admin_op *op = r->owner;
 
@@ -498,7 +474,7 @@ static void complete_unknown(struct coord_server *s, uint64_t txid)
 	batch_writer_submit(s->writer, &r->item);
 }
 
-void coord_heuristic_commit_logged(struct coord_server *s, uint64_t txid, int status)
+void heuristic_commit_logged(struct coord_server *s, uint64_t txid, int status)
 {
 	struct admin_op *op = s->admin ? take_waiting(s->admin, txid) : NULL;
 
@@ -509,9 +485,10 @@ void coord_heuristic_commit_logged(struct coord_server *s, uint64_t txid, int st
 		return;
 	}
 	if (status < 0) {
-		op_reply_error(op, 500, "the COMMIT record write failed (%s); the coordinator "
-			       "retries it: see GET /v1/transactions/{txid}",
-			       tpc_errname(status));
+		op_reply_error(op, ADMIN_FAILED,
+			"the COMMIT record write failed (%s); the coordinator "
+			"retries it: see GET /v1/transactions/{txid}",
+			tpc_errname(status));
 		return;
 	}
 	if (op->plan == PLAN_COMMIT_UNKNOWN && !s->stopping)
@@ -525,51 +502,60 @@ void heuristic_free_waiting(struct coord_admin *a)
 
 	while ((op = a->waiting) != NULL) {
 		a->waiting = op->next;
-		op_reply_error(op, 503, "%s", "shutting down before the COMMIT record was written; "
-			       "ask again after the restart");
+		op_reply_error(op, ADMIN_UNAVAILABLE,
+			"%s", "shutting down before the COMMIT record was written; "
+			"ask again after the restart");
 	}
 }
 
 /* ------------------------------------------------------------ retry */
 
-void heuristic_retry(struct coord_admin *a, struct evhttp_request *req, uint64_t txid)
+void heuristic_retry(struct coord_admin *a, uint64_t txid, struct admin_result *r)
 {
 	struct coord_server *s = a->srv;
 	struct coord_txn *t = u64map_get(&s->txns, txid);
-	json_t *sent = json_array(), *missing = json_array();
 	uint8_t want;
 
+	r->txid = txid;
 	if (!t) {
-		const char *st = admin_logged_status(s, txid);
-		admin_reply_error(req, 404, json_pack("{s:o, s:s?}", "txid", admin_txid_json(txid),
-						      "status", st),
-				  "no open transaction %" PRIu64, txid);
-		goto out;
+		r->status = heuristic_logged_status(s, txid);
+		admin_result_fail(r, ADMIN_NOT_FOUND, "no open transaction %" PRIu64, txid);
+		return;
 	}
 	if (t->state != TXN_COMMITTING && t->state != TXN_PREPARING) {
-		admin_reply_error(req, 409, json_pack("{s:o, s:s}", "txid", admin_txid_json(txid),
-						      "state", coord_txn_state_str(t->state)),
-				  "nothing to resend in state %s", coord_txn_state_str(t->state));
-		goto out;
+		r->state = coord_txn_state_str(t->state);
+		admin_result_fail(r, ADMIN_CONFLICT, "nothing to resend in state %s", r->state);
+		return;
 	}
+	r->resent = 1;
 	want = t->state == TXN_COMMITTING ? PART_YES : PART_JOINED;
 	for (uint8_t i = 0; i < t->nparts; i++) {
 		if (t->parts[i].state != want)
 			continue;
 		struct peer *p = coord_peer(s, t->parts[i].peer);
 		struct coord_event ev = { .type = EV_PEER_UP, .peer = t->parts[i].peer };
-		int up = p && coord_conn_get(s, p->conn);
-		json_array_append_new(up ? sent : missing, json_string(p ? p->name : "?"));
-		if (up) /* "it is here": the machine resends what that participant lacks */
-			coord_step(s, t, &ev);
+		const char *name = p ? p->name : "?";
+		if (!p || !coord_conn_get(s, p->conn)) {
+			r->not_connected[r->n_not_connected++] = name;
+			continue;
+		}
+		r->resent_to[r->n_resent_to++] = name;
+		coord_step(s, t, &ev); /* "it is here": the machine resends what it lacks */
 	}
-	if (t->state == TXN_COMMITTING && json_array_size(sent))
+	if (t->state == TXN_COMMITTING && r->n_resent_to)
 		t->attempts++;
-	admin_reply_json(req, 200, json_pack("{s:o, s:O, s:O}", "txid", admin_txid_json(txid),
-					     "resent_to", sent, "not_connected", missing));
-out:
-	json_decref(sent);
-	json_decref(missing);
+}
+
+/* ------------------------------------------------------------ the log */
+
+const char *heuristic_logged_status(struct coord_server *s, uint64_t txid)
+{
+	int rc = s->store.ops->lookup_txid(s->store.self, txid);
+
+	if (rc < 0)
+		return NULL;
+	return rc == COORD_LOOKUP_COMMITTED ? "COMMITTED"
+	       : rc == COORD_LOOKUP_FORGOTTEN ? "FORGOTTEN" : "ABORTED";
 }
 
 /* ------------------------------------------------------------ the audit log */
@@ -588,48 +574,4 @@ int heuristic_load(struct coord_admin *a)
 
 	a->next_audit_id = last + 1;
 	return rc;
-}
-
-struct audit_page {
-	json_t *arr;
-	uint32_t limit;
-	uint64_t last_id;           /* id of the last entry kept */
-	int more;                   /* one more entry than the page exists */
-};
-
-static int add_entry(void *arg, uint64_t id, const char *text, size_t len)
-{
-	struct audit_page *pg = arg;
-	json_t *e;
-
-	if (json_array_size(pg->arr) == pg->limit) {
-		pg->more = 1; /* the look-ahead entry: not listed */
-		return 0;
-	}
-	e = json_loadb(text, len, 0, NULL);
-	if (!e)
-		e = json_pack("{s:I, s:s}", "id", (json_int_t)id, "error", "undecodable entry");
-	pg->last_id = id;
-	return json_array_append_new(pg->arr, e) ? -ENOMEM : 0;
-}
-
-void heuristic_audit_list(struct coord_admin *a, struct evhttp_request *req, uint32_t limit,
-			  uint64_t before)
-{
-	struct coord_server *s = a->srv;
-	struct audit_page pg = { json_array(), limit, 0, 0 };
-	/* One entry past the page says whether a next page exists. */
-	int rc = pg.arr ? s->store.ops->audit_list(s->store.self, before, limit + 1, add_entry,
-						   &pg)
-			: -ENOMEM;
-
-	if (rc) {
-		json_decref(pg.arr);
-		admin_reply_error(req, 503, NULL, "cannot read the audit log (%d)", rc);
-		return;
-	}
-	json_t *o = json_pack("{s:o}", "entries", pg.arr);
-	if (o && pg.more)
-		json_object_set_new(o, "next", json_integer((json_int_t)pg.last_id));
-	admin_reply_json(req, 200, o);
 }

@@ -244,6 +244,8 @@ static int accept_participant(struct conn *c, uint64_t req, uint32_t peer, uint6
 
 /* ---- binding a name ---- */
 
+static void bind_logged(struct coord_server *s, struct coord_rec *r, int status);
+
 static int start_bind(struct conn *c, uint64_t req, uint32_t peer, const Tpc__Hello *h)
 {
 	struct coord_server *s = c->srv;
@@ -262,6 +264,7 @@ static int start_bind(struct conn *c, uint64_t req, uint32_t peer, const Tpc__He
 	op->req = req;
 	op->peer = peer;
 	op->rec.type = COORD_REC_BIND;
+	op->rec.done = bind_logged;
 	op->rec.name = op->name;
 	op->rec.name_len = strlen(op->name);
 	op->rec.wall_ms = tpc_wall_ms();
@@ -279,7 +282,7 @@ static int start_bind(struct conn *c, uint64_t req, uint32_t peer, const Tpc__He
 	return 0;
 }
 
-void coord_identity_bind_logged(struct coord_server *s, struct coord_rec *r, int status)
+static void bind_logged(struct coord_server *s, struct coord_rec *r, int status)
 {
 	struct bind_op *op = (struct bind_op *)r;
 	struct peer *p = coord_peer(s, op->peer);
@@ -351,17 +354,17 @@ int coord_identity_forget_blocker(struct coord_server *s, uint32_t peer, char *w
 
 	if (p->bound == PEER_UNBOUND) {
 		snprintf(why, len, "participant %s is not bound to any participant id", p->name);
-		return 404;
+		return ADMIN_NOT_FOUND;
 	}
 	if (coord_conn_get(s, p->conn) || p->binds_inflight) {
 		snprintf(why, len, "participant %s is connected (from %s): stop that process "
 			 "first; forget is for a participant whose state folder is lost", p->name,
 			 p->addr);
-		return 409;
+		return ADMIN_CONFLICT;
 	}
 	if (p->forgetting) {
 		snprintf(why, len, "a forget of participant %s is already being written", p->name);
-		return 409;
+		return ADMIN_CONFLICT;
 	}
 	for (t = u64map_iter_first(&it, &s->txns); t; t = u64map_iter_next(&it))
 		if (coord_txn_find_part(t, peer) && open++ == 0)
@@ -369,13 +372,13 @@ int coord_identity_forget_blocker(struct coord_server *s, uint32_t peer, char *w
 	u64map_iter_end(&it);
 	if (it.nomem) {
 		snprintf(why, len, "out of memory");
-		return 500;
+		return ADMIN_FAILED;
 	}
 	if (open) {
 		snprintf(why, len, "%zu open transaction(s) still name participant %s (txid %"
 			 PRIu64 " first): resolve them first (tpcctl txn list, txn show, txn abort)",
 			 open, p->name, first);
-		return 409;
+		return ADMIN_CONFLICT;
 	}
 	return 0;
 }

@@ -724,10 +724,77 @@ out_abort:
 
 /* ------------------------------------------------------------------ reads */
 
-/* One decisions entry: tombstones are skipped, COMMITs go to cb (its value returned). */
-static int load_one(const MDB_val *k, const MDB_val *v,
-		    int (*cb)(void *arg, const struct coord_decision *d), void *arg)
+/* Position @p c at the newest entry below @p before (0: the newest of all). */
+static int audit_seek(MDB_cursor *c, uint64_t before, MDB_val *k, MDB_val *v)
 {
+	unsigned char kbuf[8];
+	int rc;
+
+	if (before == 0)
+		return mdb_cursor_get(c, k, v, MDB_LAST);
+	tpc_put_be64(kbuf, before);
+	k->mv_size = sizeof(kbuf);
+	k->mv_data = kbuf;
+	rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE); /* first id >= before */
+	if (rc == MDB_NOTFOUND)
+		return mdb_cursor_get(c, k, v, MDB_LAST);
+	if (rc)
+		return rc;
+	return mdb_cursor_get(c, k, v, MDB_PREV);
+}
+
+/* What walk_db() walks: a database forward from its first entry, or (MDB_PREV) back
+ * from the newest entry below @c before (audit_seek); at most @c limit entries. */
+struct walk {
+	MDB_dbi dbi;
+	MDB_cursor_op dir;          /* MDB_NEXT or MDB_PREV */
+	uint64_t before;
+	uint32_t limit;
+};
+
+/* Called for each entry; non-zero stops the walk and is walk_db()'s result. */
+typedef int (*walk_visit)(void *arg, const MDB_val *k, const MDB_val *v);
+
+/* One read transaction, one cursor: @p visit every entry @p w names, in order. */
+static int walk_db(struct lmdb_log *lg, const struct walk *w, walk_visit visit, void *arg)
+{
+	MDB_cursor *c;
+	MDB_txn *txn;
+	MDB_val k, v;
+	uint32_t n = 0;
+	int rc = begin_read(lg, &txn);
+
+	if (rc)
+		return rc;
+	rc = tpc_lmdb_err(mdb_cursor_open(txn, w->dbi, &c));
+	if (rc)
+		goto out_txn;
+	for (rc = w->dir == MDB_PREV ? audit_seek(c, w->before, &k, &v)
+				     : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	     rc == 0 && n < w->limit; rc = mdb_cursor_get(c, &k, &v, w->dir), n++) {
+		int stop = visit(arg, &k, &v);
+		if (stop) {
+			rc = stop; /* the visitor's own value, passed through as it is */
+			goto out_cursor;
+		}
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : tpc_lmdb_err(rc);
+out_cursor:
+	mdb_cursor_close(c);
+out_txn:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+struct decision_walk {
+	int (*cb)(void *arg, const struct coord_decision *d);
+	void *arg;
+};
+
+/* One decisions entry: tombstones are skipped, COMMITs go to cb (its value returned). */
+static int load_one(void *arg, const MDB_val *k, const MDB_val *v)
+{
+	const struct decision_walk *dw = arg;
 	struct coord_decision d;
 	int rc;
 
@@ -738,7 +805,7 @@ static int load_one(const MDB_val *k, const MDB_val *v,
 	rc = decode_commit(v, tpc_get_be64(k->mv_data), &d);
 	if (rc)
 		return rc;
-	rc = cb(arg, &d);
+	rc = dw->cb(dw->arg, &d);
 	free(d.parts);
 	return rc;
 }
@@ -747,32 +814,10 @@ static int lmdb_load_decisions(void *self, int (*cb)(void *arg, const struct coo
 			       void *arg)
 {
 	struct lmdb_log *lg = self;
-	MDB_cursor *c;
-	MDB_txn *txn;
-	MDB_val k, v;
-	MDB_cursor_op op = MDB_FIRST;
-	int rc = begin_read(lg, &txn);
+	struct walk w = { .dbi = lg->decisions, .dir = MDB_NEXT, .limit = UINT32_MAX };
+	struct decision_walk dw = { cb, arg };
 
-	if (rc)
-		return rc;
-	rc = tpc_lmdb_err(mdb_cursor_open(txn, lg->decisions, &c));
-	if (rc)
-		goto out_txn;
-	for (;;) {
-		rc = mdb_cursor_get(c, &k, &v, op);
-		if (rc) {
-			rc = rc == MDB_NOTFOUND ? 0 : tpc_lmdb_err(rc);
-			break;
-		}
-		op = MDB_NEXT;
-		rc = load_one(&k, &v, cb, arg);
-		if (rc)
-			break; /* a decode error, or the callback's own stop value */
-	}
-	mdb_cursor_close(c);
-out_txn:
-	mdb_txn_abort(txn);
-	return rc;
+	return walk_db(lg, &w, load_one, &dw);
 }
 
 static int lmdb_lookup_txid(void *self, uint64_t txid)
@@ -879,55 +924,28 @@ static int lmdb_stats(void *self, uint64_t *decisions, uint64_t *keys, uint64_t 
 	return 0;
 }
 
-/* Position @p c at the newest entry below @p before (0: the newest of all). */
-static int audit_seek(MDB_cursor *c, uint64_t before, MDB_val *k, MDB_val *v)
-{
-	unsigned char kbuf[8];
-	int rc;
+struct audit_walk {
+	coord_audit_cb cb;
+	void *arg;
+};
 
-	if (before == 0)
-		return mdb_cursor_get(c, k, v, MDB_LAST);
-	tpc_put_be64(kbuf, before);
-	k->mv_size = sizeof(kbuf);
-	k->mv_data = kbuf;
-	rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE); /* first id >= before */
-	if (rc == MDB_NOTFOUND)
-		return mdb_cursor_get(c, k, v, MDB_LAST);
-	if (rc)
-		return rc;
-	return mdb_cursor_get(c, k, v, MDB_PREV);
+static int audit_one(void *arg, const MDB_val *k, const MDB_val *v)
+{
+	const struct audit_walk *aw = arg;
+
+	return k->mv_size == 8 ? aw->cb(aw->arg, tpc_get_be64(k->mv_data), v->mv_data,
+					v->mv_size)
+			       : -EBADMSG;
 }
 
 static int lmdb_audit_list(void *self, uint64_t before, uint32_t limit, coord_audit_cb cb,
 			   void *arg)
 {
 	struct lmdb_log *lg = self;
-	MDB_cursor *c;
-	MDB_txn *txn;
-	MDB_val k, v;
-	uint32_t n = 0;
-	int rc = begin_read(lg, &txn);
+	struct walk w = { .dbi = lg->audit, .dir = MDB_PREV, .before = before, .limit = limit };
+	struct audit_walk aw = { cb, arg };
 
-	if (rc)
-		return rc;
-	rc = tpc_lmdb_err(mdb_cursor_open(txn, lg->audit, &c));
-	if (rc)
-		goto out_txn;
-	for (rc = audit_seek(c, before, &k, &v); rc == 0 && n < limit;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_PREV), n++) {
-		int stop = k.mv_size == 8 ? cb(arg, tpc_get_be64(k.mv_data), v.mv_data, v.mv_size)
-					  : -EBADMSG;
-		if (stop) {
-			rc = stop; /* the callback's own value, passed through as it is */
-			goto out_cursor;
-		}
-	}
-	rc = rc == MDB_NOTFOUND ? 0 : tpc_lmdb_err(rc);
-out_cursor:
-	mdb_cursor_close(c);
-out_txn:
-	mdb_txn_abort(txn);
-	return rc;
+	return walk_db(lg, &w, audit_one, &aw);
 }
 
 /* ---------------------------------------------------------- participants */
@@ -956,36 +974,27 @@ static int lmdb_lookup_participant(void *self, const char *name, size_t name_len
 	return lookup_one(lg, lg->participants, name, name_len, decode_binding_found, out);
 }
 
+struct binding_walk {
+	coord_binding_cb cb;
+	void *arg;
+};
+
+static int binding_one(void *arg, const MDB_val *k, const MDB_val *v)
+{
+	const struct binding_walk *bw = arg;
+	struct coord_binding b;
+	int rc = decode_binding(v, &b);
+
+	return rc ? rc : bw->cb(bw->arg, k->mv_data, k->mv_size, &b);
+}
+
 static int lmdb_load_participants(void *self, coord_binding_cb cb, void *arg)
 {
 	struct lmdb_log *lg = self;
-	struct coord_binding b;
-	MDB_cursor *c;
-	MDB_txn *txn;
-	MDB_val k, v;
-	int rc = begin_read(lg, &txn);
+	struct walk w = { .dbi = lg->participants, .dir = MDB_NEXT, .limit = UINT32_MAX };
+	struct binding_walk bw = { cb, arg };
 
-	if (rc)
-		return rc;
-	rc = tpc_lmdb_err(mdb_cursor_open(txn, lg->participants, &c));
-	if (rc)
-		goto out_txn;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		int stop = decode_binding(&v, &b);
-		if (stop == 0)
-			stop = cb(arg, k.mv_data, k.mv_size, &b);
-		if (stop) {
-			rc = stop;
-			goto out_cursor;
-		}
-	}
-	rc = rc == MDB_NOTFOUND ? 0 : tpc_lmdb_err(rc);
-out_cursor:
-	mdb_cursor_close(c);
-out_txn:
-	mdb_txn_abort(txn);
-	return rc;
+	return walk_db(lg, &w, binding_one, &bw);
 }
 
 static void lmdb_close(void *self)

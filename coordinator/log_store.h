@@ -48,6 +48,8 @@ enum coord_rec_type {
 #define COORD_PARTICIPANT_ID_LEN 16
 
 /** One log record; embedded bw_item makes it a batch_writer item. */
+struct coord_server;
+
 struct coord_rec {
 	struct bw_item item;     /* must be first */
 	enum coord_rec_type type;
@@ -73,6 +75,10 @@ struct coord_rec {
 	size_t name_len;
 	unsigned char participant_id[COORD_PARTICIPANT_ID_LEN]; /* BIND */
 	void *owner;             /* the caller's, untouched by the store */
+	/* The caller's, untouched by the store: run on the loop thread once the record's
+	 * batch is done (coord_log_done()); it owns the record from then on. NULL: the
+	 * coordinator's own (COMMIT, COMPLETE), handled and freed by actions.c. */
+	void (*done)(struct coord_server *s, struct coord_rec *r, int status);
 	/* The caller's timing, untouched by the store: when the record was queued, and on
 	 * the first record of each batch the batch's size and write time (set by the
 	 * coordinator's write function on the writer thread, read after done()). */

@@ -92,6 +92,8 @@ static uint64_t cutoff(uint64_t now, uint64_t retention_ms)
  * that stopped at its limit is followed by another as soon as it is done (the loop runs
  * in between), so the sweep keeps up with any sustained rate. One pass at a time.
  */
+static void sweep_done(struct coord_server *s, struct coord_rec *r, int status);
+
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct coord_server *s = arg;
@@ -104,6 +106,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	if (!r)
 		return;
 	r->type = COORD_REC_SWEEP;
+	r->done = sweep_done;
 	r->wall_ms = now;
 	r->sweep_outcome_before_ms = cutoff(now, s->cfg.outcome_retention_ms);
 	r->sweep_keys_before_ms = cutoff(now, s->cfg.key_retention_ms);
@@ -115,7 +118,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	lazy_queue_submit_with(&s->lazy, &r->item);
 }
 
-void coord_sweep_done(struct coord_server *s, struct coord_rec *r, int status)
+static void sweep_done(struct coord_server *s, struct coord_rec *r, int status)
 {
 	tpc_logf(&s->log, TPC_LOG_DEBUG, "sweep pass: status %d, %u deleted, %s, %.1f ms after queueing",
 		 status, r->sweep_deleted, r->sweep_more ? "more to do" : "caught up",
@@ -124,6 +127,7 @@ void coord_sweep_done(struct coord_server *s, struct coord_rec *r, int status)
 	s->stats.swept += status == 0 ? r->sweep_deleted : 0;
 	if (status == 0 && r->sweep_more && !s->stopping)
 		event_active(s->sweep_next, EV_TIMEOUT, 0); /* the next pass, after the loop ran */
+	free(r);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -188,37 +192,6 @@ fail:
 	return rc;
 }
 
-/* D7 again, mid-run: a new epoch, durable before any txid of it is handed out. */
-static int bump_epoch(struct coord_server *s)
-{
-	uint64_t epoch = s->epoch + 1;
-	int rc;
-
-	if (epoch >= (1ull << (64 - COORD_TXID_SEQ_BITS))) {
-		tpc_logf(&s->log, TPC_LOG_ERROR, "txid space exhausted (epoch %llu)",
-			 (unsigned long long)s->epoch);
-		return -EOVERFLOW;
-	}
-	rc = s->store.ops->write_meta(s->store.self, s->id, epoch);
-	if (rc) {
-		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot store the new epoch %llu: %d",
-			 (unsigned long long)epoch, rc);
-		return rc;
-	}
-	tpc_logf(&s->log, TPC_LOG_WARN, "txid sequence of epoch %llu used up: now epoch %llu",
-		 (unsigned long long)s->epoch, (unsigned long long)epoch);
-	s->epoch = epoch;
-	s->next_seq = 0;
-	return 0;
-}
-
-uint64_t coord_next_txid(struct coord_server *s)
-{
-	if (s->next_seq >= COORD_TXID_SEQ_MAX && bump_epoch(s))
-		return 0;
-	return s->epoch << COORD_TXID_SEQ_BITS | ++s->next_seq;
-}
-
 static int recover_one(void *arg, const struct coord_decision *d)
 {
 	struct coord_server *s = arg;
@@ -280,13 +253,6 @@ static int recover(struct coord_server *s)
 	return 0;
 }
 
-static struct timeval ms_tv(uint32_t ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-
-	return tv;
-}
-
 static void txn_config(struct coord_server *s);
 
 /* ---- SIGHUP: reload the config file and options (config.h) ---- */
@@ -294,7 +260,7 @@ static void txn_config(struct coord_server *s);
 /* Make the options a reload changed take effect: logger, state machine, sweep pace. */
 static void apply_reloaded(struct coord_server *s)
 {
-	struct timeval sweep = ms_tv(s->cfg.sweep_interval_ms);
+	struct timeval sweep = tpc_ms_tv(s->cfg.sweep_interval_ms);
 
 	s->log.min = s->cfg.log_level;
 	txn_config(s);
@@ -344,7 +310,7 @@ out:
 
 static int setup_events(struct coord_server *s)
 {
-	struct timeval sweep = ms_tv(s->cfg.sweep_interval_ms);
+	struct timeval sweep = tpc_ms_tv(s->cfg.sweep_interval_ms);
 
 	s->sweep = event_new(s->base, -1, EV_PERSIST, on_sweep, s);
 	/* A pass that stopped at its limit starts the next one through this event, not the
@@ -406,6 +372,8 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 	s->started_ms = tpc_now_ms();
 	s->started_wall_ms = tpc_wall_ms();
 	s->rng = tpc_now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+	s->on_frame = coord_dispatch;
+	s->on_closed = coord_on_conn_closed;
 	coord_metrics_init(&s->metrics);
 	txn_config(s);
 	if (setup_faults(s))

@@ -142,6 +142,11 @@ struct coord_server {
 	struct lazy_queue lazy;
 
 	struct tpc_arena arena;     /* unpacked Envelopes, one frame at a time */
+	/* Set by server.c: where conn.c hands each valid frame and each closed connection
+	 * (dispatch.c's coord_dispatch() and coord_on_conn_closed()), so conn.c calls no
+	 * module above it. */
+	int (*on_frame)(struct conn *c, const Tpc__Envelope *env);
+	void (*on_closed)(struct coord_server *s, struct conn *c);
 	struct coord_stats stats;
 	struct tpc_faults faults;   /* armed fault points (TPC_FAULTS), parsed at start */
 	int stopping;
@@ -151,6 +156,8 @@ struct coord_server {
 	/* Operations: admin API (admin.c), metrics (metrics.c), heuristics (heuristic.c). */
 	struct coord_metrics metrics;
 	struct coord_admin *admin;  /* HTTP server (NULL when off), stuck watch, pending ops */
+	/* Set by admin.c: a COMMIT record is done (after its step); NULL: nobody waits. */
+	void (*commit_logged)(struct coord_server *s, uint64_t txid, int status);
 	int ready;                  /* recovery done and the RPC listener up (/readyz) */
 	uint64_t started_ms, started_wall_ms;
 	/* --log etcd (ha.c): a standby serves nothing and answers ERR_NOT_LEADER. */
@@ -158,7 +165,7 @@ struct coord_server {
 	int standby;
 };
 
-/* token.c: transaction tokens (proto/tpc.proto, "Who may do what") */
+/* token.c: txids and transaction tokens (proto/tpc.proto, "Who may do what") */
 /** @brief 16 random bytes for a new transaction. @return 0, or -errno from getrandom. */
 int coord_token_new(struct coord_server *s, uint8_t out[TPC_TXN_TOKEN_LEN]);
 /**
@@ -169,6 +176,13 @@ int coord_token_new(struct coord_server *s, uint8_t out[TPC_TXN_TOKEN_LEN]);
  */
 int coord_token_check(const struct coord_server *s, const struct coord_txn *t,
 		      const uint8_t *given, size_t len, const char **why);
+/**
+ * The next txid (epoch << 40 | seq). When the 40-bit sequence is used up, the epoch is
+ * bumped durably first (write_meta; Prepare, Decision and HelloReply carry s->epoch, so
+ * they carry the new one) and the sequence starts again at 1. @return 0 when the epoch
+ * could not be bumped (logged): no txid.
+ */
+uint64_t coord_next_txid(struct coord_server *s);
 
 /* conn.c */
 int coord_listen(struct coord_server *s);
@@ -222,10 +236,16 @@ void coord_admin_free(struct coord_server *s);
 /** SIGHUP: re-read --admin-token-file (a bad file keeps the old token), re-pace the
  *  stuck watch for a changed --stuck-after. */
 void coord_admin_reload(struct coord_server *s);
-/** A record of heuristic.c's (AUDIT, DROP) is done; it owns and frees it. */
-void coord_heuristic_logged(struct coord_server *s, struct coord_rec *r, int status);
-/** A COMMIT record of @p t is done (after the step): answers an operator waiting on it. */
-void coord_heuristic_commit_logged(struct coord_server *s, uint64_t txid, int status);
+
+/** What an operator call came to; admin.c alone turns it into an HTTP status. */
+enum admin_code {
+	ADMIN_OK = 0,
+	ADMIN_BAD_REQUEST,          /* 400 */
+	ADMIN_NOT_FOUND,            /* 404 */
+	ADMIN_CONFLICT,             /* 409: the state does not allow it */
+	ADMIN_FAILED,               /* 500 */
+	ADMIN_UNAVAILABLE,          /* 503: ask again (log unreadable, shutting down) */
+};
 
 /* identity.c: participant name bindings and incarnations (D8) */
 int coord_identity_load(struct coord_server *s);
@@ -249,29 +269,17 @@ int coord_take_epoch(struct coord_server *s);
 int coord_lead(struct coord_server *s);
 /** A participant's Hello. @return 1 if the connection was closed. */
 int coord_identity_hello(struct conn *c, uint64_t req, const Tpc__Hello *h);
-/** A BIND record is done; identity.c owns and frees it. */
-void coord_identity_bind_logged(struct coord_server *s, struct coord_rec *r, int status);
-/** 0 if @p peer's binding may be forgotten now; else an HTTP status and @p why. */
+/** 0 (ADMIN_OK) if @p peer's binding may be forgotten now; else an enum admin_code and
+ *  @p why. */
 int coord_identity_forget_blocker(struct coord_server *s, uint32_t peer, char *why,
 				  size_t len);
 /** The UNBIND record of @p peer is durable: forget the binding in memory too. */
 void coord_identity_unbound(struct coord_server *s, uint32_t peer);
 void coord_participant_id_hex(const unsigned char *id,
 			      char out[2 * COORD_PARTICIPANT_ID_LEN + 1]);
-/** An AUDIT record with no txid, or an UNBIND: an operator's forget (admin_forget.c). */
-void coord_forget_logged(struct coord_server *s, struct coord_rec *r, int status);
 
 /* server.c */
 struct peer *coord_peer(struct coord_server *s, uint32_t peer_id);
-/**
- * The next txid (epoch << 40 | seq). When the 40-bit sequence is used up, the epoch is
- * bumped durably first (write_meta; Prepare, Decision and HelloReply carry s->epoch, so
- * they carry the new one) and the sequence starts again at 1. @return 0 when the epoch
- * could not be bumped (logged): no txid.
- */
-uint64_t coord_next_txid(struct coord_server *s);
-/** A SWEEP record is done: run the next pass at once if it stopped at its limit. */
-void coord_sweep_done(struct coord_server *s, struct coord_rec *r, int status);
 /** The id for @p name, registered on first sight (a free slot is reused).
  *  @return 0 when out of memory, or when @p limit names are known already. */
 uint32_t coord_peer_intern(struct coord_server *s, const char *name, uint32_t limit);

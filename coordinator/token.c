@@ -1,5 +1,8 @@
 /*
- * token.c - transaction tokens (proto/tpc.proto, "Who may do what"): 16 random bytes
+ * token.c - what names a transaction: its txid (coord_next_txid(): epoch << 40 | seq,
+ * a new epoch made durable first when the sequence is used up, rule D7) and its token.
+ *
+ * Transaction tokens (proto/tpc.proto, "Who may do what"): 16 random bytes
  * made for each Begin and returned in BeginReply; a participant's Join proves with them
  * that its writer holds the transaction.
  *
@@ -11,6 +14,7 @@
 #include "server_int.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -39,4 +43,35 @@ int coord_token_check(const struct coord_server *s, const struct coord_txn *t,
 	}
 	*why = "the Join's transaction token does not match the transaction's";
 	return len == TPC_TXN_TOKEN_LEN && tpc_secret_equal(given, t->token, TPC_TXN_TOKEN_LEN);
+}
+
+/* D7 again, mid-run: a new epoch, durable before any txid of it is handed out. */
+static int bump_epoch(struct coord_server *s)
+{
+	uint64_t epoch = s->epoch + 1;
+	int rc;
+
+	if (epoch >= (1ull << (64 - COORD_TXID_SEQ_BITS))) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "txid space exhausted (epoch %llu)",
+			 (unsigned long long)s->epoch);
+		return -EOVERFLOW;
+	}
+	rc = s->store.ops->write_meta(s->store.self, s->id, epoch);
+	if (rc) {
+		tpc_logf(&s->log, TPC_LOG_ERROR, "cannot store the new epoch %llu: %d",
+			 (unsigned long long)epoch, rc);
+		return rc;
+	}
+	tpc_logf(&s->log, TPC_LOG_WARN, "txid sequence of epoch %llu used up: now epoch %llu",
+		 (unsigned long long)s->epoch, (unsigned long long)epoch);
+	s->epoch = epoch;
+	s->next_seq = 0;
+	return 0;
+}
+
+uint64_t coord_next_txid(struct coord_server *s)
+{
+	if (s->next_seq >= COORD_TXID_SEQ_MAX && bump_epoch(s))
+		return 0;
+	return s->epoch << COORD_TXID_SEQ_BITS | ++s->next_seq;
 }

@@ -53,6 +53,32 @@ int lesson_parse_u64(const char *s, uint64_t *out)
 	return errno || !*s || *end || *s == '-' ? -EINVAL : 0;
 }
 
+int lesson_opt_batch(const char *prog, const char *v, uint64_t *batch)
+{
+	if (lesson_parse_u64(v, batch) || !*batch || *batch > 100000)
+		return tpc_usage_error(prog, "--batch expects 1..100000");
+	return 0;
+}
+
+int lesson_opt_from(const char *prog, const char *v, uint64_t *from, int *from_set)
+{
+	*from_set = 1;
+	return lesson_parse_u64(v, from) ? tpc_usage_error(prog, "--from expects an offset") : 0;
+}
+
+int lesson_from_time(const char *prog, const char *log_dir, const char *when, uint64_t *from,
+		     int *from_set)
+{
+	int rc = when ? lesson_offset_at(log_dir, when, from) : 0;
+
+	if (rc) {
+		fprintf(stderr, "%s: --from-time %s: %s\n", prog, when, strerror(-rc));
+		return 1;
+	}
+	*from_set |= when != NULL;
+	return 0;
+}
+
 int lesson_offset_at(const char *log_dir, const char *when, uint64_t *offset)
 {
 	evlog_reader *r;

@@ -41,6 +41,20 @@ int lesson_cli_main(int argc, char **argv, const struct lesson_cli *cli, void *o
 /** @brief Parse a non-negative decimal. @return 0 or -EINVAL. */
 int lesson_parse_u64(const char *s, uint64_t *out);
 
+/** @brief --batch: 1..100000 events into @p batch; else @p prog's usage error (2). */
+int lesson_opt_batch(const char *prog, const char *v, uint64_t *batch);
+
+/** @brief --from: an offset into @p from, @p from_set = 1; else @p prog's usage error. */
+int lesson_opt_from(const char *prog, const char *v, uint64_t *from, int *from_set);
+
+/**
+ * @brief --from-time: when @p when is not NULL, the offset it names in @p log_dir into
+ *        @p from (@p from_set = 1). @return 0, or 1 (main's exit code) after printing
+ *        why as @p prog.
+ */
+int lesson_from_time(const char *prog, const char *log_dir, const char *when, uint64_t *from,
+		     int *from_set);
+
 /**
  * @brief The offset of the first record at or after @p when (a TIME, see events.h).
  * @return 0, -EINVAL for a bad time, or the reader's error.

@@ -50,12 +50,8 @@ static int close_plan(void *self, struct txagg *ta, const struct lesson_event *e
 		rc = tally_add(&delta, key, 1, ev[i].amount);
 	}
 	tally_finish(&delta);
-	for (size_t i = 0; !rc && i < delta.n; i++) {
-		snprintf(key, sizeof(key), "total/%s", delta.v[i].key);
-		rc = kvb_get(&gets, key);
-	}
 	if (!rc)
-		rc = txagg_ledger_read(ta, &gets);
+		rc = txagg_ledger_read_keys(ta, &delta, "total", &gets);
 	for (size_t i = 0; !rc && i < delta.n; i++) {
 		long long c = 0, a = 0;
 		if (gets.ops[i].found && sscanf(gets.ops[i].value, "%lld %lld", &c, &a) != 2)
@@ -69,8 +65,7 @@ static int close_plan(void *self, struct txagg *ta, const struct lesson_event *e
 		if (!rc)
 			rc = kvb_put(puts, key, "%lld %lld", c, a);
 	}
-	kvb_reset(&gets);
-	free(gets.ops);
+	kvb_free(&gets);
 	tally_free(&delta);
 	return rc;
 }
@@ -87,14 +82,8 @@ static int cmd_run(const struct close_opts *o)
 	struct txagg_stats st;
 	uint64_t t0 = tpc_now_ms();
 
-	if (o->from_time) {
-		int rc = lesson_offset_at(o->log, o->from_time, &cfg.from);
-		if (rc) {
-			fprintf(stderr, "lesson-close: --from-time %s: %s\n", o->from_time, strerror(-rc));
-			return 1;
-		}
-		cfg.from_set = 1;
-	}
+	if (lesson_from_time("lesson-close", o->log, o->from_time, &cfg.from, &cfg.from_set))
+		return 1;
 	int rc = txagg_run(&cfg, &st);
 	if (rc) {
 		fprintf(stderr, "lesson-close: %s\n", tpc_strerror(rc));
@@ -354,12 +343,8 @@ static int parse_opt(void *opts, int c, const char *v)
 	case OPT_TIME: o->at_time = v; return 0;
 	case OPT_DEDUPE: o->dedupe = 1; return 0;
 	case OPT_JSON: o->json = 1; return 0;
-	case OPT_BATCH:
-		return lesson_parse_u64(v, &o->batch) || !o->batch || o->batch > 100000
-			       ? usage_error("--batch expects 1..100000") : 0;
-	case OPT_FROM:
-		o->from_set = 1;
-		return lesson_parse_u64(v, &o->from) ? usage_error("--from expects an offset") : 0;
+	case OPT_BATCH: return lesson_opt_batch("lesson-close", v, &o->batch);
+	case OPT_FROM: return lesson_opt_from("lesson-close", v, &o->from, &o->from_set);
 	case OPT_OFFSET:
 		o->at_set = 1;
 		return lesson_parse_u64(v, &o->at) ? usage_error("--offset expects an offset") : 0;

@@ -275,12 +275,8 @@ static int pv_plan(void *self, struct txagg *ta, const struct lesson_event *ev, 
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = tally_add(&delta, ev[i].group, 1, 0);
 	tally_finish(&delta);
-	for (size_t i = 0; !rc && i < delta.n; i++) {
-		snprintf(key, sizeof(key), "count/%s", delta.v[i].key);
-		rc = kvb_get(&gets, key);
-	}
 	if (!rc)
-		rc = txagg_ledger_read(ta, &gets);
+		rc = txagg_ledger_read_keys(ta, &delta, "count", &gets);
 	for (size_t i = 0; !rc && i < delta.n; i++) {
 		uint64_t c = 0;
 		if (gets.ops[i].found && lesson_parse_u64(gets.ops[i].value, &c))
@@ -289,8 +285,7 @@ static int pv_plan(void *self, struct txagg *ta, const struct lesson_event *ev, 
 		if (!rc)
 			rc = kvb_put(puts, key, "%" PRIu64, c + (uint64_t)delta.v[i].count);
 	}
-	kvb_reset(&gets);
-	free(gets.ops);
+	kvb_free(&gets);
 	tally_free(&delta);
 	return rc;
 }
@@ -321,14 +316,8 @@ static int cmd_run(struct pv_opts *o)
 	uint64_t t0 = tpc_now_ms();
 	int rc = 0;
 
-	if (o->from_time) {
-		if ((rc = lesson_offset_at(o->log, o->from_time, &o->from))) {
-			fprintf(stderr, "lesson-pageviews: --from-time %s: %s\n", o->from_time,
-				strerror(-rc));
-			return 1;
-		}
-		o->from_set = 1;
-	}
+	if (lesson_from_time("lesson-pageviews", o->log, o->from_time, &o->from, &o->from_set))
+		return 1;
 	rc = o->mode == MODE_XO ? run_exactly_once(o, &st) : run_local(o, &st);
 	if (rc) {
 		fprintf(stderr, "lesson-pageviews: %s\n", tpc_strerror(rc));
@@ -525,12 +514,8 @@ static int parse_opt(void *opts, int c, const char *v)
 	case OPT_PROGRESS: o->progress = v; return 0;
 	case OPT_LEDGER_DATA: o->ledger_data = v; return 0;
 	case OPT_JSON: o->json = 1; return 0;
-	case OPT_BATCH:
-		return lesson_parse_u64(v, &o->batch) || !o->batch || o->batch > 100000
-			       ? usage_error("--batch expects 1..100000") : 0;
-	case OPT_FROM:
-		o->from_set = 1;
-		return lesson_parse_u64(v, &o->from) ? usage_error("--from expects an offset") : 0;
+	case OPT_BATCH: return lesson_opt_batch("lesson-pageviews", v, &o->batch);
+	case OPT_FROM: return lesson_opt_from("lesson-pageviews", v, &o->from, &o->from_set);
 	default: return usage_error("unknown option");
 	}
 }

@@ -91,7 +91,7 @@ void kvb_reset(struct kvbatch *b)
 	b->n = 0;
 }
 
-static void kvb_free(struct kvbatch *b)
+void kvb_free(struct kvbatch *b)
 {
 	kvb_reset(b);
 	free(b->ops);
@@ -133,6 +133,19 @@ int txagg_ledger_read(struct txagg *ta, struct kvbatch *gets)
 	for (size_t i = 0; !rc && i < gets->n; i++)
 		rc = gets->ops[i].err;
 	return rc;
+}
+
+int txagg_ledger_read_keys(struct txagg *ta, const struct tally *keys, const char *prefix,
+			   struct kvbatch *gets)
+{
+	char key[160];
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < keys->n; i++) {
+		snprintf(key, sizeof(key), "%s/%s", prefix, keys->v[i].key);
+		rc = kvb_get(gets, key);
+	}
+	return rc ? rc : txagg_ledger_read(ta, gets);
 }
 
 /* One Get of one key at one participant. 1 found (*v set), 0 absent, <0 error. */

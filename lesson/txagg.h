@@ -49,6 +49,8 @@ int kvb_put(struct kvbatch *b, const char *key, const char *fmt, ...)
 int kvb_get(struct kvbatch *b, const char *key);
 /** @brief Free every op (keys, values, results) and empty the batch. */
 void kvb_reset(struct kvbatch *b);
+/** @brief kvb_reset, and free the batch's array too. */
+void kvb_free(struct kvbatch *b);
 
 /**
  * Turns a batch's events into ledger Puts (absolute values). It may read the ledger's
@@ -88,5 +90,10 @@ int txagg_run(const struct txagg_cfg *cfg, struct txagg_stats *st);
 
 /** @brief Read ledger keys (the ops must be Gets). For plans. @return 0 or negative. */
 int txagg_ledger_read(struct txagg *ta, struct kvbatch *gets);
+
+/** @brief Get "PREFIX/KEY" for every key of @p keys (in its order) into @p gets and read
+ *  them from the ledger. For plans that keep running totals. @return 0 or negative. */
+int txagg_ledger_read_keys(struct txagg *ta, const struct tally *keys, const char *prefix,
+			   struct kvbatch *gets);
 
 #endif

@@ -116,8 +116,10 @@ int tpc_wire_read(struct evbuffer *in, struct tpc_frame_decoder *dec, tpc_wire_f
 		if (rc == TPC_FRAME_READY) {
 			/* The frame may point into the chunk: call back before draining it. */
 			int stop = cb(arg, frame, flen);
+			if (stop == TPC_WIRE_PAUSE)
+				evbuffer_drain(in, used);
 			if (stop)
-				return stop; /* the callback may have freed the buffer */
+				return stop; /* else the callback may have freed the buffer */
 		}
 		evbuffer_drain(in, used);
 	}

@@ -76,13 +76,20 @@ void tpc_wire_resume(struct bufferevent *bev, tpc_bev_data_cb read, tpc_bev_even
  */
 long tpc_wire_pack(const Tpc__Envelope *env, uint8_t *buf, size_t cap);
 
-/** Called once per complete frame body; return non-zero to stop reading (e.g. conn freed). */
+/** Called once per complete frame body; return non-zero to stop reading (e.g. conn freed):
+ *  TPC_WIRE_PAUSE when the frame is done with but no more should be read for now. */
 typedef int (*tpc_wire_frame_cb)(void *arg, const uint8_t *body, uint32_t len);
+
+/** A frame callback's "handled; stop here": its frame is drained, the rest stays in the
+ *  buffer for a later tpc_wire_read() (output backpressure between two frames). */
+#define TPC_WIRE_PAUSE 2
 
 /**
  * @brief Decode and drain every complete frame in @p in, calling @p cb for each.
  * @return 0 when all input was consumed or more is needed; the callback's non-zero
- *         value if it stopped; a negative TPC_FRAME_ERR_* or -ENOMEM on a framing error.
+ *         value if it stopped (after TPC_WIRE_PAUSE its frame is drained, after any other
+ *         value nothing is touched: the callback may have freed the buffer); a negative
+ *         TPC_FRAME_ERR_* or -ENOMEM on a framing error.
  */
 int tpc_wire_read(struct evbuffer *in, struct tpc_frame_decoder *dec, tpc_wire_frame_cb cb,
 		  void *arg);

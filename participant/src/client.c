@@ -592,13 +592,9 @@ static int new_bev(struct tpc_client *c)
 	ssl = tpc_tls_client_ssl(c->tls, c->coordinator, c->errmsg, sizeof(c->errmsg));
 	if (!ssl)
 		return TPC_ETLS;
-	c->bev = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-						BEV_OPT_CLOSE_ON_FREE);
-	if (!c->bev) {
-		SSL_free(ssl);
+	c->bev = tpc_tls_bev_new(c->base, -1, ssl, 0);
+	if (!c->bev)
 		return set_err(c, -ENOMEM, "cannot create a connection");
-	}
-	tpc_tls_bev_setup(c->bev);
 	return 0;
 }
 

@@ -10,6 +10,8 @@
 #define TPC_PART_INT_H
 
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -132,17 +134,39 @@ struct tpc_participant {
 	char errmsg[256];
 };
 
-void part_set_err(struct tpc_participant *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-/** Log through the application's callback, if it set one. */
-void part_logf(struct tpc_participant *p, enum tpc_log_level lvl, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/** Keep @p fmt's message as the participant's last error (tpc_participant_errmsg()). */
+static inline __attribute__((format(printf, 2, 3))) void
+part_set_err(struct tpc_participant *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p->errmsg, sizeof(p->errmsg), fmt, ap);
+	va_end(ap);
+}
+
+/** Log through the application's callback, if it set one (libtpc logs nowhere else). */
+static inline __attribute__((format(printf, 3, 4))) void
+part_logf(struct tpc_participant *p, enum tpc_log_level lvl, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!p->cfg.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	p->cfg.log(p->cfg.log_arg, (int)lvl, msg);
+}
 
 /* part_net.c */
 int part_net_start(struct tpc_participant *p);
 void part_net_stop(struct tpc_participant *p);
 /** Bytes queued for the coordinator and not yet written to the socket. */
 size_t part_net_unsent(struct tpc_participant *p);
+
+/* part_send.c */
 void part_send_join(struct tpc_participant *p, const struct ptxn *t);
 void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const char *reason,
 		    uint64_t incarnation);

@@ -1,9 +1,7 @@
 /*
  * part_net.c - the participant's connection to the coordinator: connect, Hello,
- * reconnect with backoff, and the coordinator's messages into the state machine.
- *
- * Request ids: Join and StatusQuery use the txid as request id, so replies (and
- * errors) find their transaction without a table of outstanding requests.
+ * reconnect with backoff, and the coordinator's messages into the state machine
+ * (part_exec.c). The frames the machine's actions send are part_send.c's.
  *
  * D8: the Hello names the state folder's participant id, this process's incarnation
  * and the txids it holds PREPARED (so the coordinator spares them when it aborts what
@@ -48,75 +46,6 @@
 #define UNREACH_WARN_MS 30000 /* while unreachable, the WARN line comes again this often */
 
 static void schedule_reconnect(struct tpc_participant *p);
-
-static void send_env(struct tpc_participant *p, const Tpc__Envelope *env)
-{
-	if (!p->bev || !p->connected)
-		return; /* the state machine resends what matters after reconnecting */
-	int rc = tpc_wire_send(bufferevent_get_output(p->bev), env, p->cfg.max_frame);
-	if (rc)
-		part_set_err(p, "cannot send %s: %s", tpc_wire_body_name(env->body_case),
-			     tpc_strerror(rc));
-}
-
-void part_send_join(struct tpc_participant *p, const struct ptxn *t)
-{
-	Tpc__Envelope env = TPC__ENVELOPE__INIT;
-	Tpc__Join j = TPC__JOIN__INIT;
-
-	j.txid = t->m.txid;
-	j.participant = p->name;
-	j.incarnation = p->incarnation;
-	if (t->m.has_token)
-		j.txn_token = (ProtobufCBinaryData){ sizeof(t->m.token), (uint8_t *)t->m.token };
-	env.request_id = t->m.txid;
-	env.body_case = TPC__ENVELOPE__BODY_JOIN;
-	env.join = &j;
-	send_env(p, &env);
-}
-
-void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const char *reason,
-		    uint64_t incarnation)
-{
-	Tpc__Envelope env = TPC__ENVELOPE__INIT;
-	Tpc__Vote v = TPC__VOTE__INIT;
-
-	v.txid = txid;
-	v.vote = yes ? TPC__VOTE_KIND__VOTE_YES : TPC__VOTE_KIND__VOTE_NO;
-	v.reason = (char *)(reason ? reason : "");
-	v.incarnation = incarnation;
-	env.body_case = TPC__ENVELOPE__BODY_VOTE;
-	env.vote = &v;
-	send_env(p, &env);
-	if (yes && p->faults.armed && p->bev && p->connected) {
-		/* Put the vote on the wire before the fault point can crash the process. */
-		tpc_wire_flush_now(p->bev);
-		tpc_fault(&p->faults, TPC_FP_PART_VOTE_AFTER_SEND);
-	}
-}
-
-void part_send_ack(struct tpc_participant *p, uint64_t txid)
-{
-	Tpc__Envelope env = TPC__ENVELOPE__INIT;
-	Tpc__Ack a = TPC__ACK__INIT;
-
-	a.txid = txid;
-	env.body_case = TPC__ENVELOPE__BODY_ACK;
-	env.ack = &a;
-	send_env(p, &env);
-}
-
-void part_send_status_query(struct tpc_participant *p, uint64_t txid)
-{
-	Tpc__Envelope env = TPC__ENVELOPE__INIT;
-	Tpc__StatusQuery q = TPC__STATUS_QUERY__INIT;
-
-	q.txid = txid;
-	env.request_id = txid;
-	env.body_case = TPC__ENVELOPE__BODY_STATUS_QUERY;
-	env.status_query = &q;
-	send_env(p, &env);
-}
 
 /* The txids whose PREPARED record is durable here (at most HELLO_MAX_PREPARED). */
 static uint64_t *prepared_txids(struct tpc_participant *p, size_t *k)
@@ -441,7 +370,6 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 /* A plain socket bufferevent, or a client-side TLS one checking the coordinator. */
 static struct bufferevent *new_bev(struct tpc_participant *p)
 {
-	struct bufferevent *bev;
 	SSL *ssl;
 
 	if (!p->tls)
@@ -449,13 +377,7 @@ static struct bufferevent *new_bev(struct tpc_participant *p)
 	ssl = tpc_tls_client_ssl(p->tls, p->coordinator, p->errmsg, sizeof(p->errmsg));
 	if (!ssl)
 		return NULL;
-	bev = bufferevent_openssl_socket_new(p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (!bev)
-		SSL_free(ssl);
-	else
-		tpc_tls_bev_setup(bev);
-	return bev;
+	return tpc_tls_bev_new(p->base, -1, ssl, 0);
 }
 
 static void do_connect(struct tpc_participant *p)

@@ -65,27 +65,6 @@ void part_config_resolve(tpc_participant_config *cfg)
 		cfg->unreachable_timeout_ms = part_defaults.unreachable_timeout_ms;
 }
 
-void part_set_err(struct tpc_participant *p, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(p->errmsg, sizeof(p->errmsg), fmt, ap);
-	va_end(ap);
-}
-
-void part_logf(struct tpc_participant *p, enum tpc_log_level lvl, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	if (!p->cfg.log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	p->cfg.log(p->cfg.log_arg, (int)lvl, msg);
-}
-
 const char *tpc_participant_errmsg(const tpc_participant *p)
 {
 	return p ? p->errmsg : "no participant";

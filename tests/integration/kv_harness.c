@@ -35,7 +35,9 @@ void kv_svc_spawn(struct kv_svc *k, struct cluster *c, const char *faults,
 		  const char *const extra[])
 {
 	char *argv[KV_MAX_ARGS] = { TPC_KV_BIN, "--name", k->name, "--listen", k->hostport,
-				    "--coordinator", c->hostport, "--data", k->data };
+				    "--coordinator",
+				    (char *)(k->coordinator ? k->coordinator : c->hostport),
+				    "--data", k->data };
 	int n = 9;
 	char env_faults[160];
 	const char *env[2] = { NULL, NULL };
@@ -124,16 +126,21 @@ void kv_svc_put(struct kv_svc *k, uint64_t txid, const char *key, const char *va
 			 (unsigned long long)txid, tpc_wc_strerror(rc), tpc_wc_errmsg(k->wc));
 }
 
-void kv_svc_dump(const struct kv_svc *k, char *out, size_t cap)
+void kv_svc_cmd(const struct kv_svc *k, const char *cmd, char *out, size_t cap)
 {
-	char *argv[] = { TPC_KV_BIN, "--dump", "--data", (char *)k->data, NULL };
+	char *argv[] = { TPC_KV_BIN, (char *)cmd, "--data", (char *)k->data, NULL };
 	int st = -1;
 	int rc = tpc_run_capture(argv, out, cap, WAIT_MS, &st);
 
 	if (rc != 0)
-		fail_msg("tpc-kv --dump --data %s: %s", k->data, strerror(-rc));
+		fail_msg("tpc-kv %s --data %s: %s", cmd, k->data, strerror(-rc));
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		fail_msg("tpc-kv --dump --data %s: wait status 0x%x", k->data, st);
+		fail_msg("tpc-kv %s --data %s: wait status 0x%x", cmd, k->data, st);
+}
+
+void kv_svc_dump(const struct kv_svc *k, char *out, size_t cap)
+{
+	kv_svc_cmd(k, "--dump", out, cap);
 }
 
 int kv_svc_applied_in(const struct kv_svc *k, uint64_t txid, char *lines, size_t cap)

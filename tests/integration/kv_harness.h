@@ -25,6 +25,7 @@ struct kv_svc {
 	char hostport[64];
 	char data[PATH_MAX + 32];
 	char log[PATH_MAX + 32]; /* stderr of every process started for it, appended */
+	const char *coordinator; /* where it connects; NULL (kv_svc_init): the cluster's */
 };
 
 /**
@@ -65,6 +66,10 @@ int kv_svc_put_token_rc(struct kv_svc *k, uint64_t txid, const uint8_t *token,
 
 /** kv_svc_put_rc that fails the test unless the put is acknowledged. */
 void kv_svc_put(struct kv_svc *k, uint64_t txid, const char *key, const char *value);
+
+/** `tpc-kv CMD --data DATA` (read-only: --dump, --prepared; the service may run or
+ *  not) into @p out; fails the test unless it exits 0. */
+void kv_svc_cmd(const struct kv_svc *k, const char *cmd, char *out, size_t cap);
 
 /** `tpc-kv --dump --data DATA` into @p out (fails the test if it cannot run). */
 void kv_svc_dump(const struct kv_svc *k, char *out, size_t cap);

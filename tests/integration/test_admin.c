@@ -48,6 +48,18 @@ static void adm_init(struct adm *a, struct cluster *c)
 	snprintf(a->addr, sizeof(a->addr), "127.0.0.1:%d", a->port);
 }
 
+/* Where most tests start: the coordinator with its admin API (and option @p copt =
+ * @p cval; NULL: none), p0, p1 (started with @p p1opt @p p1val) and a client. */
+static tpc_wc *admin_two_parts(struct adm *a, struct cluster *c, const char *copt,
+			       const char *cval, const char *p1opt, const char *p1val)
+{
+	adm_init(a, c);
+	coord_start(c, NULL, "--admin", a->addr, copt, cval, NULL);
+	part_start(c, 0, NULL);
+	part_start(c, 1, p1opt, p1val, NULL);
+	return client_open(c, NULL);
+}
+
 /* One request; fails the test unless the status is @p want. Returns the response. */
 static void http(struct adm *a, const char *method, const char *path, const char *body,
 		 int want, struct httpc_resp *r)
@@ -293,11 +305,7 @@ static void test_list_show_and_abort_a_preparing_transaction(void **state)
 	struct adm a;
 	char path[96];
 
-	adm_init(&a, c);
-	coord_start(c, NULL, "--admin", a.addr, NULL);
-	part_start(c, 0, NULL);
-	part_start(c, 1, "--vote", "silent", NULL);
-	tpc_wc *wc = client_open(c, NULL);
+	tpc_wc *wc = admin_two_parts(&a, c, NULL, NULL, "--vote", "silent");
 	uint64_t txid = preparing_with_silent_p1(&a, c, wc);
 
 	json_t *l = http_json(&a, "GET", "/v1/transactions", NULL, 200);
@@ -407,11 +415,8 @@ static void test_stuck_committing_transaction_is_flagged_and_guarded(void **stat
 	struct adm a;
 	char path[96];
 
-	adm_init(&a, c);
-	coord_start(c, NULL, "--admin", a.addr, "--stuck-after", "200ms", NULL);
-	part_start(c, 0, NULL);
-	part_start(c, 1, "--crash-at", "after-vote", NULL);
-	tpc_wc *wc = client_open(c, NULL);
+	tpc_wc *wc = admin_two_parts(&a, c, "--stuck-after", "200ms", "--crash-at",
+				     "after-vote");
 	uint64_t txid = client_begin_joined(c, wc, NULL, 2);
 	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
 	part_expect(c, 0, "acked %llu", (unsigned long long)txid);
@@ -461,11 +466,7 @@ static void test_forced_abort_of_a_committing_transaction_drops_the_decision(voi
 	struct adm a;
 	char path[96];
 
-	adm_init(&a, c);
-	coord_start(c, NULL, "--admin", a.addr, NULL);
-	part_start(c, 0, NULL);
-	part_start(c, 1, "--crash-at", "after-vote", NULL);
-	tpc_wc *wc = client_open(c, NULL);
+	tpc_wc *wc = admin_two_parts(&a, c, NULL, NULL, "--crash-at", "after-vote");
 	uint64_t txid = client_begin_joined(c, wc, "close-2026-11-26", 2);
 	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
 	part_expect(c, 0, "acked %llu", (unsigned long long)txid);
@@ -689,11 +690,7 @@ static void test_forced_commit_is_audited_and_delivered(void **state)
 	struct adm a;
 	char path[96];
 
-	adm_init(&a, c);
-	coord_start(c, NULL, "--admin", a.addr, NULL);
-	part_start(c, 0, NULL);
-	part_start(c, 1, "--vote", "silent", NULL);
-	tpc_wc *wc = client_open(c, NULL);
+	tpc_wc *wc = admin_two_parts(&a, c, NULL, NULL, "--vote", "silent");
 	uint64_t txid = preparing_with_silent_p1(&a, c, wc);
 
 	txn_path(path, sizeof(path), txid, "commit");

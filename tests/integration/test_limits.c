@@ -52,13 +52,16 @@ static void send_header(tpc_wc *wc, uint32_t len)
 	assert_int_equal(tpc_wc_send_raw(wc, hdr, sizeof(hdr)), 0);
 }
 
-/* A raw TCP connection to 127.0.0.1:@p port (not registered with the cluster). */
-static int raw_connect(int port)
+/* A raw TCP connection to 127.0.0.1:@p port (not registered with the cluster), with a
+ * receive buffer of @p rcvbuf bytes (0: the system's). */
+static int raw_connect(int port, int rcvbuf)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	assert_true(fd >= 0);
+	if (rcvbuf)
+		assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	return fd;
@@ -89,6 +92,18 @@ static long proc_status_kb(pid_t pid, const char *key)
 			v = strtol(line + strlen(key), NULL, 10);
 	fclose(f);
 	return v;
+}
+
+/* Start @p pid's VmHWM (peak RSS) again from its RSS now. */
+static void proc_reset_peak(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)pid);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_true(fputs("5", f) >= 0);
+	assert_int_equal(fclose(f), 0);
 }
 
 /* utime + stime of @p pid, in clock ticks. */
@@ -125,6 +140,29 @@ static int proc_open_fds(pid_t pid)
 		n += e->d_name[0] != '.';
 	closedir(d);
 	return n;
+}
+
+/* AddressSanitizer keeps freed memory in quarantine (256 MB), which would show in RSS as
+ * if queued: a process started between these two calls keeps it small, so its RSS
+ * measures what it holds. */
+static char *asan_small_quarantine(void)
+{
+	const char *asan = getenv("ASAN_OPTIONS");
+	char *saved = asan ? strdup(asan) : NULL, opts[1024];
+
+	snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=1", saved ? saved : "",
+		 saved && *saved ? ":" : "");
+	assert_int_equal(setenv("ASAN_OPTIONS", opts, 1), 0);
+	return saved;
+}
+
+static void asan_restore(char *saved)
+{
+	if (saved)
+		setenv("ASAN_OPTIONS", saved, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	free(saved);
 }
 
 static long file_size(const char *path)
@@ -220,19 +258,9 @@ static void test_client_that_never_reads_is_bounded_and_others_are_served(void *
 	size_t chunk_len;
 	uint64_t sent = 0, stalled_since = 0, deadline;
 
-	/* AddressSanitizer keeps freed memory in quarantine (256 MB), which would show in
-	 * RSS as if queued: keep it small for this coordinator, so RSS measures the queue. */
-	const char *asan = getenv("ASAN_OPTIONS");
-	char *saved = asan ? strdup(asan) : NULL, opts[1024];
-	snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=1", saved ? saved : "",
-		 saved && *saved ? ":" : "");
-	assert_int_equal(setenv("ASAN_OPTIONS", opts, 1), 0);
+	char *saved = asan_small_quarantine();
 	coord_start(c, NULL, "--max-frame", "64K", "--max-output", "128K", NULL);
-	if (saved)
-		setenv("ASAN_OPTIONS", saved, 1);
-	else
-		unsetenv("ASAN_OPTIONS");
-	free(saved);
+	asan_restore(saved);
 	pid_t pid = tpc_proc_pid(c->coord);
 	tpc_wc *good = client_open(c, NULL);
 	tpc_wc *hog = client_open(c, NULL);
@@ -295,7 +323,7 @@ static void test_fd_exhaustion_backs_off_without_a_spin(void **state)
 	assert_int_equal(prlimit(pid, RLIMIT_NOFILE, NULL, &old), 0);
 	set_nofile(pid, (rlim_t)proc_open_fds(pid) + 2, old.rlim_max);
 	for (int i = 0; i < 40; i++)
-		fds[i] = raw_connect(c->port); /* the backlog takes them: connect completes */
+		fds[i] = raw_connect(c->port, 0); /* the backlog takes them: connect completes */
 	coord_wait_log(c, "not accepting for");
 
 	long cpu0 = proc_cpu_ticks(pid), log0 = file_size(c->coord_log);
@@ -475,19 +503,29 @@ static void test_forgotten_participant_name_is_freed(void **state)
 
 /* ---- tpc-kv -------------------------------------------------------------------------- */
 
-static int kv_get_rc(tpc_wc *wc)
+/* KvGet @p key; @p len (may be NULL) gets the value's length, -1 when not found.
+ * @return a tpc_wc code. */
+static int kv_get_len(tpc_wc *wc, const char *key, long *len)
 {
 	Tpc__Envelope env = TPC__ENVELOPE__INIT, *rep = NULL;
 	Tpc__KvGet g = TPC__KV_GET__INIT;
 
-	g.key.data = (uint8_t *)"k";
-	g.key.len = 1;
+	g.key.data = (uint8_t *)key;
+	g.key.len = strlen(key);
 	env.body_case = TPC__ENVELOPE__BODY_KV_GET;
 	env.kv_get = &g;
 	int rc = tpc_wc_call(wc, &env, &rep);
+	if (len)
+		*len = rc == 0 && rep->body_case == TPC__ENVELOPE__BODY_KV_GET_REPLY &&
+		       rep->kv_get_reply->found ? (long)rep->kv_get_reply->value.len : -1;
 	if (rep)
 		tpc__envelope__free_unpacked(rep, NULL);
 	return rc;
+}
+
+static int kv_get_rc(tpc_wc *wc)
+{
+	return kv_get_len(wc, "k", NULL);
 }
 
 /* A served connection: the readiness probe's closed connections may still be counted
@@ -537,6 +575,144 @@ static void test_kv_limits_connections_and_reclaims_idle_and_slow_ones(void **st
 	tpc_wc_free(kv_open_served(&k));
 }
 
+/* ---- tpc-kv's output backpressure ----------------------------------------------------- */
+
+#define BIG_VALUE (256 * 1024)
+#define BIG_GETS 400           /* 100 MB of replies, a few kB of requests */
+#define KV_MAX_OUTPUT_KB 1024  /* --max-output 1M, its smallest */
+
+/* Commit key "big" = BIG_VALUE bytes through tpc-kv. */
+static void kv_put_big(struct cluster *c, struct kv_svc *k)
+{
+	char *value = malloc(BIG_VALUE + 1);
+
+	assert_non_null(value);
+	memset(value, 'v', BIG_VALUE);
+	value[BIG_VALUE] = 0;
+	tpc_wc *wc = client_open(c, NULL);
+	uint64_t txid = client_begin(wc, NULL);
+	kv_svc_put(k, txid, "big", value);
+	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
+	free(value);
+	/* COMMITTED is told before tpc-kv applies it: wait until a get finds it. */
+	uint64_t deadline = now_ms() + WAIT_MS;
+	long len = -1;
+	while (kv_get_len(k->wc, "big", &len) == 0 && len != BIG_VALUE && now_ms() < deadline)
+		pause_ms(20);
+	assert_int_equal(len, BIG_VALUE);
+	kv_svc_close_conn(k);
+}
+
+/* BIG_GETS KvGet frames of "big", back to back. @return their length. */
+static size_t pack_big_gets(uint8_t *buf, size_t cap)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__KvGet g = TPC__KV_GET__INIT;
+	size_t n = 0;
+
+	g.key.data = (uint8_t *)"big";
+	g.key.len = 3;
+	env.body_case = TPC__ENVELOPE__BODY_KV_GET;
+	env.kv_get = &g;
+	for (int i = 0; i < BIG_GETS; i++) {
+		env.request_id = (uint64_t)i + 1;
+		long len = tpc_wire_pack(&env, buf + n, cap - n);
+		assert_true(len > 0);
+		n += (size_t)len;
+	}
+	return n;
+}
+
+/* Take whole frames off the front of @p buf (@p *len bytes); each must be a KvGetReply
+ * holding the big value. @return how many. */
+static int take_big_replies(uint8_t *buf, size_t *len)
+{
+	size_t off = 0;
+	int n = 0;
+
+	while (*len - off >= TPC_FRAME_HEADER_SIZE) {
+		uint32_t flen = (uint32_t)buf[off] << 24 | (uint32_t)buf[off + 1] << 16 |
+				(uint32_t)buf[off + 2] << 8 | buf[off + 3];
+		if (*len - off - TPC_FRAME_HEADER_SIZE < flen)
+			break;
+		Tpc__Envelope *env = tpc__envelope__unpack(NULL, flen,
+							   buf + off + TPC_FRAME_HEADER_SIZE);
+		assert_non_null(env);
+		assert_int_equal(env->body_case, TPC__ENVELOPE__BODY_KV_GET_REPLY);
+		assert_true(env->kv_get_reply->found);
+		assert_int_equal(env->kv_get_reply->value.len, BIG_VALUE);
+		tpc__envelope__free_unpacked(env, NULL);
+		off += TPC_FRAME_HEADER_SIZE + flen;
+		n++;
+	}
+	memmove(buf, buf + off, *len - off);
+	*len -= off;
+	return n;
+}
+
+/* Read until @p want replies came (fails after the deadline). */
+static void read_big_replies(int fd, int want)
+{
+	size_t cap = 2 * BIG_VALUE, len = 0;
+	uint8_t *buf = malloc(cap);
+	uint64_t deadline = now_ms() + 3 * WAIT_MS;
+	int got = 0;
+
+	assert_non_null(buf);
+	while (got < want) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (now_ms() > deadline)
+			fail_msg("only %d of %d replies came", got, want);
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		ssize_t n = recv(fd, buf + len, cap - len, 0);
+		assert_true(n > 0);
+		len += (size_t)n;
+		got += take_big_replies(buf, &len);
+	}
+	free(buf);
+}
+
+static void test_kv_client_that_does_not_read_holds_kv_output_to_max_output(void **state)
+{
+	struct cluster *c = *state;
+	static uint8_t gets[BIG_GETS * 32];
+	const char *const extra[] = { "--max-output", "1M", NULL };
+	struct kv_svc k;
+
+	coord_start(c, NULL, NULL);
+	kv_svc_init(&k, c, "kv0", "kv0");
+	char *saved = asan_small_quarantine();
+	kv_svc_start(&k, c, NULL, extra);
+	asan_restore(saved);
+	kv_put_big(c, &k);
+	pid_t pid = tpc_proc_pid(k.proc);
+	proc_reset_peak(pid);
+	long rss0 = proc_status_kb(pid, "VmRSS:");
+
+	/* All the requests at once (they fit in the socket buffers), then no reading: a
+	 * small receive buffer keeps what the kernel takes off tpc-kv's hands small. */
+	int fd = raw_connect(k.port, 16 * 1024);
+	size_t n = pack_big_gets(gets, sizeof(gets));
+	assert_int_equal(send(fd, gets, n, MSG_NOSIGNAL), (ssize_t)n);
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, WAIT_MS), 1); /* tpc-kv answered: it read them */
+
+	/* Replies are packed before any is written: the first byte here means a read's
+	 * worth of requests was answered. Its peak holds what it queued. */
+	long peak = proc_status_kb(pid, "VmHWM:");
+	print_message("tpc-kv RSS %ld kB before %d pipelined gets of %d kB; peak %ld kB\n", rss0,
+		      BIG_GETS, BIG_VALUE / 1024, peak);
+	assert_true(peak - rss0 < 8 * KV_MAX_OUTPUT_KB);
+
+	/* Reading lets it go on: every request is answered, the peak stays bounded. */
+	read_big_replies(fd, BIG_GETS);
+	peak = proc_status_kb(pid, "VmHWM:");
+	print_message("after reading all %d replies: peak %ld kB\n", BIG_GETS, peak);
+	assert_true(peak - rss0 < 8 * KV_MAX_OUTPUT_KB);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -552,6 +728,7 @@ int main(void)
 		T(test_overlong_label_and_abort_reason_are_invalid),
 		T(test_forgotten_participant_name_is_freed),
 		T(test_kv_limits_connections_and_reclaims_idle_and_slow_ones),
+		T(test_kv_client_that_does_not_read_holds_kv_output_to_max_output),
 #undef T
 	};
 

@@ -36,6 +36,7 @@
 #include <cmocka.h>
 
 #include "coord_harness.h"
+#include "kv_harness.h"
 #include "tpc/sink_lmdb.h"
 #include "wire.h"
 
@@ -44,19 +45,9 @@
 
 enum { A, B, NKV };
 
-struct kv {
-	tpc_proc *proc;
-	tpc_wc *wc;         /* the test's connection to the service; NULL until used */
-	char name[8];
-	int port;
-	char hostport[64];
-	char data[PATH_MAX + 32];
-	char log[PATH_MAX + 32]; /* stderr of every incarnation, appended */
-};
-
 struct fx {
 	struct cluster *c;
-	struct kv kv[NKV];
+	struct kv_svc kv[NKV];
 	const char *coord;  /* where the services connect; NULL: the cluster's coordinator */
 };
 
@@ -72,15 +63,8 @@ static int setup(void **state)
 	assert_non_null(f);
 	f->c = inner;
 	for (int i = 0; i < NKV; i++) {
-		struct kv *k = &f->kv[i];
-		snprintf(k->name, sizeof(k->name), "%c", 'A' + i);
-		k->port = tpc_free_port();
-		assert_true(k->port > 0);
-		snprintf(k->hostport, sizeof(k->hostport), "127.0.0.1:%d", k->port);
-		/* The name by value: -Wrestrict cannot tell k->name from k->data. */
-		char name = (char)('A' + i);
-		snprintf(k->data, sizeof(k->data), "%s/%c", f->c->dir, name);
-		snprintf(k->log, sizeof(k->log), "%s/%c.log", f->c->dir, name);
+		char name[2] = { (char)('A' + i), 0 };
+		kv_svc_init(&f->kv[i], f->c, name, name);
 	}
 	*state = f;
 	return 0;
@@ -92,7 +76,7 @@ static int teardown(void **state)
 	void *inner = f->c;
 
 	for (int i = 0; i < NKV; i++)
-		tpc_wc_free(f->kv[i].wc);
+		kv_svc_close_conn(&f->kv[i]);
 	free(f);
 	return cluster_teardown(&inner);
 }
@@ -139,43 +123,28 @@ static void wait_file_has(const char *path, const char *text)
  */
 static void kv_start(struct fx *f, int i, const char *faults, ...)
 {
-	struct kv *k = &f->kv[i];
-	char *argv[24] = { TPC_KV_BIN, "--name", k->name, "--listen", k->hostport,
-			   "--coordinator", (char *)(f->coord ? f->coord : f->c->hostport),
-			   "--data", k->data };
-	int n = 9;
-	char env_faults[160];
-	const char *env[2] = { NULL, NULL };
+	const char *extra[16];
+	int n = 0;
 	va_list ap;
 
 	va_start(ap, faults);
-	while (n < 23 && (argv[n] = va_arg(ap, char *)) != NULL)
+	while (n < 15 && (extra[n] = va_arg(ap, const char *)) != NULL)
 		n++;
 	va_end(ap);
-	argv[n] = NULL;
-	if (faults) {
-		snprintf(env_faults, sizeof(env_faults), "TPC_FAULTS=%s", faults);
-		env[0] = env_faults;
-	}
-	k->proc = tpc_proc_spawn_env(f->c->procs, argv, k->log, env);
-	assert_non_null(k->proc);
-	if (tpc_wait_port("127.0.0.1", k->port, WAIT_MS) != 0) {
-		tpc_proc_dump(k->proc);
-		fail_msg("tpc-kv %s did not listen on %s within %d ms", k->name, k->hostport,
-			 WAIT_MS);
-	}
+	extra[n] = NULL;
+	f->kv[i].coordinator = f->coord;
+	kv_svc_start(&f->kv[i], f->c, faults, extra);
 }
 
 static void kv_close_conn(struct fx *f, int i)
 {
-	tpc_wc_free(f->kv[i].wc);
-	f->kv[i].wc = NULL;
+	kv_svc_close_conn(&f->kv[i]);
 }
 
 /* Service @p i killed itself at an armed fault point: expect death by SIGKILL. */
 static void kv_expect_crash(struct fx *f, int i, const char *point)
 {
-	struct kv *k = &f->kv[i];
+	struct kv_svc *k = &f->kv[i];
 	char fired[128];
 	int st = 0;
 
@@ -193,55 +162,12 @@ static void kv_expect_crash(struct fx *f, int i, const char *point)
 /* KvPut(txid, key, value) to service @p i; returns once the service answered. */
 static int kv_put_rc(struct fx *f, int i, uint64_t txid, const char *key, const char *value)
 {
-	struct kv *k = &f->kv[i];
-	Tpc__Envelope req = TPC__ENVELOPE__INIT, *rep = NULL;
-	Tpc__KvPut put = TPC__KV_PUT__INIT;
-	char err[160];
-
-	if (!k->wc) {
-		if (tpc_wc_connect(k->hostport, WAIT_MS, &k->wc, err, sizeof(err)) != 0)
-			fail_msg("connect to tpc-kv %s: %s", k->name, err);
-		tpc_wc_set_timeout(k->wc, WAIT_MS);
-	}
-	put.txid = txid;
-	put.key.data = (uint8_t *)key;
-	put.key.len = strlen(key);
-	put.value.data = (uint8_t *)value;
-	put.value.len = strlen(value);
-	req.body_case = TPC__ENVELOPE__BODY_KV_PUT;
-	req.kv_put = &put;
-	int rc = tpc_wc_call(k->wc, &req, &rep);
-	if (rc == 0) {
-		int ok = rep->body_case == TPC__ENVELOPE__BODY_KV_PUT_REPLY && rep->kv_put_reply &&
-			 rep->kv_put_reply->txid == txid;
-		tpc__envelope__free_unpacked(rep, NULL);
-		if (!ok)
-			fail_msg("put %s to %s: not a KvPutReply for txid %llu", key, k->name,
-				 (unsigned long long)txid);
-	}
-	return rc;
+	return kv_svc_put_rc(&f->kv[i], txid, key, value);
 }
 
 static void kv_put(struct fx *f, int i, uint64_t txid, const char *key, const char *value)
 {
-	int rc = kv_put_rc(f, i, txid, key, value);
-
-	if (rc != 0)
-		fail_msg("put %s to %s in txid %llu: %s (%s)", key, f->kv[i].name,
-			 (unsigned long long)txid, tpc_wc_strerror(rc), tpc_wc_errmsg(f->kv[i].wc));
-}
-
-/* Run `tpc-kv CMD --data DIR` (read-only; works while the service runs or is down). */
-static void kv_cmd(struct fx *f, int i, const char *cmd, char *out, size_t cap)
-{
-	char *argv[] = { TPC_KV_BIN, (char *)cmd, "--data", f->kv[i].data, NULL };
-	int st = -1;
-	int rc = tpc_run_capture(argv, out, cap, WAIT_MS, &st);
-
-	if (rc != 0)
-		fail_msg("tpc-kv %s --data %s: %s", cmd, f->kv[i].data, strerror(-rc));
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		fail_msg("tpc-kv %s --data %s: wait status 0x%x", cmd, f->kv[i].data, st);
+	kv_svc_put(&f->kv[i], txid, key, value);
 }
 
 struct dump {
@@ -257,7 +183,7 @@ static struct dump kv_dump(struct fx *f, int i, const char *key, const char *val
 	char want[256], key_tab[128];
 	struct dump d = { 0 };
 
-	kv_cmd(f, i, "--dump", out, sizeof(out));
+	kv_svc_cmd(&f->kv[i], "--dump", out, sizeof(out));
 	snprintf(want, sizeof(want), "%s\t%s\t%llu", key, value, (unsigned long long)txid);
 	snprintf(key_tab, sizeof(key_tab), "%s\t", key);
 	for (char *save = NULL, *line = strtok_r(out, "\n", &save); line;
@@ -301,7 +227,7 @@ static int kv_prepared(struct fx *f, int i, uint64_t txid, int *has)
 	char want[32];
 	int n = -1;
 
-	kv_cmd(f, i, "--prepared", out, sizeof(out));
+	kv_svc_cmd(&f->kv[i], "--prepared", out, sizeof(out));
 	snprintf(want, sizeof(want), "%llu ", (unsigned long long)txid);
 	if (has)
 		*has = 0;
@@ -929,7 +855,7 @@ static void fake_hello_reply(struct fake_coord *fc)
 static void fake_put(struct fx *f, struct fake_coord *fc, int i, uint64_t txid,
 		     const char *key, const char *value, uint64_t incarnation)
 {
-	struct kv *k = &f->kv[i];
+	struct kv_svc *k = &f->kv[i];
 	Tpc__Envelope req = TPC__ENVELOPE__INIT, env = TPC__ENVELOPE__INIT;
 	Tpc__KvPut put = TPC__KV_PUT__INIT;
 	Tpc__JoinReply jr = TPC__JOIN_REPLY__INIT;

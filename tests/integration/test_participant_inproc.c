@@ -11,6 +11,13 @@
  *  - fault injection is armed only by tpc_participant_config.faults: TPC_FAULTS in this
  *    process's environment is ignored, the config field arms a point, and a fired
  *    fault is logged through cfg.log only, never on stderr.
+ *  - a state log that fails: the participant reaches part_log through its ops table
+ *    (part_log.h), and this binary wraps part_log_lmdb_open() (-Wl,--wrap) to put a
+ *    table under it whose write() fails the writes a test chooses. A failed PREPARED
+ *    write is a NO vote (rule D2): the transaction aborts, the sink never commits it,
+ *    nothing stays prepared, the error reaches cfg.log, and the next write succeeds.
+ *    A failed drop of an applied transaction's record is written again, and the sink
+ *    is told to forget that txid only once a drop of it is durable (rule D9's order).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +36,7 @@
 #include <cmocka.h>
 
 #include "coord_harness.h"
+#include "part_log.h"
 #include "tpc/client.h"
 #include "tpc/participant.h"
 #include "tpc/sink.h"
@@ -446,6 +454,186 @@ static void test_bad_faults_spec_fails_new_with_einval(void **state)
 	assert_true(log_has(&lb, "unknown fault point 'no.such.point'"));
 }
 
+/* ---- a state log that fails chosen writes -------------------------------------- */
+
+/* The wrapper below has no argument to carry a context: one failing log per process. */
+static struct {
+	const struct part_log_ops *real;
+	struct part_log_ops ops;
+	atomic_int fail_prepared;   /* fail this many more writes that put a PREPARED record */
+	atomic_int fail_drops;      /* fail this many more writes that only drop records */
+	atomic_int failed;          /* writes failed so far */
+	_Atomic uint64_t dropped[64]; /* txids whose drop is durable (the first 64) */
+	atomic_int ndropped;
+} flaky;
+
+static int flaky_fails(size_t nputs, size_t ndels)
+{
+	atomic_int *budget = nputs ? &flaky.fail_prepared : ndels ? &flaky.fail_drops : NULL;
+
+	if (!budget || atomic_fetch_sub(budget, 1) <= 0)
+		return 0;
+	atomic_fetch_add(&flaky.failed, 1);
+	return 1;
+}
+
+static int drop_is_durable(uint64_t txid)
+{
+	int n = atomic_load(&flaky.ndropped);
+
+	for (int i = 0; i < n && i < 64; i++)
+		if (atomic_load(&flaky.dropped[i]) == txid)
+			return 1;
+	return 0;
+}
+
+static int flaky_write(void *self, const struct part_log_put *puts, size_t nputs,
+		       const uint64_t *dels, size_t ndels, uint64_t highest_epoch)
+{
+	if (flaky_fails(nputs, ndels))
+		return -EIO; /* nothing written, as part_log_write() promises on failure */
+	int rc = flaky.real->write(self, puts, nputs, dels, ndels, highest_epoch);
+	for (size_t i = 0; rc == 0 && i < ndels; i++) {
+		int at = atomic_fetch_add(&flaky.ndropped, 1);
+		if (at < 64)
+			atomic_store(&flaky.dropped[at], dels[i]);
+	}
+	return rc;
+}
+
+int __real_part_log_lmdb_open(struct part_store *out, const char *dir, uint64_t map_size,
+			      char *err, size_t errlen);
+
+int __wrap_part_log_lmdb_open(struct part_store *out, const char *dir, uint64_t map_size,
+			      char *err, size_t errlen)
+{
+	int rc = __real_part_log_lmdb_open(out, dir, map_size, err, errlen);
+
+	if (rc == 0) {
+		flaky.real = out->ops;
+		flaky.ops = *out->ops;
+		flaky.ops.write = flaky_write;
+		out->ops = &flaky.ops;
+	}
+	return rc;
+}
+
+struct counting_sink {
+	atomic_int prepared, committed, aborted, forgotten;
+	atomic_int early_forgets;   /* forget() of a txid whose drop was not durable yet */
+};
+
+static int count_prepare(void *self, const tpc_sink_txn *txn, char *reason, size_t len)
+{
+	atomic_fetch_add(&((struct counting_sink *)self)->prepared, 1);
+	return 0;
+}
+
+static int count_commit(void *self, const tpc_sink_txn *txns, size_t n)
+{
+	atomic_fetch_add(&((struct counting_sink *)self)->committed, (int)n);
+	return 0;
+}
+
+static void count_abort(void *self, tpc_txid txid)
+{
+	atomic_fetch_add(&((struct counting_sink *)self)->aborted, 1);
+}
+
+static void count_forget(void *self, const tpc_txid *txids, size_t n)
+{
+	struct counting_sink *cs = self;
+
+	for (size_t i = 0; i < n; i++)
+		if (!drop_is_durable(txids[i]))
+			atomic_fetch_add(&cs->early_forgets, 1);
+	atomic_fetch_add(&cs->forgotten, (int)n);
+}
+
+static const tpc_sink_ops counting_ops = { .prepare = count_prepare,
+					   .commit = count_commit,
+					   .abort = count_abort,
+					   .forget = count_forget };
+
+static void flaky_arm(int fail_prepared, int fail_drops)
+{
+	atomic_store(&flaky.fail_prepared, fail_prepared);
+	atomic_store(&flaky.fail_drops, fail_drops);
+	atomic_store(&flaky.failed, 0);
+	atomic_store(&flaky.ndropped, 0);
+}
+
+/* The coordinator and participant p0 on a flaky log (flaky_arm() with the two budgets)
+ * with a counting sink. */
+static tpc_participant *flaky_part(struct cluster *c, struct counting_sink *cs,
+				   struct logbuf *lb, int fail_prepared, int fail_drops)
+{
+	int err = 0;
+
+	coord_start(c, NULL, NULL);
+	flaky_arm(fail_prepared, fail_drops);
+	tpc_participant *p = part_new(c, "p0", tpc_sink_new(&counting_ops, cs), NULL, lb, &err);
+	assert_non_null(p);
+	return p;
+}
+
+/* Nothing is left prepared in @p p. */
+static void expect_none_prepared(tpc_participant *p)
+{
+	tpc_prepared_info *prepared = NULL;
+	size_t n = 99;
+
+	assert_int_equal(tpc_participant_list_prepared(p, &prepared, &n), 0);
+	assert_int_equal(n, 0);
+	free(prepared);
+}
+
+static void test_failed_prepared_write_votes_no_and_commits_nothing(void **state)
+{
+	struct cluster *c = *state;
+	struct logbuf lb = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	struct counting_sink cs = { 0 };
+	tpc_participant_stats st;
+	tpc_participant *p = flaky_part(c, &cs, &lb, 1, 0);
+	tpc_client *cl = client_new(c);
+
+	assert_int_equal(run_txn(cl, &p, 1, "k1", 0), TPC_OUTCOME_ABORTED);
+	assert_int_equal(atomic_load(&flaky.failed), 1);
+	wait_until(&cs.aborted, 1);
+	assert_int_equal(atomic_load(&cs.committed), 0);
+	expect_none_prepared(p);
+	tpc_participant_get_stats(p, &st);
+	assert_int_equal(st.voted_no, 1);
+	assert_int_equal(st.prepared, 0);
+	assert_true(log_has(&lb, "state log write failed"));
+
+	/* The failure was one write's: the next transaction prepares and commits. */
+	assert_int_equal(run_txn(cl, &p, 1, "k2", 0), TPC_OUTCOME_COMMITTED);
+	wait_until(&cs.committed, 1);
+	assert_int_equal(atomic_load(&cs.prepared), 2);
+	tpc_client_free(cl);
+	tpc_participant_free(p);
+}
+
+static void test_failed_drop_is_written_again_before_the_sink_forgets(void **state)
+{
+	struct cluster *c = *state;
+	struct logbuf lb = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	struct counting_sink cs = { 0 };
+	tpc_participant *p = flaky_part(c, &cs, &lb, 0, 1);
+	tpc_client *cl = client_new(c);
+
+	assert_int_equal(run_txn(cl, &p, 1, "k1", 0), TPC_OUTCOME_COMMITTED);
+	wait_until(&cs.forgotten, 1); /* the drop was retried, then the forget went out */
+	assert_int_equal(atomic_load(&flaky.failed), 1);
+	assert_int_equal(atomic_load(&cs.early_forgets), 0);
+	assert_int_equal(atomic_load(&cs.committed), 1);
+	assert_true(log_has(&lb, "state log write failed"));
+	expect_none_prepared(p);
+	tpc_client_free(cl);
+	tpc_participant_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -460,6 +648,12 @@ int main(void)
 			cluster_setup, cluster_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_faults_spec_fails_new_with_einval,
 						cluster_setup, cluster_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_failed_prepared_write_votes_no_and_commits_nothing, cluster_setup,
+			cluster_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_failed_drop_is_written_again_before_the_sink_forgets, cluster_setup,
+			cluster_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -270,6 +270,21 @@ static void fake_join(tpc_wc *wc, tpc_proc *p, uint64_t txid, Tpc__ErrorCode err
 	assert_int_equal(tpc_wc_send(wc, &rep), 0);
 }
 
+/* @p txid joins (fake_join), is prepared, and p votes @p v: in its log and on the wire. */
+static void fake_join_prepare_vote(tpc_wc *wc, tpc_proc *p, uint64_t txid, Tpc__VoteKind v)
+{
+	const char *word = v == TPC__VOTE_KIND__VOTE_YES ? "YES"
+			   : v == TPC__VOTE_KIND__VOTE_NO ? "NO" : "READ_ONLY";
+
+	char line[64];
+
+	snprintf(line, sizeof(line), "voted %llu %s", (unsigned long long)txid, word);
+	fake_join(wc, p, txid, 0);
+	send_prepare(wc, txid, 1);
+	expect_line(p, line);
+	expect_vote(wc, txid, v);
+}
+
 /* The participant sends StatusQuery for txid; answer with st. */
 static void fake_status(tpc_wc *wc, uint64_t txid, Tpc__TxnStatus st)
 {
@@ -458,16 +473,10 @@ static void test_testpart_votes_as_told(void **state)
 	use_fake_coordinator(fx);
 	tpc_proc *p = spawn_part(fx, "--vote", "no", NULL);
 	tpc_wc *wc = fake_handshake(fx, p, 1);
-	fake_join(wc, p, 2, 0);
-	send_prepare(wc, 2, 1);
-	expect_line(p, "voted 2 NO");
-	expect_vote(wc, 2, TPC__VOTE_KIND__VOTE_NO);
+	fake_join_prepare_vote(wc, p, 2, TPC__VOTE_KIND__VOTE_NO);
 	assert_int_equal(tpc_proc_write_line(p, "vote 3 readonly"), 0);
 	expect_line(p, "vote-set 3 readonly");
-	fake_join(wc, p, 3, 0);
-	send_prepare(wc, 3, 1);
-	expect_line(p, "voted 3 READ_ONLY");
-	expect_vote(wc, 3, TPC__VOTE_KIND__VOTE_READ_ONLY);
+	fake_join_prepare_vote(wc, p, 3, TPC__VOTE_KIND__VOTE_READ_ONLY);
 	assert_int_equal(tpc_proc_write_line(p, "vote 4 silent"), 0);
 	expect_line(p, "vote-set 4 silent");
 	send_prepare(wc, 4, 1);
@@ -539,10 +548,7 @@ static void test_testpart_crashes_after_prepare_log(void **state)
 	tpc_proc *p = spawn_part(fx, "--crash-at", "after-prepare-log", "--crash-txid", "4",
 				 NULL);
 	tpc_wc *wc = fake_handshake(fx, p, 1);
-	fake_join(wc, p, 3, 0);
-	send_prepare(wc, 3, 1);
-	expect_line(p, "voted 3 YES");
-	expect_vote(wc, 3, TPC__VOTE_KIND__VOTE_YES);
+	fake_join_prepare_vote(wc, p, 3, TPC__VOTE_KIND__VOTE_YES);
 	fake_join(wc, p, 4, 0);
 	send_prepare(wc, 4, 1);
 	expect_line(p, "crash after-prepare-log 4");

@@ -202,18 +202,19 @@ static json_t *out_json(struct fixture *f)
 }
 
 /*
- * A transaction held in PREPARING: p0 votes YES, p1 is silent (its vote never comes,
- * and the prepare timeout is a minute away). The client's Commit is left waiting.
+ * The coordinator, p0, p1 and a transaction held in PREPARING: p0 votes YES, p1 is
+ * silent (its vote never comes, and the prepare timeout is a minute away). The
+ * client's Commit (on *@p wc) is left waiting; @p id gets the txid in decimal.
  */
-static uint64_t preparing_txn(struct fixture *f, tpc_wc *wc)
+static uint64_t start_preparing(struct fixture *f, char id[32], tpc_wc **wc)
 {
-	return client_preparing_txn(f->c, wc);
-}
-
-static void start_parts(struct fixture *f)
-{
+	start(f, NULL);
 	part_start(f->c, 0, NULL);
 	part_start(f->c, 1, "--vote", "silent", NULL);
+	*wc = client_open(f->c, NULL);
+	uint64_t txid = client_preparing_txn(f->c, *wc);
+	snprintf(id, 32, "%llu", (unsigned long long)txid);
+	return txid;
 }
 
 /* ---- reading ---------------------------------------------------------------------- */
@@ -222,12 +223,9 @@ static void test_status_list_and_show_a_preparing_txn(void **state)
 {
 	struct fixture *f = *state;
 	char id[32];
+	tpc_wc *wc;
 
-	start(f, NULL);
-	start_parts(f);
-	tpc_wc *wc = client_open(f->c, NULL);
-	uint64_t txid = preparing_txn(f, wc);
-	snprintf(id, sizeof(id), "%llu", (unsigned long long)txid);
+	start_preparing(f, id, &wc);
 
 	expect_code(f, ctl(f, "status", NULL), 0);
 	out_has(f, "coordinator");
@@ -260,12 +258,9 @@ static void test_json_output_parses(void **state)
 {
 	struct fixture *f = *state;
 	char id[32];
+	tpc_wc *wc;
 
-	start(f, NULL);
-	start_parts(f);
-	tpc_wc *wc = client_open(f->c, NULL);
-	uint64_t txid = preparing_txn(f, wc);
-	snprintf(id, sizeof(id), "%llu", (unsigned long long)txid);
+	start_preparing(f, id, &wc);
 
 	/* -o json anywhere on the line. */
 	expect_code(f, ctl(f, "txn", "list", "--state", "PREPARING", "-o", "json", NULL), 0);
@@ -298,12 +293,9 @@ static void test_forced_commit_is_delivered_and_audited(void **state)
 	struct fixture *f = *state;
 	const char *reason = "p1 lost its disk; p0's side must close today";
 	char id[32];
+	tpc_wc *wc;
 
-	start(f, NULL);
-	start_parts(f);
-	tpc_wc *wc = client_open(f->c, NULL);
-	uint64_t txid = preparing_txn(f, wc);
-	snprintf(id, sizeof(id), "%llu", (unsigned long long)txid);
+	uint64_t txid = start_preparing(f, id, &wc);
 
 	/* p1 has not voted: refused, and tpcctl says what --force would override. */
 	expect_code(f, ctl(f, "txn", "commit", id, "--reason", reason, NULL), 1);
@@ -338,12 +330,9 @@ static void test_operator_abort_of_a_preparing_txn(void **state)
 {
 	struct fixture *f = *state;
 	char id[32];
+	tpc_wc *wc;
 
-	start(f, NULL);
-	start_parts(f);
-	tpc_wc *wc = client_open(f->c, NULL);
-	uint64_t txid = preparing_txn(f, wc);
-	snprintf(id, sizeof(id), "%llu", (unsigned long long)txid);
+	uint64_t txid = start_preparing(f, id, &wc);
 
 	expect_code(f, ctl(f, "txn", "abort", id, "--reason", "p1 is gone for good", NULL), 0);
 	out_has(f, "ABORT recorded");

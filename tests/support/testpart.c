@@ -510,8 +510,7 @@ static void fail_pending(struct testpart *tp)
 
 static void connection_lost(struct testpart *tp)
 {
-	struct timeval tv = { .tv_sec = tp->backoff_ms / 1000,
-			      .tv_usec = (tp->backoff_ms % 1000) * 1000 };
+	struct timeval tv = tpc_ms_tv(tp->backoff_ms);
 
 	if (tp->bev)
 		bufferevent_free(tp->bev);

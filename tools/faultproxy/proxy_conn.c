@@ -152,8 +152,7 @@ static void dir_arm(struct fp_dir *d)
 	}
 	now = tpc_now_ms();
 	uint64_t wait = next > now ? next - now : 0;
-	struct timeval tv = { .tv_sec = (time_t)(wait / 1000),
-			      .tv_usec = (suseconds_t)(wait % 1000) * 1000 };
+	struct timeval tv = tpc_ms_tv(wait);
 	evtimer_add(d->timer, &tv);
 }
 

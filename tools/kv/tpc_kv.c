@@ -30,7 +30,8 @@
  * (more are told ERR_LIMIT and closed; the open-file limit is raised to fit at start);
  * a connection idle for --idle-timeout with no Put waiting, or whose frame is not
  * complete --frame-timeout after its first byte, is closed by a reaper timer; reading
- * stops while a client's unsent replies exceed --max-output (until half are taken; no
+ * stops while a client's unsent replies exceed --max-output, checked after each request
+ * (until half are taken, then the requests already read are answered first; no
  * progress for frame-timeout closes it); accept errors (EMFILE) disable the listener
  * for a doubling delay, logged at most once a second.
  */
@@ -337,6 +338,10 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	else
 		send_error(c, env->request_id, TPC__ERROR_CODE__ERR_PROTOCOL,
 			   "tpc-kv serves hello, kv_put and kv_get only", 0);
+	/* Over --max-output: no further request of this read is answered until it drains
+	 * (a read holds many small gets, each of which may answer a large value). */
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > c->srv->opts.max_output)
+		return TPC_WIRE_PAUSE;
 	return 0; /* env lives in the arena until the next frame */
 }
 
@@ -357,13 +362,6 @@ static void on_flushed(struct bufferevent *bev, void *arg)
 {
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		conn_free(arg);
-}
-
-static struct timeval ms_tv(uint64_t ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-
-	return tv;
 }
 
 /* After a bad frame or a timeout: stop reading, close once the Error is written (or
@@ -393,6 +391,8 @@ static void on_drained(struct bufferevent *bev, void *arg)
 	c->throttled = 0;
 	c->last_read_ms = tpc_now_ms();
 	tpc_wire_resume(bev, on_read, on_event, c);
+	if (evbuffer_get_length(bufferevent_get_input(bev))) /* requests left when it paused */
+		on_read(bev, c);
 }
 
 static void throttle(struct kv_conn *c)
@@ -411,7 +411,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 	if (rc < 0)
 		send_error(c, 0, TPC__ERROR_CODE__ERR_BAD_FRAME, "bad frame", 0);
-	if (rc != 0) {
+	if (rc != 0 && rc != TPC_WIRE_PAUSE) {
 		close_after_flush(c);
 		return;
 	}
@@ -450,7 +450,7 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
 	struct kv_server *s = arg;
 	uint64_t now = tpc_now_ms();
-	struct timeval tv = ms_tv(reap_period_ms(&s->opts));
+	struct timeval tv = tpc_ms_tv(reap_period_ms(&s->opts));
 
 	for (uint32_t i = 0; i < s->nconns; i++) {
 		struct kv_conn *c = s->conns[i];
@@ -500,25 +500,12 @@ static void refuse(struct kv_server *s, evutil_socket_t fd)
 /* A plain bufferevent, or a server-side TLS one; owns (and on failure closes) @p fd. */
 static struct bufferevent *new_bev(struct kv_server *s, evutil_socket_t fd)
 {
-	struct bufferevent *bev;
-	SSL *ssl;
+	struct bufferevent *bev =
+		s->tls ? tpc_tls_bev_new(s->base, fd, tpc_tls_server_ssl(s->tls), 1)
+		       : bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 
-	if (!s->tls) {
-		bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-		if (!bev)
-			evutil_closesocket(fd);
-		return bev;
-	}
-	ssl = tpc_tls_server_ssl(s->tls);
-	bev = ssl ? bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-						   BEV_OPT_CLOSE_ON_FREE)
-		  : NULL;
-	if (!bev) {
-		SSL_free(ssl);
+	if (!bev)
 		evutil_closesocket(fd);
-		return NULL;
-	}
-	tpc_tls_bev_setup(bev);
 	return bev;
 }
 
@@ -577,7 +564,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 		 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), s->accept_delay_ms);
 	log_limited(s, what);
 	evconnlistener_disable(l);
-	tv = ms_tv(s->accept_delay_ms);
+	tv = tpc_ms_tv(s->accept_delay_ms);
 	evtimer_add(s->accept_retry, &tv);
 }
 
@@ -925,7 +912,7 @@ static int serve(struct kv_server *s)
 			return 1;
 	}
 	tpc_release_stop_signals(&s->sigmask);
-	struct timeval reap = ms_tv(reap_period_ms(&s->opts));
+	struct timeval reap = tpc_ms_tv(reap_period_ms(&s->opts));
 	evtimer_add(s->reaper, &reap);
 	tpc_logf(&s->log, TPC_LOG_INFO, "%s serving on %s, coordinator %s, TLS %s", s->opts.name,
 		 s->opts.listen, s->opts.coordinator, s->tls ? "required" : "off");

@@ -158,21 +158,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static struct bufferevent *new_bev(struct kvc *c)
 {
-	struct bufferevent *bev;
 	char err[256];
-	SSL *ssl;
 
 	if (!c->tls)
 		return bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
-	ssl = tpc_tls_client_ssl(c->tls, c->hostport, err, sizeof(err));
-	bev = ssl ? bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-						   BEV_OPT_CLOSE_ON_FREE)
-		  : NULL;
-	if (!bev)
-		SSL_free(ssl);
-	else
-		tpc_tls_bev_setup(bev);
-	return bev;
+	return tpc_tls_bev_new(c->base, -1, tpc_tls_client_ssl(c->tls, c->hostport, err,
+							       sizeof(err)), 0);
 }
 
 int kvc_set_tls(struct kvc *c, const struct tpc_tls_files *f, char *err, size_t errlen)

@@ -144,71 +144,73 @@ static void add_link_event(struct builder *b, uint64_t at, unsigned kind)
 	}
 }
 
-/* One random event of the classic schedule at @p at, by weight (link events only with
- * proxies). */
-static void add_classic_event(struct builder *b, uint64_t at)
+/* One entry of a weighted event table: what, and how likely (of the table's total). */
+struct ev_choice {
+	unsigned weight;
+	enum { CH_KILL, CH_STRANGER, CH_OPERATOR, CH_LINK } what;
+	enum tt_role role;          /* CH_KILL: whom */
+	uint64_t down_lo, down_hi;  /* CH_KILL: down for this long (ms) */
+	unsigned link_kind;         /* CH_LINK: add_link_event()'s kind */
+};
+
+/* The classic schedule: long kills and re-arms. Link events (last) only with proxies. */
+static const struct ev_choice classic_events[] = {
+	{ 14, CH_KILL, TT_ROLE_COORD, 200, 1500, 0 },
+	{ 26, CH_KILL, TT_ROLE_PART, 200, 2000, 0 },
+	{ 8, CH_KILL, TT_ROLE_CLIENT, 100, 1000, 0 },
+	{ 12, CH_KILL, TT_ROLE_COORD, 30, 100, 0 },   /* re-arm the coordinator */
+	{ 14, CH_KILL, TT_ROLE_PART, 30, 100, 0 },    /* re-arm a participant */
+	{ 10, CH_LINK, 0, 0, 0, 0 },
+	{ 6, CH_LINK, 0, 0, 0, 1 },
+	{ 5, CH_LINK, 0, 0, 0, 2 },
+	{ 5, CH_LINK, 0, 0, 0, 3 },
+};
+
+/* The default: fewer long kills and many participant bounces (down 30-400 ms: clients
+ * paused between stages send their next stage to the new incarnation), strangers and
+ * operator decisions. */
+static const struct ev_choice events[] = {
+	{ 10, CH_KILL, TT_ROLE_COORD, 200, 1500, 0 },
+	{ 16, CH_KILL, TT_ROLE_PART, 200, 2000, 0 },
+	{ 6, CH_KILL, TT_ROLE_CLIENT, 100, 1000, 0 },
+	{ 8, CH_KILL, TT_ROLE_COORD, 30, 100, 0 },    /* re-arm the coordinator */
+	{ 22, CH_KILL, TT_ROLE_PART, 30, 400, 0 },    /* bounce / re-arm a participant */
+	{ 4, CH_STRANGER, TT_ROLE_PART, 0, 0, 0 },
+	{ 10, CH_OPERATOR, TT_ROLE_COORD, 0, 0, 0 },
+	{ 10, CH_LINK, 0, 0, 0, 0 },
+	{ 6, CH_LINK, 0, 0, 0, 1 },
+	{ 4, CH_LINK, 0, 0, 0, 2 },
+	{ 4, CH_LINK, 0, 0, 0, 3 },
+};
+
+/* One random event of table @p t (@p n entries) at @p at, by weight. */
+static void add_weighted_event(struct builder *b, uint64_t at, const struct ev_choice *t,
+			       size_t n)
 {
 	const struct tt_sched_config *c = b->cfg;
-	unsigned total = c->proxies ? 100 : 74;
-	unsigned w = (unsigned)tt_rand_range(&b->rng, 0, total - 1);
+	unsigned total = 0;
+
+	for (size_t i = 0; i < n; i++)
+		total += t[i].what == CH_LINK && !c->proxies ? 0 : t[i].weight;
+	unsigned w0 = (unsigned)tt_rand_range(&b->rng, 0, total - 1), w = w0;
 	unsigned part = (unsigned)tt_rand_range(&b->rng, 0, c->nparts - 1);
 	unsigned client = (unsigned)tt_rand_range(&b->rng, 0, c->nclients - 1);
+	size_t i = 0;
 
-	if (w < 14)
-		add_kill(b, at, TT_ROLE_COORD, 0, 200, 1500);
-	else if (w < 40)
-		add_kill(b, at, TT_ROLE_PART, part, 200, 2000);
-	else if (w < 48)
-		add_kill(b, at, TT_ROLE_CLIENT, client, 100, 1000);
-	else if (w < 60)
-		add_kill(b, at, TT_ROLE_COORD, 0, 30, 100);      /* re-arm the coordinator */
-	else if (w < 74)
-		add_kill(b, at, TT_ROLE_PART, part, 30, 100);    /* re-arm a participant */
-	else if (w < 84)
-		add_link_event(b, at, 0);
-	else if (w < 90)
-		add_link_event(b, at, 1);
-	else if (w < 95)
-		add_link_event(b, at, 2);
-	else
-		add_link_event(b, at, 3);
-}
-
-/*
- * One random event at @p at, by weight: fewer long kills than the classic schedule and
- * many participant bounces (down 30-400 ms: clients paused between stages send their
- * next stage to the new incarnation), strangers and operator decisions.
- */
-static void add_event(struct builder *b, uint64_t at)
-{
-	const struct tt_sched_config *c = b->cfg;
-	unsigned total = c->proxies ? 100 : 76;
-	unsigned w = (unsigned)tt_rand_range(&b->rng, 0, total - 1);
-	unsigned part = (unsigned)tt_rand_range(&b->rng, 0, c->nparts - 1);
-	unsigned client = (unsigned)tt_rand_range(&b->rng, 0, c->nclients - 1);
-
-	if (w < 10)
-		add_kill(b, at, TT_ROLE_COORD, 0, 200, 1500);
-	else if (w < 26)
-		add_kill(b, at, TT_ROLE_PART, part, 200, 2000);
-	else if (w < 32)
-		add_kill(b, at, TT_ROLE_CLIENT, client, 100, 1000);
-	else if (w < 40)
-		add_kill(b, at, TT_ROLE_COORD, 0, 30, 100);      /* re-arm the coordinator */
-	else if (w < 62)
-		add_kill(b, at, TT_ROLE_PART, part, 30, 400);    /* bounce / re-arm a participant */
-	else if (w < 66)
-		add(b, at, TT_ACT_STRANGER, TT_ROLE_PART, part, w & 1);
-	else if (w < 76)
+	while (i + 1 < n && w >= t[i].weight)
+		w -= t[i++].weight;
+	switch (t[i].what) {
+	case CH_KILL:
+		add_kill(b, at, t[i].role, t[i].role == TT_ROLE_PART ? part
+					   : t[i].role == TT_ROLE_CLIENT ? client : 0,
+			 t[i].down_lo, t[i].down_hi);
+		break;
+	case CH_STRANGER: add(b, at, TT_ACT_STRANGER, TT_ROLE_PART, part, w0 & 1); break;
+	case CH_OPERATOR:
 		add(b, at, TT_ACT_OPERATOR, TT_ROLE_COORD, 0, (uint32_t)tt_rand(&b->rng));
-	else if (w < 86)
-		add_link_event(b, at, 0);
-	else if (w < 92)
-		add_link_event(b, at, 1);
-	else if (w < 96)
-		add_link_event(b, at, 2);
-	else
-		add_link_event(b, at, 3);
+		break;
+	case CH_LINK: add_link_event(b, at, t[i].link_kind); break;
+	}
 }
 
 /* coord.accept_rejoin: participants bounced all the time, nothing else. */
@@ -253,9 +255,10 @@ static void build_round(struct builder *b, uint64_t start, uint64_t end)
 		for (uint64_t t = start + WARMUP_MS; t + COOLDOWN_MS < end;
 		     t += tt_rand_range(&b->rng, 250, 1200)) {
 			if (c->classic)
-				add_classic_event(b, t);
+				add_weighted_event(b, t, classic_events,
+						   sizeof(classic_events) / sizeof(classic_events[0]));
 			else
-				add_event(b, t);
+				add_weighted_event(b, t, events, sizeof(events) / sizeof(events[0]));
 		}
 	} else if (c->broken == TT_BROKEN_ACCEPT_REJOIN) {
 		build_rejoin_round(b, start, end);

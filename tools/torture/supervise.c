@@ -1,5 +1,6 @@
 /*
- * supervise.c - child processes, ports and control lines for the runner (supervise.h).
+ * supervise.c - child processes, ports, control lines and admin API calls for the
+ * runner (supervise.h).
  *
  * Owns nothing global: every process is a struct tt_proc of the caller's. A child gets
  * its own process group, an empty signal mask and default SIGPIPE (the runner blocks
@@ -23,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "http.h"
 #include "util.h"
 
 int tt_proc_set_argv(struct tt_proc *p, const char *const *argv)
@@ -264,66 +266,22 @@ int tt_control(int port, const char *cmd, char *reply, size_t cap, int timeout_m
 	return rc;
 }
 
-/* Read until EOF (the server closes an HTTP/1.0 exchange) or the deadline. */
-static int read_all(int fd, char *buf, size_t cap, uint64_t deadline)
-{
-	size_t len = 0;
-
-	for (;;) {
-		uint64_t now = tpc_now_ms();
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		if (now >= deadline)
-			return -ETIMEDOUT;
-		int pr = poll(&pfd, 1, (int)(deadline - now));
-		if (pr < 0 && errno == EINTR)
-			continue;
-		if (pr <= 0)
-			return pr ? -errno : -ETIMEDOUT;
-		char spill[512];
-		ssize_t r = len + 1 < cap ? read(fd, buf + len, cap - 1 - len)
-					  : read(fd, spill, sizeof(spill));
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			break;
-		if (len + 1 < cap)
-			len += (size_t)r;
-	}
-	buf[len] = '\0';
-	return 0;
-}
-
+/* The admin API through tpcctl's HTTP client (tools/tpcctl/http.h). */
 int tt_http(int port, const char *method, const char *path, const char *body, int *sent,
 	    int *status, char *resp, size_t cap, int timeout_ms)
 {
-	char head[512], *raw = malloc(cap + 256);
-	size_t blen = body ? strlen(body) : 0;
-	int fd = connect_local(port), rc = 0;
-	int n = snprintf(head, sizeof(head), "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n"
-			 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-			 method, path, blen);
+	char hostport[32], err[256];
+	struct ctl_http_resp r;
+	int rc;
 
-	*sent = fd >= 0;
-	*status = 0;
-	resp[0] = '\0';
-	if (fd < 0 || !raw) {
-		free(raw);
-		if (fd >= 0)
-			close(fd);
-		return fd < 0 ? fd : -ENOMEM;
-	}
-	if (n < 0 || (size_t)n >= sizeof(head) || write(fd, head, (size_t)n) != n ||
-	    (blen && write(fd, body, blen) != (ssize_t)blen))
-		rc = -EIO;
+	snprintf(hostport, sizeof(hostport), "127.0.0.1:%d", port);
+	rc = ctl_http_request(hostport, method, path, NULL, body, timeout_ms, &r, err,
+			      sizeof(err));
+	*sent = rc != -ECONNREFUSED; /* a loopback server that is down refuses at once */
+	*status = rc ? 0 : r.status;
+	snprintf(resp, cap, "%s", rc ? "" : r.body);
 	if (!rc)
-		rc = read_all(fd, raw, cap + 256, tpc_now_ms() + (uint64_t)timeout_ms);
-	if (!rc && sscanf(raw, "HTTP/%*d.%*d %d", status) != 1)
-		rc = -EPROTO;
-	const char *at = rc ? NULL : strstr(raw, "\r\n\r\n");
-	if (at)
-		snprintf(resp, cap, "%s", at + 4);
-	free(raw);
-	close(fd);
+		ctl_http_resp_free(&r);
 	return rc;
 }
 

@@ -75,9 +75,10 @@ int tt_wait_port(int port, int timeout_ms);
 int tt_control(int port, const char *cmd, char *reply, size_t cap, int timeout_ms);
 
 /**
- * @brief One HTTP/1.0 request to 127.0.0.1:@p port (the coordinator's admin API).
+ * @brief One HTTP request to 127.0.0.1:@p port (the coordinator's admin API), through
+ *        tpcctl's client (tools/tpcctl/http.h).
  * @param body JSON body or NULL
- * @param[out] sent 1 once the request may have reached the server (connected)
+ * @param[out] sent 0 when the connection was refused, else 1 (it may have reached it)
  * @param[out] status the HTTP status; @p resp the body, NUL-terminated (truncated)
  * @return 0, or -errno (not connected: *sent is 0)
  */

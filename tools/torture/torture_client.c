@@ -379,8 +379,7 @@ static void pause_then_next_stage(struct tc_slot *s)
 		ms = c->o.expiry_pause_ms + tt_rand_range(&c->rng, 0, 800);
 		c->long_pauses++;
 	}
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	tv = tpc_ms_tv(ms);
 	if (event_base_once(c->base, -1, EV_TIMEOUT, on_stage_pause, s, &tv))
 		on_stage_pause(-1, 0, s);
 }
