@@ -198,7 +198,7 @@ static void rec_free(struct coord_rec *r)
 	free(r);
 }
 
-/* Writer thread. ctx is the server (the same ctx coord_log_done() gets); only the store,
+/* Writer thread (the loop thread with --inline-sync). ctx is the server (the same ctx coord_log_done() gets); only the store,
  * fixed before the writer starts and closed after it stops, is read here. */
 int coord_log_write(void *ctx, struct bw_item *head, size_t n)
 {

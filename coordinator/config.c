@@ -148,6 +148,11 @@ static const struct opt opts[] = {
 		  "is followed at once by another" },
 	{ "group-commit", 0, K_NUM, FIELD(group_commit_max), .lo = 1, .hi = 1u << 20,
 	  .def = 4096, .help = "records per log batch; 1 turns group commit off" },
+	{ "inline-sync", 0, K_FLAG, FIELD(inline_sync),
+	  .help = "at low load, write and sync a lone log record on the event loop itself "
+		  "instead of handing it to the writer thread: lower latency for a single "
+		  "client, but the loop waits for the disk meanwhile (a stalled disk stalls "
+		  "every connection and the admin API); off by default" },
 	{ "map-size", 0, K_SIZE, FIELD(map_size), .lo = 1u << 20, .hi = 1ull << 40,
 	  .def = 1ull << 30, .help = "LMDB map size: the largest the log file may grow to" },
 	{ "log", 0, K_STR, FIELD(log_kind), .sdef = "lmdb", .arg = "lmdb|etcd",

@@ -393,12 +393,12 @@ struct coord_server *coord_server_new(const struct coord_config *cfg)
 		goto fail;
 	s->writer = batch_writer_new(s->base, coord_log_write, coord_log_done, s,
 				     cfg->group_commit_max);
-	/* The LMDB log (it has a sync op): waiters wait for the next sync (rule D6), and a
-	 * lone write at low load is forced by the loop itself. Other stores (etcd) keep
-	 * every write on the writer thread. */
+	/* The LMDB log (it has a sync op): waiters wait for the next sync (rule D6), and
+	 * with --inline-sync a lone write at low load is forced by the loop itself. Other
+	 * stores (etcd) keep every write on the writer thread. */
 	if (s->writer && s->store.ops->sync) {
 		batch_writer_set_sync(s->writer, coord_log_sync);
-		if (batch_writer_set_inline(s->writer, s->base))
+		if (cfg->inline_sync && batch_writer_set_inline(s->writer, s->base))
 			goto fail;
 	}
 	if (!s->writer || lazy_queue_init(&s->lazy, s->base, s->writer, COORD_LAZY_FLUSH_MS,

@@ -58,6 +58,7 @@ struct coord_config {
 	const char *admin_token_file; /* bearer token for mutating calls, or NULL */
 	uint64_t stuck_after_ms;     /* COMMITTING longer than this is "stuck" (default 30s) */
 	int allow_fault_injection;   /* POST/GET /v1/faults */
+	int inline_sync;             /* force a lone log write on the loop (batch_writer_set_inline) */
 	int require_txn_token;       /* a Join must carry its transaction's token (default off) */
 	/* Mutual TLS on the protocol port and the admin listener (common/tls.h); the files
 	 * are read again on every SIGHUP (new connections get the new certificate). */

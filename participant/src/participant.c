@@ -320,10 +320,11 @@ int tpc_participant_attach(tpc_participant *p, struct event_base *base)
 					  p->cfg.group_commit_max);
 	if (p->writer) /* rule D6: a PREPARED batch waits for the next sync */
 		batch_writer_set_sync(p->writer, part_log_writer_sync);
-	/* A lone PREPARED record is forced on the loop thread (the sink's commits stay on
-	 * its writer thread: a sink may not expect the loop's). */
+	/* With cfg.inline_sync a lone PREPARED record is forced on the loop thread (the
+	 * sink's commits stay on its writer thread: a sink may not expect the loop's). */
 	rc = -ENOMEM;
-	if (!p->writer || !p->sink_writer || batch_writer_set_inline(p->writer, base) ||
+	if (!p->writer || !p->sink_writer ||
+	    (p->cfg.inline_sync && batch_writer_set_inline(p->writer, base)) ||
 	    lazy_queue_init(&p->lazy, base, p->writer, PART_LAZY_FLUSH_MS, PART_LAZY_MAX,
 			    part_on_lazy_timer, p) ||
 	    deadline_timer_attach(&p->deadlines, base))

@@ -42,6 +42,7 @@ struct bench_config {
 	const char *kv[BENCH_MAX_PARTS];
 	uint32_t nkv;
 	uint32_t group_commit;         /* 0: the servers' default */
+	int inline_sync;               /* --inline-sync: pass it to the spawned servers */
 	const char *bin_dir, *dir;
 	int keep;
 	/* TLS (common/tls.h): the client's files (--tls-cert/-key/-ca), and with --spawn

@@ -269,6 +269,8 @@ static int start_coordinator(struct cluster *cl, const struct bench_config *cfg,
 		argv[n++] = "--group-commit";
 		argv[n++] = gc;
 	}
+	if (cfg->inline_sync)
+		argv[n++] = "--inline-sync";
 	if (profile == CLUSTER_MEMTEST) {
 		argv[n++] = "--max-open-txns";
 		argv[n++] = lim;
@@ -305,6 +307,8 @@ static int start_kv(struct cluster *cl, const struct bench_config *cfg,
 		argv[n++] = "--group-commit";
 		argv[n++] = gc;
 	}
+	if (cfg->inline_sync)
+		argv[n++] = "--inline-sync";
 	if (profile == CLUSTER_MEMTEST) {
 		argv[n++] = "--txn-timeout";
 		argv[n++] = "1h";

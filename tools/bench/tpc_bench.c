@@ -40,6 +40,8 @@ static const char usage_text[] =
 	"  -C, --coordinator HOST:PORT  or drive a running coordinator ...\n"
 	"  -k, --kv HOST:PORT         ... and running tpc-kv services (repeatable)\n"
 	"      --pid NAME=PID         count this running process's CPU too (repeatable)\n"
+	"      --inline-sync          with --spawn: start the servers with --inline-sync\n"
+	"                             (a lone forced write synced on their event loop)\n"
 	"      --group-commit N       with --spawn: records per forced write in the\n"
 	"                             coordinator and every tpc-kv; 1 turns group commit off\n"
 	"                             (default: the servers' own)\n"
@@ -106,7 +108,7 @@ enum {
 	OPT_SPAWN = 256, OPT_PID, OPT_GROUP, OPT_BIN_DIR, OPT_DIR, OPT_KEEP,
 	OPT_VALUE, OPT_KEY_SPACE, OPT_TXN_KEYS, OPT_TIMEOUT, OPT_CALIBRATE, OPT_CAL_TIME, OPT_MEMTEST, OPT_JSON,
 	OPT_JSON_FILE, OPT_NO_PROGRESS, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_DIR,
-	OPT_CLIENTS, OPT_SYSCALLS,
+	OPT_CLIENTS, OPT_SYSCALLS, OPT_INLINE_SYNC,
 };
 
 static const struct option long_opts[] = {
@@ -115,6 +117,7 @@ static const struct option long_opts[] = {
 	{ "kv", required_argument, NULL, 'k' },
 	{ "pid", required_argument, NULL, OPT_PID },
 	{ "group-commit", required_argument, NULL, OPT_GROUP },
+	{ "inline-sync", no_argument, NULL, OPT_INLINE_SYNC },
 	{ "bin-dir", required_argument, NULL, OPT_BIN_DIR },
 	{ "dir", required_argument, NULL, OPT_DIR },
 	{ "keep", no_argument, NULL, OPT_KEEP },
@@ -201,6 +204,7 @@ static int take_option(struct bench *b, struct cli *cli, int c, const char *arg)
 		break;
 	case OPT_PID: rc = add_pid(b, arg); name = "pid"; break;
 	case OPT_GROUP: rc = parse_u32(arg, 1, 1u << 20, &cfg->group_commit); name = "group-commit"; break;
+	case OPT_INLINE_SYNC: cfg->inline_sync = 1; break;
 	case OPT_BIN_DIR: cfg->bin_dir = arg; break;
 	case OPT_DIR: cfg->dir = arg; break;
 	case OPT_KEEP: cfg->keep = 1; break;

@@ -89,6 +89,7 @@ struct kv_opts {
 	const char *faults;             /* --faults, else TPC_FAULTS (test only) */
 	enum tpc_log_level log_level;   /* --log-level, default info */
 	const char *stats_file;         /* --stats-file: counters written on SIGUSR1 */
+	int inline_sync;                /* --inline-sync: lone PREPARED writes on the loop */
 };
 
 struct kv_server;
@@ -818,6 +819,7 @@ static int open_participant(struct kv_server *s)
 	if (s->opts.txn_timeout_ms)
 		cfg.txn_timeout_ms = s->opts.txn_timeout_ms;
 	cfg.unreachable_timeout_ms = s->opts.unreachable_timeout_ms; /* 0: the default */
+	cfg.inline_sync = s->opts.inline_sync;
 	if (s->tls) { /* the same files for the coordinator connection */
 		cfg.tls_cert = s->opts.tls.cert;
 		cfg.tls_key = s->opts.tls.key;
@@ -1062,6 +1064,9 @@ static const char usage_text[] =
 	"      --tls-ca FILE          CA that clients' and the coordinator's certificates\n"
 	"                             must be signed by (clients must present one)\n"
 	"      --tls required|off     default: required once --tls-cert is given\n"
+	"      --inline-sync          at low load, sync a lone PREPARED record on the\n"
+	"                             event loop instead of the writer thread (lower\n"
+	"                             latency; a slow disk stalls the loop meanwhile)\n"
 	"      --stats-file FILE      write the participant's counters (transactions, log\n"
 	"                             batches, device syncs) to FILE at start and on each\n"
 	"                             SIGUSR1, replacing it atomically (for tpc-bench)\n"
@@ -1082,7 +1087,7 @@ static const char usage_text[] =
 enum { OPT_DUMP = 256, OPT_PREPARED, OPT_REFUSE, OPT_GROUP, OPT_TIMEOUT, OPT_SINK,
        OPT_MAX_CONNS, OPT_IDLE, OPT_FRAME, OPT_MAX_OUTPUT, OPT_REQUIRE_TOKEN,
        OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS, OPT_FAULTS, OPT_LOG_LEVEL,
-       OPT_UNREACHABLE, OPT_METRICS, OPT_STATS_FILE };
+       OPT_UNREACHABLE, OPT_METRICS, OPT_STATS_FILE, OPT_INLINE_SYNC };
 
 static const struct option long_opts[] = {
 	{ "name", required_argument, NULL, 'n' },
@@ -1109,6 +1114,7 @@ static const struct option long_opts[] = {
 	{ "faults", required_argument, NULL, OPT_FAULTS },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "stats-file", required_argument, NULL, OPT_STATS_FILE },
+	{ "inline-sync", no_argument, NULL, OPT_INLINE_SYNC },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -1175,6 +1181,7 @@ static int parse_opt(struct kv_opts *o, int c, const char *v)
 	case OPT_FAULTS: o->faults = v; return 0;
 	case OPT_METRICS: o->metrics = v; return 0;
 	case OPT_STATS_FILE: o->stats_file = v; return 0;
+	case OPT_INLINE_SYNC: o->inline_sync = 1; return 0;
 	case OPT_REQUIRE_TOKEN: o->require_token = 1; return 0;
 	case OPT_TLS_CERT: o->tls.cert = v; return 0;
 	case OPT_TLS_KEY: o->tls.key = v; return 0;

@@ -168,6 +168,14 @@ typedef struct tpc_participant_config {
 	 * coordinator answers again (then stage calls work again). Default 5000.
 	 */
 	uint32_t unreachable_timeout_ms;
+	/**
+	 * Non-zero: at low load, a lone PREPARED record is written and synced on the event
+	 * loop's thread itself instead of being handed to the log writer thread and back
+	 * (batch_writer_set_inline): one client's transaction waits for less, but the loop
+	 * (in attach mode, the application's own loop) is blocked for that disk sync, and
+	 * a stalled disk stalls it. Default 0: every forced write on the writer thread.
+	 */
+	int inline_sync;
 } tpc_participant_config;
 
 /** @brief Fill @p cfg with the defaults above (coordinator, name, state_dir unset): the
