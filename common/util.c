@@ -12,6 +12,8 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <limits.h>
@@ -454,6 +456,31 @@ int tpc_mkdirs(const char *dir)
 	if (stat(path, &st))
 		return -errno;
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+int tpc_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) != 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int tpc_fsync_parent(const char *path)
+{
+	char *copy = strdup(path);
+	int rc;
+
+	if (!copy)
+		return -ENOMEM;
+	rc = tpc_fsync_dir(dirname(copy));
+	free(copy);
+	return rc;
 }
 
 int tpc_secret_equal(const void *a, const void *b, size_t n)

@@ -66,6 +66,12 @@ void tpc_set_err(char *err, size_t errlen, const char *fmt, ...)
 /** @brief mkdir -p: create @p dir and missing parents (mode 0700). @return 0 or -errno. */
 int tpc_mkdirs(const char *dir);
 
+/** @brief fsync the folder @p dir, so the entries made in it are durable. @return 0 or -errno. */
+int tpc_fsync_dir(const char *dir);
+
+/** @brief tpc_fsync_dir() of the folder @p path is in. @return 0 or -errno. */
+int tpc_fsync_parent(const char *path);
+
 /** @brief Parse an unsigned integer with optional K/M/G (binary) suffix. @return 0 or -EINVAL. */
 int tpc_parse_size(const char *s, uint64_t *out);
 

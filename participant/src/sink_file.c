@@ -338,23 +338,6 @@ static int scan_file(struct file_sink *s, uint64_t *repaired)
 
 /* ---------------------------------------------------------- open and close */
 
-static int fsync_parent(const char *path)
-{
-	char *copy = strdup(path);
-	int fd, rc = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(copy);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) != 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
 /* Create the folder @p path is in, and the folders above it, like a state_dir (0700). */
 static int make_parent(const char *path)
 {
@@ -412,7 +395,7 @@ static int file_init(struct file_sink *s, const char *path, uint64_t *repaired)
 		return rc;
 	if (flock(s->fd, LOCK_EX | LOCK_NB) != 0)
 		return errno == EWOULDBLOCK ? -EBUSY : -errno;
-	if (created && (rc = fsync_parent(path)) != 0)
+	if (created && (rc = tpc_fsync_parent(path)) != 0)
 		return rc;
 	return scan_file(s, repaired);
 }

@@ -45,7 +45,6 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,31 +122,6 @@ static struct lmdb_sink *lmdb_of(tpc_sink *sink)
 
 /* ---------------------------------------------------------- folder and env */
 
-static int fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) != 0)
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-static int fsync_parent(const char *path)
-{
-	char *copy = strdup(path);
-	int rc;
-
-	if (!copy)
-		return -ENOMEM;
-	rc = fsync_dir(dirname(copy));
-	free(copy);
-	return rc;
-}
-
 /* Create @p dir (0700) if missing; *created tells whether it did. */
 static int ensure_dir(const char *dir, int *created)
 {
@@ -212,7 +186,7 @@ static int open_env(struct lmdb_sink *s, const char *dir, size_t map_size)
 	rc = tpc_lmdb_err(mdb_env_sync(s->env, 1));
 	if (rc)
 		return rc;
-	return fsync_dir(dir); /* data.mdb's directory entry is durable too */
+	return tpc_fsync_dir(dir); /* data.mdb's directory entry is durable too */
 }
 
 static int flush_forgets(struct lmdb_sink *s);
@@ -244,7 +218,7 @@ tpc_sink *tpc_sink_lmdb_open(const char *dir, size_t map_size, int *err)
 	rc = ensure_dir(dir, &created);
 	if (rc)
 		goto out_err;
-	if (created && (rc = fsync_parent(dir)) != 0)
+	if (created && (rc = tpc_fsync_parent(dir)) != 0)
 		goto out_err;
 	s = calloc(1, sizeof(*s));
 	if (!s) {
