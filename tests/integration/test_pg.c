@@ -285,6 +285,10 @@ static void test_pg_constraint_at_prepare_is_a_no_vote_with_postgres_message(voi
 	const char *l = ledger_ask(f, "aborted ", "transfer 1 99 5");
 	uint64_t txid = txid_of(l);
 	assert_non_null(strstr(l, "voted NO"));
+	/* The client's Outcome names the participant and carries PostgreSQL's own words. */
+	assert_non_null(strstr(l, "participant \"pg-ledger\" voted NO: PostgreSQL: insert or "
+				  "update on table \"transfers\" violates foreign key constraint "
+				  "\"transfers_to_id_fkey\""));
 	/* The deferred foreign key fails PREPARE TRANSACTION; the vote says so. */
 	assert_true(log_has(f, "NO vote: PostgreSQL: insert or update on table \"transfers\" "
 			       "violates foreign key constraint \"transfers_to_id_fkey\""));
