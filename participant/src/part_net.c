@@ -118,6 +118,15 @@ void part_send_status_query(struct tpc_participant *p, uint64_t txid)
 	send_env(p, &env);
 }
 
+void part_send_orphan_report(struct tpc_participant *p, Tpc__OrphanReport *rep)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+
+	env.body_case = TPC__ENVELOPE__BODY_ORPHAN_REPORT;
+	env.orphan_report = rep;
+	send_env(p, &env);
+}
+
 /* The txids whose PREPARED record is durable here (at most HELLO_MAX_PREPARED). */
 static uint64_t *prepared_txids(struct tpc_participant *p, size_t *k)
 {
