@@ -34,6 +34,7 @@
 #include <cmocka.h>
 
 #include "admin_harness.h"
+#include "cmd_run.h"
 #include "util.h"
 #include "coord_harness.h"
 #include "pg_harness.h"
@@ -475,6 +476,19 @@ static void test_pg_pending_orphan_waits_for_the_decision(void **state)
 	}
 	assert_int_equal(seen_keep, 1);
 	json_decref(orphans);
+	/* tpcctl shows them too: one row each, with the participant and the global id. */
+	char admin[32], gid[96];
+	snprintf(admin, sizeof(admin), "127.0.0.1:%d", f->admin_port);
+	char *argv[] = { TPCCTL_BIN, "--admin", admin, "participant", "orphans", NULL };
+	struct cmd_result *r = malloc(sizeof(*r));
+	assert_non_null(r);
+	assert_int_equal(cmd_run(f->c->dir, argv, NULL, PG_WAIT_MS, r), 0);
+	assert_int_equal(r->code, 0);
+	snprintf(gid, sizeof(gid), "%s%llu", f->prefix, (unsigned long long)keep);
+	assert_non_null(strstr(r->out, "pg-ledger"));
+	assert_non_null(strstr(r->out, gid));
+	assert_non_null(strstr(r->out, "the coordinator says PENDING"));
+	free(r);
 	assert_int_equal(tpc_wc_commit(wc, keep, &o), 0);
 	assert_int_equal(o.outcome, TPC__OUTCOME_KIND__OUTCOME_COMMITTED);
 	assert_int_equal(tpc_wc_abort(wc, drop, "test", &o), 0);
