@@ -74,7 +74,8 @@ int tt_pg_start(struct tt_runner *r)
 	snprintf(r->pg_conninfo, sizeof(r->pg_conninfo), "host=%s port=%s user=%s dbname=%s",
 		 host, port, user, db);
 	r->pg_rng = r->o.seed ^ 0x7067ULL;
-	r->pg_next_crash_ms = tt_rand_range(&r->pg_rng, PG_CRASH_MIN_MS, PG_CRASH_MAX_MS);
+	/* the first one early, so that even a short run has one */
+	r->pg_next_crash_ms = tt_rand_range(&r->pg_rng, 5000, PG_CRASH_MIN_MS);
 	return 0;
 }
 
@@ -90,7 +91,7 @@ void tt_pg_poll(struct tt_runner *r)
 	uint64_t now = tt_elapsed(r);
 
 	if (!r->o.pg || !r->pg_conninfo[0] || now < r->pg_next_crash_ms ||
-	    now >= r->o.duration_ms)
+	    now >= r->o.duration_ms || r->o.profile == TT_PROFILE_NONE)
 		return;
 	uint64_t down = tt_rand_range(&r->pg_rng, 200, 2000);
 	r->pg_next_crash_ms = now + tt_rand_range(&r->pg_rng, PG_CRASH_MIN_MS, PG_CRASH_MAX_MS);
