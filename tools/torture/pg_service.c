@@ -7,6 +7,7 @@
  * the runner reads tt_writes back as this participant's sink (collect.c). A write
  * applied twice would show as two rows.
  *
+ * At start it waits (bounded) for PostgreSQL, which the schedule may be restarting.
  * Blocking, one thread per client connection (the pool of tpc/pg.h is blocking too).
  * Fault points are armed as tpc-kv arms them: TPC_FAULTS, seeded by TPC_FAULT_SEED.
  * SIGTERM or SIGINT: close the connections, stop the participant, exit 0.
@@ -299,7 +300,7 @@ static int open_listener(struct pgs *s)
 	return 0;
 }
 
-/* tt_writes, the sink the runner reads back (collect.c). */
+/* tt_writes, the sink the runner reads back (collect.c). @return 0, or -ECONNREFUSED. */
 static int make_table(const char *conninfo)
 {
 	PGconn *c = PQconnectdb(conninfo);
@@ -313,7 +314,7 @@ static int make_table(const char *conninfo)
 			PQerrorMessage(c));
 	PQclear(r);
 	PQfinish(c);
-	return ok ? 0 : -1;
+	return ok ? 0 : -ECONNREFUSED;
 }
 
 static int open_pg(struct pgs *s)
@@ -342,7 +343,23 @@ static int open_pg(struct pgs *s)
 	if (!s->pg)
 		fprintf(stderr, "pg-service: cannot start the participant: %s\n",
 			tpc_strerror(err));
-	return s->pg ? 0 : -1;
+	return s->pg ? 0 : err;
+}
+
+/* As a service under a supervisor would: while PostgreSQL cannot be reached (it may be
+ * restarting after the schedule's crash), try again for up to 60 s. */
+static int open_pg_waiting(struct pgs *s)
+{
+	int rc = -ECONNREFUSED;
+
+	for (int waited = 0; waited <= 60000 && rc == -ECONNREFUSED; waited += 250) {
+		if (waited)
+			nanosleep(&(struct timespec){ 0, 250000000 }, NULL);
+		rc = make_table(s->o.conninfo);
+		if (!rc)
+			rc = open_pg(s);
+	}
+	return rc;
 }
 
 /* Close every client connection, wait (bounded) for their threads, stop the participant. */
@@ -429,7 +446,7 @@ int tt_pg_service_main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	rc = make_table(s->o.conninfo) || open_pg(s) || open_listener(s) ||
+	rc = open_pg_waiting(s) || open_listener(s) ||
 	     pthread_create(&acc, NULL, accept_loop, s);
 	if (!rc) {
 		sigwait(&set, &sig);
