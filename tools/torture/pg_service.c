@@ -26,6 +26,7 @@
 #include <event2/buffer.h>
 
 #include "cli.h"
+#include "kvserve.h"
 #include "torture.h"
 #include "tpc/common.h"
 #include "util.h"
@@ -76,29 +77,7 @@ static void send_env(struct pgs_conn *c, Tpc__Envelope *env)
 static void send_error(struct pgs_conn *c, uint64_t req, Tpc__ErrorCode code, const char *msg,
 		       uint64_t txid)
 {
-	Tpc__Envelope env = TPC__ENVELOPE__INIT;
-	Tpc__Error e = TPC__ERROR__INIT;
-
-	e.code = code;
-	e.message = (char *)msg;
-	e.txid = txid;
-	env.request_id = req;
-	env.body_case = TPC__ENVELOPE__BODY_ERROR;
-	env.error = &e;
-	send_env(c, &env);
-}
-
-static Tpc__ErrorCode wire_code(int err)
-{
-	switch (err) {
-	case TPC_ENOTFOUND: return TPC__ERROR_CODE__ERR_NOT_FOUND;
-	case TPC_ENOTACTIVE:
-	case TPC_EEXPIRED: return TPC__ERROR_CODE__ERR_NOT_ACTIVE;
-	case TPC_EINCARNATION: return TPC__ERROR_CODE__ERR_INCARNATION;
-	case TPC_EDENIED: return TPC__ERROR_CODE__ERR_DENIED;
-	case TPC_ELIMIT: return TPC__ERROR_CODE__ERR_LIMIT;
-	default: return TPC__ERROR_CODE__ERR_UNAVAILABLE;
-	}
+	kv_send_error(c->out, req, code, msg, txid);
 }
 
 /* The INSERT on the lent connection. @return 0, or PostgreSQL's message in @p err. */
@@ -134,7 +113,7 @@ static void on_put(struct pgs_conn *c, uint64_t req, const Tpc__KvPut *m)
 				      m->txn_token.len ? m->txn_token.data : NULL,
 				      m->txn_token.len, &rc);
 	if (!pc) {
-		send_error(c, req, wire_code(rc), tpc_strerror(rc), m->txid);
+		send_error(c, req, kv_wire_code(rc), tpc_strerror(rc), m->txid);
 		return;
 	}
 	rc = insert_write(pc, m->txid, m, err, sizeof(err));
@@ -154,19 +133,12 @@ static void on_put(struct pgs_conn *c, uint64_t req, const Tpc__KvPut *m)
 
 static int on_hello(struct pgs_conn *c, uint64_t req, const Tpc__Hello *h)
 {
-	Tpc__Envelope env = TPC__ENVELOPE__INIT;
-	Tpc__HelloReply r = TPC__HELLO_REPLY__INIT;
-
 	if (c->frames > 1 || h->protocol_version != TPC_PROTOCOL_VERSION) {
 		send_error(c, req, TPC__ERROR_CODE__ERR_PROTOCOL,
 			   "hello first, protocol " TPC_PROTOCOL_VERSION_STR, 0);
 		return 1;
 	}
-	r.protocol_version = TPC_PROTOCOL_VERSION;
-	env.request_id = req;
-	env.body_case = TPC__ENVELOPE__BODY_HELLO_REPLY;
-	env.hello_reply = &r;
-	send_env(c, &env);
+	kv_send_hello_reply(c->out, req);
 	return 0;
 }
 
