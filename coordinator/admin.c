@@ -670,6 +670,22 @@ static int cmp_peer_name(const void *arg, uint64_t x, uint64_t y)
 	return strcmp(s->peers[x].name, s->peers[y].name);
 }
 
+/* The participant's last OrphanReport; each age grown by the time since it came. */
+static json_t *orphans_json(const struct peer *p, uint64_t wall)
+{
+	json_t *arr = json_array();
+	uint64_t since = wall > p->orphans_wall_ms ? wall - p->orphans_wall_ms : 0;
+
+	for (uint32_t i = 0; arr && i < p->norphans; i++) {
+		const struct peer_orphan *o = &p->orphans[i];
+		json_array_append_new(arr, json_pack("{s:I, s:s, s:I, s:I, s:s}", "txid",
+						     (json_int_t)o->txid, "gid", o->gid, "age_ms",
+						     (json_int_t)(o->age_ms + since), "locks",
+						     (json_int_t)o->locks, "reason", o->reason));
+	}
+	return arr;
+}
+
 static json_t *participant_json(struct coord_server *s, const struct peer *p, uint64_t wall,
 				uint64_t outstanding)
 {
@@ -681,8 +697,12 @@ static json_t *participant_json(struct coord_server *s, const struct peer *p, ui
 		ms_or_null(p->last_seen_wall_ms != 0, wall, p->last_seen_wall_ms), "connects",
 		(json_int_t)p->connects, "decisions_outstanding", (json_int_t)outstanding);
 
-	if (o)
+	if (o) {
 		add_identity_json(o, p);
+		json_object_set_new(o, "orphans", orphans_json(p, wall));
+		json_object_set_new(o, "orphans_reported_at", p->orphans_wall_ms
+				    ? time_json(p->orphans_wall_ms) : json_null());
+	}
 	return o;
 }
 

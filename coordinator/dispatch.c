@@ -440,6 +440,21 @@ static int on_ack(struct conn *c, uint64_t req, const Tpc__Ack *a)
 	return 0;
 }
 
+/* OrphanReport: kept for the admin API; no reply. */
+static int on_orphans(struct conn *c, uint64_t req, const Tpc__OrphanReport *r)
+{
+	if (require_participant(c, req, 0))
+		return 0;
+	uint32_t before = coord_peer(c->srv, c->peer)->norphans;
+
+	if (coord_peer_set_orphans(c->srv, c->peer, r) == 0 && r->n_orphans &&
+	    r->n_orphans != before) /* logged when the number changes, not every scan */
+		tpc_logf(&c->srv->log, TPC_LOG_WARN, "participant %s reports %zu unresolved "
+			 "prepared transaction(s) in its resource manager (GET /v1/participants)",
+			 coord_peer(c->srv, c->peer)->name, r->n_orphans);
+	return 0;
+}
+
 static Tpc__TxnStatus live_status(const struct coord_txn *t)
 {
 	switch (t->state) {
@@ -514,6 +529,7 @@ int coord_dispatch(struct conn *c, const Tpc__Envelope *env)
 	case TPC__ENVELOPE__BODY_VOTE: return on_vote(c, req, env->vote);
 	case TPC__ENVELOPE__BODY_ACK: return on_ack(c, req, env->ack);
 	case TPC__ENVELOPE__BODY_STATUS_QUERY: return on_status(c, req, env->status_query);
+	case TPC__ENVELOPE__BODY_ORPHAN_REPORT: return on_orphans(c, req, env->orphan_report);
 	default:
 		coord_conn_fail(c, E(PROTOCOL), "message not accepted by a coordinator");
 		return 1;

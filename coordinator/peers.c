@@ -2,10 +2,13 @@
  * peers.c - the coordinator's table of participants by name (struct peer, ids 1..npeers
  * in s->peers): interning a name, looking an id up, and freeing a slot once nothing
  * refers to it any more (no binding, connection or transaction), so its id may be
- * reused. Callers: conn.c, dispatch.c, identity.c, actions.c, admin*.c.
+ * reused; and each participant's last OrphanReport (dispatch.c stores it, admin.c lists
+ * it). Callers: conn.c, dispatch.c, identity.c, actions.c, admin*.c.
  */
 #include "server_int.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,14 +78,42 @@ void coord_peer_release(struct coord_server *s, uint32_t peer)
 		return;
 	struct peer *p = coord_peer(s, peer);
 	free(p->name);
+	free(p->orphans);
 	memset(p, 0, sizeof(*p));
 }
 
 void coord_peers_free(struct coord_server *s)
 {
-	for (uint32_t i = 0; i < s->npeers; i++)
+	for (uint32_t i = 0; i < s->npeers; i++) {
 		free(s->peers[i].name);
+		free(s->peers[i].orphans);
+	}
 	free(s->peers);
 	s->peers = NULL;
 	s->npeers = s->peers_cap = 0;
+}
+
+int coord_peer_set_orphans(struct coord_server *s, uint32_t peer, const Tpc__OrphanReport *r)
+{
+	struct peer *p = coord_peer(s, peer);
+	size_t n = r->n_orphans < TPC_WIRE_MAX_ORPHANS ? r->n_orphans : TPC_WIRE_MAX_ORPHANS;
+	struct peer_orphan *v = n ? calloc(n, sizeof(*v)) : NULL;
+
+	if (!p || (n && !v)) {
+		free(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const Tpc__Orphan *o = r->orphans[i];
+		v[i].txid = o->txid;
+		v[i].age_ms = o->age_ms;
+		v[i].locks = o->locks;
+		snprintf(v[i].gid, sizeof(v[i].gid), "%s", o->gid ? o->gid : "");
+		snprintf(v[i].reason, sizeof(v[i].reason), "%s", o->reason ? o->reason : "");
+	}
+	free(p->orphans);
+	p->orphans = v;
+	p->norphans = (uint32_t)n;
+	p->orphans_wall_ms = tpc_wall_ms();
+	return 0;
 }

@@ -68,6 +68,16 @@ struct conn {
 /* Where a participant name's binding to a participant id stands (identity.c, D8). */
 enum peer_bind { PEER_UNBOUND = 0, PEER_BINDING, PEER_BOUND };
 
+/* A prepared transaction of a participant's resource manager it could not resolve, as its
+ * last OrphanReport said (peers.c; listed by the admin API). */
+struct peer_orphan {
+	uint64_t txid;
+	uint64_t age_ms;            /* at the report */
+	uint32_t locks;
+	char gid[TPC_WIRE_MAX_NAME + 1];
+	char reason[160];
+};
+
 struct peer {
 	char *name;
 	unsigned char pid[COORD_PARTICIPANT_ID_LEN]; /* bound participant id (BINDING, BOUND) */
@@ -80,6 +90,9 @@ struct peer {
 	uint64_t last_seen_wall_ms; /* last frame from it (or its disconnect) */
 	uint64_t connects;
 	char addr[64];              /* address of its latest connection */
+	struct peer_orphan *orphans; /* its last OrphanReport (kept across disconnects) */
+	uint32_t norphans;
+	uint64_t orphans_wall_ms;   /* when it came; 0: none yet */
 };
 
 /* What a transaction's last_error says (coord_txn.err_kind); admin.c words it. */
@@ -288,5 +301,7 @@ uint32_t coord_peer_intern(struct coord_server *s, const char *name, uint32_t li
 void coord_peer_release(struct coord_server *s, uint32_t peer);
 /** Free every name and the table (shutdown). */
 void coord_peers_free(struct coord_server *s);
+/** Replace @p peer's orphans with those of @p r. @return 0 or -ENOMEM (kept as before). */
+int coord_peer_set_orphans(struct coord_server *s, uint32_t peer, const Tpc__OrphanReport *r);
 
 #endif

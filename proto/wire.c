@@ -217,6 +217,24 @@ static int validate_hello(const Tpc__Hello *h, const char **why)
 	return 0;
 }
 
+static int validate_orphans(const Tpc__OrphanReport *r, const char **why)
+{
+	if (!r)
+		return need(0, "orphan_report body missing", why);
+	if (r->n_orphans > TPC_WIRE_MAX_ORPHANS)
+		return need(0, "orphan_report lists more than " TPC_WIRE_MAX_ORPHANS_STR
+			    " orphans", why);
+	for (size_t i = 0; i < r->n_orphans; i++) {
+		const Tpc__Orphan *o = r->orphans[i];
+		if (NEED_TXID(o))
+			return -EINVAL;
+		if (!short_str(o->gid, TPC_WIRE_MAX_NAME) ||
+		    !short_str(o->reason, TPC_WIRE_MAX_REASON))
+			return need(0, "orphan.gid or orphan.reason is too long", why);
+	}
+	return 0;
+}
+
 int tpc_wire_validate(const Tpc__Envelope *env, const char **why)
 {
 	switch (env->body_case) {
@@ -263,6 +281,8 @@ int tpc_wire_validate(const Tpc__Envelope *env, const char **why)
 			    "decision.decision is not a known decision", why);
 	case TPC__ENVELOPE__BODY_STATUS_REPLY:
 		return NEED_TXID(env->status_reply);
+	case TPC__ENVELOPE__BODY_ORPHAN_REPORT:
+		return validate_orphans(env->orphan_report, why);
 	case TPC__ENVELOPE__BODY_KV_PUT:
 		if (NEED_TXID(env->kv_put))
 			return -EINVAL;

@@ -29,6 +29,8 @@ struct evbuffer;
 #define TPC_WIRE_MAX_KEY_STR "4096"
 #define TPC_WIRE_MAX_REASON 1024       /* Abort.reason, Vote.reason */
 #define TPC_WIRE_MAX_REASON_STR "1024"
+#define TPC_WIRE_MAX_ORPHANS 64        /* OrphanReport.orphans */
+#define TPC_WIRE_MAX_ORPHANS_STR "64"
 /* Length of a transaction token (BeginReply/Join/KvPut.txn_token); empty means none. */
 #define TPC_TXN_TOKEN_LEN 16
 

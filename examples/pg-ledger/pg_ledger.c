@@ -78,6 +78,17 @@ void ledger_run_sql(PGconn *c, tpc_txid txid, int from, int to, long long amount
 	}
 }
 
+/* An aborted commit: who voted NO and its own words (PostgreSQL's message), when the
+ * coordinator's Outcome names them; else the coordinator's reason already in @p msg. */
+static void abort_reason(const tpc_client *cl, char *msg, size_t msglen)
+{
+	tpc_client_outcome o;
+
+	if (tpc_client_last_outcome(cl, &o) == 0 && o.participant[0])
+		snprintf(msg, msglen, "participant \"%s\" voted NO: %s", o.participant,
+			 o.participant_reason);
+}
+
 /* One transfer: begin, the SQL on the lent connection, commit (or abort on an error).
  * @return 'c' committed, 'a' aborted (why in @p msg), 'u' unknown. */
 int ledger_transfer(struct ledger *l, tpc_client *cl, int from, int to, long long amount,
@@ -103,8 +114,10 @@ int ledger_transfer(struct ledger *l, tpc_client *cl, int from, int to, long lon
 	rc = tpc_client_commit(cl, *txid, &out, msg, msglen);
 	if (!rc && out == TPC_OUTCOME_COMMITTED)
 		return 'c';
-	if (!rc && out == TPC_OUTCOME_ABORTED)
+	if (!rc && out == TPC_OUTCOME_ABORTED) {
+		abort_reason(cl, msg, msglen);
 		return 'a';
+	}
 	snprintf(msg, msglen, "%s", tpc_strerror(rc));
 	return 'u';
 }

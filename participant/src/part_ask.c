@@ -10,12 +10,16 @@
  * here to part_ask_reply(), which fills the ask and wakes the asker. The asker removes
  * its ask on the loop thread before returning, answered or not, so a late reply never
  * touches it.
+ *
+ * tpc_participant_report_orphans(): the orphans it could not resolve, sent to the
+ * coordinator (OrphanReport) on the loop thread; no answer.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <time.h>
 
 #include "part_int.h"
+#include "wire.h"
 #include "tpc.pb-c.h"
 
 struct part_ask {
@@ -114,4 +118,45 @@ int tpc_participant_query_status(tpc_participant *p, tpc_txid txid, uint32_t tim
 	pthread_cond_destroy(&a.cv);
 	pthread_mutex_destroy(&a.mu);
 	return rc;
+}
+
+struct orphan_send {
+	const tpc_orphan *v;
+	size_t n;
+	int rc;
+};
+
+static void orphans_send(struct tpc_participant *p, void *arg)
+{
+	struct orphan_send *o = arg;
+	Tpc__Orphan items[TPC_WIRE_MAX_ORPHANS], *ptrs[TPC_WIRE_MAX_ORPHANS];
+	Tpc__OrphanReport rep = TPC__ORPHAN_REPORT__INIT;
+	size_t n = o->n < TPC_WIRE_MAX_ORPHANS ? o->n : TPC_WIRE_MAX_ORPHANS;
+
+	if (!p->connected) {
+		o->rc = TPC_ECLOSED;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		tpc__orphan__init(&items[i]);
+		items[i].txid = o->v[i].txid;
+		items[i].gid = (char *)(o->v[i].gid ? o->v[i].gid : "");
+		items[i].age_ms = o->v[i].age_ms;
+		items[i].locks = o->v[i].locks;
+		items[i].reason = (char *)(o->v[i].reason ? o->v[i].reason : "");
+		ptrs[i] = &items[i];
+	}
+	rep.n_orphans = n;
+	rep.orphans = ptrs;
+	part_send_orphan_report(p, &rep);
+}
+
+int tpc_participant_report_orphans(tpc_participant *p, const tpc_orphan *v, size_t n)
+{
+	struct orphan_send o = { v, n, 0 };
+
+	if (!p->own_base || !p->thread_running)
+		return TPC_ESTATE;
+	int rc = part_run_on_loop(p, orphans_send, &o);
+	return rc ? rc : o.rc;
 }

@@ -172,6 +172,7 @@ void part_send_vote(struct tpc_participant *p, uint64_t txid, int yes, const cha
 		    uint64_t incarnation);
 void part_send_ack(struct tpc_participant *p, uint64_t txid);
 void part_send_status_query(struct tpc_participant *p, uint64_t txid);
+void part_send_orphan_report(struct tpc_participant *p, Tpc__OrphanReport *rep);
 
 /* part_exec.c */
 int part_step(struct tpc_participant *p, struct ptxn *t, const struct part_event *ev);

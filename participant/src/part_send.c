@@ -1,6 +1,6 @@
 /*
  * part_send.c - the frames a participant's machine sends the coordinator (Join, Vote,
- * Ack, StatusQuery), on the connection part_net.c keeps (p->bev). Below part_exec.c,
+ * Ack, StatusQuery, OrphanReport), on the connection part_net.c keeps (p->bev). Below part_exec.c,
  * which calls these for the machine's PACT_SEND_* actions; calls nothing above it.
  *
  * Request ids: Join and StatusQuery use the txid as request id, so replies (and
@@ -78,5 +78,14 @@ void part_send_status_query(struct tpc_participant *p, uint64_t txid)
 	env.request_id = txid;
 	env.body_case = TPC__ENVELOPE__BODY_STATUS_QUERY;
 	env.status_query = &q;
+	send_env(p, &env);
+}
+
+void part_send_orphan_report(struct tpc_participant *p, Tpc__OrphanReport *rep)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+
+	env.body_case = TPC__ENVELOPE__BODY_ORPHAN_REPORT;
+	env.orphan_report = rep;
 	send_env(p, &env);
 }

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "pg_int.h"
+#include "wire.h"
 
 static const char *const list_sql =
 	"SELECT x.gid,"
@@ -144,6 +145,29 @@ static int scan_rows(struct tpc_pg *pg, struct scan_ctx *s)
 	return 0;
 }
 
+/* Tell the coordinator (its admin API lists them): when there are some, or to clear
+ * the last report. Not connected: the next scan tries again. */
+static void send_unresolved(struct tpc_pg *pg, const tpc_pg_unresolved *v, size_t n,
+			    size_t before)
+{
+	tpc_orphan o[TPC_WIRE_MAX_ORPHANS];
+	char why[TPC_WIRE_MAX_ORPHANS][96];
+
+	if (!n && !before)
+		return;
+	n = n < TPC_WIRE_MAX_ORPHANS ? n : TPC_WIRE_MAX_ORPHANS;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(why[i], sizeof(why[i]), v[i].err ? "the coordinator could not be asked: %s"
+			 : "the coordinator says %s", v[i].err ? tpc_strerror(v[i].err)
+			 : tpc_status_str(v[i].status));
+		o[i] = (tpc_orphan){ v[i].txid, v[i].gid, v[i].age_ms, v[i].locks, why[i] };
+	}
+	int rc = tpc_participant_report_orphans(pg->p, o, n);
+	if (rc)
+		pg_logf(pg, TPC_LOG_LEVEL_DEBUG, "orphans not reported to the coordinator: %s",
+			tpc_strerror(rc));
+}
+
 int tpc_pg_scan(tpc_pg *pg)
 {
 	struct scan_ctx s = { 0 };
@@ -158,6 +182,10 @@ int tpc_pg_scan(tpc_pg *pg)
 		free(s.unres);
 		return rc;
 	}
+	pthread_mutex_lock(&pg->mu);
+	size_t before = pg->nunres;
+	pthread_mutex_unlock(&pg->mu);
+	send_unresolved(pg, s.unres, s.nunres, before);
 	pthread_mutex_lock(&pg->mu);
 	free(pg->unres);
 	pg->unres = s.unres;

@@ -29,9 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <cmocka.h>
 
+#include "admin_harness.h"
+#include "cmd_run.h"
+#include "util.h"
 #include "coord_harness.h"
 #include "pg_harness.h"
 
@@ -55,6 +59,7 @@ struct fx {
 	char prefix[64];
 	tpc_proc *svc;
 	PGconn *sql;
+	int admin_port;         /* the coordinator's admin API */
 };
 
 static int group_setup(void **state)
@@ -99,7 +104,11 @@ static int setup(void **state)
 	snprintf(f->state, sizeof(f->state), "%s/state", f->c->dir);
 	snprintf(f->log, sizeof(f->log), "%s/ledger.log", f->c->dir);
 	f->sql = pg_open(&g->pg, f->db);
-	coord_start(f->c, NULL, NULL);
+	char admin[32];
+	f->admin_port = tpc_free_port();
+	assert_true(f->admin_port > 0);
+	snprintf(admin, sizeof(admin), "127.0.0.1:%d", f->admin_port);
+	coord_start(f->c, NULL, "--admin", admin, NULL);
 	return 0;
 }
 
@@ -285,6 +294,10 @@ static void test_pg_constraint_at_prepare_is_a_no_vote_with_postgres_message(voi
 	const char *l = ledger_ask(f, "aborted ", "transfer 1 99 5");
 	uint64_t txid = txid_of(l);
 	assert_non_null(strstr(l, "voted NO"));
+	/* The client's Outcome names the participant and carries PostgreSQL's own words. */
+	assert_non_null(strstr(l, "participant \"pg-ledger\" voted NO: PostgreSQL: insert or "
+				  "update on table \"transfers\" violates foreign key constraint "
+				  "\"transfers_to_id_fkey\""));
 	/* The deferred foreign key fails PREPARE TRANSACTION; the vote says so. */
 	assert_true(log_has(f, "NO vote: PostgreSQL: insert or update on table \"transfers\" "
 			       "violates foreign key constraint \"transfers_to_id_fkey\""));
@@ -399,6 +412,33 @@ static void make_orphan(struct fx *f, uint64_t txid, int from, int to)
 	PQfinish(c);
 }
 
+/* The orphans the coordinator's admin API lists for participant pg-ledger, once there
+ * are @p want of them (polled: the report follows each scan). The caller decrefs. */
+static json_t *admin_orphans(struct fx *f, size_t want)
+{
+	uint64_t deadline = tpc_now_ms() + PG_WAIT_MS;
+
+	for (;;) {
+		int status = 0;
+		json_t *all = admin_get_json(f->admin_port, "/v1/participants", &status), *p;
+		size_t i;
+		assert_int_equal(status, 200);
+		json_array_foreach(json_object_get(all, "participants"), i, p) {
+			json_t *o = json_object_get(p, "orphans");
+			if (!strcmp(json_string_value(json_object_get(p, "name")), "pg-ledger") &&
+			    json_array_size(o) == want) {
+				json_incref(o);
+				json_decref(all);
+				return o;
+			}
+		}
+		json_decref(all);
+		if (tpc_now_ms() > deadline)
+			fail_msg("the admin API never listed %zu orphan(s) of pg-ledger", want);
+		nanosleep(&(struct timespec){ 0, 50000000 }, NULL); /* a poll step */
+	}
+}
+
 /* An orphan whose transaction is still open at the coordinator is reported as PENDING
  * (past unresolved_after_ms, 1 ms here) and left alone; once the coordinator decides,
  * the scanner applies that decision: COMMITTED commits it, ABORTED rolls it back. */
@@ -419,12 +459,43 @@ static void test_pg_pending_orphan_waits_for_the_decision(void **state)
 	const char *l = ledger_ask(f, "orphan ", "unresolved");
 	assert_non_null(strstr(l, "status=PENDING error=none"));
 	assert_int_equal(prepared_count(f), 2); /* never guessed */
+	/* The coordinator's admin API lists both, with their global id, age and locks. */
+	json_t *orphans = admin_orphans(f, 2), *e;
+	size_t i;
+	int seen_keep = 0;
+	json_array_foreach(orphans, i, e) {
+		uint64_t txid = (uint64_t)json_integer_value(json_object_get(e, "txid"));
+		char gid[96];
+		snprintf(gid, sizeof(gid), "%s%llu", f->prefix, (unsigned long long)txid);
+		assert_true(txid == keep || txid == drop);
+		seen_keep += txid == keep;
+		assert_string_equal(json_string_value(json_object_get(e, "gid")), gid);
+		assert_true(json_integer_value(json_object_get(e, "age_ms")) >= 0);
+		assert_true(json_integer_value(json_object_get(e, "locks")) > 0);
+		assert_non_null(strstr(json_string_value(json_object_get(e, "reason")), "PENDING"));
+	}
+	assert_int_equal(seen_keep, 1);
+	json_decref(orphans);
+	/* tpcctl shows them too: one row each, with the participant and the global id. */
+	char admin[32], gid[96];
+	snprintf(admin, sizeof(admin), "127.0.0.1:%d", f->admin_port);
+	char *argv[] = { TPCCTL_BIN, "--admin", admin, "participant", "orphans", NULL };
+	struct cmd_result *r = malloc(sizeof(*r));
+	assert_non_null(r);
+	assert_int_equal(cmd_run(f->c->dir, argv, NULL, PG_WAIT_MS, r), 0);
+	assert_int_equal(r->code, 0);
+	snprintf(gid, sizeof(gid), "%s%llu", f->prefix, (unsigned long long)keep);
+	assert_non_null(strstr(r->out, "pg-ledger"));
+	assert_non_null(strstr(r->out, gid));
+	assert_non_null(strstr(r->out, "the coordinator says PENDING"));
+	free(r);
 	assert_int_equal(tpc_wc_commit(wc, keep, &o), 0);
 	assert_int_equal(o.outcome, TPC__OUTCOME_KIND__OUTCOME_COMMITTED);
 	assert_int_equal(tpc_wc_abort(wc, drop, "test", &o), 0);
 	wait_prepared(f, 0);
 	assert_int_equal(transfers_of(f, keep), 1);
 	assert_int_equal(transfers_of(f, drop), 0);
+	json_decref(admin_orphans(f, 0)); /* resolved: the next report clears the list */
 	assert_non_null(strstr(ledger_ask(f, "stats ", "stats"),
 			       "orphans_committed=1 orphans_rolled_back=1"));
 	assert_ledger_consistent(f);

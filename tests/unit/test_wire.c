@@ -320,6 +320,42 @@ static void test_validate_refuses_unknown_decisions_and_empty_kv_keys(void **sta
 	expect_valid(&env);
 }
 
+static void test_validate_refuses_orphan_reports_too_long_or_without_txids(void **state)
+{
+	(void)state;
+	static char gid[TPC_WIRE_MAX_NAME + 2];
+	static Tpc__Orphan items[TPC_WIRE_MAX_ORPHANS + 1];
+	static Tpc__Orphan *ptrs[TPC_WIRE_MAX_ORPHANS + 1];
+	Tpc__Envelope env;
+	Tpc__OrphanReport rep;
+
+	tpc__envelope__init(&env);
+	env.body_case = TPC__ENVELOPE__BODY_ORPHAN_REPORT;
+	expect_invalid(&env, "orphan_report body missing");
+	tpc__orphan_report__init(&rep);
+	env.orphan_report = &rep;
+	expect_valid(&env); /* an empty report clears the last one */
+	for (size_t i = 0; i <= TPC_WIRE_MAX_ORPHANS; i++) {
+		tpc__orphan__init(&items[i]);
+		items[i].txid = i + 1;
+		ptrs[i] = &items[i];
+	}
+	rep.orphans = ptrs;
+	rep.n_orphans = TPC_WIRE_MAX_ORPHANS;
+	expect_valid(&env);
+	rep.n_orphans = TPC_WIRE_MAX_ORPHANS + 1;
+	expect_invalid(&env, "more than " TPC_WIRE_MAX_ORPHANS_STR " orphans");
+	rep.n_orphans = 1;
+	memset(gid, 'g', TPC_WIRE_MAX_NAME);
+	items[0].gid = gid;
+	expect_valid(&env);
+	gid[TPC_WIRE_MAX_NAME] = 'g';
+	expect_invalid(&env, "orphan.gid or orphan.reason is too long");
+	gid[TPC_WIRE_MAX_NAME] = '\0';
+	items[0].txid = 0;
+	expect_invalid(&env, "txid");
+}
+
 /* ---- names ---------------------------------------------------------------------------- */
 
 static void test_names_for_logs_cover_every_status_and_outcome(void **state)
@@ -354,6 +390,7 @@ int main(void)
 		cmocka_unit_test(test_validate_refuses_missing_bodies_txids_and_names),
 		cmocka_unit_test(test_validate_refuses_strings_one_byte_over_their_limit),
 		cmocka_unit_test(test_validate_refuses_unknown_decisions_and_empty_kv_keys),
+		cmocka_unit_test(test_validate_refuses_orphan_reports_too_long_or_without_txids),
 		cmocka_unit_test(test_names_for_logs_cover_every_status_and_outcome),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

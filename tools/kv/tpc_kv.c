@@ -60,6 +60,7 @@
 #include "tpc/sink_lmdb.h"
 #include "cli.h"
 #include "kv_cli.h"
+#include "kvserve.h"
 #include "tls.h"
 #include "util.h"
 #include "wire.h"
@@ -153,30 +154,7 @@ static void send_env(struct kv_conn *c, Tpc__Envelope *env)
 static void send_error(struct kv_conn *c, uint64_t req, Tpc__ErrorCode code, const char *msg,
 		       uint64_t txid)
 {
-	Tpc__Envelope env = TPC__ENVELOPE__INIT;
-	Tpc__Error e = TPC__ERROR__INIT;
-
-	e.code = code;
-	e.message = (char *)msg;
-	e.txid = txid;
-	env.request_id = req;
-	env.body_case = TPC__ENVELOPE__BODY_ERROR;
-	env.error = &e;
-	send_env(c, &env);
-}
-
-static Tpc__ErrorCode wire_code(int err)
-{
-	switch (err) {
-	case TPC_ENOTFOUND: return TPC__ERROR_CODE__ERR_NOT_FOUND;
-	case TPC_ENOTACTIVE:
-	case TPC_EEXPIRED: return TPC__ERROR_CODE__ERR_NOT_ACTIVE;
-	case TPC_EINCARNATION: return TPC__ERROR_CODE__ERR_INCARNATION;
-	case TPC_EDENIED: return TPC__ERROR_CODE__ERR_DENIED;
-	case TPC_ELIMIT: return TPC__ERROR_CODE__ERR_LIMIT;
-	case -EINVAL: return TPC__ERROR_CODE__ERR_INVALID;
-	default: return TPC__ERROR_CODE__ERR_UNAVAILABLE;
-	}
+	kv_send_error(bufferevent_get_output(c->bev), req, code, msg, txid);
 }
 
 static void on_staged(void *arg, int err, tpc_txid txid)
@@ -187,7 +165,7 @@ static void on_staged(void *arg, int err, tpc_txid txid)
 	if (c && c->puts_waiting)
 		c->puts_waiting--;
 	if (c && err) {
-		send_error(c, pr->request_id, wire_code(err), tpc_strerror(err), txid);
+		send_error(c, pr->request_id, kv_wire_code(err), tpc_strerror(err), txid);
 	} else if (c) {
 		Tpc__Envelope env = TPC__ENVELOPE__INIT;
 		Tpc__KvPutReply r = TPC__KV_PUT_REPLY__INIT;
@@ -235,7 +213,7 @@ static void on_put(struct kv_conn *c, uint64_t req, const Tpc__KvPut *m)
 					     m->value.data, m->value.len, on_staged, pr);
 	if (rc) {
 		c->puts_waiting--;
-		send_error(c, req, wire_code(rc), rc == TPC_EUNREACHABLE
+		send_error(c, req, kv_wire_code(rc), rc == TPC_EUNREACHABLE
 			   ? tpc_participant_errmsg(c->srv->part) : tpc_strerror(rc), m->txid);
 		free(pr);
 	}
@@ -292,8 +270,6 @@ static void conn_free(struct kv_conn *c)
  */
 static int on_hello(struct kv_conn *c, uint64_t req, const Tpc__Hello *h)
 {
-	Tpc__Envelope env = TPC__ENVELOPE__INIT;
-	Tpc__HelloReply r = TPC__HELLO_REPLY__INIT;
 	Tpc__ErrorCode code = TPC__ERROR_CODE__ERR_PROTOCOL;
 	const char *why = NULL;
 
@@ -310,11 +286,7 @@ static int on_hello(struct kv_conn *c, uint64_t req, const Tpc__Hello *h)
 		send_error(c, req, code, why, 0);
 		return 1;
 	}
-	r.protocol_version = TPC_PROTOCOL_VERSION;
-	env.request_id = req;
-	env.body_case = TPC__ENVELOPE__BODY_HELLO_REPLY;
-	env.hello_reply = &r;
-	send_env(c, &env);
+	kv_send_hello_reply(bufferevent_get_output(c->bev), req);
 	return 0;
 }
 

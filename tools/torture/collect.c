@@ -229,13 +229,34 @@ static int feed_sinks(struct tt_runner *r, struct tt_checker *ck)
 		char path[PATH_MAX + 32];
 		struct feed f = { ck, i };
 		snprintf(path, sizeof(path), "%s/kv%u/sink.log", r->dir, i + 1);
-		int rc = tpc_sink_file_dump(path, feed_sink, &f);
+		int rc = TT_IS_PG(r, i) ? tt_pg_feed(r, ck, i)
+					: tpc_sink_file_dump(path, feed_sink, &f);
 		if (rc && rc != -ENOENT) {
 			fprintf(stderr, "tpc-torture: cannot read %s: %s\n", path, tpc_strerror(rc));
 			return rc;
 		}
 	}
 	return 0;
+}
+
+/* --pg, after the run: a prepared transaction PostgreSQL still holds is an orphan. */
+static void feed_pg_orphans(struct tt_runner *r, struct tt_checker *ck)
+{
+	uint64_t txids[TT_MAX_LEFTOVER];
+	size_t n = 0;
+
+	if (!r->o.pg || r->check_only)
+		return;
+	if (tt_pg_prepared(r, txids, TT_MAX_LEFTOVER, &n)) {
+		tt_out(r, "cannot list pg_prepared_xacts after the run\n");
+		tt_checker_add_death(ck, "postgresql", "pg_prepared_xacts unreadable after the run");
+		return;
+	}
+	r->pg_orphans = n;
+	if (r->pg_restart_failures)
+		tt_checker_add_death(ck, "postgresql", "a restart after a crash failed");
+	for (size_t i = 0; i < n && i < TT_MAX_LEFTOVER; i++)
+		tt_checker_add_prepared(ck, TT_PG_INDEX, txids[i]);
 }
 
 static void feed_deaths(struct tt_runner *r, struct tt_checker *ck)
@@ -367,6 +388,10 @@ static void report_recovery(struct tt_runner *r)
 	       "(bound %.1f s)\n", r->st.worst_recovery_ms / 1000.0,
 	       r->nleft ? r->st.total_recovery_ms / 1000.0 / (double)r->nleft : 0.0, r->nleft,
 	       r->o.quiet_bound_ms / 1000.0);
+	if (r->o.pg)
+		tt_out(r, "postgresql:           %" PRIu64 " crash(es) by pg_ctl stop -m immediate, "
+		       "%" PRIu64 " failed restart(s); orphans left in pg_prepared_xacts: %" PRIu64
+		       "\n", r->pg_crashes, r->pg_restart_failures, r->pg_orphans);
 }
 
 static void report_violations(struct tt_runner *r, const struct tt_checker *ck)
@@ -410,6 +435,7 @@ long tt_check_and_report(struct tt_runner *r)
 	if (!rc)
 		rc = feed_sinks(r, ck);
 	feed_leftovers(r, ck);
+	feed_pg_orphans(r, ck);
 	feed_deaths(r, ck);
 	if (!rc)
 		rc = tt_checker_run(ck);

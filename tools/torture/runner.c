@@ -129,6 +129,26 @@ static int define_coord(struct tt_runner *r)
 	return tt_proc_set_argv(&r->coord, argv);
 }
 
+/* --pg: participant @p i is `tpc-torture pg-service` on the run's PostgreSQL. */
+static int define_pg_service(struct tt_runner *r, unsigned i)
+{
+	struct tt_proc *p = &r->kv[i];
+	char name[16], listen[32], coord[32], data[PATH_MAX + 32];
+	const char *argv[] = { r->self, "pg-service", "--name", name, "--listen", listen,
+		"--coordinator", coord, "--data", data, "--conninfo", r->pg_conninfo, NULL };
+
+	snprintf(name, sizeof(name), "kv%u", i + 1);
+	hostport(listen, sizeof(listen), r->kv_port[i]);
+	hostport(coord, sizeof(coord), r->o.no_proxy ? r->coord_port : r->link_port[i]);
+	snprintf(data, sizeof(data), "%s/kv%u", r->dir, i + 1);
+	if (mkdir(data, 0755) && errno != EEXIST)
+		return -errno;
+	snprintf(p->name, sizeof(p->name), "kv%u", i + 1);
+	p->role = TT_ROLE_PART;
+	p->index = i;
+	return tt_proc_set_argv(p, argv);
+}
+
 static int define_kv(struct tt_runner *r, unsigned i)
 {
 	struct tt_proc *p = &r->kv[i];
@@ -139,6 +159,8 @@ static int define_kv(struct tt_runner *r, unsigned i)
 		"--require-txn-token", NULL };
 	size_t n = 14;
 
+	if (TT_IS_PG(r, i))
+		return define_pg_service(r, i);
 	/* kv1's staged writes may expire before the coordinator's 5 s transaction timeout */
 	if (i == 0 && r->o.short_expiry_ms)
 		snprintf(expiry, sizeof(expiry), "%" PRIu64 "ms", r->o.short_expiry_ms);
@@ -471,7 +493,7 @@ static void do_action(struct tt_runner *r, const struct tt_action *a)
 		return;
 	}
 	if (a->act == TT_ACT_STRANGER) {
-		if (a->index < r->o.nparts)
+		if (a->index < r->o.nparts && !TT_IS_PG(r, a->index))
 			tt_stranger_start(r, a->index, a->arg != 0);
 		return;
 	}
@@ -500,6 +522,16 @@ static void do_action(struct tt_runner *r, const struct tt_action *a)
 
 /* ---- checkpoints ---- */
 
+/* The prepared transactions PostgreSQL holds go to participant @p i's leftovers. */
+static int check_pg_quiet(struct tt_runner *r, struct tt_leftover *lo, unsigned i)
+{
+	size_t have = lo->nprepared[i], n = 0;
+	int rc = tt_pg_prepared(r, lo->prepared[i] + have, TT_MAX_LEFTOVER - have, &n);
+
+	lo->nprepared[i] = have + n > TT_MAX_LEFTOVER ? TT_MAX_LEFTOVER : have + n;
+	return rc == 0 && n == 0;
+}
+
 static int check_quiet(struct tt_runner *r, struct tt_leftover *lo)
 {
 	char dir[PATH_MAX + 32];
@@ -517,6 +549,8 @@ static int check_quiet(struct tt_runner *r, struct tt_leftover *lo)
 			quiet = 0;
 		lo->nprepared[i] = n;
 		quiet &= n == 0;
+		if (TT_IS_PG(r, i)) /* and nothing of it in pg_prepared_xacts */
+			quiet &= check_pg_quiet(r, lo, i);
 	}
 	return quiet;
 }
@@ -788,6 +822,7 @@ static void run_schedule(struct tt_runner *r)
 		const struct tt_action *a = &r->sched.v[next];
 		reap(r, 0);
 		tt_stranger_poll(r);
+		tt_pg_poll(r);
 		progress(r, &next_progress);
 		uint64_t now = tt_elapsed(r);
 		if (a->at_ms > now) {
@@ -896,6 +931,8 @@ static int prepare(struct tt_runner *r)
 			r->o.workdir ? r->o.workdir : "$TMPDIR", tpc_strerror(rc));
 		return rc;
 	}
+	if (r->o.pg && (rc = tt_pg_start(r)) != 0)
+		return rc;
 	rc = define_all(r);
 	if (!rc)
 		rc = open_sigfd(r);
@@ -912,6 +949,8 @@ static void print_header(struct tt_runner *r)
 	       r->o.no_proxy ? "no proxies" : "proxies on", tt_profile_name(r->o.profile),
 	       r->o.broken ? ", broken " : "", r->o.broken ? tt_broken_name(r->o.broken) : "");
 	tt_out(r, "run folder: %s\n", r->dir);
+	if (r->o.pg)
+		tt_out(r, "postgresql (kv2): %s\n", r->pg_conninfo);
 	tt_out(r, "binaries: %s, %s%s%s\n", r->coord_bin, r->kv_bin, r->o.no_proxy ? "" : ", ",
 	       r->o.no_proxy ? "" : r->proxy_bin);
 	fflush(stdout);
@@ -924,6 +963,7 @@ int tt_run(struct tt_runner *r)
 
 	r->t0 = tpc_now_ms();
 	if (rc) {
+		tt_pg_stop(r);
 		free_all(r);
 		return 2;
 	}
@@ -940,6 +980,7 @@ int tt_run(struct tt_runner *r)
 	} else {
 		stop_all(r);
 	}
+	tt_pg_stop(r);
 	rc = finish(r, violations);
 	free_all(r);
 	return rc;

@@ -12,6 +12,8 @@
  *   supervise.c       child processes, ports, proxy control lines
  *   quiet.c           read-only looks at the coordinator's and participants' logs
  *   actors.c          the schedule's strangers and operator (heuristic decisions)
+ *   pg_run.c          --pg: the PostgreSQL cluster, its crashes, what it holds
+ *   pg_service.c      --pg: the PostgreSQL participant (`tpc-torture pg-service`)
  */
 #ifndef TPC_TORTURE_H
 #define TPC_TORTURE_H
@@ -45,6 +47,8 @@ struct tt_run_opts {
 	int classic;            /* the workload and schedule from before staged writes */
 	unsigned staged_pct;    /* clients' --staged-pct */
 	uint64_t short_expiry_ms; /* kv1's --txn-timeout (0: the others' 10s) */
+	int pg;                 /* --pg: participant TT_PG_INDEX is PostgreSQL (pg_run.c) */
+	const char *pg_harness; /* scripts/pg-harness.sh */
 	const char *tls_dir;  /* TLS everywhere: scripts/make-certs.sh DIR coordinator kv1..kvN
 				 client (needs no_proxy: the fault proxy reads frames) */
 };
@@ -114,7 +118,15 @@ struct tt_runner {
 	uint64_t oprng;                        /* picks among the open transactions */
 	uint64_t resolved, still_pending;
 	int check_only;                        /* `tpc-torture check`: no run to report */
+	char pg_conninfo[1400];                /* --pg: the cluster; "" when not started */
+	uint64_t pg_rng, pg_next_crash_ms;     /* the PostgreSQL crashes of the schedule */
+	uint64_t pg_crashes, pg_restart_failures;
+	uint64_t pg_orphans;                   /* prepared transactions left after the run */
 };
+
+/* --pg: the participant that is PostgreSQL (kv2) */
+#define TT_PG_INDEX 1u
+#define TT_IS_PG(r, i) ((r)->o.pg && (i) == TT_PG_INDEX)
 
 /* tpc_torture.c */
 void tt_run_opts_defaults(struct tt_run_opts *o);
@@ -155,5 +167,18 @@ void tt_operator_act(struct tt_runner *r, uint32_t draw);
 
 /* torture_client.c */
 int tt_client_main(int argc, char **argv);
+
+/* pg_run.c: the cluster of --pg, its crashes, its prepared transactions and tt_writes */
+int tt_pg_start(struct tt_runner *r);
+void tt_pg_stop(struct tt_runner *r);
+/** @brief In the schedule loop: crash and restart PostgreSQL when its time has come. */
+void tt_pg_poll(struct tt_runner *r);
+/** @brief The txids of pg_prepared_xacts (*n may exceed @p cap). @return 0 or -EIO. */
+int tt_pg_prepared(struct tt_runner *r, uint64_t *txids, size_t cap, size_t *n);
+/** @brief Feed tt_writes to the checker as participant @p part's sink. */
+int tt_pg_feed(struct tt_runner *r, struct tt_checker *ck, unsigned part);
+
+/* pg_service.c: `tpc-torture pg-service`, the PostgreSQL participant of run --pg */
+int tt_pg_service_main(int argc, char **argv);
 
 #endif

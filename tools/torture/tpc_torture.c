@@ -1,6 +1,7 @@
 /*
  * tpc_torture.c - tpc-torture's command line: `run` (a torture run, runner.c), `client`
- * (a workload process, torture_client.c) and `check` (check a kept run folder again).
+ * (a workload process, torture_client.c), `check` (check a kept run folder again) and
+ * `pg-service` (the PostgreSQL participant of run --pg, pg_service.c).
  *
  * Owns option parsing, the defaults, finding the binaries under test, and the replay
  * command line printed with a failing run.
@@ -26,6 +27,7 @@ static const char usage_text[] =
 	"Usage: tpc-torture run [options]\n"
 	"       tpc-torture check --run-dir DIR [--participants N] [--clients N]\n"
 	"       tpc-torture client ...   (a workload process; see 'tpc-torture client --help')\n"
+	"       tpc-torture pg-service ...  (the PostgreSQL participant of run --pg)\n"
 	"\n"
 	"Proves tpc's guarantees by breaking things. `run` starts a coordinator, tpc-kv\n"
 	"participants (append-only file sinks), fault proxies and client processes on\n"
@@ -68,6 +70,14 @@ static const char usage_text[] =
 	"  --tls-dir DIR          mutual TLS everywhere, with the certificates of\n"
 	"                         `scripts/make-certs.sh DIR coordinator kv1 .. kvN client`;\n"
 	"                         needs --no-proxy (the fault proxy reads frames)\n"
+	"  --pg                   a PostgreSQL participant: a throwaway PostgreSQL 15 cluster\n"
+	"                         (scripts/pg-harness.sh in DIR/pg), and participant 2 (kv2) is\n"
+	"                         `tpc-torture pg-service` (tpc/pg.h) instead of a tpc-kv; the\n"
+	"                         schedule also crashes PostgreSQL (pg_ctl stop -m immediate,\n"
+	"                         restart); healing must leave pg_prepared_xacts empty. Needs\n"
+	"                         --participants >= 3 and a build with libpq\n"
+	"  --pg-harness PATH      the harness script (default: $TPC_PG_HARNESS, else the\n"
+	"                         source tree's scripts/pg-harness.sh)\n"
 	"  --group-commit N       passed to the coordinator and the participants\n"
 	"  --quiet-bound DURATION heal-to-quiet limit (default 10s)\n"
 	"  --workdir DIR          where the run folder is made (default $TMPDIR or /tmp)\n"
@@ -144,6 +154,8 @@ void tt_replay_command(const struct tt_run_opts *o, char *buf, size_t cap)
 		len += (size_t)snprintf(buf + len, cap - len, " --no-proxy");
 	if (len < cap && o->tls_dir)
 		len += (size_t)snprintf(buf + len, cap - len, " --tls-dir %s", o->tls_dir);
+	if (len < cap && o->pg)
+		len += (size_t)snprintf(buf + len, cap - len, " --pg");
 	if (len < cap && o->group_commit)
 		len += (size_t)snprintf(buf + len, cap - len, " --group-commit %u", o->group_commit);
 	if (len < cap && o->quiet_bound_ms != 10000)
@@ -232,7 +244,7 @@ enum {
 	OPT_ROUND = 256, OPT_CLIENTS, OPT_INFLIGHT, OPT_PARTS,
 	OPT_PROFILE, OPT_BROKEN, OPT_EXPECT, OPT_NO_PROXY, OPT_GROUP, OPT_QUIET_BOUND,
 	OPT_WORKDIR, OPT_BIN_DIR, OPT_COORD_BIN, OPT_KV_BIN, OPT_PROXY_BIN, OPT_KEEP, OPT_QUIET,
-	OPT_RUN_DIR, OPT_STAGED, OPT_SHORT_EXPIRY, OPT_CLASSIC, OPT_TLS_DIR,
+	OPT_RUN_DIR, OPT_STAGED, OPT_SHORT_EXPIRY, OPT_CLASSIC, OPT_TLS_DIR, OPT_PG, OPT_PG_HARNESS,
 };
 
 static const struct option run_opts[] = {
@@ -260,10 +272,38 @@ static const struct option run_opts[] = {
 	{ "staged-pct", required_argument, NULL, OPT_STAGED },
 	{ "short-expiry", required_argument, NULL, OPT_SHORT_EXPIRY },
 	{ "classic", no_argument, NULL, OPT_CLASSIC },
+	{ "pg", no_argument, NULL, OPT_PG },
+	{ "pg-harness", required_argument, NULL, OPT_PG_HARNESS },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* --pg: a build with libpq, a tpc-kv at participant 1 and at the last (NO votes), the
+ * harness script. */
+static int check_pg_opts(struct tt_run_opts *o)
+{
+#ifndef TPC_HAVE_PG
+	fputs("tpc-torture: --pg needs a build with libpq (PostgreSQL's client library)\n",
+	      stderr);
+	return 2;
+#endif
+	if (o->nparts < 3) {
+		fputs("tpc-torture: --pg needs --participants 3 or more (kv2 is PostgreSQL)\n",
+		      stderr);
+		return 2;
+	}
+	if (!o->pg_harness)
+		o->pg_harness = getenv("TPC_PG_HARNESS");
+	if (!o->pg_harness || !*o->pg_harness)
+		o->pg_harness = TPC_SOURCE_DIR "/scripts/pg-harness.sh";
+	if (access(o->pg_harness, X_OK)) {
+		fprintf(stderr, "tpc-torture: %s is not an executable file (--pg-harness)\n",
+			o->pg_harness);
+		return 2;
+	}
+	return 0;
+}
 
 static int bad(const char *opt, const char *val, const char *why)
 {
@@ -326,6 +366,8 @@ static int apply_opt(struct tt_run_opts *o, int c, const char *v, const char **r
 	case OPT_EXPECT: o->expect_violation = 1; break;
 	case OPT_NO_PROXY: o->no_proxy = 1; break;
 	case OPT_TLS_DIR: o->tls_dir = v; break;
+	case OPT_PG: o->pg = 1; break;
+	case OPT_PG_HARNESS: o->pg_harness = v; break;
 	case OPT_GROUP: rc = num_opt("group-commit", v, 1, 1u << 20, &n); o->group_commit = (uint32_t)n; break;
 	case OPT_QUIET_BOUND: rc = dur_opt("quiet-bound", v, 100, &o->quiet_bound_ms); break;
 	case OPT_WORKDIR: o->workdir = v; break;
@@ -381,6 +423,8 @@ static int parse_run(int argc, char **argv, struct tt_run_opts *o, const char **
 			"frames, which TLS hides from it\n");
 		return 2;
 	}
+	if (o->pg && check_pg_opts(o))
+		return 2;
 	if (!o->seed_given)
 		o->seed = random_seed();
 	if (o->round_ms > o->duration_ms)
@@ -472,6 +516,8 @@ int main(int argc, char **argv)
 		return tt_client_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "check"))
 		return cmd_check(argc, argv);
+	if (!strcmp(argv[1], "pg-service"))
+		return tt_pg_service_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		fputs(usage_text, stdout);
 		return 0;

@@ -592,10 +592,12 @@ static int add_part_row(struct ctl_table *t, const json_t *p)
 		snprintf(inc, sizeof(inc), "%" PRId64, incarnation);
 	else
 		strcpy(inc, "-");
+	char orphans[24];
+	snprintf(orphans, sizeof(orphans), "%zu", json_array_size(json_object_get(p, "orphans")));
 	const char *cells[] = { ctl_json_str(p, "name", "?"),
 				ctl_json_bool(p, "connected") ? "yes" : "no",
 				ctl_json_str(p, "address", ""), seen, connects, outstanding,
-				ctl_json_str(p, "participant_id", "(not bound)"), inc };
+				ctl_json_str(p, "participant_id", "(not bound)"), inc, orphans };
 	return ctl_table_add(t, cells);
 }
 
@@ -641,11 +643,59 @@ int ctl_cmd_participants(struct ctl *c)
 {
 	static const char *const hdr[] = { "NAME", "CONNECTED", "ADDRESS", "LAST-SEEN",
 					   "CONNECTS", "OUTSTANDING", "PARTICIPANT-ID",
-					   "INCARNATION" };
-	static const struct listing l = { "participants", "after", 8, hdr, add_part_row,
+					   "INCARNATION", "ORPHANS" };
+	static const struct listing l = { "participants", "after", 9, hdr, add_part_row,
 					  "no participants known" };
 
 	return print_listing(c, "/v1/participants", &l);
+}
+
+/* One row per orphan of participant @p p. */
+static void add_orphan_rows(struct ctl_table *t, const json_t *p)
+{
+	const json_t *o;
+	size_t i;
+
+	json_array_foreach(json_object_get(p, "orphans"), i, o) {
+		char txid[24], age[40], locks[24];
+		snprintf(txid, sizeof(txid), "%" PRId64, ctl_json_int(o, "txid", 0));
+		ctl_fmt_age((uint64_t)ctl_json_int(o, "age_ms", 0), age, sizeof(age));
+		snprintf(locks, sizeof(locks), "%" PRId64, ctl_json_int(o, "locks", 0));
+		const char *cells[] = { ctl_json_str(p, "name", "?"), txid,
+					ctl_json_str(o, "gid", ""), age, locks,
+					ctl_json_str(o, "reason", "") };
+		ctl_table_add(t, cells);
+	}
+}
+
+int ctl_cmd_participant_orphans(struct ctl *c)
+{
+	static const char *const hdr[] = { "PARTICIPANT", "TXID", "GID", "AGE", "LOCKS",
+					   "REASON" };
+	struct ctl_table *t = NULL;
+	const json_t *p;
+	json_t *all;
+	size_t i, n = 0;
+	int rc = get_pages(c, "/v1/participants", "participants", "after", &all);
+
+	if (rc != CTL_EXIT_OK || c->json)
+		goto out;
+	if (!(t = ctl_table_new(6, hdr))) {
+		rc = CTL_EXIT_ERROR;
+		goto out;
+	}
+	json_array_foreach(json_object_get(all, "participants"), i, p) {
+		add_orphan_rows(t, p);
+		n += json_array_size(json_object_get(p, "orphans"));
+	}
+	if (n)
+		ctl_table_print(t, stdout);
+	else
+		puts("no unresolved prepared transactions reported");
+out:
+	ctl_table_free(t);
+	json_decref(all);
+	return rc;
 }
 
 /* @p name with every byte outside [A-Za-z0-9._~-] percent-encoded. */

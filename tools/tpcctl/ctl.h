@@ -75,6 +75,7 @@ int ctl_cmd_txn_begin(struct ctl *c);
 int ctl_cmd_txn_abort(struct ctl *c);
 int ctl_cmd_participants(struct ctl *c);
 int ctl_cmd_participant_forget(struct ctl *c);
+int ctl_cmd_participant_orphans(struct ctl *c);
 int ctl_cmd_audit(struct ctl *c);
 
 #endif

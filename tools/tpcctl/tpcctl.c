@@ -97,7 +97,13 @@ static const struct command commands[] = {
 	{ "participant", "list", 0, 0, ctl_cmd_participants, "participant list",
 	  "List the participants the coordinator knows: connected or not, address, when last\n"
 	  "seen, how often they connected, how many decisions they still owe an ack for, the\n"
-	  "participant id (state folder) the name is bound to, and its newest incarnation.\n" },
+	  "participant id (state folder) the name is bound to, its newest incarnation, and\n"
+	  "how many unresolved prepared transactions it reports (see participant orphans).\n" },
+	{ "participant", "orphans", 0, 0, ctl_cmd_participant_orphans, "participant orphans",
+	  "List the prepared transactions that participants report they could not resolve in\n"
+	  "their resource manager (a PostgreSQL participant's orphans whose outcome it could not\n"
+	  "learn: docs/postgresql.md): participant, txid, the resource manager's id, age, the\n"
+	  "locks it holds, and why. Exit 0 with none.\n" },
 	{ "participant", "forget", O_REASON | O_OPERATOR, ARG_NAME, ctl_cmd_participant_forget,
 	  "participant forget NAME --reason TEXT [--operator NAME]",
 	  "Remove the binding of participant NAME to its participant id (its state folder),\n"

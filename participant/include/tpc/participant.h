@@ -391,6 +391,26 @@ TPC_API int tpc_participant_fatal(const tpc_participant *p);
 TPC_API int tpc_participant_query_status(tpc_participant *p, tpc_txid txid,
 					 uint32_t timeout_ms, tpc_status *status);
 
+/** A prepared transaction of a resource manager whose outcome could not be learned. */
+typedef struct tpc_orphan {
+	tpc_txid txid;
+	const char *gid;     /**< the resource manager's id (PostgreSQL's global id) */
+	uint64_t age_ms;     /**< since it was prepared */
+	uint32_t locks;      /**< locks it holds */
+	const char *reason;  /**< why it is unresolved */
+} tpc_orphan;
+
+/**
+ * @brief Tell the coordinator which prepared transactions of this participant's resource
+ *        manager are unresolved (OrphanReport; the admin API lists them with their age
+ *        and locks). Replaces the previous report; @p n 0 clears it. Not kept across
+ *        reconnects: report again (tpc/pg.h's scanner does, every scan). Started mode,
+ *        from any thread but the loop's.
+ * @param v the first 64 are sent
+ * @return 0 (sent); TPC_ECLOSED when not connected now; TPC_ESTATE when not started
+ */
+TPC_API int tpc_participant_report_orphans(tpc_participant *p, const tpc_orphan *v, size_t n);
+
 #ifdef __cplusplus
 }
 #endif
