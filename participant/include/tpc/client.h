@@ -171,6 +171,9 @@ TPC_API int tpc_client_begin_token(tpc_client *c, const char *key, uint32_t time
 /**
  * @brief Blocking commit. Returns 0 with *outcome set when the coordinator answered;
  *        on a lost connection returns TPC_ECLOSED with *outcome = TPC_OUTCOME_UNKNOWN.
+ *        COMMITTED means the decision is durable at the coordinator; the participants
+ *        apply it after that, so a read from a participant's sink right after this
+ *        returns may not show the writes yet.
  * @param reason buffer for the coordinator's reason (may be NULL)
  */
 TPC_API int tpc_client_commit(tpc_client *c, tpc_txid txid, tpc_outcome *outcome, char *reason,

@@ -120,7 +120,8 @@ typedef void (*tpc_fatal_fn)(tpc_participant *p, int code, const char *msg, void
 typedef struct tpc_participant_config {
 	const char *coordinator;      /**< "HOST:PORT" (required) */
 	const char *name;             /**< participant name, unique per coordinator (required) */
-	const char *state_dir;        /**< folder for the PREPARED log (LMDB), created if missing */
+	const char *state_dir;        /**< folder for the PREPARED log (LMDB), created if missing
+					   (required); not the sink's folder */
 	uint32_t txn_timeout_ms;      /**< staged writes with no Prepare expire (default 60000) */
 	uint32_t max_open_txns;       /**< transactions with staged writes (default 100000) */
 	uint64_t max_staged_bytes;    /**< bytes staged across transactions (default 256 MiB) */

@@ -38,6 +38,9 @@ typedef int (*tpc_sink_lmdb_refuse_fn)(void *arg, const tpc_write *w);
 
 /**
  * @brief Open (creating if needed) an LMDB sink in directory @p dir.
+ * @param dir a folder for the sink alone: not the participant's state_dir, which holds
+ *        an LMDB environment of its own (LMDB forbids opening one environment twice in
+ *        a process); e.g. "SERVICE/data" beside a state_dir of "SERVICE/tpc"
  * @param map_size LMDB map size in bytes; 0 for the default (1 GiB)
  * @param[out] err on failure, a negative code
  * @return the sink, or NULL
