@@ -21,10 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 
 #include <event2/event.h>
 
 #include "tpc/libevent.h"
+#include "sink_int.h"
 #include "tls.h"
 
 /* The documented defaults (tpc/participant.h), the one place they are written: what
@@ -155,11 +157,29 @@ static int recover_one(void *arg, const struct part_log_put *r)
 	return 0;
 }
 
+/* Two LMDB environments on one file in one process break LMDB's locking: an LMDB sink
+ * must not live in the state folder. */
+static int check_sink_folder(struct tpc_participant *p)
+{
+	const char *dir = tpc_sink_lmdb_dir(p->sink);
+	struct stat a, b;
+
+	if (!dir || stat(dir, &a) != 0 || stat(p->state_dir, &b) != 0 || a.st_dev != b.st_dev ||
+	    a.st_ino != b.st_ino)
+		return 0;
+	part_set_err(p, "the LMDB sink's folder %s is the state folder: give the sink a folder "
+		     "of its own", dir);
+	return -EINVAL;
+}
+
 static int open_state(struct tpc_participant *p)
 {
 	char err[256];
-	int rc = part_log_lmdb_open(&p->store, p->state_dir, p->cfg.map_size, err, sizeof(err));
+	int rc = check_sink_folder(p);
 
+	if (rc)
+		return rc;
+	rc = part_log_lmdb_open(&p->store, p->state_dir, p->cfg.map_size, err, sizeof(err));
 	if (rc) {
 		part_set_err(p, "%s", err);
 		return rc;

@@ -16,4 +16,7 @@ void *tpc_sink_self(tpc_sink *s);
 /** @brief The ops table given to tpc_sink_new(); NULL if @p s is NULL. */
 const tpc_sink_ops *tpc_sink_ops_of(tpc_sink *s);
 
+/** @brief The folder of an LMDB sink (sink_lmdb.c); NULL for any other sink. */
+const char *tpc_sink_lmdb_dir(tpc_sink *s);
+
 #endif

@@ -205,6 +205,16 @@ static void lmdb_destroy(void *self)
 	free(s);
 }
 
+const char *tpc_sink_lmdb_dir(tpc_sink *sink)
+{
+	const char *path = NULL;
+
+	if (!sink || tpc_sink_ops_of(sink) != &lmdb_ops)
+		return NULL;
+	struct lmdb_sink *s = tpc_sink_self(sink);
+	return mdb_env_get_path(s->env, &path) == 0 ? path : NULL;
+}
+
 tpc_sink *tpc_sink_lmdb_open(const char *dir, size_t map_size, int *err)
 {
 	struct lmdb_sink *s = NULL;

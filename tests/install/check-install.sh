@@ -61,6 +61,13 @@ cmake --build "$WORK/embed" >/dev/null
 # 2. pkg-config.
 PKG_CONFIG_PATH="$LIBDIR/pkgconfig" cc -o "$WORK/embed-pc" "$SRC/examples/embed/main.c" \
     $(PKG_CONFIG_PATH="$LIBDIR/pkgconfig" pkg-config --cflags --libs tpc)
+# tpc.pc must not pull in libpq (only tpc-pg.pc, for services that include tpc/pg.h).
+! PKG_CONFIG_PATH="$LIBDIR/pkgconfig" pkg-config --print-requires tpc | grep -c libpq >/dev/null ||
+    fail "tpc.pc requires libpq: every service would need libpq-dev"
+if [ -f "$LIBDIR/pkgconfig/tpc-pg.pc" ]; then
+    PKG_CONFIG_PATH="$LIBDIR/pkgconfig" pkg-config --cflags tpc-pg | grep -c postgresql >/dev/null ||
+        fail "tpc-pg.pc does not give libpq's headers"
+fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

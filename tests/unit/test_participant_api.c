@@ -333,6 +333,21 @@ static void test_drain_with_nothing_left_returns_zero_at_once(void **state)
 	tpc_participant_free(p);
 }
 
+/* Two LMDB environments on one file in one process break LMDB's locking: refused. */
+static void test_an_lmdb_sink_in_the_state_folder_is_refused(void **state)
+{
+	struct fx *fx = *state;
+	int err = 0;
+	tpc_sink *sink = tpc_sink_lmdb_open(fx->state_dir, 16u << 20, &err);
+
+	assert_non_null(sink);
+	assert_null(tpc_participant_new(&fx->cfg, sink, &err)); /* frees the sink */
+	assert_int_equal(err, -EINVAL);
+	/* Its own folder: accepted. */
+	tpc_participant *p = new_participant(fx);
+	tpc_participant_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,6 +361,7 @@ int main(void)
 		T(test_a_call_that_cannot_wake_the_loop_fails_and_leaves_nothing_queued),
 		T(test_drain_attached_reports_what_is_left_and_stops_new_work),
 		T(test_drain_with_nothing_left_returns_zero_at_once),
+		T(test_an_lmdb_sink_in_the_state_folder_is_refused),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
