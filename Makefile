@@ -58,6 +58,12 @@ integration: $(ASAN_BUILD)/CMakeCache.txt
 demo: build
 	@bash scripts/demo.sh $(BUILD)
 
+# make ha-demo: coordinator failover on a real 3-member etcd cluster (scripts/ha-demo.sh):
+# kill -9 the leader under load, print the takeover time and the torture checker's verdict.
+.PHONY: ha-demo
+ha-demo: build
+	@bash scripts/ha-demo.sh $(BUILD)
+
 install: build
 	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
 
