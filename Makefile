@@ -10,6 +10,8 @@
 #   make torture  a long torture run (10 minutes, random seed; see docs/failure-injection.md)
 #   make growth   rule D9: 10 minutes at peak rate, every LMDB file's size each minute
 #   make bench-tls  tpc-bench with TLS beside plaintext (a section of BENCHMARKS.md)
+#   make bench-etcd tpc-bench with the etcd log beside LMDB (a section of BENCHMARKS.md)
+#   make ha-demo  kill -9 the leader coordinator under load: takeover time and the check
 #   make fuzz     the libFuzzer harnesses of fuzz/, each for FUZZ_SECONDS (default 60)
 #   make install  install binaries, libraries, headers, pkg-config and CMake files, man
 #                 pages, the systemd unit and /etc/tpc/coordinator.conf under PREFIX
@@ -58,6 +60,12 @@ integration: $(ASAN_BUILD)/CMakeCache.txt
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)
+
+# make ha-demo: coordinator failover on a real 3-member etcd cluster (scripts/ha-demo.sh):
+# kill -9 the leader under load, print the takeover time and the torture checker's verdict.
+.PHONY: ha-demo
+ha-demo: build
+	@bash scripts/ha-demo.sh $(BUILD)
 
 install: build
 	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
@@ -123,6 +131,12 @@ fuzz: $(DEPS_STAMP)
 .PHONY: bench-tls
 bench-tls: build
 	@bash scripts/bench-tls.sh $(BUILD)
+
+# make bench-etcd: what the decision log on etcd costs (scripts/bench-etcd.sh): tpc-bench
+# against --log etcd beside --log lmdb; rewrites "The etcd log beside LMDB" of BENCHMARKS.md.
+.PHONY: bench-etcd
+bench-etcd: build
+	@bash scripts/bench-etcd.sh $(BUILD)
 
 # make deb: a Debian package built by CPack (packaging/cpack.cmake) from a release build
 # configured with the prefix /usr in $(DEB_BUILD); writes $(DEB_BUILD)/tpc_VERSION_ARCH.deb.

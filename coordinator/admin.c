@@ -596,6 +596,29 @@ static json_t *log_json(struct coord_server *s, const struct coord_metrics_view 
 			 (json_int_t)v->log_failures);
 }
 
+/* Where the log lives and, with --log etcd, this coordinator's place in its group. */
+static void set_ha_fields(struct coord_server *s, json_t *o)
+{
+	int etcd = s->cfg.log_kind && strcmp(s->cfg.log_kind, "etcd") == 0;
+	char leader[256];
+
+	json_object_set_new(o, "log_backend", json_string(etcd ? "etcd" : "lmdb"));
+	if (!etcd) {
+		json_object_set_new(o, "role", json_string("single"));
+		return;
+	}
+	json_object_set_new(o, "group", json_string(s->cfg.group ? s->cfg.group : ""));
+	json_object_set_new(o, "role", json_string(s->standby ? "standby" : "leader"));
+	json_object_set_new(o, "advertise", json_string(s->cfg.advertise ? s->cfg.advertise
+								       : s->cfg.listen));
+	if (!s->standby)
+		snprintf(leader, sizeof(leader), "%s", s->cfg.advertise ? s->cfg.advertise
+									: s->cfg.listen);
+	else
+		coord_ha_leader(s, leader, sizeof(leader));
+	json_object_set_new(o, "leader", *leader ? json_string(leader) : json_null());
+}
+
 static void get_status(struct coord_admin *a, struct evhttp_request *req)
 {
 	struct coord_server *s = a->srv;
@@ -626,6 +649,7 @@ static void get_status(struct coord_admin *a, struct evhttp_request *req)
 		json_object_set_new(o, "aborted", json_integer((json_int_t)v.aborted));
 		json_object_set_new(o, "unknown", json_integer((json_int_t)v.unknown));
 		json_object_set_new(o, "log", log_json(s, &v));
+		set_ha_fields(s, o);
 	}
 	admin_reply_json(req, o ? 200 : 500, o);
 }

@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -52,6 +53,7 @@
 
 #include <event2/bufferevent_ssl.h>
 
+#include "coord_addrs.h"
 #include "tls.h"
 #include "wire_err.h"
 #include "frame.h"
@@ -64,6 +66,9 @@
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000u
 #define DEFAULT_REQUEST_TIMEOUT_MS 30000u
+#define RETRY_MIN_MS 50          /* backoff between addresses (coord_addrs.h) */
+#define RETRY_MAX_MS 500
+#define ATTEMPT_MIN_MS 200       /* a connect attempt's own deadline, with a list */
 
 enum client_mode { MODE_NONE, MODE_ATTACHED, MODE_BLOCKING };
 
@@ -81,11 +86,15 @@ union creq_cb {
 struct creq {
 	struct list_node link;    /* first: the pending list, in submit (= deadline) order */
 	uint64_t id;              /* request_id on the wire; key in c->reqs */
-	uint64_t gen;             /* connection generation it was written to */
+	uint64_t gen;             /* connection generation it was written to; 0: not sent
+				     (waiting for the next address to be tried) */
 	uint64_t deadline_ms;
 	uint64_t txid;            /* 0 for a Begin */
 	enum req_kind kind;
 	int with_token;           /* a Begin whose callback also takes the token */
+	char *key;                /* Begin: its key (owned), to send it again elsewhere */
+	char *reason;             /* Abort: its reason (owned) */
+	uint32_t timeout_ms;      /* Begin */
 	union creq_cb cb;
 	void *arg;
 };
@@ -105,8 +114,13 @@ struct tpc_client {
 	char *coordinator, *name;    /* owned copies behind cfg's strings */
 	char *tls_cert, *tls_key, *tls_ca;
 	SSL_CTX *tls;                /* made at the first connection when TLS files are set */
-	struct sockaddr_storage addr;
+	struct coord_addrs addrs;    /* cfg.coordinator's list, the leader hint, the backoff */
+	struct sockaddr_storage addr; /* coord_addrs_current(), resolved at each connect */
 	socklen_t addrlen;
+	uint64_t down_since_ms;      /* no address worked since (0: the last one did) */
+	uint64_t retry_at_ms;        /* the next address is tried then (0: not waiting) */
+	int not_leader;              /* the connection's coordinator said ERR_NOT_LEADER */
+	char leader_hint[COORD_ADDR_LEN]; /* ... naming this leader ("" none) */
 
 	enum client_mode mode;
 	struct event_base *base;     /* the caller's (attached) or ours (blocking) */
@@ -117,7 +131,7 @@ struct tpc_client {
 	struct tpc_frame_decoder dec;
 	uint64_t gen;                /* incremented for every new connection */
 	int connecting;              /* connect not completed yet */
-	uint64_t connect_deadline_ms;
+	uint64_t connect_started_ms, connect_deadline_ms;
 	int conn_err;                /* an Error the coordinator sent before closing */
 
 	uint64_t next_id;
@@ -145,6 +159,11 @@ static int set_err(struct tpc_client *c, int code, const char *fmt, ...)
 	vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
 	va_end(ap);
 	return code;
+}
+
+static const char *cur_addr(const struct tpc_client *c)
+{
+	return coord_addrs_current(&c->addrs);
 }
 
 static const char *kind_name(enum req_kind k)
@@ -176,6 +195,8 @@ static void arm_timer(struct tpc_client *c)
 
 	if (c->connecting && c->bev && (!at || c->connect_deadline_ms < at))
 		at = c->connect_deadline_ms;
+	if (c->retry_at_ms && (!at || c->retry_at_ms < at))
+		at = c->retry_at_ms;
 	if (!c->timer)
 		return;
 	if (!at) {
@@ -231,6 +252,8 @@ static void finish(struct tpc_client *c, struct creq *r, int err, const struct c
 		break;
 	}
 	c->depth--;
+	free(r->key);
+	free(r->reason);
 	free(r);
 }
 
@@ -420,6 +443,13 @@ static void on_error(struct tpc_client *c, uint64_t request_id, struct creq *r,
 	if (!r && request_id && request_id != c->hello_id)
 		return; /* the answer to a request that timed out */
 	set_err(c, 0, "%s", msg);
+	if (m->code == TPC__ERROR_CODE__ERR_NOT_LEADER) {
+		/* A standby: it served nothing on this connection; on_frame moves on. */
+		c->not_leader = 1;
+		c->conn_err = err;
+		snprintf(c->leader_hint, sizeof(c->leader_hint), "%s", m->leader ? m->leader : "");
+		return;
+	}
 	if (!r) {
 		/* About the connection itself: the coordinator is closing it. */
 		c->conn_err = err;
@@ -446,8 +476,13 @@ static void dispatch(struct tpc_client *c, const Tpc__Envelope *env)
 		on_error(c, env->request_id, r, env->error);
 		return;
 	}
+	if (body == TPC__ENVELOPE__BODY_HELLO_REPLY) {
+		coord_addrs_ok(&c->addrs); /* the leader (or a coordinator without a group) */
+		c->down_since_ms = 0;
+		return;
+	}
 	if (!r)
-		return; /* HelloReply, or the answer to a request that timed out */
+		return; /* the answer to a request that timed out */
 	if (body == TPC__ENVELOPE__BODY_BEGIN_REPLY && r->kind == REQ_BEGIN)
 		on_begin_reply(c, r, env->begin_reply);
 	else if (body == TPC__ENVELOPE__BODY_OUTCOME &&
@@ -458,6 +493,8 @@ static void dispatch(struct tpc_client *c, const Tpc__Envelope *env)
 	else
 		on_mismatch(c, r, body);
 }
+
+static void undelivered(struct tpc_client *c, int err, int not_leader);
 
 /* One frame. 0: go on; 1: stop (the connection or the client went away); 2: bad input. */
 static int on_frame(void *arg, const uint8_t *body, uint32_t len)
@@ -479,6 +516,10 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	}
 	dispatch(c, env);
 	tpc__envelope__free_unpacked(env, NULL);
+	if (c->not_leader && !c->freeing && c->bev && c->gen == gen) {
+		undelivered(c, c->conn_err, 1);
+		return 1;
+	}
 	return c->freeing || !c->bev || c->gen != gen ? 1 : 0;
 }
 
@@ -516,11 +557,11 @@ static int connect_failed(struct tpc_client *c, int sockerr)
 		tpc_tls_describe_error(c->bev, "", why, sizeof(why));
 		if (why[0] || !usable)
 			return set_err(c, TPC_ETLS, "TLS with the coordinator at %s failed: %s",
-				       c->coordinator, why[0] ? why : "the handshake did not "
+				       cur_addr(c), why[0] ? why : "the handshake did not "
 				       "complete (does the coordinator speak TLS?)");
 	}
 
-	set_err(c, 0, "cannot connect to the coordinator at %s: %s", c->coordinator,
+	set_err(c, 0, "cannot connect to the coordinator at %s: %s", cur_addr(c),
 		usable ? evutil_socket_error_to_string(sockerr) : "connection failed");
 	return TPC_EUNREACHABLE; /* errmsg keeps the socket's reason */
 }
@@ -540,17 +581,21 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		int err = TPC_ECLOSED;
 		if (c->conn_err)
 			; /* keep the reason the coordinator gave in its Error */
-		else if (c->connecting)
-			err = connect_failed(c, sockerr);
-		else if (what & BEV_EVENT_EOF)
-			set_err(c, 0, "the coordinator at %s closed the connection", c->coordinator);
+		else if (c->connecting) {
+			undelivered(c, connect_failed(c, sockerr), 0);
+			leave(c);
+			return;
+		} else if (what & BEV_EVENT_EOF)
+			set_err(c, 0, "the coordinator at %s closed the connection", cur_addr(c));
 		else
-			set_err(c, 0, "connection to the coordinator at %s lost: %s", c->coordinator,
+			set_err(c, 0, "connection to the coordinator at %s lost: %s", cur_addr(c),
 				sockerr > 0 ? evutil_socket_error_to_string(sockerr) : "error");
 		drop_connection(c, err);
 	}
 	leave(c);
 }
+
+static void reconnect_now(struct tpc_client *c);
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -562,9 +607,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	c->timer_at_ms = 0;
 	if (c->bev && c->connecting && c->connect_deadline_ms <= now) {
 		set_err(c, 0, "cannot connect to the coordinator at %s within %u ms",
-			c->coordinator, (unsigned)c->cfg.connect_timeout_ms);
-		drop_connection(c, TPC_EUNREACHABLE);
+			cur_addr(c), (unsigned)(c->connect_deadline_ms - c->connect_started_ms));
+		undelivered(c, TPC_EUNREACHABLE, 0);
 	}
+	if (!c->freeing && !c->bev && c->retry_at_ms && c->retry_at_ms <= now)
+		reconnect_now(c);
 	while (!c->freeing && (r = oldest(c)) && r->deadline_ms <= now) {
 		set_err(c, 0, "no reply to %s within %u ms", kind_name(r->kind),
 			(unsigned)c->cfg.request_timeout_ms);
@@ -589,7 +636,7 @@ static int new_bev(struct tpc_client *c)
 	if (!c->tls && !(c->tls = tpc_tls_ctx_new(TPC_TLS_CLIENT, &f, c->errmsg,
 						  sizeof(c->errmsg))))
 		return TPC_ETLS;
-	ssl = tpc_tls_client_ssl(c->tls, c->coordinator, c->errmsg, sizeof(c->errmsg));
+	ssl = tpc_tls_client_ssl(c->tls, cur_addr(c), c->errmsg, sizeof(c->errmsg));
 	if (!ssl)
 		return TPC_ETLS;
 	c->bev = tpc_tls_bev_new(c->base, -1, ssl, 0);
@@ -598,24 +645,36 @@ static int new_bev(struct tpc_client *c)
 	return 0;
 }
 
-/* Make sure a connection exists (Hello queued, connect started). */
-static int ensure_connection(struct tpc_client *c)
+/*
+ * Start a connection to the current address (Hello queued, connect started). A connect
+ * attempt has connect_timeout_ms; with a list, its share of it (at least ATTEMPT_MIN_MS),
+ * so that one address that swallows packets leaves time for the others.
+ */
+static int start_connection(struct tpc_client *c)
 {
+	char why[256];
+	uint32_t attempt = c->cfg.connect_timeout_ms;
 	int rc;
 
-	if (c->bev)
-		return 0;
+	if (tpc_parse_hostport(cur_addr(c), &c->addr, &c->addrlen, why, sizeof(why)))
+		return set_err(c, TPC_EUNREACHABLE, "coordinator address %s: %s", cur_addr(c), why);
 	rc = new_bev(c);
 	if (rc)
 		return rc;
 	c->gen++;
 	c->conn_err = 0;
+	c->not_leader = 0;
 	tpc_frame_decoder_init(&c->dec, c->cfg.max_frame);
 	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	send_hello(c); /* first on the wire, flushed once connected */
 	c->connecting = 1;
-	c->connect_deadline_ms = tpc_now_ms() + c->cfg.connect_timeout_ms;
+	if (c->addrs.n > 1) {
+		attempt /= (uint32_t)c->addrs.n;
+		attempt = attempt < ATTEMPT_MIN_MS ? ATTEMPT_MIN_MS : attempt;
+	}
+	c->connect_started_ms = tpc_now_ms();
+	c->connect_deadline_ms = c->connect_started_ms + attempt;
 	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&c->addr, (int)c->addrlen) < 0) {
 		int err = connect_failed(c, EVUTIL_SOCKET_ERROR());
 		bufferevent_free(c->bev);
@@ -626,6 +685,104 @@ static int ensure_connection(struct tpc_client *c)
 	}
 	arm_timer(c);
 	return 0;
+}
+
+static void fill_env(Tpc__Envelope *env, const struct creq *r, Tpc__Begin *b, Tpc__Commit *cm,
+		     Tpc__Abort *ab, Tpc__StatusQuery *q)
+{
+	switch (r->kind) {
+	case REQ_BEGIN:
+		b->timeout_ms = r->timeout_ms;
+		b->txn_key = r->key ? r->key : "";
+		env->body_case = TPC__ENVELOPE__BODY_BEGIN;
+		env->begin = b;
+		break;
+	case REQ_COMMIT:
+		cm->txid = r->txid;
+		env->body_case = TPC__ENVELOPE__BODY_COMMIT;
+		env->commit = cm;
+		break;
+	case REQ_ABORT:
+		ab->txid = r->txid;
+		ab->reason = r->reason ? r->reason : "";
+		env->body_case = TPC__ENVELOPE__BODY_ABORT;
+		env->abort = ab;
+		break;
+	case REQ_STATUS:
+		q->txid = r->txid;
+		env->body_case = TPC__ENVELOPE__BODY_STATUS_QUERY;
+		env->status_query = q;
+		break;
+	}
+}
+
+/* Write @p r on the current connection. */
+static int send_req(struct tpc_client *c, struct creq *r)
+{
+	Tpc__Envelope env = TPC__ENVELOPE__INIT;
+	Tpc__Begin b = TPC__BEGIN__INIT;
+	Tpc__Commit cm = TPC__COMMIT__INIT;
+	Tpc__Abort ab = TPC__ABORT__INIT;
+	Tpc__StatusQuery q = TPC__STATUS_QUERY__INIT;
+
+	env.request_id = r->id;
+	fill_env(&env, r, &b, &cm, &ab, &q);
+	r->gen = c->gen;
+	return send_env(c, &env);
+}
+
+/*
+ * The connection ended having delivered nothing: its connect failed, or a standby
+ * refused it (@p not_leader; a standby serves no request). Its requests wait for the next
+ * address (the leader named, else the next of the list) after the backoff, or fail with
+ * @p err when there is no other address or no address worked for connect_timeout_ms.
+ */
+static void undelivered(struct tpc_client *c, int err, int not_leader)
+{
+	uint64_t gen = c->gen, now = tpc_now_ms();
+	uint32_t delay;
+
+	if (c->bev) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		tpc_frame_decoder_free(&c->dec);
+	}
+	c->connecting = 0;
+	c->conn_err = 0;
+	c->not_leader = 0;
+	delay = not_leader ? coord_addrs_not_leader(&c->addrs, c->leader_hint)
+			   : coord_addrs_failed(&c->addrs);
+	if (!c->down_since_ms)
+		c->down_since_ms = now;
+	if (!coord_addrs_has_other(&c->addrs) ||
+	    now + delay >= c->down_since_ms + c->cfg.connect_timeout_ms) {
+		c->down_since_ms = 0;
+		c->retry_at_ms = 0;
+		fail_pending(c, gen, err);
+		if (!c->freeing)
+			arm_timer(c);
+		return;
+	}
+	for (struct creq *r = oldest(c); r; r = (struct creq *)r->link.next)
+		r->gen = 0; /* not delivered: sent again on the next connection */
+	c->retry_at_ms = now + delay;
+	arm_timer(c);
+}
+
+/* The backoff passed: connect to the current address and send what waits. */
+static void reconnect_now(struct tpc_client *c)
+{
+	int rc;
+
+	c->retry_at_ms = 0;
+	rc = start_connection(c);
+	if (rc) {
+		undelivered(c, rc, 0);
+		return;
+	}
+	for (struct creq *r = oldest(c); r; r = (struct creq *)r->link.next)
+		if (r->gen == 0 && send_req(c, r) != 0)
+			break; /* out of memory: the request times out */
 }
 
 /* ---- submitting requests -------------------------------------------------------------- */
@@ -641,76 +798,66 @@ struct submit {
 	void *arg;
 };
 
-static void fill_env(Tpc__Envelope *env, const struct submit *s, Tpc__Begin *b, Tpc__Commit *cm,
-		     Tpc__Abort *ab, Tpc__StatusQuery *q)
+static struct creq *new_req(struct tpc_client *c, const struct submit *s)
 {
-	switch (s->kind) {
-	case REQ_BEGIN:
-		b->timeout_ms = s->timeout_ms;
-		b->txn_key = (char *)(s->key ? s->key : "");
-		env->body_case = TPC__ENVELOPE__BODY_BEGIN;
-		env->begin = b;
-		break;
-	case REQ_COMMIT:
-		cm->txid = s->txid;
-		env->body_case = TPC__ENVELOPE__BODY_COMMIT;
-		env->commit = cm;
-		break;
-	case REQ_ABORT:
-		ab->txid = s->txid;
-		ab->reason = (char *)(s->reason ? s->reason : "");
-		env->body_case = TPC__ENVELOPE__BODY_ABORT;
-		env->abort = ab;
-		break;
-	case REQ_STATUS:
-		q->txid = s->txid;
-		env->body_case = TPC__ENVELOPE__BODY_STATUS_QUERY;
-		env->status_query = q;
-		break;
-	}
-}
+	struct creq *r = calloc(1, sizeof(*r));
 
-/* Queue one request on the connection. Arguments are checked by the caller. */
-static int submit(struct tpc_client *c, const struct submit *s)
-{
-	Tpc__Envelope env = TPC__ENVELOPE__INIT;
-	Tpc__Begin b = TPC__BEGIN__INIT;
-	Tpc__Commit cm = TPC__COMMIT__INIT;
-	Tpc__Abort ab = TPC__ABORT__INIT;
-	Tpc__StatusQuery q = TPC__STATUS_QUERY__INIT;
-	struct creq *r;
-	int rc;
-
-	if (c->freeing)
-		return set_err(c, TPC_ESTATE, "the client is being freed");
-	rc = ensure_connection(c);
-	if (rc)
-		return rc;
-	r = calloc(1, sizeof(*r));
 	if (!r)
-		return set_err(c, -ENOMEM, "out of memory");
-	r->id = ++c->next_id;
-	r->gen = c->gen;
+		return NULL;
 	r->kind = s->kind;
 	r->with_token = s->with_token;
 	r->txid = s->txid;
+	r->timeout_ms = s->timeout_ms;
 	r->cb = s->cb;
 	r->arg = s->arg;
-	r->deadline_ms = tpc_now_ms() + c->cfg.request_timeout_ms;
-	if (u64map_put(&c->reqs, r->id, r)) {
+	if ((s->key && !(r->key = strdup(s->key))) ||
+	    (s->reason && !(r->reason = strdup(s->reason)))) {
+		free(r->key);
 		free(r);
+		return NULL;
+	}
+	r->id = ++c->next_id;
+	r->deadline_ms = tpc_now_ms() + c->cfg.request_timeout_ms;
+	return r;
+}
+
+/*
+ * Queue one request: on the connection (made now when there is none), or, while the
+ * next address waits for its backoff, unsent until then. Arguments are checked by the
+ * caller.
+ */
+static int submit(struct tpc_client *c, const struct submit *s)
+{
+	struct creq *r;
+	int rc;
+
+	int failed = 0;
+
+	if (c->freeing)
+		return set_err(c, TPC_ESTATE, "the client is being freed");
+	if (!c->bev && !c->retry_at_ms) {
+		rc = start_connection(c);
+		if (rc && !coord_addrs_has_other(&c->addrs))
+			return rc; /* one address: its error now, as always */
+		failed = rc; /* else the request waits for the next address */
+	}
+	r = new_req(c, s);
+	if (!r || u64map_put(&c->reqs, r->id, r)) {
+		if (r)
+			free(r->key), free(r->reason), free(r);
 		return set_err(c, -ENOMEM, "out of memory");
 	}
-	env.request_id = r->id;
-	fill_env(&env, s, &b, &cm, &ab, &q);
-	rc = send_env(c, &env);
+	rc = c->bev ? send_req(c, r) : 0;
 	if (rc) {
 		u64map_del(&c->reqs, r->id);
-		free(r);
+		free(r->key), free(r->reason), free(r);
 		return rc;
 	}
 	list_append(&c->pending, &r->link);
-	arm_timer(c);
+	if (failed)
+		undelivered(c, failed, 0);
+	else
+		arm_timer(c);
 	return 0;
 }
 
@@ -761,6 +908,29 @@ static int dup_opt(char **out, const char *s)
 	return s && !*out ? -ENOMEM : 0;
 }
 
+/* cfg.coordinator: one "HOST:PORT" or a list; each must resolve now, to a port not 0. */
+static int parse_coordinators(struct tpc_client *c, char *why, size_t whylen)
+{
+	uint64_t seed = tpc_now_ms() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)c;
+
+	if (coord_addrs_parse(&c->addrs, c->coordinator, RETRY_MIN_MS, RETRY_MAX_MS, seed, why,
+			      whylen))
+		return -EINVAL;
+	for (size_t i = 0; i < c->addrs.n; i++) {
+		c->addrlen = sizeof(c->addr);
+		if (tpc_parse_hostport(c->addrs.list[i], &c->addr, &c->addrlen, why, whylen))
+			return -EINVAL;
+		if ((c->addr.ss_family == AF_INET &&
+		     ((struct sockaddr_in *)&c->addr)->sin_port == 0) ||
+		    (c->addr.ss_family == AF_INET6 &&
+		     ((struct sockaddr_in6 *)&c->addr)->sin6_port == 0)) {
+			snprintf(why, whylen, "%s: port 0 cannot be connected to", c->addrs.list[i]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 tpc_client *tpc_client_new(const tpc_client_config *cfg, int *err)
 {
 	struct tpc_client *c = NULL;
@@ -793,12 +963,10 @@ tpc_client *tpc_client_new(const tpc_client_config *cfg, int *err)
 	c->cfg.tls_key = c->tls_key;
 	c->cfg.tls_ca = c->tls_ca;
 	config_resolve(&c->cfg);
-	c->addrlen = sizeof(c->addr);
-	if (tpc_parse_hostport(c->coordinator, &c->addr, &c->addrlen, why, sizeof(why)))
+	if (parse_coordinators(c, why, sizeof(why))) {
+		set_err(c, 0, "%s", why);
 		goto out_fail;
-	if ((c->addr.ss_family == AF_INET && ((struct sockaddr_in *)&c->addr)->sin_port == 0) ||
-	    (c->addr.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&c->addr)->sin6_port == 0))
-		goto out_fail; /* port 0 cannot be connected to */
+	}
 	return c;
 
 out_fail:

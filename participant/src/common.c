@@ -106,6 +106,7 @@ int tpc_error_from_wire(Tpc__ErrorCode code)
 	case TPC__ERROR_CODE__ERR_IDENTITY: return TPC_EIDENTITY;
 	case TPC__ERROR_CODE__ERR_INCARNATION: return TPC_EINCARNATION;
 	case TPC__ERROR_CODE__ERR_DENIED: return TPC_EDENIED;
+	case TPC__ERROR_CODE__ERR_NOT_LEADER: return TPC_EUNAVAIL; /* a standby of the group */
 	default: return TPC_EPROTO; /* ERR_BAD_FRAME, ERR_PROTOCOL, unknown codes */
 	}
 }

@@ -18,6 +18,7 @@
 #include <event2/util.h>
 
 #include "batch_writer.h"
+#include "coord_addrs.h"
 #include "deadline_timer.h"
 #include "faults.h"
 #include "frame.h"
@@ -77,6 +78,9 @@ struct loop_call {
 	int done;
 };
 
+#define PART_RECONNECT_MIN_MS 50    /* reconnect backoff bounds (coord_addrs.h) */
+#define PART_RECONNECT_MAX_MS 500
+
 struct tpc_participant {
 	tpc_participant_config cfg;
 	char *coordinator, *name, *state_dir; /* owned copies behind cfg's strings */
@@ -93,13 +97,15 @@ struct tpc_participant {
 	pthread_t thread;
 	int thread_running;
 
-	struct sockaddr_storage addr;
+	struct coord_addrs addrs;     /* cfg.coordinator's list, the leader hint, the backoff */
+	int redirected;               /* the connection ended in ERR_NOT_LEADER: addrs moved */
+	uint32_t redirect_delay_ms;   /* ... and said to wait this long before the next try */
+	struct sockaddr_storage addr; /* coord_addrs_current(), resolved at each connect */
 	socklen_t addrlen;
 	struct ssl_ctx_st *tls;       /* TLS to the coordinator (tls_cert..); NULL: plaintext */
 	struct bufferevent *bev;
 	struct tpc_frame_decoder dec;
 	int connected;                /* HelloReply received on the current connection */
-	uint32_t reconnect_ms;
 	struct event *reconnect_ev, *hello_ev;
 	struct event *unreach_ev;     /* fires unreachable_timeout_ms after the connection
 					 went (or never came), then every UNREACH_WARN_MS */

@@ -39,8 +39,6 @@
 
 #include "tls.h"
 
-#define RECONNECT_MIN_MS 50
-#define RECONNECT_MAX_MS 2000
 #define HELLO_TIMEOUT_MS 5000 /* a Hello or its reply lost: give up on the connection */
 #define HELLO_MAX_PREPARED 4096 /* txids listed in a Hello (the coordinator may be told fewer) */
 #define UNREACH_WARN_MS 30000 /* while unreachable, the WARN line comes again this often */
@@ -139,7 +137,8 @@ static void came_up(struct tpc_participant *p)
 {
 	if (p->unreachable)
 		part_logf(p, TPC_LOG_INFO, "the coordinator at %s answers again after %llu ms",
-			  p->coordinator, (unsigned long long)(tpc_now_ms() - p->down_since_ms));
+			  coord_addrs_current(&p->addrs),
+			  (unsigned long long)(tpc_now_ms() - p->down_since_ms));
 	p->unreachable = 0;
 	p->down_since_ms = 0;
 	p->net_err[0] = '\0';
@@ -176,13 +175,13 @@ static int on_hello_reply(struct tpc_participant *p, const Tpc__HelloReply *r)
 		return -1;
 	p->connected = 1;
 	p->stats.connected = 1;
-	p->reconnect_ms = 0;
+	coord_addrs_ok(&p->addrs);
 	evtimer_del(p->hello_ev);
 	came_up(p);
 	if (r->epoch > p->highest_epoch)
 		p->highest_epoch = r->epoch;
-	part_logf(p, TPC_LOG_INFO, "connected to the coordinator (epoch %llu)",
-		 (unsigned long long)r->epoch);
+	part_logf(p, TPC_LOG_INFO, "connected to the coordinator (epoch %llu) at %s",
+		  (unsigned long long)r->epoch, coord_addrs_current(&p->addrs));
 	part_step_all(p, &up); /* recovered and prepared transactions ask now */
 	return 0;
 }
@@ -261,12 +260,31 @@ static void on_identity_refused(struct tpc_participant *p, const char *msg)
 		p->cfg.on_fatal(p, TPC_EIDENTITY, p->errmsg, p->cfg.fatal_arg);
 }
 
+/* A standby of the coordinator's group: go to the leader it names, or to the next. */
+static void on_not_leader(struct tpc_participant *p, const Tpc__Error *e)
+{
+	const char *leader = e->leader ? e->leader : "";
+	char was[COORD_ADDR_LEN];
+
+	snprintf(was, sizeof(was), "%s", coord_addrs_current(&p->addrs));
+	snprintf(p->net_err, sizeof(p->net_err), "%s is a standby (the leader: %s)", was,
+		 *leader ? leader : "not known");
+	p->redirect_delay_ms = coord_addrs_not_leader(&p->addrs, leader);
+	p->redirected = 1;
+	part_logf(p, TPC_LOG_INFO, "the coordinator at %s is not the leader (%s); trying %s",
+		  was, *leader ? leader : "no leader known", coord_addrs_current(&p->addrs));
+}
+
 static void on_error(struct tpc_participant *p, uint64_t req, const Tpc__Error *e)
 {
 	const char *msg = e->message ? e->message : "error";
 
 	if (e->code == TPC__ERROR_CODE__ERR_IDENTITY) {
 		on_identity_refused(p, msg);
+		return;
+	}
+	if (e->code == TPC__ERROR_CODE__ERR_NOT_LEADER) {
+		on_not_leader(p, e);
 		return;
 	}
 	part_set_err(p, "coordinator: %s", msg);
@@ -304,7 +322,7 @@ static int on_frame(void *arg, const uint8_t *body, uint32_t len)
 	case TPC__ENVELOPE__BODY_ERROR: on_error(p, env->request_id, env->error); break;
 	default: break;
 	}
-	return p->fatal ? -1 : 0; /* env lives in the arena until the next frame */
+	return p->fatal || p->redirected ? -1 : 0; /* env lives in the arena until the next frame */
 }
 
 static void drop_connection(struct tpc_participant *p)
@@ -359,7 +377,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	if ((what & BEV_EVENT_ERROR) && p->tls && !p->connected) {
 		char why[320];
 		tpc_tls_describe_error(bev, "handshake failed", why, sizeof(why));
-		part_set_err(p, "TLS with the coordinator at %s failed: %s", p->coordinator, why);
+		part_set_err(p, "TLS with the coordinator at %s failed: %s",
+			     coord_addrs_current(&p->addrs), why);
 		snprintf(p->net_err, sizeof(p->net_err), "TLS: %s", why);
 		part_logf(p, TPC_LOG_WARN, "%s; retrying", p->errmsg);
 	}
@@ -374,7 +393,8 @@ static struct bufferevent *new_bev(struct tpc_participant *p)
 
 	if (!p->tls)
 		return bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
-	ssl = tpc_tls_client_ssl(p->tls, p->coordinator, p->errmsg, sizeof(p->errmsg));
+	ssl = tpc_tls_client_ssl(p->tls, coord_addrs_current(&p->addrs), p->errmsg,
+				 sizeof(p->errmsg));
 	if (!ssl)
 		return NULL;
 	return tpc_tls_bev_new(p->base, -1, ssl, 0);
@@ -382,6 +402,14 @@ static struct bufferevent *new_bev(struct tpc_participant *p)
 
 static void do_connect(struct tpc_participant *p)
 {
+	char why[256];
+
+	if (tpc_parse_hostport(coord_addrs_current(&p->addrs), &p->addr, &p->addrlen, why,
+			       sizeof(why))) {
+		snprintf(p->net_err, sizeof(p->net_err), "%s", why);
+		schedule_reconnect(p);
+		return;
+	}
 	p->bev = new_bev(p);
 	if (!p->bev) {
 		schedule_reconnect(p);
@@ -415,12 +443,13 @@ static void on_hello_timeout(evutil_socket_t fd, short what, void *arg)
 	drop_connection(p);
 }
 
+/* The attempt on the current address ended: the next one (coord_addrs.h) after its delay. */
 static void schedule_reconnect(struct tpc_participant *p)
 {
-	p->reconnect_ms = p->reconnect_ms ? p->reconnect_ms * 2 : RECONNECT_MIN_MS;
-	if (p->reconnect_ms > RECONNECT_MAX_MS)
-		p->reconnect_ms = RECONNECT_MAX_MS;
-	struct timeval tv = { p->reconnect_ms / 1000, (p->reconnect_ms % 1000) * 1000 };
+	uint32_t ms = p->redirected ? p->redirect_delay_ms : coord_addrs_failed(&p->addrs);
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	p->redirected = 0;
 	evtimer_add(p->reconnect_ev, &tv);
 }
 

@@ -249,6 +249,21 @@ int tpc_participant_fatal(const tpc_participant *p)
 	return p ? __atomic_load_n(&p->fatal, __ATOMIC_ACQUIRE) : -EINVAL;
 }
 
+/* cfg.coordinator: one address or a list, each resolvable now (each is resolved again
+ * at every connect, as is a leader a standby names). */
+static int parse_coordinators(struct tpc_participant *p, char *why, size_t whylen)
+{
+	uint64_t seed = tpc_now_ms() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)p;
+
+	if (coord_addrs_parse(&p->addrs, p->coordinator, PART_RECONNECT_MIN_MS,
+			      PART_RECONNECT_MAX_MS, seed, why, whylen))
+		return -EINVAL;
+	for (size_t i = 0; i < p->addrs.n; i++)
+		if (tpc_parse_hostport(p->addrs.list[i], &p->addr, &p->addrlen, why, whylen))
+			return -EINVAL;
+	return 0;
+}
+
 tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink *sink,
 				     int *err)
 {
@@ -270,7 +285,8 @@ tpc_participant *tpc_participant_new(const tpc_participant_config *cfg, tpc_sink
 	rc = copy_config(p, cfg);
 	if (rc)
 		goto fail;
-	if (tpc_parse_hostport(cfg->coordinator, &p->addr, &p->addrlen, why, sizeof(why))) {
+	if (parse_coordinators(p, why, sizeof(why))) {
+		part_set_err(p, "%s", why);
 		rc = -EINVAL;
 		goto fail;
 	}

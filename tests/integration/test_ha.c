@@ -7,14 +7,17 @@
  * paused past its lease never answers as leader again; without an etcd quorum the
  * leader decides nothing and stops, and once the members are back a coordinator leads.
  *
- * The participants (tpc-testpart) follow one address; after a takeover the test
- * starts them again on the new leader's address, on the same state files.
+ * The participants and clients follow the leader: tpc-testpart given both addresses,
+ * libtpc's participant and client (in this process) given "standby,leader" and
+ * "dead,leader,standby"; after kill -9 of the leader they go on with the new one, never
+ * restarted.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,8 @@
 
 #include "coord_harness.h"
 #include "httpc.h"
+#include "tpc/client.h"
+#include "tpc/participant.h"
 
 #define LEASE_MS 2000
 #define NCOMMIT 16
@@ -181,9 +186,12 @@ static void test_kill_9_of_the_leader_under_load_hands_over_and_loses_no_commit(
 	char key[32];
 
 	leader_and_standby(h);
-	use(h, 0);
+	/* The participants are given both addresses: they follow the leader. */
+	snprintf(c->hostport, sizeof(c->hostport), "%.31s,%.31s", h->co[1].addr,
+		 h->co[0].addr);
 	part_start(c, 0, NULL);
 	part_start(c, 1, NULL);
+	use(h, 0);
 	uint64_t epoch_a = 0, epoch_b = 0;
 	tpc_wc *wc = client_open(c, &epoch_a);
 	for (int k = 0; k < NCOMMIT; k++) {
@@ -207,24 +215,165 @@ static void test_kill_9_of_the_leader_under_load_hands_over_and_loses_no_commit(
 	client_close(c, wc);
 
 	uint64_t ready_ms = wait_ready(&h->co[1], t0, LEASE_MS + 1000);
-	/* The participants follow: started again on the new leader's address. */
-	use(h, 1);
-	for (int p = 0; p < 2; p++) {
-		assert_int_equal(tpc_proc_kill9(c->parts[p].proc), 0);
-		part_start(c, p, NULL);
-	}
+	for (int p = 0; p < 2; p++)
+		part_wait_ready(c, p); /* they found the new leader by themselves */
+	use(h, 1); /* the test's own wire client takes one address */
 	wc = client_open(c, &epoch_b);
 	assert_true(epoch_b > epoch_a); /* the new leader's epoch (D7) */
 	uint64_t txid = client_begin_joined(c, wc, "after", 2);
 	client_commit_expect(wc, txid, TPC__OUTCOME_KIND__OUTCOME_COMMITTED, NULL, 0);
 	uint64_t first_commit_ms = now_ms() - t0;
 	print_message("takeover: new leader ready %llu ms after kill -9 (lease %d ms); first "
-		      "commit decided by it %llu ms after (participants restarted on its "
-		      "address in between)\n", (unsigned long long)ready_ms, LEASE_MS,
-		      (unsigned long long)first_commit_ms);
+		      "commit decided by it %llu ms after (the participants followed it)\n",
+		      (unsigned long long)ready_ms, LEASE_MS, (unsigned long long)first_commit_ms);
 	assert_all_delivered(h, wc, committed, ncommitted);
 	for (int k = 0; k < 3; k++)
 		client_status_expect(wc, active[k], TPC__TXN_STATUS__STATUS_ABORTED);
+}
+
+/* ---- libtpc's participant and client follow the leader ---------------------------- */
+
+struct counting_sink {
+	pthread_mutex_t mu;
+	uint64_t commits;
+};
+
+static int cs_prepare(void *self, const tpc_sink_txn *txn, char *reason, size_t len)
+{
+	(void)self, (void)txn, (void)reason, (void)len;
+	return 0;
+}
+
+static int cs_commit(void *self, const tpc_sink_txn *txns, size_t n)
+{
+	struct counting_sink *cs = self;
+
+	(void)txns;
+	pthread_mutex_lock(&cs->mu);
+	cs->commits += n;
+	pthread_mutex_unlock(&cs->mu);
+	return 0;
+}
+
+static const tpc_sink_ops counting_ops = { .prepare = cs_prepare, .commit = cs_commit };
+
+static uint64_t commits_of(struct counting_sink *cs)
+{
+	pthread_mutex_lock(&cs->mu);
+	uint64_t n = cs->commits;
+	pthread_mutex_unlock(&cs->mu);
+	return n;
+}
+
+static tpc_participant *lib_part(struct ha *h, const char *name, const char *coords,
+				 struct counting_sink *cs)
+{
+	char dir[PATH_MAX + 64];
+	tpc_participant_config cfg;
+	int err = 0;
+
+	snprintf(dir, sizeof(dir), "%s/%s", h->c->dir, name);
+	tpc_participant_config_init(&cfg);
+	cfg.coordinator = coords;
+	cfg.name = name;
+	cfg.state_dir = dir;
+	tpc_participant *p = tpc_participant_new(&cfg, tpc_sink_new(&counting_ops, cs), &err);
+	assert_non_null(p);
+	assert_int_equal(tpc_participant_start(p), 0);
+	return p;
+}
+
+static tpc_client *lib_client(const char *coords)
+{
+	tpc_client_config cfg;
+	int err = 0;
+
+	tpc_client_config_init(&cfg);
+	cfg.coordinator = coords;
+	cfg.connect_timeout_ms = 1000;
+	tpc_client *cl = tpc_client_new(&cfg, &err);
+	assert_non_null(cl);
+	return cl;
+}
+
+/* One transaction through @p cl on both participants: 0 when COMMITTED, else why not
+ * (in @p why). */
+static int one_commit(tpc_client *cl, tpc_participant *const ps[2], const char *key,
+		      char *why, size_t len)
+{
+	tpc_txid txid = 0;
+	tpc_begin_result br;
+	tpc_outcome out = TPC_OUTCOME_UNKNOWN;
+	int rc = tpc_client_begin(cl, NULL, 0, &txid, &br);
+
+	snprintf(why, len, "begin: %s", tpc_client_errmsg(cl));
+	for (int i = 0; !rc && i < 2; i++) {
+		rc = tpc_participant_stage_wait(ps[i], txid, key, strlen(key), "v", 1);
+		snprintf(why, len, "stage at lp%d: %s", i, tpc_participant_errmsg(ps[i]));
+	}
+	if (!rc) {
+		rc = tpc_client_commit(cl, txid, &out, NULL, 0);
+		snprintf(why, len, "commit: %s (%s)", tpc_client_errmsg(cl), tpc_outcome_str(out));
+	}
+	return rc ? rc : out == TPC_OUTCOME_COMMITTED ? 0 : -1;
+}
+
+/* Retry one_commit until it works or @p max_ms passed since @p since. */
+static void commit_within(tpc_client *cl, tpc_participant *const ps[2], const char *key,
+			  uint64_t since, uint64_t max_ms)
+{
+	char why[600];
+	int rc;
+
+	while ((rc = one_commit(cl, ps, key, why, sizeof(why))) != 0) {
+		if (now_ms() - since > max_ms)
+			fail_msg("no commit through %s within %llu ms: %d %s", key,
+				 (unsigned long long)max_ms, rc, why);
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+		nanosleep(&ts, NULL); /* the retry's pace */
+	}
+}
+
+static void test_libtpc_given_standby_or_dead_first_works_and_follows_a_new_leader(
+	void **state)
+{
+	struct ha *h = *state;
+	struct counting_sink cs[2] = { { .mu = PTHREAD_MUTEX_INITIALIZER },
+				       { .mu = PTHREAD_MUTEX_INITIALIZER } };
+	char standby_first[160], dead_first[160];
+
+	leader_and_standby(h);
+	snprintf(standby_first, sizeof(standby_first), "%s,%s", h->co[1].addr, h->co[0].addr);
+	/* dead first, then the leader; the standby last, to be found after the kill */
+	snprintf(dead_first, sizeof(dead_first), "127.0.0.1:%d,%.31s,%.31s", tpc_free_port(),
+		 h->co[0].addr, h->co[1].addr);
+	tpc_participant *ps[2] = { lib_part(h, "lp0", standby_first, &cs[0]),
+				   lib_part(h, "lp1", dead_first, &cs[1]) };
+	tpc_client *cl[2] = { lib_client(standby_first), lib_client(dead_first) };
+	for (int i = 0; i < 2; i++)
+		commit_within(cl[i], ps, i ? "dead-first" : "standby-first", now_ms(), WAIT_MS);
+
+	uint64_t t0 = now_ms();
+	assert_int_equal(tpc_proc_kill9(h->co[0].proc), 0);
+	uint64_t before = commits_of(&cs[0]);
+	commit_within(cl[0], ps, "after-kill", t0, LEASE_MS + WAIT_MS);
+	uint64_t took = now_ms() - t0;
+	commit_within(cl[1], ps, "after-kill-2", t0, LEASE_MS + WAIT_MS);
+	print_message("libtpc: first commit through the new leader %llu ms after kill -9 of "
+		      "the leader (lease %d ms), nothing restarted\n", (unsigned long long)took,
+		      LEASE_MS);
+	assert_int_equal(readyz(&h->co[1]), 200);
+	uint64_t t1 = now_ms();
+	while (commits_of(&cs[0]) < before + 2 || commits_of(&cs[1]) < before + 2) {
+		if (now_ms() - t1 > WAIT_MS)
+			fail_msg("the commits after the takeover did not reach both sinks");
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	for (int i = 0; i < 2; i++) {
+		tpc_client_free(cl[i]);
+		tpc_participant_free(ps[i]);
+	}
 }
 
 static void test_a_leader_paused_past_its_lease_never_answers_as_leader_again(void **state)
@@ -301,6 +450,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_kill_9_of_the_leader_under_load_hands_over_and_loses_no_commit, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_libtpc_given_standby_or_dead_first_works_and_follows_a_new_leader,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_a_leader_paused_past_its_lease_never_answers_as_leader_again, setup,
 			teardown),

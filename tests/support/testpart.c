@@ -1,7 +1,8 @@
 /*
  * testpart.c - tpc-testpart, a small durable participant process for coordinator tests.
  *
- * One libevent loop: a bufferevent to the coordinator (reconnecting with backoff
+ * One libevent loop: a bufferevent to the coordinator (a list of addresses, following
+ * a standby's ERR_NOT_LEADER to the leader as libtpc does; reconnecting with backoff
  * 50 ms doubling to 1 s) and an event on stdin for line commands. Every stdout line is
  * a test-visible event (see usage()); diagnostics go to stderr.
  *
@@ -41,6 +42,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "coord_addrs.h"
 #include "util.h"
 #include "wire.h"
 #include "wireclient.h"
@@ -82,6 +84,9 @@ struct testpart {
 	const char *name;
 	const char *coord;
 	const char *state_path;
+	struct coord_addrs addrs; /* --coordinator's list; a standby's leader hint (libtpc's rule) */
+	int redirected;           /* the connection ended in ERR_NOT_LEADER */
+	uint32_t redirect_ms;     /* ... and the next attempt waits this long */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	enum vote_mode vote;
@@ -99,7 +104,6 @@ struct testpart {
 	struct tpc_frame_decoder dec;
 	int ready;              /* HelloReply received on the current connection */
 	int said_disconnected;  /* "disconnected" printed since the last "ready" */
-	int backoff_ms;
 	int bad_input;          /* set by the frame callback: drop the connection */
 	uint64_t epoch;         /* highest coordinator epoch seen */
 	uint64_t next_req;
@@ -510,8 +514,10 @@ static void fail_pending(struct testpart *tp)
 
 static void connection_lost(struct testpart *tp)
 {
-	struct timeval tv = tpc_ms_tv(tp->backoff_ms);
+	uint32_t ms = tp->redirected ? tp->redirect_ms : coord_addrs_failed(&tp->addrs);
+	struct timeval tv = tpc_ms_tv(ms);
 
+	tp->redirected = 0;
 	if (tp->bev)
 		bufferevent_free(tp->bev);
 	tp->bev = NULL;
@@ -527,7 +533,6 @@ static void connection_lost(struct testpart *tp)
 		return;
 	}
 	evtimer_add(tp->retry_ev, &tv);
-	tp->backoff_ms = tp->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : tp->backoff_ms * 2;
 }
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -687,7 +692,7 @@ static void on_hello_reply(struct testpart *tp, const Tpc__HelloReply *m)
 		tp->epoch = m->epoch;
 	tp->ready = 1;
 	tp->said_disconnected = 0;
-	tp->backoff_ms = BACKOFF_MIN_MS;
+	coord_addrs_ok(&tp->addrs);
 	say("ready %" PRIu64, m->epoch);
 	recover_all(tp);
 }
@@ -711,6 +716,11 @@ static void on_error(struct testpart *tp, uint64_t request_id, const Tpc__Error 
 		say("error %s %s", code, msg);
 	if (m && m->code == TPC__ERROR_CODE__ERR_IDENTITY)
 		tp->fatal = 1; /* another folder owns the name, or this process was replaced */
+	if (m && m->code == TPC__ERROR_CODE__ERR_NOT_LEADER) { /* a standby: go elsewhere */
+		tp->redirect_ms = coord_addrs_not_leader(&tp->addrs, m->leader);
+		tp->redirected = 1;
+		tp->bad_input = 1;
+	}
 }
 
 static void on_status_reply(struct testpart *tp, uint64_t request_id, const Tpc__StatusReply *m)
@@ -811,6 +821,14 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 
 static void connect_now(struct testpart *tp)
 {
+	char err[256];
+
+	tp->addrlen = sizeof(tp->addr);
+	if (tpc_parse_hostport(coord_addrs_current(&tp->addrs), &tp->addr, &tp->addrlen, err,
+			       sizeof(err)) < 0) {
+		connection_lost(tp);
+		return;
+	}
 	tp->bev = bufferevent_socket_new(tp->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!tp->bev)
 		die(tp, "bufferevent_socket_new");
@@ -928,7 +946,7 @@ out_quit:
 
 static void usage(FILE *f)
 {
-	fputs("usage: tpc-testpart --coordinator HOST:PORT --name NAME --state FILE\n"
+	fputs("usage: tpc-testpart --coordinator HOST:PORT[,HOST:PORT...] --name NAME --state FILE\n"
 	      "                    [--participant-id HEX32] [--vote yes|no|readonly|silent]\n"
 	      "                    [--crash-at after-prepare-log|after-vote|after-apply]\n"
 	      "                    [--crash-txid N]\n"
@@ -1031,7 +1049,7 @@ static void teardown(struct testpart *tp)
 int main(int argc, char **argv)
 {
 	struct testpart tp = { .lg = { "tpc-testpart", TPC_LOG_INFO }, .vote = VOTE_YES,
-			       .state_fd = -1, .backoff_ms = BACKOFF_MIN_MS };
+			       .state_fd = -1 };
 	char err[128];
 	int rc = 2;
 
@@ -1044,7 +1062,10 @@ int main(int argc, char **argv)
 		return how > 0 ? 0 : 2;
 	}
 	tp.addrlen = sizeof(tp.addr);
-	if (tpc_parse_hostport(tp.coord, &tp.addr, &tp.addrlen, err, sizeof(err)) < 0) {
+	if (coord_addrs_parse(&tp.addrs, tp.coord, BACKOFF_MIN_MS, BACKOFF_MAX_MS,
+			      (uint64_t)getpid(), err, sizeof(err)) ||
+	    tpc_parse_hostport(coord_addrs_current(&tp.addrs), &tp.addr, &tp.addrlen, err,
+			       sizeof(err)) < 0) {
 		tpc_logf(&tp.lg, TPC_LOG_ERROR, "--coordinator %s: %s", tp.coord, err);
 		return 2;
 	}

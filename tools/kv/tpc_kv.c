@@ -20,7 +20,7 @@
  * tpc-kv must present a certificate signed by --tls-ca, and the certificate's CN must
  * be --name (the coordinator refuses the participant's Hello otherwise).
  *
- *   tpc-kv --name NAME --listen HOST:PORT --coordinator HOST:PORT --data DIR
+ *   tpc-kv --name NAME --listen HOST:PORT --coordinator HOST:PORT[,HOST:PORT...] --data DIR
  *          [--tls-cert FILE --tls-key FILE --tls-ca FILE] [--tls required|off]
  *   tpc-kv --dump --data DIR        every applied key: key<TAB>value<TAB>txid
  *   tpc-kv --prepared --data DIR    prepared (in-doubt) transactions
@@ -1004,7 +1004,8 @@ static const char usage_text[] =
 	"\n"
 	"  -n, --name NAME            participant name, unique per coordinator\n"
 	"  -l, --listen HOST:PORT     where to serve Put and Get\n"
-	"  -C, --coordinator HOST:PORT  the tpc coordinator\n"
+	"  -C, --coordinator HOST:PORT[,HOST:PORT...]  the tpc coordinator, or the\n"
+	"                             coordinators of one group (the leader is followed)\n"
 	"  -d, --data DIR             data folder (DIR/sink, DIR/state), created if missing\n"
 	"      --dump                 print every applied key as key<TAB>value<TAB>txid\n"
 	"                             (read-only; works while the service is down)\n"

@@ -116,6 +116,61 @@ int ctl_call(struct ctl *c, const char *method, const char *path, json_t *body, 
 	return rc;
 }
 
+/* ---- a list of admin addresses: one group's coordinators -------------------------- */
+
+/* The @p i-th address of the list in @p buf; 0 when there is none. */
+static int list_item(const char *list, int i, char *buf, size_t len)
+{
+	const char *p = list;
+
+	for (; i > 0 && p; i--)
+		p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+	if (!p || !*p)
+		return 0;
+	size_t n = strcspn(p, ",");
+	while (n && *p == ' ')
+		p++, n--;
+	snprintf(buf, len, "%.*s", (int)(n < len ? n : len - 1), p);
+	return buf[0] != '\0';
+}
+
+/* GET @p path from @p addr; the HTTP status (the body parsed into *json when asked), or
+ * 0 when it cannot be reached. */
+static int probe(const struct ctl *c, const char *addr, const char *path, json_t **json)
+{
+	struct ctl_http_resp resp;
+	char err[512];
+	int status;
+
+	if (ctl_http_request_tls(addr, &c->tls, "GET", path, c->token, NULL,
+				 c->timeout_ms < 2000 ? c->timeout_ms : 2000, &resp, err, sizeof(err)))
+		return 0;
+	status = resp.status;
+	if (json)
+		*json = json_loadb(resp.body, resp.body_len, JSON_DECODE_ANY, NULL);
+	ctl_http_resp_free(&resp);
+	return status;
+}
+
+void ctl_pick_admin(struct ctl *c)
+{
+	char addr[256];
+
+	c->admin_list = c->admin;
+	if (!strchr(c->admin, ','))
+		return;
+	for (int i = 0; list_item(c->admin_list, i, addr, sizeof(addr)); i++)
+		if (probe(c, addr, "/readyz", NULL) == 200) {
+			snprintf(c->admin_buf, sizeof(c->admin_buf), "%s", addr);
+			c->admin = c->admin_buf;
+			return;
+		}
+	list_item(c->admin_list, 0, c->admin_buf, sizeof(c->admin_buf));
+	c->admin = c->admin_buf;
+	fprintf(stderr, "tpcctl: no coordinator of %s says ready (no leader?); asking %s\n",
+		c->admin_list, c->admin);
+}
+
 /* ---- status ----------------------------------------------------------------------- */
 
 static void print_kv(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -175,6 +230,42 @@ static void print_log(const json_t *st)
 		 ctl_json_int(lg, "log_failures", 0));
 }
 
+/* With --log etcd: the group, this coordinator's role and the leader it knows. */
+static void print_group(const json_t *st)
+{
+	const char *role = ctl_json_str(st, "role", "single");
+
+	print_kv("log backend", "%s", ctl_json_str(st, "log_backend", "lmdb"));
+	if (strcmp(role, "single") == 0)
+		return;
+	print_kv("group", "%s: this coordinator (%s) is the %s; the leader is %s",
+		 ctl_json_str(st, "group", "?"), ctl_json_str(st, "advertise", "?"), role,
+		 ctl_json_str(st, "leader", "not known"));
+}
+
+/* Every address of an admin list: its role in the group, or why it did not answer. */
+static void print_members(const struct ctl *c)
+{
+	char addr[256];
+
+	printf("members of %s:\n", c->admin_list);
+	for (int i = 0; list_item(c->admin_list, i, addr, sizeof(addr)); i++) {
+		json_t *st = NULL;
+		int status = probe(c, addr, "/v1/status", &st);
+
+		if (status == 200 && st)
+			printf("  %-22s %-8s group %s, coordinator %s, leader %s\n", addr,
+			       ctl_json_str(st, "role", "single"), ctl_json_str(st, "group", "-"),
+			       ctl_json_str(st, "advertise", ctl_json_str(st, "listen", "?")),
+			       ctl_json_str(st, "leader", "not known"));
+		else if (status)
+			printf("  %-22s answered HTTP %d\n", addr, status);
+		else
+			printf("  %-22s unreachable\n", addr);
+		json_decref(st);
+	}
+}
+
 static void print_status(const json_t *st)
 {
 	const json_t *parts = json_object_get(st, "participants");
@@ -185,6 +276,7 @@ static void print_status(const json_t *st)
 		 ctl_json_int(st, "coordinator_id", 0), ctl_json_int(st, "epoch", 0), up,
 		 ctl_json_bool(st, "ready") ? "ready" : "NOT READY (recovering)");
 	print_kv("listen", "%s", ctl_json_str(st, "listen", "?"));
+	print_group(st);
 	print_by_state(st);
 	print_in_doubt(st);
 	print_kv("participants", "%" PRId64 " connected of %" PRId64 " known",
@@ -201,8 +293,11 @@ int ctl_cmd_status(struct ctl *c)
 	struct ctl_reply r;
 	int rc = ctl_call(c, "GET", "/v1/status", NULL, 0, &r);
 
-	if (rc == CTL_EXIT_OK && !c->json)
+	if (rc == CTL_EXIT_OK && !c->json) {
 		print_status(r.json);
+		if (c->admin_list && strchr(c->admin_list, ','))
+			print_members(c);
+	}
 	json_decref(r.json);
 	return rc;
 }

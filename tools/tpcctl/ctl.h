@@ -26,7 +26,9 @@ enum ctl_exit {
 #define CTL_DEFAULT_TIMEOUT_MS 10000
 
 struct ctl {
-	const char *admin;        /* HOST:PORT of the admin API */
+	const char *admin;        /* HOST:PORT of the admin API (the one chosen from a list) */
+	const char *admin_list;   /* --admin as given: HOST:PORT[,HOST:PORT...] */
+	char admin_buf[256];      /* the address chosen from admin_list */
 	const char *token_file;   /* NULL: no token */
 	char *token;              /* its first line, trimmed (owned) */
 	int json;                 /* -o json */
@@ -64,6 +66,13 @@ struct ctl_reply {
  */
 int ctl_call(struct ctl *c, const char *method, const char *path, json_t *body, int expect,
 	     struct ctl_reply *out);
+
+/**
+ * @brief With a list of admin addresses (the coordinators of one group), aim c->admin at
+ *        the one whose /readyz says 200 (the leader); none ready: the first, and a note
+ *        on stderr. One address: nothing to do.
+ */
+void ctl_pick_admin(struct ctl *c);
 
 int ctl_cmd_status(struct ctl *c);
 int ctl_cmd_txn_list(struct ctl *c);

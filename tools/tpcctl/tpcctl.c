@@ -124,11 +124,15 @@ static const struct command commands[] = {
 
 static const char global_help[] =
 	"Global options (anywhere on the line):\n"
-	"  -C, --coordinator HOST:PORT  the coordinator's protocol port, for txn begin\n"
-	"                          (default $TPC_COORDINATOR, else " CTL_DEFAULT_COORDINATOR ");\n"
-	"                          --tls-ca, --tls-cert and --tls-key apply to it too\n"
-	"  -a, --admin HOST:PORT   the coordinator's admin API (default $TPC_ADMIN, else\n"
-	"                          " CTL_DEFAULT_ADMIN ")\n"
+	"  -C, --coordinator HOST:PORT[,HOST:PORT...]  the coordinator's protocol port, for\n"
+	"                          txn begin (default $TPC_COORDINATOR, else\n"
+	"                          " CTL_DEFAULT_COORDINATOR "); a list: the coordinators of one\n"
+	"                          group, the leader is found (docs/ha.md); --tls-ca,\n"
+	"                          --tls-cert and --tls-key apply to it too\n"
+	"  -a, --admin HOST:PORT[,HOST:PORT...]  the coordinator's admin API (default\n"
+	"                          $TPC_ADMIN, else " CTL_DEFAULT_ADMIN "); a list: the one whose\n"
+	"                          /readyz says 200 (the group's leader) is used, and\n"
+	"                          status shows every one's role\n"
 	"      --token-file FILE   the admin API's bearer token: the file's first line\n"
 	"                          (default $TPC_ADMIN_TOKEN_FILE); needed for every call\n"
 	"                          when the coordinator has --admin-token-file\n"
@@ -495,6 +499,8 @@ static int run(struct ctl *c, const struct parsed *p)
 	rc = check_command(c, cmd, p, used);
 	if (rc == 0)
 		rc = read_token(c);
+	if (rc == 0)
+		ctl_pick_admin(c);
 	return rc ? rc : cmd->run(c);
 }
 

@@ -50,7 +50,21 @@ typedef struct tpc_client tpc_client;
  * given" (no name, no TLS).
  */
 typedef struct tpc_client_config {
-	const char *coordinator;      /**< "HOST:PORT" of the coordinator (required) */
+	/**
+	 * "HOST:PORT" of the coordinator (required), or the coordinators of one group
+	 * ("h1:7400,h2:7400", up to 16; docs/ha.md). With a list the client connects to
+	 * one at a time; when a connect fails, or a standby answers ERR_NOT_LEADER (it
+	 * served nothing), the requests waiting on that connection are sent again to the
+	 * leader the standby named, else to the next address: at once while some address
+	 * was not tried yet, then after a doubling, jittered wait (50 ms to 0.5 s). Each
+	 * connect attempt has connect_timeout_ms divided by the number of addresses (at
+	 * least 200 ms); the requests fail with TPC_EUNREACHABLE (or TPC_EUNAVAIL: only a
+	 * standby answered) once no address worked for connect_timeout_ms. A request
+	 * written to a leader that then went away still fails (TPC_ECLOSED; a Commit's
+	 * outcome UNKNOWN): it may have been served. With one address and no leader named,
+	 * a failed connect fails the requests at once, as before.
+	 */
+	const char *coordinator;
 	const char *name;             /**< a label for the coordinator's logs (optional) */
 	uint32_t connect_timeout_ms;  /**< a connect not done in time fails the request with
 					   TPC_EUNREACHABLE; default 5000 */

@@ -118,7 +118,18 @@ typedef void (*tpc_fatal_fn)(tpc_participant *p, int code, const char *msg, void
  * no log callback, no TLS.
  */
 typedef struct tpc_participant_config {
-	const char *coordinator;      /**< "HOST:PORT" (required) */
+	/**
+	 * "HOST:PORT" (required), or the coordinators of one group ("h1:7400,h2:7400", up
+	 * to 16; docs/ha.md). The participant connects to one at a time; on a failed
+	 * connect, a lost connection or a standby's ERR_NOT_LEADER it goes to the leader
+	 * the standby named (Error.leader), else to the next address: at once while some
+	 * address was not tried since the last that worked, then after a doubling,
+	 * jittered wait (50 ms to 0.5 s). Each address is resolved when it is tried (every
+	 * one must resolve in tpc_participant_new()). unreachable_timeout_ms counts from
+	 * the moment the participant had no working connection, whichever addresses it
+	 * tries meanwhile.
+	 */
+	const char *coordinator;
 	const char *name;             /**< participant name, unique per coordinator (required) */
 	const char *state_dir;        /**< folder for the PREPARED log (LMDB), created if missing
 					   (required); not the sink's folder */
