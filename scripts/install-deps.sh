@@ -19,8 +19,8 @@ PKGS=(build-essential cmake pkg-config
       libsystemd-dev  # sd_notify: the systemd unit is Type=notify (packaging/)
       help2man        # man pages from each program's --help, made at build time
       etcd-server etcd-client  # the etcd log's tests run a real 3-member cluster (scripts/etcd-cluster.sh)
-      postgresql-15 libpq-dev
-      curl)  # make ha-demo and make bench-etcd ask the coordinators' admin API  # the PostgreSQL participant (libpq) and its tests (scripts/pg-harness.sh)
+      postgresql-15 libpq-dev  # the PostgreSQL participant (libpq) and its tests (scripts/pg-harness.sh)
+      curl)  # make ha-demo and make bench-etcd ask the coordinators' admin API
 [ "${1:-}" = --bench ] && PKGS+=(gnuplot-nox)
 [ "${1:-}" = --lesson ] && PKGS+=(gnuplot-nox)
 [ "${1:-}" = --bench ] && PKGS+=(linux-perf git)  # tpc-bench --syscalls; the baseline worktree
