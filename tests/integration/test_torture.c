@@ -10,7 +10,9 @@
  *
  * Each test runs `tpc-torture run` as a process in a fresh temporary folder with fixed
  * seeds and reads its report from stdout. Budget: about 25 s for the clean run, 35 s for
- * the long partition, about 13 s per broken variant (9 s for the re-join one).
+ * the long partition, about 13 s per broken variant (9 s for the re-join one). The re-join
+ * run retries a later stage's Put until the bounced participant is back, so every
+ * bounce between two stages is a re-join the broken coordinator accepts.
  */
 #include <limits.h>
 #include <setjmp.h>
