@@ -1178,17 +1178,26 @@ static int nap(struct etcd_log *lg, uint64_t ms)
 }
 
 /*
- * The lease thread: a keepalive every third of the lease. Leadership is given up
- * (leader = 0) when etcd says the lease is gone, or when no keepalive was answered
+ * The lease thread: a keepalive every KEEPALIVE_DIV-th of the lease. Leadership is given
+ * up (leader = 0) when etcd says the lease is gone, or when no keepalive was answered
  * for two thirds of the lease, before etcd could let another take over; the fence
  * stops any write that races with that anyway.
+ *
+ * While etcd elects a new raft leader (its own leader died: 1-2 s with etcd's default
+ * election timeout, more on a busy machine) no keepalive is answered, though the lease
+ * lives on (a new etcd leader renews every lease). The lead survives that when the
+ * last answered keepalive is recent: at worst one interval old when etcd's leader
+ * dies, which leaves two thirds of the lease less one interval. Every sixth of the
+ * lease leaves half of it (2.5 s of the default 5 s); every third left a third (1.67 s),
+ * less than etcd's election may take, so one dead etcd member could cost the lead.
  */
+#define KEEPALIVE_DIV 6
 static void *keepalive_main(void *arg)
 {
 	struct etcd_log *lg = arg;
 	uint64_t last_ok = tpc_now_ms();
 
-	while (!nap(lg, lg->lease_ms / 3)) {
+	while (!nap(lg, lg->lease_ms / KEEPALIVE_DIV)) {
 		uint64_t sent = tpc_now_ms();
 		int rc = keepalive_once(lg);
 		if (rc == 1) {
@@ -1405,7 +1414,9 @@ static int start(struct etcd_log *lg, const struct coord_etcd_opts *o, char *err
 	if (rc == 0)
 		rc = etcd_client_new(&lg->r, o->endpoints, o->timeout_ms, err, errlen);
 	if (rc == 0)
-		/* keepalives: a third of the lease each, so a lost quorum is seen in time */
+		/* a keepalive waits a third of the lease at each endpoint: a dead or stuck
+		 * member costs that much, and a keepalive held by a member waiting for etcd's
+		 * new leader is answered as soon as there is one */
 		rc = etcd_client_new(&lg->ka, o->endpoints, o->lease_ms / 3, err, errlen);
 	if (rc == 0)
 		rc = etcd_client_new(&lg->el, o->endpoints, o->timeout_ms, err, errlen);

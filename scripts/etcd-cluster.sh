@@ -6,6 +6,7 @@
 #   etcd-cluster.sh stop           stop every member and remove the run folder's data
 #   etcd-cluster.sh kill N         kill -9 member N (1..3)
 #   etcd-cluster.sh restart N      start member N again on its own data (after kill)
+#   etcd-cluster.sh lead N         make member N the raft leader (etcdctl move-leader)
 #   etcd-cluster.sh run CMD ARG..  start, run CMD with TPC_ETCD_ENDPOINTS and TPC_ETCD_RUN
 #                                  set, stop when it ends (however it ends); CMD's status
 #
@@ -22,7 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 die() { echo "etcd-cluster: $*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 need_run() {
@@ -110,6 +111,27 @@ cmd_kill() {
     while kill -0 "$p" 2>/dev/null; do sleep 0.02; done
 }
 
+is_leader() { # member number: its endpoint status says it leads
+    local url; url=$(cut -d, -f"$1" "$TPC_ETCD_RUN/endpoints")
+    ETCDCTL_API=3 etcdctl --endpoints "$url" --command-timeout=2s endpoint status \
+        -w simple 2>/dev/null | awk -F', ' '{ print $5 }' | grep -qx true
+}
+
+cmd_lead() {
+    need_run
+    member_arg "${1:-}"
+    local all id; all=$(cat "$TPC_ETCD_RUN/endpoints")
+    local deadline=$((SECONDS + ${TPC_ETCD_START_TIMEOUT:-30}))
+    until is_leader "$1"; do
+        [ $SECONDS -lt $deadline ] || die "member $1 did not become the leader in time"
+        id=$(ETCDCTL_API=3 etcdctl --endpoints "$all" --command-timeout=2s member list \
+             -w simple 2>/dev/null | awk -F', ' -v m="m$1" '$3 == m { print $1 }')
+        [ -z "$id" ] || ETCDCTL_API=3 etcdctl --endpoints "$all" --command-timeout=5s \
+            move-leader "$id" >/dev/null 2>&1 || true
+        is_leader "$1" || sleep 0.1
+    done
+}
+
 cmd_restart() {
     need_run
     member_arg "${1:-}"
@@ -148,6 +170,7 @@ case "${1:-}" in
     stop) cmd_stop ;;
     kill) shift; cmd_kill "$@" ;;
     restart) shift; cmd_restart "$@" ;;
+    lead) shift; cmd_lead "$@" ;;
     run) shift; cmd_run "$@" ;;
     -h|--help|help) usage ;;
     *) usage >&2; exit 2 ;;

@@ -18,7 +18,15 @@
 
 #include <cmocka.h>
 
-#define KV_MAX_ARGS 24
+#define KV_MAX_ARGS 26
+
+/* Tests stop and restart the coordinator under load (a crash, recovery, a slow ASan
+ * build on a busy machine), which can leave a service without one for longer than
+ * libtpc's default unreachable_timeout_ms (5 s); then a put fails fast with
+ * ERR_UNAVAILABLE although the test only waits for the coordinator to come back. So
+ * every service gets a generous one; a test about failing fast passes its own
+ * --unreachable-timeout in extra, which comes later and wins. */
+#define KV_UNREACHABLE_TIMEOUT "120s"
 
 void kv_svc_init(struct kv_svc *k, struct cluster *c, const char *name, const char *leaf)
 {
@@ -37,8 +45,9 @@ void kv_svc_spawn(struct kv_svc *k, struct cluster *c, const char *faults,
 	char *argv[KV_MAX_ARGS] = { TPC_KV_BIN, "--name", k->name, "--listen", k->hostport,
 				    "--coordinator",
 				    (char *)(k->coordinator ? k->coordinator : c->hostport),
-				    "--data", k->data };
-	int n = 9;
+				    "--data", k->data, "--unreachable-timeout",
+				    KV_UNREACHABLE_TIMEOUT };
+	int n = 11;
 	char env_faults[160];
 	const char *env[2] = { NULL, NULL };
 

@@ -225,6 +225,15 @@ static int define_client(struct tt_runner *r, unsigned i)
 		argv[n++] = "--expiry-pause";
 		argv[n++] = pause;
 	}
+	if (r->o.broken == TT_BROKEN_ACCEPT_REJOIN) {
+		/* Every bounce between two stages must reach the coordinator as a Join from
+		 * the new incarnation, however slowly the participant restarts: longer pauses
+		 * for the bounces to land in, and a later stage's Put retried until it is back. */
+		argv[n++] = "--stage-pause";
+		argv[n++] = "1s";
+		argv[n++] = "--stage-retry";
+		argv[n++] = "2s";
+	}
 	snprintf(id, sizeof(id), "%u", i + 1);
 	hostport(coord, sizeof(coord), r->o.no_proxy ? r->coord_port : r->link_port[r->o.nparts]);
 	snprintf(refuse, sizeof(refuse), "%u", r->o.nparts);

@@ -69,12 +69,13 @@ struct tc_slot {
 	unsigned key_tries;
 	uint8_t token[TPC_TXN_TOKEN_LEN]; /* the transaction's token, passed with each Put */
 	int has_token;
+	uint64_t stage_deadline; /* --stage-retry: a later stage's Puts are retried until then */
 };
 
 struct tc_opts {
 	unsigned id, nparts, refuse, inflight, abort_pct, refuse_pct, key_pct;
 	unsigned staged_pct, expiry_pause_pct;
-	uint32_t stage_pause_ms, expiry_pause_ms;
+	uint32_t stage_pause_ms, expiry_pause_ms, stage_retry_ms;
 	const char *coordinator, *outcomes;
 	const char *kv[TT_MAX_PARTS];
 	uint64_t seed;
@@ -94,7 +95,7 @@ struct tc {
 	int stopping;
 	struct event *sig_term, *sig_int, *drain;
 	uint64_t begun, committed, aborted, unknown, begin_failures, put_failures, by_key;
-	uint64_t staged, long_pauses;
+	uint64_t staged, long_pauses, put_retries;
 };
 
 static void slot_next(struct tc_slot *s);
@@ -393,11 +394,63 @@ static void stage_done(struct tc_slot *s)
 		pause_then_next_stage(s);
 }
 
+/*
+ * --stage-retry: a Put of a later stage that fails (its participant was bounced between
+ * the stages, so it is not back yet, or its new incarnation refused the Join) is sent
+ * again every PUT_RETRY_MS until the stage's deadline. So a bounce between two stages
+ * reaches the coordinator as a Join from the participant's new incarnation, which it
+ * must refuse (D8), however long the restart takes.
+ */
+#define PUT_RETRY_MS 50
+
+static void on_put(void *arg, int err, uint64_t txid);
+
+static int may_retry(const struct tc_put *p)
+{
+	const struct tc_slot *s = p->s;
+
+	return s->c->o.stage_retry_ms && s->stage > 1 && p->i < TT_MAX_WRITES &&
+	       !s->c->stopping && tpc_now_ms() < s->stage_deadline;
+}
+
+static int issue_put(struct tc_put *p)
+{
+	struct tc_slot *s = p->s;
+	const struct tt_write *w = &s->intent.w[p->i];
+
+	return kvc_put_token(s->c->kv[w->part], s->txid, s->has_token ? s->token : NULL,
+			     w->key, strlen(w->key), w->value, strlen(w->value), on_put, p);
+}
+
+static void on_put_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct tc_put *p = arg;
+	int rc = issue_put(p);
+
+	(void)fd;
+	(void)what;
+	if (rc)
+		on_put(p, rc, p->s->txid); /* retries again, or fails the stage */
+}
+
+/* 0: the Put is sent again later (it stays pending), or -1. */
+static int retry_put(struct tc_put *p)
+{
+	struct timeval tv = tpc_ms_tv(PUT_RETRY_MS);
+
+	if (!may_retry(p) || event_base_once(p->s->c->base, -1, EV_TIMEOUT, on_put_retry, p, &tv))
+		return -1;
+	p->s->c->put_retries++;
+	return 0;
+}
+
 static void on_put(void *arg, int err, uint64_t txid)
 {
 	struct tc_put *p = arg;
 	struct tc_slot *s = p->s;
 
+	if (err && retry_put(p) == 0)
+		return;
 	if (err && !s->failed) {
 		s->failed = 1;
 		s->c->put_failures++;
@@ -416,14 +469,12 @@ static void send_stage(struct tc_slot *s)
 	struct tc_put held = { s, TT_MAX_WRITES };
 
 	s->pending = 1; /* held until every Put of the stage is issued */
+	s->stage_deadline = tpc_now_ms() + c->o.stage_retry_ms;
 	for (uint8_t i = 0; i < s->intent.nwrites; i++) {
-		const struct tt_write *w = &s->intent.w[i];
 		if (s->stage_of[i] != s->stage)
 			continue;
 		s->puts[i] = (struct tc_put){ s, i };
-		if (kvc_put_token(c->kv[w->part], s->txid, s->has_token ? s->token : NULL, w->key,
-				  strlen(w->key), w->value, strlen(w->value), on_put,
-				  &s->puts[i]) == 0)
+		if (issue_put(&s->puts[i]) == 0 || retry_put(&s->puts[i]) == 0)
 			s->pending++;
 		else
 			s->failed = 1;
@@ -619,9 +670,10 @@ static int run(struct tc *c)
 	teardown(c);
 	fprintf(stderr, "tpc-torture client %u: %" PRIu64 " begun, %" PRIu64 " committed, %"
 		PRIu64 " aborted, %" PRIu64 " unknown (%" PRIu64 " settled by key); %" PRIu64
-		" begin and %" PRIu64 " put failures; %" PRIu64 " staged (%" PRIu64
-		" long pauses)\n", c->o.id, c->begun, c->committed, c->aborted, c->unknown,
-		c->by_key, c->begin_failures, c->put_failures, c->staged, c->long_pauses);
+		" begin and %" PRIu64 " put failures, %" PRIu64 " put retries; %" PRIu64
+		" staged (%" PRIu64 " long pauses)\n", c->o.id, c->begun, c->committed, c->aborted,
+		c->unknown, c->by_key, c->begin_failures, c->put_failures, c->put_retries,
+		c->staged, c->long_pauses);
 	return rc ? 1 : 0;
 }
 
@@ -645,6 +697,8 @@ static const char usage_text[] =
 	"  --staged-pct P       transactions sent in stages: 2-3 writes to one participant,\n"
 	"                       one stage after another (default 0)\n"
 	"  --stage-pause DURATION  longest ordinary pause between stages (default 400ms)\n"
+	"  --stage-retry DURATION  a later stage's failed Put is sent again until this long\n"
+	"                       after the stage began (default 0: not retried)\n"
 	"  --expiry-pause-pct P pauses between stages that last --expiry-pause (default 0)\n"
 	"  --expiry-pause DURATION  a long pause: this plus up to 0.8 s (default 2500ms)\n"
 	"  --timeout DURATION   request timeout (default 3s)\n"
@@ -652,7 +706,7 @@ static const char usage_text[] =
 
 enum { OPT_ID = 256, OPT_COORD, OPT_KV, OPT_OUT, OPT_REFUSE, OPT_SEED, OPT_INFLIGHT,
        OPT_ABORT, OPT_REFPCT, OPT_KEYPCT, OPT_TIMEOUT, OPT_DRAIN, OPT_STAGED, OPT_STAGE_PAUSE,
-       OPT_EXP_PCT, OPT_EXP_PAUSE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA };
+       OPT_EXP_PCT, OPT_EXP_PAUSE, OPT_STAGE_RETRY, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA };
 
 static int num(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 {
@@ -706,6 +760,7 @@ static int parse_opt(struct tc_opts *o, int c, const char *v)
 	case OPT_DRAIN: rc = dur("drain", v, &o->drain_ms); break;
 	case OPT_STAGED: rc = num("staged-pct", v, 0, 100, &n); o->staged_pct = (unsigned)n; break;
 	case OPT_STAGE_PAUSE: rc = dur("stage-pause", v, &o->stage_pause_ms); break;
+	case OPT_STAGE_RETRY: rc = dur("stage-retry", v, &o->stage_retry_ms); break;
 	case OPT_EXP_PCT:
 		rc = num("expiry-pause-pct", v, 0, 100, &n);
 		o->expiry_pause_pct = (unsigned)n;
@@ -736,6 +791,7 @@ int tt_client_main(int argc, char **argv)
 		{ "drain", required_argument, NULL, OPT_DRAIN },
 		{ "staged-pct", required_argument, NULL, OPT_STAGED },
 		{ "stage-pause", required_argument, NULL, OPT_STAGE_PAUSE },
+		{ "stage-retry", required_argument, NULL, OPT_STAGE_RETRY },
 		{ "expiry-pause-pct", required_argument, NULL, OPT_EXP_PCT },
 		{ "expiry-pause", required_argument, NULL, OPT_EXP_PAUSE },
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
