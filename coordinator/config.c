@@ -165,7 +165,8 @@ static const struct opt opts[] = {
 		  "/tpc/NAME/ in etcd, and one of its coordinators leads" },
 	{ "lease", 0, K_DUR, FIELD(lease_ms), .lo = 2000, .hi = 3600000, .def = 5000,
 	  .help = "the leader's etcd lease, whole seconds: a standby takes over within it "
-		  "after the leader dies" },
+		  "after the leader dies; the leader rides out an etcd leader election of up "
+		  "to half of it (etcd's own take 1-2 s: keep it at 4s or more)" },
 	{ "advertise", 0, K_STR, FIELD(advertise), .arg = "HOST:PORT",
 	  .help = "the address standbys name in ERR_NOT_LEADER while this coordinator "
 		  "leads (default: --listen)" },
