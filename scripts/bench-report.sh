@@ -17,7 +17,7 @@ BUILD="${2:-$ROOT/build}"
 BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
 
 python3 - "$OUT" "$ROOT" "${BUILD_TYPE:-unknown}" "$BUILD" <<'PY'
-import glob, json, os, statistics, sys, time
+import glob, json, os, re, statistics, sys, time
 
 out, root, build_type, build_rel = sys.argv[1], sys.argv[2], sys.argv[3], os.path.relpath(sys.argv[4], sys.argv[2])
 runs = {}
@@ -179,6 +179,7 @@ for side in ("new", "base"):
 
 if cmp_points:
     any_cmp = next(iter(cmp.values()))[0]
+    w("<!-- latency:begin -->")
     w("## Latency near the disk: this code beside the baseline")
     w("")
     w("`tpc-bench --spawn --calibrate --syscalls --participants 2 --clients C --duration %gs`, for"
@@ -229,6 +230,8 @@ if cmp_points:
              "fsync rate below 5,000/s: not applicable" if (top["fsync_ops_per_s"] or 0) < 5000
              else verdict(top["throughput"] >= 30000)))
         w("| 256 clients: p99 ≤ 15 ms | %s ms | %s |" % (num(top["p99_ms"], "%.2f"), verdict(top["p99_ms"] <= 15)))
+    w("")
+    w("<!-- latency:end -->")
     w("")
 
 if hp:
@@ -353,7 +356,27 @@ w("CPU per transaction is the user+system time of the coordinator and tpc-kv pro
 w("(`/proc/PID/stat`) and of tpc-bench itself (`getrusage`) over the window, divided by the")
 w("committed transactions. The memory test opens N transactions on one connection and")
 w("divides the coordinator's VmRSS growth by N.")
-open(os.path.join(root, "BENCHMARKS.md"), "w").write("\n".join(L) + "\n")
+# Sections other scripts write between <!-- NAME:begin --> and <!-- NAME:end -->
+# (bench-tls.sh, bench-etcd.sh, the PostgreSQL one) are kept. A comparison-only run
+# (BENCH_MATRIX=0) replaces just its own section and keeps the rest of the file.
+bm_path = os.path.join(root, "BENCHMARKS.md")
+bm_old = open(bm_path).read() if os.path.exists(bm_path) else ""
+marked = re.compile(r"<!-- ([\w-]+):begin -->\n.*?<!-- \1:end -->\n", re.S)
+bm_new = "\n".join(L) + "\n"
+if any(not n.startswith("cmp_") for n in runs) or not bm_old:
+    have = {m.group(1) for m in marked.finditer(bm_new)}
+    kept = [m.group(0) for m in marked.finditer(bm_old) if m.group(1) not in have]
+    bm_text = bm_new + "".join("\n" + k for k in kept)
+else:
+    sec = next((m.group(0) for m in marked.finditer(bm_new) if m.group(1) == "latency"), "")
+    cur = next((m for m in marked.finditer(bm_old) if m.group(1) == "latency"), None)
+    if cur:
+        bm_text = bm_old[:cur.start()] + sec + bm_old[cur.end():]
+    else:
+        at = bm_old.find("\n## ")
+        at = len(bm_old) if at < 0 else at + 1
+        bm_text = bm_old[:at] + sec + "\n" + bm_old[at:]
+open(bm_path, "w").write(bm_text)
 print("bench-report: wrote BENCHMARKS.md, bench/summary.json")
 PY
 
