@@ -120,7 +120,6 @@ summary = {"results_dir": os.path.relpath(out, root), "build_type": build_type,
            "headline_256": hp, "one_client": op, "memtest": mem,
            "matrix": [dict(group_commit=k[0], participants=k[1], clients=k[2], **v)
                       for k, v in points.items()]}
-json.dump(summary, open(os.path.join(root, "bench", "summary.json"), "w"), indent=1)
 
 # ---- BENCHMARKS.md ----
 def num(x, fmt="%.0f"):
@@ -165,7 +164,14 @@ def cmp_point(js):
 cmp_points = {k: cmp_point(v) for k, v in sorted(cmp.items(), key=lambda kv: (kv[0][1], kv[0][0] != "new"))}
 summary["compare"] = {"baseline": base_rev, "points": [dict(build=k[0], clients=k[1], **v)
                                                       for k, v in cmp_points.items()]}
-json.dump(summary, open(os.path.join(root, "bench", "summary.json"), "w"), indent=1)
+# A comparison-only run (BENCH_MATRIX=0) keeps the matrix figures of the last full run.
+sum_path = os.path.join(root, "bench", "summary.json")
+matrix_run = any(not n.startswith("cmp_") for n in runs)
+if not matrix_run and os.path.exists(sum_path):
+    kept_summary = json.load(open(sum_path))
+    kept_summary["compare"] = summary["compare"]
+    summary = kept_summary
+json.dump(summary, open(sum_path, "w"), indent=1)
 for side in ("new", "base"):
     rows = sorted((c, pt) for (sd, c), pt in cmp_points.items() if sd == side)
     if rows:
@@ -181,6 +187,10 @@ if cmp_points:
     any_cmp = next(iter(cmp.values()))[0]
     w("<!-- latency:begin -->")
     w("## Latency near the disk: this code beside the baseline")
+    w("")
+    w("Made by `%smake bench` on %s (raw runs: `%s/`, not committed)."
+      % ("" if any(not n.startswith("cmp_") for n in runs) else "BENCH_MATRIX=0 ",
+         time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.path.relpath(out, root)))
     w("")
     w("`tpc-bench --spawn --calibrate --syscalls --participants 2 --clients C --duration %gs`, for"
       % any_cmp["params"]["duration_s"])
