@@ -833,35 +833,13 @@ static int fenced_txn(struct etcd_log *lg, struct etcd_client *c, json_t *ops)
 	return rc;
 }
 
-static int validate_rec(const struct coord_rec *r)
-{
-	switch (r->type) {
-	case COORD_REC_COMMIT:
-		for (uint32_t i = 0; i < r->nparts; i++)
-			if (!r->parts || !r->parts[i])
-				return -EINVAL;
-		return (!r->key && r->key_len) || r->key_len > KEY_MAX ? -EINVAL : 0;
-	case COORD_REC_COMPLETE:
-	case COORD_REC_SWEEP:
-		return 0;
-	case COORD_REC_AUDIT:
-		return r->audit_id && r->text && r->text_len ? 0 : -EINVAL;
-	case COORD_REC_DROP:
-		return (!r->key && r->key_len) || r->key_len > KEY_MAX ? -EINVAL : 0;
-	case COORD_REC_BIND:
-	case COORD_REC_UNBIND:
-		return r->name && r->name_len && r->name_len <= KEY_MAX ? 0 : -EINVAL;
-	}
-	return -EINVAL;
-}
-
 static int build_batch(struct batch *b, struct coord_rec *head, size_t n)
 {
 	struct coord_rec *r = head;
 	int rc;
 
 	for (size_t i = 0; i < n; i++, r = next_rec(r))
-		if (!r || validate_rec(r))
+		if (!r || coord_rec_check(r, KEY_MAX))
 			return -EINVAL;
 	rc = read_ahead(b, head, n);
 	r = head;

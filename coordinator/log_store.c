@@ -302,36 +302,42 @@ static int meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t va
 
 /* ---------------------------------------------------------- write_batch */
 
-static int validate_rec(const struct lmdb_log *lg, const struct coord_rec *r)
+int coord_rec_check(const struct coord_rec *r, size_t max_key)
 {
 	switch (r->type) {
 	case COORD_REC_COMMIT:
 		if (r->nparts && !r->parts)
 			return -EINVAL;
 		for (uint32_t i = 0; i < r->nparts; i++)
-			if (!r->parts[i] || strlen(r->parts[i]) > UINT16_MAX)
+			if (!r->parts[i])
 				return -EINVAL;
-		if (!r->key && r->key_len)
-			return -EINVAL;
-		if (r->key && r->key_len > lg->max_key)
-			return -EINVAL;
-		if (commit_size(r) > UINT32_MAX)
-			return -EINVAL;
-		return 0;
+		return (!r->key && r->key_len) || r->key_len > max_key ? -EINVAL : 0;
 	case COORD_REC_COMPLETE:
 	case COORD_REC_SWEEP:
 		return 0;
 	case COORD_REC_AUDIT:
 		return r->audit_id && r->text && r->text_len ? 0 : -EINVAL;
 	case COORD_REC_DROP:
-		if (!r->key && r->key_len)
-			return -EINVAL;
-		return r->key && r->key_len > lg->max_key ? -EINVAL : 0;
+		return (!r->key && r->key_len) || r->key_len > max_key ? -EINVAL : 0;
 	case COORD_REC_BIND:
 	case COORD_REC_UNBIND:
-		return r->name && r->name_len && r->name_len <= lg->max_key ? 0 : -EINVAL;
+		return r->name && r->name_len && r->name_len <= max_key ? 0 : -EINVAL;
 	}
 	return -EINVAL;
+}
+
+/* coord_rec_check(), then the limits of this store's COMMIT encoding (u16 name lengths,
+ * a u32 record size). */
+static int validate_rec(const struct lmdb_log *lg, const struct coord_rec *r)
+{
+	int rc = coord_rec_check(r, lg->max_key);
+
+	if (rc || r->type != COORD_REC_COMMIT)
+		return rc;
+	for (uint32_t i = 0; i < r->nparts; i++)
+		if (strlen(r->parts[i]) > UINT16_MAX)
+			return -EINVAL;
+	return commit_size(r) > UINT32_MAX ? -EINVAL : 0;
 }
 
 /* Check the whole batch before touching LMDB, so a bad record fails early and clearly. */

@@ -164,6 +164,13 @@ struct coord_log {
 };
 
 /**
+ * @brief The rules every store checks a record against before writing its batch: the
+ *        fields its type needs are set, and keys and names are at most @p max_key bytes.
+ *        A store adds the limits of its own encoding. @return 0 or -EINVAL.
+ */
+int coord_rec_check(const struct coord_rec *r, size_t max_key);
+
+/**
  * @brief Open (creating if needed) the LMDB log in directory @p dir.
  * @param map_size LMDB map size in bytes (0: default 1 GiB).
  * @return 0, or a negative errno / LMDB code; @p err receives a message.
